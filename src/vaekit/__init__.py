@@ -1,0 +1,18 @@
+"""vaekit: autoencoders and variational autoencoders in PyTorch.
+
+Train them, measure them honestly, attack them and use them. Public API (re-exports only).
+"""
+
+from . import data, evaluation, io
+from .config import Config
+from .distributions import Bernoulli, ContinuousBernoulli, Gaussian
+from .models import AE, MODELS, VAE, build_model
+from .objectives import elbo, iwae_bound
+from .train import fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AE", "Bernoulli", "Config", "ContinuousBernoulli", "Gaussian", "MODELS", "VAE", "build_model", "data",
+    "elbo", "evaluation", "fit", "io", "iwae_bound",
+]

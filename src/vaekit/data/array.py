@@ -1,0 +1,243 @@
+"""A user's own data from a ``.npy``, ``.npz`` or ``.csv`` file (tabular rows or images)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import TEST_FRACTION, Dataset, check_finite, fixed_split
+
+SUFFIXES = (".npy", ".npz", ".csv")
+_DATA_KEYS = ("x", "X", "data")
+
+
+def load(
+    split: str = "train",
+    path: str | Path | None = None,
+    label_column: str | int | None = None,
+    image_shape: tuple[int, int, int] | None = None,
+    **_options,
+) -> Dataset:
+    """Load an array file as a dataset with a fixed, seeded 80/20 train/test split.
+
+    Args:
+        split: "train" or "test" part of the split (stratified by the label when there is one
+            and every class has at least two examples, else unstratified).
+        path: a ``.npy`` file (the data array), a ``.npz`` file (data under key "x", "X" or
+            "data", else the first array; every other 1-D array of length N is a label named by
+            its key) or a ``.csv`` file (numbers; the header row is optional and detected).
+        label_column: CSV: the column (name or 0-based index, negative counts from the end) that
+            holds a label rather than data. NPZ: the key of the label to stratify by.
+        image_shape: ``(C, H, W)`` (or a string "C,H,W") to reshape each example into an
+            image; the example must have C*H*W values.
+
+    The data keeps its shape: ``(N, D)`` rows stay tabular ``(D,)``; ``(N, H, W)`` becomes
+    ``(N, 1, H, W)``; ``(N, C, H, W)`` is kept when C is 1 or 3, else ``(N, H, W, C)`` is assumed
+    and moved to channels-first. uint8 images are scaled by 1/255 to [0, 1]. Labels become
+    LongTensors; labels that are not integers (e.g. strings) are replaced by their position in
+    the sorted unique values.
+
+    Returns:
+        Dataset named "array" with ``x`` float32 ``(N, *data_shape)``, ``labels`` name ->
+        LongTensor ``(N,)`` and ``unit_interval`` True iff every value lies in [0, 1].
+
+    Raises:
+        ValueError: ``path`` not given (pass --path), unsupported suffix, empty file, a
+            non-numeric cell (the message names column and row), NaN/Inf values (count and
+            rows), ragged CSV rows, an unknown label column, or a bad ``image_shape``.
+        FileNotFoundError: ``path`` does not exist.
+    """
+    if path is None:
+        raise ValueError("the 'array' dataset reads your own file: pass --path FILE (.npy, .npz or .csv)")
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist")
+    reader = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv}[path.suffix.lower()]
+    x, labels, stratify_by = reader(path, label_column)
+    is_bytes = x.dtype == np.uint8
+    x = _to_data_shape(x.astype(np.float64), image_shape, path)
+    if is_bytes and x.ndim == 4:
+        x /= 255.0
+    check_finite(x.reshape(len(x), -1), str(path))
+    labels = {name: _to_codes(values) for name, values in labels.items()}
+    stratify = labels.get(stratify_by)
+    index = fixed_split(len(x), split, stratify=stratify if _can_stratify(stratify) else None)
+    x = torch.from_numpy(x[index].astype(np.float32))
+    labels = {name: torch.from_numpy(values[index]) for name, values in labels.items()}
+    unit_interval = bool(((x >= 0) & (x <= 1)).all())
+    return Dataset("array", x, labels, unit_interval=unit_interval)
+
+
+def _read_npy(path: Path, label_column):
+    """(data array, no labels, no stratification label) from a .npy file."""
+    if label_column is not None:
+        raise ValueError(f"{path}: a .npy file holds only data; put labels in a .npz or .csv file")
+    return _numeric(_np_load(path), path), {}, None
+
+
+def _read_npz(path: Path, label_column):
+    """(data array, {key: 1-D label array}, key to stratify by) from a .npz file."""
+    with _np_load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    if not arrays:
+        raise ValueError(f"{path} is empty: it holds no arrays")
+    data_key = next((key for key in _DATA_KEYS if key in arrays), next(iter(arrays)))
+    x = _numeric(arrays.pop(data_key), f"{path}[{data_key!r}]")
+    labels = {key: value for key, value in arrays.items() if value.ndim == 1 and len(value) == len(x)}
+    if label_column is not None and label_column not in labels:
+        raise ValueError(
+            f"{path}: label_column {label_column!r} is not a label array; "
+            f"labels found: {', '.join(labels) or 'none'}"
+        )
+    return x, labels, label_column if label_column is not None else next(iter(labels), None)
+
+
+def _np_load(path: Path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"could not read {path}: it is not a valid {path.suffix} file of numbers "
+            "(pickled object arrays are refused for safety)"
+        ) from error
+
+
+def _numeric(x: np.ndarray, source) -> np.ndarray:
+    """``x`` unchanged after checking it is a non-empty array of real numbers."""
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+        raise ValueError(f"{source} holds {x.dtype} values; expected real numbers")
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"{source} is empty: expected an array (N, ...) with N >= 1, got shape {x.shape}")
+    return x
+
+
+def _read_csv(path: Path, label_column):
+    """(float64 (N, D) data, {name: string labels}, label name) from a .csv file."""
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise ValueError(f"{path} is empty")
+    width = len(rows[0])
+    for line, row in enumerate(rows, start=1):
+        if len(row) != width:
+            raise ValueError(
+                f"{path}: non-blank line {line} has {len(row)} columns, but the first line has {width}"
+            )
+    named = isinstance(label_column, str) and not label_column.lstrip("-").isdigit()
+    if named or _looks_like_header(rows):
+        names, rows = [cell.strip() for cell in rows[0]], rows[1:]
+        if not rows:
+            raise ValueError(f"{path} has a header but no data rows")
+    else:
+        names = [str(j) for j in range(width)]
+    label = _column_index(label_column, names, path)
+    data_columns = [j for j in range(width) if j != label]
+    if not data_columns:
+        raise ValueError(f"{path}: no data columns are left besides the label column")
+    table = np.array(rows, dtype=object)
+    x = _parse_numbers(table[:, data_columns], [names[j] for j in data_columns], path)
+    if label is None:
+        return x, {}, None
+    label_name = names[label] if names[label] != str(label) else "label"
+    return x, {label_name: np.char.strip(table[:, label].astype(str))}, label_name
+
+
+def _looks_like_header(rows: list[list[str]]) -> bool:
+    """True if the first row has a word where the next row has a number, or words and no numbers."""
+    first = rows[0]
+    if any(_is_word(cell) for cell in first) and not any(_is_number(cell) for cell in first):
+        return True
+    return len(rows) > 1 and any(_is_word(a) and _is_number(b) for a, b in zip(first, rows[1]))
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_word(cell: str) -> bool:
+    return bool(cell.strip()) and not _is_number(cell)
+
+
+def _column_index(label_column, names: list[str], path: Path) -> int | None:
+    if label_column is None:
+        return None
+    if isinstance(label_column, str) and label_column in names:
+        return names.index(label_column)
+    try:
+        index = int(label_column)
+    except ValueError:
+        raise ValueError(
+            f"{path}: no column named {label_column!r}; columns: {', '.join(names)}"
+        ) from None
+    if not -len(names) <= index < len(names):
+        raise ValueError(f"{path}: label_column {index} is out of range for {len(names)} columns")
+    return index % len(names)
+
+
+def _parse_numbers(cells: np.ndarray, names: list[str], path: Path) -> np.ndarray:
+    """Cells (strings) as float64; blank cells become NaN; a non-number raises naming its cell."""
+    cells = np.char.strip(cells.astype(str))
+    cells = np.where(cells == "", "nan", cells)
+    try:
+        return cells.astype(np.float64)
+    except ValueError:
+        for row, column in np.ndindex(cells.shape):
+            if not _is_number(cells[row, column]):
+                raise ValueError(
+                    f"{path}: column {names[column]!r}, row {row} (counting data rows from 0) holds "
+                    f"{cells[row, column]!r}, which is not a number"
+                ) from None
+        raise
+
+
+def _to_data_shape(x: np.ndarray, image_shape, path: Path) -> np.ndarray:
+    """(N, ...) float64 -> (N, D) tabular or (N, C, H, W) channels-first images."""
+    if image_shape is not None:
+        if isinstance(image_shape, str):  # "1,28,28" or "1x28x28" from a command line
+            image_shape = image_shape.replace("x", ",").split(",")
+        try:
+            image_shape = tuple(int(d) for d in image_shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"image_shape must be three integers (C, H, W), got {image_shape!r}") from None
+        if len(image_shape) != 3 or int(np.prod(x.shape[1:])) != int(np.prod(image_shape)):
+            raise ValueError(
+                f"{path}: image_shape must be (C, H, W) with C*H*W = {int(np.prod(x.shape[1:]))} "
+                f"features per example, got {image_shape}"
+            )
+        return x.reshape(len(x), *image_shape)
+    if x.ndim > 4:
+        raise ValueError(f"{path}: data of shape {x.shape} has too many dimensions; expected 2 to 4")
+    if x.ndim in (1, 3):  # (N,) -> (N, 1) column; (N, H, W) -> (N, 1, H, W) grey images
+        return x[:, None]
+    if x.ndim == 4 and x.shape[1] not in (1, 3):  # channels-last (N, H, W, C)
+        return np.moveaxis(x, -1, 1)
+    return x
+
+
+def _to_codes(values: np.ndarray) -> np.ndarray:
+    """Integer labels as int64; anything else replaced by its index in the sorted unique values."""
+    try:
+        numeric = values.astype(np.float64)
+    except ValueError:  # words
+        numeric = None
+    if numeric is not None and np.all(np.isfinite(numeric)) and np.all(numeric == np.round(numeric)):
+        return numeric.astype(np.int64)
+    return np.unique(values, return_inverse=True)[1].astype(np.int64).reshape(-1)
+
+
+def _can_stratify(labels: np.ndarray | None) -> bool:
+    """True if a stratified 80/20 split exists: every class has 2+ examples, both parts fit all."""
+    if labels is None:
+        return False
+    counts = np.unique(labels, return_counts=True)[1]
+    n_test = int(np.ceil(TEST_FRACTION * len(labels)))
+    return counts.min() >= 2 and len(counts) <= min(n_test, len(labels) - n_test)

@@ -1,0 +1,94 @@
+"""The one Dataset type every loader returns, and the checks shared by all loaders."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+#: Seed of the fixed train/test split of datasets that ship without one (digits, arrays).
+#: It never depends on the training seed, so every run sees the same held-out test split.
+SPLIT_SEED = 0
+TEST_FRACTION = 0.2
+
+
+@dataclasses.dataclass
+class Dataset:
+    """A dataset held in memory.
+
+    Attributes:
+        name: registry name, e.g. ``"digits"``.
+        x: float32 tensor ``(N, *data_shape)``. Images are channels-first ``(C, H, W)`` with
+            values in [0, 1]; tabular rows are ``(D,)``.
+        labels: name -> LongTensor ``(N,)``, e.g. ``{"digit": ...}``; may be empty.
+        unit_interval: True when every value of ``x`` lies in [0, 1] (images), which the
+            Bernoulli likelihoods require.
+    """
+
+    name: str
+    x: torch.Tensor
+    labels: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    unit_interval: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.x, torch.Tensor):
+            raise TypeError(f"Dataset.x must be a torch.Tensor, got {type(self.x).__name__}")
+        self.x = self.x.float()
+        for key, value in self.labels.items():
+            if len(value) != len(self.x):
+                raise ValueError(
+                    f"label {key!r} has {len(value)} entries but the dataset has {len(self.x)} examples"
+                )
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        """Shape of one example, e.g. ``(1, 8, 8)`` or ``(30,)``."""
+        return tuple(self.x.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        """True for ``(C, H, W)`` examples."""
+        return len(self.data_shape) == 3
+
+    def subset(self, index) -> "Dataset":
+        """The examples at ``index`` (a LongTensor or array of positions), labels included."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        return dataclasses.replace(
+            self, x=self.x[index], labels={k: v[index] for k, v in self.labels.items()}
+        )
+
+
+def fixed_split(n: int, split: str, stratify=None) -> np.ndarray:
+    """Positions of the ``split`` ("train" or "test") part of a fixed 80/20 split of ``n`` examples.
+
+    The split is seeded by :data:`SPLIT_SEED` (stratified when ``stratify`` labels are given), so
+    the test split is the same in every run and never seen in training.
+    """
+    check_split(split)
+    train, test = train_test_split(
+        np.arange(n), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=stratify
+    )
+    return np.sort(train if split == "train" else test)
+
+
+def check_split(split: str) -> None:
+    """Raise ValueError unless ``split`` is "train" or "test"."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+
+def check_finite(x: np.ndarray, source: str) -> None:
+    """Raise ValueError naming how many NaN/Inf values ``x`` holds and where the first ones are."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])
+        shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        raise ValueError(
+            f"{source} has {int(bad.sum())} NaN/Inf value(s) in {len(rows)} row(s) "
+            f"(rows {shown}, counting from 0); remove or impute them first"
+        )

@@ -1,0 +1,215 @@
+"""Likelihood heads p(x|z) and the few distributions torch does not ship.
+
+A likelihood head turns the decoder's output tensor ``(*batch, *data_shape)`` into a
+``torch.distributions`` object whose ``log_prob(x)`` has shape ``(*batch,)``: log p(x|z) in nats,
+summed over every data dimension. Everything else in vaekit speaks this one vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import Distribution, Independent, Normal, constraints
+
+#: Smallest learned Gaussian scale, so a learned-variance likelihood cannot collapse onto a pixel.
+MIN_SCALE = 1e-3
+
+
+def _independent(base: Distribution, event_ndim: int) -> Independent:
+    return Independent(base, event_ndim, validate_args=False)
+
+
+class Likelihood(nn.Module):
+    """Base class of the likelihood heads.
+
+    Subclasses implement :meth:`forward` (decoder output -> Distribution) and say whether they
+    need data in [0, 1] (``unit_interval``).
+    """
+
+    unit_interval: bool = False
+
+    def forward(self, params: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check_support(self, x: torch.Tensor) -> None:
+        """Raise ValueError if ``x`` holds NaN/Inf, or values outside [0, 1] for a Bernoulli head."""
+        if not torch.isfinite(x).all():
+            raise ValueError(f"data holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s)")
+        if self.unit_interval and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                f"the {self.name} likelihood needs data in [0, 1], got values in "
+                f"[{x.min().item():.3g}, {x.max().item():.3g}]; scale the data to [0, 1] "
+                "or use --likelihood gaussian"
+            )
+
+    @property
+    def name(self) -> str:
+        """Registry name of the head."""
+        return type(self).__name__.lower()
+
+
+class Bernoulli(Likelihood):
+    """Bernoulli pixels with the decoder output as logits.
+
+    On binary data log_prob is a log-likelihood. On grey values in [0, 1] it is the negative
+    binary cross-entropy, which is not a normalised density: binarize the data
+    (``--binarize static|dynamic``) for likelihoods comparable with the literature.
+    """
+
+    unit_interval = True
+
+    def __init__(self, event_ndim: int = 1):
+        super().__init__()
+        self.event_ndim = event_ndim
+
+    def forward(self, params: torch.Tensor) -> Distribution:
+        """params: logits ``(*batch, *data_shape)`` -> Distribution with event = data dims."""
+        return _independent(torch.distributions.Bernoulli(logits=params, validate_args=False), self.event_ndim)
+
+
+class ContinuousBernoulli(Likelihood):
+    """Continuous Bernoulli pixels (Loaiza-Ganem & Cunningham 2019): a proper density on [0, 1].
+
+    The decoder output is the logits of the shape parameter; note the mean is not sigmoid(logits).
+    """
+
+    unit_interval = True
+
+    def __init__(self, event_ndim: int = 1):
+        super().__init__()
+        self.event_ndim = event_ndim
+
+    def forward(self, params: torch.Tensor) -> Distribution:
+        """params: logits ``(*batch, *data_shape)`` -> Distribution with event = data dims."""
+        base = torch.distributions.ContinuousBernoulli(logits=params, validate_args=False)
+        return _independent(base, self.event_ndim)
+
+    @property
+    def name(self) -> str:
+        """Registry name of the head."""
+        return "continuous-bernoulli"
+
+
+class Gaussian(Likelihood):
+    """Diagonal Gaussian N(x; mean, scale^2) with the decoder output as mean.
+
+    Args:
+        scale: a fixed standard deviation (float > 0), or ``"learned"`` for one learned scale per
+            data dimension (pixel or feature), floored at :data:`MIN_SCALE`.
+        data_shape: shape of one example; required for ``scale="learned"``.
+        mean_activation: ``"identity"`` or ``"sigmoid"`` applied to the decoder output to get the
+            mean (sigmoid keeps image means in [0, 1], as in the AVAE reference code).
+        event_ndim: number of data dimensions.
+
+    Raises:
+        ValueError: for a non-positive scale, an unknown activation, or "learned" without
+            ``data_shape``.
+    """
+
+    def __init__(self, scale: float | str = 1.0, data_shape=None, mean_activation: str = "identity", event_ndim: int = 1):
+        super().__init__()
+        if mean_activation not in ("identity", "sigmoid"):
+            raise ValueError(f"mean_activation must be 'identity' or 'sigmoid', got {mean_activation!r}")
+        self.mean_activation = mean_activation
+        self.event_ndim = event_ndim
+        if scale == "learned":
+            if data_shape is None:
+                raise ValueError("Gaussian(scale='learned') needs data_shape")
+            # softplus(0.5413) = 1.0: start at unit scale.
+            self.raw_scale = nn.Parameter(torch.full(tuple(data_shape), 0.5413))
+            self.fixed_scale = None
+        else:
+            scale = float(scale)
+            if not scale > 0:
+                raise ValueError(f"Gaussian scale must be > 0 or 'learned', got {scale}")
+            self.raw_scale = None
+            self.fixed_scale = scale
+
+    @property
+    def scale(self) -> torch.Tensor | float:
+        """The standard deviation: a float, or a tensor of shape ``data_shape`` when learned."""
+        if self.raw_scale is None:
+            return self.fixed_scale
+        return F.softplus(self.raw_scale) + MIN_SCALE
+
+    def forward(self, params: torch.Tensor) -> Distribution:
+        """params: mean before activation ``(*batch, *data_shape)`` -> Distribution over data dims."""
+        loc = torch.sigmoid(params) if self.mean_activation == "sigmoid" else params
+        scale = self.scale
+        if not torch.is_tensor(scale):
+            scale = torch.full_like(loc, scale)
+        else:
+            scale = scale.expand_as(loc)
+        return _independent(Normal(loc, scale, validate_args=False), self.event_ndim)
+
+
+class Deterministic(Distribution):
+    """A point mass at ``loc``: the 'posterior' of a deterministic autoencoder.
+
+    ``rsample`` returns ``loc`` (gradients flow), ``mean`` is ``loc``, ``variance`` is zero.
+    ``log_prob`` is undefined and raises, so no likelihood is silently reported for an AE.
+    """
+
+    arg_constraints = {"loc": constraints.real}
+    has_rsample = True
+
+    def __init__(self, loc: torch.Tensor):
+        self.loc = loc
+        super().__init__(batch_shape=loc.shape[:-1], event_shape=loc.shape[-1:], validate_args=False)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """The point itself ``(batch, latent_dim)``."""
+        return self.loc
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """Zeros ``(batch, latent_dim)``."""
+        return torch.zeros_like(self.loc)
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """``loc`` expanded to ``(*sample_shape, batch, latent_dim)``."""
+        return self.loc.expand(torch.Size(sample_shape) + self.loc.shape)
+
+    def log_prob(self, value):
+        """Always raises ValueError: a point mass has no density."""
+        raise ValueError("a deterministic autoencoder has no posterior density; use a VAE")
+
+
+def diagonal_normal(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
+    """``Independent(Normal(loc, scale), 1)``: a diagonal Gaussian over the last dimension."""
+    return _independent(Normal(loc, scale, validate_args=False), 1)
+
+
+def standard_normal(latent_dim: int, device=None, dtype=None) -> Independent:
+    """The prior N(0, I) over ``latent_dim`` dimensions, batch shape ``()``."""
+    zeros = torch.zeros(latent_dim, device=device, dtype=dtype)
+    return diagonal_normal(zeros, torch.ones_like(zeros))
+
+
+#: Registry of likelihood names accepted by configs and the CLI.
+LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian")
+
+
+def build_likelihood(name: str, data_shape, scale: float | str = 1.0, mean_activation: str = "identity") -> Likelihood:
+    """Build a likelihood head by name.
+
+    Args:
+        name: one of :data:`LIKELIHOODS`.
+        data_shape: shape of one example; its length is the number of event dimensions.
+        scale: Gaussian standard deviation (float) or "learned"; ignored by the Bernoulli heads.
+        mean_activation: Gaussian mean activation, "identity" or "sigmoid".
+
+    Raises:
+        ValueError: unknown name (lists the valid ones).
+    """
+    event_ndim = len(tuple(data_shape))
+    if name == "bernoulli":
+        return Bernoulli(event_ndim)
+    if name == "continuous-bernoulli":
+        return ContinuousBernoulli(event_ndim)
+    if name == "gaussian":
+        return Gaussian(scale, data_shape, mean_activation, event_ndim)
+    raise ValueError(f"unknown likelihood {name!r}; choose one of: {', '.join(LIKELIHOODS)}")
+

@@ -1,0 +1,198 @@
+"""Saving and loading: safetensors weights + JSON config, written atomically, never pickle.
+
+A saved model is a folder with ``model.safetensors`` and ``config.json``; a run folder is one.
+A training checkpoint is one safetensors file holding model, optimizer and RNG tensors, with the
+loop's JSON state in the file's metadata, so it is replaced in one atomic rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
+
+from .config import Config
+from .models import build_model
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+FORMAT_VERSION = 1
+
+
+def atomic_write(path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and one rename.
+
+    A reader (or a process killed mid-write) sees the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, obj) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path) -> dict:
+    """Read a JSON file; a missing or corrupt file raises FileNotFoundError / ValueError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); the file is corrupt") from None
+
+
+def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file (no code is executed).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a truncated, corrupt or foreign file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    raw = path.read_bytes()
+    try:
+        tensors = load_bytes(raw)
+        header_len = int.from_bytes(raw[:8], "little")
+        metadata = json.loads(raw[8:8 + header_len]).get("__metadata__", {}) or {}
+    except (SafetensorError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a valid safetensors file (truncated, corrupt or foreign): {e}") from None
+    return tensors, metadata
+
+
+def model_record(model) -> dict:
+    """The JSON record that rebuilds ``model``: its config, data shape and format version."""
+    if model.config is None:
+        raise ValueError("this model was built from custom modules; save its weights with "
+                         "vaekit.io.save_weights and rebuild the modules yourself")
+    return {"format_version": FORMAT_VERSION, "config": model.config.to_dict(),
+            "data_shape": list(model.data_shape), "extra": model.extra_config()}
+
+
+def save_weights(model, path) -> None:
+    """Atomically write ``model.state_dict()`` to the safetensors file ``path``."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, save_bytes(state))
+
+
+def load_weights(model, path) -> None:
+    """Load a safetensors file into ``model`` (strict: every parameter, right shapes).
+
+    Raises:
+        FileNotFoundError, ValueError: missing, corrupt or mismatching file.
+    """
+    tensors, _ = read_safetensors(path)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"{path} does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"wrong shapes {wrong[:3]}; was it saved from a different config?"
+        )
+    model.load_state_dict(tensors)
+
+
+def save(model, path) -> Path:
+    """Save a model built from a config to the folder ``path`` (model.safetensors + config.json).
+
+    Returns:
+        The folder.
+    """
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = model_record(model)
+    save_weights(model, folder / WEIGHTS)
+    write_json(folder / CONFIG, record)
+    return folder
+
+
+def load_record(path) -> dict:
+    """The config.json record of a saved model or run folder ``path``."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder; pass a run folder or a folder written by vaekit.io.save")
+    record = read_json(folder / CONFIG)
+    if "config" not in record or "data_shape" not in record:
+        raise ValueError(f"{folder / CONFIG} is not a vaekit config (no 'config' or 'data_shape' key)")
+    return record
+
+
+def load(path, map_location: str | torch.device = "cpu"):
+    """Rebuild a saved model from its folder: JSON config -> model -> safetensors weights.
+
+    No code is executed from the files. Returns the model in eval mode.
+
+    Raises:
+        FileNotFoundError: the folder, its config.json or model.safetensors is missing.
+        ValueError: a corrupt or foreign file, or weights that do not fit the config.
+    """
+    folder = Path(path)
+    record = load_record(folder)
+    config = Config.from_dict(record["config"])
+    model = build_model(config, tuple(record["data_shape"]), **record.get("extra", {}))
+    load_weights(model, folder / WEIGHTS)
+    return model.to(map_location).eval()
+
+
+def save_checkpoint(path, model, optimizer, state: dict, extra: dict[str, torch.Tensor]) -> None:
+    """Atomically write a training checkpoint: weights, optimizer tensors, loop state, extra tensors.
+
+    Args:
+        path: the checkpoint file (``.safetensors``).
+        state: JSON-serialisable loop state (epoch, step, history, ...).
+        extra: name -> tensor, e.g. RNG states (uint8) and the best weights so far.
+    """
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars: dict[str, dict] = {}
+    for index, entries in opt["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in extra.items()})
+    metadata = {"state": json.dumps(state), "param_groups": json.dumps(opt["param_groups"]),
+                "optim_scalars": json.dumps(scalars), "format_version": str(FORMAT_VERSION)}
+    atomic_write(path, save_bytes(tensors, metadata=metadata))
+
+
+def load_checkpoint(path, model, optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Restore model and optimizer from :func:`save_checkpoint`; returns ``(state, extra)``."""
+    tensors, metadata = read_safetensors(path)
+    if "state" not in metadata:
+        raise ValueError(f"{path} is not a vaekit checkpoint (no loop state in its metadata)")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            opt_state.setdefault(int(index), {})[name] = value
+    for index, entries in json.loads(metadata.get("optim_scalars", "{}")).items():
+        opt_state.setdefault(int(index), {}).update(entries)
+    optimizer.load_state_dict({"state": opt_state, "param_groups": json.loads(metadata["param_groups"])})
+    extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return json.loads(metadata["state"]), extra

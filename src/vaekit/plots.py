@@ -1,0 +1,80 @@
+"""Matplotlib figures: loss curves, image grids, the latent manifold. Each writes one PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+
+
+def image_grid(images: torch.Tensor, ncols: int) -> np.ndarray:
+    """Tile ``(n, C, H, W)`` images in [0, 1] into one ``(rows*H, ncols*W, C)`` array (1 px gaps)."""
+    images = images.detach().float().clamp(0, 1).cpu()
+    n, c, h, w = images.shape
+    rows = -(-n // ncols)
+    grid = torch.ones(c, rows * (h + 1) - 1, ncols * (w + 1) - 1)
+    for i in range(n):
+        r, col = divmod(i, ncols)
+        grid[:, r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = images[i]
+    return grid.permute(1, 2, 0).numpy()
+
+
+def save_image_grid(images: torch.Tensor, path, ncols: int = 8, title: str | None = None) -> Path:
+    """Write ``(n, C, H, W)`` images in [0, 1] as a PNG grid of ``ncols`` columns."""
+    grid = image_grid(images, ncols)
+    fig, ax = plt.subplots(figsize=(max(2.0, grid.shape[1] / 16), max(2.0, grid.shape[0] / 16)))
+    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def reconstruction_grid(x: torch.Tensor, recon: torch.Tensor, path, n: int = 8) -> Path:
+    """Inputs (top rows) over their reconstructions (bottom rows), ``n`` per row pair."""
+    rows = []
+    for start in range(0, len(x), n):
+        rows += [x[start:start + n], recon[start:start + n]]
+    return save_image_grid(torch.cat(rows), path, ncols=n, title="inputs (odd rows) over reconstructions (even rows)")
+
+
+@torch.no_grad()
+def latent_manifold(model, path, n: int = 15) -> Path:
+    """Decode an ``n`` x ``n`` grid of Gaussian quantiles of a 2-D latent (Kingma & Welling 2013, fig. 4)."""
+    if model.latent_dim != 2:
+        raise ValueError(f"the latent manifold grid needs latent_dim=2, got {model.latent_dim}")
+    q = torch.tensor(norm.ppf(np.linspace(0.05, 0.95, n)), dtype=torch.float32)
+    z = torch.stack(torch.meshgrid(q, q.flip(0), indexing="xy"), -1).reshape(-1, 2)
+    p = next(model.parameters())
+    images = model.decode(z.to(p.device, p.dtype)).mean
+    return save_image_grid(images, path, ncols=n, title="decoded Gaussian quantiles of z")
+
+
+def loss_curves(history: list[dict], path) -> Path:
+    """Train and validation loss (nats per example) against epochs."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    epochs = [h["epoch"] for h in history]
+    for key in ("train_loss", "val_loss"):
+        if history and key in history[0]:
+            ax.plot(epochs, [h[key] for h in history], label=key.replace("_", " "))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (nats per example)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
