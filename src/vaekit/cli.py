@@ -93,7 +93,7 @@ def train(args: TrainArgs) -> None:
 def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``."""
     model = io.load(args.run)
-    test_x = runs.prepare(runs.load_dataset(model.config, "test").x, model.config)
+    test_x = runs.prepare(runs.load_run_split(args.run, model.config, "test").x, model.config)
     result = evaluate(model, test_x, num_samples=args.num_samples, batch_size=args.batch_size)
     out = Path(args.output) if args.output else Path(args.run) / "evaluation.json"
     io.write_json(out, {"test": result, "units": {k: UNITS[k] for k in result}, "num_samples": args.num_samples,
@@ -110,6 +110,8 @@ def sample(args: SampleArgs) -> None:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     model = io.load(args.run)
     x = model.sample(args.n, args.temperature, generator=torch.Generator().manual_seed(args.seed))
+    scaler = runs.load_scaler(args.run)
+    x = scaler.inverse_transform(x) if scaler is not None else x  # tabular runs: back to feature units
     out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}.png"
     if out.suffix == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
