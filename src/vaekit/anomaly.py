@@ -262,3 +262,27 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         train_x = runs.load_dataset(model.config, "train").x
         detector.offset_ = float(np.percentile(detector.score_samples(train_x), 100.0 * contamination))
         return detector
+
+
+def load_detector(path, score: str | None = None, contamination: float | None = None,
+                  score_num_samples: int | None = None, verbose: bool = False) -> AnomalyDetector:
+    """A fitted detector from a folder: a saved :class:`AnomalyDetector` (it has detector.json) or
+    a ``vaekit train`` run folder (:meth:`AnomalyDetector.from_run`; defaults: the
+    reconstruction probability, contamination 0.05, L = 10).
+
+    Raises:
+        ValueError: for a saved detector, a ``score``/``contamination``/``score_num_samples``
+            different from the fitted one (its threshold belongs to those settings).
+        FileNotFoundError: ``path`` is neither.
+    """
+    if (Path(path) / DETECTOR).is_file():
+        detector = AnomalyDetector.load(path)
+        asked = {"score": score, "contamination": contamination, "score_num_samples": score_num_samples}
+        for key, value in asked.items():
+            if value is not None and value != getattr(detector, key):
+                raise ValueError(f"{path} is a detector fitted with {key}={getattr(detector, key)!r}, and its "
+                                 f"threshold belongs to that setting; got {key}={value!r}: omit it or refit")
+        return detector.set_params(verbose=verbose)
+    return AnomalyDetector.from_run(path, score or "reconstruction_probability",
+                                    0.05 if contamination is None else contamination,
+                                    score_num_samples or DEFAULT_NUM_SAMPLES, verbose)

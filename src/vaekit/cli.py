@@ -68,6 +68,30 @@ class SampleArgs:
     """Seed of the prior draws."""
 
 
+@dataclasses.dataclass(frozen=True)
+class ScoreArgs:
+    """Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, outlier."""
+
+    run: tyro.conf.Positional[str]
+    """Run folder (vaekit train) or folder of a saved vaekit.AnomalyDetector."""
+    input: str
+    """Rows to score: .csv (header optional), .npy or .npz, with the features the model was trained on."""
+    output: Optional[str] = None
+    """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), outlier (1/0)."""
+    score: Optional[str] = None
+    """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
+    contamination: Optional[float] = None
+    """Outlier flag threshold: this quantile of the scores of the run's training split (default 0.05)."""
+    threshold: Optional[float] = None
+    """Use this score threshold instead (rows scoring below it are outliers)."""
+    num_samples: Optional[int] = None
+    """Monte Carlo samples L per row (default 10, An & Cho 2015)."""
+    label_column: Optional[str] = None
+    """CSV column (name or index) or NPZ key holding a label, left out of the features."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
 def _print(line: str) -> None:
     print(line, flush=True)
 
@@ -125,6 +149,30 @@ def sample(args: SampleArgs) -> None:
     _print(f"written: {out} ({args.n} samples)")
 
 
+def score(args: ScoreArgs) -> None:
+    """``vaekit score RUN --input FILE``."""
+    from .anomaly import load_detector
+    from .data.array import read
+    from .evaluation.anomaly import SCORES
+
+    detector = load_detector(args.run, args.score, args.contamination, args.num_samples, verbose=args.progress)
+    x, _ = read(args.input, args.label_column)
+    if int(np.prod(x.shape[1:])) != detector.n_features_in_:
+        raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
+                         f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label"))
+    scores = detector.score_samples(x)
+    threshold = detector.offset_ if args.threshold is None else args.threshold
+    outlier = scores < threshold
+    out = Path(args.output) if args.output else Path(args.run) / "scores.csv"
+    lines = ["index,score,outlier"] + [f"{i},{s!r},{int(o)}" for i, (s, o) in enumerate(zip(scores.tolist(), outlier))]
+    io.atomic_write(out, "\n".join(lines) + "\n")
+    source = ("--threshold" if args.threshold is not None else
+              f"the {detector.contamination:g} quantile of the training scores")
+    _print(f"scored {len(scores)} rows with {detector.score} ({SCORES[detector.score].unit}, higher = more normal); "
+           f"{int(outlier.sum())} outliers (score < {threshold:.4g}, {source})")
+    _print(f"written: {out}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Command:
     """A CLI command: its argument dataclass and its handler."""
@@ -138,6 +186,7 @@ COMMANDS: dict[str, Command] = {
     "train": Command(TrainArgs, train),
     "evaluate": Command(EvaluateArgs, evaluate_run),
     "sample": Command(SampleArgs, sample),
+    "score": Command(ScoreArgs, score),
 }
 
 

@@ -215,7 +215,7 @@ def _parse_numbers(cells: np.ndarray, names: list[str], path: Path) -> np.ndarra
             if not _is_number(cells[row, column]):
                 raise ValueError(
                     f"{path}: column {names[column]!r}, row {row} (counting data rows from 0) holds "
-                    f"{cells[row, column]!r}, which is not a number"
+                    f"{str(cells[row, column])!r}, which is not a number"
                 ) from None
         raise
 
