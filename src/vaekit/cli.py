@@ -15,6 +15,7 @@ import torch
 import tyro
 
 from . import io, plots, runs
+from .benchmarks import anomaly as anomaly_benchmark
 from .config import Config
 from .evaluation import UNITS, evaluate
 
@@ -187,6 +188,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command(EvaluateArgs, evaluate_run),
     "sample": Command(SampleArgs, sample),
     "score": Command(ScoreArgs, score),
+    "benchmark anomaly": Command(anomaly_benchmark.Args, anomaly_benchmark.run_cli),
 }
 
 
