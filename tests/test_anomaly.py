@@ -246,3 +246,36 @@ def test_score_bad_input_one_line(tabular_run, tmp_path, capsys, content, match)
     assert len(err.splitlines()) == 1 and err.startswith("vaekit: error:")
     assert re.search(match, err), err
     assert not (run / "scores.csv").exists()
+
+
+# ---------------------------------------------------------------- benchmark
+
+
+def test_benchmark_metrics_against_known_values():
+    from vaekit.benchmarks.anomaly import metrics
+
+    is_anomaly = np.array([0, 0, 1, 1], dtype=bool)
+    perfect = metrics(is_anomaly, [np.array([2.0, 1.0, -1.0, -2.0])])  # normality: anomalies score low
+    assert perfect["auroc"] == 1.0 and perfect["ap"] == 1.0 and perfect["tpr"][-1] == 1.0
+    inverted = metrics(is_anomaly, [np.array([-2.0, -1.0, 1.0, 2.0])])
+    assert inverted["auroc"] == 0.0
+
+
+@pytest.mark.slow
+def test_benchmark_command_writes_table_json_and_figure(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["benchmark", "anomaly", "--classes", "7", "--seeds", "0", "--epochs", "1",
+                 "--output-dir", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "best baseline" in printed
+    record = json.loads((out / "anomaly.json").read_text())
+    assert set(record["results"]) == {"digits", "breast-cancer"}
+    methods = record["results"]["digits"]
+    assert {"vae: reconstruction_probability", "IsolationForest", "LocalOutlierFactor", "OneClassSVM",
+            "PCA reconstruction error"} <= set(methods)
+    for entry in methods.values():
+        assert 0 <= entry["tasks"]["7"]["auroc"] <= 1 and entry["mean_auroc"] == entry["tasks"]["7"]["auroc"]
+    table = (out / "anomaly.md").read_text()
+    assert "| vae: reconstruction_probability |" in table and "vaekit benchmark anomaly" in table
+    assert (out / "roc.png").stat().st_size > 1000
+    assert main(["benchmark", "anomaly", "--datasets", "cifar", "--output-dir", str(out)]) == 1
