@@ -43,7 +43,7 @@ from ..evaluation.anomaly import SCORES
 #: VAE options per data set (:class:`vaekit.AnomalyDetector` model options), chosen on an inner
 #: validation split of the training split (see docs/readme/anomaly.md), never on the test split.
 VAE_OPTIONS = {
-    "digits": {"latent_dim": 4, "hidden": (256, 256), "epochs": 50, "likelihood": "gaussian",
+    "digits": {"latent_dim": 4, "hidden": (256, 256), "epochs": 100, "likelihood": "gaussian",
                "likelihood_scale": 0.1, "batch_size": 64},
     "breast-cancer": {"latent_dim": 4, "hidden": (64, 64), "epochs": 200, "likelihood": "gaussian",
                       "likelihood_scale": "learned", "batch_size": 32},
