@@ -279,3 +279,21 @@ def test_benchmark_command_writes_table_json_and_figure(tmp_path, capsys):
     assert "| vae: reconstruction_probability |" in table and "vaekit benchmark anomaly" in table
     assert (out / "roc.png").stat().st_size > 1000
     assert main(["benchmark", "anomaly", "--datasets", "cifar", "--output-dir", str(out)]) == 1
+
+
+def test_score_threshold_without_training_data(tabular_run, tmp_path, capsys):
+    import shutil
+
+    _, run, x = tabular_run
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    record = json.loads((moved / "config.json").read_text())
+    record["config"]["path"] = str(tmp_path / "gone.csv")
+    (moved / "config.json").write_text(json.dumps(record))
+    write_csv(tmp_path / "new.csv", x[:8])
+    capsys.readouterr()
+    assert main(["score", str(moved), "--input", str(tmp_path / "new.csv"), "--no-progress"]) == 1
+    assert "give a threshold" in capsys.readouterr().err
+    assert main(["score", str(moved), "--input", str(tmp_path / "new.csv"), "--threshold", "1e9", "--no-progress"]) == 0
+    table = np.genfromtxt(moved / "scores.csv", delimiter=",", names=True)
+    assert (table["outlier"] == 1).all() and len(table) == 8

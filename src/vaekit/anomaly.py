@@ -245,13 +245,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     @classmethod
     def from_run(cls, run_dir, score: str = "reconstruction_probability", contamination: float = 0.05,
-                 score_num_samples: int = DEFAULT_NUM_SAMPLES, verbose: bool = False) -> "AnomalyDetector":
+                 score_num_samples: int = DEFAULT_NUM_SAMPLES, verbose: bool = False,
+                 offset: float | None = None) -> "AnomalyDetector":
         """A detector from a ``vaekit train`` run folder: its model and scaler, with ``offset_`` the
         ``contamination`` quantile of the scores of the run's whole training split (standardised
-        like in training, not binarized).
+        like in training, not binarized), or ``offset`` when given (the training data are then not read).
 
         Raises:
-            FileNotFoundError, ValueError: not a run folder, or its data cannot be loaded.
+            FileNotFoundError, ValueError: not a run folder, or its training data cannot be loaded.
         """
         model = io.load(run_dir)
         options = {k: v for k, v in model.config.to_dict().items() if k not in DATA_SOURCE_FIELDS}
@@ -259,16 +260,24 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         detector._check_params()
         check_score(score, model)
         detector._set_fitted(model, runs.load_scaler(run_dir))
-        train_x = runs.load_dataset(model.config, "train").x
+        if offset is not None:
+            detector.offset_ = float(offset)
+            return detector
+        try:
+            train_x = runs.load_dataset(model.config, "train").x
+        except (OSError, ValueError) as e:
+            raise ValueError(f"the outlier threshold is a quantile of the run's training scores, but its training "
+                             f"data cannot be read ({e}); run from the folder it was trained in, or give a threshold (--threshold)") from None
         detector.offset_ = float(np.percentile(detector.score_samples(train_x), 100.0 * contamination))
         return detector
 
 
 def load_detector(path, score: str | None = None, contamination: float | None = None,
-                  score_num_samples: int | None = None, verbose: bool = False) -> AnomalyDetector:
+                  score_num_samples: int | None = None, verbose: bool = False,
+                  threshold: float | None = None) -> AnomalyDetector:
     """A fitted detector from a folder: a saved :class:`AnomalyDetector` (it has detector.json) or
     a ``vaekit train`` run folder (:meth:`AnomalyDetector.from_run`; defaults: the
-    reconstruction probability, contamination 0.05, L = 10).
+    reconstruction probability, contamination 0.05, L = 10). A ``threshold`` becomes ``offset_``.
 
     Raises:
         ValueError: for a saved detector, a ``score``/``contamination``/``score_num_samples``
@@ -282,7 +291,9 @@ def load_detector(path, score: str | None = None, contamination: float | None = 
             if value is not None and value != getattr(detector, key):
                 raise ValueError(f"{path} is a detector fitted with {key}={getattr(detector, key)!r}, and its "
                                  f"threshold belongs to that setting; got {key}={value!r}: omit it or refit")
-        return detector.set_params(verbose=verbose)
+        detector.set_params(verbose=verbose)
+        detector.offset_ = detector.offset_ if threshold is None else float(threshold)
+        return detector
     return AnomalyDetector.from_run(path, score or "reconstruction_probability",
                                     0.05 if contamination is None else contamination,
-                                    score_num_samples or DEFAULT_NUM_SAMPLES, verbose)
+                                    score_num_samples or DEFAULT_NUM_SAMPLES, verbose, offset=threshold)

@@ -156,21 +156,20 @@ def score(args: ScoreArgs) -> None:
     from .data.array import read
     from .evaluation.anomaly import SCORES
 
-    detector = load_detector(args.run, args.score, args.contamination, args.num_samples, verbose=args.progress)
     x, _ = read(args.input, args.label_column)
+    detector = load_detector(args.run, args.score, args.contamination, args.num_samples, args.progress, args.threshold)
     if int(np.prod(x.shape[1:])) != detector.n_features_in_:
         raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
                          f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label"))
     scores = detector.score_samples(x)
-    threshold = detector.offset_ if args.threshold is None else args.threshold
-    outlier = scores < threshold
+    outlier = scores < detector.offset_
     out = Path(args.output) if args.output else Path(args.run) / "scores.csv"
     lines = ["index,score,outlier"] + [f"{i},{s!r},{int(o)}" for i, (s, o) in enumerate(zip(scores.tolist(), outlier))]
     io.atomic_write(out, "\n".join(lines) + "\n")
     source = ("--threshold" if args.threshold is not None else
               f"the {detector.contamination:g} quantile of the training scores")
     _print(f"scored {len(scores)} rows with {detector.score} ({SCORES[detector.score].unit}, higher = more normal); "
-           f"{int(outlier.sum())} outliers (score < {threshold:.4g}, {source})")
+           f"{int(outlier.sum())} outliers (score < {detector.offset_:.4g}, {source})")
     _print(f"written: {out}")
 
 
