@@ -150,13 +150,13 @@ def write_comparison(run_dirs, output) -> Path:
     runs = [collect(d) for d in run_dirs]
     metric_keys = list(dict.fromkeys(k for r in runs for k in r["test"]))
     units = {m["key"]: m["unit"] for r in runs for m in r["metrics"]}
-    metrics = [{"key": k, "unit": units.get(k, ""), "values": [format_value(r["test"].get(k, "–")) for r in runs]}
+    metrics = [{"key": k, "unit": units.get(k, ""), "cells": [format_value(r["test"].get(k, "–")) for r in runs]}
                for k in metric_keys]
     config_keys = list(dict.fromkeys(k for r in runs for k in r["config"]))
-    settings = [{"key": k, "values": [format_value(r["config"].get(k)) for r in runs]} for k in config_keys]
-    differing = [s for s in settings if len(set(s["values"])) > 1]
+    settings = [{"key": k, "cells": [format_value(r["config"].get(k)) for r in runs]} for k in config_keys]
+    differing = [s for s in settings if len(set(s["cells"])) > 1]
     facts = list(dict.fromkeys(k for r in runs for k, _ in r["run_facts"]))
-    fact_rows = [{"key": k, "values": [dict(r["run_facts"]).get(k, "–") for r in runs]} for k in facts]
+    fact_rows = [{"key": k, "cells": [dict(r["run_facts"]).get(k, "–") for r in runs]} for k in facts]
     out = Path(output)
     io.atomic_write(out, _render("comparison.html.j2", runs=runs, metrics=metrics, differing=differing,
                                  settings=settings, facts=fact_rows))
