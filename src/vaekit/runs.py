@@ -93,6 +93,7 @@ def train_run(config: Config, run_dir, resume: bool = False, progress: bool = Tr
         TrainingDiverged: the loss became NaN (the last good checkpoint is kept).
     """
     run_dir = Path(run_dir)
+    tracking.check_logger(logger)
     if resume:
         record = io.load_record(run_dir)
         config = Config.from_dict(record["config"])

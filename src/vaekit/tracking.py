@@ -19,6 +19,13 @@ from .models import given
 class NullLogger:
     """Writes nothing beyond metrics.jsonl."""
 
+    def __init__(self, run_dir=None, model=None, test_x=None, c=None):
+        pass
+
+    @classmethod
+    def check(cls) -> None:
+        """Always available."""
+
     def log(self, metrics: dict) -> None:
         """Ignore ``metrics``."""
 
@@ -34,17 +41,24 @@ class TensorBoardLogger:
     """
 
     def __init__(self, run_dir, model, test_x: torch.Tensor, c: torch.Tensor | None = None):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ImportError("--logger tensorboard needs the tensorboard package: pip install tensorboard "
-                              "(or pip install 'vaekit[tensorboard]')") from None
+        self.check()
+        from torch.utils.tensorboard import SummaryWriter
+
         self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
         self.model = model
         self.images = len(model.data_shape) == 3
         self.x = test_x[:16]
         self.c = None if c is None else c[:16]
         self.z_seed = 0
+
+    @classmethod
+    def check(cls) -> None:
+        """Raise ImportError (saying how to install it) when tensorboard is missing."""
+        try:
+            import torch.utils.tensorboard  # noqa: F401
+        except ImportError:
+            raise ImportError("--logger tensorboard needs the tensorboard package: pip install tensorboard "
+                              "(or pip install 'vaekit[tensorboard]')") from None
 
     def log(self, metrics: dict) -> None:
         """Write every numeric entry of ``metrics`` at step ``metrics["epoch"]``, and the image grids."""
@@ -79,19 +93,25 @@ class TensorBoardLogger:
         self.writer.close()
 
 
-#: ``--logger`` name -> factory (run_dir, model, test_x, c) -> logger with log(metrics) and close().
+#: ``--logger`` name -> class(run_dir, model, test_x, c) with check(), log(metrics) and close().
 LOGGERS = {
-    "jsonl": lambda run_dir, model, test_x, c: NullLogger(),
+    "jsonl": NullLogger,
     "tensorboard": TensorBoardLogger,
 }
 
 
-def build_logger(name: str, run_dir, model, test_x: torch.Tensor, c: torch.Tensor | None = None):
-    """The logger ``name`` of :data:`LOGGERS` for a run.
+def check_logger(name: str) -> None:
+    """Fail early, before a run folder is written, when logger ``name`` cannot be used.
 
     Raises:
         ValueError: an unknown name. ImportError: tensorboard missing for "tensorboard".
     """
     if name not in LOGGERS:
         raise ValueError(f"unknown logger {name!r}; choose one of: {', '.join(LOGGERS)}")
+    LOGGERS[name].check()
+
+
+def build_logger(name: str, run_dir, model, test_x: torch.Tensor, c: torch.Tensor | None = None):
+    """The logger ``name`` of :data:`LOGGERS` for a run (see :func:`check_logger` for the errors)."""
+    check_logger(name)
     return LOGGERS[name](run_dir, model, test_x, c)
