@@ -123,7 +123,7 @@ def sample(args: SampleArgs) -> None:
     if model.conditional and args.label is None:
         grid = explore.class_grid(model, max(1, -(-args.n // model.num_classes)), args.temperature, generator)
         out = Path(args.output) if args.output else Path(args.run) / f"class-samples-{args.n}.png"
-        explore_cli._save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
+        explore_cli.save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
                                title="one row per class, the same z in each column")
         return
     x = given(model, args.label).sample(args.n, args.temperature, generator=generator)

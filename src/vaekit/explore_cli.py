@@ -52,7 +52,7 @@ def _out(output: Optional[str], run: str, default: str, suffixes=(".png", ".npy"
     return out
 
 
-def _save_rows(images: torch.Tensor, out: Path, **labels) -> None:
+def save_rows(images: torch.Tensor, out: Path, **labels) -> None:
     """``(rows, cols, *data_shape)`` images to a labelled PNG, or the array to .npy."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
@@ -114,7 +114,7 @@ def manifold(args: ManifoldArgs) -> None:
     _require_images(model, "a manifold grid")
     x, c, _ = _data(model, args.split) if model.latent_dim > 2 else (None, None, None)
     images = explore.manifold(model, x, args.n, c=args.label if model.conditional else None, labels=c)
-    _save_rows(images.reshape(args.n, args.n, *images.shape[1:]), _out(args.output, args.run, "manifold.png"))
+    save_rows(images.reshape(args.n, args.n, *images.shape[1:]), _out(args.output, args.run, "manifold.png"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +152,7 @@ def interpolate(args: InterpolateArgs) -> None:
         x, c, _ = _data(model, args.split, args.index)
         names = [f"{args.split}[{i}]" for i in args.index]
     strips = torch.stack([explore.interpolate(model, x, args.num_steps, m, c) for m in args.method])
-    _save_rows(strips, _out(args.output, args.run, "interpolation.png"), row_labels=list(args.method),
+    save_rows(strips, _out(args.output, args.run, "interpolation.png"), row_labels=list(args.method),
                title=f"{names[0]} → {names[1]}")
 
 
@@ -190,7 +190,7 @@ def traverse(args: TraverseArgs) -> None:
     z = explore.embed(model, x[args.index:args.index + 1], None if c is None else c[args.index:args.index + 1])[0]
     images = explore.traverse(model, z, dims, values, c=None if c is None else int(c[args.index]))
     unit = "KL" if model.stochastic else "var"
-    _save_rows(images, _out(args.output, args.run, f"traversals-{args.index}.png"),
+    save_rows(images, _out(args.output, args.run, f"traversals-{args.index}.png"),
                row_labels=[f"z{d} ({unit} {scores[d]:.2f})" for d in dims],
                col_labels=[f"{v:.1f}" for v in values.tolist()])
 
@@ -216,7 +216,7 @@ def iterate(args: IterateArgs) -> None:
     model = io.load(args.run)
     x, c, _ = _data(model, args.split, args.index)
     steps = explore.iterate(model, x, args.num_steps, c).transpose(0, 1)
-    _save_rows(steps, _out(args.output, args.run, "iterated.png"), row_labels=[f"{args.split}[{i}]" for i in args.index],
+    save_rows(steps, _out(args.output, args.run, "iterated.png"), row_labels=[f"{args.split}[{i}]" for i in args.index],
                col_labels=["x"] + [str(i) for i in range(1, args.num_steps + 1)])
 
 

@@ -78,7 +78,7 @@ def write_figures(model, test_x: torch.Tensor, run_dir, c: torch.Tensor | None =
     pc = None if c is None else c[pair]
     strips = torch.stack([explore.interpolate(model, test_x[pair], 10, m, pc) for m in explore.INTERPOLATIONS])
     paths.append(plots.image_rows(strips, run_dir / "interpolation.png", row_labels=list(explore.INTERPOLATIONS),
-                                  title=f"test inputs {pair[0].item()} → {pair[1].item()}"))
+                                  title=f"test inputs {_describe(pair[0], colour, name)} → {_describe(pair[1], colour, name)}"))
     n = min(8, len(test_x))
     steps = explore.iterate(model, test_x[:n], 6, None if c is None else c[:n]).transpose(0, 1)
     paths.append(plots.image_rows(steps, run_dir / "iterated.png", row_labels=[f"x{i}" for i in range(n)],
@@ -94,3 +94,8 @@ def _pair(labels: torch.Tensor | None, n: int) -> torch.Tensor:
         if len(other):
             return torch.tensor([0, int(other[0])])
     return torch.tensor([0, min(1, n - 1)])
+
+
+def _describe(i: torch.Tensor, labels: torch.Tensor | None, name: str | None) -> str:
+    """``"3 (digit 5)"``: a test index and its label when there is one."""
+    return f"{int(i)}" if labels is None else f"{int(i)} ({name} {int(labels[i])})"
