@@ -54,6 +54,9 @@ def _out(output: Optional[str], run: str, default: str, suffixes=(".png", ".npy"
 
 def save_rows(images: torch.Tensor, out: Path, **labels) -> None:
     """``(rows, cols, *data_shape)`` images to a labelled PNG, or the array to .npy."""
+    if out.suffix == ".png" and images.dim() != 5:
+        raise ValueError(f"a PNG needs image data (C, H, W); these examples have shape {tuple(images.shape[2:])}: "
+                         "use --output FILE.npy")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, images.cpu().numpy())

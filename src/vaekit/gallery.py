@@ -51,6 +51,8 @@ def write_figures(model, test_x: torch.Tensor, run_dir, c: torch.Tensor | None =
     name, colour = next(iter((labels or {}).items()), (None, None))
     codes = explore.embed(model, test_x, c)
     title = f"encoder means of {len(codes)} test examples (PCA)"
+    if model.conditional:
+        title += "\nz given c: a CVAE's code holds style, the class is in c"
     paths = [plots.latent_scatter(explore.project(codes, "pca"), colour, run_dir / "latent_scatter.png", title,
                                   name or "label")]
     if len(model.data_shape) != 3:
@@ -63,7 +65,8 @@ def write_figures(model, test_x: torch.Tensor, run_dir, c: torch.Tensor | None =
     if model.latent_dim > 2 and len(test_x) >= 3:
         paths.append(plots.save_image_grid(explore.manifold(model, test_x, 15, c=c0, labels=c),
                                            run_dir / "principal_grid.png", ncols=15,
-                                           title="decoded grid over the 2 principal directions of the codes"))
+                                           title="decoded grid over the 2 principal directions of the codes"
+                                           + ("" if c0 is None else f" (class {c0})")))
     elif model.latent_dim == 2 and model.conditional:
         paths.append(plots.save_image_grid(explore.manifold(model, n=15, c=c0), run_dir / "latent_manifold.png",
                                            ncols=15, title=f"decoded Gaussian quantiles of z (class {c0})"))
