@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         args = tyro.cli(command.args, args=rest, prog=f"vaekit {key}", default=default,
                         description=command.args.__doc__)
         command.run(args)
+    except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
+        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         print("vaekit: interrupted; a training run can be continued with --resume RUN", file=sys.stderr)
         return 130
