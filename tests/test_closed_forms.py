@@ -140,3 +140,11 @@ def test_log_likelihood_chunking_honours_num_samples_exactly(monkeypatch):
     torch.testing.assert_close(whole, chunked, atol=0.06, rtol=0)  # same estimate up to MC error
     with pytest.raises(ValueError):
         log_likelihood(model, x, num_samples=0)
+
+
+def test_fast_prior_kl_matches_the_generic_one():
+    g = torch.Generator().manual_seed(3)
+    q = diagonal_normal(torch.randn(5, 4, generator=g), torch.rand(5, 4, generator=g) + 0.1)
+    generic = torch.distributions.kl_divergence(
+        torch.distributions.Normal(q.base_dist.loc, q.base_dist.scale), torch.distributions.Normal(0.0, 1.0)).sum(-1)
+    torch.testing.assert_close(torch.distributions.kl_divergence(q, standard_normal(4)), generic)
