@@ -191,3 +191,17 @@ def test_sigkill_then_resume_completes_to_the_same_end_state(tmp_path):
     for key in ref:
         assert (ref[key] == got[key]).all(), key
     assert len((tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()) == 20
+
+
+def test_resume_extends_epochs_and_rejects_other_flags(trained, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "ext"
+    shutil.copytree(trained, run)
+    line = error_line(*run_cli(["train", "--resume", run, "--latent-dim", "5"], capsys)[::2])
+    assert "--latent-dim" in line and "saved config" in line
+    code, _, err = run_cli(["train", "--resume", run, "--epochs", "5", "--no-progress"], capsys)
+    assert code == 0, err
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 5
+    line = error_line(*run_cli(["train", "--resume", tmp_path / "nothing-here"], capsys)[::2])
+    assert "nothing-here" in line

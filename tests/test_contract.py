@@ -109,3 +109,11 @@ def test_bad_encoder_output_and_shape_errors():
         model.encode(torch.rand(2, 1, 9, 9))
     with pytest.raises(TypeError):
         model.encode([[0.0]])
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 64, 64), (3, 64, 64)])
+def test_conv_nets_fit_standard_image_sizes(shape):
+    model = build_model(Config(net="conv", latent_dim=4, hidden=(32,), channels=(4, 4, 4, 4)), shape)
+    x = torch.rand(2, *shape)
+    assert model.transform(x).shape == (2, 4)
+    assert model.reconstruct(x).shape == (2, *shape)
