@@ -53,7 +53,7 @@ def main() -> None:
             folder = Path(args.runs_dir) / f"{model_name}-seed{seed}"
             config = Config(model=model_name, latent_dim=8, epochs=args.epochs, seed=seed)
             start = time.perf_counter()
-            summary = runs.train_run(config, runs.resolve_run_dir(args.runs_dir, folder.name, config, False, True),
+            summary = runs.train_run(config, runs.resolve_run_dir(args.runs_dir, folder.name, config, overwrite=True),
                                      progress=False)
             wall = time.perf_counter() - start
             start = time.perf_counter()

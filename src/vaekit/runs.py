@@ -57,18 +57,13 @@ def split_validation(x: torch.Tensor, config: Config) -> tuple[torch.Tensor, tor
     return x[order[n_val:]], x[order[:n_val]]
 
 
-def resolve_run_dir(runs_dir, name: str | None, config: Config, resume: bool, overwrite: bool) -> Path:
-    """The run folder; refuses an existing one unless resuming or overwriting.
+def resolve_run_dir(runs_dir, name: str | None, config: Config, overwrite: bool = False) -> Path:
+    """The folder of a new run; refuses an existing one unless ``overwrite`` (then it is emptied).
 
     Raises:
-        FileExistsError: the folder exists and neither ``resume`` nor ``overwrite`` is set.
-        FileNotFoundError: ``resume`` of a folder that does not exist.
+        FileExistsError: the folder exists, is not empty, and ``overwrite`` is not set.
     """
     run_dir = Path(runs_dir) / (name or default_name(config))
-    if resume:
-        if not (run_dir / io.CONFIG).is_file():
-            raise FileNotFoundError(f"cannot resume {run_dir}: it has no {io.CONFIG}; start a new run instead")
-        return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(
@@ -79,14 +74,16 @@ def resolve_run_dir(runs_dir, name: str | None, config: Config, resume: bool, ov
     return run_dir
 
 
-def train_run(config: Config, run_dir, resume: bool = False, progress: bool = True, logger: str = "jsonl") -> dict:
+def train_run(config: Config | None, run_dir, resume: bool = False, progress: bool = True,
+              epochs: int | None = None, logger: str = "jsonl") -> dict:
     """Train ``config`` in ``run_dir`` (see :func:`resolve_run_dir`), evaluate on the test split,
     write the figures and ``report.html``, and return the summary (also in ``summary.json``).
 
     Metrics always go to ``metrics.jsonl``; ``logger="tensorboard"`` also writes TensorBoard
     events (see :data:`vaekit.tracking.LOGGERS`).
 
-    When resuming, the config is read from ``run_dir/config.json`` and ``config`` is ignored.
+    When resuming, the config is read from ``run_dir/config.json`` (``config`` is ignored);
+    ``epochs`` may then extend the run beyond its saved number of epochs.
 
     Raises:
         ValueError / FileNotFoundError: bad data, config or files (clear messages).
@@ -97,15 +94,16 @@ def train_run(config: Config, run_dir, resume: bool = False, progress: bool = Tr
     if resume:
         record = io.load_record(run_dir)
         config = Config.from_dict(record["config"])
+        if epochs is not None:
+            config = config.replace(epochs=epochs)
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     config = resolve_condition(config, train_set)
     train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
     extra = {} if train_c is None else {"num_classes": int(train_c.max()) + 1}
     model = build_model(config, train_set.data_shape, train_set.unit_interval, **extra)
     model.likelihood.check_support(train_set.x)
-    if not resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        io.write_json(run_dir / io.CONFIG, io.model_record(model))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    io.write_json(run_dir / io.CONFIG, io.model_record(model))
     train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
     val_x = prepare(val_x, config)  # dynamic: one fixed draw; static: already binary, unchanged
     test_x = prepare(test_set.x, config)

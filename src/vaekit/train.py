@@ -136,7 +136,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
                desc="train", unit="epoch", disable=not progress, dynamic_ncols=True)
     for epoch in bar:
         start = time.perf_counter()
-        steps, sums = [], torch.zeros(len(LOGGED), device=device)
+        steps, terms = [], []
         seen = 0
         for xb, cb in _batches(train, config.batch_size, shuffle, labels, model.conditional):
             xb = xb.to(device, non_blocking=True)
@@ -150,7 +150,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             steps.append(out["loss"].detach())
-            sums += torch.stack([out["loss"].detach() * len(xb)] + [out[k].sum() for k in LOGGED[1:]])
+            terms.append([out[k] for k in LOGGED[1:]])
             seen += len(xb)
         losses = torch.stack(steps)
         finite = torch.isfinite(losses)
@@ -162,8 +162,10 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
             )
         state["step"] += len(steps)
         state["elapsed"] += time.perf_counter() - start
+        sizes = torch.tensor([len(t[0]) for t in terms], device=device, dtype=losses.dtype)
+        sums = [(losses * sizes).sum()] + [torch.cat(column).sum() for column in zip(*terms)]
         metrics = {"epoch": epoch + 1, "step": state["step"], "beta": beta,
-                   **{f"train_{k}": v / seen for k, v in zip(LOGGED, sums.tolist())}}
+                   **{f"train_{k}": v / seen for k, v in zip(LOGGED, torch.stack(sums).tolist())}}
         if val is not None and len(val):
             metrics.update({f"val_{k}": v for k, v in validate(model, val, config, labels=val_labels).items()})
             if metrics["val_loss"] < state["best_loss"]:
