@@ -239,6 +239,8 @@ class Conditioned:
         self.model, self.c = model, c
 
     def __getattr__(self, name):
+        if name == "model":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.model, name)
 
     def encode(self, x: torch.Tensor) -> Distribution:
