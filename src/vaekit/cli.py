@@ -8,16 +8,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, Literal, Optional
 
 import numpy as np
 import torch
 import tyro
 
-from . import io, plots, runs
+from . import explore, explore_cli, io, plots, runs
 from .benchmarks import anomaly as anomaly_benchmark
 from .config import Config
-from .evaluation import UNITS, evaluate
+from .evaluation import UNITS, evaluate_conditional
+from .models import given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,8 @@ class TrainArgs:
     """Replace an existing run folder of the same name."""
     progress: bool = True
     """Show a progress bar."""
+    logger: Literal["jsonl", "tensorboard"] = "jsonl"
+    """Where metrics go besides metrics.jsonl (always written): tensorboard also writes RUN/tensorboard events."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,8 @@ class SampleArgs:
     """Prior standard deviation multiplier."""
     seed: int = 0
     """Seed of the prior draws."""
+    label: Optional[int] = None
+    """Class to sample (conditional models); without it a CVAE writes one row per class from the same draws."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,11 +102,28 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
+def _given(config: Config) -> dict:
+    """Settings that differ from the defaults, i.e. that the user gave."""
+    default = Config()
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(Config)
+            if getattr(config, f.name) != getattr(default, f.name)}
+
+
 def train(args: TrainArgs) -> None:
     """``vaekit train``."""
-    run_dir = Path(args.resume) if args.resume else runs.resolve_run_dir(
-        args.runs_dir, args.name, args.config, resume=False, overwrite=args.overwrite)
-    summary = runs.train_run(args.config, run_dir, resume=bool(args.resume), progress=args.progress)
+    if args.resume:
+        given = _given(args.config)
+        epochs = given.pop("epochs", None)
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ValueError(f"--resume continues {args.resume} with its saved config; drop {flags} "
+                             "(only --epochs may change, to extend the run)")
+        run_dir = Path(args.resume)
+        summary = runs.train_run(None, run_dir, resume=True, progress=args.progress, epochs=epochs,
+                                 logger=args.logger)
+    else:
+        run_dir = runs.resolve_run_dir(args.runs_dir, args.name, args.config, args.overwrite)
+        summary = runs.train_run(args.config, run_dir, progress=args.progress, logger=args.logger)
     test = summary["test"]
     if "log_likelihood" in test:
         _print(f"test ELBO {test['elbo']:.2f} nats/example; test log-likelihood (importance sampled, "
@@ -118,8 +140,10 @@ def train(args: TrainArgs) -> None:
 def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``."""
     model = io.load(args.run)
-    test_x = runs.prepare(runs.load_run_split(args.run, model.config, "test").x, model.config)
-    result = evaluate(model, test_x, num_samples=args.num_samples, batch_size=args.batch_size)
+    test_set = runs.load_run_split(args.run, model.config, "test")
+    test_x = runs.prepare(test_set.x, model.config)
+    result = evaluate_conditional(model, test_x, runs.condition_labels(model.config, test_set),
+                                  num_samples=args.num_samples, batch_size=args.batch_size)
     out = Path(args.output) if args.output else Path(args.run) / "evaluation.json"
     io.write_json(out, {"test": result, "units": {k: UNITS[k] for k in result}, "num_samples": args.num_samples,
                         "num_test_examples": len(test_x)})
@@ -134,10 +158,20 @@ def sample(args: SampleArgs) -> None:
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     model = io.load(args.run)
-    x = model.sample(args.n, args.temperature, generator=torch.Generator().manual_seed(args.seed))
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.label is not None and not model.conditional:
+        raise ValueError(f"--label needs a conditional model (cvae); this run's model is {model.config.model!r}")
+    if model.conditional and args.label is None:
+        grid = explore.class_grid(model, max(1, -(-args.n // model.num_classes)), args.temperature, generator)
+        out = Path(args.output) if args.output else Path(args.run) / f"class-samples-{args.n}.png"
+        explore_cli.save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
+                               title="one row per class, the same z in each column")
+        return
+    x = given(model, args.label).sample(args.n, args.temperature, generator=generator)
     scaler = runs.load_scaler(args.run)
     x = scaler.inverse_transform(x) if scaler is not None else x  # tabular runs: back to feature units
-    out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}.png"
+    suffix = "" if args.label is None else f"-label{args.label}"
+    out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}{suffix}.png"
     if out.suffix == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, x.cpu().numpy())
@@ -186,6 +220,13 @@ COMMANDS: dict[str, Command] = {
     "train": Command(TrainArgs, train),
     "evaluate": Command(EvaluateArgs, evaluate_run),
     "sample": Command(SampleArgs, sample),
+    "reconstruct": Command(explore_cli.ReconstructArgs, explore_cli.reconstruct),
+    "manifold": Command(explore_cli.ManifoldArgs, explore_cli.manifold),
+    "interpolate": Command(explore_cli.InterpolateArgs, explore_cli.interpolate),
+    "traverse": Command(explore_cli.TraverseArgs, explore_cli.traverse),
+    "iterate": Command(explore_cli.IterateArgs, explore_cli.iterate),
+    "embed": Command(explore_cli.EmbedArgs, explore_cli.embed),
+    "report": Command(explore_cli.ReportArgs, explore_cli.report_runs),
     "score": Command(ScoreArgs, score),
     "benchmark anomaly": Command(anomaly_benchmark.Args, anomaly_benchmark.run_cli),
 }
@@ -226,13 +267,15 @@ def main(argv: list[str] | None = None) -> int:
         args = tyro.cli(command.args, args=rest, prog=f"vaekit {key}", default=default,
                         description=command.args.__doc__)
         command.run(args)
+    except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
+        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         print("vaekit: interrupted; a training run can be continued with --resume RUN", file=sys.stderr)
         return 130
     except Exception as e:  # one line, no traceback; VAEKIT_DEBUG=1 shows it
         if os.environ.get("VAEKIT_DEBUG"):
             raise
-        known = isinstance(e, (ValueError, TypeError, OSError, RuntimeError, json.JSONDecodeError))
+        known = isinstance(e, (ValueError, TypeError, OSError, RuntimeError, json.JSONDecodeError, ImportError))
         prefix = "error" if known else f"internal error ({type(e).__name__})"
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"vaekit: {prefix}: {message}", file=sys.stderr)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from . import data, io, plots
+from . import data, gallery, io, plots, report, tracking
 from .config import Config
 from .data.scaling import Standardizer, wants_standardization
-from .evaluation import UNITS, evaluate
-from .models import build_model
+from .evaluation import UNITS, evaluate_conditional
+from .models import MODELS, build_model, given
 from .train import binarize, fit
 
 CHECKPOINT = Path("checkpoint") / "last.safetensors"
@@ -87,18 +87,13 @@ def split_validation(x: torch.Tensor, config: Config) -> tuple[torch.Tensor, tor
     return x[order[n_val:]], x[order[:n_val]]
 
 
-def resolve_run_dir(runs_dir, name: str | None, config: Config, resume: bool, overwrite: bool) -> Path:
-    """The run folder; refuses an existing one unless resuming or overwriting.
+def resolve_run_dir(runs_dir, name: str | None, config: Config, overwrite: bool = False) -> Path:
+    """The folder of a new run; refuses an existing one unless ``overwrite`` (then it is emptied).
 
     Raises:
-        FileExistsError: the folder exists and neither ``resume`` nor ``overwrite`` is set.
-        FileNotFoundError: ``resume`` of a folder that does not exist.
+        FileExistsError: the folder exists, is not empty, and ``overwrite`` is not set.
     """
     run_dir = Path(runs_dir) / (name or default_name(config))
-    if resume:
-        if not (run_dir / io.CONFIG).is_file():
-            raise FileNotFoundError(f"cannot resume {run_dir}: it has no {io.CONFIG}; start a new run instead")
-        return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(
@@ -109,51 +104,95 @@ def resolve_run_dir(runs_dir, name: str | None, config: Config, resume: bool, ov
     return run_dir
 
 
-def train_run(config: Config, run_dir, resume: bool = False, progress: bool = True) -> dict:
+def train_run(config: Config | None, run_dir, resume: bool = False, progress: bool = True,
+              epochs: int | None = None, logger: str = "jsonl") -> dict:
     """Train ``config`` in ``run_dir`` (see :func:`resolve_run_dir`), evaluate on the test split,
-    write the figures, and return the summary (also in ``summary.json``).
+    write the figures and ``report.html``, and return the summary (also in ``summary.json``).
 
-    When resuming, the config is read from ``run_dir/config.json`` and ``config`` is ignored.
+    Metrics always go to ``metrics.jsonl``; ``logger="tensorboard"`` also writes TensorBoard
+    events (see :data:`vaekit.tracking.LOGGERS`).
+
+    When resuming, the config is read from ``run_dir/config.json`` (``config`` is ignored);
+    ``epochs`` may then extend the run beyond its saved number of epochs.
 
     Raises:
         ValueError / FileNotFoundError: bad data, config or files (clear messages).
         TrainingDiverged: the loss became NaN (the last good checkpoint is kept).
     """
     run_dir = Path(run_dir)
+    tracking.check_logger(logger)
     if resume:
         record = io.load_record(run_dir)
         config = Config.from_dict(record["config"])
+        if epochs is not None:
+            config = config.replace(epochs=epochs)
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     scaler = fit_scaler(config, train_set)
     train_set, test_set = standardized(train_set, scaler), standardized(test_set, scaler)
-    model = build_model(config, train_set.data_shape, train_set.unit_interval)
+    config = resolve_condition(config, train_set)
+    train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
+    extra = {} if train_c is None else {"num_classes": int(train_c.max()) + 1}
+    model = build_model(config, train_set.data_shape, train_set.unit_interval, **extra)
     model.likelihood.check_support(train_set.x)
-    if not resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        io.write_json(run_dir / io.CONFIG, io.model_record(model))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    io.write_json(run_dir / io.CONFIG, io.model_record(model))
     if scaler is not None:
         io.write_json(run_dir / SCALER, scaler.to_dict())
     train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
     val_x = prepare(val_x, config)  # dynamic: one fixed draw; static: already binary, unchanged
     test_x = prepare(test_set.x, config)
+    train_c, val_c = (None, None) if train_c is None else split_validation(train_c, config)
+    tracker = tracking.build_logger(logger, run_dir, model, test_x, test_c)
 
-    def log(_metrics, history):
+    def log(metrics, history):
         io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        if metrics is not None:
+            tracker.log(metrics)
 
-    history = fit(model, train_x, model.config, val=val_x, checkpoint=run_dir / CHECKPOINT, resume=resume,
-                  on_epoch_end=log, progress=progress)
+    try:
+        history = fit(model, train_x, model.config, val=val_x, checkpoint=run_dir / CHECKPOINT, resume=resume,
+                      on_epoch_end=log, progress=progress, labels=train_c, val_labels=val_c)
+    finally:
+        tracker.close()
     log(None, history)
     io.save(model, run_dir)
-    summary = summarise(model, test_x, history)
+    summary = summarise(model, test_x, history, test_c)
     io.write_json(run_dir / "summary.json", summary)
-    write_figures(model, history, test_x, run_dir)
+    write_figures(model, history, test_x, run_dir, test_c)
+    gallery.write_figures(model, test_x, run_dir, test_c, test_set.labels)
+    io.write_json(run_dir / report.ENVIRONMENT, report.environment(model, summary["training_time_s"]))
+    report.write_report(run_dir)
     return summary
 
 
-def summarise(model, test_x: torch.Tensor, history: list[dict]) -> dict:
-    """Test metrics with their units, and how the run went."""
+def resolve_condition(config: Config, dataset: data.Dataset) -> Config:
+    """``config`` with ``condition_on`` set to the dataset's first label for a conditional model.
+
+    Raises:
+        ValueError: a conditional model on a dataset without labels, or an unknown label name.
+    """
+    if not MODELS[config.model].conditional:
+        return config
+    if not dataset.labels:
+        raise ValueError(f"--model {config.model} needs labelled data; dataset {dataset.name!r} has no labels "
+                         "(for --data array pass --label-column)")
+    name = config.condition_on or next(iter(dataset.labels))
+    if name not in dataset.labels:
+        raise ValueError(f"--condition-on {name!r}: dataset {dataset.name!r} has the labels {', '.join(dataset.labels)}")
+    return config.replace(condition_on=name)
+
+
+def condition_labels(config: Config, dataset: data.Dataset) -> torch.Tensor | None:
+    """The class indices ``(N,)`` a conditional model is given for ``dataset``; None for other models."""
+    if not MODELS[config.model].conditional:
+        return None
+    return dataset.labels[resolve_condition(config, dataset).condition_on]
+
+
+def summarise(model, test_x: torch.Tensor, history: list[dict], labels: torch.Tensor | None = None) -> dict:
+    """Test metrics with their units, and how the run went (``labels``: the condition of a CVAE)."""
     config = model.config
-    metrics = evaluate(model, test_x, num_samples=config.eval_num_samples)
+    metrics = evaluate_conditional(model, test_x, labels, num_samples=config.eval_num_samples)
     summary = {
         "test": metrics,
         "units": {k: UNITS[k] for k in metrics},
@@ -164,23 +203,28 @@ def summarise(model, test_x: torch.Tensor, history: list[dict]) -> dict:
         "training_time_s": sum(h["time"] for h in history),
         "binarize": config.resolved_binarize,
     }
+    if model.conditional:
+        summary["conditioned_on"] = config.condition_on
+        summary["note_conditional"] = "elbo and log_likelihood bound / estimate log p(x|c), c = each example's label"
     if config.likelihood == "bernoulli" and config.resolved_binarize == "none":
         summary["note"] = ("Bernoulli likelihood on non-binary data: the ELBO and log-likelihood are negative "
                            "cross-entropies, not log-likelihoods; use --binarize static|dynamic for likelihoods")
     return summary
 
 
-def write_figures(model, history: list[dict], test_x: torch.Tensor, run_dir) -> list[Path]:
+def write_figures(model, history: list[dict], test_x: torch.Tensor, run_dir,
+                  labels: torch.Tensor | None = None) -> list[Path]:
     """Loss curves, and for image data a reconstruction grid, prior samples and (latent_dim = 2)
-    the latent manifold grid. Returns the paths written."""
+    the latent manifold grid (``labels``: the condition of a CVAE). Returns the paths written."""
     run_dir = Path(run_dir)
     paths = [plots.loss_curves(history, run_dir / "loss_curves.png")]
     if len(model.data_shape) != 3:
         return paths
     x = test_x[:32]
-    paths.append(plots.reconstruction_grid(x, model.reconstruct(x), run_dir / "reconstructions.png"))
+    view = given(model, None if labels is None else labels[:32])
+    paths.append(plots.reconstruction_grid(x, view.reconstruct(x), run_dir / "reconstructions.png"))
     paths.append(plots.save_image_grid(model.sample(64, generator=torch.Generator().manual_seed(0)),
                                        run_dir / "samples.png", title="decoder means of prior samples"))
-    if model.latent_dim == 2:
+    if model.latent_dim == 2 and not model.conditional:
         paths.append(plots.latent_manifold(model, run_dir / "latent_manifold.png"))
     return paths

@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .io import load_checkpoint, save_checkpoint
+from .models import given
 from .objectives import LOSSES, vae_loss
 
 LOGGED = ("loss", "elbo", "reconstruction", "kl")
@@ -32,15 +33,19 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     return torch.bernoulli(x, generator=generator)
 
 
-def _batches(train, batch_size: int, generator: torch.Generator):
-    """Batches of a tensor by slicing a shuffled index, or the batches of a DataLoader as they come."""
+def _batches(train, batch_size: int, generator: torch.Generator, labels: torch.Tensor | None = None,
+             conditional: bool = False):
+    """``(x, c)`` batches of a tensor (and its labels) by slicing a shuffled index, or the batches
+    of a DataLoader as they come (c = the batch's second entry for a conditional model, else None)."""
     if torch.is_tensor(train):
         order = torch.randperm(len(train), generator=generator)
         for start in range(0, len(train), batch_size):
-            yield train[order[start:start + batch_size]]
+            index = order[start:start + batch_size]
+            yield train[index], (None if labels is None else labels[index])
     else:
         for batch in train:
-            yield batch[0] if isinstance(batch, (tuple, list)) else batch
+            pair = isinstance(batch, (tuple, list))
+            yield (batch[0] if pair else batch), (batch[1] if pair and conditional else None)
 
 
 def _rng_state(shuffle: torch.Generator) -> dict[str, torch.Tensor]:
@@ -58,17 +63,21 @@ def _set_rng_state(shuffle: torch.Generator, rng: dict[str, torch.Tensor]) -> No
 
 
 @torch.no_grad()
-def validate(model, x: torch.Tensor, config, batch_size: int = 1000) -> dict[str, float]:
+def validate(model, x: torch.Tensor, config, batch_size: int = 1000,
+             labels: torch.Tensor | None = None) -> dict[str, float]:
     """Validation metrics with the target β, averaged over examples (nats per example).
 
-    ``loss`` = −(reconstruction − β·KL), the quantity early stopping watches.
+    ``loss`` = −(reconstruction − β·KL), the quantity early stopping watches. ``labels``
+    ``(M,)``: the conditions of a conditional model.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     sums = dict.fromkeys(LOGGED, 0.0)
     for start in range(0, len(x), batch_size):
-        out = vae_loss(model, x[start:start + batch_size].to(device), config.replace(objective="elbo"), config.beta)
+        c = None if labels is None else labels[start:start + batch_size]
+        out = vae_loss(given(model, c), x[start:start + batch_size].to(device), config.replace(objective="elbo"),
+                       config.beta)
         n = len(out["elbo"])
         sums["loss"] += out["loss"].item() * n
         for key in LOGGED[1:]:
@@ -79,7 +88,8 @@ def validate(model, x: torch.Tensor, config, batch_size: int = 1000) -> dict[str
 
 def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str | Path | None = None,
         resume: bool = False, on_epoch_end: Callable[[dict, list], None] | None = None,
-        progress: bool = True) -> list[dict]:
+        progress: bool = True, labels: torch.Tensor | None = None,
+        val_labels: torch.Tensor | None = None) -> list[dict]:
     """Train ``model`` with the loss :data:`vaekit.objectives.LOSSES` registers for ``config.model``.
 
     Args:
@@ -92,6 +102,9 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
         resume: continue from ``checkpoint``; the end state equals an uninterrupted run's.
         on_epoch_end: called with (this epoch's metrics, the whole history) after each epoch.
         progress: show a progress bar.
+        labels, val_labels: ``(N,)`` / ``(M,)`` class indices of ``train`` / ``val``, the condition
+            c of a conditional model (CVAE), batched together with x. With a DataLoader, a
+            conditional model takes c from the second entry of each batch.
 
     Returns:
         The history: one dict per epoch with ``train_*`` and ``val_*`` metrics (nats per example,
@@ -100,7 +113,10 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
     Raises:
         TrainingDiverged: the loss became NaN/Inf (the message names the step; the checkpoint of
             the last good epoch is kept).
+        ValueError: a conditional model without labels.
     """
+    if model.conditional and torch.is_tensor(train) and (labels is None or (val is not None and val_labels is None)):
+        raise ValueError(f"model {type(model).__name__} is conditional: pass labels= (and val_labels=) class indices")
     device = next(model.parameters()).device
     loss_fn = LOSSES[config.model]
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -120,21 +136,21 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
                desc="train", unit="epoch", disable=not progress, dynamic_ncols=True)
     for epoch in bar:
         start = time.perf_counter()
-        steps, sums = [], torch.zeros(len(LOGGED), device=device)
+        steps, terms = [], []
         seen = 0
-        for xb in _batches(train, config.batch_size, shuffle):
+        for xb, cb in _batches(train, config.batch_size, shuffle, labels, model.conditional):
             xb = xb.to(device, non_blocking=True)
             if dynamic:
                 xb = binarize(xb)
             beta = beta_at(config, epoch + seen / n_train)
-            out = loss_fn(model, xb, config, beta)
+            out = loss_fn(given(model, cb), xb, config, beta)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             steps.append(out["loss"].detach())
-            sums += torch.stack([out["loss"].detach() * len(xb)] + [out[k].sum() for k in LOGGED[1:]])
+            terms.append([out[k] for k in LOGGED[1:]])
             seen += len(xb)
         losses = torch.stack(steps)
         finite = torch.isfinite(losses)
@@ -146,10 +162,12 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
             )
         state["step"] += len(steps)
         state["elapsed"] += time.perf_counter() - start
+        sizes = torch.tensor([len(t[0]) for t in terms], device=device, dtype=losses.dtype)
+        sums = [(losses * sizes).sum()] + [torch.cat(column).sum() for column in zip(*terms)]
         metrics = {"epoch": epoch + 1, "step": state["step"], "beta": beta,
-                   **{f"train_{k}": v / seen for k, v in zip(LOGGED, sums.tolist())}}
+                   **{f"train_{k}": v / seen for k, v in zip(LOGGED, torch.stack(sums).tolist())}}
         if val is not None and len(val):
-            metrics.update({f"val_{k}": v for k, v in validate(model, val, config).items()})
+            metrics.update({f"val_{k}": v for k, v in validate(model, val, config, labels=val_labels).items()})
             if metrics["val_loss"] < state["best_loss"]:
                 state["best_loss"], state["bad_epochs"] = metrics["val_loss"], 0
                 best = {k: v.detach().clone() for k, v in model.state_dict().items()}
