@@ -212,7 +212,7 @@ def write_report(results: dict, args: Args, seconds: float) -> list[Path]:
 
     folder = Path(args.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    context = {"command": "vaekit benchmark anomaly " + _flags(args), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    context = {"command": ("vaekit benchmark anomaly " + _flags(args)).strip(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "machine": f"{platform.machine()}, {platform.system()}, torch {torch.__version__}, "
                           f"{torch.get_num_threads()} torch thread(s)", "time_s": round(seconds, 1),
                "vae_options": VAE_OPTIONS, "epochs_override": args.epochs, "seeds": list(args.seeds)}
