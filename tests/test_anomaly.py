@@ -261,7 +261,6 @@ def test_benchmark_metrics_against_known_values():
     assert inverted["auroc"] == 0.0
 
 
-@pytest.mark.slow
 def test_benchmark_command_writes_table_json_and_figure(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["benchmark", "anomaly", "--classes", "7", "--seeds", "0", "--epochs", "1",
