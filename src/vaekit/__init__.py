@@ -4,6 +4,7 @@ Train them, measure them honestly, attack them and use them. Public API (re-expo
 """
 
 from . import data, evaluation, explore, io
+from .anomaly import AnomalyDetector
 from .config import Config
 from .distributions import Bernoulli, ContinuousBernoulli, Gaussian
 from .models import AE, CVAE, MODELS, VAE, build_model

@@ -15,6 +15,7 @@ import torch
 import tyro
 
 from . import explore, explore_cli, io, plots, runs
+from .benchmarks import anomaly as anomaly_benchmark
 from .config import Config
 from .evaluation import UNITS, evaluate_conditional
 from .models import given
@@ -73,6 +74,30 @@ class SampleArgs:
     """Class to sample (conditional models); without it a CVAE writes one row per class from the same draws."""
 
 
+@dataclasses.dataclass(frozen=True)
+class ScoreArgs:
+    """Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, outlier."""
+
+    run: tyro.conf.Positional[str]
+    """Run folder (vaekit train) or folder of a saved vaekit.AnomalyDetector."""
+    input: str
+    """Rows to score: .csv (header optional), .npy or .npz, with the features the model was trained on."""
+    output: Optional[str] = None
+    """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), outlier (1/0)."""
+    score: Optional[str] = None
+    """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
+    contamination: Optional[float] = None
+    """Outlier flag threshold: this quantile of the scores of the run's training split (default 0.05)."""
+    threshold: Optional[float] = None
+    """Use this score threshold instead (rows scoring below it are outliers)."""
+    num_samples: Optional[int] = None
+    """Monte Carlo samples L per row (default 10, An & Cho 2015)."""
+    label_column: Optional[str] = None
+    """CSV column (name or index) or NPZ key holding a label, left out of the features."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
 def _print(line: str) -> None:
     print(line, flush=True)
 
@@ -115,7 +140,7 @@ def train(args: TrainArgs) -> None:
 def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``."""
     model = io.load(args.run)
-    test_set = runs.load_dataset(model.config, "test")
+    test_set = runs.load_run_split(args.run, model.config, "test")
     test_x = runs.prepare(test_set.x, model.config)
     result = evaluate_conditional(model, test_x, runs.condition_labels(model.config, test_set),
                                   num_samples=args.num_samples, batch_size=args.batch_size)
@@ -143,6 +168,8 @@ def sample(args: SampleArgs) -> None:
                                title="one row per class, the same z in each column")
         return
     x = given(model, args.label).sample(args.n, args.temperature, generator=generator)
+    scaler = runs.load_scaler(args.run)
+    x = scaler.inverse_transform(x) if scaler is not None else x  # tabular runs: back to feature units
     suffix = "" if args.label is None else f"-label{args.label}"
     out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}{suffix}.png"
     if out.suffix == ".npy":
@@ -155,6 +182,29 @@ def sample(args: SampleArgs) -> None:
     else:
         raise ValueError(f"--output must end in .png or .npy, got {out.name}")
     _print(f"written: {out} ({args.n} samples)")
+
+
+def score(args: ScoreArgs) -> None:
+    """``vaekit score RUN --input FILE``."""
+    from .anomaly import load_detector
+    from .data.array import read
+    from .evaluation.anomaly import SCORES
+
+    x, _ = read(args.input, args.label_column)
+    detector = load_detector(args.run, args.score, args.contamination, args.num_samples, args.progress, args.threshold)
+    if int(np.prod(x.shape[1:])) != detector.n_features_in_:
+        raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
+                         f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label"))
+    scores = detector.score_samples(x)
+    outlier = scores < detector.offset_
+    out = Path(args.output) if args.output else Path(args.run) / "scores.csv"
+    lines = ["index,score,outlier"] + [f"{i},{s!r},{int(o)}" for i, (s, o) in enumerate(zip(scores.tolist(), outlier))]
+    io.atomic_write(out, "\n".join(lines) + "\n")
+    source = ("--threshold" if args.threshold is not None else
+              f"the {detector.contamination:g} quantile of the training scores")
+    _print(f"scored {len(scores)} rows with {detector.score} ({SCORES[detector.score].unit}, higher = more normal); "
+           f"{int(outlier.sum())} outliers (score < {detector.offset_:.4g}, {source})")
+    _print(f"written: {out}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +227,8 @@ COMMANDS: dict[str, Command] = {
     "iterate": Command(explore_cli.IterateArgs, explore_cli.iterate),
     "embed": Command(explore_cli.EmbedArgs, explore_cli.embed),
     "report": Command(explore_cli.ReportArgs, explore_cli.report_runs),
+    "score": Command(ScoreArgs, score),
+    "benchmark anomaly": Command(anomaly_benchmark.Args, anomaly_benchmark.run_cli),
 }
 
 

@@ -29,6 +29,8 @@ class Config:
     """CSV column (name or index) holding labels, for --data array."""
     binarize: Binarize = "auto"
     """Binarize [0, 1] data: none, static (one fixed draw), dynamic (a new draw per batch); auto = dynamic for the bernoulli likelihood, else none."""
+    standardize: Literal["auto", "yes", "no"] = "auto"
+    """Standardise tabular features with the training split's mean and std (kept in RUN/scaler.json and applied again by evaluate/score/sample); auto = yes for tabular data with the gaussian likelihood."""
 
     # --- model
     model: str = "vae"

@@ -114,3 +114,20 @@ def _save(fig, path) -> Path:
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def roc_curves(panels: dict, path) -> Path:
+    """ROC curves, one panel per entry of ``panels``: title -> {label: (fpr, tpr)}, each a 1-D array.
+
+    Labels starting with "vae" are drawn solid (the reconstruction probability thicker), others dashed.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for label, (fpr, tpr) in curves.items():
+            ax.plot(fpr, tpr, label=label, lw=2 if label.startswith("vae: reconstruction_probability") else 1.2,
+                    ls="-" if label.startswith("vae") else "--")
+        ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)

@@ -7,6 +7,7 @@ killed at any moment resumes (``resume=True``) to the same end state.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -16,11 +17,14 @@ import torch
 
 from . import data, gallery, io, plots, report, tracking
 from .config import Config
+from .data.scaling import Standardizer, wants_standardization
 from .evaluation import UNITS, evaluate_conditional
 from .models import MODELS, build_model, given
 from .train import binarize, fit
 
 CHECKPOINT = Path("checkpoint") / "last.safetensors"
+#: The feature standardiser of a tabular run (mean and scale as JSON), when it has one.
+SCALER = "scaler.json"
 #: Seed of the fixed binarization of validation and test data (the same in every run).
 EVAL_BINARIZE_SEED = 1234
 
@@ -39,6 +43,32 @@ def data_options(config: Config) -> dict:
 def load_dataset(config: Config, split: str) -> data.Dataset:
     """The config's dataset split, with the loader options the config holds."""
     return data.load(config.data, split=split, **data_options(config))
+
+
+def fit_scaler(config: Config, train_set: data.Dataset) -> Standardizer | None:
+    """The standardiser of a run, fitted on its whole training split, or None when
+    ``config.standardize`` does not ask for one (see :func:`vaekit.data.scaling.wants_standardization`)."""
+    if not wants_standardization(config.standardize, train_set.data_shape, config.likelihood):
+        return None
+    return Standardizer.fit(train_set.x)
+
+
+def load_scaler(run_dir) -> Standardizer | None:
+    """The standardiser stored in ``run_dir/scaler.json``, or None if the run has none."""
+    path = Path(run_dir) / SCALER
+    return Standardizer.from_dict(io.read_json(path)) if path.is_file() else None
+
+
+def standardized(dataset: data.Dataset, scaler: Standardizer | None) -> data.Dataset:
+    """``dataset`` with its features standardised by ``scaler`` (unchanged for None)."""
+    if scaler is None:
+        return dataset
+    return dataclasses.replace(dataset, x=scaler.transform(dataset.x), unit_interval=False)
+
+
+def load_run_split(run_dir, config: Config, split: str) -> data.Dataset:
+    """A split of a run's dataset as the model saw it in training: standardised with the run's scaler."""
+    return standardized(load_dataset(config, split), load_scaler(run_dir))
 
 
 def prepare(x: torch.Tensor, config: Config, training: bool = False) -> torch.Tensor:
@@ -97,6 +127,8 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
         if epochs is not None:
             config = config.replace(epochs=epochs)
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
+    scaler = fit_scaler(config, train_set)
+    train_set, test_set = standardized(train_set, scaler), standardized(test_set, scaler)
     config = resolve_condition(config, train_set)
     train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
     extra = {} if train_c is None else {"num_classes": int(train_c.max()) + 1}
@@ -104,6 +136,8 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
     model.likelihood.check_support(train_set.x)
     run_dir.mkdir(parents=True, exist_ok=True)
     io.write_json(run_dir / io.CONFIG, io.model_record(model))
+    if scaler is not None:
+        io.write_json(run_dir / SCALER, scaler.to_dict())
     train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
     val_x = prepare(val_x, config)  # dynamic: one fixed draw; static: already binary, unchanged
     test_x = prepare(test_set.x, config)

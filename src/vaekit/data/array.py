@@ -52,6 +52,33 @@ def load(
     """
     if path is None:
         raise ValueError("the 'array' dataset reads your own file: pass --path FILE (.npy, .npz or .csv)")
+    x, labels, stratify_by = _read(path, label_column, image_shape)
+    stratify = labels.get(stratify_by)
+    index = fixed_split(len(x), split, stratify=stratify if _can_stratify(stratify) else None)
+    x = torch.from_numpy(x[index].astype(np.float32))
+    labels = {name: torch.from_numpy(values[index]) for name, values in labels.items()}
+    unit_interval = bool(((x >= 0) & (x <= 1)).all())
+    return Dataset("array", x, labels, unit_interval=unit_interval)
+
+
+def read(path: str | Path, label_column: str | int | None = None,
+         image_shape: tuple[int, int, int] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Read a whole ``.npy``/``.npz``/``.csv`` file, without splitting (e.g. data to score).
+
+    Same formats, shapes, scaling and checks as :func:`load`.
+
+    Returns:
+        ``(x, labels)``: float64 ``(N, *data_shape)`` and name -> int64 ``(N,)`` label codes.
+
+    Raises:
+        ValueError, FileNotFoundError: as :func:`load` (the NaN/Inf message names the rows).
+    """
+    x, labels, _ = _read(path, label_column, image_shape)
+    return x, labels
+
+
+def _read(path, label_column, image_shape):
+    """(float64 data, {name: int64 codes}, label to stratify by) of a checked file."""
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
@@ -64,13 +91,7 @@ def load(
     if is_bytes and x.ndim == 4:
         x /= 255.0
     check_finite(x.reshape(len(x), -1), str(path))
-    labels = {name: _to_codes(values) for name, values in labels.items()}
-    stratify = labels.get(stratify_by)
-    index = fixed_split(len(x), split, stratify=stratify if _can_stratify(stratify) else None)
-    x = torch.from_numpy(x[index].astype(np.float32))
-    labels = {name: torch.from_numpy(values[index]) for name, values in labels.items()}
-    unit_interval = bool(((x >= 0) & (x <= 1)).all())
-    return Dataset("array", x, labels, unit_interval=unit_interval)
+    return x, {name: _to_codes(values) for name, values in labels.items()}, stratify_by
 
 
 def _read_npy(path: Path, label_column):
@@ -194,7 +215,7 @@ def _parse_numbers(cells: np.ndarray, names: list[str], path: Path) -> np.ndarra
             if not _is_number(cells[row, column]):
                 raise ValueError(
                     f"{path}: column {names[column]!r}, row {row} (counting data rows from 0) holds "
-                    f"{cells[row, column]!r}, which is not a number"
+                    f"{str(cells[row, column])!r}, which is not a number"
                 ) from None
         raise
 

@@ -1,0 +1,1 @@
+"""Benchmarks that reproduce published protocols; each module backs a ``vaekit benchmark <name>`` command."""

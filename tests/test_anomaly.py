@@ -1,0 +1,298 @@
+"""Anomaly detection: scores (An & Cho 2015), AnomalyDetector (scikit-learn contract), `vaekit score`,
+the breast-cancer table and feature standardisation of tabular runs."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler
+
+from vaekit import AnomalyDetector, Config, build_model, data
+from vaekit.anomaly import load_detector
+from vaekit.cli import main
+from vaekit.data.scaling import Standardizer, wants_standardization
+from vaekit.evaluation import anomaly as scores_module
+from vaekit.evaluation.anomaly import SCORES, reconstruction_probability, score_samples
+
+torch.set_num_threads(1)
+TINY = {"latent_dim": 2, "hidden": (32, 32), "epochs": 15, "batch_size": 32}
+
+
+def normal_data(n=300, d=5, seed=0):
+    """Correlated Gaussian rows in their own units (mean 3, features of different scales)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) * np.arange(1, d + 1) + 3
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    x = normal_data()
+    return AnomalyDetector(contamination=0.1, **TINY).fit(x), x
+
+
+# ---------------------------------------------------------------- data and scaling
+
+
+def test_breast_cancer_dataset():
+    train, test = data.load("breast-cancer", "train"), data.load("breast-cancer", "test")
+    assert (len(train), len(test)) == (455, 114)
+    assert train.data_shape == (30,) and not train.unit_interval and not train.is_image
+    for ds in (train, test):
+        assert set(ds.labels) == {"malignant"} and set(ds.labels["malignant"].tolist()) == {0, 1}
+    assert int(train.labels["malignant"].sum() + test.labels["malignant"].sum()) == 212  # WDBC: 212 malignant
+    rows = {tuple(r) for r in train.x.tolist()}
+    assert not rows & {tuple(r) for r in test.x.tolist()}
+
+
+def test_standardizer_round_trip():
+    x = torch.from_numpy(normal_data()).float()
+    scaler = Standardizer.fit(x)
+    z = scaler.transform(x)
+    assert torch.allclose(z.mean(0), torch.zeros(5), atol=1e-5) and torch.allclose(z.std(0, unbiased=False), torch.ones(5), atol=1e-4)
+    again = Standardizer.from_dict(scaler.to_dict())
+    assert np.array_equal(again.mean, scaler.mean) and np.array_equal(again.scale, scaler.scale)
+    assert torch.allclose(again.inverse_transform(z), x, atol=1e-4)
+    with pytest.raises(ValueError, match="fitted on 5 features"):
+        scaler.transform(x[:, :3])
+    assert wants_standardization("auto", (5,), "gaussian") and not wants_standardization("auto", (5,), "bernoulli")
+    assert not wants_standardization("auto", (1, 8, 8), "gaussian")
+    with pytest.raises(ValueError, match="tabular"):
+        wants_standardization("yes", (1, 8, 8), "gaussian")
+
+
+# ---------------------------------------------------------------- scores
+
+
+def test_reconstruction_probability_is_log_mean_of_likelihoods():
+    """An & Cho (2015, Alg. 4): log (1/L) sum_l p(x|z_l); >= the mean log-likelihood (Jensen), same draws."""
+    config = Config(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
+    model = build_model(config, (4,), unit_interval=False).eval()
+    x = torch.randn(7, 4)
+    torch.manual_seed(1)
+    rp = reconstruction_probability(model, x, num_samples=10)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        log_px = model.decode(model.encode(x).sample((10,))).log_prob(x)
+    expected = torch.log(torch.exp(log_px.double()).mean(0)).float()
+    assert rp.shape == (7,)
+    assert torch.allclose(rp, expected, atol=1e-4)
+    assert (rp >= log_px.mean(0) - 1e-5).all()
+
+
+def test_ae_reconstruction_probability_is_deterministic_likelihood():
+    model = build_model(Config(model="ae", likelihood="gaussian", hidden=(16,)), (4,), unit_interval=False).eval()
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        expected = model.decode(model.encode(x).mean).log_prob(x)
+    assert torch.allclose(reconstruction_probability(model, x, 10), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="needs a VAE"):
+        score_samples(model, x, "log_likelihood")
+
+
+def test_scores_have_documented_signs(fitted):
+    detector, x = fitted
+    far = x[:20] + 40 * x.std(0)
+    model, xs = detector.model_, detector.scaler_.transform(torch.from_numpy(x).float())
+    fs = detector.scaler_.transform(torch.from_numpy(far).float())
+    for name, spec in SCORES.items():
+        near_raw, far_raw = spec.fn(model, xs[:20], 10), spec.fn(model, fs, 10)
+        assert near_raw.shape == (20,)
+        # likelihood scores: a training point is more probable; reconstruction error: it is smaller
+        assert (spec.sign * near_raw).min() > (spec.sign * far_raw).max(), name
+        detector.set_params(score=name)
+        assert detector.score_samples(x[:20]).min() > detector.score_samples(far).max(), name
+    detector.set_params(score="reconstruction_probability")
+    assert (scores_module.reconstruction_error(model, fs) > 0).all()
+
+
+def test_scores_are_seeded_and_leave_global_rng_alone(fitted):
+    detector, x = fitted
+    state = torch.get_rng_state()
+    a, b = detector.score_samples(x), detector.score_samples(x)
+    assert np.array_equal(a, b) and torch.equal(state, torch.get_rng_state())
+
+
+# ---------------------------------------------------------------- detector contract
+
+
+def test_predict_flags_contamination_on_training_data(fitted):
+    detector, x = fitted
+    flags = detector.predict(x)
+    assert set(np.unique(flags)) == {-1, 1}
+    assert abs((flags == -1).mean() - detector.contamination) <= 1 / len(x)
+    np.testing.assert_allclose(detector.decision_function(x), detector.score_samples(x) - detector.offset_)
+    assert detector.n_features_in_ == 5 and detector.scaler_ is not None
+
+
+def test_save_load_identical_scores(fitted, tmp_path):
+    detector, x = fitted
+    detector.save(tmp_path / "det")
+    loaded = AnomalyDetector.load(tmp_path / "det")
+    assert np.array_equal(loaded.score_samples(x), detector.score_samples(x))
+    assert loaded.offset_ == detector.offset_ and loaded.get_params() == detector.get_params()
+    assert not list(tmp_path.glob("det/*.pkl")) and (tmp_path / "det" / "detector.json").is_file()
+    assert np.array_equal(load_detector(tmp_path / "det").predict(x), detector.predict(x))
+    with pytest.raises(ValueError, match="fitted with score"):
+        load_detector(tmp_path / "det", score="elbo")
+
+
+def test_clone_get_set_params_and_pipeline():
+    detector = AnomalyDetector(score="elbo", contamination=0.2, latent_dim=2, hidden=(8,), epochs=2)
+    copy = clone(detector)
+    assert copy.get_params() == detector.get_params() and copy is not detector
+    assert detector.get_params()["hidden"] is detector.hidden  # stored verbatim
+    copy.set_params(beta=2.0, epochs=1)
+    assert copy.get_params()["beta"] == 2.0 and "beta" not in detector.get_params()
+    with pytest.raises(ValueError, match="invalid parameter 'latentdim'"):
+        copy.set_params(latentdim=3)
+    x = normal_data(80)
+    pipe = Pipeline([("scale", MinMaxScaler()), ("detect", copy)]).fit(x)
+    assert pipe.predict(x).shape == (80,) and pipe.score_samples(x).shape == (80,)
+    assert hasattr(copy, "offset_") and not hasattr(clone(copy), "offset_")
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.array([[1.0, 2.0], [np.nan, 1.0], [1.0, np.inf]]), r"rows 1, 2"),
+    (np.ones(5), "2-D"),
+    (np.array([["a", "b"], ["c", "d"]]), "numbers only"),
+    (np.zeros((0, 3)), "empty"),
+])
+def test_fit_rejects_bad_data(bad, match):
+    with pytest.raises(ValueError, match=match):
+        AnomalyDetector(epochs=1).fit(bad)
+
+
+def test_bad_parameters_and_feature_count(fitted):
+    x = normal_data(40)
+    with pytest.raises(ValueError, match="unknown model option"):
+        AnomalyDetector(epochs=1, path="x.csv").fit(x)
+    with pytest.raises(ValueError, match="contamination"):
+        AnomalyDetector(contamination=0.7, epochs=1).fit(x)
+    with pytest.raises(ValueError, match="unknown score"):
+        AnomalyDetector(score="mahalanobis", epochs=1).fit(x)
+    with pytest.raises(ValueError, match="fitted on 5"):
+        fitted[0].score_samples(x[:, :3])
+    with pytest.raises(ValueError, match="needs data in"):
+        AnomalyDetector(likelihood="bernoulli", epochs=1).fit(x)
+
+
+def test_image_detector_without_scaler():
+    digits = data.load("digits", "train")
+    x = digits.x[:120]
+    detector = AnomalyDetector(latent_dim=2, hidden=(32,), epochs=1, decoder_activation="sigmoid").fit(x)
+    assert detector.scaler_ is None and detector.n_features_in_ == 64
+    flat = detector.score_samples(x.flatten(1).numpy())
+    assert np.array_equal(flat, detector.score_samples(x)) and np.isfinite(flat).all()
+
+
+# ---------------------------------------------------------------- command line
+
+
+def write_csv(path, x, header=True):
+    names = ",".join(f"f{j}" for j in range(x.shape[1]))
+    np.savetxt(path, x, delimiter=",", header=names if header else "", comments="")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    x = normal_data(250)
+    write_csv(folder / "normal.csv", x)
+    argv = ["train", "--data", "array", "--path", str(folder / "normal.csv"), "--likelihood", "gaussian",
+            "--likelihood-scale", "learned", "--latent-dim", "2", "--hidden", "32", "32", "--epochs", "10",
+            "--batch-size", "32", "--eval-num-samples", "5", "--runs-dir", str(folder / "runs"), "--name", "t",
+            "--no-progress"]
+    assert main(argv) == 0
+    return folder, folder / "runs" / "t", x
+
+
+def test_train_stores_scaler_and_score_applies_it(tabular_run, capsys):
+    folder, run, x = tabular_run
+    scaler = Standardizer.from_dict(json.loads((run / "scaler.json").read_text()))
+    train = data.load("array", "train", path=folder / "normal.csv")
+    np.testing.assert_allclose(scaler.mean, train.x.double().mean(0).numpy(), rtol=1e-6)
+    rows = np.vstack([x[:10], x[:10] + 50 * x.std(0)])
+    write_csv(folder / "new.csv", rows, header=False)
+    capsys.readouterr()
+    assert main(["score", str(run), "--input", str(folder / "new.csv"), "--output", str(folder / "s.csv"),
+                 "--no-progress"]) == 0
+    assert "20 rows" in capsys.readouterr().out
+    table = np.genfromtxt(folder / "s.csv", delimiter=",", names=True)
+    assert table.dtype.names == ("index", "score", "outlier") and len(table) == 20
+    detector = AnomalyDetector.from_run(run)
+    np.testing.assert_allclose(table["score"], detector.score_samples(rows), rtol=1e-6)
+    assert (table["outlier"][10:] == 1).all() and table["score"][:10].min() > table["score"][10:].max()
+    train_flags = detector.predict(train.x)
+    assert abs((train_flags == -1).mean() - 0.05) <= 1 / len(train)
+
+
+@pytest.mark.parametrize("content, match", [
+    ("f0,f1,f2,f3,f4\n1,2,3,4,5\n1,2,nan,4,5\n1,2,3,4,inf\n", "rows 1, 2"),
+    ("f0,f1,f2\n1,2,3\n", "has 3 features per row but the model was trained on 5"),
+    ("f0,f1,f2,f3,f4\n1,2,3,4,5\n1,x,3,4,5\n", "column 'f1', row 1 .* holds 'x'"),
+    ("", "is empty"),
+])
+def test_score_bad_input_one_line(tabular_run, tmp_path, capsys, content, match):
+    _, run, _ = tabular_run
+    (tmp_path / "bad.csv").write_text(content)
+    capsys.readouterr()
+    assert main(["score", str(run), "--input", str(tmp_path / "bad.csv"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("vaekit: error:")
+    assert re.search(match, err), err
+    assert not (run / "scores.csv").exists()
+
+
+# ---------------------------------------------------------------- benchmark
+
+
+def test_benchmark_metrics_against_known_values():
+    from vaekit.benchmarks.anomaly import metrics
+
+    is_anomaly = np.array([0, 0, 1, 1], dtype=bool)
+    perfect = metrics(is_anomaly, [np.array([2.0, 1.0, -1.0, -2.0])])  # normality: anomalies score low
+    assert perfect["auroc"] == 1.0 and perfect["ap"] == 1.0 and perfect["tpr"][-1] == 1.0
+    inverted = metrics(is_anomaly, [np.array([-2.0, -1.0, 1.0, 2.0])])
+    assert inverted["auroc"] == 0.0
+
+
+def test_benchmark_command_writes_table_json_and_figure(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["benchmark", "anomaly", "--classes", "7", "--seeds", "0", "--epochs", "1",
+                 "--output-dir", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "best baseline" in printed
+    record = json.loads((out / "anomaly.json").read_text())
+    assert set(record["results"]) == {"digits", "breast-cancer"}
+    methods = record["results"]["digits"]
+    assert {"vae: reconstruction_probability", "IsolationForest", "LocalOutlierFactor", "OneClassSVM",
+            "PCA reconstruction error"} <= set(methods)
+    for entry in methods.values():
+        assert 0 <= entry["tasks"]["7"]["auroc"] <= 1 and entry["mean_auroc"] == entry["tasks"]["7"]["auroc"]
+    table = (out / "anomaly.md").read_text()
+    assert "| vae: reconstruction_probability |" in table and "vaekit benchmark anomaly" in table
+    assert (out / "roc.png").stat().st_size > 1000
+    assert main(["benchmark", "anomaly", "--datasets", "cifar", "--output-dir", str(out)]) == 1
+
+
+def test_score_threshold_without_training_data(tabular_run, tmp_path, capsys):
+    import shutil
+
+    _, run, x = tabular_run
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    record = json.loads((moved / "config.json").read_text())
+    record["config"]["path"] = str(tmp_path / "gone.csv")
+    (moved / "config.json").write_text(json.dumps(record))
+    write_csv(tmp_path / "new.csv", x[:8])
+    capsys.readouterr()
+    assert main(["score", str(moved), "--input", str(tmp_path / "new.csv"), "--no-progress"]) == 1
+    assert "give a threshold" in capsys.readouterr().err
+    assert main(["score", str(moved), "--input", str(tmp_path / "new.csv"), "--threshold", "1e9", "--no-progress"]) == 0
+    table = np.genfromtxt(moved / "scores.csv", delimiter=",", names=True)
+    assert (table["outlier"] == 1).all() and len(table) == 8
