@@ -14,8 +14,9 @@ import numpy as np
 import torch
 import tyro
 
-from . import io, plots, runs
+from . import distributed, io, plots, runs
 from .config import Config
+from .runtime import RunOptions, resolve_device
 from .evaluation import UNITS, evaluate
 
 
@@ -36,6 +37,7 @@ class TrainArgs:
     """Replace an existing run folder of the same name."""
     progress: bool = True
     """Show a progress bar."""
+    options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +75,18 @@ def _print(line: str) -> None:
 
 
 def train(args: TrainArgs) -> None:
-    """``vaekit train``."""
-    run_dir = Path(args.resume) if args.resume else runs.resolve_run_dir(
-        args.runs_dir, args.name, args.config, resume=False, overwrite=args.overwrite)
-    summary = runs.train_run(args.config, run_dir, resume=bool(args.resume), progress=args.progress)
+    """``vaekit train``; under ``torchrun`` data-parallel over the launched processes."""
+    with distributed.process_group(resolve_device(args.options.device)):
+        _train(args)
+
+
+def _train(args: TrainArgs) -> None:
+    run_dir = Path(args.resume) if args.resume else Path(distributed.broadcast_text(distributed.on_main(
+        lambda: str(runs.resolve_run_dir(args.runs_dir, args.name, args.config, resume=False, overwrite=args.overwrite)))))
+    summary = runs.train_run(args.config, run_dir, resume=bool(args.resume), progress=args.progress,
+                             options=args.options)
+    if not distributed.is_main():
+        return
     test = summary["test"]
     if "log_likelihood" in test:
         _print(f"test ELBO {test['elbo']:.2f} nats/example; test log-likelihood (importance sampled, "

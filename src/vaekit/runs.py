@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from . import data, io, plots
+from . import data, distributed, io, plots
 from .config import Config
 from .evaluation import UNITS, evaluate
 from .models import build_model
+from .runtime import RunOptions
 from .train import binarize, fit
 
 CHECKPOINT = Path("checkpoint") / "last.safetensors"
@@ -79,11 +80,15 @@ def resolve_run_dir(runs_dir, name: str | None, config: Config, resume: bool, ov
     return run_dir
 
 
-def train_run(config: Config, run_dir, resume: bool = False, progress: bool = True) -> dict:
+def train_run(config: Config, run_dir, resume: bool = False, progress: bool = True,
+              options: RunOptions | None = None) -> dict:
     """Train ``config`` in ``run_dir`` (see :func:`resolve_run_dir`), evaluate on the test split,
     write the figures, and return the summary (also in ``summary.json``).
 
     When resuming, the config is read from ``run_dir/config.json`` and ``config`` is ignored.
+    ``options`` (device, precision, ...; default: :class:`~vaekit.runtime.RunOptions`) are
+    recorded in the summary. Under torchrun every rank trains; rank 0 alone writes the folder,
+    evaluates and returns the summary, the other ranks return an empty dict.
 
     Raises:
         ValueError / FileNotFoundError: bad data, config or files (clear messages).
@@ -96,7 +101,7 @@ def train_run(config: Config, run_dir, resume: bool = False, progress: bool = Tr
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     model = build_model(config, train_set.data_shape, train_set.unit_interval)
     model.likelihood.check_support(train_set.x)
-    if not resume:
+    if not resume and distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         io.write_json(run_dir / io.CONFIG, io.model_record(model))
     train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
@@ -106,13 +111,18 @@ def train_run(config: Config, run_dir, resume: bool = False, progress: bool = Tr
     def log(_metrics, history):
         io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
+    options = options or RunOptions()
     history = fit(model, train_x, model.config, val=val_x, checkpoint=run_dir / CHECKPOINT, resume=resume,
-                  on_epoch_end=log, progress=progress)
+                  on_epoch_end=log, progress=progress, options=options)
+    if not distributed.is_main():
+        return {}
     log(None, history)
     io.save(model, run_dir)
-    summary = summarise(model, test_x, history)
+    device = next(model.parameters()).device
+    summary = summarise(model, test_x.to(device), history)
+    summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size()})
     io.write_json(run_dir / "summary.json", summary)
-    write_figures(model, history, test_x, run_dir)
+    write_figures(model.cpu(), history, test_x, run_dir)
     return summary
 
 
