@@ -119,6 +119,12 @@ def all_gather(t: torch.Tensor) -> list[torch.Tensor]:
     return [o.to(t.device) for o in out]
 
 
+def barrier() -> None:
+    """Wait until every rank gets here (no-op in a single process)."""
+    if is_initialized():
+        dist.barrier()
+
+
 def broadcast_text(text: str | None, src: int = 0) -> str:
     """The string ``text`` of rank ``src`` on every rank (UTF-8, at most :data:`MAX_TEXT_BYTES`).
 

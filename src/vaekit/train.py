@@ -267,6 +267,8 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
     bar.close()
     for hook in hooks:
         hook.remove()
+    if checkpoint is not None:
+        distributed.barrier()  # the checkpoint rank 0 wrote exists for every rank from here on
     if config.patience > 0 and best is not None:
         model.load_state_dict(best)
     model.eval()
