@@ -202,7 +202,7 @@ def shard(order: torch.Tensor, batch_size: int, rank: int = 0, world_size: int =
 class ShardBatchSampler(torch.utils.data.Sampler):
     """Batch sampler of a DataLoader with :func:`shard`'s batches of a fresh permutation per epoch.
 
-    Each ``iter()`` draws the permutation from ``generator`` (identically seeded on every rank),
+    Each pass draws the permutation from ``generator`` (identically seeded on every rank),
     so it consumes the generator exactly as the in-memory path of :func:`vaekit.train.fit` does;
     ``global_sizes`` then lists the global batch size of each step of that epoch.
     """
@@ -214,10 +214,13 @@ class ShardBatchSampler(torch.utils.data.Sampler):
         self.global_sizes: list[int] = []
 
     def __iter__(self):
+        # A generator: the permutation is drawn at the first batch, not when the iterator is made
+        # (a DataLoader with persistent workers makes, and drops, one iterator more at the start).
         order = torch.randperm(self.num_examples, generator=self.generator)
         batches = list(shard(order, self.batch_size, self.rank, self.world_size))
         self.global_sizes = [size for _, size in batches]
-        return iter([index.tolist() for index, _ in batches])
+        for index, _ in batches:
+            yield index.tolist()
 
     def __len__(self) -> int:
         return len(list(shard(torch.arange(self.num_examples), self.batch_size, self.rank, self.world_size)))

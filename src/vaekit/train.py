@@ -63,7 +63,10 @@ def data_loader(dataset, batch_size: int, generator: torch.Generator, options: R
                                             distributed.rank(), distributed.world_size())
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=options.num_workers,
                                        pin_memory=device.type == "cuda",
-                                       persistent_workers=options.num_workers > 0)
+                                       persistent_workers=options.num_workers > 0,
+                                       # worker seeds from their own generator: the global RNG (the
+                                       # noise of the objective) advances as with a tensor
+                                       generator=torch.Generator().manual_seed(distributed.rank()))
 
 
 class TrainingStep(nn.Module):
