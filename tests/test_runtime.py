@@ -148,3 +148,21 @@ def test_fit_streams_an_image_folder_with_workers(tmp_path):
     assert history[-1]["train_loss"] == pytest.approx(expected[-1]["train_loss"], rel=1e-5)
     loader = data_loader(images, 6, torch.Generator(), RunOptions(num_workers=1), torch.device("cpu"))
     assert loader.num_workers == 1 and not loader.pin_memory  # pinned memory only for CUDA
+
+
+def test_cli_trains_and_evaluates_an_image_folder(tmp_path, capsys):
+    """``vaekit train --data image-folder --path DIR --num-workers 1`` streams the training images."""
+    _write_images(tmp_path / "faces", n=30)
+    args = ["train", "--data", "image-folder", "--path", str(tmp_path / "faces"), "--image-size", "8",
+            "--net", "conv", "--channels", "4", "--hidden", "16", "--latent-dim", "2", "--epochs", "2",
+            "--eval-num-samples", "5", "--num-workers", "1", "--batch-size", "8", "--runs-dir", str(tmp_path / "runs"), "--name", "f",
+            "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    run = tmp_path / "runs" / "f"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["num_test_examples"] == 6 and summary["run_options"]["num_workers"] == 1
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert history[-1]["step"] == 2 * 3  # 24 train images, 2 held out for validation: 22 = 8 + 8 + 6
+    assert main(["evaluate", str(run), "--num-samples", "5"]) == 0
+    assert main(args[:-3] + ["--name", "g", "--binarize", "static"]) == 1
+    assert "needs the data in memory" in capsys.readouterr().err

@@ -103,7 +103,7 @@ def _train(args: TrainArgs) -> None:
 def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``."""
     model = io.load(args.run)
-    test_x = runs.prepare(runs.load_dataset(model.config, "test").x, model.config)
+    test_x = runs.load_test(model.config)
     result = evaluate(model, test_x, num_samples=args.num_samples, batch_size=args.batch_size)
     out = Path(args.output) if args.output else Path(args.run) / "evaluation.json"
     io.write_json(out, {"test": result, "units": {k: UNITS[k] for k in result}, "num_samples": args.num_samples,

@@ -33,7 +33,8 @@ def default_name(config: Config) -> str:
 
 def data_options(config: Config) -> dict:
     """Loader options of a config (data_dir, path, label_column)."""
-    options = {"data_dir": config.data_dir, "path": config.path, "label_column": config.label_column}
+    options = {"data_dir": config.data_dir, "path": config.path, "label_column": config.label_column,
+               "image_size": config.image_size}
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -49,6 +50,14 @@ def prepare(x: torch.Tensor, config: Config, training: bool = False) -> torch.Te
     if mode == "none" or (training and mode == "dynamic"):
         return x
     return binarize(x, torch.Generator().manual_seed(EVAL_BINARIZE_SEED + (0 if training else 1)))
+
+
+def load_test(config: Config, num_workers: int = 0) -> torch.Tensor:
+    """The config's test split in memory, as the model sees it (:func:`prepare`d); data read
+    from disk on demand are read with ``num_workers`` workers."""
+    test_set = load_dataset(config, "test")
+    x = test_set.x if isinstance(test_set, data.Dataset) else data.folder.materialize(test_set, num_workers)
+    return prepare(x, config)
 
 
 def split_validation(x: torch.Tensor, config: Config) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,18 +109,21 @@ def train_run(config: Config, run_dir, resume: bool = False, progress: bool = Tr
         config = Config.from_dict(record["config"])
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     model = build_model(config, train_set.data_shape, train_set.unit_interval)
-    model.likelihood.check_support(train_set.x)
+    options = options or RunOptions()
+    if isinstance(train_set, data.Dataset):
+        model.likelihood.check_support(train_set.x)
+        train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
+        val_x = prepare(val_x, config)  # dynamic: one fixed draw; static: already binary, unchanged
+        test_x = prepare(test_set.x, config)
+    else:
+        train_x, val_x, test_x = streamed_splits(train_set, config, options.num_workers)
     if not resume and distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         io.write_json(run_dir / io.CONFIG, io.model_record(model))
-    train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
-    val_x = prepare(val_x, config)  # dynamic: one fixed draw; static: already binary, unchanged
-    test_x = prepare(test_set.x, config)
 
     def log(_metrics, history):
         io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
-    options = options or RunOptions()
     history = fit(model, train_x, model.config, val=val_x, checkpoint=run_dir / CHECKPOINT, resume=resume,
                   on_epoch_end=log, progress=progress, options=options)
     if not distributed.is_main():
@@ -124,6 +136,25 @@ def train_run(config: Config, run_dir, resume: bool = False, progress: bool = Tr
     io.write_json(run_dir / "summary.json", summary)
     write_figures(model.cpu(), history, test_x, run_dir)
     return summary
+
+
+def streamed_splits(train_set, config: Config, num_workers: int = 0):
+    """(train, validation, test) of data read from disk on demand (e.g. ``--data image-folder``).
+
+    The training part stays on disk and is streamed by :func:`vaekit.train.fit` through a
+    DataLoader with ``num_workers`` workers; the validation part (``val_fraction``, seeded by
+    ``seed``) and the test split are read into memory for evaluation.
+
+    Raises:
+        ValueError: ``binarize static``, which needs the whole training set in memory.
+    """
+    if config.resolved_binarize == "static":
+        raise ValueError("--binarize static needs the data in memory; use dynamic or none for data read from disk")
+    n_val = int(round(config.val_fraction * len(train_set)))
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed))
+    val_x = data.folder.materialize(torch.utils.data.Subset(train_set, order[:n_val].tolist()), num_workers)
+    train = torch.utils.data.Subset(train_set, order[n_val:].tolist())
+    return train, prepare(val_x, config), load_test(config, num_workers)
 
 
 def summarise(model, test_x: torch.Tensor, history: list[dict]) -> dict:

@@ -81,3 +81,21 @@ class ImageFolder(torch.utils.data.Dataset):
             array = np.asarray(image, dtype=np.float32) / 255.0
         array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
         return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def load(split: str = "train", path=None, image_size: int = 64, **_options) -> ImageFolder:
+    """Registry loader of ``--data image-folder --path DIR``: an :class:`ImageFolder` (read lazily).
+
+    Raises:
+        ValueError: no ``path`` (pass --path DIR).
+    """
+    if path is None:
+        raise ValueError("the 'image-folder' dataset reads your own images: pass --path FOLDER")
+    return ImageFolder(path, split, image_size=image_size)
+
+
+def materialize(dataset, num_workers: int = 0, batch_size: int = 256) -> torch.Tensor:
+    """All examples of a lazily read ``dataset`` in one tensor ``(N, *data_shape)``, read in
+    batches by ``num_workers`` worker processes (for validation and test sets)."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    return torch.cat(list(loader))
