@@ -7,6 +7,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -41,3 +42,15 @@ def digits(config, side: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     if side != xs[0].shape[-1]:
         xs = [F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False).clamp(0, 1) for x in xs]
     return prepare(xs[0], config, training=True), prepare(xs[1], config)
+
+
+class Clock:
+    """Wall time and this process's CPU time of a block (CPU time is robust to other processes'
+    load on a shared machine; with one torch thread and no loader workers it is the work done)."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu

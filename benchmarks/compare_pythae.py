@@ -18,7 +18,7 @@ Data are binarized once (static) because pythae has no dynamic binarization; the
 Bernoulli (vaekit: logits; pythae: "bce" on sigmoid outputs).
 
     pip install ".[bench]"      # pythae
-    python benchmarks/compare_pythae.py --epochs 30 --seeds 3 --output benchmarks/results/compare_pythae.json
+    python benchmarks/compare_pythae.py --output benchmarks/results/compare_pythae.json
 
 Every figure is a ratio measured in this one run; the JSON records machine, command and date.
 """
@@ -34,7 +34,6 @@ import logging
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -79,7 +78,7 @@ else:
             return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import digits, machine  # noqa: E402
+from common import Clock, digits, machine  # noqa: E402
 
 CASES = {
     "mlp-digits-8x8": dict(side=8, config=dict(net="mlp", hidden=(256, 256))),
@@ -101,40 +100,40 @@ def from_pythae(pmodel, like: VAE) -> VAE:
     return model.eval()
 
 
-def train_pythae(pmodel, train, val, config, out_dir) -> float:
-    """Train with pythae's BaseTrainer; returns the wall time in seconds."""
+def train_pythae(pmodel, train, val, config, out_dir) -> Clock:
+    """Train with pythae's BaseTrainer (validation every epoch), timed."""
     trainer_config = BaseTrainerConfig(
         output_dir=str(out_dir), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, num_epochs=config.epochs, learning_rate=config.lr,
         optimizer_cls="Adam", no_cuda=not torch.cuda.is_available(), seed=config.seed)
     quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        start = time.perf_counter()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), Clock() as clock:
         trainer = BaseTrainer(pmodel, BaseDataset(train, torch.zeros(len(train))),
                               BaseDataset(val, torch.zeros(len(val))), trainer_config)
         trainer.train()
-        return time.perf_counter() - start
+    return clock
 
 
-def train_vaekit(model, train, val, config) -> float:
-    start = time.perf_counter()
-    fit(model, train, config, val=val, progress=False)
-    return time.perf_counter() - start
+def train_vaekit(model, train, val, config) -> Clock:
+    """Train with ``vaekit.fit`` (validation every epoch), timed."""
+    with Clock() as clock:
+        fit(model, train, config, val=val, progress=False)
+    return clock
 
 
-def same_loop(loss, params, train, config) -> float:
-    """Examples per second of ``loss(xb)`` in one minimal loop: Adam, shuffled slices, no validation."""
+def same_loop(loss, params, train, config) -> Clock:
+    """``loss(xb)`` in one minimal loop (Adam, shuffled slices, no validation), timed."""
     optimizer = torch.optim.Adam(params, lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
-    start = time.perf_counter()
-    for _ in range(config.epochs):
-        order = torch.randperm(len(train), generator=generator)
-        for i in range(0, len(train), config.batch_size):
-            value = loss(train[order[i:i + config.batch_size]])
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
-    return len(train) * config.epochs / (time.perf_counter() - start)
+    with Clock() as clock:
+        for _ in range(config.epochs):
+            order = torch.randperm(len(train), generator=generator)
+            for i in range(0, len(train), config.batch_size):
+                value = loss(train[order[i:i + config.batch_size]])
+                optimizer.zero_grad(set_to_none=True)
+                value.backward()
+                optimizer.step()
+    return clock
 
 
 @torch.no_grad()
@@ -144,92 +143,106 @@ def test_elbo(model, x) -> float:
     return elbo(model.eval(), x, num_samples=10).mean().item()
 
 
+def throughput(model, train, val, config, rounds: int) -> dict:
+    """Examples per second of both libraries' loops and of both models in one loop, over
+    ``rounds`` interleaved rounds (the order alternates); ratios are medians of per-round ratios."""
+    loss_fn = LOSSES["vae"]
+    contenders = {
+        "vaekit_fit": lambda: train_vaekit(copy.deepcopy(model), train, val, config),
+        "vaekit_same_loop": lambda: (lambda m: same_loop(lambda xb: loss_fn(m, xb, config, 1.0)["loss"],
+                                                         m.parameters(), train, config))(copy.deepcopy(model).train()),
+    }
+    if pythae:
+        def pythae_fit():
+            with tempfile.TemporaryDirectory() as tmp:
+                return train_pythae(to_pythae(model), train, val, config, tmp)
+        contenders["pythae_fit"] = pythae_fit
+        contenders["pythae_same_loop"] = lambda: (lambda m: same_loop(lambda xb: m({"data": xb}).loss, m.parameters(),
+                                                                      train, config))(to_pythae(model).train())
+    for run in contenders.values():  # untimed warm-up
+        run()
+    clocks = {name: [] for name in contenders}
+    for r in range(rounds):
+        for name in (list(contenders) if r % 2 == 0 else list(reversed(contenders))):
+            clocks[name].append(contenders[name]())
+    n = len(train) * config.epochs
+    out = {f"{name}_examples_per_s": {"cpu": n / min(c.cpu for c in cs), "wall": n / min(c.wall for c in cs)}
+           for name, cs in clocks.items()}
+    if pythae:
+        for kind in ("fit", "same_loop"):
+            a, b = clocks[f"vaekit_{kind}"], clocks[f"pythae_{kind}"]
+            out[f"{kind}_ratio"] = {"cpu": statistics.median(y.cpu / x.cpu for x, y in zip(a, b)),
+                                    "wall": statistics.median(y.wall / x.wall for x, y in zip(a, b))}
+    print(json.dumps({"throughput": out}), flush=True)
+    return out
+
+
 def run_case(name: str, case: dict, args) -> dict:
     config = Config(binarize="static", latent_dim=args.latent_dim, batch_size=args.batch_size, lr=args.lr,
                     epochs=args.epochs, **case["config"])
     train_all, test = digits(config, case["side"])
-    result = {"case": name, "data_shape": list(test.shape[1:]), "num_train": None, "seeds": []}
+    result = {"case": name, "data_shape": list(test.shape[1:]), "seeds": []}
     for seed in range(args.seeds):
         cfg = config.replace(seed=seed)
         train, val = split_validation(train_all, cfg)
-        result["num_train"] = len(train)
+        result["num_train"], result["num_val"], result["num_test"] = len(train), len(val), len(test)
         model = build_model(cfg, tuple(test.shape[1:]))
+        if seed == 0:
+            result["throughput"] = throughput(model, train, val, cfg.replace(epochs=args.throughput_epochs),
+                                              args.rounds)
         pmodel = to_pythae(model) if pythae else None
-        if seed == 0:  # untimed warm-up of both loops, then the step-only comparison
-            warm = cfg.replace(epochs=1)
-            train_vaekit(copy.deepcopy(model), train, val, warm)
-            loss_fn = LOSSES["vae"]
-            step_model = copy.deepcopy(model).train()
-            steps = {"vaekit": same_loop(lambda xb: loss_fn(step_model, xb, warm, 1.0)["loss"],
-                                         step_model.parameters(), train, warm)}
-            if pythae:
-                with tempfile.TemporaryDirectory() as tmp:
-                    train_pythae(to_pythae(model), train, val, warm, tmp)
-                step_p = to_pythae(model).train()
-                steps["pythae"] = same_loop(lambda xb: step_p({"data": xb}).loss, step_p.parameters(), train, warm)
-            result["same_loop_examples_per_s"] = steps
         run = {"seed": seed}
-        seconds = train_vaekit(model, train, val, cfg)
-        run["vaekit_examples_per_s"] = len(train) * cfg.epochs / seconds
+        train_vaekit(model, train, val, cfg)
         run["vaekit_test_elbo"] = test_elbo(model, test)
         if pythae:
             with tempfile.TemporaryDirectory() as tmp:
-                seconds = train_pythae(pmodel, train, val, cfg, tmp)
-            run["pythae_examples_per_s"] = len(train) * cfg.epochs / seconds
+                train_pythae(pmodel, train, val, cfg, tmp)
             run["pythae_test_elbo"] = test_elbo(from_pythae(pmodel.cpu(), model), test)
         result["seeds"].append(run)
         print(json.dumps({"case": name, **run}), flush=True)
         if seed == 0 and case["side"] == 8 and args.nll_samples:
             result["log_likelihood"] = compare_nll(model, test, args)
-    summarise(result)
+    elbos = {key: [r[key] for r in result["seeds"] if key in r] for key in ("vaekit_test_elbo", "pythae_test_elbo")}
+    result["test_elbo"] = {key: {"mean": statistics.mean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0}
+                           for key, v in elbos.items() if v}
     return result
 
 
 def compare_nll(model, test, args) -> dict:
-    """log p(x) on the test split with K importance samples: pythae's get_nll vs vaekit."""
+    """log p(x) on the test split with K importance samples: pythae's get_nll vs vaekit.
+
+    vaekit's estimate is repeated with 3 seeds (its spread is the Monte Carlo error of the mean);
+    speeds are importance samples (examples x K) per second of CPU and of wall time.
+    """
     k, out = args.nll_samples, {"num_samples": args.nll_samples, "num_examples": len(test)}
-    estimates, seconds = [], []
+    estimates, clocks = [], []
     for repeat in range(3):
         torch.manual_seed(100 + repeat)
-        start = time.perf_counter()
-        estimates.append(log_likelihood(model, test, k).mean().item())
-        seconds.append(time.perf_counter() - start)
-    out["vaekit"] = {"estimates": estimates, "mc_std": statistics.stdev(estimates),
-                     "samples_per_s": len(test) * k / statistics.median(seconds)}
+        with Clock() as clock:
+            estimates.append(log_likelihood(model, test, k).mean().item())
+        clocks.append(clock)
+    n = len(test) * k
+    speed = {"cpu": n / min(c.cpu for c in clocks), "wall": n / min(c.wall for c in clocks)}
+    out["vaekit"] = {"estimates": estimates, "mc_std": statistics.stdev(estimates), "samples_per_s": speed}
     if pythae:
         pmodel = to_pythae(model).eval()
         torch.manual_seed(100)
-        start = time.perf_counter()
-        with torch.no_grad():  # pythae's get_nll builds graphs otherwise; no_grad only helps it
-            nll = pmodel.get_nll(test, n_samples=k, batch_size=100)
+        with Clock() as clock, torch.no_grad():  # get_nll builds graphs otherwise; no_grad only helps it
+            value = pmodel.get_nll(test, n_samples=k, batch_size=100)
         # get_nll returns the mean log p(x) (negative), despite its name
-        out["pythae"] = {"estimate": float(nll), "samples_per_s": len(test) * k / (time.perf_counter() - start)}
+        out["pythae"] = {"estimate": float(value), "samples_per_s": {"cpu": n / clock.cpu, "wall": n / clock.wall}}
         out["difference"] = out["pythae"]["estimate"] - statistics.mean(estimates)
-        out["speedup"] = out["vaekit"]["samples_per_s"] / out["pythae"]["samples_per_s"]
+        out["speedup"] = {kind: speed[kind] / out["pythae"]["samples_per_s"][kind] for kind in speed}
     print(json.dumps({"log_likelihood": out}), flush=True)
     return out
 
 
-def summarise(result: dict) -> None:
-    runs = result["seeds"]
-
-    def stats(key):
-        values = [r[key] for r in runs if key in r]
-        return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0} if values else None
-
-    result["summary"] = {key: stats(key) for key in
-                         ("vaekit_examples_per_s", "pythae_examples_per_s", "vaekit_test_elbo", "pythae_test_elbo")}
-    if pythae:
-        result["summary"]["throughput_ratio"] = statistics.mean(
-            r["vaekit_examples_per_s"] / r["pythae_examples_per_s"] for r in runs)
-        steps = result["same_loop_examples_per_s"]
-        result["summary"]["same_loop_ratio"] = steps["vaekit"] / steps["pythae"]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=20, help="epochs of the test-ELBO comparison")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the test-ELBO comparison")
+    parser.add_argument("--throughput-epochs", type=int, default=3, help="epochs per timed round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--latent-dim", type=int, default=8)
