@@ -74,6 +74,13 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
+def _given(config: Config) -> dict:
+    """Settings that differ from the defaults, i.e. that the user gave."""
+    default = Config()
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(Config)
+            if getattr(config, f.name) != getattr(default, f.name)}
+
+
 def train(args: TrainArgs) -> None:
     """``vaekit train``; under ``torchrun`` data-parallel over the launched processes."""
     with distributed.process_group(resolve_device(args.options.device)):
@@ -81,10 +88,20 @@ def train(args: TrainArgs) -> None:
 
 
 def _train(args: TrainArgs) -> None:
-    run_dir = Path(args.resume) if args.resume else Path(distributed.broadcast_text(distributed.on_main(
-        lambda: str(runs.resolve_run_dir(args.runs_dir, args.name, args.config, resume=False, overwrite=args.overwrite)))))
-    summary = runs.train_run(args.config, run_dir, resume=bool(args.resume), progress=args.progress,
-                             options=args.options)
+    if args.resume:
+        given = _given(args.config)
+        epochs = given.pop("epochs", None)
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ValueError(f"--resume continues {args.resume} with its saved config; drop {flags} "
+                             "(only --epochs may change, to extend the run)")
+        run_dir = Path(args.resume)
+        summary = runs.train_run(None, run_dir, resume=True, progress=args.progress, epochs=epochs,
+                                 options=args.options)
+    else:
+        run_dir = Path(distributed.broadcast_text(distributed.on_main(
+            lambda: str(runs.resolve_run_dir(args.runs_dir, args.name, args.config, args.overwrite)))))
+        summary = runs.train_run(args.config, run_dir, progress=args.progress, options=args.options)
     if not distributed.is_main():
         return
     test = summary["test"]
@@ -184,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         args = tyro.cli(command.args, args=rest, prog=f"vaekit {key}", default=default,
                         description=command.args.__doc__)
         command.run(args)
+    except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
+        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         print("vaekit: interrupted; a training run can be continued with --resume RUN", file=sys.stderr)
         return 130

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal, constraints
+from torch.distributions import Distribution, Independent, Normal, constraints, register_kl
+from torch.distributions.kl import _kl_independent_independent
 
 #: Smallest learned Gaussian scale, so a learned-variance likelihood cannot collapse onto a pixel.
 MIN_SCALE = 1e-3
@@ -182,10 +183,30 @@ def diagonal_normal(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
     return _independent(Normal(loc, scale, validate_args=False), 1)
 
 
-def standard_normal(latent_dim: int, device=None, dtype=None) -> Independent:
+class StandardNormal(Independent):
+    """The prior N(0, I): a diagonal Gaussian with a fast closed-form KL from any diagonal Gaussian.
+
+    Args:
+        loc, scale: zeros and ones of shape ``(latent_dim,)`` (kept by the model as buffers).
+    """
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
+        super().__init__(Normal(loc, scale, validate_args=False), 1, validate_args=False)
+
+
+@register_kl(Independent, StandardNormal)
+def _kl_diagonal_standard(q: Independent, p: StandardNormal) -> torch.Tensor:
+    """KL(N(loc, diag scale²) ‖ N(0, I)) = Σ_d ½(loc² + scale² − 1) − log scale (Kingma & Welling 2013, App. B)."""
+    if not (isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1):
+        return _kl_independent_independent(q, p)
+    loc, scale = q.base_dist.loc, q.base_dist.scale
+    return (0.5 * (loc.square() + scale.square() - 1) - scale.log()).sum(-1)
+
+
+def standard_normal(latent_dim: int, device=None, dtype=None) -> StandardNormal:
     """The prior N(0, I) over ``latent_dim`` dimensions, batch shape ``()``."""
     zeros = torch.zeros(latent_dim, device=device, dtype=dtype)
-    return diagonal_normal(zeros, torch.ones_like(zeros))
+    return StandardNormal(zeros, torch.ones_like(zeros))
 
 
 #: Registry of likelihood names accepted by configs and the CLI.

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from .distributions import Deterministic, Likelihood, build_likelihood, diagonal_normal, standard_normal
+from .distributions import Deterministic, Likelihood, StandardNormal, build_likelihood, diagonal_normal
 from .nets import build_nets
 
 
@@ -50,6 +50,9 @@ class AE(nn.Module):
         self.data_shape = tuple(data_shape) if data_shape is not None else None
         self.noise_std = float(noise_std)
         self.config = config
+        # The prior's parameters follow the model across devices and dtypes; they are not saved.
+        self.register_buffer("prior_loc", torch.zeros(self.latent_dim), persistent=False)
+        self.register_buffer("prior_scale", torch.ones(self.latent_dim), persistent=False)
 
     def extra_config(self) -> dict:
         """Keyword arguments, beyond the config and data shape, that :func:`build_model` needs to rebuild this model."""
@@ -77,8 +80,7 @@ class AE(nn.Module):
 
     def prior(self) -> Distribution:
         """p(z) = N(0, I), event shape ``(latent_dim,)``."""
-        p = next(self.parameters())
-        return standard_normal(self.latent_dim, p.device, p.dtype)
+        return StandardNormal(self.prior_loc, self.prior_scale)
 
     @torch.no_grad()
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,8 +95,8 @@ class AE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decoder means of ``n`` prior draws z ~ N(0, temperature² I): ``(n, *data_shape)``."""
-        p = next(self.parameters())
-        z = temperature * torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
+        z = temperature * torch.randn(n, self.latent_dim, generator=generator, dtype=self.prior_loc.dtype)
+        z = z.to(self.prior_loc.device)
         return self.decode(z).mean
 
 

@@ -67,18 +67,13 @@ def split_validation(x: torch.Tensor, config: Config) -> tuple[torch.Tensor, tor
     return x[order[n_val:]], x[order[:n_val]]
 
 
-def resolve_run_dir(runs_dir, name: str | None, config: Config, resume: bool, overwrite: bool) -> Path:
-    """The run folder; refuses an existing one unless resuming or overwriting.
+def resolve_run_dir(runs_dir, name: str | None, config: Config, overwrite: bool = False) -> Path:
+    """The folder of a new run; refuses an existing one unless ``overwrite`` (then it is emptied).
 
     Raises:
-        FileExistsError: the folder exists and neither ``resume`` nor ``overwrite`` is set.
-        FileNotFoundError: ``resume`` of a folder that does not exist.
+        FileExistsError: the folder exists, is not empty, and ``overwrite`` is not set.
     """
     run_dir = Path(runs_dir) / (name or default_name(config))
-    if resume:
-        if not (run_dir / io.CONFIG).is_file():
-            raise FileNotFoundError(f"cannot resume {run_dir}: it has no {io.CONFIG}; start a new run instead")
-        return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(
@@ -89,12 +84,13 @@ def resolve_run_dir(runs_dir, name: str | None, config: Config, resume: bool, ov
     return run_dir
 
 
-def train_run(config: Config, run_dir, resume: bool = False, progress: bool = True,
-              options: RunOptions | None = None) -> dict:
+def train_run(config: Config | None, run_dir, resume: bool = False, progress: bool = True,
+              epochs: int | None = None, options: RunOptions | None = None) -> dict:
     """Train ``config`` in ``run_dir`` (see :func:`resolve_run_dir`), evaluate on the test split,
     write the figures, and return the summary (also in ``summary.json``).
 
-    When resuming, the config is read from ``run_dir/config.json`` and ``config`` is ignored.
+    When resuming, the config is read from ``run_dir/config.json`` (``config`` is ignored);
+    ``epochs`` may then extend the run beyond its saved number of epochs.
     ``options`` (device, precision, ...; default: :class:`~vaekit.runtime.RunOptions`) are
     recorded in the summary. Under torchrun every rank trains; rank 0 alone writes the folder,
     evaluates and returns the summary, the other ranks return an empty dict.
@@ -107,6 +103,8 @@ def train_run(config: Config, run_dir, resume: bool = False, progress: bool = Tr
     if resume:
         record = io.load_record(run_dir)
         config = Config.from_dict(record["config"])
+        if epochs is not None:
+            config = config.replace(epochs=epochs)
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     model = build_model(config, train_set.data_shape, train_set.unit_interval)
     options = options or RunOptions()
@@ -117,7 +115,7 @@ def train_run(config: Config, run_dir, resume: bool = False, progress: bool = Tr
         test_x = prepare(test_set.x, config)
     else:
         train_x, val_x, test_x = streamed_splits(train_set, config, options.num_workers)
-    if not resume and distributed.is_main():
+    if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         io.write_json(run_dir / io.CONFIG, io.model_record(model))
 

@@ -207,7 +207,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
                desc="train", unit="epoch", disable=not (progress and rank == 0), dynamic_ncols=True)
     for epoch in bar:
         start = time.perf_counter()
-        steps, sums = [], torch.zeros(len(LOGGED), device=device)
+        steps, terms = [], []
         seen = 0  # examples of the global batches so far (all ranks together)
         for xb, global_size in _batches(train, config.batch_size, shuffle, rank, world):
             xb = runtime.to_device(xb, device, channels_last)
@@ -225,22 +225,25 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            steps.append(out["loss"].detach().float())
-            sums += torch.stack([out["loss"].detach() * len(xb)] + [out[k].sum() for k in LOGGED[1:]]).float()
+            steps.append(out["loss"].detach())
+            terms.append([out[k] for k in LOGGED[1:]])
             seen += global_size
-        losses = distributed.all_reduce_sum(torch.stack(steps))  # NaN on any rank stops every rank
-        sums = distributed.all_reduce_sum(sums)
-        finite = torch.isfinite(losses)
+        losses = torch.stack(steps).float()
+        reduced = distributed.all_reduce_sum(losses)  # NaN on any rank stops every rank
+        finite = torch.isfinite(reduced)
         if not finite.all():
             bad = state["step"] + int((~finite).nonzero()[0])
             raise TrainingDiverged(
-                f"the loss became {losses[~finite][0].item()} at step {bad} (epoch {epoch + 1}); "
+                f"the loss became {reduced[~finite][0].item()} at step {bad} (epoch {epoch + 1}); "
                 f"the last good checkpoint (epoch {epoch}) is kept; lower --lr or set --grad-clip"
             )
         state["step"] += len(steps)
         state["elapsed"] += time.perf_counter() - start
+        sizes = torch.tensor([len(t[0]) for t in terms], device=device, dtype=losses.dtype)
+        sums = [(losses * sizes).sum()] + [torch.cat(column).sum() for column in zip(*terms)]
         metrics = {"epoch": epoch + 1, "step": state["step"], "beta": beta,
-                   **{f"train_{k}": v / seen for k, v in zip(LOGGED, sums.tolist())}}
+                   **{f"train_{k}": v / seen
+                      for k, v in zip(LOGGED, distributed.all_reduce_sum(torch.stack(sums).float()).tolist())}}
         if val is not None and len(val):
             metrics.update({f"val_{k}": v for k, v in validate(model, val, config).items()})
             if metrics["val_loss"] < state["best_loss"]:

@@ -1,0 +1,207 @@
+"""The CLI end to end on the digits, and every bad input: one line, non-zero exit, nothing lost."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from vaekit import io
+from vaekit.cli import main
+
+FAST = ["--epochs", "3", "--latent-dim", "2", "--hidden", "32", "--eval-num-samples", "20", "--no-progress"]
+
+
+def run_cli(args, capsys):
+    code = main(list(map(str, args)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    assert main(["train", "--runs-dir", str(runs), "--name", "r", *FAST]) == 0
+    return runs / "r"
+
+
+def test_train_writes_the_run_folder(trained):
+    for name in ("config.json", "model.safetensors", "checkpoint/last.safetensors", "metrics.jsonl",
+                 "summary.json", "loss_curves.png", "reconstructions.png", "samples.png", "latent_manifold.png"):
+        assert (trained / name).is_file(), name
+    lines = (trained / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3
+    first = json.loads(lines[0])
+    for key in ("train_loss", "train_elbo", "train_kl", "train_reconstruction", "val_loss", "val_elbo", "time"):
+        assert key in first
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["test"]["log_likelihood"] >= summary["test"]["elbo"] - 1.0
+    assert "nats" in summary["units"]["elbo"]
+    assert summary["num_test_examples"] == 360
+    assert io.load(trained).latent_dim == 2
+
+
+def test_train_prints_test_metrics_and_run_folder(tmp_path, capsys):
+    code, out, _ = run_cli(["train", "--runs-dir", tmp_path, "--name", "p", *FAST], capsys)
+    assert code == 0
+    assert "test ELBO" in out and "log-likelihood" in out and "nats/example" in out
+    assert str(tmp_path / "p") in out
+
+
+def test_evaluate_writes_json(trained, capsys):
+    code, out, _ = run_cli(["evaluate", trained, "--num-samples", "50"], capsys)
+    assert code == 0
+    result = json.loads((trained / "evaluation.json").read_text())
+    for key in ("elbo", "log_likelihood", "mse_per_pixel", "active_units", "kl_per_dim"):
+        assert key in result["test"]
+    assert result["num_samples"] == 50 and len(result["test"]["kl_per_dim"]) == 2
+    assert "log_likelihood" in out
+
+
+def test_sample_png_and_npy(trained, tmp_path, capsys):
+    assert run_cli(["sample", trained, "--n", "16", "--output", tmp_path / "s.png"], capsys)[0] == 0
+    assert (tmp_path / "s.png").stat().st_size > 0
+    assert run_cli(["sample", trained, "--n", "5", "--output", tmp_path / "s.npy"], capsys)[0] == 0
+    arr = np.load(tmp_path / "s.npy")
+    assert arr.shape == (5, 1, 8, 8) and arr.min() >= 0 and arr.max() <= 1
+
+
+def test_config_file_then_flags_override(tmp_path, capsys):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"latent_dim": 3, "epochs": 1, "hidden": [8]}))
+    code, _, err = run_cli(["train", "--config-file", cfg, "--epochs", "2", "--runs-dir", tmp_path, "--name", "c",
+                            "--eval-num-samples", "5", "--no-progress"], capsys)
+    assert code == 0, err
+    saved = json.loads((tmp_path / "c" / "config.json").read_text())["config"]
+    assert saved["latent_dim"] == 3 and saved["epochs"] == 2 and saved["hidden"] == [8]
+
+
+def error_line(code, err):
+    assert code != 0
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_bad_dataset_and_model_names(tmp_path, capsys):
+    line = error_line(*run_cli(["train", "--data", "nope", "--runs-dir", tmp_path, *FAST], capsys)[::2])
+    assert "unknown dataset 'nope'" in line and "digits" in line
+    line = error_line(*run_cli(["train", "--model", "nope", "--runs-dir", tmp_path, *FAST], capsys)[::2])
+    assert "unknown model 'nope'" in line and "vae" in line
+
+
+def test_unknown_flag_is_rejected(tmp_path, capsys):
+    code, _, err = run_cli(["train", "--lattent-dim", "3"], capsys)
+    assert code == 2 and "Traceback" not in err and "lattent" in err
+
+
+def test_unknown_command(capsys):
+    line = error_line(*run_cli(["trian"], capsys)[::2])
+    assert "unknown command" in line and "train" in line
+
+
+def test_nan_in_array_file(tmp_path, capsys):
+    x = np.random.default_rng(0).random((30, 4))
+    x[[3, 7], 1] = np.nan
+    np.save(tmp_path / "a.npy", x)
+    line = error_line(*run_cli(["train", "--data", "array", "--path", tmp_path / "a.npy", "--runs-dir", tmp_path, *FAST], capsys)[::2])
+    assert "2 NaN/Inf" in line and "3" in line and "7" in line
+
+
+def test_values_outside_unit_interval_with_bernoulli(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).normal(size=(30, 4)) * 5)
+    line = error_line(*run_cli(["train", "--data", "array", "--path", tmp_path / "a.npy", "--runs-dir", tmp_path, *FAST], capsys)[::2])
+    assert "[0, 1]" in line and "--likelihood gaussian" in line
+    code, _, err = run_cli(["train", "--data", "array", "--path", tmp_path / "a.npy", "--likelihood", "gaussian",
+                            "--likelihood-scale", "learned", "--runs-dir", tmp_path, "--name", "g", *FAST], capsys)
+    assert code == 0, err
+
+
+def test_shape_that_does_not_fit_the_network(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).random((30, 4)))
+    line = error_line(*run_cli(["train", "--data", "array", "--path", tmp_path / "a.npy", "--net", "conv",
+                                "--runs-dir", tmp_path, *FAST], capsys)[::2])
+    assert "conv" in line and "(4,)" in line
+
+
+def test_existing_run_folder_is_refused(trained, capsys):
+    line = error_line(*run_cli(["train", "--runs-dir", trained.parent, "--name", trained.name, *FAST], capsys)[::2])
+    assert "already exists" in line and "--resume" in line and "--overwrite" in line
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "foreign"])
+def test_damaged_weights_file(trained, tmp_path, capsys, damage):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(trained, run)
+    weights = run / "model.safetensors"
+    if damage == "missing":
+        weights.unlink()
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        weights.write_bytes(b"\x80\x04\x95 this is a pickle, not safetensors")
+    line = error_line(*run_cli(["evaluate", run], capsys)[::2])
+    assert "model.safetensors" in line
+    if damage != "missing":
+        assert "not a valid safetensors file" in line
+
+
+def test_nan_loss_stops_and_keeps_the_checkpoint(tmp_path, capsys):
+    line = error_line(*run_cli(["train", "--lr", "1e30", "--likelihood", "gaussian", "--runs-dir", tmp_path,
+                                "--name", "nan", *FAST], capsys)[::2])
+    assert "at step" in line and "checkpoint" in line
+
+
+def run_subprocess(args, **kwargs):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "vaekit", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_sigkill_then_resume_completes_to_the_same_end_state(tmp_path):
+    args = ["train", "--runs-dir", tmp_path, "--epochs", "20", "--latent-dim", "2", "--hidden", "32",
+            "--eval-num-samples", "10", "--no-progress", "--seed", "5"]
+    reference = run_subprocess([*args, "--name", "ref"])
+    assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()
+    victim = run_subprocess([*args, "--name", "killed"])
+    checkpoint = tmp_path / "killed" / "checkpoint" / "last.safetensors"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (tmp_path / "killed" / "summary.json").exists(), "the run finished before it was killed"
+    for path in (tmp_path / "killed").rglob("*"):  # nothing half-written
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        if path.suffix == ".safetensors":
+            load_file(path)
+    resumed = run_subprocess(["train", "--resume", tmp_path / "killed", "--no-progress"])
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    ref, got = load_file(tmp_path / "ref" / "model.safetensors"), load_file(tmp_path / "killed" / "model.safetensors")
+    for key in ref:
+        assert (ref[key] == got[key]).all(), key
+    assert len((tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()) == 20
+
+
+def test_resume_extends_epochs_and_rejects_other_flags(trained, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "ext"
+    shutil.copytree(trained, run)
+    line = error_line(*run_cli(["train", "--resume", run, "--latent-dim", "5"], capsys)[::2])
+    assert "--latent-dim" in line and "saved config" in line
+    code, _, err = run_cli(["train", "--resume", run, "--epochs", "5", "--no-progress"], capsys)
+    assert code == 0, err
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 5
+    line = error_line(*run_cli(["train", "--resume", tmp_path / "nothing-here"], capsys)[::2])
+    assert "nothing-here" in line

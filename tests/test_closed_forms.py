@@ -1,0 +1,150 @@
+"""Estimators checked against closed forms: KL, likelihood densities, IWAE >= ELBO, exact PPCA."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.stats
+import torch
+from torch import nn
+
+from vaekit import VAE, Gaussian, elbo, iwae_bound
+from vaekit.config import Config
+from vaekit.distributions import Bernoulli, ContinuousBernoulli, diagonal_normal, standard_normal
+from vaekit.evaluation import log_likelihood
+from vaekit.models import build_model
+
+
+def test_kl_matches_monte_carlo():
+    g = torch.Generator().manual_seed(0)
+    loc, scale = torch.randn(3, 4, generator=g), torch.rand(3, 4, generator=g) + 0.3
+    q, p = diagonal_normal(loc, scale), standard_normal(4)
+    closed = torch.distributions.kl_divergence(q, p)
+    torch.manual_seed(0)
+    z = q.sample((200_000,))
+    mc = (q.log_prob(z) - p.log_prob(z)).mean(0)
+    torch.testing.assert_close(closed, mc, atol=0.02, rtol=0)
+
+
+def test_bernoulli_and_gaussian_log_prob_match_scipy():
+    g = torch.Generator().manual_seed(1)
+    logits, x = torch.randn(2, 6, generator=g), torch.randint(0, 2, (2, 6), generator=g).float()
+    ours = Bernoulli(1)(logits).log_prob(x)
+    ref = scipy.stats.bernoulli(torch.sigmoid(logits).double().numpy()).logpmf(x.numpy()).sum(1)
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5)
+    mean, y = torch.randn(2, 6, generator=g), torch.randn(2, 6, generator=g)
+    ours = Gaussian(0.7)(mean).log_prob(y)
+    ref = scipy.stats.norm(mean.double().numpy(), 0.7).logpdf(y.numpy()).sum(1)
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5)
+    sig = Gaussian(0.2, mean_activation="sigmoid")(mean)
+    torch.testing.assert_close(sig.mean, torch.sigmoid(mean))
+
+
+@pytest.mark.parametrize("logit", [-3.0, -0.7, 0.0, 1e-4, 2.5])
+def test_continuous_bernoulli_is_a_density_on_unit_interval(logit):
+    dist = ContinuousBernoulli(1)(torch.tensor([[logit]]))
+    total, _ = scipy.integrate.quad(lambda v: math.exp(dist.log_prob(torch.tensor([[v]])).item()), 0, 1)
+    assert total == pytest.approx(1.0, abs=1e-4)
+
+
+def trained_like_vae(seed=0):
+    config = Config(latent_dim=4, hidden=(32,), seed=seed, binarize="none")
+    model = build_model(config, (12,))
+    return model.eval()
+
+
+def test_iwae_bound_above_elbo_and_grows_with_k():
+    model = trained_like_vae()
+    x = torch.bernoulli(torch.full((64, 12), 0.3), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    values = {k: iwae_bound(model, x.repeat(20, 1), num_samples=k).mean().item() for k in (1, 5, 50, 500)}
+    torch.manual_seed(0)
+    e = elbo(model, x, num_samples=500).mean().item()
+    k1 = iwae_bound(model, x.repeat(200, 1), num_samples=1).mean().item()
+    assert k1 == pytest.approx(e, abs=0.05)  # in expectation the K = 1 bound is the ELBO
+    assert values[1] <= values[5] <= values[50] <= values[500]
+    ll = log_likelihood(model, x, num_samples=500).mean().item()
+    assert ll >= e
+
+
+class ExactPosterior(nn.Module):
+    """Encoder of the exact posterior of p(x|z) = N(Wz + b, s^2 I), p(z) = N(0, I) when W^T W is diagonal."""
+
+    def __init__(self, w, b, s, scale_error=1.0):
+        super().__init__()
+        self.w, self.b, self.s, self.scale_error = w, b, s, scale_error
+        m = w.T @ w + s**2 * torch.eye(w.shape[1])
+        self.m_inv = torch.linalg.inv(m)
+
+    def forward(self, x):
+        loc = (x - self.b) @ self.w @ self.m_inv.T
+        scale = self.scale_error * (self.s**2 * torch.diagonal(self.m_inv)).sqrt().expand_as(loc)
+        return loc, scale
+
+
+def ppca_model(scale_error=1.0):
+    """A linear-Gaussian VAE (d=7, k=3, s=0.5) whose encoder is the exact posterior (scale times scale_error)."""
+    g = torch.Generator().manual_seed(0)
+    d, k, s = 7, 3, 0.5
+    q_mat, _ = torch.linalg.qr(torch.randn(d, k, generator=g))
+    w = q_mat * torch.tensor([2.0, 1.2, 0.6])  # orthogonal columns: diagonal exact posterior
+    b = torch.randn(d, generator=g)
+    decoder = nn.Linear(k, d)
+    with torch.no_grad():
+        decoder.weight.copy_(w)
+        decoder.bias.copy_(b)
+    model = VAE(ExactPosterior(w, b, s, scale_error), decoder, Gaussian(s), latent_dim=k, data_shape=(d,))
+    x = torch.randn(20, d, generator=g) * 2
+    return model, x
+
+
+def test_linear_gaussian_vae_matches_probabilistic_pca():
+    """ELBO = IWAE = exact log N(x; b, W W^T + s^2 I) when q is the exact posterior (Tipping & Bishop 1999).
+
+    The KL gap KL(q(z|x) || p(z|x)) is zero, so the bound is tight.
+    """
+    torch.set_default_dtype(torch.float64)
+    try:
+        model, x = ppca_model()
+        w, b, s, d = model.decoder.weight, model.decoder.bias, 0.5, 7
+        exact = scipy.stats.multivariate_normal(b.detach().numpy(), (w @ w.T + s**2 * torch.eye(d)).detach().numpy()).logpdf(x.numpy())
+        # log w = log p(x|z) + log p(z) - log q(z|x) = log p(x) for every z: IWAE is exact at any K.
+        # The ELBO with the closed-form KL equals log p(x) in expectation over z.
+        torch.manual_seed(0)
+        np.testing.assert_allclose(elbo(model, x, num_samples=20_000).detach().numpy(), exact, atol=0.1)
+        np.testing.assert_allclose(iwae_bound(model, x, 10).detach().numpy(), exact, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(log_likelihood(model, x, 100).numpy(), exact, rtol=1e-9, atol=1e-9)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_log_likelihood_chunking_honours_num_samples_exactly(monkeypatch):
+    import vaekit.evaluation.likelihood as lik
+
+    model, x = ppca_model(scale_error=1.3)  # an inexact posterior: weights vary, mildly
+    drawn = []
+    original = lik.log_importance_weights
+
+    def counting(model, xb, k):
+        drawn.append(k)
+        return original(model, xb, k)
+
+    monkeypatch.setattr(lik, "log_importance_weights", counting)
+    torch.manual_seed(0)
+    whole = log_likelihood(model, x, num_samples=3000)
+    assert drawn == [3000]
+    drawn.clear()
+    chunked = log_likelihood(model, x, num_samples=3000, max_memory_mb=0.05)  # small chunks
+    assert len(drawn) > 1 and sum(drawn) == 3000
+    torch.testing.assert_close(whole, chunked, atol=0.06, rtol=0)  # same estimate up to MC error
+    with pytest.raises(ValueError):
+        log_likelihood(model, x, num_samples=0)
+
+
+def test_fast_prior_kl_matches_the_generic_one():
+    g = torch.Generator().manual_seed(3)
+    q = diagonal_normal(torch.randn(5, 4, generator=g), torch.rand(5, 4, generator=g) + 0.1)
+    generic = torch.distributions.kl_divergence(
+        torch.distributions.Normal(q.base_dist.loc, q.base_dist.scale), torch.distributions.Normal(0.0, 1.0)).sum(-1)
+    torch.testing.assert_close(torch.distributions.kl_divergence(q, standard_normal(4)), generic)

@@ -1,0 +1,119 @@
+"""The training loop: reproducibility, resume, early stopping, warm-up, divergence, DataLoader path."""
+
+import pytest
+import torch
+
+from vaekit import data, io
+from vaekit.config import Config
+from vaekit.models import build_model
+from vaekit.train import TrainingDiverged, beta_at, fit
+
+CONFIG = Config(latent_dim=2, hidden=(16,), epochs=4, batch_size=128, seed=1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits").x[:400]
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def train(x, config=CONFIG, **kwargs):
+    model = build_model(config, x.shape[1:])
+    history = fit(model, x, config, progress=False, **kwargs)
+    return model, history
+
+
+def test_same_seed_same_numbers(digits):
+    a, ha = train(digits)
+    b, hb = train(digits)
+    assert_same_weights(weights(a), weights(b))
+    assert [h["train_loss"] for h in ha] == [h["train_loss"] for h in hb]
+    c, _ = train(digits, CONFIG.replace(seed=2))
+    assert not torch.equal(a.decoder.net[0].weight, c.decoder.net[0].weight)
+
+
+def test_resume_reaches_the_uninterrupted_end_state(digits, tmp_path):
+    full, history = train(digits, val=digits[:50])
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(metrics, _history):
+        if metrics["epoch"] == 2:
+            raise Interrupt
+
+    ckpt = tmp_path / "last.safetensors"
+    with pytest.raises(Interrupt):
+        train(digits, val=digits[:50], checkpoint=ckpt, on_epoch_end=stop_after_two)
+    resumed, resumed_history = train(digits, val=digits[:50], checkpoint=ckpt, resume=True)
+    assert_same_weights(weights(full), weights(resumed))
+    assert [h["train_loss"] for h in history] == [h["train_loss"] for h in resumed_history]
+
+
+def test_early_stopping_restores_the_best_weights(digits):
+    config = CONFIG.replace(epochs=30, patience=2, lr=3e-2)
+    val = digits[:60]
+    model, history = train(digits, config, val=val)
+    assert len(history) < 30
+    best = min(h["val_loss"] for h in history)
+    assert history[-1]["val_loss"] > best  # it stopped after epochs without improvement
+    from vaekit.train import validate
+
+    torch.manual_seed(0)
+    again = validate(model, val, config)["loss"]
+    assert again == pytest.approx(best, abs=1.0)  # the best weights are back (1-sample MC noise)
+
+
+def test_kl_warmup_schedule():
+    config = CONFIG.replace(beta=4.0, warmup_epochs=10)
+    assert beta_at(config, 0) == 0
+    assert beta_at(config, 5) == pytest.approx(2.0)
+    assert beta_at(config, 25) == 4.0
+    assert beta_at(CONFIG, 0) == 1.0
+
+
+def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(digits, tmp_path):
+    ckpt = tmp_path / "last.safetensors"
+
+    def poison(metrics, _history):
+        if metrics["epoch"] == 1:
+            with torch.no_grad():
+                model.decoder.net[0].weight.fill_(float("nan"))
+
+    model = build_model(CONFIG, digits.shape[1:])
+    with pytest.raises(TrainingDiverged, match=r"at step 4 \(epoch 2\).*epoch 1"):
+        fit(model, digits, CONFIG, checkpoint=ckpt, on_epoch_end=poison, progress=False)
+    fresh = build_model(CONFIG, digits.shape[1:])
+    state, _ = io.load_checkpoint(ckpt, fresh, torch.optim.Adam(fresh.parameters()))
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(p).all() for p in fresh.parameters())
+
+
+def test_dataloader_path_trains(digits):
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(digits), batch_size=64, shuffle=True)
+    model = build_model(CONFIG, digits.shape[1:])
+    history = fit(model, loader, CONFIG.replace(epochs=2), progress=False)
+    assert len(history) == 2 and history[-1]["train_loss"] < history[0]["train_loss"] + 5
+
+
+def test_iwae_objective_trains(digits):
+    _, history = train(digits, CONFIG.replace(objective="iwae", num_samples=5, epochs=3))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_denoising_ae_adds_noise_only_in_training(digits):
+    model = build_model(Config(model="ae", noise_std=0.5, latent_dim=2, hidden=(8,)), digits.shape[1:])
+    x = digits[:4]
+    model.train()
+    assert not torch.equal(model.corrupt(x), x)
+    model.eval()
+    assert torch.equal(model.corrupt(x), x)
