@@ -9,10 +9,13 @@ from .distributions import Bernoulli, ContinuousBernoulli, Gaussian
 from .models import AE, MODELS, VAE, build_model
 from .objectives import elbo, iwae_bound
 from .train import fit
+from . import distributed, runtime
+from .runtime import RunOptions
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AE", "Bernoulli", "Config", "ContinuousBernoulli", "Gaussian", "MODELS", "VAE", "build_model", "data",
     "elbo", "evaluation", "fit", "io", "iwae_bound",
+    "RunOptions", "distributed", "runtime",
 ]
