@@ -107,6 +107,14 @@ def _worker(rank: int, port: int, out: str):
     out = Path(out)
     with distributed.process_group("cpu"):
         assert distributed.world_size() == WORLD
+        # 0. the helpers: a string from rank 0, and a failure on rank 0 stops every rank
+        assert distributed.broadcast_text("runs/é-1" if rank == 0 else None) == "runs/é-1"
+        failures = []
+        try:
+            distributed.on_main(lambda: 1 / 0)
+        except Exception as e:  # rank 0 re-raises its own error, the others a RuntimeError
+            failures.append(type(e).__name__)
+        (out / f"on_main{rank}.json").write_text(json.dumps(failures))
         # 1. a run folder: record which rank writes files and which examples each rank sees
         written, seen = [], []
         real_write, real_shard = io.atomic_write, distributed.shard
@@ -170,6 +178,11 @@ def test_two_processes_train_and_only_rank0_writes(two_process_run):
     history = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
     n_train = len(_digits(Config(**TINY))[1])
     assert history[-1]["step"] == 2 * -(-n_train // (32 * WORLD))  # global batches of 64
+
+
+def test_rank0_failure_stops_every_rank(two_process_run):
+    assert json.loads((two_process_run / "on_main0.json").read_text()) == ["ZeroDivisionError"]
+    assert json.loads((two_process_run / "on_main1.json").read_text()) == ["RuntimeError"]
 
 
 def test_two_process_shards_are_disjoint_and_cover_the_epoch(two_process_run):
