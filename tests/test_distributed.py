@@ -73,8 +73,8 @@ def test_batch_sampler_matches_the_tensor_path():
 
     loader = data_loader(torch.utils.data.TensorDataset(x), 5, loader_gen, RunOptions(), torch.device("cpu"))
     for _ in range(2):  # two epochs: the generator advances identically
-        a = [(b, n) for b, n in _batches(x, 5, tensor_gen)]
-        b = [(b, n) for b, n in _batches(loader, 5, loader_gen)]
+        a = [(b, n) for b, _, n in _batches(x, 5, tensor_gen)]
+        b = [(b, n) for b, _, n in _batches(loader, 5, loader_gen)]
         assert len(a) == len(b) == 5
         for (xa, na), (xb, nb) in zip(a, b):
             assert torch.equal(xa, xb) and na == nb

@@ -3,10 +3,10 @@
 Train them, measure them honestly, attack them and use them. Public API (re-exports only).
 """
 
-from . import data, evaluation, io
+from . import data, evaluation, explore, io
 from .config import Config
 from .distributions import Bernoulli, ContinuousBernoulli, Gaussian
-from .models import AE, MODELS, VAE, build_model
+from .models import AE, CVAE, MODELS, VAE, build_model
 from .objectives import elbo, iwae_bound
 from .train import fit
 from . import distributed, runtime
@@ -15,7 +15,7 @@ from .runtime import RunOptions
 __version__ = "0.1.0"
 
 __all__ = [
-    "AE", "Bernoulli", "Config", "ContinuousBernoulli", "Gaussian", "MODELS", "VAE", "build_model", "data",
-    "elbo", "evaluation", "fit", "io", "iwae_bound",
+    "AE", "Bernoulli", "CVAE", "Config", "ContinuousBernoulli", "Gaussian", "MODELS", "VAE", "build_model", "data",
+    "elbo", "evaluation", "explore", "fit", "io", "iwae_bound",
     "RunOptions", "distributed", "runtime",
 ]

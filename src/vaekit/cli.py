@@ -8,16 +8,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, Literal, Optional
 
 import numpy as np
 import torch
 import tyro
 
-from . import distributed, io, plots, runs
+from . import distributed, explore, explore_cli, io, plots, runs
 from .config import Config
+from .evaluation import UNITS, evaluate_conditional
+from .models import given
 from .runtime import RunOptions, resolve_device
-from .evaluation import UNITS, evaluate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,8 @@ class TrainArgs:
     """Replace an existing run folder of the same name."""
     progress: bool = True
     """Show a progress bar."""
+    logger: Literal["jsonl", "tensorboard"] = "jsonl"
+    """Where metrics go besides metrics.jsonl (always written): tensorboard also writes RUN/tensorboard events."""
     options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
 
 
@@ -68,6 +71,8 @@ class SampleArgs:
     """Prior standard deviation multiplier."""
     seed: int = 0
     """Seed of the prior draws."""
+    label: Optional[int] = None
+    """Class to sample (conditional models); without it a CVAE writes one row per class from the same draws."""
 
 
 def _print(line: str) -> None:
@@ -97,11 +102,12 @@ def _train(args: TrainArgs) -> None:
                              "(only --epochs may change, to extend the run)")
         run_dir = Path(args.resume)
         summary = runs.train_run(None, run_dir, resume=True, progress=args.progress, epochs=epochs,
-                                 options=args.options)
+                                 logger=args.logger, options=args.options)
     else:
         run_dir = Path(distributed.broadcast_text(distributed.on_main(
             lambda: str(runs.resolve_run_dir(args.runs_dir, args.name, args.config, args.overwrite)))))
-        summary = runs.train_run(args.config, run_dir, progress=args.progress, options=args.options)
+        summary = runs.train_run(args.config, run_dir, progress=args.progress, logger=args.logger,
+                                 options=args.options)
     if not distributed.is_main():
         return
     test = summary["test"]
@@ -120,8 +126,10 @@ def _train(args: TrainArgs) -> None:
 def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``."""
     model = io.load(args.run)
-    test_x = runs.load_test(model.config)
-    result = evaluate(model, test_x, num_samples=args.num_samples, batch_size=args.batch_size)
+    test_set = runs.load_dataset(model.config, "test")
+    test_x = runs.prepare(runs.examples(test_set), model.config)
+    result = evaluate_conditional(model, test_x, runs.condition_labels(model.config, test_set),
+                                  num_samples=args.num_samples, batch_size=args.batch_size)
     out = Path(args.output) if args.output else Path(args.run) / "evaluation.json"
     io.write_json(out, {"test": result, "units": {k: UNITS[k] for k in result}, "num_samples": args.num_samples,
                         "num_test_examples": len(test_x)})
@@ -136,8 +144,18 @@ def sample(args: SampleArgs) -> None:
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     model = io.load(args.run)
-    x = model.sample(args.n, args.temperature, generator=torch.Generator().manual_seed(args.seed))
-    out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}.png"
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.label is not None and not model.conditional:
+        raise ValueError(f"--label needs a conditional model (cvae); this run's model is {model.config.model!r}")
+    if model.conditional and args.label is None:
+        grid = explore.class_grid(model, max(1, -(-args.n // model.num_classes)), args.temperature, generator)
+        out = Path(args.output) if args.output else Path(args.run) / f"class-samples-{args.n}.png"
+        explore_cli.save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
+                               title="one row per class, the same z in each column")
+        return
+    x = given(model, args.label).sample(args.n, args.temperature, generator=generator)
+    suffix = "" if args.label is None else f"-label{args.label}"
+    out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}{suffix}.png"
     if out.suffix == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, x.cpu().numpy())
@@ -163,6 +181,13 @@ COMMANDS: dict[str, Command] = {
     "train": Command(TrainArgs, train),
     "evaluate": Command(EvaluateArgs, evaluate_run),
     "sample": Command(SampleArgs, sample),
+    "reconstruct": Command(explore_cli.ReconstructArgs, explore_cli.reconstruct),
+    "manifold": Command(explore_cli.ManifoldArgs, explore_cli.manifold),
+    "interpolate": Command(explore_cli.InterpolateArgs, explore_cli.interpolate),
+    "traverse": Command(explore_cli.TraverseArgs, explore_cli.traverse),
+    "iterate": Command(explore_cli.IterateArgs, explore_cli.iterate),
+    "embed": Command(explore_cli.EmbedArgs, explore_cli.embed),
+    "report": Command(explore_cli.ReportArgs, explore_cli.report_runs),
 }
 
 
@@ -209,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # one line, no traceback; VAEKIT_DEBUG=1 shows it
         if os.environ.get("VAEKIT_DEBUG"):
             raise
-        known = isinstance(e, (ValueError, TypeError, OSError, RuntimeError, json.JSONDecodeError))
+        known = isinstance(e, (ValueError, TypeError, OSError, RuntimeError, json.JSONDecodeError, ImportError))
         prefix = "error" if known else f"internal error ({type(e).__name__})"
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"vaekit: {prefix}: {message}", file=sys.stderr)

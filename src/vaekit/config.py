@@ -51,6 +51,8 @@ class Config:
     """Gaussian mean activation; auto = sigmoid for [0, 1] data, identity otherwise."""
     noise_std: float = 0.0
     """Input noise std of a denoising AE/VAE (0 = none)."""
+    condition_on: Union[str, None] = None
+    """Label a conditional model (cvae) conditions on; default the dataset's first label (e.g. digit)."""
 
     # --- objective
     objective: Literal["elbo", "iwae"] = "elbo"
@@ -110,6 +112,8 @@ class Config:
             raise ValueError(f"unknown model {self.model!r}; choose one of: {', '.join(sorted(MODELS))}")
         if self.objective == "iwae" and not MODELS[self.model].stochastic:
             raise ValueError(f"--objective iwae needs a stochastic encoder; model {self.model!r} is deterministic")
+        if self.condition_on is not None and not MODELS[self.model].conditional:
+            raise ValueError(f"--condition-on needs a conditional model (cvae); model {self.model!r} is not")
 
     @property
     def resolved_binarize(self) -> str:

@@ -103,4 +103,5 @@ def vae_loss(model, x: torch.Tensor, config, beta: float) -> dict[str, torch.Ten
 LOSSES: dict[str, Callable] = {
     "ae": vae_loss,
     "vae": vae_loss,
+    "cvae": vae_loss,  # fit passes model.given(c): the same bound on log p(x|c) (Sohn et al. 2015, eq. 4)
 }

@@ -1,4 +1,5 @@
-"""Matplotlib figures: loss curves, image grids, the latent manifold. Each writes one PNG."""
+"""Matplotlib figures: loss curves, image grids, labelled image rows, the latent manifold, latent
+scatter plots. Each writes one PNG."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from scipy.stats import norm  # noqa: E402
+
+from . import explore  # noqa: E402
 
 
 def image_grid(images: torch.Tensor, ncols: int) -> np.ndarray:
@@ -49,11 +51,45 @@ def latent_manifold(model, path, n: int = 15) -> Path:
     """Decode an ``n`` x ``n`` grid of Gaussian quantiles of a 2-D latent (Kingma & Welling 2013, fig. 4)."""
     if model.latent_dim != 2:
         raise ValueError(f"the latent manifold grid needs latent_dim=2, got {model.latent_dim}")
-    q = torch.tensor(norm.ppf(np.linspace(0.05, 0.95, n)), dtype=torch.float32)
-    z = torch.stack(torch.meshgrid(q, q.flip(0), indexing="xy"), -1).reshape(-1, 2)
-    p = next(model.parameters())
-    images = model.decode(z.to(p.device, p.dtype)).mean
-    return save_image_grid(images, path, ncols=n, title="decoded Gaussian quantiles of z")
+    return save_image_grid(explore.manifold(model, n=n), path, ncols=n, title="decoded Gaussian quantiles of z")
+
+
+def image_rows(images: torch.Tensor, path, row_labels=None, col_labels=None, title: str | None = None) -> Path:
+    """Write ``(rows, cols, C, H, W)`` images in [0, 1] as a grid, one labelled row per entry
+    (traversals, interpolation strips, iterated reconstructions, one class per row)."""
+    rows, cols = images.shape[:2]
+    grid = image_grid(images.reshape(rows * cols, *images.shape[2:]), cols)
+    h, w = images.shape[-2:]
+    fig, ax = plt.subplots(figsize=(max(2.5, cols * max(w, 14) / 20 + 1), max(1.0, rows * max(h, 14) / 20)))
+    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([c * (w + 1) + w / 2 - 0.5 for c in range(cols)] if col_labels is not None else [])
+    ax.set_yticks([r * (h + 1) + h / 2 - 0.5 for r in range(rows)] if row_labels is not None else [])
+    if col_labels is not None:
+        ax.set_xticklabels([str(v) for v in col_labels], fontsize=7)
+    if row_labels is not None:
+        ax.set_yticklabels([str(v) for v in row_labels], fontsize=8)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def latent_scatter(points, labels, path, title: str = "encoder means", label_name: str = "label") -> Path:
+    """2-D scatter of projected codes ``(N, 2)``, coloured by integer ``labels`` ``(N,)`` (or one colour)."""
+    points = np.asarray(points)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.7)
+    else:
+        labels = np.asarray(labels)
+        art = ax.scatter(points[:, 0], points[:, 1], c=labels, s=6, alpha=0.8, cmap="tab10" if labels.max() < 10 else "viridis")
+        fig.colorbar(art, ax=ax, label=label_name, ticks=np.unique(labels) if len(np.unique(labels)) <= 20 else None)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("component 1")
+    ax.set_ylabel("component 2")
+    return _save(fig, path)
 
 
 def loss_curves(history: list[dict], path) -> Path:

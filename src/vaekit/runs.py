@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from . import data, distributed, io, plots
+from . import data, distributed, gallery, io, plots, report, tracking
 from .config import Config
-from .evaluation import UNITS, evaluate
-from .models import build_model
+from .evaluation import UNITS, evaluate_conditional
+from .models import MODELS, build_model, given
 from .runtime import RunOptions
 from .train import binarize, fit
 
@@ -52,12 +52,10 @@ def prepare(x: torch.Tensor, config: Config, training: bool = False) -> torch.Te
     return binarize(x, torch.Generator().manual_seed(EVAL_BINARIZE_SEED + (0 if training else 1)))
 
 
-def load_test(config: Config, num_workers: int = 0) -> torch.Tensor:
-    """The config's test split in memory, as the model sees it (:func:`prepare`d); data read
-    from disk on demand are read with ``num_workers`` workers."""
-    test_set = load_dataset(config, "test")
-    x = test_set.x if isinstance(test_set, data.Dataset) else data.folder.materialize(test_set, num_workers)
-    return prepare(x, config)
+def examples(dataset, num_workers: int = 0) -> torch.Tensor:
+    """All examples ``(N, *data_shape)`` of a dataset in memory; data read from disk on demand
+    (e.g. ``image-folder``) are read with ``num_workers`` workers."""
+    return dataset.x if isinstance(dataset, data.Dataset) else data.folder.materialize(dataset, num_workers)
 
 
 def split_validation(x: torch.Tensor, config: Config) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,9 +83,12 @@ def resolve_run_dir(runs_dir, name: str | None, config: Config, overwrite: bool 
 
 
 def train_run(config: Config | None, run_dir, resume: bool = False, progress: bool = True,
-              epochs: int | None = None, options: RunOptions | None = None) -> dict:
+              epochs: int | None = None, logger: str = "jsonl", options: RunOptions | None = None) -> dict:
     """Train ``config`` in ``run_dir`` (see :func:`resolve_run_dir`), evaluate on the test split,
-    write the figures, and return the summary (also in ``summary.json``).
+    write the figures and ``report.html``, and return the summary (also in ``summary.json``).
+
+    Metrics always go to ``metrics.jsonl``; ``logger="tensorboard"`` also writes TensorBoard
+    events (see :data:`vaekit.tracking.LOGGERS`).
 
     When resuming, the config is read from ``run_dir/config.json`` (``config`` is ignored);
     ``epochs`` may then extend the run beyond its saved number of epochs.
@@ -100,13 +101,17 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
         TrainingDiverged: the loss became NaN (the last good checkpoint is kept).
     """
     run_dir = Path(run_dir)
+    tracking.check_logger(logger)
     if resume:
         record = io.load_record(run_dir)
         config = Config.from_dict(record["config"])
         if epochs is not None:
             config = config.replace(epochs=epochs)
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
-    model = build_model(config, train_set.data_shape, train_set.unit_interval)
+    config = resolve_condition(config, train_set)
+    train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
+    extra = {} if train_c is None else {"num_classes": int(train_c.max()) + 1}
+    model = build_model(config, train_set.data_shape, train_set.unit_interval, **extra)
     options = options or RunOptions()
     if isinstance(train_set, data.Dataset):
         model.likelihood.check_support(train_set.x)
@@ -115,24 +120,36 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
         test_x = prepare(test_set.x, config)
     else:
         train_x, val_x, test_x = streamed_splits(train_set, config, options.num_workers)
+    train_c, val_c = (None, None) if train_c is None else split_validation(train_c, config)
+    tracker = tracking.NullLogger()
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         io.write_json(run_dir / io.CONFIG, io.model_record(model))
+        tracker = tracking.build_logger(logger, run_dir, model, test_x, test_c)
 
-    def log(_metrics, history):
+    def log(metrics, history):
         io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        if metrics is not None:
+            tracker.log(metrics)
 
-    history = fit(model, train_x, model.config, val=val_x, checkpoint=run_dir / CHECKPOINT, resume=resume,
-                  on_epoch_end=log, progress=progress, options=options)
+    try:
+        history = fit(model, train_x, model.config, val=val_x, checkpoint=run_dir / CHECKPOINT, resume=resume,
+                      on_epoch_end=log, progress=progress, labels=train_c, val_labels=val_c, options=options)
+    finally:
+        tracker.close()
     if not distributed.is_main():
         return {}
     log(None, history)
     io.save(model, run_dir)
     device = next(model.parameters()).device
-    summary = summarise(model, test_x.to(device), history)
+    summary = summarise(model, test_x.to(device), history, test_c)
     summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size()})
     io.write_json(run_dir / "summary.json", summary)
-    write_figures(model.cpu(), history, test_x, run_dir)
+    model.cpu()
+    write_figures(model, history, test_x, run_dir, test_c)
+    gallery.write_figures(model, test_x, run_dir, test_c, test_set.labels)
+    io.write_json(run_dir / report.ENVIRONMENT, report.environment(model, summary["training_time_s"]))
+    report.write_report(run_dir)
     return summary
 
 
@@ -152,13 +169,37 @@ def streamed_splits(train_set, config: Config, num_workers: int = 0):
     order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed))
     val_x = data.folder.materialize(torch.utils.data.Subset(train_set, order[:n_val].tolist()), num_workers)
     train = torch.utils.data.Subset(train_set, order[n_val:].tolist())
-    return train, prepare(val_x, config), load_test(config, num_workers)
+    return train, prepare(val_x, config), prepare(examples(load_dataset(config, "test"), num_workers), config)
 
 
-def summarise(model, test_x: torch.Tensor, history: list[dict]) -> dict:
-    """Test metrics with their units, and how the run went."""
+def resolve_condition(config: Config, dataset: data.Dataset) -> Config:
+    """``config`` with ``condition_on`` set to the dataset's first label for a conditional model.
+
+    Raises:
+        ValueError: a conditional model on a dataset without labels, or an unknown label name.
+    """
+    if not MODELS[config.model].conditional:
+        return config
+    if not dataset.labels:
+        raise ValueError(f"--model {config.model} needs labelled data; dataset {dataset.name!r} has no labels "
+                         "(for --data array pass --label-column)")
+    name = config.condition_on or next(iter(dataset.labels))
+    if name not in dataset.labels:
+        raise ValueError(f"--condition-on {name!r}: dataset {dataset.name!r} has the labels {', '.join(dataset.labels)}")
+    return config.replace(condition_on=name)
+
+
+def condition_labels(config: Config, dataset: data.Dataset) -> torch.Tensor | None:
+    """The class indices ``(N,)`` a conditional model is given for ``dataset``; None for other models."""
+    if not MODELS[config.model].conditional:
+        return None
+    return dataset.labels[resolve_condition(config, dataset).condition_on]
+
+
+def summarise(model, test_x: torch.Tensor, history: list[dict], labels: torch.Tensor | None = None) -> dict:
+    """Test metrics with their units, and how the run went (``labels``: the condition of a CVAE)."""
     config = model.config
-    metrics = evaluate(model, test_x, num_samples=config.eval_num_samples)
+    metrics = evaluate_conditional(model, test_x, labels, num_samples=config.eval_num_samples)
     summary = {
         "test": metrics,
         "units": {k: UNITS[k] for k in metrics},
@@ -169,23 +210,28 @@ def summarise(model, test_x: torch.Tensor, history: list[dict]) -> dict:
         "training_time_s": sum(h["time"] for h in history),
         "binarize": config.resolved_binarize,
     }
+    if model.conditional:
+        summary["conditioned_on"] = config.condition_on
+        summary["note_conditional"] = "elbo and log_likelihood bound / estimate log p(x|c), c = each example's label"
     if config.likelihood == "bernoulli" and config.resolved_binarize == "none":
         summary["note"] = ("Bernoulli likelihood on non-binary data: the ELBO and log-likelihood are negative "
                            "cross-entropies, not log-likelihoods; use --binarize static|dynamic for likelihoods")
     return summary
 
 
-def write_figures(model, history: list[dict], test_x: torch.Tensor, run_dir) -> list[Path]:
+def write_figures(model, history: list[dict], test_x: torch.Tensor, run_dir,
+                  labels: torch.Tensor | None = None) -> list[Path]:
     """Loss curves, and for image data a reconstruction grid, prior samples and (latent_dim = 2)
-    the latent manifold grid. Returns the paths written."""
+    the latent manifold grid (``labels``: the condition of a CVAE). Returns the paths written."""
     run_dir = Path(run_dir)
     paths = [plots.loss_curves(history, run_dir / "loss_curves.png")]
     if len(model.data_shape) != 3:
         return paths
     x = test_x[:32]
-    paths.append(plots.reconstruction_grid(x, model.reconstruct(x), run_dir / "reconstructions.png"))
+    view = given(model, None if labels is None else labels[:32])
+    paths.append(plots.reconstruction_grid(x, view.reconstruct(x), run_dir / "reconstructions.png"))
     paths.append(plots.save_image_grid(model.sample(64, generator=torch.Generator().manual_seed(0)),
                                        run_dir / "samples.png", title="decoder means of prior samples"))
-    if model.latent_dim == 2:
+    if model.latent_dim == 2 and not model.conditional:
         paths.append(plots.latent_manifold(model, run_dir / "latent_manifold.png"))
     return paths

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import distributed, runtime
 from .io import load_checkpoint, save_checkpoint
+from .models import given
 from .objectives import LOSSES, vae_loss
 from .runtime import RunOptions
 
@@ -39,19 +40,23 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     return torch.bernoulli(x, generator=generator)
 
 
-def _batches(train, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1):
-    """``(batch, global batch size)`` pairs: a tensor is batched by slicing a shuffled index (this
-    rank's shard of it, :func:`vaekit.distributed.shard`); a DataLoader's batches come as they are."""
+def _batches(train, batch_size: int, generator: torch.Generator, labels: torch.Tensor | None = None,
+             conditional: bool = False, rank: int = 0, world_size: int = 1):
+    """``(x, c, global batch size)`` triples. A tensor (and its labels) is batched by slicing a
+    shuffled index (this rank's shard of it, :func:`vaekit.distributed.shard`); a DataLoader's
+    batches come as they are (c = the batch's second entry for a conditional model, else None)."""
     if torch.is_tensor(train):
         order = torch.randperm(len(train), generator=generator)
         for index, global_size in distributed.shard(order, batch_size, rank, world_size):
-            yield train[index.to(train.device)], global_size
+            c = None if labels is None else labels[index.to(labels.device)]
+            yield train[index.to(train.device)], c, global_size
     else:
         sizes = None
         for i, batch in enumerate(train):
             sizes = getattr(train.batch_sampler, "global_sizes", None) if i == 0 else sizes
-            xb = batch[0] if isinstance(batch, (tuple, list)) else batch
-            yield xb, sizes[i] if sizes else len(xb) * world_size
+            pair = isinstance(batch, (tuple, list))
+            xb = batch[0] if pair else batch
+            yield xb, (batch[1] if pair and conditional else None), sizes[i] if sizes else len(xb) * world_size
 
 
 def data_loader(dataset, batch_size: int, generator: torch.Generator, options: RunOptions,
@@ -71,15 +76,16 @@ def data_loader(dataset, batch_size: int, generator: torch.Generator, options: R
 
 class TrainingStep(nn.Module):
     """The training loss of ``model`` as a module, so that DistributedDataParallel and
-    torch.compile wrap one forward: ``forward(x, beta)`` returns ``loss_fn(model, x, config, beta)``."""
+    torch.compile wrap one forward: ``forward(x, c, beta)`` returns
+    ``loss_fn(given(model, c), x, config, beta)`` (c: the condition of a conditional model, or None)."""
 
     def __init__(self, model: nn.Module, loss_fn: Callable, config):
         super().__init__()
         self.model, self.loss_fn, self.config = model, loss_fn, config
 
-    def forward(self, x: torch.Tensor, beta: float) -> dict[str, torch.Tensor]:
-        """x ``(batch, *data_shape)`` -> the loss dict of :data:`vaekit.objectives.LOSSES`."""
-        return self.loss_fn(self.model, x, self.config, beta)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None, beta: float) -> dict[str, torch.Tensor]:
+        """x ``(batch, *data_shape)``, c ``(batch,)`` or None -> the loss dict of :data:`vaekit.objectives.LOSSES`."""
+        return self.loss_fn(given(self.model, c), x, self.config, beta)
 
 
 def _wrap(model: nn.Module, loss_fn: Callable, config, options: RunOptions, device: torch.device) -> nn.Module:
@@ -116,20 +122,25 @@ def _set_rng_state(shuffle: torch.Generator, rng: dict[str, torch.Tensor], fallb
 
 
 @torch.no_grad()
-def validate(model, x: torch.Tensor, config, batch_size: int = 1000) -> dict[str, float]:
+def validate(model, x: torch.Tensor, config, batch_size: int = 1000,
+             labels: torch.Tensor | None = None) -> dict[str, float]:
     """Validation metrics with the target β, averaged over examples (nats per example).
 
-    ``loss`` = −(reconstruction − β·KL), the quantity early stopping watches. Under
-    torch.distributed each rank evaluates its part of ``x`` and the sums are all-reduced, so every
-    rank returns the same numbers.
+    ``loss`` = −(reconstruction − β·KL), the quantity early stopping watches. ``labels``
+    ``(M,)``: the conditions of a conditional model. Under torch.distributed each rank evaluates
+    its part of ``x`` and the sums are all-reduced, so every rank returns the same numbers.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    part = x.tensor_split(distributed.world_size())[distributed.rank()]
+    world, rank = distributed.world_size(), distributed.rank()
+    part = x.tensor_split(world)[rank]
+    part_labels = None if labels is None else labels.tensor_split(world)[rank]
     sums = torch.zeros(len(LOGGED), dtype=torch.float64)
     for start in range(0, len(part), batch_size):
-        out = vae_loss(model, part[start:start + batch_size].to(device), config.replace(objective="elbo"), config.beta)
+        c = None if part_labels is None else part_labels[start:start + batch_size]
+        out = vae_loss(given(model, c), part[start:start + batch_size].to(device), config.replace(objective="elbo"),
+                       config.beta)
         n = len(out["elbo"])
         sums += torch.tensor([out["loss"].item() * n] + [out[key].sum().item() for key in LOGGED[1:]],
                              dtype=torch.float64)
@@ -140,7 +151,8 @@ def validate(model, x: torch.Tensor, config, batch_size: int = 1000) -> dict[str
 
 def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str | Path | None = None,
         resume: bool = False, on_epoch_end: Callable[[dict, list], None] | None = None,
-        progress: bool = True, options: RunOptions | None = None) -> list[dict]:
+        progress: bool = True, labels: torch.Tensor | None = None,
+        val_labels: torch.Tensor | None = None, options: RunOptions | None = None) -> list[dict]:
     """Train ``model`` with the loss :data:`vaekit.objectives.LOSSES` registers for ``config.model``.
 
     Args:
@@ -156,6 +168,9 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
         on_epoch_end: called with (this epoch's metrics, the whole history) after each epoch
             (on rank 0 only under torch.distributed).
         progress: show a progress bar (rank 0 only).
+        labels, val_labels: ``(N,)`` / ``(M,)`` class indices of ``train`` / ``val``, the condition
+            c of a conditional model (CVAE), batched together with x. With a DataLoader, a
+            conditional model takes c from the second entry of each batch.
         options: device, precision, compile, channels-last and loader workers
             (:class:`~vaekit.runtime.RunOptions`); None keeps the model where it is, in float32.
 
@@ -172,7 +187,10 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
     Raises:
         TrainingDiverged: the loss became NaN/Inf (the message names the step; the checkpoint of
             the last good epoch is kept).
+        ValueError: a conditional model without labels.
     """
+    if model.conditional and torch.is_tensor(train) and (labels is None or (val is not None and val_labels is None)):
+        raise ValueError(f"model {type(model).__name__} is conditional: pass labels= (and val_labels=) class indices")
     device = runtime.resolve_device(options.device) if options else next(model.parameters()).device
     options = options or RunOptions()
     rank, world = distributed.rank(), distributed.world_size()
@@ -209,13 +227,14 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
         start = time.perf_counter()
         steps, terms = [], []
         seen = 0  # examples of the global batches so far (all ranks together)
-        for xb, global_size in _batches(train, config.batch_size, shuffle, rank, world):
+        for xb, cb, global_size in _batches(train, config.batch_size, shuffle, labels, model.conditional, rank, world):
             xb = runtime.to_device(xb, device, channels_last)
+            cb = None if cb is None else cb.to(device, non_blocking=True)
             if dynamic:
                 xb = binarize(xb)
             beta = beta_at(config, epoch + seen / n_train)
             with runtime.autocast(device, options.precision):
-                out = step(xb, beta)
+                out = step(xb, cb, beta)
             # DDP averages gradients over ranks: weight by this rank's share of the global batch.
             loss = out["loss"] if world == 1 else out["loss"] * (len(xb) * world / global_size)
             optimizer.zero_grad(set_to_none=True)
@@ -245,7 +264,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
                    **{f"train_{k}": v / seen
                       for k, v in zip(LOGGED, distributed.all_reduce_sum(torch.stack(sums).float()).tolist())}}
         if val is not None and len(val):
-            metrics.update({f"val_{k}": v for k, v in validate(model, val, config).items()})
+            metrics.update({f"val_{k}": v for k, v in validate(model, val, config, labels=val_labels).items()})
             if metrics["val_loss"] < state["best_loss"]:
                 state["best_loss"], state["bad_epochs"] = metrics["val_loss"], 0
                 best = {k: v.detach().clone() for k, v in model.state_dict().items()}
