@@ -159,6 +159,14 @@ def _worker(rank: int, port: int, out: str):
         for name, m in (("straight", straight), ("resumed", resumed)):
             _save(m, out / f"{name}{rank}.safetensors")
 
+        # 4. a conditional model: the labels are sharded with their examples
+        cvae = Config(model="cvae", epochs=1, batch_size=32, **TINY)
+        ds, x, val = _digits(cvae)
+        y_train, y_val = split_validation(ds.labels["digit"], cvae)
+        model = build_model(cvae, ds.data_shape, num_classes=10)
+        fit(model, x, cvae, val=val, labels=y_train, val_labels=y_val, progress=False)
+        _save(model, out / f"cvae{rank}.safetensors")
+
 
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory):
@@ -183,6 +191,12 @@ def test_two_processes_train_and_only_rank0_writes(two_process_run):
 def test_rank0_failure_stops_every_rank(two_process_run):
     assert json.loads((two_process_run / "on_main0.json").read_text()) == ["ZeroDivisionError"]
     assert json.loads((two_process_run / "on_main1.json").read_text()) == ["RuntimeError"]
+
+
+def test_conditional_model_trains_under_ddp(two_process_run):
+    ranks = [load_file(str(two_process_run / f"cvae{r}.safetensors")) for r in range(WORLD)]
+    for key in ranks[0]:
+        torch.testing.assert_close(ranks[0][key], ranks[1][key], rtol=0, atol=0)
 
 
 def test_two_process_shards_are_disjoint_and_cover_the_epoch(two_process_run):
