@@ -10,10 +10,13 @@ from .distributions import Bernoulli, ContinuousBernoulli, Gaussian
 from .models import AE, CVAE, MODELS, VAE, build_model
 from .objectives import elbo, iwae_bound
 from .train import fit
+from . import distributed, runtime
+from .runtime import RunOptions
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AE", "Bernoulli", "CVAE", "Config", "ContinuousBernoulli", "Gaussian", "MODELS", "VAE", "build_model", "data",
     "elbo", "evaluation", "explore", "fit", "io", "iwae_bound",
+    "RunOptions", "distributed", "runtime",
 ]

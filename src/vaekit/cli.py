@@ -14,11 +14,12 @@ import numpy as np
 import torch
 import tyro
 
-from . import explore, explore_cli, io, plots, runs
+from . import distributed, explore, explore_cli, io, plots, runs
 from .benchmarks import anomaly as anomaly_benchmark
 from .config import Config
 from .evaluation import UNITS, evaluate_conditional
 from .models import given
+from .runtime import RunOptions, resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,7 @@ class TrainArgs:
     """Show a progress bar."""
     logger: Literal["jsonl", "tensorboard"] = "jsonl"
     """Where metrics go besides metrics.jsonl (always written): tensorboard also writes RUN/tensorboard events."""
+    options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +112,12 @@ def _given(config: Config) -> dict:
 
 
 def train(args: TrainArgs) -> None:
-    """``vaekit train``."""
+    """``vaekit train``; under ``torchrun`` data-parallel over the launched processes."""
+    with distributed.process_group(resolve_device(args.options.device)):
+        _train(args)
+
+
+def _train(args: TrainArgs) -> None:
     if args.resume:
         given = _given(args.config)
         epochs = given.pop("epochs", None)
@@ -120,10 +127,14 @@ def train(args: TrainArgs) -> None:
                              "(only --epochs may change, to extend the run)")
         run_dir = Path(args.resume)
         summary = runs.train_run(None, run_dir, resume=True, progress=args.progress, epochs=epochs,
-                                 logger=args.logger)
+                                 logger=args.logger, options=args.options)
     else:
-        run_dir = runs.resolve_run_dir(args.runs_dir, args.name, args.config, args.overwrite)
-        summary = runs.train_run(args.config, run_dir, progress=args.progress, logger=args.logger)
+        run_dir = Path(distributed.broadcast_text(distributed.on_main(
+            lambda: str(runs.resolve_run_dir(args.runs_dir, args.name, args.config, args.overwrite)))))
+        summary = runs.train_run(args.config, run_dir, progress=args.progress, logger=args.logger,
+                                 options=args.options)
+    if not distributed.is_main():
+        return
     test = summary["test"]
     if "log_likelihood" in test:
         _print(f"test ELBO {test['elbo']:.2f} nats/example; test log-likelihood (importance sampled, "
@@ -141,7 +152,7 @@ def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``."""
     model = io.load(args.run)
     test_set = runs.load_run_split(args.run, model.config, "test")
-    test_x = runs.prepare(test_set.x, model.config)
+    test_x = runs.prepare(runs.examples(test_set), model.config)
     result = evaluate_conditional(model, test_x, runs.condition_labels(model.config, test_set),
                                   num_samples=args.num_samples, batch_size=args.batch_size)
     out = Path(args.output) if args.output else Path(args.run) / "evaluation.json"

@@ -85,10 +85,13 @@ class Config:
     """Seed of initialisation, shuffling and sampling."""
     eval_num_samples: int = 1000
     """Importance samples K for the final test log-likelihood."""
+    image_size: int = 64
+    """Side in pixels of the square images of --data image-folder (centre-cropped and resized)."""
 
     def __post_init__(self):
         positive = {"latent_dim": self.latent_dim, "epochs": self.epochs, "batch_size": self.batch_size,
-                    "num_samples": self.num_samples, "eval_num_samples": self.eval_num_samples}
+                    "num_samples": self.num_samples, "eval_num_samples": self.eval_num_samples,
+                    "image_size": self.image_size}
         for key, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")

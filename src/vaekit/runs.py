@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 
-from . import data, gallery, io, plots, report, tracking
+from . import data, distributed, gallery, io, plots, report, tracking
 from .config import Config
 from .data.scaling import Standardizer, wants_standardization
 from .evaluation import UNITS, evaluate_conditional
 from .models import MODELS, build_model, given
+from .runtime import RunOptions
 from .train import binarize, fit
 
 CHECKPOINT = Path("checkpoint") / "last.safetensors"
@@ -36,7 +37,8 @@ def default_name(config: Config) -> str:
 
 def data_options(config: Config) -> dict:
     """Loader options of a config (data_dir, path, label_column)."""
-    options = {"data_dir": config.data_dir, "path": config.path, "label_column": config.label_column}
+    options = {"data_dir": config.data_dir, "path": config.path, "label_column": config.label_column,
+               "image_size": config.image_size}
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -80,6 +82,12 @@ def prepare(x: torch.Tensor, config: Config, training: bool = False) -> torch.Te
     return binarize(x, torch.Generator().manual_seed(EVAL_BINARIZE_SEED + (0 if training else 1)))
 
 
+def examples(dataset, num_workers: int = 0) -> torch.Tensor:
+    """All examples ``(N, *data_shape)`` of a dataset in memory; data read from disk on demand
+    (e.g. ``image-folder``) are read with ``num_workers`` workers."""
+    return dataset.x if isinstance(dataset, data.Dataset) else data.folder.materialize(dataset, num_workers)
+
+
 def split_validation(x: torch.Tensor, config: Config) -> tuple[torch.Tensor, torch.Tensor]:
     """Split the training split into (train, validation) with ``val_fraction``, seeded by ``seed``."""
     n_val = int(round(config.val_fraction * len(x)))
@@ -105,7 +113,7 @@ def resolve_run_dir(runs_dir, name: str | None, config: Config, overwrite: bool 
 
 
 def train_run(config: Config | None, run_dir, resume: bool = False, progress: bool = True,
-              epochs: int | None = None, logger: str = "jsonl") -> dict:
+              epochs: int | None = None, logger: str = "jsonl", options: RunOptions | None = None) -> dict:
     """Train ``config`` in ``run_dir`` (see :func:`resolve_run_dir`), evaluate on the test split,
     write the figures and ``report.html``, and return the summary (also in ``summary.json``).
 
@@ -114,6 +122,9 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
 
     When resuming, the config is read from ``run_dir/config.json`` (``config`` is ignored);
     ``epochs`` may then extend the run beyond its saved number of epochs.
+    ``options`` (device, precision, ...; default: :class:`~vaekit.runtime.RunOptions`) are
+    recorded in the summary. Under torchrun every rank trains; rank 0 alone writes the folder,
+    evaluates and returns the summary, the other ranks return an empty dict.
 
     Raises:
         ValueError / FileNotFoundError: bad data, config or files (clear messages).
@@ -133,16 +144,22 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
     train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
     extra = {} if train_c is None else {"num_classes": int(train_c.max()) + 1}
     model = build_model(config, train_set.data_shape, train_set.unit_interval, **extra)
-    model.likelihood.check_support(train_set.x)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    io.write_json(run_dir / io.CONFIG, io.model_record(model))
-    if scaler is not None:
-        io.write_json(run_dir / SCALER, scaler.to_dict())
-    train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
-    val_x = prepare(val_x, config)  # dynamic: one fixed draw; static: already binary, unchanged
-    test_x = prepare(test_set.x, config)
+    options = options or RunOptions()
+    if isinstance(train_set, data.Dataset):
+        model.likelihood.check_support(train_set.x)
+        train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
+        val_x = prepare(val_x, config)  # dynamic: one fixed draw; static: already binary, unchanged
+        test_x = prepare(test_set.x, config)
+    else:
+        train_x, val_x, test_x = streamed_splits(train_set, config, options.num_workers)
     train_c, val_c = (None, None) if train_c is None else split_validation(train_c, config)
-    tracker = tracking.build_logger(logger, run_dir, model, test_x, test_c)
+    tracker = tracking.NullLogger()
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        io.write_json(run_dir / io.CONFIG, io.model_record(model))
+        if scaler is not None:
+            io.write_json(run_dir / SCALER, scaler.to_dict())
+        tracker = tracking.build_logger(logger, run_dir, model, test_x, test_c)
 
     def log(metrics, history):
         io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
@@ -151,18 +168,42 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
 
     try:
         history = fit(model, train_x, model.config, val=val_x, checkpoint=run_dir / CHECKPOINT, resume=resume,
-                      on_epoch_end=log, progress=progress, labels=train_c, val_labels=val_c)
+                      on_epoch_end=log, progress=progress, labels=train_c, val_labels=val_c, options=options)
     finally:
         tracker.close()
+    if not distributed.is_main():
+        return {}
     log(None, history)
     io.save(model, run_dir)
-    summary = summarise(model, test_x, history, test_c)
+    device = next(model.parameters()).device
+    summary = summarise(model, test_x.to(device), history, test_c)
+    summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size()})
     io.write_json(run_dir / "summary.json", summary)
+    model.cpu()
     write_figures(model, history, test_x, run_dir, test_c)
     gallery.write_figures(model, test_x, run_dir, test_c, test_set.labels)
     io.write_json(run_dir / report.ENVIRONMENT, report.environment(model, summary["training_time_s"]))
     report.write_report(run_dir)
     return summary
+
+
+def streamed_splits(train_set, config: Config, num_workers: int = 0):
+    """(train, validation, test) of data read from disk on demand (e.g. ``--data image-folder``).
+
+    The training part stays on disk and is streamed by :func:`vaekit.train.fit` through a
+    DataLoader with ``num_workers`` workers; the validation part (``val_fraction``, seeded by
+    ``seed``) and the test split are read into memory for evaluation.
+
+    Raises:
+        ValueError: ``binarize static``, which needs the whole training set in memory.
+    """
+    if config.resolved_binarize == "static":
+        raise ValueError("--binarize static needs the data in memory; use dynamic or none for data read from disk")
+    n_val = int(round(config.val_fraction * len(train_set)))
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed))
+    val_x = data.folder.materialize(torch.utils.data.Subset(train_set, order[:n_val].tolist()), num_workers)
+    train = torch.utils.data.Subset(train_set, order[n_val:].tolist())
+    return train, prepare(val_x, config), prepare(examples(load_dataset(config, "test"), num_workers), config)
 
 
 def resolve_condition(config: Config, dataset: data.Dataset) -> Config:

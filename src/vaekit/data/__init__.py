@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
-from . import array, breast_cancer, digits, mnist
+from . import array, breast_cancer, digits, folder, mnist
 from .base import Dataset
 
 #: name -> loader(split="train"|"test", **options) -> Dataset
@@ -15,6 +15,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "fashion-mnist": partial(mnist.load, "fashion-mnist"),
     "array": array.load,
     "breast-cancer": breast_cancer.load,
+    "image-folder": folder.load,  # read from disk on demand: a torch Dataset, not in memory
 }
 
 
