@@ -130,6 +130,7 @@ class VAE(AE):
 MODELS: dict[str, type[AE]] = {
     "ae": AE,
     "vae": VAE,
+    "betatc": VAE,
 }
 
 

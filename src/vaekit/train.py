@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .io import load_checkpoint, save_checkpoint
+from .betatc import DIAGNOSTIC_POINTS, kl_decomposition
 from .objectives import LOSSES, vae_loss
 
 LOGGED = ("loss", "elbo", "reconstruction", "kl")
@@ -25,6 +26,12 @@ def beta_at(config, progress: float) -> float:
     if config.warmup_epochs <= 0:
         return config.beta
     return config.beta * min(1.0, progress / config.warmup_epochs)
+
+
+def capacity_at(config, step: int) -> float:
+    """Capacity C (nats) at optimisation ``step``: linear from 0 to ``capacity_max`` over
+    ``capacity_steps`` steps, then constant (Burgess et al. 2018, sec. 5)."""
+    return config.capacity_max * min(1.0, step / config.capacity_steps)
 
 
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -108,6 +115,8 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
     torch.manual_seed(config.seed)
     dynamic = config.resolved_binarize == "dynamic"
     n_train = len(train) if torch.is_tensor(train) else len(train.dataset)
+    if config.dataset_size == 0:
+        config = config.replace(dataset_size=n_train)
     state = {"epoch": 0, "step": 0, "history": [], "best_loss": math.inf, "bad_epochs": 0, "elapsed": 0.0}
     best = None
     if resume and checkpoint is not None and Path(checkpoint).exists():
@@ -127,7 +136,8 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
             if dynamic:
                 xb = binarize(xb)
             beta = beta_at(config, epoch + seen / n_train)
-            out = loss_fn(model, xb, config, beta)
+            schedule = {"capacity": capacity_at(config, state["step"] + len(steps))} if config.capacity_max > 0 else {}
+            out = loss_fn(model, xb, config, beta, **schedule)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             if config.grad_clip > 0:
@@ -147,7 +157,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
         state["step"] += len(steps)
         state["elapsed"] += time.perf_counter() - start
         metrics = {"epoch": epoch + 1, "step": state["step"], "beta": beta,
-                   **{f"train_{k}": v / seen for k, v in zip(LOGGED, sums.tolist())}}
+                   **{f"train_{k}": v / seen for k, v in zip(LOGGED, sums.tolist())}, **schedule}
         if val is not None and len(val):
             metrics.update({f"val_{k}": v for k, v in validate(model, val, config).items()})
             if metrics["val_loss"] < state["best_loss"]:
@@ -155,6 +165,10 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
                 best = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 state["bad_epochs"] += 1
+        probe = val if val is not None and len(val) else (train if torch.is_tensor(train) else None)
+        if model.stochastic and probe is not None:  # what β is doing: Chen et al. 2018's KL terms
+            diagnostics = kl_decomposition(model, probe[:DIAGNOSTIC_POINTS].to(device), seed=config.seed)
+            metrics.update({f"{'val' if probe is val else 'train'}_{k}": v for k, v in diagnostics.items()})
         metrics["time"] = time.perf_counter() - start
         state["history"].append(metrics)
         state["epoch"] = epoch + 1
