@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 from .beta_vae import beta_vae_score
-from .common import grid_representation
+from .common import grid_codes, grid_representation
 from .dci import dci_from_importance, dci_score
 from .factor_vae import factor_vae_score
 from .mig import mig_score
@@ -43,7 +43,8 @@ METRICS: dict[str, Metric] = {
 
 
 def evaluate_disentanglement(model, dataset, metrics=tuple(METRICS), seed: int = 0, num_train: int | None = None,
-                             num_eval: int | None = None) -> dict:
+                             num_eval: int | None = None, overrides: dict[str, dict] | None = None,
+                             codes=None) -> dict:
     """Run ``metrics`` on ``model``'s encoder means over ``dataset``'s factor grid.
 
     Args:
@@ -53,6 +54,9 @@ def evaluate_disentanglement(model, dataset, metrics=tuple(METRICS), seed: int =
         seed: seed of each metric's factor draws (each metric starts from it).
         num_train, num_eval: override every metric's training / held-out points (default: the
             reference's 10,000 / 5,000).
+        overrides: metric name -> keyword arguments of that metric, applied last, e.g.
+            ``{"dci": {"num_train": 1000, "num_test": 500}}``.
+        codes: the :func:`~.common.grid_codes` table if already computed.
 
     Returns:
         metric name -> its result dict, plus ``time_s`` (seconds) and ``source`` per metric.
@@ -63,15 +67,16 @@ def evaluate_disentanglement(model, dataset, metrics=tuple(METRICS), seed: int =
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
-    representation = grid_representation(model, dataset)
+    representation = grid_representation(dataset, grid_codes(model, dataset) if codes is None else codes)
     results = {}
     for name in metrics:
         metric = METRICS[name]
         kwargs = {"seed": seed, **({"num_train": num_train} if num_train else {})}
         if num_eval and metric.eval_arg:
             kwargs[metric.eval_arg] = num_eval
+        kwargs.update((overrides or {}).get(name, {}))
         start = time.perf_counter()
-        results[name] = {**metric.score(dataset, representation, **kwargs),
+        results[name] = {**metric.score(dataset, representation, **kwargs), "arguments": kwargs,
                          "time_s": time.perf_counter() - start, "source": metric.source}
     return results
 
@@ -82,4 +87,4 @@ def headline(results: dict) -> dict[str, float]:
 
 
 __all__ = ["METRICS", "Metric", "beta_vae_score", "dci_from_importance", "dci_score", "evaluate_disentanglement",
-           "factor_vae_score", "grid_representation", "headline", "mig_score", "sap_score"]
+           "factor_vae_score", "grid_codes", "grid_representation", "headline", "mig_score", "sap_score"]

@@ -28,19 +28,11 @@ def check_points(**counts: int) -> None:
 
 
 @torch.no_grad()
-def grid_representation(model, dataset, batch_size: int = 1024) -> Representation:
-    """The encoder means of every cell of ``dataset``'s factor grid, computed once.
+def grid_codes(model, dataset, batch_size: int = 1024) -> np.ndarray:
+    """Encoder means of every cell of ``dataset``'s factor grid, in grid order: float64 ``(G, latent_dim)``.
 
-    The encoder mean is a deterministic function of the image, and a factor grid has one image
-    per cell, so a table of G codes answers every query of every metric exactly (the metrics draw
-    ~2 million observations; the grid of dSprites has 737,280).
-
-    Args:
-        model: an AE/VAE trained on the dataset's images (``transform`` gives the codes).
-        dataset: a :class:`~vaekit.data.factors.FactorDataset`.
-
-    Returns:
-        ``factors (n, K) int -> codes (n, latent_dim)`` float64 array.
+    Raises:
+        ValueError: a dataset without ground-truth factors.
     """
     if not hasattr(dataset, "observations_from_factors"):
         raise ValueError(f"the disentanglement metrics need a dataset with ground-truth factors "
@@ -53,7 +45,17 @@ def grid_representation(model, dataset, batch_size: int = 1024) -> Representatio
         model.transform(dataset.observations_from_factors(cells[start:start + batch_size]).to(device)).double().cpu().numpy()
         for start in range(0, len(cells), batch_size)])
     model.train(was_training)
-    return lambda factors: table[dataset.grid_index(factors)]
+    return table
+
+
+def grid_representation(dataset, codes: np.ndarray) -> Representation:
+    """``factors (n, K) -> codes (n, D)`` looked up in the table of :func:`grid_codes`.
+
+    The encoder mean is a deterministic function of the image and a factor grid has one image
+    per cell, so one table answers every query of every metric exactly (the metrics draw ~2
+    million observations; the dSprites grid has 737,280 cells).
+    """
+    return lambda factors: codes[dataset.grid_index(factors)]
 
 
 def sample_codes(dataset, representation: Representation, n: int, rng: np.random.Generator):

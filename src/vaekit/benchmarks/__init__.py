@@ -1,0 +1,1 @@
+"""Benchmarks that reproduce published tables: each trains runs and writes Markdown + JSON results."""
