@@ -42,7 +42,7 @@ def run_all(representation):
         "factor_vae": factor_vae_score(data, representation, num_train=500, num_eval=300,
                                        num_variance_estimate=1000)["eval_accuracy"],
         "mig": mig_score(data, representation, num_train=2000)["mig"],
-        "dci": dci_score(data, representation, num_train=300, num_test=200),
+        "dci": dci_score(data, representation, num_train=200, num_test=200),
         "sap": sap_score(data, representation, num_train=1000, num_test=500)["sap"],
     }
 
