@@ -9,6 +9,7 @@ official file holds the image with classes c where r = c · (737280, 245760, 409
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -120,11 +121,19 @@ def load_synthetic(split: str = "train", image_size: int | None = None, grid_ste
         :class:`~vaekit.data.factors.FactorDataset`, ``x`` ``(N, 1, S, S)`` in {0, 1}, labels
         the 5 factor classes (indices into the kept classes).
     """
-    size = _check_size(image_size)
+    size, kept = _check_size(image_size), grid(grid_step)
+    return _dataset("dsprites-synthetic", split, _synthetic_grid(size, grid_step), kept)
+
+
+@functools.lru_cache(maxsize=2)
+def _synthetic_grid(size: int, grid_step: int) -> np.ndarray:
+    """Every image of the thinned grid, rendered once per process (train and test splits share it)."""
     kept = grid(grid_step)
     classes = grid_classes([len(k) for k in kept])
     values = np.stack([FACTOR_VALUES[j][kept[j][classes[:, j]]] for j in range(len(kept))], axis=1)
-    return _dataset("dsprites-synthetic", split, render(values, size), kept)
+    images = render(values, size)
+    images.flags.writeable = False
+    return images
 
 
 def load(split: str = "train", data_dir: str | Path = "data", image_size: int | None = None, grid_step: int = 1,
