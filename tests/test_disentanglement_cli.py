@@ -50,3 +50,13 @@ def test_benchmark_configs_share_everything_but_the_objective():
     table = markdown({"command": "vaekit benchmark disentanglement", "date": "d", "machine": "m",
                       "models": {"beta-vae": row}})
     assert "| beta-vae | 4 | 0.500 |" in table and "99" in table
+
+
+def test_full_scale_configs_build():
+    from vaekit import build_model
+
+    configs = benchmark_configs(full=True)
+    assert {c.image_size for c in configs.values()} == {64} and configs["vae"].net == "conv"
+    assert configs["capacity-vae"].capacity_steps > 100_000
+    model = build_model(configs["beta-tcvae"], (1, 64, 64))
+    assert model.transform(__import__("torch").zeros(2, 1, 64, 64)).shape == (2, 10)

@@ -101,7 +101,7 @@ class BenchmarkDisentanglementArgs:
     full: bool = False
     """Paper scale (64x64, the full 737,280-image grid, reference metric sizes): for a GPU."""
     epochs: Optional[int] = None
-    """Epochs per model (default 40 on CPU, 30 with --full)."""
+    """Epochs per model (default 40 on CPU, 36 with --full)."""
     models: tuple[str, ...] = ("vae", "beta-vae", "beta-tcvae", "capacity-vae")
     """Models to train."""
     seed: int = 0

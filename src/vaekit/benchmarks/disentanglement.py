@@ -34,7 +34,7 @@ MODELS = {
 SCALES = {
     "default": {"image_size": 32, "grid_step": 4, "epochs": 40, "batch_size": 64, "lr": 1e-3, "net": "mlp",
                 "hidden": (512, 512), "dci": {"num_train": 1000, "num_test": 500}},
-    "full": {"image_size": 64, "grid_step": 1, "epochs": 30, "batch_size": 64, "lr": 1e-4, "net": "conv",
+    "full": {"image_size": 64, "grid_step": 1, "epochs": 36, "batch_size": 64, "lr": 1e-4, "net": "conv",
              "hidden": (256,), "dci": {}},
 }
 
