@@ -103,6 +103,8 @@ def test_capacity_objective():
         Config(model="betatc", capacity_max=5.0)
     with pytest.raises(ValueError, match="objective"):
         Config(model="betatc", objective="iwae")
+    with pytest.raises(ValueError, match="image-size"):
+        Config(data="digits", image_size=32)
 
 
 def test_fit_logs_decomposition_per_epoch():

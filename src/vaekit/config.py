@@ -119,6 +119,8 @@ class Config:
         if self.capacity_steps < 1 or self.grid_step < 1 or (self.image_size is not None and self.image_size < 1):
             raise ValueError(f"capacity_steps, grid_step and image_size must be positive, got "
                              f"{self.capacity_steps}, {self.grid_step} and {self.image_size}")
+        if (self.image_size is not None or self.grid_step > 1) and self.data not in ("dsprites", "dsprites-synthetic"):
+            raise ValueError(f"--image-size and --grid-step apply to --data dsprites / dsprites-synthetic, got {self.data!r}")
         if self.model == "betatc" and self.objective != "elbo":
             raise ValueError(f"--model betatc trains its own objective; use --objective elbo, got {self.objective!r}")
         if self.capacity_max > 0 and (self.model != "vae" or self.objective != "elbo"):
