@@ -136,7 +136,7 @@ def factor_response(codes: np.ndarray, classes: np.ndarray, factor_names, factor
     dims = list(range(codes.shape[1])) if dims is None else list(dims)
     columns = [k for k in range(len(factor_names)) if k != group]
     fig, axes = plt.subplots(len(dims), len(columns), figsize=(2.2 * len(columns), 1.4 * len(dims)),
-                             squeeze=False, sharey="row")
+                             squeeze=False, sharey="row", layout="constrained")
     for j, k in enumerate(columns):
         size = len(factor_values[k])
         for g in range(len(factor_values[group])):

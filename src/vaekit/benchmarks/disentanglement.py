@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from pathlib import Path
@@ -115,7 +116,7 @@ def run_benchmark(out_dir, data: str = "dsprites-synthetic", data_dir: str = "da
                       "test_elbo": summary["test"]["elbo"], "train_s": trained,
                       "eval_s": time.perf_counter() - start - trained}
     results = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}, "
+               "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
                           f"{torch.get_num_threads()} thread(s)",
                "scale": "full" if full else "default", "dci_points": overrides["dci"] or "reference",
                "published_beta_vae_score": PUBLISHED, "models": rows}
