@@ -35,7 +35,9 @@ def log_weight_matrix(batch_size: int, dataset_size: int, sampling: str, device=
     bias is a constant in the parameters). ``"mss"``: stratified sampling with the example's own
     component weighted 1/N and the other M − 1 sharing the rest, w_ii = 1/N,
     w_ij = (N − 1) / (N (M − 1)); unbiased for q(z_i) when the other examples are drawn without
-    replacement, and exact for M = N.
+    replacement, and exact for M = N. (Chen et al.'s released code gives one of the other M − 1
+    examples a different weight; the weights here are the plain stratified estimator of the
+    mixture with the example's own stratum of size 1.)
 
     Raises:
         ValueError: unknown sampling, M < 1, or N < M.
