@@ -100,6 +100,48 @@ class ScoreArgs:
     """Show a progress bar."""
 
 
+@dataclasses.dataclass(frozen=True)
+class DisentanglementArgs:
+    """Disentanglement metrics (BetaVAE, FactorVAE, MIG, DCI, SAP) of a run trained on dsprites or dsprites-synthetic, with figures."""
+
+    run: tyro.conf.Positional[str]
+    """Run folder."""
+    metrics: tuple[str, ...] = ("beta_vae", "factor_vae", "mig", "dci", "sap")
+    """Metrics to compute."""
+    seed: int = 0
+    """Seed of the factor draws of every metric."""
+    num_train: Optional[int] = None
+    """Training points of every metric (default: the reference's 10,000)."""
+    num_eval: Optional[int] = None
+    """Held-out points of every metric (default: the reference's 5,000)."""
+    dci_num_train: Optional[int] = None
+    """Training points of DCI alone (its gradient-boosted trees are slow on a CPU)."""
+    figures: bool = True
+    """Write traversals.png, kl_per_dim.png and factor_response.png into the run folder."""
+    output: Optional[str] = None
+    """JSON file to write (default RUN/disentanglement.json)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkDisentanglementArgs:
+    """Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE on dSprites and report every disentanglement metric."""
+
+    data: Literal["dsprites-synthetic", "dsprites"] = "dsprites-synthetic"
+    """Dataset with ground-truth factors."""
+    data_dir: str = "data"
+    """Folder of the official dSprites file (for --data dsprites)."""
+    full: bool = False
+    """Paper scale (64x64, the full 737,280-image grid, reference metric sizes): for a GPU."""
+    epochs: Optional[int] = None
+    """Epochs per model (default 40 on CPU, 36 with --full)."""
+    models: tuple[str, ...] = ("vae", "beta-vae", "beta-tcvae", "capacity-vae")
+    """Models to train."""
+    seed: int = 0
+    """Seed of training and metrics."""
+    output: str = "runs/benchmark-disentanglement"
+    """Folder of the runs and of results.md / results.json."""
+
+
 def _print(line: str) -> None:
     print(line, flush=True)
 
@@ -218,6 +260,33 @@ def score(args: ScoreArgs) -> None:
     _print(f"written: {out}")
 
 
+def evaluate_disentanglement(args: DisentanglementArgs) -> None:
+    """``vaekit evaluate disentanglement RUN``."""
+    from .benchmarks.disentanglement import evaluate_run
+
+    overrides = {"dci": {"num_train": args.dci_num_train}} if args.dci_num_train else None
+    report = evaluate_run(args.run, args.metrics, args.seed, args.num_train, args.num_eval, overrides,
+                          figures=args.figures, output=args.output)
+    for key, value in report["headline"].items():
+        _print(f"{key:>28}: {value:.4f}")
+    if "kl" in report:
+        kl = report["kl"]
+        _print(f"{'KL (nats/example)':>28}: {kl['kl']:.3f} = MI {kl['kl_mi']:.3f} + TC {kl['kl_tc']:.3f} "
+               f"+ dimension-wise {kl['kl_dimwise']:.3f} (Monte Carlo sum {kl['kl_mc']:.3f})")
+    _print(f"written: {args.output or Path(args.run) / 'disentanglement.json'}")
+
+
+def benchmark_disentanglement(args: BenchmarkDisentanglementArgs) -> None:
+    """``vaekit benchmark disentanglement``."""
+    from .benchmarks.disentanglement import markdown, run_benchmark
+
+    command = "vaekit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["benchmark"] else "vaekit benchmark disentanglement"
+    results = run_benchmark(args.output, args.data, args.data_dir, args.full, args.seed, args.epochs, args.models,
+                            command=command, progress=False)
+    _print(markdown(results))
+    _print(f"written: {Path(args.output) / 'results.md'} and results.json")
+
+
 @dataclasses.dataclass(frozen=True)
 class Command:
     """A CLI command: its argument dataclass and its handler."""
@@ -240,6 +309,8 @@ COMMANDS: dict[str, Command] = {
     "report": Command(explore_cli.ReportArgs, explore_cli.report_runs),
     "score": Command(ScoreArgs, score),
     "benchmark anomaly": Command(anomaly_benchmark.Args, anomaly_benchmark.run_cli),
+    "evaluate disentanglement": Command(DisentanglementArgs, evaluate_disentanglement),
+    "benchmark disentanglement": Command(BenchmarkDisentanglementArgs, benchmark_disentanglement),
 }
 
 

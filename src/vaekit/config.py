@@ -85,13 +85,28 @@ class Config:
     """Seed of initialisation, shuffling and sampling."""
     eval_num_samples: int = 1000
     """Importance samples K for the final test log-likelihood."""
-    image_size: int = 64
-    """Side in pixels of the square images of --data image-folder (centre-cropped and resized)."""
+
+    # --- disentanglement (beta-TCVAE, capacity annealing, dSprites)
+    alpha: float = 1.0
+    """beta-TCVAE weight of the index-code mutual information I(z; n) (Chen et al. 2018, eq. 4); --beta weighs the total correlation."""
+    gamma: float = 1.0
+    """beta-TCVAE weight of the dimension-wise KL sum_j KL(q(z_j) || p(z_j))."""
+    tc_sampling: Literal["mws", "mss"] = "mws"
+    """beta-TCVAE estimator of log q(z): minibatch-weighted (mws) or minibatch-stratified (mss) sampling."""
+    dataset_size: int = 0
+    """N in the beta-TCVAE estimators; 0 = the number of training examples (filled in by the training loop)."""
+    capacity_max: float = 0.0
+    """Burgess et al. 2018 capacity objective beta*|KL - C|: final capacity C in nats (0 = off, plain beta-VAE)."""
+    capacity_steps: int = 100000
+    """Optimisation steps over which C grows linearly from 0 to capacity_max."""
+    image_size: Union[int, None] = None
+    """Image side in pixels for --data image-folder (centre-cropped and resized; default 64) and dsprites / dsprites-synthetic (64 = native; 32 for CPU budgets)."""
+    grid_step: int = 1
+    """dSprites factor-grid subsampling: keep every grid_step-th orientation, pos_x and pos_y value."""
 
     def __post_init__(self):
         positive = {"latent_dim": self.latent_dim, "epochs": self.epochs, "batch_size": self.batch_size,
-                    "num_samples": self.num_samples, "eval_num_samples": self.eval_num_samples,
-                    "image_size": self.image_size}
+                    "num_samples": self.num_samples, "eval_num_samples": self.eval_num_samples}
         for key, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
@@ -100,6 +115,22 @@ class Config:
         for key, value in nonneg.items():
             if value < 0:
                 raise ValueError(f"{key} must be >= 0, got {value!r}")
+        disentangle = {"alpha": self.alpha, "gamma": self.gamma, "dataset_size": self.dataset_size,
+                       "capacity_max": self.capacity_max}
+        for key, value in disentangle.items():
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0, got {value!r}")
+        if self.capacity_steps < 1 or self.grid_step < 1 or (self.image_size is not None and self.image_size < 1):
+            raise ValueError(f"capacity_steps, grid_step and image_size must be positive, got "
+                             f"{self.capacity_steps}, {self.grid_step} and {self.image_size}")
+        if self.image_size is not None and self.data not in ("dsprites", "dsprites-synthetic", "image-folder"):
+            raise ValueError(f"--image-size applies to --data image-folder / dsprites / dsprites-synthetic, got {self.data!r}")
+        if self.grid_step > 1 and self.data not in ("dsprites", "dsprites-synthetic"):
+            raise ValueError(f"--grid-step applies to --data dsprites / dsprites-synthetic, got {self.data!r}")
+        if self.model == "betatc" and self.objective != "elbo":
+            raise ValueError(f"--model betatc trains its own objective; use --objective elbo, got {self.objective!r}")
+        if self.capacity_max > 0 and (self.model != "vae" or self.objective != "elbo"):
+            raise ValueError(f"--capacity-max needs --model vae --objective elbo, got {self.model!r} / {self.objective!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not 0 <= self.val_fraction < 1:

@@ -272,6 +272,7 @@ MODELS: dict[str, type[AE]] = {
     "ae": AE,
     "vae": VAE,
     "cvae": CVAE,
+    "betatc": VAE,
 }
 
 

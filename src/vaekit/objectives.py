@@ -12,6 +12,8 @@ from typing import Callable
 import torch
 from torch.distributions import kl_divergence
 
+from .betatc import betatc_loss
+
 
 def kl_to_prior(model, q) -> torch.Tensor:
     """KL(q(z|x) ‖ p(z)) in nats, ``(batch,)``, in closed form; zeros for a deterministic AE."""
@@ -76,11 +78,13 @@ def iwae_bound(model, x: torch.Tensor, num_samples: int = 5) -> torch.Tensor:
     return torch.logsumexp(log_w, dim=0) - math.log(num_samples)
 
 
-def vae_loss(model, x: torch.Tensor, config, beta: float) -> dict[str, torch.Tensor]:
+def vae_loss(model, x: torch.Tensor, config, beta: float, capacity: float | None = None) -> dict[str, torch.Tensor]:
     """Training loss of the AE, VAE and β-VAE (``config.objective`` "elbo") or the IWAE ("iwae").
 
     One forward pass: with "iwae" the K = ``num_samples`` draws give both the bound and the
-    logged ELBO terms.
+    logged ELBO terms. With ``capacity`` C (nats, given by the training loop when
+    ``config.capacity_max > 0``) the loss is Burgess et al. 2018's (eq. 8)
+    −E_q log p(x|z) + β·|KL − C|, with the KL averaged over the batch.
 
     Returns:
         ``loss``: scalar, the negative objective averaged over the batch (to minimise);
@@ -95,8 +99,11 @@ def vae_loss(model, x: torch.Tensor, config, beta: float) -> dict[str, torch.Ten
         objective = torch.logsumexp(log_w, dim=0) - math.log(config.num_samples)
     else:
         objective = reconstruction - beta * kl
+    loss = -objective.mean()
+    if capacity is not None:
+        loss = -reconstruction.mean() + beta * (kl.mean() - capacity).abs()
     reconstruction, kl = reconstruction.detach(), kl.detach()
-    return {"loss": -objective.mean(), "elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
+    return {"loss": loss, "elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
 
 
 #: model name -> loss(model, x, config, beta) -> {"loss": scalar, per-example terms (batch,)...}
@@ -104,4 +111,5 @@ LOSSES: dict[str, Callable] = {
     "ae": vae_loss,
     "vae": vae_loss,
     "cvae": vae_loss,  # fit passes model.given(c): the same bound on log p(x|c) (Sohn et al. 2015, eq. 4)
+    "betatc": betatc_loss,
 }

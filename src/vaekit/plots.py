@@ -131,3 +131,75 @@ def roc_curves(panels: dict, path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
+
+
+@torch.no_grad()
+def latent_traversal(model, z: torch.Tensor, dims, values) -> torch.Tensor:
+    """Decoder means with one latent changed at a time: row i sets z[dims[i]] to each of ``values``.
+
+    Args:
+        model: a model with ``decode``.
+        z: ``(latent_dim,)`` the code the traversal starts from (e.g. an encoder mean).
+        dims: latent dimensions to traverse (one row each).
+        values: latent values of the columns.
+
+    Returns:
+        ``(len(dims), len(values), *data_shape)`` decoder means.
+    """
+    dims, values = list(dims), torch.as_tensor(values, dtype=z.dtype, device=z.device)
+    codes = z.reshape(1, 1, -1).repeat(len(dims), len(values), 1)
+    for row, d in enumerate(dims):
+        codes[row, :, d] = values
+    return model.decode(codes).mean
+
+
+def traversal_figure(model, z: torch.Tensor, kl_per_dim, path, values=None) -> Path:
+    """Latent traversals, one row per dimension sorted by decreasing KL (nats, labelled)."""
+    values = np.linspace(-2.5, 2.5, 9) if values is None else values
+    order = np.argsort(-np.asarray(kl_per_dim))
+    images = latent_traversal(model, z, order, values)
+    title = "traversals z_d in [{:.1f}, {:.1f}]; rows by KL: ".format(values[0], values[-1]) + ", ".join(
+        f"z{d} {kl_per_dim[d]:.2f}" for d in order)
+    return save_image_grid(images.flatten(0, 1), path, ncols=len(values), title=title)
+
+
+def kl_per_dim_bars(kl_per_dim, path) -> Path:
+    """Bar chart of the KL of each latent dimension (nats per example), sorted decreasingly."""
+    kl = np.asarray(kl_per_dim)
+    order = np.argsort(-kl)
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.4 * len(kl)), 3))
+    ax.bar(range(len(kl)), kl[order])
+    ax.set_xticks(range(len(kl)), [f"z{d}" for d in order])
+    ax.set_ylabel("KL(q(z_d|x) || p(z_d)) (nats)")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def factor_response(codes: np.ndarray, classes: np.ndarray, factor_names, factor_values, path,
+                    group: int = 0, dims=None) -> Path:
+    """Mean code of each latent against each factor, one line per class of factor ``group``
+    (the shape, for dSprites): rows latents, columns the other factors (Higgins et al. 2017, fig. 7).
+
+    Args:
+        codes: ``(G, D)`` encoder means of every cell of the factor grid.
+        classes: ``(G, K)`` factor classes of the cells.
+        factor_names, factor_values: names and class values of the K factors.
+        dims: latents to show (default all), e.g. sorted by KL.
+    """
+    dims = list(range(codes.shape[1])) if dims is None else list(dims)
+    columns = [k for k in range(len(factor_names)) if k != group]
+    fig, axes = plt.subplots(len(dims), len(columns), figsize=(2.2 * len(columns), 1.4 * len(dims)),
+                             squeeze=False, sharey="row", layout="constrained")
+    for j, k in enumerate(columns):
+        size = len(factor_values[k])
+        for g in range(len(factor_values[group])):
+            rows = classes[:, group] == g
+            counts = np.bincount(classes[rows, k], minlength=size)
+            for i, d in enumerate(dims):
+                mean = np.bincount(classes[rows, k], weights=codes[rows, d], minlength=size) / counts
+                axes[i, j].plot(factor_values[k], mean, label=f"{factor_names[group]} {g}")
+        axes[0, j].set_title(factor_names[k], fontsize=9)
+    for i, d in enumerate(dims):
+        axes[i, 0].set_ylabel(f"z{d}", fontsize=9)
+    axes[0, -1].legend(fontsize=6)
+    return _save(fig, path)

@@ -37,8 +37,8 @@ def default_name(config: Config) -> str:
 
 def data_options(config: Config) -> dict:
     """Loader options of a config (data_dir, path, label_column)."""
-    options = {"data_dir": config.data_dir, "path": config.path, "label_column": config.label_column,
-               "image_size": config.image_size}
+    options = {"data_dir": config.data_dir, "path": config.path, "label_column": config.label_column}
+    options.update({"image_size": config.image_size, "grid_step": config.grid_step if config.grid_step > 1 else None})
     return {k: v for k, v in options.items() if v is not None}
 
 

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from . import distributed, runtime
 from .io import load_checkpoint, save_checkpoint
 from .models import given
+from .betatc import DIAGNOSTIC_POINTS, kl_decomposition
 from .objectives import LOSSES, vae_loss
 from .runtime import RunOptions
 
@@ -33,6 +34,12 @@ def beta_at(config, progress: float) -> float:
     if config.warmup_epochs <= 0:
         return config.beta
     return config.beta * min(1.0, progress / config.warmup_epochs)
+
+
+def capacity_at(config, step: int) -> float:
+    """Capacity C (nats) at optimisation ``step``: linear from 0 to ``capacity_max`` over
+    ``capacity_steps`` steps, then constant (Burgess et al. 2018, sec. 5)."""
+    return config.capacity_max * min(1.0, step / config.capacity_steps)
 
 
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -83,9 +90,10 @@ class TrainingStep(nn.Module):
         super().__init__()
         self.model, self.loss_fn, self.config = model, loss_fn, config
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None, beta: float) -> dict[str, torch.Tensor]:
-        """x ``(batch, *data_shape)``, c ``(batch,)`` or None -> the loss dict of :data:`vaekit.objectives.LOSSES`."""
-        return self.loss_fn(given(self.model, c), x, self.config, beta)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None, beta: float, **schedule) -> dict[str, torch.Tensor]:
+        """x ``(batch, *data_shape)``, c ``(batch,)`` or None -> the loss dict of :data:`vaekit.objectives.LOSSES`
+        (``schedule``: scheduled loss settings such as the capacity C)."""
+        return self.loss_fn(given(self.model, c), x, self.config, beta, **schedule)
 
 
 def _wrap(model: nn.Module, loss_fn: Callable, config, options: RunOptions, device: torch.device) -> nn.Module:
@@ -209,6 +217,8 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
     elif not isinstance(train, torch.utils.data.DataLoader):
         train = data_loader(train, config.batch_size, shuffle, options, device)
     n_train = len(train) if torch.is_tensor(train) else len(train.dataset)
+    if config.dataset_size == 0:
+        config = config.replace(dataset_size=n_train)
     state = {"epoch": 0, "step": 0, "history": [], "best_loss": math.inf, "bad_epochs": 0, "elapsed": 0.0}
     best = None
     if resume and checkpoint is not None and Path(checkpoint).exists():
@@ -233,8 +243,9 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
             if dynamic:
                 xb = binarize(xb)
             beta = beta_at(config, epoch + seen / n_train)
+            schedule = {"capacity": capacity_at(config, state["step"] + len(steps))} if config.capacity_max > 0 else {}
             with runtime.autocast(device, options.precision):
-                out = step(xb, cb, beta)
+                out = step(xb, cb, beta, **schedule)
             # DDP averages gradients over ranks: weight by this rank's share of the global batch.
             loss = out["loss"] if world == 1 else out["loss"] * (len(xb) * world / global_size)
             optimizer.zero_grad(set_to_none=True)
@@ -262,7 +273,8 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
         sums = [(losses * sizes).sum()] + [torch.cat(column).sum() for column in zip(*terms)]
         metrics = {"epoch": epoch + 1, "step": state["step"], "beta": beta,
                    **{f"train_{k}": v / seen
-                      for k, v in zip(LOGGED, distributed.all_reduce_sum(torch.stack(sums).float()).tolist())}}
+                      for k, v in zip(LOGGED, distributed.all_reduce_sum(torch.stack(sums).float()).tolist())},
+                   **schedule}
         if val is not None and len(val):
             metrics.update({f"val_{k}": v for k, v in validate(model, val, config, labels=val_labels).items()})
             if metrics["val_loss"] < state["best_loss"]:
@@ -270,6 +282,12 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
                 best = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 state["bad_epochs"] += 1
+        probe, probe_c = (val, val_labels) if val is not None and len(val) else (train, labels)
+        if model.stochastic and torch.is_tensor(probe) and (probe_c is not None or not model.conditional):
+            # what β is doing: Chen et al. 2018's KL terms, on up to DIAGNOSTIC_POINTS examples
+            c = None if probe_c is None else probe_c[:DIAGNOSTIC_POINTS].to(device)
+            diagnostics = kl_decomposition(model, probe[:DIAGNOSTIC_POINTS].to(device), seed=config.seed, labels=c)
+            metrics.update({f"{'val' if probe is val else 'train'}_{k}": v for k, v in diagnostics.items()})
         metrics["time"] = time.perf_counter() - start
         state["history"].append(metrics)
         state["epoch"] = epoch + 1

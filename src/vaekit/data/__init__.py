@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
-from . import array, breast_cancer, digits, folder, mnist
+from . import array, breast_cancer, digits, dsprites, folder, mnist
 from .base import Dataset
 
 #: name -> loader(split="train"|"test", **options) -> Dataset
@@ -16,6 +16,8 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "array": array.load,
     "breast-cancer": breast_cancer.load,
     "image-folder": folder.load,  # read from disk on demand: a torch Dataset, not in memory
+    "dsprites": dsprites.load,
+    "dsprites-synthetic": dsprites.load_synthetic,
 }
 
 

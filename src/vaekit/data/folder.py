@@ -83,7 +83,7 @@ class ImageFolder(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(array))
 
 
-def load(split: str = "train", path=None, image_size: int = 64, **_options) -> ImageFolder:
+def load(split: str = "train", path=None, image_size: int | None = None, **_options) -> ImageFolder:
     """Registry loader of ``--data image-folder --path DIR``: an :class:`ImageFolder` (read lazily).
 
     Raises:
@@ -91,7 +91,7 @@ def load(split: str = "train", path=None, image_size: int = 64, **_options) -> I
     """
     if path is None:
         raise ValueError("the 'image-folder' dataset reads your own images: pass --path FOLDER")
-    return ImageFolder(path, split, image_size=image_size)
+    return ImageFolder(path, split, image_size=image_size or 64)
 
 
 def materialize(dataset, num_workers: int = 0, batch_size: int = 256) -> torch.Tensor:
