@@ -130,6 +130,10 @@ class VAE(AE):
 MODELS: dict[str, type[AE]] = {
     "ae": AE,
     "vae": VAE,
+    "avae": VAE,
+    "se": VAE,
+    "se-avae": VAE,
+    "avae-ss": VAE,
 }
 
 

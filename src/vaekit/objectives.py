@@ -12,6 +12,8 @@ from typing import Callable
 import torch
 from torch.distributions import kl_divergence
 
+from .objectives_coupling import COUPLING_LOSSES
+
 
 def kl_to_prior(model, q) -> torch.Tensor:
     """KL(q(z|x) ‖ p(z)) in nats, ``(batch,)``, in closed form; zeros for a deterministic AE."""
@@ -103,4 +105,5 @@ def vae_loss(model, x: torch.Tensor, config, beta: float) -> dict[str, torch.Ten
 LOSSES: dict[str, Callable] = {
     "ae": vae_loss,
     "vae": vae_loss,
+    **COUPLING_LOSSES,
 }

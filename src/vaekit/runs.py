@@ -96,6 +96,8 @@ def train_run(config: Config, run_dir, resume: bool = False, progress: bool = Tr
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     model = build_model(config, train_set.data_shape, train_set.unit_interval)
     model.likelihood.check_support(train_set.x)
+    if config.init and not resume:
+        initialise(model, config.init)
     if not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
         io.write_json(run_dir / io.CONFIG, io.model_record(model))
@@ -114,6 +116,16 @@ def train_run(config: Config, run_dir, resume: bool = False, progress: bool = Tr
     io.write_json(run_dir / "summary.json", summary)
     write_figures(model, history, test_x, run_dir)
     return summary
+
+
+def initialise(model, init) -> None:
+    """Load the weights of the run folder ``init`` into ``model`` (``--init RUN``, e.g. AVAE-SS).
+
+    Raises:
+        FileNotFoundError: ``init`` has no model.safetensors.
+        ValueError: its weights do not fit this model's architecture (the message names them).
+    """
+    io.load_weights(model, Path(init) / io.WEIGHTS)
 
 
 def summarise(model, test_x: torch.Tensor, history: list[dict]) -> dict:

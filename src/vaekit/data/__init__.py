@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
-from . import array, digits, mnist
+from . import array, celeba, color, digits, mnist
 from .base import Dataset
 
 #: name -> loader(split="train"|"test", **options) -> Dataset
@@ -14,6 +14,8 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "mnist": partial(mnist.load, "mnist"),
     "fashion-mnist": partial(mnist.load, "fashion-mnist"),
     "array": array.load,
+    **color.LOADERS,
+    "celeba": celeba.load,
 }
 
 
