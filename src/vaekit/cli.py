@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import tyro
 
-from . import io, plots, runs
+from . import cli_robustness, io, plots, runs
 from .config import Config
 from .evaluation import UNITS, evaluate
 
@@ -136,6 +136,8 @@ COMMANDS: dict[str, Command] = {
     "train": Command(TrainArgs, train),
     "evaluate": Command(EvaluateArgs, evaluate_run),
     "sample": Command(SampleArgs, sample),
+    "evaluate robustness": Command(cli_robustness.EvaluateRobustnessArgs, cli_robustness.evaluate_robustness),
+    "benchmark robustness": Command(cli_robustness.BenchmarkRobustnessArgs, cli_robustness.benchmark_robustness),
 }
 
 

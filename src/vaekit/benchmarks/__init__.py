@@ -1,0 +1,1 @@
+"""Benchmarks that reproduce published tables (run through ``vaekit benchmark ...``)."""
