@@ -63,6 +63,8 @@ class BenchmarkRobustnessArgs:
     """Evaluate on a seeded random subset of this many test images."""
     seed: int = 0
     """Seed of every run."""
+    jobs: int = 1
+    """Rows trained at once, in worker processes of one thread each (2 on a 2-core machine)."""
     study: bool = False
     """Run the settings study (likelihood scale, probe features, rho, latent size, budget) instead of the table."""
     variants: tuple[str, ...] = tuple(VARIANTS)
@@ -98,6 +100,6 @@ def benchmark_robustness(args: BenchmarkRobustnessArgs) -> None:
         print(f"written: {Path(args.out) / 'study.md'}", flush=True)
         return
     report = run_benchmark(args.data, args.out, args.epsilons, args.num_steps, args.norm, args.max_test, args.seed,
-                           args.rows, **overrides)
+                           args.rows, jobs=args.jobs, **overrides)
     print(report["markdown"], flush=True)
     print(f"written: {Path(args.out) / 'results.md'} (wall time {report['wall_time_s']:.0f} s)", flush=True)

@@ -95,7 +95,8 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
 
     Returns:
         The history: one dict per epoch with ``train_*`` and ``val_*`` metrics (nats per example,
-        averaged over the epoch), ``beta``, ``step`` and ``time`` (seconds).
+        averaged over the epoch), ``beta``, ``step``, ``time`` (wall-clock seconds) and ``cpu_time``
+        (CPU seconds of this process: robust to other load on a shared machine).
 
     Raises:
         TrainingDiverged: the loss became NaN/Inf (the message names the step; the checkpoint of
@@ -119,7 +120,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
     bar = tqdm(remaining, initial=state["epoch"], total=config.epochs,
                desc="train", unit="epoch", disable=not progress, dynamic_ncols=True)
     for epoch in bar:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         steps, sums = [], torch.zeros(len(LOGGED), device=device)
         seen = 0
         for xb in _batches(train, config.batch_size, shuffle):
@@ -156,6 +157,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
             else:
                 state["bad_epochs"] += 1
         metrics["time"] = time.perf_counter() - start
+        metrics["cpu_time"] = time.process_time() - cpu_start
         state["history"].append(metrics)
         state["epoch"] = epoch + 1
         stop = config.patience > 0 and state["bad_epochs"] >= config.patience

@@ -21,9 +21,11 @@ VARIANTS = {
     "base": {},
     "ν = 0.5 (official, std 0.707)": {"likelihood_scale": math.sqrt(0.5)},
     "ν = 0.02 (std 0.141)": {"likelihood_scale": math.sqrt(0.02)},
+    "ν = 0.01 (std 0.1)": {"likelihood_scale": 0.1},
     "ρ = 0.9": {"rho": 0.9},
     "latent 64": {"latent_dim": 64},
     "2× epochs": {"epochs": None},  # filled in: twice the base epochs
+    "ρ = 0.99": {"rho": 0.99},
 }
 
 
@@ -52,19 +54,39 @@ def run_study(data: str = "color-digits", out_dir="benchmarks/results/robustness
                              sort_keys=True)
             if key not in done:
                 run_dir = out / "runs" / f"{model}-{len(done)}"
-                log(f"[{time.perf_counter() - started:6.0f}s] {variant}: training {model}")
-                _train(config, run_dir, progress)
-                done[key] = {std: evaluate_run(run_dir, epsilons, num_steps, labels=[label], consistency_steps=0,
-                                               standardize=std, with_fid=False, max_test=max_test, seed=seed, attacks=("pgd",))
-                             for std in (False, True)}
+                if _finished(run_dir, config):
+                    log(f"[{time.perf_counter() - started:6.0f}s] {variant}: reusing {run_dir}")
+                else:
+                    log(f"[{time.perf_counter() - started:6.0f}s] {variant}: training {model}")
+                    _train(config, run_dir, progress)
+                done[key] = _evaluate(run_dir, epsilons, num_steps, label, max_test, seed)
             for std, result in done[key].items():
                 rows.append({"variant": variant, "model": model, "probe": "standardised" if std else "raw",
                              "pgd": {e: 100 * a for e, a in result["probe"][label]["pgd"].items()},
                              "mse_per_image": result["mse_per_image"], "training_time_s": result["training_time_s"]})
-    markdown = study_markdown(rows, epsilons, label)
-    io.write_json(out / "study.json", {"config": base.to_dict(), "rows": rows, "markdown": markdown})
-    io.atomic_write(out / "study.md", markdown)
+            markdown = study_markdown(rows, epsilons, label)  # written after every run: partial results survive
+            io.write_json(out / "study.json", {"config": base.to_dict(), "rows": rows, "markdown": markdown})
+            io.atomic_write(out / "study.md", markdown)
     return {"rows": rows, "markdown": markdown}
+
+
+def _evaluate(run_dir: Path, epsilons, num_steps, label, max_test, seed) -> dict:
+    """Raw- and standardised-probe results of one run, cached in ``run_dir/study-evaluation.json``."""
+    cache = run_dir / "study-evaluation.json"
+    settings = [list(epsilons), num_steps, label, max_test, seed]
+    if cache.is_file() and (cached := io.read_json(cache))["settings"] == settings:
+        return {s == "True": r for s, r in cached["results"].items()}
+    results = {std: evaluate_run(run_dir, epsilons, num_steps, labels=[label], consistency_steps=0, standardize=std,
+                                 with_fid=False, max_test=max_test, seed=seed, attacks=("pgd",)) for std in (False, True)}
+    io.write_json(cache, {"settings": settings, "results": {str(k): v for k, v in results.items()}})
+    return results
+
+
+def _finished(run_dir: Path, config) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly ``config`` (so a restarted study reuses it)."""
+    if not (run_dir / "summary.json").is_file():
+        return False
+    return io.load_record(run_dir)["config"] == json.loads(json.dumps(config.to_dict()))
 
 
 def study_markdown(rows: list[dict], epsilons, label: str) -> str:
