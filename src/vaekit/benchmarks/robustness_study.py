@@ -23,7 +23,7 @@ VARIANTS = {
     "ν = 0.02 (std 0.141)": {"likelihood_scale": math.sqrt(0.02)},
     "ν = 0.01 (std 0.1)": {"likelihood_scale": 0.1},
     "ρ = 0.9": {"rho": 0.9},
-    "latent 64": {"latent_dim": 64},
+    "latent 16": {"latent_dim": 16},
     "2× epochs": {"epochs": None},  # filled in: twice the base epochs
     "ρ = 0.99": {"rho": 0.99},
 }
