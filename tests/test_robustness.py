@@ -279,7 +279,7 @@ def test_cli_train_refine_and_evaluate(tmp_path, capsys):
         assert torch.equal(p, ss.decoder.state_dict()[name])  # AVAE-SS refines the encoder only
     assert not torch.equal(vae.encoder.head.linear.weight, ss.encoder.head.linear.weight)
     assert main(["evaluate", "robustness", str(tmp_path / "ss"), "--max-test", "40", "--num-steps", "3",
-                 "--epsilons", "0", "0.1", "--consistency-steps", "2"]) == 0
+                 "--epsilons", "0", "0.1", "--consistency-steps", "2", "--fid-epochs", "1"]) == 0
     result = json.loads((tmp_path / "ss" / "robustness.json").read_text())
     assert set(result["probe"]) == {"digit", "color"} and len(result["consistency"]["digit"]) == 3
     assert result["mse_per_image"] == pytest.approx(192 * result["mse_per_pixel"], rel=1e-4) and "fid" in result

@@ -35,6 +35,8 @@ class EvaluateRobustnessArgs:
     """Evaluate on a seeded random subset of this many test images."""
     seed: int = 0
     """Seed of the random starts, subsets and samples."""
+    fid_epochs: int = 5
+    """Training epochs of the FID feature net (0 = no FID)."""
     output: Optional[str] = None
     """JSON file to write (default RUN/robustness.json)."""
 
@@ -75,7 +77,8 @@ def evaluate_robustness(args: EvaluateRobustnessArgs) -> None:
     """``vaekit evaluate robustness RUN``."""
     result = evaluate_run(args.run, args.epsilons, args.num_steps, args.norm, args.labels or None,
                           consistency_steps=args.consistency_steps, standardize=args.standardize,
-                          max_test=args.max_test, seed=args.seed)
+                          max_test=args.max_test, seed=args.seed, with_fid=args.fid_epochs > 0,
+                          fid_epochs=max(1, args.fid_epochs))
     out = Path(args.output) if args.output else Path(args.run) / "robustness.json"
     io.write_json(out, result)
     for label, entry in result["probe"].items():

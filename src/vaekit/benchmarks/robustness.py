@@ -78,7 +78,8 @@ def _test_subset(test_set, max_test: int | None, seed: int):
 
 def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: str = "linf", labels=None,
                  feature_net=None, consistency_steps: int = 10, standardize: bool = False,
-                 max_test: int | None = None, seed: int = 0, attacks=("pgd", "fgsm"), with_fid: bool = True) -> dict:
+                 max_test: int | None = None, seed: int = 0, attacks=("pgd", "fgsm"), with_fid: bool = True,
+                 fid_epochs: int = 5) -> dict:
     """Every robustness metric of one run folder, on its dataset's test split.
 
     Args:
@@ -87,6 +88,7 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
         labels: label names to probe (default: all the dataset's labels).
         feature_net: FID feature net (trained on the training split when None).
         with_fid: compute the FID (image data only).
+        fid_epochs: training epochs of the FID feature net when ``feature_net`` is None.
         max_test: evaluate on a seeded random subset of this many test images (None = all).
 
     Returns:
@@ -117,7 +119,7 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
         result["consistency"] = {n: consistency(model, probes[n], test_set.x, test_set.labels[n], consistency_steps)
                                  for n in names}
     if with_fid and test_set.is_image:
-        net = feature_net or fit_feature_net(train_set.x, train_set.labels, seed=seed)
+        net = feature_net or fit_feature_net(train_set.x, train_set.labels, epochs=fid_epochs, seed=seed)
         samples = model.sample(len(test_set), generator=torch.Generator().manual_seed(seed))
         result["fid"] = fid(net, test_set.x, samples)
     history = Path(run_dir) / "metrics.jsonl"
