@@ -105,10 +105,12 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
     config = model.config
     train_set, test_set = runs.load_dataset(config, "train"), _test_subset(runs.load_dataset(config, "test"),
                                                                            max_test, seed)
+    if not test_set.labels:
+        raise ValueError(f"dataset {config.data!r} has no labels: the linear probe needs labelled data")
     names = list(labels or test_set.labels)
     unknown = [n for n in names if n not in test_set.labels]
-    if not names or unknown:
-        raise ValueError(f"labels {unknown or names} not in the dataset's labels {list(test_set.labels)}")
+    if unknown:
+        raise ValueError(f"labels {unknown} not in the dataset's labels {list(test_set.labels)}")
     rob = robustness(model, train_set.x, {n: train_set.labels[n] for n in names}, test_set.x,
                      {n: test_set.labels[n] for n in names}, epsilons, num_steps, norm, attacks, standardize, seed)
     probes = rob.pop("_probes")
