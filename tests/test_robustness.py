@@ -314,3 +314,13 @@ def test_study_trains_pairs_and_reuses_runs(tmp_path):
     messages.clear()
     again = run_study(log=messages.append, **kwargs)
     assert all("reusing" in m for m in messages) and again["rows"] == report["rows"]
+
+
+def test_evaluate_robustness_needs_labels(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((50, 1, 8, 8)).astype(np.float32))
+    assert main(["train", "--data", "array", "--path", str(tmp_path / "x.npy"), "--hidden", "8", "--latent-dim", "2",
+                 "--epochs", "1", "--eval-num-samples", "2", "--runs-dir", str(tmp_path), "--name", "r",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "robustness", str(tmp_path / "r")]) == 1
+    assert "no labels" in capsys.readouterr().err
