@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import tyro
 
-from . import distributed, explore, explore_cli, io, plots, runs
+from . import cli_robustness, distributed, explore, explore_cli, io, plots, runs
 from .benchmarks import anomaly as anomaly_benchmark
 from .config import Config
 from .evaluation import UNITS, evaluate_conditional
@@ -311,6 +311,8 @@ COMMANDS: dict[str, Command] = {
     "benchmark anomaly": Command(anomaly_benchmark.Args, anomaly_benchmark.run_cli),
     "evaluate disentanglement": Command(DisentanglementArgs, evaluate_disentanglement),
     "benchmark disentanglement": Command(BenchmarkDisentanglementArgs, benchmark_disentanglement),
+    "evaluate robustness": Command(cli_robustness.EvaluateRobustnessArgs, cli_robustness.evaluate_robustness),
+    "benchmark robustness": Command(cli_robustness.BenchmarkRobustnessArgs, cli_robustness.benchmark_robustness),
 }
 
 

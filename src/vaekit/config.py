@@ -104,6 +104,16 @@ class Config:
     grid_step: int = 1
     """dSprites factor-grid subsampling: keep every grid_step-th orientation, pos_x and pos_y value."""
 
+    # --- coupling objectives: AVAE, smooth encoders (Cemgil et al. 2020)
+    rho: float = 0.975
+    """Coupling strength of the AVAE / smooth-encoder term C_rho, in [0, 1)."""
+    epsilon: float = 0.1
+    """Smooth encoder (se, se-avae): L-inf radius of the PGD ball around x, in [0, 1] pixel units."""
+    num_steps: int = 5
+    """Smooth encoder: PGD steps that choose the point of the epsilon-ball."""
+    init: Union[str, None] = None
+    """Run folder whose weights initialise the model (required by avae-ss: the trained VAE to refine)."""
+
     def __post_init__(self):
         positive = {"latent_dim": self.latent_dim, "epochs": self.epochs, "batch_size": self.batch_size,
                     "num_samples": self.num_samples, "eval_num_samples": self.eval_num_samples}
@@ -139,6 +149,14 @@ class Config:
             raise ValueError(f"hidden and channels must be positive widths, got {self.hidden} and {self.channels}")
         if self.likelihood_scale != "learned" and not float(self.likelihood_scale) > 0:
             raise ValueError(f"likelihood_scale must be > 0 or 'learned', got {self.likelihood_scale!r}")
+        if not 0 <= self.rho < 1:
+            raise ValueError(f"rho must be in [0, 1), got {self.rho!r}")
+        if self.epsilon < 0:
+            raise ValueError(f"epsilon must be >= 0, got {self.epsilon!r}")
+        if not isinstance(self.num_steps, int) or self.num_steps < 1:
+            raise ValueError(f"num_steps must be a positive integer, got {self.num_steps!r}")
+        if self.model == "avae-ss" and not self.init:
+            raise ValueError("model avae-ss refines a trained VAE: pass --init RUN (a VAE run folder)")
         from .models import MODELS  # late import: models builds on this module
 
         if self.model not in MODELS:

@@ -7,6 +7,8 @@ summed over every data dimension. Everything else in vaekit speaks this one voca
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -234,3 +236,38 @@ def build_likelihood(name: str, data_shape, scale: float | str = 1.0, mean_activ
         return Gaussian(scale, data_shape, mean_activation, event_ndim)
     raise ValueError(f"unknown likelihood {name!r}; choose one of: {', '.join(LIKELIHOODS)}")
 
+
+
+def coupling_kl(q: Distribution, q_prime: Distribution, rho: float) -> torch.Tensor:
+    """The coupling term C_ρ(x, x′) = E_{z~q(z|x)} KL(q(z′|x′) ‖ N(ρz, (1−ρ²)I)) in closed form.
+
+    With q(z|x) = N(μ, diag σ²) and q(z′|x′) = N(μ′, diag σ′²), per latent dimension
+    ``(σ′² + ρ²σ² + (μ′ − ρμ)²) / (2(1−ρ²)) − ½ log σ′² + ½ log(1−ρ²) − ½``, summed over
+    dimensions (Cemgil et al., "The Autoencoding Variational Autoencoder", NeurIPS 2020, eq. 9
+    and appendix; the same term is the smoothness penalty of Cemgil et al., ICLR 2020).
+    It is zero iff q(z′|x′) equals the ρ-coupled conditional for every z, which needs σ = 0.
+
+    Args:
+        q: diagonal Gaussian q(z|x) (``Independent(Normal)``, event ``(latent_dim,)``), batch
+            shape broadcastable with ``q_prime``'s; a :class:`Deterministic` q (σ = 0) gives
+            KL(q(z′|x′) ‖ N(ρ·loc, (1−ρ²)I)).
+        q_prime: diagonal Gaussian q(z′|x′), same event shape.
+        rho: coupling strength in [0, 1).
+
+    Returns:
+        ``(*batch,)`` nats per example, ≥ 0.
+
+    Raises:
+        ValueError: rho outside [0, 1), or event shapes that differ.
+    """
+    if not 0 <= rho < 1:
+        raise ValueError(f"rho must be in [0, 1), got {rho!r}")
+    if q.event_shape != q_prime.event_shape:
+        raise ValueError(f"q and q_prime must have the same event shape, got {tuple(q.event_shape)} "
+                         f"and {tuple(q_prime.event_shape)}")
+    mean, var = q.mean, q.variance
+    mean_p, var_p = q_prime.mean, q_prime.variance
+    one_minus = 1.0 - rho ** 2
+    per_dim = ((var_p + rho ** 2 * var + (mean_p - rho * mean) ** 2) / (2 * one_minus)
+               - 0.5 * torch.log(var_p) + 0.5 * math.log(one_minus) - 0.5)
+    return per_dim.sum(-1)

@@ -273,6 +273,10 @@ MODELS: dict[str, type[AE]] = {
     "vae": VAE,
     "cvae": CVAE,
     "betatc": VAE,
+    "avae": VAE,
+    "se": VAE,
+    "se-avae": VAE,
+    "avae-ss": VAE,
 }
 
 

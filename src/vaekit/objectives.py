@@ -13,6 +13,7 @@ import torch
 from torch.distributions import kl_divergence
 
 from .betatc import betatc_loss
+from .objectives_coupling import COUPLING_LOSSES
 
 
 def kl_to_prior(model, q) -> torch.Tensor:
@@ -112,4 +113,5 @@ LOSSES: dict[str, Callable] = {
     "vae": vae_loss,
     "cvae": vae_loss,  # fit passes model.given(c): the same bound on log p(x|c) (Sohn et al. 2015, eq. 4)
     "betatc": betatc_loss,
+    **COUPLING_LOSSES,
 }

@@ -144,6 +144,8 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
     train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
     extra = {} if train_c is None else {"num_classes": int(train_c.max()) + 1}
     model = build_model(config, train_set.data_shape, train_set.unit_interval, **extra)
+    if config.init and not resume:
+        initialise(model, config.init)
     options = options or RunOptions()
     if isinstance(train_set, data.Dataset):
         model.likelihood.check_support(train_set.x)
@@ -185,6 +187,16 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
     io.write_json(run_dir / report.ENVIRONMENT, report.environment(model, summary["training_time_s"]))
     report.write_report(run_dir)
     return summary
+
+
+def initialise(model, init) -> None:
+    """Load the weights of the run folder ``init`` into ``model`` (``--init RUN``, e.g. AVAE-SS).
+
+    Raises:
+        FileNotFoundError: ``init`` has no model.safetensors.
+        ValueError: its weights do not fit this model's architecture (the message names them).
+    """
+    io.load_weights(model, Path(init) / io.WEIGHTS)
 
 
 def streamed_splits(train_set, config: Config, num_workers: int = 0):

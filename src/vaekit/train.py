@@ -190,7 +190,8 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
 
     Returns:
         The history: one dict per epoch with ``train_*`` and ``val_*`` metrics (nats per example,
-        averaged over the epoch), ``beta``, ``step`` and ``time`` (seconds).
+        averaged over the epoch), ``beta``, ``step``, ``time`` (wall-clock seconds) and ``cpu_time``
+        (CPU seconds of this process: robust to other load on a shared machine).
 
     Raises:
         TrainingDiverged: the loss became NaN/Inf (the message names the step; the checkpoint of
@@ -234,7 +235,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
     bar = tqdm(remaining, initial=state["epoch"], total=config.epochs,
                desc="train", unit="epoch", disable=not (progress and rank == 0), dynamic_ncols=True)
     for epoch in bar:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         steps, terms = [], []
         seen = 0  # examples of the global batches so far (all ranks together)
         for xb, cb, global_size in _batches(train, config.batch_size, shuffle, labels, model.conditional, rank, world):
@@ -289,6 +290,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
             diagnostics = kl_decomposition(model, probe[:DIAGNOSTIC_POINTS].to(device), seed=config.seed, labels=c)
             metrics.update({f"{'val' if probe is val else 'train'}_{k}": v for k, v in diagnostics.items()})
         metrics["time"] = time.perf_counter() - start
+        metrics["cpu_time"] = time.process_time() - cpu_start
         state["history"].append(metrics)
         state["epoch"] = epoch + 1
         stop = config.patience > 0 and state["bad_epochs"] >= config.patience

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
-from . import array, breast_cancer, digits, dsprites, folder, mnist
+from . import array, breast_cancer, celeba, color, digits, dsprites, folder, mnist
 from .base import Dataset
 
 #: name -> loader(split="train"|"test", **options) -> Dataset
@@ -18,6 +18,8 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "image-folder": folder.load,  # read from disk on demand: a torch Dataset, not in memory
     "dsprites": dsprites.load,
     "dsprites-synthetic": dsprites.load_synthetic,
+    **color.LOADERS,
+    "celeba": celeba.load,
 }
 
 
