@@ -103,6 +103,8 @@ class Config:
     """Image side in pixels for --data image-folder (centre-cropped and resized; default 64) and dsprites / dsprites-synthetic (64 = native; 32 for CPU budgets)."""
     grid_step: int = 1
     """dSprites factor-grid subsampling: keep every grid_step-th orientation, pos_x and pos_y value."""
+    kl_diagnostic_points: int = 1000
+    """Validation examples on which every epoch logs the KL decomposition (index-code MI, TC, dimension-wise KL) and KL per dimension; 0 = off."""
 
     # --- coupling objectives: AVAE, smooth encoders (Cemgil et al. 2020)
     rho: float = 0.975
@@ -126,7 +128,7 @@ class Config:
             if value < 0:
                 raise ValueError(f"{key} must be >= 0, got {value!r}")
         disentangle = {"alpha": self.alpha, "gamma": self.gamma, "dataset_size": self.dataset_size,
-                       "capacity_max": self.capacity_max}
+                       "capacity_max": self.capacity_max, "kl_diagnostic_points": self.kl_diagnostic_points}
         for key, value in disentangle.items():
             if value < 0:
                 raise ValueError(f"{key} must be >= 0, got {value!r}")

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from . import distributed, runtime
 from .io import load_checkpoint, save_checkpoint
 from .models import given
-from .betatc import DIAGNOSTIC_POINTS, kl_decomposition
+from .betatc import kl_decomposition
 from .objectives import LOSSES, vae_loss
 from .runtime import RunOptions
 
@@ -284,10 +284,11 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
             else:
                 state["bad_epochs"] += 1
         probe, probe_c = (val, val_labels) if val is not None and len(val) else (train, labels)
-        if model.stochastic and torch.is_tensor(probe) and (probe_c is not None or not model.conditional):
-            # what β is doing: Chen et al. 2018's KL terms, on up to DIAGNOSTIC_POINTS examples
-            c = None if probe_c is None else probe_c[:DIAGNOSTIC_POINTS].to(device)
-            diagnostics = kl_decomposition(model, probe[:DIAGNOSTIC_POINTS].to(device), seed=config.seed, labels=c)
+        points = config.kl_diagnostic_points
+        if points and model.stochastic and torch.is_tensor(probe) and (probe_c is not None or not model.conditional):
+            # what β is doing: Chen et al. 2018's KL terms, on up to kl_diagnostic_points examples
+            c = None if probe_c is None else probe_c[:points].to(device)
+            diagnostics = kl_decomposition(model, probe[:points].to(device), seed=config.seed, labels=c)
             metrics.update({f"{'val' if probe is val else 'train'}_{k}": v for k, v in diagnostics.items()})
         metrics["time"] = time.perf_counter() - start
         metrics["cpu_time"] = time.process_time() - cpu_start
