@@ -117,3 +117,10 @@ def test_denoising_ae_adds_noise_only_in_training(digits):
     assert not torch.equal(model.corrupt(x), x)
     model.eval()
     assert torch.equal(model.corrupt(x), x)
+
+
+def test_kl_diagnostics_are_logged_and_can_be_switched_off(digits):
+    _, history = train(digits, CONFIG.replace(epochs=1), val=digits[:50])
+    assert {"val_kl_mi", "val_kl_tc", "val_kl_dimwise", "val_kl_per_dim"} <= history[0].keys()
+    _, history = train(digits, CONFIG.replace(epochs=1, kl_diagnostic_points=0), val=digits[:50])
+    assert not any(key.startswith("val_kl_") for key in history[0])
