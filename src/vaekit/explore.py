@@ -17,7 +17,7 @@ from scipy.stats import norm
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from .evaluation.likelihood import _kl_per_dim
+from .betatc import kl_per_dim
 from .models import given
 
 
@@ -144,7 +144,7 @@ def kl_order(model, x: torch.Tensor, c=None, batch_size: int = 500) -> tuple[lis
             for start in range(0, len(x), batch_size):
                 cb = c[start:start + batch_size] if torch.is_tensor(c) and c.dim() else c
                 q = given(model, cb).encode(x[start:start + batch_size].to(_device(model)["device"]))
-                total += _kl_per_dim(q).sum(0).cpu()
+                total += kl_per_dim(q).sum(0).cpu()
         scores = total / len(x)
     else:
         scores = embed(model, x, c, batch_size).var(0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Normal, kl_divergence
 
+from ..betatc import kl_per_dim
 from ..objectives import elbo_terms, log_importance_weights
 
 #: Default bound on the memory of one chunk of importance samples, in MiB.
@@ -89,7 +89,7 @@ def evaluate(model, x: torch.Tensor, num_samples: int = 1000, batch_size: int = 
             sums[key] = sums.get(key, 0.0) + v.sum().item()
         means.append(q.mean)
         if model.stochastic:
-            kl_dims.append(_kl_per_dim(q).sum(0))
+            kl_dims.append(kl_per_dim(q).sum(0))
     n = len(x)
     result = {key: v / n for key, v in sums.items()}
     result["elbo"] = result["reconstruction"] - result["kl"]
@@ -100,12 +100,6 @@ def evaluate(model, x: torch.Tensor, num_samples: int = 1000, batch_size: int = 
         result["log_likelihood"] = log_likelihood(model, x, num_samples, batch_size=batch_size).mean().item()
     model.train(was_training)
     return result
-
-
-def _kl_per_dim(q) -> torch.Tensor:
-    """KL(q(z_d|x) ‖ N(0, 1)) per dimension, ``(batch, latent_dim)``, closed form."""
-    base = q.base_dist
-    return kl_divergence(base, Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale)))
 
 
 #: Units of the numbers :func:`evaluate` reports, written beside them in summary.json.
