@@ -205,3 +205,39 @@ def test_resume_extends_epochs_and_rejects_other_flags(trained, tmp_path, capsys
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 5
     line = error_line(*run_cli(["train", "--resume", tmp_path / "nothing-here"], capsys)[::2])
     assert "nothing-here" in line
+
+
+def test_new_user_findings(trained, tmp_path, capsys):
+    """Problems a first-time user met: each now a clear line or a right number."""
+    import shutil
+    import stat
+
+    assert stat.S_IMODE((trained / "summary.json").stat().st_mode) & 0o044  # readable by others (umask 022)
+    line = error_line(*run_cli(["sample", trained, "--temperature", "-1"], capsys)[::2])
+    assert "--temperature" in line
+    line = error_line(*run_cli(["traverse", trained, "--index", "99999"], capsys)[::2])
+    assert "outside the test split" in line
+    line = error_line(*run_cli(["train", "--warmup-epochs", "10", "--epochs", "3", "--runs-dir", tmp_path], capsys)[::2])
+    assert "never reach" in line
+    run = tmp_path / "nan"
+    shutil.copytree(trained, run)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(run / "model.safetensors")
+    next(iter(weights.values())).fill_(float("nan"))
+    save_file(weights, run / "model.safetensors")
+    line = error_line(*run_cli(["evaluate", run], capsys)[::2])
+    assert "NaN/Inf" in line
+    line = error_line(*run_cli(["train", "--data", "mnist", "--data-dir", tmp_path / "none", "--runs-dir", tmp_path], capsys)[::2])
+    assert "t10k-images-idx3-ubyte.gz" in line and "train-images-idx3-ubyte.gz" in line
+
+
+def test_evaluation_is_seeded_and_an_ae_reports_no_bound(trained, tmp_path, capsys):
+    assert run_cli(["evaluate", trained, "--num-samples", "20"], capsys)[0] == 0
+    first = json.loads((trained / "evaluation.json").read_text())["test"]
+    assert run_cli(["evaluate", trained, "--num-samples", "20"], capsys)[0] == 0
+    assert json.loads((trained / "evaluation.json").read_text())["test"] == first
+    code, _, err = run_cli(["train", "--model", "ae", "--runs-dir", tmp_path, "--name", "ae", *FAST], capsys)
+    assert code == 0, err
+    test = json.loads((tmp_path / "ae" / "summary.json").read_text())["test"]
+    assert "elbo" not in test and "kl" not in test and "reconstruction" in test

@@ -74,7 +74,7 @@ def test_early_stopping_restores_the_best_weights(digits):
 
 
 def test_kl_warmup_schedule():
-    config = CONFIG.replace(beta=4.0, warmup_epochs=10)
+    config = CONFIG.replace(beta=4.0, warmup_epochs=10, epochs=30)
     assert beta_at(config, 0) == 0
     assert beta_at(config, 5) == pytest.approx(2.0)
     assert beta_at(config, 25) == 4.0

@@ -173,8 +173,11 @@ def _train(args: TrainArgs) -> None:
     else:
         run_dir = Path(distributed.broadcast_text(distributed.on_main(
             lambda: str(runs.resolve_run_dir(args.runs_dir, args.name, args.config, args.overwrite)))))
-        summary = runs.train_run(args.config, run_dir, progress=args.progress, logger=args.logger,
-                                 options=args.options)
+        try:
+            summary = runs.train_run(args.config, run_dir, progress=args.progress, logger=args.logger,
+                                     options=args.options)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"continue it with: vaekit train --resume {run_dir}") from None
     if not distributed.is_main():
         return
     test = summary["test"]
@@ -185,8 +188,8 @@ def _train(args: TrainArgs) -> None:
     else:
         _print(f"test reconstruction log p(x|z) {test['reconstruction']:.2f} nats/example; "
                f"MSE {test['mse_per_pixel']:.4f} per pixel")
-    if "note" in summary:
-        _print(f"note: {summary['note']}")
+    for key in sorted(k for k in summary if k.startswith("note")):
+        _print(f"note: {summary[key]}")
     _print(f"run folder: {run_dir}")
 
 
@@ -208,8 +211,8 @@ def evaluate_run(args: EvaluateArgs) -> None:
 
 def sample(args: SampleArgs) -> None:
     """``vaekit sample RUN``."""
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
+    if args.n < 1 or not args.temperature > 0:
+        raise ValueError(f"--n must be >= 1 and --temperature > 0, got {args.n} and {args.temperature}")
     model = io.load(args.run)
     generator = torch.Generator().manual_seed(args.seed)
     if args.label is not None and not model.conditional:
@@ -353,8 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         command.run(args)
     except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
         return e.code if isinstance(e.code, int) else 1
-    except KeyboardInterrupt:
-        print("vaekit: interrupted; a training run can be continued with --resume RUN", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"vaekit: interrupted; {e or 'a training run can be continued with --resume RUN'}", file=sys.stderr)
         return 130
     except Exception as e:  # one line, no traceback; VAEKIT_DEBUG=1 shows it
         if os.environ.get("VAEKIT_DEBUG"):

@@ -20,7 +20,7 @@ class Config:
 
     # --- data
     data: str = "digits"
-    """Dataset name (digits, mnist, fashion-mnist, array, ...)."""
+    """Dataset: digits, mnist, fashion-mnist, array, breast-cancer, color-digits, color-mnist, dsprites, dsprites-synthetic, celeba, image-folder."""
     data_dir: str = "data"
     """Folder holding downloaded dataset files."""
     path: Union[str, None] = None
@@ -34,7 +34,7 @@ class Config:
 
     # --- model
     model: str = "vae"
-    """Model name (ae, vae, ...)."""
+    """Model: ae, vae, cvae, betatc, avae, se, se-avae, avae-ss."""
     latent_dim: int = 8
     """Number of latent dimensions."""
     net: Literal["auto", "mlp", "conv"] = "auto"
@@ -143,6 +143,9 @@ class Config:
             raise ValueError(f"--model betatc trains its own objective; use --objective elbo, got {self.objective!r}")
         if self.capacity_max > 0 and (self.model != "vae" or self.objective != "elbo"):
             raise ValueError(f"--capacity-max needs --model vae --objective elbo, got {self.model!r} / {self.objective!r}")
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"--warmup-epochs {self.warmup_epochs} exceeds --epochs {self.epochs}: beta would "
+                             f"never reach {self.beta}; use at most {self.epochs} warm-up epochs")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not 0 <= self.val_fraction < 1:

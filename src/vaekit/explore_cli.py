@@ -187,6 +187,8 @@ def traverse(args: TraverseArgs) -> None:
         raise ValueError(f"--num-values must be >= 2 and --span > 0, got {args.num_values} and {args.span}")
     model = io.load(args.run)
     x, c, _ = _data(model, args.split)
+    if not -len(x) <= args.index < len(x):
+        raise ValueError(f"--index {args.index} outside the {args.split} split of {len(x)} examples")
     order, scores = explore.kl_order(model, x, c)
     dims = list(args.dims) if args.dims else order[:args.num_dims]
     values = torch.linspace(-args.span, args.span, args.num_values)

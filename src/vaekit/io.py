@@ -25,6 +25,12 @@ CONFIG = "config.json"
 FORMAT_VERSION = 1
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and one rename.
 
@@ -35,6 +41,7 @@ def atomic_write(path, data: bytes | str) -> None:
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
@@ -112,6 +119,10 @@ def load_weights(model, path) -> None:
             f"{path} does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}, "
             f"wrong shapes {wrong[:3]}; was it saved from a different config?"
         )
+    broken = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise ValueError(f"{path} holds NaN/Inf values in {len(broken)} tensor(s) ({', '.join(broken[:3])}); "
+                         "the file is corrupt or the model diverged")
     model.load_state_dict(tensors)
 
 

@@ -33,13 +33,15 @@ def _encode_many(model, x: torch.Tensor):
 def smooth_point(model, x: torch.Tensor, q, config) -> torch.Tensor:
     """x_b = argmax over ‖x_b − x‖∞ ≤ ε of C_ρ(x, x_b), by ``config.num_steps`` PGD steps.
 
-    The ball is ``config.epsilon`` in [0, 1] pixel units, pixels are clipped to [0, 1], the
-    start is random and the step 2.5ε/num_steps (Cemgil et al., ICLR 2020, sec. 3 and alg. 1).
+    The ball is ``config.epsilon`` in data units ([0, 1] pixel units for images); data in [0, 1]
+    stay clipped to [0, 1] (other data, e.g. standardised features, are not clipped); the start
+    is random and the step 2.5ε/num_steps (Cemgil et al., ICLR 2020, sec. 3 and alg. 1).
     ``q`` (q(z|x)) is held fixed. Returns a detached ``(batch, *data_shape)`` tensor.
     """
     target = _detached(q)
+    clip = (0.0, 1.0) if x.min() >= 0 and x.max() <= 1 else None
     return pgd(lambda xb: coupling_kl(target, model.encode(xb), config.rho), x, config.epsilon,
-               num_steps=config.num_steps, keep_best=False)
+               num_steps=config.num_steps, keep_best=False, clip=clip)
 
 
 def coupling_loss(model, x: torch.Tensor, config, beta: float, terms: tuple[str, ...] = ("avae",)) -> dict:

@@ -259,6 +259,10 @@ def summarise(model, test_x: torch.Tensor, history: list[dict], labels: torch.Te
     if model.conditional:
         summary["conditioned_on"] = config.condition_on
         summary["note_conditional"] = "elbo and log_likelihood bound / estimate log p(x|c), c = each example's label"
+    if model.stochastic and summary["test"].get("active_units") == 0:
+        summary["note_collapse"] = (
+            "no latent dimension is active (posterior collapse): the decoder ignores z. With a Gaussian "
+            "likelihood on [0, 1] pixels try a smaller --likelihood-scale (e.g. 0.1) or --likelihood-scale learned")
     if config.likelihood == "bernoulli" and config.resolved_binarize == "none":
         summary["note"] = ("Bernoulli likelihood on non-binary data: the ELBO and log-likelihood are negative "
                            "cross-entropies, not log-likelihoods; use --binarize static|dynamic for likelihoods")

@@ -233,7 +233,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
     model.train()
     remaining = [] if state.get("stopped_early") else range(state["epoch"], config.epochs)
     bar = tqdm(remaining, initial=state["epoch"], total=config.epochs,
-               desc="train", unit="epoch", disable=not (progress and rank == 0), dynamic_ncols=True)
+               desc="train", unit="epoch", disable=None if (progress and rank == 0) else True, dynamic_ncols=True)  # None: off when not a terminal
     for epoch in bar:
         start, cpu_start = time.perf_counter(), time.process_time()
         steps, terms = [], []

@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 #: Seed of the fixed train/test split of datasets that ship without one (digits, arrays).
 #: It never depends on the training seed, so every run sees the same held-out test split.
@@ -69,6 +68,8 @@ def fixed_split(n: int, split: str, stratify=None) -> np.ndarray:
     The split is seeded by :data:`SPLIT_SEED` (stratified when ``stratify`` labels are given), so
     the test split is the same in every run and never seen in training.
     """
+    from sklearn.model_selection import train_test_split  # imported on use: keeps `vaekit --help` fast
+
     check_split(split)
     train, test = train_test_split(
         np.arange(n), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=stratify

@@ -119,6 +119,7 @@ def _find_or_download(spec: _Spec, folder: Path, stems: list[str], download: boo
     missing = [stem for stem, path in found.items() if path is None]
     reason, error = "pass download=True to fetch them", None
     if missing and download:
+        pooch.get_logger().setLevel("WARNING")  # no "Downloading ..." lines: errors stay one line
         try:
             for stem in missing:
                 found[stem] = Path(
@@ -138,8 +139,9 @@ def _find_or_download(spec: _Spec, folder: Path, stems: list[str], download: boo
             missing = [stem for stem in missing if found[stem] is None]
     if missing:
         names = ", ".join(stem + ".gz" for stem in missing)
+        every = ", ".join(f"{p}-{kind}-idx{n}-ubyte.gz" for p in _PREFIX.values() for kind, n in (("images", 3), ("labels", 1)))
         raise FileNotFoundError(
-            f"{names} not found in {folder} ({reason}): download them from {spec.url} "
+            f"{names} not found in {folder} ({reason}): download {every} from {spec.url} "
             f"and put them, gzipped or not, in {folder}"
         ) from error
     return [found[stem] for stem in stems]

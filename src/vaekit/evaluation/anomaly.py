@@ -162,7 +162,7 @@ def score_samples(model, x: torch.Tensor, score: str = "reconstruction_probabili
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         starts = range(0, len(x), batch_size)
-        for start in tqdm(starts, desc=f"score ({score})", unit="batch", disable=not progress, dynamic_ncols=True):
+        for start in tqdm(starts, desc=f"score ({score})", unit="batch", disable=None if progress else True, dynamic_ncols=True):
             xb = x[start:start + batch_size].to(device)
             out.append(spec.sign * spec.fn(model, xb, num_samples).float().cpu())
     model.train(was_training)

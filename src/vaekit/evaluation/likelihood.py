@@ -63,17 +63,28 @@ def log_likelihood(model, x: torch.Tensor, num_samples: int = 1000, batch_size: 
 
 
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, num_samples: int = 1000, batch_size: int = 500) -> dict:
+def evaluate(model, x: torch.Tensor, num_samples: int = 1000, batch_size: int = 500, seed: int = 0) -> dict:
     """Test metrics of a model on ``x`` ``(N, *data_shape)``, every number averaged over examples.
 
+    The Monte Carlo draws are seeded with ``seed`` (in a forked RNG: the global stream is left as
+    it was), so the same model and data give the same numbers wherever they are evaluated.
+
     Returns a dict of:
-        ``elbo``, ``reconstruction``, ``kl``: nats per example (1-sample Monte Carlo reconstruction,
-        closed-form KL); ``log_likelihood``: importance-sampled log p(x) with K = ``num_samples``
-        (VAE only); ``mse_per_pixel``: mean squared error of g(μ(x)) per data value, and
-        ``mse_per_example``: summed over data values; ``active_units``: dimensions with
-        Cov_x(E_q[z_d|x]) > 0.01 (Burda et al. 2015, sec. 5.2); ``kl_per_dim``: list of nats per
-        example per latent dimension.
+        ``reconstruction``: E_q log p(x|z), nats per example (1-sample Monte Carlo; for an AE the
+        log-likelihood of x at its code); ``elbo``, ``kl`` (VAE only: an AE has no bound):
+        nats per example, closed-form KL; ``log_likelihood``: importance-sampled log p(x) with
+        K = ``num_samples`` (VAE only); ``mse_per_pixel``: mean squared error of g(μ(x)) per
+        data value, and ``mse_per_example``: summed over data values; ``active_units``:
+        dimensions with Cov_x(E_q[z_d|x]) > 0.01 (Burda et al. 2015, sec. 5.2); ``kl_per_dim``
+        (VAE only): list of nats per example per latent dimension.
     """
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return _evaluate(model, x, num_samples, batch_size)
+
+
+def _evaluate(model, x: torch.Tensor, num_samples: int, batch_size: int) -> dict:
     was_training = model.training
     model.eval()
     sums: dict[str, float] = {}
@@ -92,7 +103,10 @@ def evaluate(model, x: torch.Tensor, num_samples: int = 1000, batch_size: int = 
             kl_dims.append(kl_per_dim(q).sum(0))
     n = len(x)
     result = {key: v / n for key, v in sums.items()}
-    result["elbo"] = result["reconstruction"] - result["kl"]
+    if model.stochastic:
+        result["elbo"] = result["reconstruction"] - result["kl"]
+    else:
+        del result["kl"]
     mu = torch.cat(means)
     result["active_units"] = int((mu.var(0, unbiased=True) > 0.01).sum()) if n > 1 else 0
     if model.stochastic:
