@@ -208,7 +208,8 @@ def fit(model, train, config, val: torch.Tensor | None = None, checkpoint: str |
     if channels_last:
         model.to(memory_format=torch.channels_last)
     loss_fn = LOSSES[config.model]
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # foreach: one fused kernel per state tensor kind instead of a Python loop over parameters
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     scaler = runtime.grad_scaler(device, options.precision)
     shuffle = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed + rank)  # ranks draw independent noise; rank 0 = one process
