@@ -33,6 +33,7 @@ class Likelihood(nn.Module):
     unit_interval: bool = False
 
     def forward(self, params: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
+        """Decoder output ``(*batch, *data_shape)`` -> p(x|z) with ``log_prob(x)`` of shape ``(*batch,)``."""
         raise NotImplementedError
 
     def check_support(self, x: torch.Tensor) -> None:

@@ -244,9 +244,11 @@ class Conditioned:
         return getattr(self.model, name)
 
     def encode(self, x: torch.Tensor) -> Distribution:
+        """q(z|x, c) with the fixed c; x ``(batch, *data_shape)``."""
         return self.model.encode(x, self.c)
 
     def decode(self, z: torch.Tensor) -> Distribution:
+        """p(x|z, c) with the fixed c; z ``(*sample, batch, latent_dim)``."""
         return self.model.decode(z, self.c)
 
     transform = AE.transform
