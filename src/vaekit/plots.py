@@ -133,31 +133,11 @@ def roc_curves(panels: dict, path) -> Path:
     return _save(fig, path)
 
 
-@torch.no_grad()
-def latent_traversal(model, z: torch.Tensor, dims, values) -> torch.Tensor:
-    """Decoder means with one latent changed at a time: row i sets z[dims[i]] to each of ``values``.
-
-    Args:
-        model: a model with ``decode``.
-        z: ``(latent_dim,)`` the code the traversal starts from (e.g. an encoder mean).
-        dims: latent dimensions to traverse (one row each).
-        values: latent values of the columns.
-
-    Returns:
-        ``(len(dims), len(values), *data_shape)`` decoder means.
-    """
-    dims, values = list(dims), torch.as_tensor(values, dtype=z.dtype, device=z.device)
-    codes = z.reshape(1, 1, -1).repeat(len(dims), len(values), 1)
-    for row, d in enumerate(dims):
-        codes[row, :, d] = values
-    return model.decode(codes).mean
-
-
 def traversal_figure(model, z: torch.Tensor, kl_per_dim, path, values=None) -> Path:
     """Latent traversals, one row per dimension sorted by decreasing KL (nats, labelled)."""
     values = np.linspace(-2.5, 2.5, 9) if values is None else values
     order = np.argsort(-np.asarray(kl_per_dim))
-    images = latent_traversal(model, z, order, values)
+    images = explore.traverse(model, z, order, values)
     title = "traversals z_d in [{:.1f}, {:.1f}]; rows by KL: ".format(values[0], values[-1]) + ", ".join(
         f"z{d} {kl_per_dim[d]:.2f}" for d in order)
     return save_image_grid(images.flatten(0, 1), path, ncols=len(values), title=title)
