@@ -50,7 +50,7 @@ def run_study(data: str = "color-digits", out_dir="benchmarks/results/robustness
             changes["epochs"] = 2 * base.epochs
         for model in ("vae", "avae"):
             config = base.replace(model=model, **changes)
-            key = json.dumps({k: v for k, v in config.to_dict().items() if not (model == "vae" and k == "rho")},
+            key = json.dumps({k: v for k, v in config.to_flat().items() if not (model == "vae" and k == "rho")},
                              sort_keys=True)
             if key not in done:
                 run_dir = out / "runs" / f"{model}-{len(done)}"
