@@ -14,6 +14,7 @@ flat name, and :meth:`Config.from_flat` / :meth:`Config.replace` accept those na
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -23,6 +24,35 @@ from typing import Annotated, Literal, Union
 import tyro
 
 from .models import MODELS
+
+_DEFERRED = False
+
+
+@contextlib.contextmanager
+def deferred_validation():
+    """Build configs without validating them (for a parser that builds the sections one at a
+    time); call :func:`validate` on the result afterwards."""
+    global _DEFERRED
+    before, _DEFERRED = _DEFERRED, True
+    try:
+        yield
+    finally:
+        _DEFERRED = before
+
+
+def validate(obj) -> None:
+    """Validate every config dataclass inside ``obj`` (e.g. the CLI's parsed arguments).
+
+    Raises:
+        ValueError / TypeError: the first invalid setting (the message names it).
+    """
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            validate(getattr(obj, f.name))
+        check = getattr(obj, "_validate", None)
+        if check is not None:
+            check()
+
 
 Activation = Literal["relu", "tanh", "elu", "leaky_relu", "softplus", "gelu"]
 Binarize = Literal["auto", "none", "static", "dynamic"]
@@ -44,7 +74,7 @@ def _check_number(section: str, key: str, value, kind: type = float, low: float 
 
 def _check_choice(key: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        raise ValueError(f"unknown {key} {value!r}; choose one of: {', '.join(map(str, choices))}")
 
 
 def _check_optional_str(key: str, value) -> None:
@@ -78,6 +108,11 @@ class ModelConfig:
     """Input noise std of a denoising AE/VAE (0 = none)."""
 
     def __post_init__(self):
+        if not _DEFERRED:
+            self._validate()
+
+    def _validate(self) -> None:
+        """Raise ValueError/TypeError for an invalid setting (the message names it and the fix)."""
         _check_choice("model", self.name, sorted(MODELS))
         _check_number("model", "latent_dim", self.latent_dim, int, low=1)
         _check_choice("net", self.net, ("auto", "mlp", "conv"))
@@ -92,6 +127,19 @@ class ModelConfig:
             _check_number("model", "likelihood_scale", self.likelihood_scale, low=0, low_open=True)
         _check_choice("decoder_activation", self.decoder_activation, ("auto", "identity", "sigmoid"))
         _check_number("model", "noise_std", self.noise_std, low=0)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        """Rebuild from ``dataclasses.asdict`` output (lists become tuples).
+
+        Raises:
+            ValueError: unknown keys (named) or invalid values.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown model setting(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     @property
     def spec(self):
@@ -151,6 +199,11 @@ class TrainConfig:
     """Run folder whose weights initialise the model (required by avae-ss: the trained VAE to refine)."""
 
     def __post_init__(self):
+        if not _DEFERRED:
+            self._validate()
+
+    def _validate(self) -> None:
+        """Raise ValueError/TypeError for an invalid setting (the message names it and the fix)."""
         if not isinstance(self.aux_sample, bool):
             raise TypeError(f"aux_sample must be true or false, got {self.aux_sample!r}")
         _check_choice("objective", self.objective, ("elbo", "iwae"))
@@ -195,6 +248,11 @@ class DataConfig:
     """Label a conditional model (cvae) conditions on; default the dataset's first label (e.g. digit)."""
 
     def __post_init__(self):
+        if not _DEFERRED:
+            self._validate()
+
+    def _validate(self) -> None:
+        """Raise ValueError/TypeError for an invalid setting (the message names it and the fix)."""
         if not isinstance(self.name, str):
             raise TypeError(f"data must be a dataset name, got {self.name!r}")
         for key in ("data_dir",):
@@ -235,6 +293,11 @@ class Config:
     data: Annotated[DataConfig, tyro.conf.OmitArgPrefixes] = DataConfig()
 
     def __post_init__(self):
+        if not _DEFERRED:
+            self._validate()
+
+    def _validate(self) -> None:
+        """Raise ValueError/TypeError for an invalid setting (the message names it and the fix)."""
         for key, cls in SECTIONS.items():
             if not isinstance(getattr(self, key), cls):
                 raise TypeError(f"Config.{key} must be a {cls.__name__}, got {type(getattr(self, key)).__name__}")
@@ -295,7 +358,7 @@ class Config:
         """
         if not isinstance(values, dict):
             raise ValueError(f"a config must be a JSON object, got {type(values).__name__}")
-        if set(values) & set(SECTIONS):
+        if any(isinstance(values.get(section), dict) for section in SECTIONS):  # nested (format 2)
             unknown = sorted(set(values) - set(SECTIONS))
             if unknown:
                 raise ValueError(f"unknown config section(s): {', '.join(unknown)}; expected model, train, data")

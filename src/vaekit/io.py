@@ -70,6 +70,32 @@ def read_json(path) -> dict:
         raise ValueError(f"{path} is not valid JSON ({e}); the file is corrupt") from None
 
 
+def read_json_lines(path) -> list[dict]:
+    """Read a JSON-lines file (one object per line, e.g. metrics.jsonl); blank lines are skipped.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: a line that is not JSON (truncated or
+            corrupt), naming the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text; the file is corrupt") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} line {number} is not valid JSON ({e.msg}): the file is truncated or corrupt; "
+                             "re-run training with --resume to rewrite it") from None
+    return rows
+
+
 def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file (no code is executed).
 
@@ -168,9 +194,8 @@ def load_record(path) -> dict:
 def model_config(record: dict) -> ModelConfig:
     """The :class:`~vaekit.config.ModelConfig` of a config.json record (nested, or flat from vaekit <= 0.1)."""
     values = record["config"]
-    if isinstance(values, dict) and set(values) <= {"model", "train", "data"} and "model" in values \
-            and isinstance(values["model"], dict):
-        return Config.from_dict({"model": values["model"]}).model
+    if isinstance(values, dict) and isinstance(values.get("model"), dict):
+        return ModelConfig.from_dict(values["model"])
     return Config.from_dict(values).model
 
 

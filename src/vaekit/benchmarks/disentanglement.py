@@ -114,7 +114,7 @@ def run_benchmark(out_dir, data: str = "dsprites-synthetic", data_dir: str = "da
         summary = pipeline.train_run(configs[name], run_dir, progress=progress)
         trained = time.perf_counter() - start
         report = evaluate_run(run_dir, seed=seed, overrides=overrides)
-        rows[name] = {"config": configs[name].to_dict(), "headline": report["headline"], "kl": report["kl"],
+        rows[name] = {"config": configs[name].to_flat(), "headline": report["headline"], "kl": report["kl"],
                       "test_elbo": summary["test"]["elbo"], "train_s": trained,
                       "eval_s": time.perf_counter() - start - trained}
     results = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -124,7 +124,7 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
         samples = model.sample(len(test_set), generator=torch.Generator().manual_seed(seed))
         result["fid"] = fid(net, test_set.x, samples)
     history = Path(run_dir) / "metrics.jsonl"
-    epochs = [json.loads(line) for line in history.read_text().splitlines()] if history.is_file() else []
+    epochs = io.read_json_lines(history) if history.is_file() else []
     result["training_time_s"] = sum(h["time"] for h in epochs) if epochs else math.nan
     result["training_cpu_time_s"] = sum(h.get("cpu_time", math.nan) for h in epochs) if epochs else math.nan
     result.update(num_test_examples=len(test_set), epsilons=list(epsilons), num_steps=num_steps, norm=norm,
@@ -214,7 +214,7 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
     def job(name):
         changes = dict(ROWS[name]) | ({"init": str(run_dirs["VAE"])} if ROWS[name]["model"] == "avae-ss" else {})
         log(f"[{time.perf_counter() - started:6.0f}s] training and evaluating {name}")
-        return (base.replace(**changes).to_dict(), str(run_dirs[name]), eval_kwargs, str(net_path), progress)
+        return (base.replace(**changes).to_flat(), str(run_dirs[name]), eval_kwargs, str(net_path), progress)
 
     first, later = [r for r in rows if ROWS[r]["model"] != "avae-ss"], [r for r in rows if ROWS[r]["model"] == "avae-ss"]
     if jobs <= 1:
@@ -229,7 +229,7 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
     shown = tuple(e for e in (0.1, 0.2) if e in epsilons)
     table = table_rows(results, labels, shown)
     markdown = markdown_table(table, labels, shown)
-    report = {"config": base.to_dict(), "labels": labels, "results": results, "table": table, "markdown": markdown,
+    report = {"config": base.to_flat(), "labels": labels, "results": results, "table": table, "markdown": markdown,
               "paper_table": PAPER_TABLE, "jobs": jobs, "wall_time_s": time.perf_counter() - started}
     io.write_json(out / "results.json", report)
     io.atomic_write(out / "results.md", markdown)

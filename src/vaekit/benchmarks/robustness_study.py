@@ -65,7 +65,7 @@ def run_study(data: str = "color-digits", out_dir="benchmarks/results/robustness
                              "pgd": {e: 100 * a for e, a in result["probe"][label]["pgd"].items()},
                              "mse_per_image": result["mse_per_image"], "training_time_s": result["training_time_s"]})
             markdown = study_markdown(rows, epsilons, label)  # written after every run: partial results survive
-            io.write_json(out / "study.json", {"config": base.to_dict(), "rows": rows, "markdown": markdown})
+            io.write_json(out / "study.json", {"config": base.to_flat(), "rows": rows, "markdown": markdown})
             io.atomic_write(out / "study.md", markdown)
     return {"rows": rows, "markdown": markdown}
 

@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
 
         args_type, handler = COMMANDS[key].load()
         default = getattr(sys.modules[args_type.__module__], "defaults_from_config_file", lambda _: None)(rest)
-        args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, description=args_type.__doc__)
+        from ..config import deferred_validation, validate
+
+        with deferred_validation():  # tyro would wrap a setting's error in a box: validate after parsing
+            args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, description=args_type.__doc__)
+        validate(args)
         handler(args)
     except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
         return e.code if isinstance(e.code, int) else 1

@@ -90,9 +90,7 @@ def image_uri(path) -> str:
 
 def _read_history(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return io.read_json_lines(path) if path.is_file() else []
 
 
 def _figures(run_dir: Path) -> list[dict]:
