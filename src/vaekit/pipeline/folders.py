@@ -87,15 +87,15 @@ def examples(dataset, num_workers: int = 0) -> torch.Tensor:
 
 
 def create_run_dir(runs_dir, name: str | None, config: Config, overwrite: bool = False) -> Path:
-    """Create the folder of a new run in one atomic step (an exclusive mkdir), so that two runs
-    started with the same name cannot both get it; an empty leftover folder is reused.
+    """Create the folder of a new run in one atomic step (an exclusive mkdir), so that of two runs
+    started with the same name at once exactly one gets it.
 
     Raises:
-        FileExistsError: the folder exists and holds files, and ``overwrite`` is not set.
+        FileExistsError: the folder exists and ``overwrite`` is not set (then it is replaced).
     """
     run_dir = Path(runs_dir) / (name or default_name(config))
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    if run_dir.exists() and (overwrite or not any(run_dir.iterdir())):
+    if overwrite and run_dir.exists():
         shutil.rmtree(run_dir) if run_dir.is_dir() else run_dir.unlink()
     try:
         run_dir.mkdir()

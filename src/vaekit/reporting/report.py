@@ -45,7 +45,7 @@ def _templates():
 def environment(model=None, training_time_s: float | None = None) -> dict:
     """Versions and machine of a run: vaekit, torch, numpy, Python, platform, device, threads,
     training time (seconds) and the date (UTC)."""
-    from .. import __version__
+    from .._version import __version__
 
     device = str(next(model.parameters()).device) if model is not None else "cpu"
     env = {
@@ -127,7 +127,7 @@ def collect(run_dir) -> dict:
 
 
 def _render(template: str, **context) -> str:
-    from .. import __version__
+    from .._version import __version__
 
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return _templates().get_template(template).render(version=__version__, generated=generated, **context)
