@@ -78,7 +78,7 @@ def test_exploration_commands(runs_dir, tmp_path, run):
     assert np.load(out / "it.npy").shape == (2, 4, 1, 8, 8)
     for name in ("t1.png",):
         assert (out / name).stat().st_size > 0
-    assert main(["interpolate", folder]) == 0 and (runs_dir / run / "interpolation.png").is_file()
+    assert main(["interpolate", folder]) == 0 and (runs_dir / run / "interpolation-test-0-1.png").is_file()
 
 
 def test_interpolate_image_files(runs_dir, tmp_path):

@@ -283,7 +283,7 @@ def test_cli_train_refine_and_evaluate(tmp_path, capsys):
                  "--epsilons", "0", "0.1", "--consistency-steps", "2", "--fid-epochs", "1"]) == 0
     result = json.loads((tmp_path / "ss" / "robustness.json").read_text())
     assert set(result["probe"]) == {"digit", "color"} and len(result["consistency"]["digit"]) == 3
-    assert result["mse_per_image"] == pytest.approx(192 * result["mse_per_pixel"], rel=1e-4) and "fid" in result
+    assert result["mse_per_example"] == pytest.approx(192 * result["mse_per_pixel"], rel=1e-4) and "fid" in result
     assert main(["train", *flags, "--model", "avae-ss", "--name", "bad"]) == 1
     assert "--init" in capsys.readouterr().err
 

@@ -390,6 +390,8 @@ class Config:
             raise ValueError(f"config file {path} is not UTF-8 text; pass a JSON file") from None
         except json.JSONDecodeError as e:
             raise ValueError(f"config file {path} is not valid JSON: {e}") from None
+        except ValueError as e:  # a NaN/Infinity literal (_refuse_constant)
+            raise ValueError(f"config file {path}: {e}") from None
         if not isinstance(values, dict):
             raise ValueError(f"config file {path} must hold a JSON object")
         try:
@@ -400,4 +402,5 @@ class Config:
 
 def _refuse_constant(name: str):
     """json's hook for NaN/Infinity literals: a config holds finite numbers only."""
-    raise ValueError(f"{name} is not allowed in a config file (settings must be finite numbers)")
+    raise ValueError(f"{name} is not allowed in a config file (settings must be finite numbers); "
+                     "write a number, or leave the setting out for its default")

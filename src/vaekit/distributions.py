@@ -39,7 +39,8 @@ class Likelihood(nn.Module):
     def check_support(self, x: torch.Tensor) -> None:
         """Raise ValueError if ``x`` holds NaN/Inf, or values outside [0, 1] for a Bernoulli head."""
         if not torch.isfinite(x).all():
-            raise ValueError(f"data holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s)")
+            raise ValueError(f"data holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s) of {x.numel()}; "
+                             "remove or impute them first")
         if self.unit_interval and (x.min() < 0 or x.max() > 1):
             raise ValueError(
                 f"the {self.name} likelihood needs data in [0, 1], got values in "

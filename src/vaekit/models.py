@@ -321,6 +321,21 @@ def resolve_decoder_activation(config, unit_interval: bool) -> str:
     return "sigmoid" if unit_interval else "identity"
 
 
+#: Most parameters vaekit builds (2**31: 8 GiB of float32 weights, three times that with Adam's state).
+MAX_PARAMETERS = 2**31
+
+
+def _check_size(config, data_shape, cls, extra: dict) -> None:
+    """Count the parameters the config asks for on the meta device (no memory is allocated) and
+    refuse a network larger than :data:`MAX_PARAMETERS` (e.g. ``--latent-dim 1000000000``)."""
+    with torch.device("meta"):
+        nets = build_nets(config, data_shape, stochastic=cls.stochastic, **cls.net_options(**extra))
+    count = sum(p.numel() for net in nets for p in net.parameters())
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"the network would have {count:,} parameters ({4 * count / 2**30:,.0f} GiB of float32 weights), "
+                         f"more than the {MAX_PARAMETERS:,} vaekit builds; lower --latent-dim, --hidden or --channels")
+
+
 def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, **extra) -> AE:
     """Build the model a :class:`~vaekit.config.ModelConfig` describes for examples of ``data_shape``.
 
@@ -334,7 +349,8 @@ def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *
             ``num_classes`` of a CVAE.
 
     Raises:
-        ValueError: unknown model name, or a network that does not fit the data shape.
+        ValueError: unknown model name, a network that does not fit the data shape, or one of more
+            than :data:`MAX_PARAMETERS` parameters.
     """
     if hasattr(config, "train"):  # a run Config: its model section, initialised with the run's seed
         config, seed = config.model, config.train.seed
@@ -342,6 +358,7 @@ def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *
         raise ValueError(f"unknown model {config.name!r}; choose one of: {', '.join(sorted(MODELS))}")
     cls = MODELS[config.name].cls
     config = dataclasses.replace(config, decoder_activation=resolve_decoder_activation(config, unit_interval))
+    _check_size(config, data_shape, cls, extra)
     torch.manual_seed(seed)
     encoder, decoder = build_nets(config, data_shape, stochastic=cls.stochastic, **cls.net_options(**extra))
     likelihood = build_likelihood(config.likelihood, data_shape, config.likelihood_scale, config.decoder_activation)

@@ -70,6 +70,17 @@ class Args:
     progress: bool = True
     """Show progress."""
 
+    def _validate(self) -> None:
+        """Raise ValueError/TypeError for a bad flag (called by :func:`vaekit.config.validate`)."""
+        from ..config import _check_number
+
+        _check_number("benchmark", "epochs", self.epochs, int, low=0)
+        for key, low, high in (("seeds", 0, None), ("classes", 0, 9)):
+            if not getattr(self, key):
+                raise ValueError(f"--{key} needs at least one value; e.g. --{key} {' '.join(map(str, getattr(Args, key)))}")
+            for value in getattr(self, key):
+                _check_number("benchmark", key, value, int, low=low, high=high)
+
 
 @dataclasses.dataclass
 class Task:

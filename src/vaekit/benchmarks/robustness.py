@@ -22,6 +22,7 @@ from .. import io, pipeline
 from ..config import Config
 from ..evaluation.consistency import consistency, iterate
 from ..evaluation.fid import FeatureNet, fid, fit_feature_net
+from ..evaluation.reconstruction import MSE_UNITS, reconstruction_mse
 from ..evaluation.robustness import robustness
 
 #: The paper's ColorMNIST table (Cemgil et al. 2020, table 2): accuracies in %, time relative to the
@@ -94,8 +95,8 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
     Returns:
         JSON-ready dict: ``probe`` (per label: clean, pgd and fgsm accuracies in [0, 1] per ε),
         ``consistency`` (per label: accuracy after 0..T iterations), ``mse_per_pixel`` and
-        ``mse_per_image`` (squared error of g(μ(x)), [0, 1] pixels; per value, and summed per
-        image), ``fid`` (classifier features), ``training_time_s`` (wall clock) and
+        ``mse_per_example`` (:func:`vaekit.evaluation.reconstruction_mse`, the MSE that
+        ``vaekit evaluate`` reports; ``units`` says it), ``fid`` (classifier features), ``training_time_s`` (wall clock) and
         ``training_cpu_time_s`` (CPU seconds of the training loop, validation included).
 
     Raises:
@@ -113,9 +114,8 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
     rob = robustness(model, train_set.x, {n: train_set.labels[n] for n in names}, test_set.x,
                      {n: test_set.labels[n] for n in names}, epsilons, num_steps, norm, attacks, standardize, seed)
     probes = rob.pop("_probes")
-    recon = torch.cat([model.reconstruct(test_set.x[i:i + 1000]) for i in range(0, len(test_set), 1000)])
-    sq = (recon - test_set.x).pow(2).flatten(1)
-    result = {"probe": rob, "mse_per_pixel": sq.mean().item(), "mse_per_image": sq.sum(1).mean().item()}
+    mse = reconstruction_mse(model, test_set.x, pipeline.condition_labels(config, test_set))
+    result = {"probe": rob, **mse, "units": dict(MSE_UNITS)}
     if consistency_steps > 0:
         result["consistency"] = {n: consistency(model, probes[n], test_set.x, test_set.labels[n], consistency_steps)
                                  for n in names}
@@ -146,7 +146,7 @@ def table_rows(results: dict, labels: tuple[str, str], epsilons=(0.1, 0.2)) -> d
         row = []
         for label in labels:
             row += [100 * r["probe"][label]["clean"]] + [100 * r["probe"][label]["pgd"][f"{e:g}"] for e in epsilons]
-        row += [r["training_cpu_time_s"] / vae_time, r["mse_per_image"], r.get("fid", math.nan)]
+        row += [r["training_cpu_time_s"] / vae_time, r["mse_per_example"], r.get("fid", math.nan)]
         rows[name] = row
     return rows
 

@@ -63,7 +63,7 @@ def run_study(data: str = "color-digits", out_dir="benchmarks/results/robustness
             for std, result in done[key].items():
                 rows.append({"variant": variant, "model": model, "probe": "standardised" if std else "raw",
                              "pgd": {e: 100 * a for e, a in result["probe"][label]["pgd"].items()},
-                             "mse_per_image": result["mse_per_image"], "training_time_s": result["training_time_s"]})
+                             "mse_per_example": result.get("mse_per_example", result.get("mse_per_image")), "training_time_s": result["training_time_s"]})
             markdown = study_markdown(rows, epsilons, label)  # written after every run: partial results survive
             io.write_json(out / "study.json", {"config": base.to_flat(), "rows": rows, "markdown": markdown})
             io.atomic_write(out / "study.md", markdown)
@@ -95,6 +95,6 @@ def study_markdown(rows: list[dict], epsilons, label: str) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [r["variant"], r["model"], r["probe"]] + [f"{v:.1f}" for v in r["pgd"].values()]
-        cells += [f"{r['mse_per_image']:.2f}", f"{r['training_time_s']:.0f}"]
+        cells += [f"{r['mse_per_example']:.2f}", f"{r['training_time_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -7,8 +7,10 @@ Each command family is one module of this package, imported only when its comman
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import io
 import json
 import os
 import sys
@@ -93,12 +95,19 @@ def main(argv: list[str] | None = None) -> int:
         default = getattr(sys.modules[args_type.__module__], "defaults_from_config_file", lambda _: None)(rest)
         from ..config import deferred_validation, validate
 
-        with deferred_validation():  # tyro would wrap a setting's error in a box: validate after parsing
-            args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, description=args_type.__doc__)
+        boxed = io.StringIO()
+        try:
+            with deferred_validation(), contextlib.redirect_stderr(boxed):  # validate after parsing
+                args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default,
+                                description=args_type.__doc__)
+        except SystemExit as e:  # tyro's usage errors (exit 2): its box becomes one line; --help (exit 0)
+            if e.code:
+                from .common import usage_error_line
+
+                print(f"vaekit: error: {usage_error_line(boxed.getvalue(), f'vaekit {key}')}", file=sys.stderr)
+            return e.code if isinstance(e.code, int) else 1
         validate(args)
         handler(args)
-    except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
-        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt as e:
         print(f"vaekit: interrupted; {e or 'a training run can be continued with vaekit train --resume RUN'}",
               file=sys.stderr)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from .common import say
+from .common import COUNT, SEED, Checked, say
 
 
 @dataclasses.dataclass(frozen=True)
-class BenchmarkDisentanglementArgs:
+class BenchmarkDisentanglementArgs(Checked):
     """Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE on dSprites and report every disentanglement metric."""
 
     data: Literal["dsprites-synthetic", "dsprites"] = "dsprites-synthetic"
@@ -21,11 +21,11 @@ class BenchmarkDisentanglementArgs:
     """Folder of the official dSprites file (for --data dsprites)."""
     full: bool = False
     """Paper scale (64x64, the full 737,280-image grid, reference metric sizes): for a GPU."""
-    epochs: Optional[int] = None
+    epochs: Annotated[Optional[int], COUNT] = None
     """Epochs per model (default 40 on CPU, 36 with --full)."""
     models: tuple[str, ...] = ("vae", "beta-vae", "beta-tcvae", "capacity-vae")
     """Models to train."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seed of training and metrics."""
     output: str = "runs/benchmark-disentanglement"
     """Folder of the runs and of results.md / results.json."""

@@ -1,8 +1,149 @@
-"""Helpers shared by the command modules."""
+"""Helpers shared by the command modules: output, the bounds of numeric flags, one-line usage errors."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import re
+import typing
 
 
 def say(line: str) -> None:
     """Print one line of a command's output (flushed: visible in logs at once)."""
     print(line, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Bounds of a numeric flag, put in its type: ``n: Annotated[int, COUNT] = 64``.
+
+    :class:`Checked` argument dataclasses check every such field after parsing (``vaekit.cli.main``
+    calls :func:`vaekit.config.validate`): a finite number (NaN, ±Inf and bools refused), an
+    integer where the type is ``int``, within ``[low, high]`` (open ends when asked), and for a
+    tuple flag at least one value, each checked. ``None`` (an optional flag left out) passes.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def describe(self, integer: bool) -> str:
+        """``"an integer >= 1"``, ``"a finite number in [0, 1]"``, ..."""
+        kind = "an integer" if integer else "a finite number"
+        low, high = _show(self.low), _show(self.high)
+        if self.low is not None and self.high is not None:
+            return f"{kind} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{kind} {'>' if self.low_open else '>='} {low}"
+        if self.high is not None:
+            return f"{kind} {'<' if self.high_open else '<='} {high}"
+        return kind
+
+    def admits(self, value: float) -> bool:
+        """True if the finite ``value`` lies within the bounds."""
+        low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return low_ok and high_ok
+
+
+def _show(bound: float | None) -> str:
+    return str(int(bound)) if bound is not None and float(bound).is_integer() else f"{bound:g}" if bound is not None else ""
+
+
+#: A count or a size: an integer >= 1 (--n, --batch-size, --num-samples, --epochs...).
+COUNT = Range(1)
+#: An integer or number >= 0 (--seed, --consistency-steps...).
+NONNEGATIVE = Range(0)
+#: A seed: an integer in [0, 2**32 - 1] (NumPy's and scikit-learn's range).
+SEED = Range(0, 2**32 - 1)
+#: The length of a figure's strip (images per row): an integer in [1, 1000].
+FIGURE_SIZE = Range(1, 1000)
+#: A fraction or radius in [0, 1] pixel units (--epsilons).
+UNIT = Range(0, 1)
+#: Any finite number (--threshold).
+FINITE = Range()
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _example(field: dataclasses.Field) -> str:
+    """How to fix a bad value: the flag with its default, or leave it out."""
+    default = field.default
+    if default is None or default is dataclasses.MISSING:
+        return f"or leave {_flag(field.name)} out for the default"
+    shown = " ".join(map(str, default)) if isinstance(default, tuple) else str(default)
+    return f"e.g. {_flag(field.name)} {shown} (the default)"
+
+
+def check_args(args) -> None:
+    """Check every field of the argument dataclass ``args`` whose type carries a :class:`Range`.
+
+    Raises:
+        ValueError / TypeError: naming the flag, the value received, what is expected and an example.
+    """
+    hints = typing.get_type_hints(type(args), include_extras=True)
+    for field in dataclasses.fields(args):
+        hint = hints[field.name]
+        bounds = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Range)]
+        value = getattr(args, field.name)
+        if not bounds or value is None:
+            continue
+        integer = int in _scalar_types(hint.__origin__)
+        values = value if isinstance(value, tuple) else (value,)
+        expected = bounds[0].describe(integer)
+        if not values:
+            raise ValueError(f"{_flag(field.name)} needs at least one value ({expected}); {_example(field)}")
+        for v in values:
+            kind_ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and (
+                not integer or isinstance(v, numbers.Integral))
+            if not kind_ok:
+                raise TypeError(f"{_flag(field.name)} must be {expected}, got {v!r}; {_example(field)}")
+            if not (math.isfinite(v) and bounds[0].admits(v)):
+                raise ValueError(f"{_flag(field.name)} must be {expected}, got {v!r}; {_example(field)}")
+
+
+def _scalar_types(tp) -> set:
+    """The scalar types inside ``Optional[...]`` / ``tuple[..., ...]``."""
+    args = typing.get_args(tp)
+    if not args:
+        return {tp}
+    return set().union(*(_scalar_types(a) for a in args if a is not Ellipsis and a is not type(None)))
+
+
+class Checked:
+    """Mixin of the argument dataclasses: their :class:`Range` fields are checked by
+    :func:`vaekit.config.validate` (which ``vaekit.cli.main`` calls after parsing)."""
+
+    def _validate(self) -> None:
+        check_args(self)
+
+
+def usage_error_line(text: str, prog: str) -> str:
+    """tyro's boxed usage error (several lines) as one line: the message, a "perhaps you meant"
+    suggestion when tyro has one, and where the help is."""
+    sections, current = [], []
+    for raw in text.splitlines():
+        raw = raw.strip()
+        if not raw or raw.startswith(("╭", "╰", "+")):  # the box's top and bottom borders (unicode or ASCII)
+            continue
+        line = raw.strip("│|").strip()
+        if line and set(line) <= {"─", "-"}:
+            sections.append(current)
+            current = []
+        elif line:
+            current.append(line)
+    sections.append(current)
+    sections = [s for s in sections if s and not s[0].startswith(("For full helptext", "Argument helptext"))]
+    if len(sections) > 1 and len(sections[0]) == 1 and not sections[1][0].lower().startswith("perhaps"):
+        sections = sections[1:]  # a title line above the message (tyro's layout without a box)
+    if not sections:
+        return f"invalid arguments; see {prog} --help"
+    message = " ".join(sections[0]).rstrip(".")
+    suggestions = [flag for s in sections[1:] if s[0].lower().startswith("perhaps")
+                   for flag in re.findall(r"(--[\w-]+)", " ".join(s))]
+    hint = f"; perhaps you meant {' or '.join(dict.fromkeys(suggestions))}" if suggestions else ""
+    return f"{message}{hint}; see {prog} --help"

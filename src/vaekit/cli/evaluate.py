@@ -4,44 +4,44 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import tyro
 
 from .. import io, pipeline
 from ..evaluation import UNITS, evaluate_conditional
-from .common import say
+from .common import COUNT, SEED, Checked, say
 
 
 @dataclasses.dataclass(frozen=True)
-class EvaluateArgs:
+class EvaluateArgs(Checked):
     """Evaluate a run on its test split: ELBO, IWAE log-likelihood, reconstruction MSE, active units, KL per dimension."""
 
     run: tyro.conf.Positional[str]
     """Run folder."""
-    num_samples: int = 1000
+    num_samples: Annotated[int, COUNT] = 1000
     """Importance samples K of the log-likelihood estimate."""
-    batch_size: int = 500
+    batch_size: Annotated[int, COUNT] = 500
     """Test examples per chunk."""
     output: Optional[str] = None
     """JSON file to write (default RUN/evaluation.json)."""
 
 
 @dataclasses.dataclass(frozen=True)
-class DisentanglementArgs:
+class DisentanglementArgs(Checked):
     """Disentanglement metrics (BetaVAE, FactorVAE, MIG, DCI, SAP) of a run trained on dsprites or dsprites-synthetic, with figures."""
 
     run: tyro.conf.Positional[str]
     """Run folder."""
     metrics: tuple[str, ...] = ("beta_vae", "factor_vae", "mig", "dci", "sap")
     """Metrics to compute."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seed of the factor draws of every metric."""
-    num_train: Optional[int] = None
+    num_train: Annotated[Optional[int], COUNT] = None
     """Training points of every metric (default: the reference's 10,000)."""
-    num_eval: Optional[int] = None
+    num_eval: Annotated[Optional[int], COUNT] = None
     """Held-out points of every metric (default: the reference's 5,000)."""
-    dci_num_train: Optional[int] = None
+    dci_num_train: Annotated[Optional[int], COUNT] = None
     """Training points of DCI alone (its gradient-boosted trees are slow on a CPU)."""
     figures: bool = True
     """Write traversals.png, kl_per_dim.png and factor_response.png into the run folder."""
@@ -53,9 +53,10 @@ def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``."""
     model, config = io.load(args.run), io.load_config(args.run)
     test_set = pipeline.load_run_split(args.run, config, "test")
-    test_x = pipeline.prepare(pipeline.examples(test_set), config)
+    test_images = pipeline.examples(test_set)
+    test_x = pipeline.prepare(test_images, config)
     result = evaluate_conditional(model, test_x, pipeline.condition_labels(config, test_set),
-                                  num_samples=args.num_samples, batch_size=args.batch_size)
+                                  num_samples=args.num_samples, batch_size=args.batch_size, x_unbinarized=test_images)
     out = Path(args.output) if args.output else Path(args.run) / "evaluation.json"
     io.write_json(out, {"test": result, "units": {k: UNITS[k] for k in result}, "num_samples": args.num_samples,
                         "num_test_examples": len(test_x)})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ import tyro
 from .. import io, pipeline
 from ..evaluation import explore
 from ..reporting import plots, report
+from .common import COUNT, FIGURE_SIZE, NONNEGATIVE, SEED, Checked, Range
 from .common import say as _print
 
 Split = Literal["train", "test"]
@@ -46,10 +47,30 @@ def _require_images(model, what: str) -> None:
 
 
 def _out(output: Optional[str], run: str, default: str, suffixes=(".png", ".npy")) -> Path:
+    """The file a command writes: ``--output`` or ``RUN/default``.
+
+    Raises:
+        ValueError: a suffix other than ``suffixes``, or a figure of the run (:func:`keep_training_figures`).
+    """
     out = Path(output) if output else Path(run) / default
     if out.suffix not in suffixes:
         raise ValueError(f"--output must end in {' or '.join(suffixes)}, got {out.name}")
+    keep_training_figures(out, run, default)
     return out
+
+
+def keep_training_figures(out: Path, run: str, default: str) -> None:
+    """Refuse to write onto a figure ``vaekit train`` wrote into the run folder (the files of
+    :data:`vaekit.reporting.gallery.CAPTIONS`, which the report shows): commands never replace them.
+
+    Raises:
+        ValueError: naming the file and the command's own default name.
+    """
+    from ..reporting.gallery import CAPTIONS
+
+    if out.name in CAPTIONS and out.exists() and out.parent.resolve() == Path(run).resolve():
+        raise ValueError(f"--output {out} would replace {out.name}, a figure vaekit train wrote into the run; "
+                         f"choose another file name (without --output this command writes RUN/{default})")
 
 
 def save_rows(images: torch.Tensor, out: Path, **labels) -> None:
@@ -66,14 +87,14 @@ def save_rows(images: torch.Tensor, out: Path, **labels) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class ReconstructArgs:
+class ReconstructArgs(Checked):
     """Reconstruct inputs of a run's dataset: inputs over decoder means g(mu(x)), as a PNG or .npy."""
 
     run: tyro.conf.Positional[str]
     """Run folder."""
     split: Split = "test"
     """Dataset split."""
-    n: int = 32
+    n: Annotated[int, COUNT] = 32
     """Number of inputs (the first n of the split)."""
     output: Optional[str] = None
     """.png or .npy (default RUN/reconstructions-<split>.png)."""
@@ -96,16 +117,16 @@ def reconstruct(args: ReconstructArgs) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class ManifoldArgs:
+class ManifoldArgs(Checked):
     """Decode a latent grid: Gaussian quantiles for a 2-D latent, else the 2 principal directions of the encoded split."""
 
     run: tyro.conf.Positional[str]
     """Run folder."""
-    n: int = 15
+    n: Annotated[int, Range(1, 100)] = 15
     """Grid side."""
     split: Split = "test"
     """Split whose encoder means define the principal directions (latent_dim > 2)."""
-    label: int = 0
+    label: Annotated[int, NONNEGATIVE] = 0
     """Class to decode with (conditional models)."""
     output: Optional[str] = None
     """.png or .npy (default RUN/manifold.png)."""
@@ -121,7 +142,7 @@ def manifold(args: ManifoldArgs) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class InterpolateArgs:
+class InterpolateArgs(Checked):
     """Interpolate between the codes of two inputs (dataset indices or image files), linear and/or spherical, decoded as strips."""
 
     run: tyro.conf.Positional[str]
@@ -130,16 +151,16 @@ class InterpolateArgs:
     """Positions of the two inputs in --split."""
     images: Optional[tuple[str, str]] = None
     """Two image files to use instead of --index (resized to the model's image size)."""
-    labels: Optional[tuple[int, int]] = None
+    labels: Annotated[Optional[tuple[int, int]], NONNEGATIVE] = None
     """Classes of the two image files (conditional models)."""
     split: Split = "test"
     """Dataset split for --index."""
-    num_steps: int = 10
+    num_steps: Annotated[int, Range(2, 1000)] = 10
     """Images per strip, endpoints included."""
     method: tuple[Literal["linear", "spherical"], ...] = ("linear", "spherical")
     """Interpolations, one strip each."""
     output: Optional[str] = None
-    """.png or .npy (default RUN/interpolation.png)."""
+    """.png or .npy (default RUN/interpolation-<split>-<i>-<j>.png, or RUN/interpolation-images.png with --images)."""
 
 
 def interpolate(args: InterpolateArgs) -> None:
@@ -154,13 +175,14 @@ def interpolate(args: InterpolateArgs) -> None:
     else:
         x, c, _ = _data(args.run, model, args.split, args.index)
         names = [f"{args.split}[{i}]" for i in args.index]
+    default = "interpolation-images.png" if args.images else f"interpolation-{args.split}-{args.index[0]}-{args.index[1]}.png"
     strips = torch.stack([explore.interpolate(model, x, args.num_steps, m, c) for m in args.method])
-    save_rows(strips, _out(args.output, args.run, "interpolation.png"), row_labels=list(args.method),
+    save_rows(strips, _out(args.output, args.run, default), row_labels=list(args.method),
                title=f"{names[0]} → {names[1]}")
 
 
 @dataclasses.dataclass(frozen=True)
-class TraverseArgs:
+class TraverseArgs(Checked):
     """Latent traversals around the code of one input: one dimension per row, sorted by KL over the split."""
 
     run: tyro.conf.Positional[str]
@@ -169,13 +191,13 @@ class TraverseArgs:
     """Position of the input in --split whose encoder mean is held fixed."""
     split: Split = "test"
     """Dataset split (also used to rank dimensions by mean KL)."""
-    dims: Optional[tuple[int, ...]] = None
+    dims: Annotated[Optional[tuple[int, ...]], NONNEGATIVE] = None
     """Dimensions to vary (default: the --num-dims with the largest KL)."""
-    num_dims: int = 10
+    num_dims: Annotated[int, COUNT] = 10
     """How many dimensions to show when --dims is not given."""
-    num_values: int = 9
+    num_values: Annotated[int, Range(2, 1000)] = 9
     """Values per dimension."""
-    span: float = 3.0
+    span: Annotated[float, Range(0, 1000, low_open=True)] = 3.0
     """The values run from -span to +span (prior standard deviations)."""
     output: Optional[str] = None
     """.png or .npy (default RUN/traversals-<index>.png)."""
@@ -201,19 +223,19 @@ def traverse(args: TraverseArgs) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class IterateArgs:
+class IterateArgs(Checked):
     """Iterated encode-decode strips x, g(mu(x)), g(mu(g(mu(x)))), ... for inputs of a split."""
 
     run: tyro.conf.Positional[str]
     """Run folder."""
-    index: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+    index: Annotated[tuple[int, ...], Range()] = (0, 1, 2, 3, 4, 5, 6, 7)
     """Positions of the inputs in --split (one strip each)."""
     split: Split = "test"
     """Dataset split."""
-    num_steps: int = 6
+    num_steps: Annotated[int, FIGURE_SIZE] = 6
     """Encode-decode steps after x."""
     output: Optional[str] = None
-    """.png or .npy (default RUN/iterated.png)."""
+    """.png or .npy (default RUN/iterated-<split>.png)."""
 
 
 def iterate(args: IterateArgs) -> None:
@@ -221,12 +243,12 @@ def iterate(args: IterateArgs) -> None:
     model = io.load(args.run)
     x, c, _ = _data(args.run, model, args.split, args.index)
     steps = explore.iterate(model, x, args.num_steps, c).transpose(0, 1)
-    save_rows(steps, _out(args.output, args.run, "iterated.png"), row_labels=[f"{args.split}[{i}]" for i in args.index],
+    save_rows(steps, _out(args.output, args.run, f"iterated-{args.split}.png"), row_labels=[f"{args.split}[{i}]" for i in args.index],
                col_labels=["x"] + [str(i) for i in range(1, args.num_steps + 1)])
 
 
 @dataclasses.dataclass(frozen=True)
-class EmbedArgs:
+class EmbedArgs(Checked):
     """Encoder means of a split to .npy and .csv (with labels), and a 2-D scatter coloured by label (PCA or t-SNE)."""
 
     run: tyro.conf.Positional[str]
@@ -237,7 +259,7 @@ class EmbedArgs:
     """2-D projection of the scatter."""
     output: Optional[str] = None
     """Path prefix of the .npy, .csv and .png files (default RUN/embedding-<split>)."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seed of the projection (t-SNE)."""
 
 

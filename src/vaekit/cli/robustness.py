@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import tyro
 
 from .. import io
 from ..benchmarks.robustness import DEFAULT_EPSILONS, ROWS, evaluate_run, run_benchmark
 from ..benchmarks.robustness_study import VARIANTS, run_study
+from .common import COUNT, NONNEGATIVE, SEED, UNIT, Checked
 
 
 @dataclasses.dataclass(frozen=True)
-class EvaluateRobustnessArgs:
+class EvaluateRobustnessArgs(Checked):
     """Linear-probe accuracy of a run's representation, clean and under PGD; consistency; MSE; classifier FID."""
 
     run: tyro.conf.Positional[str]
     """Run folder (a VAE-family model trained on labelled data)."""
-    epsilons: tuple[float, ...] = (0.0, 0.1, 0.2)
+    epsilons: Annotated[tuple[float, ...], UNIT] = (0.0, 0.1, 0.2)
     """Attack radii in [0, 1] pixel units."""
-    num_steps: int = 20
+    num_steps: Annotated[int, COUNT] = 20
     """PGD steps (step size 2.5 epsilon / num_steps, random start)."""
     norm: Literal["linf", "l2"] = "linf"
     """Norm of the attack ball."""
@@ -29,20 +30,20 @@ class EvaluateRobustnessArgs:
     """Labels to probe (default: all of the dataset's)."""
     standardize: bool = False
     """Fit the probe on standardised encoder means instead of raw ones."""
-    consistency_steps: int = 10
+    consistency_steps: Annotated[int, NONNEGATIVE] = 10
     """Iterations T of x <- g(mu(x)) for the consistency score (0 = skip)."""
-    max_test: Optional[int] = None
+    max_test: Annotated[Optional[int], COUNT] = None
     """Evaluate on a seeded random subset of this many test images."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seed of the random starts, subsets and samples."""
-    fid_epochs: int = 5
+    fid_epochs: Annotated[int, NONNEGATIVE] = 5
     """Training epochs of the FID feature net (0 = no FID)."""
     output: Optional[str] = None
     """JSON file to write (default RUN/robustness.json)."""
 
 
 @dataclasses.dataclass(frozen=True)
-class BenchmarkRobustnessArgs:
+class BenchmarkRobustnessArgs(Checked):
     """The AVAE paper's robustness table: VAE, SE, AVAE, SE+AVAE, AVAE-SS with one architecture and budget."""
 
     data: str = "color-digits"
@@ -51,21 +52,21 @@ class BenchmarkRobustnessArgs:
     """Folder holding dataset files."""
     out: str = "benchmarks/results/robustness"
     """Output folder: runs/, results.json, results.md and PNG figures."""
-    epochs: Optional[int] = None
+    epochs: Annotated[Optional[int], COUNT] = None
     """Training epochs of every model (default: the dataset's benchmark setting)."""
-    epsilons: tuple[float, ...] = DEFAULT_EPSILONS
+    epsilons: Annotated[tuple[float, ...], UNIT] = DEFAULT_EPSILONS
     """Attack radii of the sweep, in [0, 1] pixel units (the table shows 0.1 and 0.2)."""
-    num_steps: int = 20
+    num_steps: Annotated[int, COUNT] = 20
     """PGD steps of the evaluation attack."""
     norm: Literal["linf", "l2"] = "linf"
     """Norm of the evaluation attack."""
     rows: tuple[str, ...] = tuple(ROWS)
     """Table rows to train (the VAE is always trained)."""
-    max_test: Optional[int] = None
+    max_test: Annotated[Optional[int], COUNT] = None
     """Evaluate on a seeded random subset of this many test images."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seed of every run."""
-    jobs: int = 1
+    jobs: Annotated[int, COUNT] = 1
     """Rows trained at once, in worker processes of one thread each (2 on a 2-core machine)."""
     study: bool = False
     """Run the settings study (likelihood scale, probe features, rho, latent size, budget) instead of the table."""
@@ -87,8 +88,8 @@ def evaluate_robustness(args: EvaluateRobustnessArgs) -> None:
         if "consistency" in result:
             print(f"{'':>10}  after {args.consistency_steps} iterations of x <- g(mu(x)): "
                   f"{100 * result['consistency'][label][-1]:.1f}% keep the true label", flush=True)
-    print(f"test MSE of g(mu(x)): {result['mse_per_pixel']:.5f} per pixel, {result['mse_per_image']:.3f} per image "
-          f"(pixels in [0, 1])" + (f"; classifier-feature FID {result['fid']:.2f} (not Inception FID)"
+    print(f"test MSE of g(mu(x)): {result['mse_per_pixel']:.5f} per pixel, {result['mse_per_example']:.3f} per example "
+          f"(x before binarization, pixels in [0, 1])" + (f"; classifier-feature FID {result['fid']:.2f} (not Inception FID)"
                                    if "fid" in result else ""), flush=True)
     print(f"written: {out}", flush=True)
 

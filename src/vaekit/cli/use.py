@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import numpy as np
 import torch
@@ -14,30 +14,30 @@ from .. import io, pipeline
 from ..evaluation import explore
 from ..models import given
 from ..reporting import plots
-from .common import say
-from .explore import save_rows
+from .common import COUNT, FINITE, NONNEGATIVE, SEED, Checked, Range, say
+from .explore import keep_training_figures, save_rows
 
 
 @dataclasses.dataclass(frozen=True)
-class SampleArgs:
+class SampleArgs(Checked):
     """Draw samples from a run's prior and decode them: a PNG grid or a .npy array of decoder means."""
 
     run: tyro.conf.Positional[str]
     """Run folder."""
-    n: int = 64
+    n: Annotated[int, Range(1, 10000)] = 64
     """Number of samples."""
     output: Optional[str] = None
     """.png or .npy file (default RUN/samples-<n>.png)."""
-    temperature: float = 1.0
+    temperature: Annotated[float, Range(0, 1000, low_open=True)] = 1.0
     """Prior standard deviation multiplier."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seed of the prior draws."""
-    label: Optional[int] = None
+    label: Annotated[Optional[int], NONNEGATIVE] = None
     """Class to sample (conditional models); without it a CVAE writes one row per class from the same draws."""
 
 
 @dataclasses.dataclass(frozen=True)
-class ScoreArgs:
+class ScoreArgs(Checked):
     """Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, outlier."""
 
     run: tyro.conf.Positional[str]
@@ -48,11 +48,11 @@ class ScoreArgs:
     """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), outlier (1/0)."""
     score: Optional[str] = None
     """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
-    contamination: Optional[float] = None
+    contamination: Annotated[Optional[float], Range(0, 0.5, low_open=True)] = None
     """Outlier flag threshold: this quantile of the scores of the run's training split (default 0.05)."""
-    threshold: Optional[float] = None
+    threshold: Annotated[Optional[float], FINITE] = None
     """Use this score threshold instead (rows scoring below it are outliers)."""
-    num_samples: Optional[int] = None
+    num_samples: Annotated[Optional[int], COUNT] = None
     """Monte Carlo samples L per row (default 10, An & Cho 2015)."""
     label_column: Optional[str] = None
     """CSV column (name or index) or NPZ key holding a label, left out of the features."""
@@ -71,6 +71,7 @@ def sample(args: SampleArgs) -> None:
     if model.conditional and args.label is None:
         grid = explore.class_grid(model, max(1, -(-args.n // model.num_classes)), args.temperature, generator)
         out = Path(args.output) if args.output else Path(args.run) / f"class-samples-{args.n}.png"
+        keep_training_figures(out, args.run, f"class-samples-{args.n}.png")
         save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
                                title="one row per class, the same z in each column")
         return
@@ -79,6 +80,7 @@ def sample(args: SampleArgs) -> None:
     x = scaler.inverse_transform(x) if scaler is not None else x  # tabular runs: back to feature units
     suffix = "" if args.label is None else f"-label{args.label}"
     out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}{suffix}.png"
+    keep_training_figures(out, args.run, f"samples-{args.n}{suffix}.png")
     if out.suffix == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, x.cpu().numpy())

@@ -12,6 +12,8 @@ from .base import TEST_FRACTION, Dataset, check_finite, fixed_split
 
 SUFFIXES = (".npy", ".npz", ".csv")
 _DATA_KEYS = ("x", "X", "data")
+#: Fewest examples a file may hold to be split into train and test (one example in each part).
+MIN_EXAMPLES = 2
 
 
 def load(
@@ -45,14 +47,17 @@ def load(
         LongTensor ``(N,)`` and ``unit_interval`` True iff every value lies in [0, 1].
 
     Raises:
-        ValueError: ``path`` not given (pass --path), unsupported suffix, empty file, a
-            non-numeric cell (the message names column and row), NaN/Inf values (count and
+        ValueError: ``path`` not given (pass --path), unsupported suffix, empty file, fewer than
+            :data:`MIN_EXAMPLES` examples, a CSV that is not UTF-8 text, a non-numeric cell (the message names column and row), NaN/Inf values (count and
             rows), ragged CSV rows, an unknown label column, or a bad ``image_shape``.
         FileNotFoundError: ``path`` does not exist.
     """
     if path is None:
         raise ValueError("the 'array' dataset reads your own file: pass --path FILE (.npy, .npz or .csv)")
     x, labels, stratify_by = _read(path, label_column, image_shape)
+    if len(x) < MIN_EXAMPLES:
+        raise ValueError(f"{path} has {len(x)} example(s); the fixed 80/20 train/test split needs at least "
+                         f"{MIN_EXAMPLES}: add rows (to score single rows with a trained model use vaekit score)")
     stratify = labels.get(stratify_by)
     index = fixed_split(len(x), split, stratify=stratify if _can_stratify(stratify) else None)
     x = torch.from_numpy(x[index].astype(np.float32))
@@ -121,10 +126,10 @@ def _read_npz(path: Path, label_column):
 def _np_load(path: Path):
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:  # EOFError: an empty or truncated file
         raise ValueError(
-            f"could not read {path}: it is not a valid {path.suffix} file of numbers "
-            "(pickled object arrays are refused for safety)"
+            f"could not read {path}: it is not a valid {path.suffix} file of numbers (empty, truncated, another "
+            "format, or pickled object arrays, which are refused for safety); write it with numpy.save / numpy.savez"
         ) from error
 
 
@@ -139,8 +144,15 @@ def _numeric(x: np.ndarray, source) -> np.ndarray:
 
 def _read_csv(path: Path, label_column):
     """(float64 (N, D) data, {name: string labels}, label name) from a .csv file."""
-    with open(path, newline="") as handle:
-        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path} is not UTF-8 text: byte {e.object[e.start:e.start + 1]!r} at line {line} (offset {e.start}); "
+            "expected a UTF-8 CSV of numbers: re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE), "
+            "or pass a .npy/.npz file") from None
     if not rows:
         raise ValueError(f"{path} is empty")
     width = len(rows[0])

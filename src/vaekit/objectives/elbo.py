@@ -13,13 +13,35 @@ import torch
 
 from .terms import LossTerms, forward, kl_to_prior
 
+def check_data(model, x) -> None:
+    """Check ``x`` at the API boundary before a bound is computed on it: a tensor, finite, and in
+    the support of the model's likelihood (values in [0, 1] for Bernoulli heads; see
+    :meth:`vaekit.distributions.Likelihood.check_support`). One pass over ``x`` (isfinite, min,
+    max), cheap next to a decoder pass; the training objectives skip it (the pipeline checks the
+    data once).
+
+    Raises:
+        TypeError: ``x`` is not a tensor. ValueError: NaN/Inf values, or values outside the support.
+    """
+    if not torch.is_tensor(x):
+        raise TypeError(f"x must be a torch.Tensor (batch, *data_shape), got {type(x).__name__}; "
+                        "convert it with torch.as_tensor(x, dtype=torch.float32)")
+    likelihood = getattr(model, "likelihood", None)
+    if likelihood is not None:
+        likelihood.check_support(x)
+
+
 def elbo_terms(model, x: torch.Tensor, num_samples: int = 1) -> dict[str, torch.Tensor]:
     """The two terms of the ELBO, each ``(batch,)`` in nats.
 
     ``reconstruction`` = (1/L) Σ_l log p(x|z_l), z_l = loc + scale ⊙ ε_l, L = ``num_samples``
     (Kingma & Welling 2013, eq. 7); ``kl`` = KL(q(z|x) ‖ p(z)) in closed form (eq. 10). For a
     (denoising) AE the reconstruction term uses the deterministic code and ``kl`` is zero.
+
+    Raises:
+        TypeError / ValueError: ``x`` outside the likelihood's support (see :func:`check_data`).
     """
+    check_data(model, x)
     out = forward(model, x, num_samples)
     return {"reconstruction": out.log_px.mean(0), "kl": kl_to_prior(model, out.q)}
 
@@ -35,6 +57,10 @@ def elbo(model, x: torch.Tensor, beta: float = 1.0, num_samples: int = 1) -> tor
 
     Returns:
         ``(batch,)`` nats per example, higher is better.
+
+    Raises:
+        TypeError / ValueError: ``x`` not a tensor, NaN/Inf, or outside the likelihood's support
+            (e.g. 5.0 for a Bernoulli model).
     """
     terms = elbo_terms(model, x, num_samples)
     return terms["reconstruction"] - beta * terms["kl"]
@@ -44,10 +70,12 @@ def log_importance_weights(model, x: torch.Tensor, num_samples: int) -> torch.Te
     """log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x), z_k ~ q(z|x): ``(num_samples, batch)``.
 
     Raises:
-        ValueError: for a deterministic AE (no posterior density).
+        ValueError: for a deterministic AE (no posterior density); ``x`` outside the likelihood's
+            support (see :func:`check_data`).
     """
     if not model.stochastic:
         raise ValueError("importance weights need a stochastic encoder; an AE has no likelihood bound")
+    check_data(model, x)
     q = model.encode(x)
     z = q.rsample((num_samples,))
     return model.decode(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
@@ -62,6 +90,9 @@ def iwae_bound(model, x: torch.Tensor, num_samples: int = 5) -> torch.Tensor:
 
     Returns:
         ``(batch,)`` nats per example, higher is better.
+
+    Raises:
+        ValueError: an AE, or ``x`` NaN/Inf or outside the likelihood's support (see :func:`check_data`).
     """
     log_w = log_importance_weights(model, x, num_samples)
     return torch.logsumexp(log_w, dim=0) - math.log(num_samples)

@@ -151,6 +151,33 @@ def resolve_condition(config: Config, dataset: data.Dataset) -> Config:
     return config.replace(condition_on=name)
 
 
+def class_count(labels: torch.Tensor, name: str | None = None) -> int:
+    """K, the number of classes of a conditional model trained on ``labels`` ``(N,)``: class
+    indices 0..K-1, so K = max + 1.
+
+    K may not exceed the number of examples given: more classes than examples means most
+    classes have none, i.e. the labels are ids or codes (e.g. 0 and 1e9), not class indices, and
+    the one-hot condition would be K wide.
+
+    Raises:
+        ValueError: negative labels, fewer than 2 classes, or K > N (the message says how to recode).
+    """
+    what = f"label {name!r}" if name else "the labels"
+    if not len(labels):
+        raise ValueError(f"a conditional model needs labelled examples; {what} is empty")
+    low, high = int(labels.min()), int(labels.max())
+    recode = ("recode them as class indices 0..K-1 (e.g. numpy.unique(y, return_inverse=True)[1]) or store them "
+              "as text, which vaekit recodes to 0..K-1")
+    if low < 0:
+        raise ValueError(f"{what} of a conditional model must be class indices >= 0, got {low}; {recode}")
+    if high + 1 > len(labels):
+        raise ValueError(f"{what} of a conditional model run from {low} to {high} ({len(torch.unique(labels))} distinct "
+                         f"values in {len(labels)} examples): {high + 1} classes, more than there are examples; {recode}")
+    if high < 1:
+        raise ValueError(f"{what} holds one class ({high}); a conditional model needs at least 2 classes")
+    return high + 1
+
+
 def condition_labels(config: Config, dataset: data.Dataset) -> torch.Tensor | None:
     """The class indices ``(N,)`` a conditional model is given for ``dataset``; None for other models."""
     if not config.model.spec.conditional:

@@ -21,8 +21,8 @@ from ..evaluation import UNITS, evaluate_conditional
 from ..evaluation.kl import KLDiagnostics
 from ..models import build_model, given
 from ..training import Checkpoint, EpochLog, Progress, RunOptions, TrainingDiverged, distributed, fit
-from .folders import (CHECKPOINT, SCALER, clean_stale_files, condition_labels, fit_scaler, initialise, load_dataset,
-                      prepare, resolve_condition, split_validation, standardized, streamed_splits)
+from .folders import (CHECKPOINT, SCALER, class_count, clean_stale_files, condition_labels, examples, fit_scaler,
+                      initialise, load_dataset, prepare, resolve_condition, split_validation, standardized, streamed_splits)
 
 
 def train_run(config: Config | None, run_dir, resume: bool = False, progress: bool = True,
@@ -80,7 +80,8 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, logg
     train_set, test_set = standardized(train_set, scaler), standardized(test_set, scaler)
     config = resolve_condition(config, train_set)
     train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
-    extra = {} if train_c is None else {"num_classes": int(train_c.max()) + 1}
+    extra = {} if train_c is None else {
+        "num_classes": class_count(torch.cat([train_c, test_c]), config.data.condition_on)}
     model = build_model(config.model, train_set.data_shape, train_set.unit_interval, seed=config.train.seed, **extra)
     config = dataclasses.replace(config, model=model.config)  # "auto" settings resolved for this data
     if config.train.init and not resume:
@@ -90,8 +91,10 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, logg
         train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
         val_x = prepare(val_x, config)  # dynamic: one fixed draw; static: already binary, unchanged
         test_x = prepare(test_set.x, config)
+        test_images = test_set.x
     else:
         train_x, val_x, test_x = streamed_splits(train_set, config, options.num_workers)
+        test_images = test_x if config.binarize == "none" else examples(test_set, options.num_workers)
     train_c, val_c = (None, None) if train_c is None else split_validation(train_c, config)
     tracker = tracking.NullLogger()
     if distributed.is_main():
@@ -116,7 +119,7 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, logg
         return {}
     io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     device = next(model.parameters()).device
-    summary = summarise(model, config, test_x.to(device), history, test_c)
+    summary = summarise(model, config, test_x.to(device), history, test_c, test_images.to(device))
     summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size()})
     io.save(model, run_dir, config)
     io.write_json(run_dir / "summary.json", summary)
@@ -145,14 +148,15 @@ def _write_outputs(model, history, test_x, run_dir: Path, test_c, test_labels, s
 
 
 def summarise(model, config: Config, test_x: torch.Tensor, history: list[dict],
-              labels: torch.Tensor | None = None) -> dict:
-    """Test metrics with their units, and how the run went (``labels``: the condition of a CVAE).
+              labels: torch.Tensor | None = None, test_images: torch.Tensor | None = None) -> dict:
+    """Test metrics with their units, and how the run went (``labels``: the condition of a CVAE;
+    ``test_images``: ``test_x`` before binarization, on which the MSE is measured, default ``test_x``).
 
     Raises:
         TrainingDiverged: a reported metric is NaN/Inf (the model diverged).
     """
     t = config.train
-    metrics = evaluate_conditional(model, test_x, labels, num_samples=t.eval_num_samples)
+    metrics = evaluate_conditional(model, test_x, labels, num_samples=t.eval_num_samples, x_unbinarized=test_images)
     bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
         raise TrainingDiverged(f"the test {', '.join(bad)} is not finite ({metrics[bad[0]]}): the model diverged")

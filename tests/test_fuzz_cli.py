@@ -1,0 +1,155 @@
+"""Property-based test of the command line (Hypothesis), issue 12.
+
+Hypothesis draws a command, one of its flags and a value for it (numbers including NaN, ±Inf, 0,
+negative and huge ones, bools, words, empty strings), or a malformed data or config file, runs
+``vaekit.cli.main(argv)`` in-process and checks that exactly one of two things happened:
+
+* success (exit 0), and every number in what the command wrote is finite; or
+* a non-zero exit with exactly one line on stderr, starting ``vaekit: error:``, no traceback and
+  no "internal error" (an exception nobody turned into a message);
+
+and in both cases that the existing run folder is byte for byte unchanged. The example budget is
+the ``ci`` profile of tests/conftest.py; ``--hypothesis-profile thorough`` runs a long local search.
+"""
+
+import contextlib
+import hashlib
+import io as _io
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vaekit.cli import main
+
+TINY = ["--epochs", "1", "--latent-dim", "2", "--hidden", "8", "--eval-num-samples", "2", "--no-progress",
+        "--kl-diagnostic-points", "0"]
+
+#: Values for any flag: special literals, small integers, any float's repr, huge integers.
+SPECIAL = ["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "0", "-0", "-1", "-3", "1e30", "-1e30", "1e308", "1e-320",
+           "True", "False", "true", "abc", "", " ", "1.5", "0.5", "2", "3", "1e9", "0x10", "٣", "None", "[1]"]
+SMALL = st.one_of(st.sampled_from(SPECIAL), st.integers(-5, 12).map(str), st.floats().map(repr))
+HUGE = st.integers(2**31, 2**70).map(str)
+
+#: (command words, flag, output suffix, whether huge integers are safe: False where a huge value
+#: is a legitimate, merely slow request, e.g. 10**12 importance samples).
+FLAGS = [
+    (["evaluate"], "--num-samples", ".json", False), (["evaluate"], "--batch-size", ".json", True),
+    (["sample"], "--n", ".npy", True), (["sample"], "--temperature", ".npy", True), (["sample"], "--seed", ".npy", True),
+    (["sample"], "--label", ".npy", True), (["reconstruct"], "--n", ".npy", True), (["manifold"], "--n", ".npy", True),
+    (["manifold"], "--label", ".npy", True), (["interpolate"], "--num-steps", ".npy", True),
+    (["interpolate"], "--index", ".npy", True), (["traverse"], "--num-values", ".npy", True),
+    (["traverse"], "--span", ".npy", True), (["traverse"], "--num-dims", ".npy", True),
+    (["traverse"], "--index", ".npy", True), (["traverse"], "--dims", ".npy", True),
+    (["iterate"], "--num-steps", ".npy", True), (["iterate"], "--index", ".npy", True), (["embed"], "--seed", "", True),
+]
+#: Settings of ``vaekit train`` (on a tiny CSV): whether huge integers are safe (no for
+#: num_samples: 10**12 Monte Carlo samples is a legitimate, merely huge request; a huge latent_dim
+#: is refused by vaekit.models.MAX_PARAMETERS).
+TRAIN_FLAGS = {"--lr": True, "--beta": True, "--noise-std": True, "--weight-decay": True, "--grad-clip": True,
+               "--rho": True, "--val-fraction": True, "--likelihood-scale": True, "--batch-size": True,
+               "--warmup-epochs": True, "--patience": True, "--latent-dim": True, "--num-samples": False,
+               "--alpha": True, "--epsilon": True, "--capacity-max": True}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A trained run, a tiny CSV to train on, and a scratch folder."""
+    root = tmp_path_factory.mktemp("fuzz")
+    assert main(["train", "--runs-dir", str(root / "runs"), "--name", "r", *TINY]) == 0
+    rng = np.random.default_rng(0)
+    np.savetxt(root / "tiny.csv", rng.random((24, 3)), delimiter=",", fmt="%.5f")
+    return {"run": root / "runs" / "r", "csv": root / "tiny.csv", "root": root}
+
+
+def _hashes(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _finite(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
+def _check(world, argv: list[str], written: list[Path]) -> None:
+    """Run ``argv`` and check the two allowed outcomes (module docstring)."""
+    before = _hashes(world["run"])
+    out, err = _io.StringIO(), _io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    lines = [line for line in err.getvalue().splitlines() if line.strip()]
+    if code == 0:
+        for path in written:
+            if path.suffix == ".npy" and path.is_file():
+                assert np.isfinite(np.load(path)).all(), (argv, path)
+            if path.suffix == ".json" and path.is_file():
+                assert _finite(json.loads(path.read_text())), (argv, path)
+    else:
+        assert len(lines) == 1, (argv, err.getvalue())
+        assert lines[0].startswith("vaekit: error:") and "Traceback" not in err.getvalue(), (argv, lines)
+    assert _hashes(world["run"]) == before, argv
+
+
+@given(spec=st.sampled_from(FLAGS), data=st.data())
+def test_fuzz_flags_of_the_run_commands(world, spec, data):
+    words, flag, suffix, huge_ok = spec
+    values = data.draw(st.lists(st.one_of(SMALL, HUGE) if huge_ok else SMALL, min_size=0, max_size=2), label="values")
+    with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
+        out = Path(scratch) / f"out{suffix}"
+        argv = [*words, str(world["run"]), flag, *values, "--output", str(out)]
+        written = [out] if suffix else [out.with_name("out.npy"), out.with_name("out.csv")]
+        _check(world, argv, written)
+
+
+@given(flag=st.sampled_from(sorted(TRAIN_FLAGS)), data=st.data())
+def test_fuzz_train_settings(world, flag, data):
+    value = data.draw(st.one_of(SMALL, HUGE) if TRAIN_FLAGS[flag] else SMALL, label="value")
+    name = data.draw(st.sampled_from(["new", "r"]), label="name")  # "r": the existing run, never touched
+    with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
+        runs = world["run"].parent if name == "r" else Path(scratch)
+        argv = ["train", "--data", "array", "--path", str(world["csv"]), "--likelihood", "gaussian",
+                "--runs-dir", str(runs), "--name", name, *TINY, flag, value]
+        _check(world, argv, [runs / name / "summary.json"])
+
+
+CSV_TEXT = st.lists(st.sampled_from(["0.1", "1", "-2", "nan", "inf", "", "x", ",", "\n", "\r\n", '"', " ", "1e400",
+                                     "y,z", "0,1", "\x00"]), max_size=40).map("".join)
+RAW = st.one_of(CSV_TEXT.map(lambda t: t.encode()), st.binary(max_size=200),
+                CSV_TEXT.map(lambda t: t.encode() + b"\xe9\xff"))
+NPY = st.sampled_from([b"", b"\x93NUMPY", b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }"])
+CONFIG = st.one_of(
+    st.dictionaries(st.sampled_from(["epochs", "lr", "beta", "latent_dim", "model", "data", "hidden", "seed", "nope",
+                                     "train", "model_x"]),
+                    st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(), st.text(max_size=5),
+                              st.lists(st.integers(-1, 3), max_size=3), st.dictionaries(st.just("epochs"), st.integers(-1, 2))),
+                    max_size=4).map(lambda d: json.dumps(d).encode()),
+    st.sampled_from([b"{", b"[]", b"null", b'{"epochs": NaN}', b'{"lr": -Infinity}', b"\xff\xfe{}", b'"text"']))
+
+
+@given(kind=st.sampled_from(["csv", "npy", "config", "score"]), data=st.data())
+def test_fuzz_malformed_files(world, kind, data):
+    raw = data.draw({"csv": RAW, "npy": NPY, "config": CONFIG, "score": RAW}[kind], label="bytes")
+    with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
+        scratch = Path(scratch)
+        path = scratch / ("c.json" if kind == "config" else f"f.{'npy' if kind == 'npy' else 'csv'}")
+        path.write_bytes(raw)
+        if kind == "score":
+            argv = ["score", str(world["run"]), "--input", str(path), "--output", str(scratch / "s.csv"),
+                    "--num-samples", "1", "--no-progress"]
+        elif kind == "config":
+            argv = ["train", "--config-file", str(path), "--runs-dir", str(scratch), "--name", "c", *TINY]
+        else:
+            argv = ["train", "--data", "array", "--path", str(path), "--likelihood", "gaussian",
+                    "--runs-dir", str(scratch), "--name", "f", *TINY]
+        _check(world, argv, [scratch / "c" / "summary.json", scratch / "f" / "summary.json"])
