@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import tyro
 
-from . import cli_robustness, distributed, explore, explore_cli, io, plots, runs
+from . import cli_robustness, cli_sweep, distributed, explore, explore_cli, io, plots, runs
 from .benchmarks import anomaly as anomaly_benchmark
 from .config import Config
 from .evaluation import UNITS, evaluate_conditional
@@ -316,6 +316,7 @@ COMMANDS: dict[str, Command] = {
     "benchmark disentanglement": Command(BenchmarkDisentanglementArgs, benchmark_disentanglement),
     "evaluate robustness": Command(cli_robustness.EvaluateRobustnessArgs, cli_robustness.evaluate_robustness),
     "benchmark robustness": Command(cli_robustness.BenchmarkRobustnessArgs, cli_robustness.benchmark_robustness),
+    "sweep": Command(cli_sweep.SweepArgs, cli_sweep.sweep),
 }
 
 

@@ -115,6 +115,8 @@ class Config:
     """Smooth encoder: PGD steps that choose the point of the epsilon-ball."""
     init: Union[str, None] = None
     """Run folder whose weights initialise the model (required by avae-ss: the trained VAE to refine)."""
+    aux_sample: bool = False
+    """AVAE coupling (avae, se-avae): encode x̃ drawn from p(x|z) instead of the decoder mean g(z)."""
 
     def __post_init__(self):
         positive = {"latent_dim": self.latent_dim, "epochs": self.epochs, "batch_size": self.batch_size,
@@ -160,6 +162,8 @@ class Config:
             raise ValueError(f"epsilon must be >= 0, got {self.epsilon!r}")
         if not isinstance(self.num_steps, int) or self.num_steps < 1:
             raise ValueError(f"num_steps must be a positive integer, got {self.num_steps!r}")
+        if self.aux_sample and self.model not in ("avae", "se-avae"):
+            raise ValueError(f"--aux-sample changes the AVAE coupling term; use it with --model avae or se-avae, got {self.model!r}")
         if self.model == "avae-ss" and not self.init:
             raise ValueError("model avae-ss refines a trained VAE: pass --init RUN (a VAE run folder)")
         from .models import MODELS  # late import: models builds on this module

@@ -50,6 +50,8 @@ def coupling_loss(model, x: torch.Tensor, config, beta: float, terms: tuple[str,
     ``"avae"``: C_ρ(x, x̃), x̃ = stop_grad(g(z)) with the same z as the reconstruction (Cemgil et
     al. 2020, eq. 9; the official JAX code reuses the random key to the same effect). That code
     draws z = μ + ε·σ² (the variance); here z = μ + ε·σ (the standard deviation), as the paper states.
+    With ``config.aux_sample`` x̃ is a draw from p(x|z) instead of its mean (for the Gaussian
+    likelihood g(z) + scale·noise, not clipped), still a constant for the update.
     ``"se"``: C_ρ(x, x_b) with x_b from :func:`smooth_point`, a constant for the update.
 
     Args:
@@ -68,7 +70,8 @@ def coupling_loss(model, x: torch.Tensor, config, beta: float, terms: tuple[str,
     reconstruction, kl = px.log_prob(x).mean(0), kl_to_prior(model, q)
     coupling = torch.zeros_like(kl)
     if "avae" in terms:
-        coupling = coupling + coupling_kl(q, _encode_many(model, px.mean.detach()), config.rho).mean(0)
+        x_tilde = px.sample() if getattr(config, "aux_sample", False) else px.mean.detach()
+        coupling = coupling + coupling_kl(q, _encode_many(model, x_tilde), config.rho).mean(0)
     if "se" in terms:
         coupling = coupling + coupling_kl(q, model.encode(smooth_point(model, x, q, config)), config.rho)
     loss = -(reconstruction - beta * kl) + coupling

@@ -1,0 +1,1 @@
+"""Pipelines over run folders: sweeps of settings × seeds and their reports."""
