@@ -317,6 +317,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate robustness": Command(cli_robustness.EvaluateRobustnessArgs, cli_robustness.evaluate_robustness),
     "benchmark robustness": Command(cli_robustness.BenchmarkRobustnessArgs, cli_robustness.benchmark_robustness),
     "sweep": Command(cli_sweep.SweepArgs, cli_sweep.sweep),
+    "benchmark robustness-seeds": Command(cli_sweep.BenchmarkRobustnessSeedsArgs, cli_sweep.benchmark_robustness_seeds),
 }
 
 

@@ -77,3 +77,38 @@ def sweep(args: SweepArgs) -> None:
         print(f"{len(report['failures'])} point(s) failed: " +
               "; ".join(f"{f['point']}: {f['error']}" for f in report["failures"]), flush=True)
     print(f"written: {Path(args.out) / REPORT_HTML} (95 % intervals: Student t over seeds)", flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkRobustnessSeedsArgs:
+    """The AVAE question over seeds: VAE, VAE + noise, AVAE (mean / sampled x̃), SE ε 0.1; probe on μ, z or g(μ); 95 % t intervals."""
+
+    data: Literal["color-digits", "color-fashion-mnist"] = "color-digits"
+    """Dataset (color-fashion-mnist: a seeded training subset of coloured Fashion-MNIST, see docs)."""
+    data_dir: str = "data"
+    """Folder holding dataset files (fashion-mnist: the folder with fashion-mnist/)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds of every arm."""
+    jobs: int = 2
+    """Points trained at once (worker processes of one thread)."""
+    epochs: Optional[int] = None
+    """Training epochs of every arm (default: the dataset's setting)."""
+    max_test: int = 1000
+    """Test images of the probe evaluation (a seeded subset, the same for every run)."""
+    out: Optional[str] = None
+    """Output folder (default benchmarks/results/robustness-seeds/<data>)."""
+    collect_only: bool = False
+    """Write results from the points finished so far, without training."""
+
+
+def benchmark_robustness_seeds(args: BenchmarkRobustnessSeedsArgs) -> None:
+    """``vaekit benchmark robustness-seeds``."""
+    import sys
+
+    from .benchmarks.robustness_seeds import run_benchmark
+
+    command = "vaekit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["benchmark"] else ""
+    report = run_benchmark(args.data, args.out, args.seeds, args.jobs, args.epochs, args.max_test, args.data_dir,
+                           args.collect_only, command=command)
+    print(report["markdown"], flush=True)
+    print(f"written: {Path(args.out or f'benchmarks/results/robustness-seeds/{args.data}') / 'results.md'}", flush=True)

@@ -20,7 +20,7 @@ class Config:
 
     # --- data
     data: str = "digits"
-    """Dataset: digits, mnist, fashion-mnist, array, breast-cancer, color-digits, color-mnist, dsprites, dsprites-synthetic, celeba, image-folder."""
+    """Dataset: digits, mnist, fashion-mnist, array, breast-cancer, color-digits, color-mnist, color-fashion-mnist, dsprites, dsprites-synthetic, celeba, image-folder."""
     data_dir: str = "data"
     """Folder holding downloaded dataset files."""
     path: Union[str, None] = None
