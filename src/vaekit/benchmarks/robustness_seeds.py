@@ -32,8 +32,8 @@ from ..pipeline.sweep_spec import SweepSpec
 from .robustness import BASE, PAPER_TABLE
 
 #: Likelihood std per dataset: the largest at which the VAE is not collapsed (see docs/robustness.md).
-SCALE = {"color-digits": 0.05, "color-fashion-mnist": 0.1}
-EPOCHS = {"color-digits": 20, "color-fashion-mnist": 10}
+SCALE = {"color-digits": 0.05}
+EPOCHS = {"color-digits": 20}
 EPSILONS = (0.0, 0.05, 0.1, 0.2)
 FEATURES = ("mean", "sample", "decoded")
 

@@ -31,6 +31,10 @@ from .sweep_points import run_point
 from .sweep_spec import Point, SweepSpec, grid_arms
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)  # workers write to a file under nohup: no block buffering
 SPEC_FILE = "sweep.json"
 
 
@@ -178,7 +182,7 @@ def _states(study):
 
 
 def work_grid(spec: SweepSpec, out_dir, storage_url: str | None, study_name: str | None, worker: str = "0",
-              heartbeat_interval: int = 10, grace_period: int = 60, metric: str | None = None, log=print,
+              heartbeat_interval: int = 10, grace_period: int = 60, metric: str | None = None, log=_print,
               runner=run_point) -> int:
     """A worker: claim and run grid points until every point is finished; returns how many it ran.
 
@@ -279,7 +283,7 @@ def build_sampler(name: str, seed: int = 0):
 
 def work_search(spec: SweepSpec, space: dict, out_dir, storage_url, study_name, n_trials: int, sampler: str,
                 metric: str, direction: str = "maximize", worker: str = "0", heartbeat_interval: int = 10,
-                grace_period: int = 60, log=print) -> None:
+                grace_period: int = 60, log=_print) -> None:
     """A search worker: Optuna's ``optimize`` until the study holds ``n_trials`` finished trials.
 
     Each trial's settings are ``spec.base`` plus the sampled values; it runs every seed of
@@ -330,7 +334,7 @@ def _worker_main(kwargs: dict) -> None:
 def run_sweep(spec: SweepSpec, out_dir, jobs: int = 1, storage: str | None = None, study_name: str | None = None,
               heartbeat_interval: int = 10, grace_period: int = 60, metric: str | None = None,
               search: str | None = None, space_items=(), n_trials: int = 20, direction: str = "maximize",
-              log=print) -> dict:
+              log=_print) -> dict:
     """Run a sweep with ``jobs`` worker processes, then write its report (see :mod:`.sweep_report`).
 
     Returns:
