@@ -301,7 +301,7 @@ def work_search(spec: SweepSpec, space: dict, out_dir, storage_url, study_name, 
     study.sampler = build_sampler(sampler, seed=int(worker) if str(worker).isdigit() else 0)
 
     def objective(trial):
-        values = {name: trial._suggest(name, dist) for name, dist in space.items()}
+        values = {name: _suggest(trial, name, dist) for name, dist in space.items()}
         arm = next(iter(grid_arms({k: [v] for k, v in values.items()})))
         sub = SweepSpec({**spec.base, **values}, {arm: {}}, spec.seeds, spec.evaluate)
         results = {}
@@ -317,6 +317,17 @@ def work_search(spec: SweepSpec, space: dict, out_dir, storage_url, study_name, 
 
     stop = optuna.study.MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.RUNNING))
     study.optimize(objective, callbacks=[stop], catch=())
+
+
+def _suggest(trial, name: str, dist):
+    """``trial.suggest_*`` for an Optuna distribution (fixed values of a re-enqueued trial are kept)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+    return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
 
 
 def _worker_main(kwargs: dict) -> None:
