@@ -180,7 +180,7 @@ def figure(results: dict, path) -> Path:
                 flat[f"{probe}.{label}.pgd.0.1"] = entry["pgd"]["0.1"]
         aggregated[arm] = flat
         metrics = metrics or list(flat)
-    return per_seed_figure(aggregated, metrics, path)
+    return per_seed_figure(aggregated, metrics, path, xlim=(-0.02, 1.02))
 
 
 def run_benchmark(data: str = "color-digits", out_dir=None, seeds=(0, 1, 2), jobs: int = 2,

@@ -99,8 +99,9 @@ def default_figure_metrics(aggregated: dict, limit: int = 6) -> list[str]:
     return list(dict.fromkeys(preferred))[:limit] or keys[:limit]
 
 
-def per_seed_figure(aggregated: dict, metrics: list[str], path) -> Path:
-    """One panel per metric: every seed's value as a dot per arm, the mean and its 95 % t interval as a bar."""
+def per_seed_figure(aggregated: dict, metrics: list[str], path, xlim=None) -> Path:
+    """One panel per metric: every seed's value as a dot per arm, the mean and its 95 % t interval as
+    a bar (``xlim``: a common x range, e.g. (0, 1) for accuracies)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,6 +125,8 @@ def per_seed_figure(aggregated: dict, metrics: list[str], path) -> Path:
                 ax.plot([s["mean"]], [i], "|", color="black")
         ax.set_yticks(range(len(arms)), arms if ax in axes[:, 0] else [""] * len(arms), fontsize=8)
         ax.set_title(metric, fontsize=9)
+        if xlim is not None:
+            ax.set_xlim(*xlim)
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
     for ax in list(axes.flat)[n:]:
