@@ -43,7 +43,9 @@ def _work(spec_dict, out, log_path, die_on=None):
 def _trials(out):
     import optuna
 
-    storage = sweep_mod.open_storage(sweep_mod.default_storage(out))
+    from vaekit.pipeline.sweep_storage import default_storage, open_storage
+
+    storage = open_storage(default_storage(out))
     return optuna.load_study(study_name=os.path.basename(out), storage=storage).get_trials()
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import torch
 
-from .. import io, runs
+from .. import io
+from .folders import CHECKPOINT, create_run_dir, load_dataset
+from .run import train_run
 from .sweep_spec import Point
 
 #: The cached metrics of a finished point (flat ``{"test.elbo": ..., ...}``).
@@ -44,12 +46,11 @@ def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 2
     """
     from ..evaluation.robustness import robustness
 
-    model = io.load(run_dir)
-    config = model.config
-    train_set, test_set = runs.load_dataset(config, "train"), runs.load_dataset(config, "test")
+    model, config = io.load(run_dir), io.load_config(run_dir)
+    train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     train_set, test_set = _subset(train_set, max_train, seed), _subset(test_set, max_test, seed)
     if not test_set.labels:
-        raise ValueError(f"dataset {config.data!r} has no labels: the linear probe needs labelled data")
+        raise ValueError(f"dataset {config.data.name!r} has no labels: the linear probe needs labelled data")
     names = list(labels or test_set.labels)
     unknown = [n for n in names if n not in test_set.labels]
     if unknown:
@@ -95,18 +96,18 @@ def train_point(point: Point, run_dir: Path) -> dict:
     """
     config = point.config()
     if (run_dir / io.CONFIG).is_file():
-        saved = io.load_record(run_dir)["config"]
-        wanted = json.loads(json.dumps(config.to_dict()))
+        saved = json.loads(json.dumps(io.load_config(run_dir).to_flat()))
+        wanted = json.loads(json.dumps(config.to_flat()))
         # "auto" settings are saved resolved (e.g. decoder_activation "auto" -> "sigmoid")
         if any(saved.get(k) != v and v != "auto" for k, v in wanted.items()):
             raise ValueError(f"{run_dir} holds a run of other settings than sweep point {point.key!r}; "
                              "move it away or use another --out")
         if (run_dir / "summary.json").is_file():
             return io.read_json(run_dir / "summary.json")
-        if (run_dir / runs.CHECKPOINT).is_file():
-            return runs.train_run(None, run_dir, resume=True, progress=False)
-    run_dir = runs.resolve_run_dir(run_dir.parent, run_dir.name, config, overwrite=True)
-    return runs.train_run(config, run_dir, progress=False)
+        if (run_dir / CHECKPOINT).is_file():
+            return train_run(None, run_dir, resume=True, progress=False)
+    run_dir = create_run_dir(run_dir.parent, run_dir.name, config, overwrite=True)
+    return train_run(config, run_dir, progress=False)
 
 
 def evaluate_point(run_dir: Path, name: str, settings: dict) -> dict:

@@ -49,7 +49,7 @@ def collect(storage_url: str, study_name: str) -> dict:
     import optuna
     from optuna.trial import TrialState
 
-    from .sweep import open_storage
+    from .sweep_storage import open_storage
     from .sweep_spec import SweepSpec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -147,8 +147,8 @@ def write_report(out_dir, storage_url: str | None = None, study_name: str | None
         ``{"interval", "arms" (per-seed metrics), "aggregate" (per arm and metric: n, mean, std,
         sem, ci95_low, ci95_high, values), "failures", "states", "best"}``.
     """
-    from ..report import _render, image_uri
-    from .sweep import default_storage
+    from ..reporting.report import _render, image_uri
+    from .sweep_storage import default_storage
 
     out = Path(out_dir)
     name = study_name or out.resolve().name

@@ -20,7 +20,7 @@ import json
 import re
 from pathlib import Path
 
-from ..config import Config
+from ..config import FLAT, Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Point:
 
     def config(self) -> Config:
         """The point's :class:`Config` (validated)."""
-        return Config.from_dict(self.settings)
+        return Config.from_flat(**self.settings)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,9 +57,9 @@ class SweepSpec:
         points, keys = [], set()
         for seed in self.seeds:
             for arm, changes in self.arms.items():
-                values = {**Config().to_dict(), **self.base, **changes, "seed": int(seed)}
+                values = {**self.base, **changes, "seed": int(seed)}
                 try:
-                    settings = Config.from_dict(values).to_dict()
+                    settings = Config.from_flat(**values).to_flat()
                 except (ValueError, TypeError) as e:
                     raise ValueError(f"sweep arm {arm!r}: {e}") from None
                 key = f"{slug(arm)}-seed{seed}"
@@ -96,7 +96,7 @@ def parse_assignments(items, what: str = "--grid") -> dict[str, list]:
     Raises:
         ValueError: an item without ``=`` or an unknown setting.
     """
-    fields = {f.name for f in dataclasses.fields(Config)}
+    fields = set(FLAT)
     out = {}
     for item in items:
         if "=" not in item:

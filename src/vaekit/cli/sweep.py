@@ -51,8 +51,8 @@ class SweepArgs:
 
 def sweep(args: SweepArgs) -> None:
     """``vaekit sweep``."""
-    from .pipeline.sweep import grid_spec, run_sweep
-    from .pipeline.sweep_report import REPORT_HTML, write_report
+    from ..pipeline.sweep import grid_spec, run_sweep
+    from ..pipeline.sweep_report import REPORT_HTML, write_report
 
     if args.jobs < 1 or args.heartbeat < 1 or args.grace_period <= args.heartbeat:
         raise ValueError(f"--jobs and --heartbeat must be >= 1 and --grace-period > --heartbeat, got "
@@ -105,7 +105,7 @@ def benchmark_robustness_seeds(args: BenchmarkRobustnessSeedsArgs) -> None:
     """``vaekit benchmark robustness-seeds``."""
     import sys
 
-    from .benchmarks.robustness_seeds import run_benchmark
+    from ..benchmarks.robustness_seeds import run_benchmark
 
     command = "vaekit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["benchmark"] else ""
     report = run_benchmark(args.data, args.out, args.seeds, args.jobs, args.epochs, args.max_test, args.data_dir,
