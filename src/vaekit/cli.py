@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import tyro
 
-from . import cli_robustness, distributed, explore, explore_cli, io, plots, runs
+from . import cli_ood, cli_robustness, distributed, explore, explore_cli, io, plots, runs
 from .benchmarks import anomaly as anomaly_benchmark
 from .config import Config
 from .evaluation import UNITS, evaluate_conditional
@@ -290,6 +290,18 @@ def benchmark_disentanglement(args: BenchmarkDisentanglementArgs) -> None:
     _print(f"written: {Path(args.output) / 'results.md'} and results.json")
 
 
+def _ood_benchmark_args() -> type:
+    from .benchmarks.ood import Args
+
+    return Args
+
+
+def _run_ood_benchmark(args) -> None:
+    from .benchmarks.ood import run_cli
+
+    run_cli(args)
+
+
 @dataclasses.dataclass(frozen=True)
 class Command:
     """A CLI command: its argument dataclass and its handler."""
@@ -312,6 +324,8 @@ COMMANDS: dict[str, Command] = {
     "report": Command(explore_cli.ReportArgs, explore_cli.report_runs),
     "score": Command(ScoreArgs, score),
     "benchmark anomaly": Command(anomaly_benchmark.Args, anomaly_benchmark.run_cli),
+    "ood": Command(cli_ood.OODArgs, cli_ood.ood),
+    "benchmark ood": Command(_ood_benchmark_args(), _run_ood_benchmark),
     "evaluate disentanglement": Command(DisentanglementArgs, evaluate_disentanglement),
     "benchmark disentanglement": Command(BenchmarkDisentanglementArgs, benchmark_disentanglement),
     "evaluate robustness": Command(cli_robustness.EvaluateRobustnessArgs, cli_robustness.evaluate_robustness),
