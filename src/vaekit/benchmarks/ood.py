@@ -70,7 +70,7 @@ class Args:
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds (models, posteriors, Monte Carlo draws); >= 3 for intervals."""
     train_size: int = 5000
-    """Fashion-MNIST training images (a fixed random subset of the 60,000)."""
+    """Fashion-MNIST training images (a fixed random subset of the 60,000); digits-28 uses at most this many of its 1,294."""
     test_size: int = 1000
     """Images per test set (the digits-28 test split has 360)."""
     reference_size: int = 500
@@ -113,7 +113,7 @@ def datasets(args: Args) -> dict[str, dict[str, torch.Tensor]]:
     train = digits_28("train")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
     n_ref = len(train) // 10
-    out["digits-28"] = {"train": train[order[n_ref:]], "reference": train[order[:n_ref]],
+    out["digits-28"] = {"train": train[order[n_ref:]][:args.train_size], "reference": train[order[:n_ref]],
                         "test": digits_28("test")[:args.test_size]}
     return out
 
