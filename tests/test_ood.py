@@ -178,7 +178,8 @@ def test_benchmark_ood_tiny_and_resumable(tmp_path, capsys):
     out = tmp_path / "bench"
     args = ["benchmark", "ood", "--data-dir", str(tmp_path), "--output-dir", str(out), "--in-distributions", "digits-28",
             "--epochs", "1", "--seeds", "0", "1", "2", "--train-size", "200", "--test-size", "30", "--reference-size", "20",
-            "--num-posterior-samples", "2", "--posterior-epochs", "1", "--num-samples", "4", "--regret-steps", "2"]
+            "--num-posterior-samples", "2", "--ensemble-size", "2", "--posterior-epochs", "1", "--num-samples", "4",
+            "--regret-steps", "2"]
     assert main(args) == 0
     results = json.loads((out / "results.json").read_text())
     assert set(results) >= {"rows", "command", "machine", "date"}

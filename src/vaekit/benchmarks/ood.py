@@ -18,8 +18,8 @@ Protocol (after Nalisnick et al. 2019, sec. 3, and Daxberger & Hernández-Lobato
   A constant grey image therefore becomes i.i.d. Bernoulli(c) pixels.
 * models, per seed: one MLP VAE (:data:`MODEL`), the background VAE of the likelihood ratio (Ren
   et al. 2019: trained on the training images perturbed at μ = 0.2, weight decay 1e-4), and three
-  posteriors of M = ``num_posterior_samples`` decoders: SGHMC, SWAG (from the VAE) and a deep
-  ensemble (the VAE + M − 1 more seeds).
+  posteriors: M = ``num_posterior_samples`` decoders from SGHMC and from SWAG (started at the VAE),
+  and a deep ensemble of ``ensemble_size`` VAEs (the VAE + more seeds).
 * scores: every name of :data:`vaekit.evaluation.ood.OOD_SCORES`; the posterior ones once per
   posterior ("waic (sghmc)", ...). Log-likelihoods are importance sampled with K = ``num_samples``.
 * metrics, OOD as the positive class and minus the score as the statistic: AUROC, AUPRC (average
@@ -69,21 +69,23 @@ class Args:
     """In-distribution data sets: fashion-mnist, digits-28."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds (models, posteriors, Monte Carlo draws); >= 3 for intervals."""
-    train_size: int = 5000
+    train_size: int = 3000
     """Fashion-MNIST training images (a fixed random subset of the 60,000); digits-28 uses at most this many of its 1,294."""
-    test_size: int = 1000
+    test_size: int = 500
     """Images per test set (the digits-28 test split has 360)."""
     reference_size: int = 500
     """Held-out in-distribution training images for the typicality reference."""
-    epochs: tuple[int, ...] = (15, 40)
+    epochs: tuple[int, ...] = (15, 30)
     """Training epochs of every VAE, per in-distribution data set (in the order of --in-distributions)."""
     num_posterior_samples: int = 5
-    """M decoder samples / ensemble members."""
+    """M decoder samples of SGHMC and SWAG."""
+    ensemble_size: int = 3
+    """Members of the deep ensemble (each one a full training run: the expensive posterior)."""
     posterior_epochs: int = 4
     """SGHMC sampling / SWAG collection epochs (after 2 burn-in epochs)."""
-    num_samples: int = 25
+    num_samples: int = 16
     """K importance samples per log-likelihood."""
-    regret_steps: int = 50
+    regret_steps: int = 30
     """Optimisation steps of the likelihood regret."""
     progress: bool = False
     """Show progress bars."""
@@ -144,7 +146,8 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     background = fit_background(config, train, 0.2, 1e-4, args.progress)
     posteriors = {}
     for kind in POSTERIORS:
-        settings = PosteriorSettings(kind=kind, num_posterior_samples=args.num_posterior_samples,
+        m = args.ensemble_size if kind == "ensemble" else args.num_posterior_samples
+        settings = PosteriorSettings(kind=kind, num_posterior_samples=m,
                                      epochs=args.posterior_epochs, seed=seed)
         posteriors[kind] = fit_posterior(model, train, settings, args.progress)
     reference = float(compute_scores(runs.prepare(data[name]["reference"], config), ["log_likelihood"], model,
@@ -193,8 +196,8 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
     data = datasets(args)
     start = time.perf_counter()
     rows = []
-    for name in args.in_distributions:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: an interrupted run has whole seeds
+        for name in args.in_distributions:
             path = _cache(args, name, seed)
             if not path.is_file():
                 t0 = time.perf_counter()
