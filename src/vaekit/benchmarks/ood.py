@@ -69,7 +69,7 @@ class Args:
     """In-distribution data sets: fashion-mnist, digits-28."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds (models, posteriors, Monte Carlo draws); >= 3 for intervals."""
-    train_size: int = 3000
+    train_size: int = 6000
     """Fashion-MNIST training images (a fixed random subset of the 60,000); digits-28 uses at most this many of its 1,294."""
     test_size: int = 500
     """Images per test set (the digits-28 test split has 360)."""
@@ -79,10 +79,12 @@ class Args:
     """Training epochs of every VAE, per in-distribution data set (in the order of --in-distributions)."""
     num_posterior_samples: int = 5
     """M decoder samples of SGHMC and SWAG."""
-    ensemble_size: int = 3
+    ensemble_size: int = 5
     """Members of the deep ensemble (each one a full training run: the expensive posterior)."""
     posterior_epochs: int = 4
     """SGHMC sampling / SWAG collection epochs (after 2 burn-in epochs)."""
+    posterior_lr: float = 1e-3
+    """Step size l of SGHMC and SWAG (chosen on held-out training data by benchmarks/ood_posterior_lr.py)."""
     num_samples: int = 16
     """K importance samples per log-likelihood."""
     regret_steps: int = 30
@@ -148,7 +150,7 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     for kind in POSTERIORS:
         m = args.ensemble_size if kind == "ensemble" else args.num_posterior_samples
         settings = PosteriorSettings(kind=kind, num_posterior_samples=m,
-                                     epochs=args.posterior_epochs, seed=seed)
+                                     epochs=args.posterior_epochs, lr=args.posterior_lr, seed=seed)
         posteriors[kind] = fit_posterior(model, train, settings, args.progress)
     reference = float(compute_scores(runs.prepare(data[name]["reference"], config), ["log_likelihood"], model,
                                      num_samples=args.num_samples, seed=seed)["log_likelihood"].mean())

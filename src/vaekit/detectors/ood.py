@@ -126,7 +126,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
     def __init__(self, score: str = "likelihood_ratio", posterior: str = "sghmc", num_posterior_samples: int = 5,
                  num_samples: int = 100, contamination: float = 0.05, mutation_rate: float = ood.DEFAULT_MUTATION_RATE,
                  background_weight_decay: float = 1e-4, regret_steps: int = 50, posterior_epochs: int = 5,
-                 posterior_lr: float = 1e-4, model_options: dict | None = None, verbose: bool = False):
+                 posterior_lr: float = 1e-3, model_options: dict | None = None, verbose: bool = False):
         self.score = score
         self.posterior = posterior
         self.num_posterior_samples = num_posterior_samples
