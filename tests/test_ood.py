@@ -13,7 +13,7 @@ from vaekit import Config, build_model, data, fit
 from vaekit.cli import main
 from vaekit.detectors.ood import OODDetector
 from vaekit.evaluation import ood
-from vaekit.training.bayesian_vae import BayesianVAE, PosteriorSettings, decoder_parameters, fit_posterior
+from vaekit.detectors.bayesian_vae import BayesianVAE, PosteriorSettings, decoder_parameters, fit_posterior
 
 torch.set_num_threads(1)
 TINY = {"latent_dim": 2, "hidden": (32, 32), "epochs": 8}
@@ -25,11 +25,13 @@ def digits():
     return data.load("digits", "train").x, data.load("digits", "test").x
 
 
+CONFIG = Config.from_flat(**TINY, kl_diagnostic_points=0)
+
+
 @pytest.fixture(scope="module")
 def tiny_model(digits):
-    config = Config(**TINY, kl_diagnostic_points=0)
-    model = build_model(config, (1, 8, 8))
-    fit(model, digits[0], config, progress=False)
+    model = build_model(CONFIG, (1, 8, 8))
+    fit(model, digits[0], CONFIG)
     return model.eval()
 
 
@@ -39,7 +41,7 @@ def tiny_model(digits):
 @pytest.mark.parametrize("kind", ["sghmc", "swag", "ensemble"])
 def test_posterior_samples_reload_bit_identical(kind, tiny_model, digits, tmp_path):
     settings = PosteriorSettings(kind=kind, num_posterior_samples=3, burn_in_epochs=1, epochs=1, seed=0)
-    bvae = fit_posterior(tiny_model, digits[0], settings)
+    bvae = fit_posterior(tiny_model, digits[0], CONFIG, settings)
     x = torch.bernoulli(digits[1][:50], generator=torch.Generator().manual_seed(0))
     ll = bvae.log_likelihoods(x, num_samples=20)
     assert ll.shape == (3, 50) and torch.isfinite(ll).all()
@@ -47,7 +49,7 @@ def test_posterior_samples_reload_bit_identical(kind, tiny_model, digits, tmp_pa
     assert sorted(p.name for p in folder.iterdir()) == ["posterior.json", "sample-000.safetensors",
                                                        "sample-001.safetensors", "sample-002.safetensors"]
     again = BayesianVAE.load(folder)
-    assert again.settings == settings and again.num_posterior_samples == 3
+    assert again.settings == settings and again.num_posterior_samples == 3 and again.config == CONFIG
     assert torch.equal(again.log_likelihoods(x, num_samples=20), ll)  # bit-identical
     decoders = [torch.nn.utils.parameters_to_vector(decoder_parameters(m)) for m in again.models]
     assert not torch.equal(decoders[0], decoders[1])  # distinct samples
@@ -60,9 +62,9 @@ def test_posterior_settings_errors(tiny_model, digits):
         PosteriorSettings(kind="mcmc")
     with pytest.raises(ValueError, match=">= 2"):
         PosteriorSettings(num_posterior_samples=1)
-    ae = build_model(Config(model="ae", **TINY), (1, 8, 8))
+    config = CONFIG.replace(model="ae")
     with pytest.raises(ValueError, match="unconditional VAE"):
-        fit_posterior(ae, digits[0], kind="swag")
+        fit_posterior(build_model(config, (1, 8, 8)), digits[0], config, kind="swag")
 
 
 # ---------------------------------------------------------------- score formulas

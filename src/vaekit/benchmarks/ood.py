@@ -42,14 +42,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import io, runs
+from .. import io
 from ..config import Config
 from ..data import load as load_data
+from ..detectors.bayesian_vae import PosteriorSettings, fit_posterior
 from ..detectors.ood import compute_scores, fit_background
 from ..evaluation.ood import OOD_SCORES
 from ..models import build_model
-from ..train import fit
-from ..training.bayesian_vae import PosteriorSettings, fit_posterior
+from ..pipeline.folders import prepare
+from ..training import fit
 
 IN_DISTRIBUTIONS = ("fashion-mnist", "digits-28")
 POSTERIORS = ("sghmc", "swag", "ensemble")
@@ -140,26 +141,26 @@ def ood_sets(name: str, data: dict, size: int) -> dict[str, torch.Tensor]:
 def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[str, np.ndarray]]:
     """Scores of one (in-distribution, seed) unit: method -> test set ("in" or an OOD name) -> ``(n,)``."""
     epochs = dict(zip(args.in_distributions, args.epochs))[name]
-    config = Config.from_dict({**MODEL, "data": "array", "epochs": epochs, "seed": seed})
+    config = Config.from_flat(**MODEL, data="array", epochs=epochs, seed=seed)
     train = data[name]["train"]
     model = build_model(config, train.shape[1:])
-    fit(model, train, config, progress=args.progress)
+    fit(model, train, config)
     model.eval()
-    background = fit_background(config, train, 0.2, 1e-4, args.progress)
+    background = fit_background(config, train, 0.2, 1e-4)
     posteriors = {}
     for kind in POSTERIORS:
         m = args.ensemble_size if kind == "ensemble" else args.num_posterior_samples
         settings = PosteriorSettings(kind=kind, num_posterior_samples=m,
                                      epochs=args.posterior_epochs, lr=args.posterior_lr, seed=seed)
-        posteriors[kind] = fit_posterior(model, train, settings, args.progress)
-    reference = float(compute_scores(runs.prepare(data[name]["reference"], config), ["log_likelihood"], model,
+        posteriors[kind] = fit_posterior(model, train, config, settings, args.progress)
+    reference = float(compute_scores(prepare(data[name]["reference"], config), ["log_likelihood"], model,
                                      num_samples=args.num_samples, seed=seed)["log_likelihood"].mean())
     sets = {"in": data[name]["test"], **ood_sets(name, data, args.test_size)}
     single = [s for s, spec in OOD_SCORES.items() if "posterior" not in spec.needs]
     multi = [s for s, spec in OOD_SCORES.items() if "posterior" in spec.needs]
     out: dict[str, dict[str, np.ndarray]] = {}
     for set_name, x in sets.items():
-        x = runs.prepare(x, config)
+        x = prepare(x, config)
         for method, value in compute_scores(x, single, model, background, None, reference, args.num_samples,
                                             args.regret_steps, seed).items():
             out.setdefault(method, {})[set_name] = value.numpy()

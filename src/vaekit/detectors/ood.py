@@ -3,8 +3,8 @@
 ``fit(X)`` trains a VAE on in-distribution data (or :meth:`OODDetector.from_run` takes a trained
 run) and fits what the chosen score needs (:data:`vaekit.evaluation.ood.OOD_SCORES`): a background
 VAE on perturbed data (likelihood ratio), the mean held-out log-likelihood (typicality), or M
-decoder-weight samples (WAIC, effective sample size, posterior likelihood; :mod:`vaekit.training.
-bayesian_vae`). ``score_samples(X)``: higher = more in-distribution; ``decision_function`` and
+decoder-weight samples (WAIC, effective sample size, posterior likelihood;
+:mod:`vaekit.detectors.bayesian_vae`). ``score_samples(X)``: higher = more in-distribution; ``decision_function`` and
 ``predict`` (+1 in-distribution, −1 OOD) threshold it at the ``contamination`` quantile of held-out
 in-distribution scores, as :class:`vaekit.AnomalyDetector` does.
 """
@@ -18,14 +18,16 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .. import io, runs
-from ..anomaly import as_array
+from .. import io
 from ..config import Config
 from ..evaluation import ood
 from ..evaluation.likelihood import log_likelihood
 from ..models import build_model
-from ..train import fit as fit_model
-from ..training.bayesian_vae import KINDS, BayesianVAE, PosteriorSettings, fit_posterior
+from ..pipeline.folders import load_run_split, prepare, split_validation
+from ..training import Progress
+from ..training import fit as fit_model
+from .anomaly import as_array
+from .bayesian_vae import KINDS, BayesianVAE, PosteriorSettings, fit_posterior
 
 RECORD = "ood.json"
 FORMAT_VERSION = 1
@@ -89,14 +91,14 @@ def compute_scores(x: torch.Tensor, names, model, background=None, posterior: Ba
     return {k: v.detach().float().cpu() for k, v in out.items()}
 
 
-def fit_background(config: Config, train_x: torch.Tensor, mutation_rate: float, weight_decay: float,
-                   progress: bool = False):
-    """Ren et al.'s (2019, sec. 3.1) background model: the same VAE trained on ``train_x`` ``(N, *data_shape)``
-    perturbed at ``mutation_rate`` (seeded by the config's seed), with L2 weight decay ``weight_decay``."""
-    config = config.replace(weight_decay=weight_decay, seed=config.seed + 1)
-    noisy = ood.perturb(train_x, mutation_rate, torch.Generator().manual_seed(config.seed))
+def fit_background(config: Config, train_x: torch.Tensor, mutation_rate: float, weight_decay: float):
+    """Ren et al.'s (2019, sec. 3.1) background model: the same VAE (run ``config``) trained on
+    ``train_x`` ``(N, *data_shape)`` perturbed at ``mutation_rate`` (seeded by the config's seed + 1),
+    with L2 weight decay ``weight_decay``."""
+    config = config.replace(weight_decay=weight_decay, seed=config.train.seed + 1)
+    noisy = ood.perturb(train_x, mutation_rate, torch.Generator().manual_seed(config.train.seed))
     background = build_model(config, tuple(train_x.shape[1:]))
-    fit_model(background, runs.prepare(noisy, config, training=True), config, progress=progress)
+    fit_model(background, prepare(noisy, config, training=True), config)
     return background.eval()
 
 
@@ -119,8 +121,8 @@ class OODDetector(OutlierMixin, BaseEstimator):
         verbose: progress bars.
 
     Attributes (after fit):
-        model_, background_ (or None), posterior_ (a BayesianVAE or None), reference_ (float or
-        None), offset_, n_features_in_.
+        model_, config_ (its run Config), background_ (or None), posterior_ (a BayesianVAE or
+        None), reference_ (float or None), offset_, n_features_in_.
     """
 
     def __init__(self, score: str = "likelihood_ratio", posterior: str = "sghmc", num_posterior_samples: int = 5,
@@ -166,12 +168,13 @@ class OODDetector(OutlierMixin, BaseEstimator):
         """
         self._check_params()
         x = torch.from_numpy(as_array(X)).float()
-        config = Config.from_dict({"data": "array", "kl_diagnostic_points": 0, **(self.model_options or {})})
+        config = Config.from_flat(**{"data": "array", "kl_diagnostic_points": 0, **(self.model_options or {})})
         model = build_model(config, tuple(x.shape[1:]), unit_interval=bool(((x >= 0) & (x <= 1)).all()))
         model.likelihood.check_support(x)
-        train_x, val_x = runs.split_validation(x, model.config)
-        fit_model(model, runs.prepare(train_x, model.config, training=True), model.config, progress=self.verbose)
-        return self._fit_parts(model.eval(), train_x, val_x)
+        train_x, val_x = split_validation(x, config)
+        hooks = [Progress(config.train.epochs)] if self.verbose else []
+        fit_model(model, prepare(train_x, config, training=True), config, hooks=hooks)
+        return self._fit_parts(model.eval(), config, train_x, val_x)
 
     @classmethod
     def from_run(cls, run_dir, cache: bool = True, **params) -> "OODDetector":
@@ -184,42 +187,43 @@ class OODDetector(OutlierMixin, BaseEstimator):
         """
         detector = cls(**params)
         detector._check_params()
-        model = io.load(run_dir)
+        model, config = io.load(run_dir), io.load_config(run_dir)
         try:
-            train = runs.load_run_split(run_dir, model.config, "train").x
+            train = load_run_split(run_dir, config, "train").x
         except (OSError, ValueError) as e:
             raise ValueError(f"the OOD parts are fitted on the run's training data, which cannot be read ({e}); "
                              "run from the folder the run was trained in") from None
-        train_x, val_x = runs.split_validation(train, model.config)
+        train_x, val_x = split_validation(train, config)
         folder = Path(run_dir) / "ood" if cache else None
-        return detector._fit_parts(model, train_x, val_x, folder)
+        return detector._fit_parts(model, config, train_x, val_x, folder)
 
-    def _fit_parts(self, model, train_x: torch.Tensor, val_x: torch.Tensor, folder: Path | None = None) -> "OODDetector":
-        config, needs = model.config, ood.check_ood_score(self.score).needs
-        self.model_, self.background_, self.posterior_, self.reference_ = model.eval(), None, None, None
+    def _fit_parts(self, model, config: Config, train_x: torch.Tensor, val_x: torch.Tensor,
+                   folder: Path | None = None) -> "OODDetector":
+        needs = ood.check_ood_score(self.score).needs
+        self.model_, self.config_, self.background_, self.posterior_, self.reference_ = model.eval(), config, None, None, None
         self.n_features_in_ = int(np.prod(model.data_shape))
         if "background" in needs:
             path = folder / f"background-mu{self.mutation_rate:g}-wd{self.background_weight_decay:g}" if folder else None
             if path is not None and (path / io.WEIGHTS).is_file():
                 self.background_ = io.load(path)
             else:
-                self.background_ = fit_background(config, train_x, self.mutation_rate, self.background_weight_decay,
-                                                  self.verbose)
+                self.background_ = fit_background(config, train_x, self.mutation_rate, self.background_weight_decay)
                 if path is not None:
-                    io.save(self.background_, path)
+                    io.save(self.background_, path, config)
         if "posterior" in needs:
-            settings = self._settings(config.seed)
+            settings = self._settings(config.train.seed)
             path = folder / f"posterior-{self.posterior}-M{self.num_posterior_samples}" if folder else None
             if path is not None and (path / "posterior.json").is_file() and BayesianVAE.load(path).settings == settings:
                 self.posterior_ = BayesianVAE.load(path)
             else:
-                self.posterior_ = fit_posterior(model, runs.prepare(train_x, config, training=True), settings, self.verbose)
+                self.posterior_ = fit_posterior(model, prepare(train_x, config, training=True), config, settings,
+                                                self.verbose)
                 if path is not None:
                     self.posterior_.save(path)
-        held_out = runs.prepare(val_x[:MAX_REFERENCE], config)
+        held_out = prepare(val_x[:MAX_REFERENCE], config)
         if "reference" in needs:
             self.reference_ = float(compute_scores(held_out, ["log_likelihood"], model, num_samples=self.num_samples,
-                                                   seed=config.seed)["log_likelihood"].mean())
+                                                   seed=config.train.seed)["log_likelihood"].mean())
         scores = self._score(held_out)
         self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
@@ -228,7 +232,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
 
     def _score(self, x: torch.Tensor) -> np.ndarray:
         result = compute_scores(x, [self.score], self.model_, self.background_, self.posterior_, self.reference_,
-                                self.num_samples, self.regret_steps, seed=self.model_.config.seed)
+                                self.num_samples, self.regret_steps, seed=self.config_.train.seed)
         return result[self.score].double().numpy()
 
     def score_samples(self, X) -> np.ndarray:
@@ -248,7 +252,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
                              f"on {self.n_features_in_} (examples of shape {shape})")
         x = torch.from_numpy(x.reshape(len(x), *shape)).float()
         self.model_.likelihood.check_support(x)
-        return self._score(runs.prepare(x, self.model_.config))
+        return self._score(prepare(x, self.config_))
 
     def decision_function(self, X) -> np.ndarray:
         """``score_samples(X) − offset_``: negative = out of distribution."""
@@ -265,9 +269,9 @@ class OODDetector(OutlierMixin, BaseEstimator):
         """Write the fitted detector to the folder ``path``: the model (vaekit.io), ``ood.json``, and
         ``background/`` or ``posterior/`` (M safetensors files) when the score has them. No pickle."""
         check_is_fitted(self, "offset_")
-        folder = io.save(self.model_, path)
+        folder = io.save(self.model_, path, self.config_)
         if self.background_ is not None:
-            io.save(self.background_, folder / "background")
+            io.save(self.background_, folder / "background", self.config_)
         if self.posterior_ is not None:
             self.posterior_.save(folder / "posterior")
         params = {k: getattr(self, k) for k in _PARAMS}
@@ -287,7 +291,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
         if not isinstance(record, dict) or not {"params", "offset_", "n_features_in_"} <= set(record):
             raise ValueError(f"{folder / RECORD} is not a vaekit OOD detector record")
         detector = cls(**record["params"])
-        detector.model_ = io.load(folder)
+        detector.model_, detector.config_ = io.load(folder), io.load_config(folder)
         detector.background_ = io.load(folder / "background") if (folder / "background").is_dir() else None
         detector.posterior_ = BayesianVAE.load(folder / "posterior") if (folder / "posterior").is_dir() else None
         detector.reference_, detector.offset_ = record.get("reference_"), float(record["offset_"])

@@ -1,7 +1,7 @@
 """Posterior samplers over network weights: SGHMC (Chen et al. 2014) and SWAG (Maddox et al. 2019).
 
 Both are small, generic and tested against the closed-form posterior of Bayesian linear regression
-(tests/test_posterior.py); :mod:`vaekit.training.bayesian_vae` applies them to a VAE's decoder.
+(tests/test_posterior.py); :mod:`vaekit.detectors.bayesian_vae` applies them to a VAE's decoder.
 
 Why our own code: the maintained PyTorch SG-MCMC package we checked, ``posteriors`` 0.1.3, would add
 five dependencies (tensordict, torchopt, optree, graphviz, pyvers) and works on functional

@@ -14,7 +14,7 @@ Three posteriors (:data:`KINDS`):
 Storage: a folder with ``posterior.json`` (kind, settings, the model record of vaekit.io) and M
 files ``sample-000.safetensors`` ... each holding the full weights of one member (encoder included,
 so every file rebuilds a working VAE with :func:`vaekit.io.load_weights`). Reloading is exact:
-the same x gives bit-identical log-likelihoods (tests/test_bayesian_vae.py).
+the same x gives bit-identical log-likelihoods (tests/test_ood.py).
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from tqdm.auto import tqdm
 
 from .. import io
 from ..config import Config
+from ..data.preprocess import binarize
 from ..evaluation.likelihood import log_likelihood
 from ..models import build_model
-from ..objectives import vae_loss
-from ..train import binarize, fit
-from .posterior import SGHMC, SWAG
+from ..objectives import ELBO
+from ..training import fit
+from ..training.posterior import SGHMC, SWAG
 
 KINDS = ("sghmc", "swag", "ensemble")
 RECORD = "posterior.json"
@@ -91,31 +92,28 @@ class BayesianVAE:
     """M VAEs that share the architecture (and, for SGHMC/SWAG, the encoder): θ_1..θ_M.
 
     Args:
-        models: the M members, each a VAE built from the same config (in eval mode).
+        models: the M members, each a VAE built from the same :class:`~vaekit.config.ModelConfig`
+            for the same data shape (in eval mode).
         settings: the :class:`PosteriorSettings` that drew them.
+        config: the run :class:`~vaekit.config.Config` they were trained under (saved with them).
 
     Raises:
-        ValueError: fewer than two members, or members of different configs.
+        ValueError: fewer than two members, or members of different architectures.
     """
 
-    def __init__(self, models: list, settings: PosteriorSettings):
+    def __init__(self, models: list, settings: PosteriorSettings, config: Config):
         if len(models) < 2:
             raise ValueError(f"a posterior needs at least 2 samples, got {len(models)}")
-        records = {str({**io.model_record(m), "config": m.config.replace(seed=0).to_dict()}) for m in models}
-        if len(records) > 1:
-            raise ValueError("posterior samples must share one config (architecture and likelihood; seeds may differ)")
+        if any(m.config != models[0].config or m.data_shape != models[0].data_shape for m in models):
+            raise ValueError("posterior samples must share one model config (architecture, likelihood) and data shape")
         self.models = [m.eval() for m in models]
         self.settings = settings
+        self.config = config
 
     @property
     def num_posterior_samples(self) -> int:
         """M."""
         return len(self.models)
-
-    @property
-    def config(self) -> Config:
-        """The members' model config."""
-        return self.models[0].config
 
     @torch.no_grad()
     def log_likelihoods(self, x: torch.Tensor, num_samples: int = 100, batch_size: int = 500,
@@ -147,8 +145,7 @@ class BayesianVAE:
             io.save_weights(model, folder / f"sample-{m:03d}.safetensors")
         io.write_json(folder / RECORD, {"format_version": FORMAT_VERSION, "settings": dataclasses.asdict(self.settings),
                                         "num_posterior_samples": len(self.models),
-                                        "seeds": [m.config.seed for m in self.models],
-                                        "model": io.model_record(self.models[0])})
+                                        "model": io.model_record(self.models[0], self.config)})
         return folder
 
     @classmethod
@@ -166,13 +163,13 @@ class BayesianVAE:
         settings = PosteriorSettings(**record["settings"])
         model_record = record["model"]
         config = Config.from_dict(model_record["config"])
-        seeds = record.get("seeds") or [config.seed] * int(record["num_posterior_samples"])
         models = []
-        for m, seed in enumerate(seeds):
-            model = build_model(config.replace(seed=seed), tuple(model_record["data_shape"]), **model_record.get("extra", {}))
+        for m in range(int(record["num_posterior_samples"])):
+            model = build_model(io.model_config(model_record), tuple(model_record["data_shape"]),
+                                **model_record.get("extra", {}))
             io.load_weights(model, folder / f"sample-{m:03d}.safetensors")
             models.append(model.eval())
-        return cls(models, settings)
+        return cls(models, settings, config)
 
 
 def decoder_parameters(model) -> list[torch.nn.Parameter]:
@@ -181,20 +178,21 @@ def decoder_parameters(model) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if id(p) not in encoder]
 
 
-def _epochs(x: torch.Tensor, batch_size: int, generator: torch.Generator, config: Config, epochs: int):
+def _epochs(x: torch.Tensor, generator: torch.Generator, config: Config, epochs: int):
     """Minibatches of ``epochs`` passes over ``x``, dynamically binarized when the config says so."""
+    batch_size = config.train.batch_size
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), batch_size):
             xb = x[order[start:start + batch_size]]
-            yield binarize(xb) if config.resolved_binarize == "dynamic" else xb
+            yield binarize(xb) if config.binarize == "dynamic" else xb
 
 
-def _step_loss(model, xb: torch.Tensor, config: Config) -> torch.Tensor:
-    return vae_loss(model, xb, config.replace(objective="elbo"), 1.0)["loss"]
+def _step_loss(model, xb: torch.Tensor) -> torch.Tensor:
+    return ELBO()(model, xb, beta=1.0).loss
 
 
-def sample_sghmc(model, x: torch.Tensor, settings: PosteriorSettings, progress: bool = False) -> list:
+def sample_sghmc(model, x: torch.Tensor, config: Config, settings: PosteriorSettings, progress: bool = False) -> list:
     """M decoder samples by SGHMC (Chen et al. 2014, eq. 15) from a trained VAE ``model``.
 
     The potential over the decoder weights θ is U(θ) = −Σ_n ELBO(x_n; φ, θ) − log N(θ; 0, σ_p² I),
@@ -207,17 +205,17 @@ def sample_sghmc(model, x: torch.Tensor, settings: PosteriorSettings, progress: 
         model: a trained VAE (not modified: the chain runs on a copy).
         x: ``(N, *data_shape)`` training data as :func:`vaekit.fit` takes them (grey values are
             binarized per batch when the config's binarization is dynamic).
+        config: the model's run :class:`~vaekit.config.Config` (batch size, binarization).
 
     Returns:
         M models (eval mode).
     """
     chain = copy.deepcopy(model).train()
-    config = chain.config
     n = len(x)
     theta = decoder_parameters(chain)
     sampler = SGHMC(theta, lr=settings.lr / n, friction=settings.friction, temperature=settings.temperature)
     adam = torch.optim.Adam(chain.encoder.parameters(), lr=1e-3)
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    steps_per_epoch = math.ceil(n / config.train.batch_size)
     burn = settings.burn_in_epochs * steps_per_epoch
     total = burn + settings.epochs * steps_per_epoch
     take = {burn + round((k + 1) * (total - burn) / settings.num_posterior_samples) - 1
@@ -226,11 +224,11 @@ def sample_sghmc(model, x: torch.Tensor, settings: PosteriorSettings, progress: 
     decoders = []
     with torch.random.fork_rng():
         torch.manual_seed(settings.seed)
-        batches = _epochs(x, config.batch_size, generator, config, settings.burn_in_epochs + settings.epochs)
+        batches = _epochs(x, generator, config, settings.burn_in_epochs + settings.epochs)
         for step, xb in enumerate(tqdm(batches, total=total, desc="sghmc", disable=None if progress else True)):
             sampler.zero_grad(set_to_none=True)
             adam.zero_grad(set_to_none=True)
-            _step_loss(chain, xb, config).backward()
+            _step_loss(chain, xb).backward()
             _check_finite(chain, step)
             with torch.no_grad():
                 for p in theta:
@@ -242,7 +240,7 @@ def sample_sghmc(model, x: torch.Tensor, settings: PosteriorSettings, progress: 
     return _members(chain, decoders)
 
 
-def sample_swag(model, x: torch.Tensor, settings: PosteriorSettings, progress: bool = False) -> list:
+def sample_swag(model, x: torch.Tensor, config: Config, settings: PosteriorSettings, progress: bool = False) -> list:
     """M decoder draws from SWAG (Maddox et al. 2019, sec. 3) around a trained VAE ``model``.
 
     SGD (momentum 0.9, constant step ``lr`` on the mean negative ELBO) runs over the decoder
@@ -254,11 +252,10 @@ def sample_swag(model, x: torch.Tensor, settings: PosteriorSettings, progress: b
         M models (eval mode).
     """
     walker = copy.deepcopy(model).train()
-    config = walker.config
     theta = decoder_parameters(walker)
     sgd = torch.optim.SGD(theta, lr=settings.lr, momentum=0.9)
     adam = torch.optim.Adam(walker.encoder.parameters(), lr=1e-3)
-    steps_per_epoch = math.ceil(len(x) / config.batch_size)
+    steps_per_epoch = math.ceil(len(x) / config.train.batch_size)
     burn = settings.burn_in_epochs * steps_per_epoch
     total = burn + settings.epochs * steps_per_epoch
     collections = settings.max_rank or 20
@@ -268,11 +265,11 @@ def sample_swag(model, x: torch.Tensor, settings: PosteriorSettings, progress: b
     generator = torch.Generator().manual_seed(settings.seed)
     with torch.random.fork_rng():
         torch.manual_seed(settings.seed)
-        batches = _epochs(x, config.batch_size, generator, config, settings.burn_in_epochs + settings.epochs)
+        batches = _epochs(x, generator, config, settings.burn_in_epochs + settings.epochs)
         for step, xb in enumerate(tqdm(batches, total=total, desc="swag", disable=None if progress else True)):
             sgd.zero_grad(set_to_none=True)
             adam.zero_grad(set_to_none=True)
-            _step_loss(walker, xb, config).backward()
+            _step_loss(walker, xb).backward()
             _check_finite(walker, step)
             sgd.step()
             adam.step()
@@ -288,18 +285,19 @@ def sample_swag(model, x: torch.Tensor, settings: PosteriorSettings, progress: b
     return _members(walker, decoders)
 
 
-def train_ensemble(model, x: torch.Tensor, settings: PosteriorSettings, progress: bool = False) -> list:
+def train_ensemble(model, x: torch.Tensor, config: Config, settings: PosteriorSettings,
+                   progress: bool = False) -> list:
     """M independently trained VAEs: ``model`` and M − 1 more built and trained by :func:`vaekit.fit`
-    with the same config and seeds ``settings.seed * 1000 + m`` (m = 1..M−1).
+    with the run ``config`` and seeds ``settings.seed * 1000 + m`` (m = 1..M−1).
 
     Returns:
         M models (eval mode); member 0 is ``model`` itself.
     """
     members = [model.eval()]
     for m in range(1, settings.num_posterior_samples):
-        config = model.config.replace(seed=settings.seed * 1000 + m)
-        member = build_model(config, model.data_shape, **model.extra_config())
-        fit(member, x, config, progress=progress)
+        member_config = config.replace(seed=settings.seed * 1000 + m)
+        member = build_model(member_config, model.data_shape, **model.extra_config())
+        fit(member, x, member_config)
         members.append(member.eval())
     return members
 
@@ -325,11 +323,12 @@ def _check_finite(model, step: int) -> None:
 SAMPLERS = {"sghmc": sample_sghmc, "swag": sample_swag, "ensemble": train_ensemble}
 
 
-def fit_posterior(model, x: torch.Tensor, settings: PosteriorSettings | None = None, progress: bool = False,
-                  **options) -> BayesianVAE:
+def fit_posterior(model, x: torch.Tensor, config: Config, settings: PosteriorSettings | None = None,
+                  progress: bool = False, **options) -> BayesianVAE:
     """The Bayesian VAE of a trained ``model`` on its training data ``x`` ``(N, *data_shape)``.
 
     Args:
+        config: the run :class:`~vaekit.config.Config` the model was trained under.
         settings: a :class:`PosteriorSettings`, or None to build one from ``options``
             (e.g. ``kind="swag", num_posterior_samples=5``).
 
@@ -338,5 +337,5 @@ def fit_posterior(model, x: torch.Tensor, settings: PosteriorSettings | None = N
     """
     settings = settings or PosteriorSettings(**options)
     if not model.stochastic or model.conditional:
-        raise ValueError(f"a Bayesian VAE needs an unconditional VAE; got model {model.config.model!r}")
-    return BayesianVAE(SAMPLERS[settings.kind](model, x, settings, progress), settings)
+        raise ValueError(f"a Bayesian VAE needs an unconditional VAE; got model {model.config.name!r}")
+    return BayesianVAE(SAMPLERS[settings.kind](model, x, config, settings, progress), settings, config)

@@ -9,7 +9,8 @@ from typing import Optional
 import numpy as np
 import tyro
 
-from . import io
+from .. import io
+from .common import say
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,9 +41,9 @@ class OODArgs:
 
 def ood(args: OODArgs) -> None:
     """``vaekit ood RUN --input FILE``: fit (or reuse, from RUN/ood/) what the score needs, score, write a CSV."""
-    from .data.array import read
-    from .detectors.ood import OODDetector
-    from .evaluation.ood import OOD_SCORES, check_ood_score
+    from ..data.array import read
+    from ..detectors.ood import OODDetector
+    from ..evaluation.ood import OOD_SCORES, check_ood_score
 
     check_ood_score(args.score)
     x, _ = read(args.input, args.label_column)
@@ -54,7 +55,7 @@ def ood(args: OODArgs) -> None:
     out = Path(args.output) if args.output else Path(args.run) / "ood-scores.csv"
     lines = ["index,score,ood"] + [f"{i},{s!r},{int(o)}" for i, (s, o) in enumerate(zip(scores.tolist(), flagged))]
     io.atomic_write(out, "\n".join(lines) + "\n")
-    print(f"scored {len(scores)} rows with {args.score} ({OOD_SCORES[args.score].unit}, higher = more in-distribution); "
+    say(f"scored {len(scores)} rows with {args.score} ({OOD_SCORES[args.score].unit}, higher = more in-distribution); "
           f"{int(flagged.sum())} flagged out-of-distribution (score < {detector.offset_:.4g}, the "
-          f"{args.contamination:g} quantile of held-out training scores)", flush=True)
-    print(f"written: {out}", flush=True)
+          f"{args.contamination:g} quantile of held-out training scores)")
+    say(f"written: {out}")
