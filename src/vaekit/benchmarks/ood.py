@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import platform
 import sys
 import time
@@ -198,7 +199,7 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
     torch.set_num_threads(1)
     data = datasets(args)
     start = time.perf_counter()
-    rows = []
+    rows, unit_seconds = [], 0.0
     for seed in args.seeds:  # seed-major: an interrupted run has whole seeds
         for name in args.in_distributions:
             path = _cache(args, name, seed)
@@ -206,14 +207,18 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
                 t0 = time.perf_counter()
                 scores = unit_scores(name, seed, data, args)
                 flat = {f"{m}|{s}": v.astype(np.float32) for m, sets in scores.items() for s, v in sets.items()}
+                flat["_time_s"] = np.array(time.perf_counter() - t0)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp.npz")
                 np.savez_compressed(tmp, **flat)
                 tmp.replace(path)
                 print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
             rows += unit_rows(name, seed, path)
+            with np.load(path) as f:
+                unit_seconds += float(f["_time_s"]) if "_time_s" in f.files else 0.0
     results = {"rows": rows, "command": command, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "time_s": round(time.perf_counter() - start, 1), "settings": dataclasses.asdict(args), "model": MODEL}
+               "time_s": round(time.perf_counter() - start, 1), "units_time_s": round(unit_seconds, 1),
+               "settings": dataclasses.asdict(args), "model": MODEL}
     write_report(results, args)
     return results
 
@@ -224,6 +229,8 @@ def unit_rows(name: str, seed: int, path: Path) -> list[dict]:
         scores = {key: f[key] for key in f.files}
     rows = []
     for key in scores:
+        if key.startswith("_"):
+            continue
         method, set_name = key.split("|")
         if set_name != "in":
             rows.append({"method": method, "in": name, "out": set_name, "seed": seed,
@@ -283,7 +290,7 @@ def write_report(results: dict, args: Args) -> None:
     folder = Path(args.output_dir)
     io.write_json(folder / "results.json", results)
     header = (f"Command: `{results['command']}` ({results['date']}; {results['machine']}; "
-              f"{results['time_s']:.0f} s this call)\n\n")
+              f"{results['time_s']:.0f} s this call, {results.get('units_time_s', 0):.0f} s of computed units)\n\n")
     io.atomic_write(folder / "results.md", header + "\n".join(markdown(results, m) for m in ("auroc", "auprc", "fpr95")))
     histograms(results, args, folder / "histograms.png")
 
@@ -298,7 +305,7 @@ def histograms(results: dict, args: Args, path: Path) -> Path:
 
     name, seed = args.in_distributions[0], args.seeds[0]
     with np.load(_cache(args, name, seed)) as f:
-        scores = {key: f[key] for key in f.files}
+        scores = {key: f[key] for key in f.files if not key.startswith("_")}
     best = best_method(results, name)
     outs = [k.split("|")[1] for k in scores if k.startswith("log_likelihood|") and not k.endswith("|in")]
     fig, axes = plt.subplots(2, len(outs), figsize=(3.2 * len(outs), 5.6), squeeze=False)
@@ -322,7 +329,13 @@ def histograms(results: dict, args: Args, path: Path) -> Path:
 
 
 def _machine() -> str:
-    return (f"{platform.machine()}, {platform.system()}, {platform.processor() or 'cpu'}, torch {torch.__version__}, "
+    cpu = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return (f"{platform.machine()}, {platform.system()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{torch.get_num_threads()} torch thread(s)")
 
 
