@@ -92,7 +92,7 @@ def compute_scores(x: torch.Tensor, names, model, background=None, posterior: Ba
 
 
 def fit_background(config: Config, train_x: torch.Tensor, mutation_rate: float, weight_decay: float):
-    """Ren et al.'s (2019, sec. 3.1) background model: the same VAE (run ``config``) trained on
+    """Ren et al.'s (2019, sec. 3) background model: the same VAE (run ``config``) trained on
     ``train_x`` ``(N, *data_shape)`` perturbed at ``mutation_rate`` (seeded by the config's seed + 1),
     with L2 weight decay ``weight_decay``."""
     config = config.replace(weight_decay=weight_decay, seed=config.train.seed + 1)
@@ -111,7 +111,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
         num_posterior_samples: M decoder samples / ensemble members.
         num_samples: K importance samples per log-likelihood.
         contamination: fraction of held-out in-distribution examples flagged OOD by ``predict``.
-        mutation_rate: μ of the likelihood ratio's background data (Ren et al. 2019, sec. 3.1).
+        mutation_rate: μ of the likelihood ratio's background data (Ren et al. 2019, sec. 3).
         background_weight_decay: L2 weight decay of the background model.
         regret_steps: optimisation steps of the likelihood regret.
         posterior_epochs, posterior_lr: see :class:`~vaekit.training.bayesian_vae.PosteriorSettings`.

@@ -11,8 +11,8 @@ Sources (the scores, their sign and their inputs):
   know what they don't know?", sec. 3) report: models trained on Fashion-MNIST give MNIST higher
   likelihood.
 * likelihood ratio: Ren et al. (2019, NeurIPS, sec. 3) LLR(x) = log p_θ(x) − log p_θ₀(x),
-  p_θ₀ a background model trained on inputs perturbed at mutation rate μ (sec. 3.1: each value
-  replaced with probability μ by a uniformly drawn one; μ in [0.1, 0.3]) with L2 regularisation.
+  p_θ₀ a background model trained on inputs perturbed at mutation rate μ (sec. 3: each value
+  replaced with probability μ by a uniformly drawn one) with L2 regularisation.
 * typicality test: Nalisnick, Matsukawa, Teh & Lakshminarayanan (2019, arXiv 1906.02994,
   sec. 3 and its Algorithm 1) reject when |−(1/M) Σ log p(x_m) − Ĥ| > ε, Ĥ the entropy
   estimated by −mean log p on in-distribution data; here for single inputs (M = 1) as a score,
@@ -21,8 +21,8 @@ Sources (the scores, their sign and their inputs):
   Var_θ[log p(x|θ)] over an ensemble (or posterior samples).
 * likelihood regret: Xiao, Yan & Amit (2020, NeurIPS, sec. 3) LR(x) = L(x; θ, τ̂(x)) −
   L(x; θ, φ), the ELBO gain when q(z|x) is optimised for x alone; the score is −LR(x).
-* effective sample size: Daxberger & Hernández-Lobato (2019, arXiv 1912.05651, sec. 3.1): the
-  likelihoods p(x|θ_m) of the M posterior samples, normalised to weights w_m, give
+* effective sample size: Daxberger & Hernández-Lobato (2019, arXiv 1912.05651, sec. 3, OoD
+  detection in input space): the likelihoods p(x|θ_m) of the M posterior samples, normalised to weights w_m, give
   ESS(x) = 1 / Σ_m w_m², between 1 (one sample explains x: disagreement, OoD) and M (all agree).
 """
 
@@ -33,7 +33,7 @@ import math
 
 import torch
 
-#: Ren et al. (2019, sec. 5.1) choose μ in [0.1, 0.3] for images; 0.2 is the middle.
+#: μ of the background data; Ren et al. (2019) tune it on validation data, here it is fixed (not tuned).
 DEFAULT_MUTATION_RATE = 0.2
 
 
@@ -58,7 +58,7 @@ def waic(log_likelihoods: torch.Tensor) -> torch.Tensor:
 
 
 def effective_sample_size(log_likelihoods: torch.Tensor) -> torch.Tensor:
-    """ESS(x) = 1 / Σ_m w_m², w_m = p(x|θ_m) / Σ_m' p(x|θ_m') (Daxberger & Hernández-Lobato 2019, sec. 3.1).
+    """ESS(x) = 1 / Σ_m w_m², w_m = p(x|θ_m) / Σ_m' p(x|θ_m') (Daxberger & Hernández-Lobato 2019, sec. 3).
 
     Args:
         log_likelihoods: ``(M, batch)`` nats per example, M >= 2.
@@ -106,7 +106,7 @@ def likelihood_ratio(log_likelihood: torch.Tensor, background_log_likelihood: to
 
 def perturb(x: torch.Tensor, mutation_rate: float = DEFAULT_MUTATION_RATE,
             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Ren et al. (2019, sec. 3.1) input perturbation: each value, with probability ``mutation_rate``,
+    """Ren et al. (2019, sec. 3) input perturbation: each value, with probability ``mutation_rate``,
     is replaced by a draw from U[0, 1] (the value range of [0, 1] data).
 
     Args:
@@ -208,7 +208,7 @@ OOD_SCORES: dict[str, OODScore] = {
     "typicality": OODScore(("reference",), "minus nats per example", "Nalisnick et al. 2019b, sec. 3"),
     "likelihood_regret": OODScore((), "minus nats per example", "Xiao et al. 2020, sec. 3"),
     "waic": OODScore(("posterior",), "nats per example", "Choi et al. 2018, sec. 3"),
-    "effective_sample_size": OODScore(("posterior",), "samples, in [1, M]", "Daxberger & Hernandez-Lobato 2019, sec. 3.1"),
+    "effective_sample_size": OODScore(("posterior",), "samples, in [1, M]", "Daxberger & Hernandez-Lobato 2019, sec. 3"),
     "posterior_log_likelihood": OODScore(("posterior",), "nats per example", "log (1/M) sum_m p(x|theta_m)"),
 }
 

@@ -80,7 +80,7 @@ class SWAG:
     the paper). SWAG keeps θ̄ = mean θ_i (SWA), the second moment mean θ_i², and the last
     ``max_rank`` = K deviations D̂ = [θ_i − θ̄_i] (θ̄_i the running mean when θ_i was collected).
     The approximate posterior is N(θ̄, ½ (Σ_diag + D̂ D̂ᵀ / (K − 1))), Σ_diag = diag(mean θ² − θ̄²),
-    sampled as (sec. 3.3)
+    sampled as (sec. 3)
 
         θ̃ = θ̄ + (1/√2) Σ_diag^{1/2} z₁ + (1/√(2(K − 1))) D̂ z₂,   z₁ ~ N(0, I_d), z₂ ~ N(0, I_K).
 
@@ -133,7 +133,7 @@ class SWAG:
         return 0.5 * cov
 
     def sample(self, generator: torch.Generator | None = None, scale: float = 1.0) -> torch.Tensor:
-        """One draw θ̃ ``(dim,)`` float64 (sec. 3.3); the diagonal form N(θ̄, Σ_diag) when fewer than
+        """One draw θ̃ ``(dim,)`` float64 (sec. 3); the diagonal form N(θ̄, Σ_diag) when fewer than
         two deviations are held or ``max_rank = 0``.
 
         Raises:
