@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import tyro
 
-from . import cli_robustness, distributed, explore, explore_cli, io, plots, runs
+from . import cli_common, cli_robustness, distributed, explore, explore_cli, io, plots, runs
 from .benchmarks import anomaly as anomaly_benchmark
 from .config import Config
 from .evaluation import UNITS, evaluate_conditional
@@ -39,8 +39,8 @@ class TrainArgs:
     """Replace an existing run folder of the same name."""
     progress: bool = True
     """Show a progress bar."""
-    logger: Literal["jsonl", "tensorboard"] = "jsonl"
-    """Where metrics go besides metrics.jsonl (always written): tensorboard also writes RUN/tensorboard events."""
+    logger: Literal["jsonl", "tensorboard", "mlflow", "wandb"] = "jsonl"
+    """Where metrics go besides metrics.jsonl (always written): RUN/tensorboard events, an MLflow run (MLFLOW_TRACKING_URI, else RUNS_DIR/mlflow.db) or a W&B run; pass it again with --resume to continue the same tracked run."""
     options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
 
 
@@ -190,6 +190,8 @@ def _train(args: TrainArgs) -> None:
                f"MSE {test['mse_per_pixel']:.4f} per pixel")
     for key in sorted(k for k in summary if k.startswith("note")):
         _print(f"note: {summary[key]}")
+    if "tracking" in summary:
+        _print("tracked: " + ", ".join(f"{k} {v}" for k, v in summary["tracking"].items()))
     _print(f"run folder: {run_dir}")
 
 
@@ -333,7 +335,8 @@ def _with_config_file(argv: list[str]) -> TrainArgs | None:
 def _usage() -> str:
     names = sorted(COMMANDS)
     return "usage: vaekit {" + ",".join(dict.fromkeys(n.split()[0] for n in names)) + "} ...\n" + "\n".join(
-        f"  vaekit {n:<26} {(COMMANDS[n].args.__doc__ or '').strip().splitlines()[0]}" for n in names)
+        f"  vaekit {n:<26} {(COMMANDS[n].args.__doc__ or '').strip().splitlines()[0]}" for n in names
+    ) + "\n" + cli_common.TRUST_CODE_HELP
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,13 +350,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vaekit: error: unknown command {argv[0]!r}; choose one of: "
               f"{', '.join(dict.fromkeys(n.split()[0] for n in sorted(COMMANDS)))}", file=sys.stderr)
         return 2
-    rest = argv[len(key.split()):]
+    rest, trusted = cli_common.split_trust_code(argv[len(key.split()):])
     command = COMMANDS[key]
     try:
         default = _with_config_file(rest) if command.args is TrainArgs else None
-        args = tyro.cli(command.args, args=rest, prog=f"vaekit {key}", default=default,
-                        description=command.args.__doc__)
-        command.run(args)
+        args = tyro.cli(command.args, args=rest, prog=f"vaekit {key}", default=default, registry=cli_common.REGISTRY,
+                        description=f"{command.args.__doc__}\n\n{cli_common.TRUST_CODE_HELP}")
+        with cli_common.trust_code(trusted):
+            command.run(args)
     except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
         return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt as e:

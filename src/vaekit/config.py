@@ -55,6 +55,10 @@ class Config:
     """Input noise std of a denoising AE/VAE (0 = none)."""
     condition_on: Union[str, None] = None
     """Label a conditional model (cvae) conditions on; default the dataset's first label (e.g. digit)."""
+    encoder: Union[dict, None] = None
+    """Custom encoder by import path, as JSON: {"target": "mypkg.nets:Encoder", "kwargs": {...}} (replaces the --net encoder; rebuilding it imports that code, so loading needs --trust-code)."""
+    decoder: Union[dict, None] = None
+    """Custom decoder by import path, as JSON: {"target": "mypkg.nets:Decoder", "kwargs": {...}} (as --encoder)."""
 
     # --- objective
     objective: Literal["elbo", "iwae"] = "elbo"
@@ -162,7 +166,11 @@ class Config:
             raise ValueError(f"num_steps must be a positive integer, got {self.num_steps!r}")
         if self.model == "avae-ss" and not self.init:
             raise ValueError("model avae-ss refines a trained VAE: pass --init RUN (a VAE run folder)")
-        from .models import MODELS  # late import: models builds on this module
+        from .custom_nets import check_spec  # late imports: these build on this module
+        from .models import MODELS
+
+        check_spec("encoder", self.encoder)
+        check_spec("decoder", self.decoder)
 
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of: {', '.join(sorted(MODELS))}")

@@ -289,7 +289,7 @@ def resolve_decoder_activation(config, unit_interval: bool) -> str:
     return "sigmoid" if unit_interval else "identity"
 
 
-def build_model(config, data_shape, unit_interval: bool = True, **extra) -> AE:
+def build_model(config, data_shape, unit_interval: bool = True, *, trust_code: bool | None = None, **extra) -> AE:
     """Build the model a :class:`~vaekit.config.Config` describes for examples of ``data_shape``.
 
     Args:
@@ -298,15 +298,19 @@ def build_model(config, data_shape, unit_interval: bool = True, **extra) -> AE:
         unit_interval: whether the data lie in [0, 1] (resolves ``decoder_activation="auto"``).
         **extra: model-specific build arguments (a saved model's ``extra_config()``), e.g.
             ``num_classes`` of a CVAE.
+        trust_code: allow importing the custom encoder/decoder a config names (see
+            :mod:`vaekit.custom_nets`); None: the enclosing ``custom_nets.trusting()`` block decides.
 
     Raises:
         ValueError: unknown model name, or a network that does not fit the data shape.
+        vaekit.custom_nets.CodeNotTrusted: the config names custom networks and trust was not given.
     """
     if config.model not in MODELS:
         raise ValueError(f"unknown model {config.model!r}; choose one of: {', '.join(sorted(MODELS))}")
     cls = MODELS[config.model]
     config = config.replace(decoder_activation=resolve_decoder_activation(config, unit_interval))
     torch.manual_seed(config.seed)
-    encoder, decoder = build_nets(config, data_shape, stochastic=cls.stochastic, **cls.net_options(**extra))
+    encoder, decoder = build_nets(config, data_shape, stochastic=cls.stochastic, trust_code=trust_code,
+                                  **cls.net_options(**extra))
     likelihood = build_likelihood(config.likelihood, data_shape, config.likelihood_scale, config.decoder_activation)
     return cls(encoder, decoder, likelihood, config.latent_dim, data_shape, config.noise_std, config, **extra)

@@ -113,12 +113,15 @@ def resolve_run_dir(runs_dir, name: str | None, config: Config, overwrite: bool 
 
 
 def train_run(config: Config | None, run_dir, resume: bool = False, progress: bool = True,
-              epochs: int | None = None, logger: str = "jsonl", options: RunOptions | None = None) -> dict:
+              epochs: int | None = None, logger: str | tracking.Logger = "jsonl", options: RunOptions | None = None,
+              trust_code: bool | None = None) -> dict:
     """Train ``config`` in ``run_dir`` (see :func:`resolve_run_dir`), evaluate on the test split,
     write the figures and ``report.html``, and return the summary (also in ``summary.json``).
 
-    Metrics always go to ``metrics.jsonl``; ``logger="tensorboard"`` also writes TensorBoard
-    events (see :data:`vaekit.tracking.LOGGERS`).
+    Metrics always go to ``metrics.jsonl``; ``logger`` (a name of :data:`vaekit.tracking.LOGGERS`:
+    "tensorboard", "mlflow", "wandb", or a :class:`vaekit.tracking.Logger`) also sends them, the
+    config and the run folder's files to a tracker; on resume it continues the same tracked run.
+    ``trust_code`` allows the custom encoder/decoder a config names (:mod:`vaekit.custom_nets`).
 
     When resuming, the config is read from ``run_dir/config.json`` (``config`` is ignored);
     ``epochs`` may then extend the run beyond its saved number of epochs.
@@ -131,7 +134,7 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
         TrainingDiverged: the loss became NaN (the last good checkpoint is kept).
     """
     run_dir = Path(run_dir)
-    tracking.check_logger(logger)
+    tracker = tracking.build_logger(logger)  # an unusable tracker fails here, before anything is written
     if resume:
         record = io.load_record(run_dir)
         config = Config.from_dict(record["config"])
@@ -143,7 +146,7 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
     config = resolve_condition(config, train_set)
     train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
     extra = {} if train_c is None else {"num_classes": int(train_c.max()) + 1}
-    model = build_model(config, train_set.data_shape, train_set.unit_interval, **extra)
+    model = build_model(config, train_set.data_shape, train_set.unit_interval, trust_code=trust_code, **extra)
     if config.init and not resume:
         initialise(model, config.init)
     options = options or RunOptions()
@@ -155,24 +158,35 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
     else:
         train_x, val_x, test_x = streamed_splits(train_set, config, options.num_workers)
     train_c, val_c = (None, None) if train_c is None else split_validation(train_c, config)
-    tracker = tracking.NullLogger()
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         io.write_json(run_dir / io.CONFIG, io.model_record(model))
         if scaler is not None:
             io.write_json(run_dir / SCALER, scaler.to_dict())
-        tracker = tracking.build_logger(logger, run_dir, model, test_x, test_c)
+        tracker.start(tracking.RunContext(run_dir, model, test_x, test_c, resume=resume))
+    else:
+        tracker = tracking.NullLogger()
 
     def log(metrics, history):
         io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-        if metrics is not None:
-            tracker.log(metrics)
+        tracker.log_history(history)
 
     try:
         history = fit(model, train_x, model.config, val=val_x, checkpoint=run_dir / CHECKPOINT, resume=resume,
                       on_epoch_end=log, progress=progress, labels=train_c, val_labels=val_c, options=options)
-    finally:
-        tracker.close()
+        summary = finish_run(model, history, run_dir, test_x, test_set, test_c, options, log, tracker)
+        tracker.finish(summary)
+    except BaseException as error:
+        tracker.close(tracking.status_of(error))
+        raise
+    tracker.close()
+    return summary
+
+
+def finish_run(model, history: list[dict], run_dir: Path, test_x, test_set, test_c, options: RunOptions,
+               log, tracker) -> dict:
+    """After training (rank 0; other ranks return {}): metrics.jsonl, weights, test summary,
+    figures and ``report.html`` of the run folder; returns the summary."""
     if not distributed.is_main():
         return {}
     log(None, history)
@@ -180,6 +194,8 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
     device = next(model.parameters()).device
     summary = summarise(model, test_x.to(device), history, test_c)
     summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size()})
+    if tracker.describe():
+        summary["tracking"] = tracker.describe()
     io.write_json(run_dir / "summary.json", summary)
     model.cpu()
     write_figures(model, history, test_x, run_dir, test_c)

@@ -1,0 +1,1 @@
+"""Reporting: figures, the HTML report and experiment trackers (MLflow, W&B)."""
