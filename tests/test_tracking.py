@@ -2,7 +2,9 @@
 W&B offline run read back from its transaction log, both compared with metrics.jsonl."""
 
 import json
+import os
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -241,3 +243,12 @@ def test_a_logger_instance_from_the_api(tmp_path):
     assert broken.calls == [("close", "KILLED")]
     with pytest.raises(ValueError, match="unknown logger 'neptune'; choose one of: jsonl, tensorboard, mlflow, wandb"):
         runs.train_run(CONFIG, tmp_path / "n", progress=False, logger="neptune")
+
+
+def test_trackers_are_imported_only_when_chosen():
+    code = ("import sys, vaekit, vaekit.cli, vaekit.runs, vaekit.reporting.mlflow_logger, vaekit.reporting.wandb_logger; "
+            "print(sorted(m for m in ('mlflow', 'wandb') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
