@@ -73,6 +73,16 @@ def param_value(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def vaekit_version() -> str:
+    """The installed vaekit version (package metadata), recorded as a tag of tracked runs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vaekit")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def status_of(error: BaseException) -> str:
     """The tracker status of a run that raised ``error``: KILLED for Ctrl-C, else FAILED."""
     return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"

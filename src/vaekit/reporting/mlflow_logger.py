@@ -13,8 +13,9 @@ One training run is one MLflow run:
 Where: the ``tracking_uri`` argument, else ``MLFLOW_TRACKING_URI``, else an embedded SQLite store
 beside the run folders (``<runs_dir>/mlflow.db``, artifacts in ``<runs_dir>/mlartifacts``; browse
 it with ``mlflow ui --backend-store-uri sqlite:///<runs_dir>/mlflow.db``). The experiment is the
-``experiment`` argument, else ``MLFLOW_EXPERIMENT_NAME``, else "vaekit". The run id is kept in
-``RUN/tracking.json``: ``--resume`` continues the same MLflow run in the same store.
+``experiment`` argument, else ``MLFLOW_EXPERIMENT_NAME``, else "vaekit". The run id and its store
+are kept in ``RUN/tracking.json``: ``--resume`` continues the same MLflow run in the same store
+(unless ``tracking_uri`` names another; a store without the run gets a new run with every epoch).
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ import os
 import time
 from pathlib import Path
 
-from .. import __version__
-from ..tracking import Logger, RunContext, numeric_items, param_value
+from ..tracking import Logger, RunContext, numeric_items, param_value, vaekit_version
 
 INSTALL = "pip install 'vaekit[mlflow]' (or pip install mlflow)"
 #: MLflow's limits per log_batch call.
@@ -74,9 +74,10 @@ class MLflowLogger(Logger):
         super().start(run)
         state = self.load_state() if run.resume else {}
         uri, artifacts = embedded_store(Path(run.run_dir).resolve().parent)
-        embedded = not (self.tracking_uri or state.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI"))
-        self.uri = uri if embedded else (self.tracking_uri or state.get("tracking_uri")
-                                         or os.environ["MLFLOW_TRACKING_URI"])
+        # on resume, the store of the stored run (an embedded one is found again beside the run folder, even if moved)
+        stored = (uri if state.get("embedded") else state.get("tracking_uri")) if state.get("run_id") else None
+        self.uri = self.tracking_uri or stored or os.environ.get("MLFLOW_TRACKING_URI") or uri
+        embedded = self.uri == uri
         for name in ("alembic", "mlflow.store.db.utils"):  # no "creating tables" lines in the CLI's output
             logging.getLogger(name).setLevel(logging.WARNING)
         self.client = MlflowClient(tracking_uri=self.uri)
@@ -85,11 +86,12 @@ class MLflowLogger(Logger):
         self.logged_epoch = 0  # a new MLflow run: send the whole history
         experiment_id = self._experiment_id(artifacts if embedded else None)
         config = run.config
-        tags = {"model": config.model, "data": config.data, "vaekit_version": __version__,
+        tags = {"model": config.model, "data": config.data, "vaekit_version": vaekit_version(),
                 "data_shape": param_value(list(run.model.data_shape)), "run_dir": str(Path(run.run_dir).resolve())}
         self.run_id = self.client.create_run(experiment_id, run_name=self.run_name or Path(run.run_dir).name,
                                              tags=tags).info.run_id
-        self.save_state(tracking_uri=self.uri, run_id=self.run_id, experiment_id=experiment_id, last_epoch=0)
+        self.save_state(tracking_uri=self.uri, embedded=embedded, run_id=self.run_id, experiment_id=experiment_id,
+                        last_epoch=0)
         self._log_params(self._params())
 
     def _params(self) -> dict[str, str]:

@@ -21,8 +21,7 @@ import re
 import secrets
 from pathlib import Path
 
-from .. import __version__
-from ..tracking import Logger, RunContext, numeric_items
+from ..tracking import Logger, RunContext, numeric_items, vaekit_version
 
 INSTALL = "pip install 'vaekit[wandb]' (or pip install wandb)"
 
@@ -76,7 +75,7 @@ class WandbLogger(Logger):
                 project=self.project or os.environ.get("WANDB_PROJECT") or "vaekit", entity=self.entity,
                 name=self.run_name or Path(run.run_dir).name, id=run_id, resume="allow", dir=str(run.run_dir),
                 mode=self.mode, job_type="train", config=config.to_dict(),
-                tags=[config.model, config.data, f"vaekit-{__version__}"],
+                tags=[config.model, config.data, f"vaekit-{vaekit_version()}"],
                 settings=wandb.Settings(console="off", silent=True))
         except Exception as e:  # wandb raises its own error types; one clear line for the CLI
             raise RuntimeError(f"wandb could not start: {e}; run `wandb login`, or set WANDB_MODE=offline to "
