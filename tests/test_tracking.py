@@ -104,6 +104,13 @@ def test_mlflow_resume_continues_the_same_run(mlflow_runs, monkeypatch):
     assert metric_series(client, run_id, expected) == expected  # no epoch twice, none missing
     named = [r for r in client.search_runs([run.info.experiment_id]) if r.info.run_name == "resumed"]
     assert len(named) == 1
+    # a store that lost the run: resuming starts a new MLflow run holding every epoch
+    saved = state(run_dir)
+    saved["mlflow"]["run_id"] = "0" * 32
+    (run_dir / STATE).write_text(json.dumps(saved))
+    runs.train_run(None, run_dir, resume=True, progress=False, logger="mlflow")
+    new_id = state(run_dir)["mlflow"]["run_id"]
+    assert new_id != run_id and metric_series(client, new_id, expected) == expected
 
 
 def test_mlflow_cli_honours_the_tracking_uri(mlflow_runs, tmp_path, monkeypatch, capsys):
@@ -141,6 +148,8 @@ def wandb_records(path):
         if length == 0 and kind == 0:
             pos += left
             continue
+        if pos + 7 + length > len(raw):  # still being written
+            return
         pieces += raw[pos + 7:pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):
@@ -148,6 +157,17 @@ def wandb_records(path):
             record.ParseFromString(pieces)
             pieces = b""
             yield record
+
+
+def wait_for_exit_records(run_dir, timeout: float = 120.0) -> None:
+    """Wait until every session's log holds its exit record: wandb's service process writes the
+    log asynchronously and may still be writing when ``run.finish()`` has returned."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
+        if logs and all(any(r.WhichOneof("record_type") == "exit" for r in wandb_records(p)) for p in logs):
+            return
+        time.sleep(0.5)
 
 
 def wandb_history(run_dir) -> tuple[dict[str, list[tuple[int, float]]], dict, list]:
@@ -180,12 +200,10 @@ def test_wandb_offline_run_holds_the_metrics(tmp_path, wandb_offline):
     run_dir = tmp_path / "w"
     runs.train_run(CONFIG.replace(epochs=1), run_dir, progress=False, logger="wandb")
     run_id = state(run_dir)["wandb"]["id"]
-    # wandb names an offline session's folder by the second it starts; two sessions of one run id
-    # in the same second can lose the second one's records (seen with wandb 0.31): not a real resume
-    time.sleep(1.5)
     runs.train_run(None, run_dir, resume=True, epochs=2, progress=False, logger="wandb")  # same W&B run
     assert state(run_dir)["wandb"]["id"] == run_id and state(run_dir)["wandb"]["last_epoch"] == 2
-    assert len(list(run_dir.glob(f"wandb/offline-run-*-{run_id}"))) == 2  # two sessions of one run id
+    assert len(list(run_dir.glob(f"wandb/offline-run-*-{run_id}*"))) == 2  # two sessions of one run id
+    wait_for_exit_records(run_dir)
     series, summary, records = wandb_history(run_dir)
     expected = expected_series(jsonl(run_dir))
     assert [step for step, _ in expected["train_loss"]] == [1, 2]
