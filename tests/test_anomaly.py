@@ -1,5 +1,5 @@
 """Anomaly detection: scores (An & Cho 2015), AnomalyDetector (scikit-learn contract), `vaekit score`,
-the breast-cancer table and feature standardisation of tabular runs."""
+the breast-cancer table and feature standardisation of tabular pipeline."""
 
 import json
 import re
@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from vaekit import AnomalyDetector, Config, build_model, data
-from vaekit.anomaly import load_detector
+from vaekit.detectors.anomaly import load_detector
 from vaekit.cli import main
 from vaekit.data.scaling import Standardizer, wants_standardization
 from vaekit.evaluation import anomaly as scores_module
@@ -69,7 +69,7 @@ def test_standardizer_round_trip():
 
 def test_reconstruction_probability_is_log_mean_of_likelihoods():
     """An & Cho (2015, Alg. 4): log (1/L) sum_l p(x|z_l); >= the mean log-likelihood (Jensen), same draws."""
-    config = Config(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
+    config = Config.from_flat(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
     model = build_model(config, (4,), unit_interval=False).eval()
     x = torch.randn(7, 4)
     torch.manual_seed(1)
@@ -84,7 +84,7 @@ def test_reconstruction_probability_is_log_mean_of_likelihoods():
 
 
 def test_ae_reconstruction_probability_is_deterministic_likelihood():
-    model = build_model(Config(model="ae", likelihood="gaussian", hidden=(16,)), (4,), unit_interval=False).eval()
+    model = build_model(Config.from_flat(model="ae", likelihood="gaussian", hidden=(16,)), (4,), unit_interval=False).eval()
     x = torch.randn(5, 4)
     with torch.no_grad():
         expected = model.decode(model.encode(x).mean).log_prob(x)
@@ -287,7 +287,7 @@ def test_score_threshold_without_training_data(tabular_run, tmp_path, capsys):
     moved = tmp_path / "moved"
     shutil.copytree(run, moved)
     record = json.loads((moved / "config.json").read_text())
-    record["config"]["path"] = str(tmp_path / "gone.csv")
+    record["config"]["data"]["path"] = str(tmp_path / "gone.csv")
     (moved / "config.json").write_text(json.dumps(record))
     write_csv(tmp_path / "new.csv", x[:8])
     capsys.readouterr()

@@ -79,7 +79,7 @@ def test_config_file_then_flags_override(tmp_path, capsys):
                             "--eval-num-samples", "5", "--no-progress"], capsys)
     assert code == 0, err
     saved = json.loads((tmp_path / "c" / "config.json").read_text())["config"]
-    assert saved["latent_dim"] == 3 and saved["epochs"] == 2 and saved["hidden"] == [8]
+    assert saved["model"]["latent_dim"] == 3 and saved["train"]["epochs"] == 2 and saved["model"]["hidden"] == [8]
 
 
 def error_line(code, err):
@@ -154,10 +154,11 @@ def test_damaged_weights_file(trained, tmp_path, capsys, damage):
         assert "not a valid safetensors file" in line
 
 
-def test_nan_loss_stops_and_keeps_the_checkpoint(tmp_path, capsys):
+def test_nan_loss_in_the_first_epoch_stops_and_leaves_no_folder(tmp_path, capsys):
     line = error_line(*run_cli(["train", "--lr", "1e30", "--likelihood", "gaussian", "--runs-dir", tmp_path,
                                 "--name", "nan", *FAST], capsys)[::2])
-    assert "at step" in line and "checkpoint" in line
+    assert "at step" in line and "no run folder is kept" in line
+    assert not (tmp_path / "nan").exists()  # nothing to resume: the name is free again
 
 
 def run_subprocess(args, **kwargs):

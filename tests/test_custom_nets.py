@@ -17,7 +17,7 @@ from vaekit import io
 from vaekit.cli import main
 from vaekit.config import Config
 from vaekit.custom_nets import CodeNotTrusted, trusting
-from vaekit.objectives import LOSSES
+from vaekit.objectives import build_objective
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 MODULE = "vaekit_test_user_nets"
@@ -90,8 +90,9 @@ def spec(name, **kwargs):
 
 
 def custom_config(model="vae", **changes):
-    return Config(model=model, latent_dim=3, encoder=spec("Encoder", width=24), decoder=spec("Decoder", width=20),
-                  likelihood="gaussian", likelihood_scale=0.3, binarize="none", **changes)
+    return Config.from_flat(model=model, latent_dim=3, encoder=spec("Encoder", width=24),
+                            decoder=spec("Decoder", width=20), likelihood="gaussian", likelihood_scale=0.3,
+                            binarize="none", **changes)
 
 
 SHAPES = {"image": (1, 8, 8), "tabular": (5,)}
@@ -102,7 +103,8 @@ SHAPES = {"image": (1, 8, 8), "tabular": (5,)}
 def test_contract_shapes_gradients_and_exact_round_trip(user_nets, tmp_path, model_name, shape_key):
     shape = SHAPES[shape_key]
     extra = {"num_classes": 4} if model_name == "cvae" else {}
-    model = vaekit.build_model(custom_config(model_name), shape, trust_code=True, **extra)
+    config = custom_config(model_name)
+    model = vaekit.build_model(config, shape, trust_code=True, **extra)
     assert type(model.encoder).__module__ == MODULE and type(model.decoder).__name__ == "Decoder"
     assert model.encoder.body[0].out_features == 24 and model.decoder.net[0].out_features == 20  # kwargs reached them
     view = model.given(1) if model.conditional else model
@@ -111,12 +113,12 @@ def test_contract_shapes_gradients_and_exact_round_trip(user_nets, tmp_path, mod
     assert q.mean.shape == (4, 3) and view.decode(q.rsample((2,))).log_prob(x).shape == (2, 4)
     assert view.transform(x).shape == (4, 3) and view.reconstruct(x).shape == x.shape
     assert view.sample(5).shape == (5, *shape)
-    out = LOSSES[model_name](view, x, model.config, beta=1.0)
-    out["loss"].backward()
+    out = build_objective(config)(view, x, 1.0)
+    out.loss.backward()
     for name, param in model.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, f"no gradient reaches {name}"
     io.save(model, tmp_path / "m")
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["config"]["encoder"] == spec("Encoder", width=24)
+    assert io.load_config(tmp_path / "m").model.encoder == spec("Encoder", width=24)  # plain JSON in config.json
     loaded = io.load(tmp_path / "m", trust_code=True)
     lview = loaded.given(1) if loaded.conditional else loaded
     model.eval()
@@ -161,14 +163,14 @@ def test_loading_needs_trust(user_nets, tmp_path):
 ])
 def test_bad_custom_networks_are_clear_errors(user_nets, encoder, decoder, error, match):
     with pytest.raises(error, match=match):
-        vaekit.build_model(Config(latent_dim=3, encoder=encoder, decoder=decoder), (1, 8, 8), trust_code=True)
+        vaekit.build_model(Config.from_flat(latent_dim=3, encoder=encoder, decoder=decoder), (1, 8, 8), trust_code=True)
 
 
 def test_custom_network_run_folder_through_the_cli(user_nets, tmp_path, capsys):
     """Train with --config-file, then evaluate (a fresh process, user code on PYTHONPATH), sample,
     score and report the run folder; without --trust-code every loading command refuses."""
     settings = custom_config().replace(epochs=2, eval_num_samples=5, likelihood="bernoulli", binarize="dynamic",
-                                       likelihood_scale=1.0).to_dict()
+                                       likelihood_scale=1.0).to_flat()
     (tmp_path / "custom.json").write_text(json.dumps(settings))
     train = ["train", "--config-file", str(tmp_path / "custom.json"), "--runs-dir", str(tmp_path), "--name", "c",
              "--no-progress"]
@@ -204,5 +206,5 @@ def test_encoder_flag_takes_json(user_nets, tmp_path):
     assert main(["train", "--runs-dir", str(tmp_path), "--name", "f", "--epochs", "1", "--latent-dim", "2",
                  "--eval-num-samples", "2", "--no-progress", "--trust-code",
                  "--encoder", json.dumps(spec("Encoder", width=8))]) == 0
-    saved = json.loads((tmp_path / "f" / "config.json").read_text())["config"]
-    assert saved["encoder"] == spec("Encoder", width=8) and saved["decoder"] is None
+    saved = io.load_config(tmp_path / "f").model
+    assert saved.encoder == spec("Encoder", width=8) and saved.decoder is None

@@ -34,7 +34,7 @@ def test_train_writes_figures_and_report(runs_dir):
     assert (vae / "principal_grid.png").is_file() and (cvae / "latent_manifold.png").is_file()
     assert (cvae / "class_samples.png").is_file()
     config = io.read_json(cvae / "config.json")
-    assert config["config"]["condition_on"] == "digit" and config["extra"] == {"num_classes": 10}
+    assert config["config"]["data"]["condition_on"] == "digit" and config["extra"] == {"num_classes": 10}
     summary = io.read_json(cvae / "summary.json")
     assert summary["conditioned_on"] == "digit" and np.isfinite(summary["test"]["log_likelihood"])
 

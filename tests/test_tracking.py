@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from vaekit import cli, runs
+from vaekit import io, pipeline
+from vaekit._version import __version__
+from vaekit.cli import main
 from vaekit.config import Config
-from vaekit.tracking import STATE, Logger, numeric_items, param_value
+from vaekit.reporting.tracking import STATE, Logger, numeric_items, param_value
 
-CONFIG = Config(latent_dim=2, hidden=(16,), epochs=2, eval_num_samples=5)
+CONFIG = Config.from_flat(latent_dim=2, hidden=(16,), epochs=2, eval_num_samples=5)
 FILES = {"report.html", "summary.json", "model.safetensors", "config.json", "metrics.jsonl", "loss_curves.png",
          "samples.png", "reconstructions.png"}
 
@@ -61,7 +63,7 @@ def test_mlflow_run_read_back_matches_the_run_folder(mlflow_runs, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     run_dir = mlflow_runs / "a"
-    summary = runs.train_run(CONFIG, run_dir, progress=False, logger="mlflow")
+    summary = pipeline.train_run(CONFIG, run_dir, progress=False, logger="mlflow")
     assert (mlflow_runs / "mlflow.db").is_file()  # embedded store beside the run folders
     run_id = state(run_dir)["mlflow"]["run_id"]
     assert summary["tracking"]["run_id"] == run_id
@@ -69,10 +71,10 @@ def test_mlflow_run_read_back_matches_the_run_folder(mlflow_runs, monkeypatch):
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "a"
     assert client.get_experiment(run.info.experiment_id).name == "vaekit"
-    # parameters: the whole config, as saved in config.json
-    saved = json.loads((run_dir / "config.json").read_text())["config"]
-    assert run.data.params == {k: param_value(v) for k, v in saved.items()}
-    assert {"model": "vae", "data": "digits", "vaekit_version": "0.1.0", "data_shape": "[1, 8, 8]"}.items() \
+    # parameters: the whole config, as saved in config.json, under the flat names (the flags)
+    saved = io.load_config(run_dir).to_flat()
+    assert run.data.params == {k: param_value(v) for k, v in saved.items()} and "latent_dim" in saved
+    assert {"model": "vae", "data": "digits", "vaekit_version": __version__, "data_shape": "[1, 8, 8]"}.items() \
         <= run.data.tags.items()
     # metrics: every numeric entry of every epoch of metrics.jsonl, step = epoch, exact values
     expected = expected_series(jsonl(run_dir))
@@ -91,9 +93,9 @@ def test_mlflow_run_read_back_matches_the_run_folder(mlflow_runs, monkeypatch):
 def test_mlflow_resume_continues_the_same_run(mlflow_runs, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     run_dir = mlflow_runs / "resumed"
-    runs.train_run(CONFIG.replace(epochs=1), run_dir, progress=False, logger="mlflow")
+    pipeline.train_run(CONFIG.replace(epochs=1), run_dir, progress=False, logger="mlflow")
     run_id = state(run_dir)["mlflow"]["run_id"]
-    runs.train_run(None, run_dir, resume=True, epochs=3, progress=False, logger="mlflow")
+    pipeline.train_run(None, run_dir, resume=True, epochs=3, progress=False, logger="mlflow")
     assert state(run_dir)["mlflow"] == {**state(run_dir)["mlflow"], "run_id": run_id, "last_epoch": 3}
     client = client_of(mlflow_runs)
     run = client.get_run(run_id)
@@ -108,7 +110,7 @@ def test_mlflow_resume_continues_the_same_run(mlflow_runs, monkeypatch):
     saved = state(run_dir)
     saved["mlflow"]["run_id"] = "0" * 32
     (run_dir / STATE).write_text(json.dumps(saved))
-    runs.train_run(None, run_dir, resume=True, progress=False, logger="mlflow")
+    pipeline.train_run(None, run_dir, resume=True, progress=False, logger="mlflow")
     new_id = state(run_dir)["mlflow"]["run_id"]
     assert new_id != run_id and metric_series(client, new_id, expected) == expected
 
@@ -116,7 +118,7 @@ def test_mlflow_resume_continues_the_same_run(mlflow_runs, monkeypatch):
 def test_mlflow_cli_honours_the_tracking_uri(mlflow_runs, tmp_path, monkeypatch, capsys):
     """MLFLOW_TRACKING_URI wins over the embedded store: the run lands in the store it names."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_runs.resolve() / 'mlflow.db'}")
-    code = cli.main(["train", "--runs-dir", str(tmp_path / "elsewhere"), "--name", "env", "--epochs", "1",
+    code = main(["train", "--runs-dir", str(tmp_path / "elsewhere"), "--name", "env", "--epochs", "1",
                      "--latent-dim", "2", "--hidden", "16", "--eval-num-samples", "5", "--no-progress",
                      "--logger", "mlflow"])
     assert code == 0
@@ -198,9 +200,9 @@ def wandb_offline(monkeypatch):
 
 def test_wandb_offline_run_holds_the_metrics(tmp_path, wandb_offline):
     run_dir = tmp_path / "w"
-    runs.train_run(CONFIG.replace(epochs=1), run_dir, progress=False, logger="wandb")
+    pipeline.train_run(CONFIG.replace(epochs=1), run_dir, progress=False, logger="wandb")
     run_id = state(run_dir)["wandb"]["id"]
-    runs.train_run(None, run_dir, resume=True, epochs=2, progress=False, logger="wandb")  # same W&B run
+    pipeline.train_run(None, run_dir, resume=True, epochs=2, progress=False, logger="wandb")  # same W&B run
     assert state(run_dir)["wandb"]["id"] == run_id and state(run_dir)["wandb"]["last_epoch"] == 2
     assert len(list(run_dir.glob(f"wandb/offline-run-*-{run_id}*"))) == 2  # two sessions of one run id
     wait_for_exit_records(run_dir)
@@ -212,7 +214,7 @@ def test_wandb_offline_run_holds_the_metrics(tmp_path, wandb_offline):
     assert summary["test_elbo"] == test["elbo"]
     runs_ = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert {r.run_id for r in runs_} == {run_id}
-    assert {"vae", "digits", "vaekit-0.1.0"} <= set(runs_[0].tags)
+    assert {"vae", "digits", f"vaekit-{__version__}"} <= set(runs_[0].tags)
     config = {item.key: json.loads(item.value_json) for item in runs_[0].config.update}
     assert config["latent_dim"] == 2 and config["hidden"] == [16]
     artifacts = [r.artifact for r in records if r.WhichOneof("record_type") == "artifact"]
@@ -225,7 +227,7 @@ def test_wandb_offline_run_holds_the_metrics(tmp_path, wandb_offline):
 @pytest.mark.parametrize("name,package", [("mlflow", "mlflow"), ("wandb", "wandb")])
 def test_missing_extra_is_one_line_naming_the_pip_command(tmp_path, monkeypatch, capsys, name, package):
     monkeypatch.setitem(sys.modules, package, None)
-    code = cli.main(["train", "--runs-dir", str(tmp_path), "--name", "r", "--epochs", "1", "--logger", name])
+    code = main(["train", "--runs-dir", str(tmp_path), "--name", "r", "--epochs", "1", "--logger", name])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1
     assert f"pip install 'vaekit[{name}]'" in err
@@ -250,7 +252,7 @@ def test_a_logger_instance_from_the_api(tmp_path):
             self.calls.append(("close", status))
 
     recorder = Recorder()
-    runs.train_run(CONFIG, tmp_path / "r", progress=False, logger=recorder)
+    pipeline.train_run(CONFIG, tmp_path / "r", progress=False, logger=recorder)
     assert recorder.calls[:2] == [("log", 1), ("log", 2)] and recorder.calls[-1] == ("close", "FINISHED")
     assert {"report.html", "summary.json", "model.safetensors"} <= set(recorder.calls[2][1])
     assert state(tmp_path / "r") == {"recorder": {"last_epoch": 2}}
@@ -261,14 +263,14 @@ def test_a_logger_instance_from_the_api(tmp_path):
 
     broken = Broken()
     with pytest.raises(KeyboardInterrupt):
-        runs.train_run(CONFIG, tmp_path / "b", progress=False, logger=broken)
+        pipeline.train_run(CONFIG, tmp_path / "b", progress=False, logger=broken)
     assert broken.calls == [("close", "KILLED")]
     with pytest.raises(ValueError, match="unknown logger 'neptune'; choose one of: jsonl, tensorboard, mlflow, wandb"):
-        runs.train_run(CONFIG, tmp_path / "n", progress=False, logger="neptune")
+        pipeline.train_run(CONFIG, tmp_path / "n", progress=False, logger="neptune")
 
 
 def test_trackers_are_imported_only_when_chosen():
-    code = ("import sys, vaekit, vaekit.cli, vaekit.runs, vaekit.reporting.mlflow_logger, vaekit.reporting.wandb_logger; "
+    code = ("import sys, vaekit, vaekit.cli, vaekit.pipeline, vaekit.reporting.mlflow_logger, vaekit.reporting.wandb_logger; "
             "print(sorted(m for m in ('mlflow', 'wandb') if m in sys.modules))")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal, constraints, register_kl
+from torch.distributions import Distribution, Independent, Normal, constraints, kl_divergence, register_kl
 from torch.distributions.kl import _kl_independent_independent
 
 #: Smallest learned Gaussian scale, so a learned-variance likelihood cannot collapse onto a pixel.
@@ -272,3 +272,9 @@ def coupling_kl(q: Distribution, q_prime: Distribution, rho: float) -> torch.Ten
     per_dim = ((var_p + rho ** 2 * var + (mean_p - rho * mean) ** 2) / (2 * one_minus)
                - 0.5 * torch.log(var_p) + 0.5 * math.log(one_minus) - 0.5)
     return per_dim.sum(-1)
+
+
+def kl_per_dim(q) -> torch.Tensor:
+    """KL(q(z_d|x) ‖ N(0, 1)) per dimension in closed form, ``(batch, latent_dim)`` nats."""
+    base = q.base_dist
+    return kl_divergence(base, Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale)))

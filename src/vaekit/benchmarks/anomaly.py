@@ -36,8 +36,8 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
-from .. import data, plots
-from ..anomaly import AnomalyDetector
+from .. import data
+from ..detectors.anomaly import AnomalyDetector
 from ..evaluation.anomaly import SCORES
 
 #: VAE options per data set (:class:`vaekit.AnomalyDetector` model options), chosen on an inner
@@ -221,6 +221,8 @@ def write_report(results: dict, args: Args, seconds: float) -> list[Path]:
     atomic_write(folder / "anomaly.md", header + markdown(results, args))
     panels = {f"{dataset} (mean over tasks)": {m: (FPR_GRID, e["mean_tpr"]) for m, e in methods.items()}
               for dataset, methods in results.items()}
+    from ..reporting import plots
+
     plots.roc_curves(panels, folder / "roc.png")
     return [folder / "anomaly.md", folder / "anomaly.json", folder / "roc.png"]
 

@@ -1,1 +1,1 @@
-"""Reporting: figures, the HTML report and experiment trackers (MLflow, W&B)."""
+"""Figures, the HTML report and metric trackers. Matplotlib and Jinja2 load only when used."""

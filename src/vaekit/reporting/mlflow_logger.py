@@ -2,7 +2,8 @@
 
 One training run is one MLflow run:
 
-- parameters: every field of the run's Config (strings as they are, other values as JSON);
+- parameters: every setting of the run's Config under its flat name (its flag: ``latent_dim``,
+  ``epochs``, ...), strings as they are, other values as JSON;
 - metrics: every numeric entry of ``metrics.jsonl`` with ``step`` = the epoch (lists such as
   ``val_kl_per_dim`` as ``val_kl_per_dim/0``, ...), then the test metrics of ``summary.json`` as
   ``test_<name>`` at the last epoch;
@@ -25,7 +26,7 @@ import os
 import time
 from pathlib import Path
 
-from ..tracking import Logger, RunContext, numeric_items, param_value, vaekit_version
+from .tracking import Logger, RunContext, numeric_items, param_value, vaekit_version
 
 INSTALL = "pip install 'vaekit[mlflow]' (or pip install mlflow)"
 #: MLflow's limits per log_batch call.
@@ -86,16 +87,13 @@ class MLflowLogger(Logger):
         self.logged_epoch = 0  # a new MLflow run: send the whole history
         experiment_id = self._experiment_id(artifacts if embedded else None)
         config = run.config
-        tags = {"model": config.model, "data": config.data, "vaekit_version": vaekit_version(),
+        tags = {"model": config.model.name, "data": config.data.name, "vaekit_version": vaekit_version(),
                 "data_shape": param_value(list(run.model.data_shape)), "run_dir": str(Path(run.run_dir).resolve())}
         self.run_id = self.client.create_run(experiment_id, run_name=self.run_name or Path(run.run_dir).name,
                                              tags=tags).info.run_id
         self.save_state(tracking_uri=self.uri, embedded=embedded, run_id=self.run_id, experiment_id=experiment_id,
                         last_epoch=0)
-        self._log_params(self._params())
-
-    def _params(self) -> dict[str, str]:
-        return {key: param_value(value) for key, value in self.run.config.to_dict().items()}
+        self._log_params(self.run.params())
 
     def _log_params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
@@ -128,7 +126,7 @@ class MLflowLogger(Logger):
             return False
         self.run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
-        params = self._params()
+        params = self.run.params()
         self._log_params({k: v for k, v in params.items() if k not in logged})
         for key, value in params.items():
             if key in logged and logged[key] != value:

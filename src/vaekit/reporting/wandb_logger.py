@@ -2,7 +2,7 @@
 
 One training run is one W&B run, written under ``RUN/wandb/``:
 
-- config: every field of the run's Config;
+- config: every setting of the run's Config under its flat name (``latent_dim``, ``epochs``, ...);
 - history: every numeric entry of ``metrics.jsonl`` with ``step`` = the epoch (lists as
   ``name/0``, ``name/1``, ...); summary: the test metrics of ``summary.json`` as ``test_<name>``;
 - an artifact ``run-<name>`` (type ``vaekit-run``) holding every file at the top of the run
@@ -21,7 +21,7 @@ import re
 import secrets
 from pathlib import Path
 
-from ..tracking import Logger, RunContext, numeric_items, vaekit_version
+from .tracking import Logger, RunContext, numeric_items, vaekit_version
 
 INSTALL = "pip install 'vaekit[wandb]' (or pip install wandb)"
 
@@ -74,8 +74,8 @@ class WandbLogger(Logger):
             self.wandb_run = wandb.init(
                 project=self.project or os.environ.get("WANDB_PROJECT") or "vaekit", entity=self.entity,
                 name=self.run_name or Path(run.run_dir).name, id=run_id, resume="allow", dir=str(run.run_dir),
-                mode=self.mode, job_type="train", config=config.to_dict(),
-                tags=[config.model, config.data, f"vaekit-{vaekit_version()}"],
+                mode=self.mode, job_type="train", config=config.to_flat(),
+                tags=[config.model.name, config.data.name, f"vaekit-{vaekit_version()}"],
                 settings=wandb.Settings(console="off", silent=True))
         except Exception as e:  # wandb raises its own error types; one clear line for the CLI
             raise RuntimeError(f"wandb could not start: {e}; run `wandb login`, or set WANDB_MODE=offline to "

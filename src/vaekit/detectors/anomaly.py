@@ -18,13 +18,14 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from . import io, runs
-from .config import Config
-from .data.base import check_finite
-from .data.scaling import Standardizer, wants_standardization
-from .evaluation.anomaly import DEFAULT_NUM_SAMPLES, check_score, score_samples
-from .models import build_model
-from .train import fit as fit_model
+from .. import io, pipeline
+from ..config import Config
+from ..data.base import check_finite
+from ..data.scaling import Standardizer, wants_standardization
+from ..evaluation.anomaly import DEFAULT_NUM_SAMPLES, check_score, score_samples
+from ..models import build_model
+from ..training import Progress
+from ..training import fit as fit_model
 
 #: The detector's own saved state, beside the model's config.json and model.safetensors.
 DETECTOR = "detector.json"
@@ -40,7 +41,7 @@ _PARAMS = ("score", "contamination", "score_num_samples", "verbose")
 
 def model_option_names() -> list[str]:
     """Config fields accepted as model options (every field but the data-source ones)."""
-    return [f.name for f in dataclasses.fields(Config) if f.name not in DATA_SOURCE_FIELDS]
+    return [name for name in Config().to_flat() if name not in DATA_SOURCE_FIELDS]
 
 
 def as_array(X, name: str = "X") -> np.ndarray:
@@ -125,7 +126,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         bad = sorted(set(options) - set(model_option_names()))
         if bad:
             raise ValueError(f"unknown model option(s) {', '.join(bad)}; valid: {', '.join(model_option_names())}")
-        return Config.from_dict({**MODEL_DEFAULTS, **options})
+        return Config.from_flat(**{**MODEL_DEFAULTS, **options})
 
     def _check_params(self) -> None:
         check_score(self.score)
@@ -137,7 +138,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit / score
 
     def fit(self, X, y=None) -> "AnomalyDetector":
-        """Train a VAE on ``X`` (presumed normal) with :func:`vaekit.train.fit` and set ``offset_``.
+        """Train a VAE on ``X`` (presumed normal) with :func:`vaekit.training.fit` and set ``offset_``.
 
         Args:
             X: ``(n_samples, n_features)`` or images ``(n_samples, C, H, W)``, numpy or tensor.
@@ -150,24 +151,27 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self._check_params()
         config = self._config()
         x = torch.from_numpy(as_array(X)).float()
-        scaler = Standardizer.fit(x) if wants_standardization(config.standardize, x.shape[1:], config.likelihood) else None
+        scaler = Standardizer.fit(x) if wants_standardization(config.data.standardize, x.shape[1:],
+                                                              config.model.likelihood) else None
         xs = scaler.transform(x) if scaler is not None else x
-        model = build_model(config, tuple(xs.shape[1:]), unit_interval=bool(((xs >= 0) & (xs <= 1)).all()))
+        model = build_model(config.model, tuple(xs.shape[1:]), unit_interval=bool(((xs >= 0) & (xs <= 1)).all()),
+                            seed=config.train.seed)
         check_score(self.score, model)
         model.likelihood.check_support(xs)
-        config = model.config
+        config = dataclasses.replace(config, model=model.config)
         train_x, val_x = xs, None
-        if config.patience > 0 and config.val_fraction > 0:
-            train_x, val_x = runs.split_validation(xs, config)
-            val_x = runs.prepare(val_x, config)
-        self.history_ = fit_model(model, runs.prepare(train_x, config, training=True), config, val=val_x,
-                                  progress=self.verbose)
-        self._set_fitted(model, scaler)
+        if config.train.patience > 0 and config.data.val_fraction > 0:
+            train_x, val_x = pipeline.split_validation(xs, config)
+            val_x = pipeline.prepare(val_x, config)
+        hooks = [Progress(config.train.epochs)] if self.verbose else []
+        self.history_ = fit_model(model, pipeline.prepare(train_x, config, training=True), config, val=val_x,
+                                  hooks=hooks)
+        self._set_fitted(model, config, scaler)
         self.offset_ = float(np.percentile(self.score_samples(X), 100.0 * self.contamination))
         return self
 
-    def _set_fitted(self, model, scaler: Standardizer | None) -> None:
-        self.model_, self.config_, self.scaler_ = model.eval(), model.config, scaler
+    def _set_fitted(self, model, config: Config, scaler: Standardizer | None) -> None:
+        self.model_, self.config_, self.scaler_ = model.eval(), config, scaler
         self.n_features_in_ = int(np.prod(model.data_shape))
 
     def _transform_input(self, X) -> torch.Tensor:
@@ -198,7 +202,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         """
         x = self._transform_input(X)
         scores = score_samples(self.model_, x, self.score, self.score_num_samples, SCORE_BATCH_SIZE,
-                               seed=self.config_.seed, progress=self.verbose)
+                               seed=self.config_.train.seed, progress=self.verbose)
         return scores.double().numpy()
 
     def decision_function(self, X) -> np.ndarray:
@@ -217,7 +221,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         :func:`vaekit.io.save`) + detector.json (parameters, ``offset_``, ``n_features_in_`` and
         the scaler's mean/scale). No pickle. Returns the folder."""
         check_is_fitted(self, "offset_")
-        folder = io.save(self.model_, path)
+        folder = io.save(self.model_, path, self.config_)
         record = {"format_version": FORMAT_VERSION, "params": self.get_params(), "offset_": self.offset_,
                   "n_features_in_": self.n_features_in_,
                   "scaler": self.scaler_.to_dict() if self.scaler_ is not None else None}
@@ -235,11 +239,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         record = io.read_json(Path(path) / DETECTOR)
         if not isinstance(record, dict) or not {"params", "offset_", "scaler"} <= set(record):
             raise ValueError(f"{Path(path) / DETECTOR} is not a vaekit detector record")
-        tuples = {f.name for f in dataclasses.fields(Config) if isinstance(f.default, tuple)}
+        tuples = {k for k, v in Config().to_flat().items() if isinstance(v, tuple)}
         params = {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in record["params"].items()}
         detector = cls(**params)
         scaler = Standardizer.from_dict(record["scaler"]) if record["scaler"] is not None else None
-        detector._set_fitted(io.load(path), scaler)
+        detector._set_fitted(io.load(path), io.load_config(path), scaler)
         detector.offset_ = float(record["offset_"])
         return detector
 
@@ -254,17 +258,17 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         Raises:
             FileNotFoundError, ValueError: not a run folder, or its training data cannot be loaded.
         """
-        model = io.load(run_dir)
-        options = {k: v for k, v in model.config.to_dict().items() if k not in DATA_SOURCE_FIELDS}
+        model, config = io.load(run_dir), io.load_config(run_dir)
+        options = {k: v for k, v in config.to_flat().items() if k not in DATA_SOURCE_FIELDS}
         detector = cls(score, contamination, score_num_samples, verbose, **options)
         detector._check_params()
         check_score(score, model)
-        detector._set_fitted(model, runs.load_scaler(run_dir))
+        detector._set_fitted(model, config, pipeline.load_scaler(run_dir))
         if offset is not None:
             detector.offset_ = float(offset)
             return detector
         try:
-            train_x = runs.load_dataset(model.config, "train").x
+            train_x = pipeline.load_dataset(config, "train").x
         except (OSError, ValueError) as e:
             raise ValueError(f"the outlier threshold is a quantile of the run's training scores, but its training "
                              f"data cannot be read ({e}); run from the folder it was trained in, or give a threshold (--threshold)") from None

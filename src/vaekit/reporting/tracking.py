@@ -1,6 +1,6 @@
 """Experiment tracking: where a run's metrics, parameters and files go besides the run folder.
 
-:func:`vaekit.runs.train_run` always writes ``metrics.jsonl``; a :class:`Logger` sends the same
+:func:`vaekit.pipeline.train_run` always writes ``metrics.jsonl``; a :class:`Logger` sends the same
 numbers to a tracker. ``vaekit train --logger NAME`` picks one of :data:`LOGGERS`:
 
 - ``jsonl``: nothing more (:class:`NullLogger`);
@@ -8,7 +8,7 @@ numbers to a tracker. ``vaekit train --logger NAME`` picks one of :data:`LOGGERS
 - ``mlflow``: an MLflow run (:class:`vaekit.reporting.mlflow_logger.MLflowLogger`);
 - ``wandb``: a Weights & Biases run (:class:`vaekit.reporting.wandb_logger.WandbLogger`).
 
-From the API, pass a name or an instance: ``train_run(config, "runs/a", logger=MLflowLogger(experiment="x"))``.
+From the API, pass a name or an instance: ``pipeline.train_run(config, "runs/a", logger=MLflowLogger(experiment="x"))``.
 A tracker's own package is imported only when that tracker is chosen.
 
 The life of a logger in a run: :meth:`Logger.check` (before anything is written), then
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from . import io
-from .models import given
+from .. import io
+from ..models import given
 
 #: File of the run folder that remembers each tracker's run id and last logged epoch.
 STATE = "tracking.json"
@@ -39,21 +39,22 @@ class RunContext:
     """What a logger is told about the run it tracks.
 
     Attributes:
-        run_dir: the run folder. model: the model being trained (its ``config`` is the run's Config).
+        run_dir: the run folder. model: the model being trained.
+        config: the run's whole :class:`~vaekit.config.Config` (model, train and data sections).
         test_x: ``(N, *data_shape)`` test inputs (for image summaries). c: their condition (CVAE) or None.
         resume: whether the run continues an interrupted or finished one.
     """
 
     run_dir: Path
     model: torch.nn.Module
+    config: object
     test_x: torch.Tensor
     c: torch.Tensor | None = None
     resume: bool = False
 
-    @property
-    def config(self):
-        """The run's :class:`~vaekit.config.Config`."""
-        return self.model.config
+    def params(self) -> dict[str, str]:
+        """Every setting of the config under its flat name (its flag), as a tracker parameter string."""
+        return {key: param_value(value) for key, value in self.config.to_flat().items()}
 
 
 def numeric_items(metrics: dict, prefix: str = ""):
@@ -74,13 +75,10 @@ def param_value(value) -> str:
 
 
 def vaekit_version() -> str:
-    """The installed vaekit version (package metadata), recorded as a tag of tracked runs."""
-    from importlib.metadata import PackageNotFoundError, version
+    """The vaekit version, recorded as a tag of tracked runs."""
+    from .._version import __version__
 
-    try:
-        return version("vaekit")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 def status_of(error: BaseException) -> str:
@@ -254,7 +252,7 @@ def check_logger(logger: str | Logger) -> None:
     elif isinstance(logger, str):
         logger_class(logger).check()
     else:
-        raise TypeError(f"logger must be a name ({', '.join(LOGGERS)}) or a vaekit.tracking.Logger, "
+        raise TypeError(f"logger must be a name ({', '.join(LOGGERS)}) or a vaekit.reporting.tracking.Logger, "
                         f"got {type(logger).__name__}")
 
 
