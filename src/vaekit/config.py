@@ -24,6 +24,7 @@ from typing import Annotated, Literal, Union
 import tyro
 
 from .custom_nets import check_spec
+from .distributions import LIKELIHOODS
 from .models import MODELS
 
 _DEFERRED = False
@@ -127,7 +128,7 @@ class ModelConfig:
             for w in widths:
                 _check_number("model", key, w, int, low=1)
         _check_choice("activation", self.activation, ("relu", "tanh", "elu", "leaky_relu", "softplus", "gelu"))
-        _check_choice("likelihood", self.likelihood, ("bernoulli", "continuous-bernoulli", "gaussian"))
+        _check_choice("likelihood", self.likelihood, tuple(LIKELIHOODS))
         if self.likelihood_scale != "learned":
             _check_number("model", "likelihood_scale", self.likelihood_scale, low=0, low_open=True)
         _check_choice("decoder_activation", self.decoder_activation, ("auto", "identity", "sigmoid"))
@@ -310,10 +311,12 @@ class Config:
                 raise TypeError(f"Config.{key} must be a {cls.__name__}, got {type(getattr(self, key)).__name__}")
         spec = self.model.spec
         name = self.model.name
-        if name == "betatc" and self.train.objective != "elbo":
-            raise ValueError(f"--model betatc trains its own objective; use --objective elbo, got {self.train.objective!r}")
-        if self.train.capacity_max > 0 and (name != "vae" or self.train.objective != "elbo"):
-            raise ValueError(f"--capacity-max needs --model vae --objective elbo, got {name!r} / {self.train.objective!r}")
+        if spec.objective != "elbo" and self.train.objective != "elbo":
+            raise ValueError(f"--model {name} trains its own objective; use --objective elbo, got {self.train.objective!r}")
+        if self.train.capacity_max > 0 and not (spec.objective == "elbo" and spec.stochastic
+                                                and self.train.objective == "elbo"):
+            raise ValueError(f"--capacity-max needs a VAE trained with --objective elbo (vae, cvae), got "
+                             f"{name!r} / {self.train.objective!r}")
         if spec.needs_init and not self.train.init:
             raise ValueError(f"model {name} refines a trained VAE: pass --init RUN (a VAE run folder)")
         if self.train.objective == "iwae" and not spec.stochastic:
