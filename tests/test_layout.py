@@ -13,7 +13,7 @@ SRC = Path(__file__).parents[1] / "src" / "vaekit"
 
 #: bottom to top; a module may import from its own layer or any layer below it
 LAYERS = [
-    ["_version", "distributions", "nets", "attacks", "data"],
+    ["_version", "distributions", "nets", "custom_nets", "attacks", "data"],
     ["models"],
     ["config"],
     ["objectives"],

@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+from .common import TRUST_CODE_HELP, json_registry, split_trust_code, trust_code
+
 
 @dataclasses.dataclass(frozen=True)
 class Command:
@@ -75,7 +77,7 @@ COMMANDS: dict[str, Command] = {
 def _usage() -> str:
     names = sorted(COMMANDS)
     return "usage: vaekit {" + ",".join(dict.fromkeys(n.split()[0] for n in names)) + "} ...\n" + "\n".join(
-        f"  vaekit {n:<26} {COMMANDS[n].summary}" for n in names)
+        f"  vaekit {n:<26} {COMMANDS[n].summary}" for n in names) + "\n" + TRUST_CODE_HELP
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vaekit: error: unknown command {argv[0]!r}; choose one of: "
               f"{', '.join(dict.fromkeys(n.split()[0] for n in sorted(COMMANDS)))}", file=sys.stderr)
         return 2
-    rest = argv[len(key.split()):]
+    rest, trusted = split_trust_code(argv[len(key.split()):])
     try:
         import tyro
 
@@ -98,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         from ..config import deferred_validation, validate
 
         with deferred_validation():  # tyro would wrap a setting's error in a box: validate after parsing
-            args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, description=args_type.__doc__)
+            args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, registry=json_registry(),
+                            description=f"{args_type.__doc__}\n\n{TRUST_CODE_HELP}")
         validate(args)
-        handler(args)
+        with trust_code(trusted):
+            handler(args)
     except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
         return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt as e:
