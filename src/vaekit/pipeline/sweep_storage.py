@@ -26,8 +26,12 @@ def open_storage(url: str, heartbeat_interval: int = 10, grace_period: int = 60)
     """
     import warnings
 
-    import optuna
-    import sqlalchemy
+    try:
+        import optuna
+        import sqlalchemy
+    except ImportError:
+        raise ImportError("vaekit sweep keeps its trials in an Optuna study: pip install 'vaekit[sweep]' "
+                          "(optuna >= 5.0)") from None
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
