@@ -325,18 +325,24 @@ def resolve_decoder_activation(config, unit_interval: bool) -> str:
 MAX_PARAMETERS = 2**31
 
 
-def _check_size(config, data_shape, cls, extra: dict) -> None:
+def _check_size(config, data_shape, cls, extra: dict, trust_code) -> None:
     """Count the parameters the config asks for on the meta device (no memory is allocated) and
-    refuse a network larger than :data:`MAX_PARAMETERS` (e.g. ``--latent-dim 1000000000``)."""
-    with torch.device("meta"):
-        nets = build_nets(config, data_shape, stochastic=cls.stochastic, **cls.net_options(**extra))
+    refuse a network larger than :data:`MAX_PARAMETERS` (e.g. ``--latent-dim 1000000000``).
+    A network that cannot be built on the meta device (custom code) is left to the real build."""
+    try:
+        with torch.device("meta"):
+            nets = build_nets(config, data_shape, stochastic=cls.stochastic, trust_code=trust_code,
+                              **cls.net_options(**extra))
+    except Exception:  # the real build below raises the same error, or succeeds where meta cannot
+        return
     count = sum(p.numel() for net in nets for p in net.parameters())
     if count > MAX_PARAMETERS:
         raise ValueError(f"the network would have {count:,} parameters ({4 * count / 2**30:,.0f} GiB of float32 weights), "
                          f"more than the {MAX_PARAMETERS:,} vaekit builds; lower --latent-dim, --hidden or --channels")
 
 
-def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, **extra) -> AE:
+def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *, trust_code: bool | None = None,
+                **extra) -> AE:
     """Build the model a :class:`~vaekit.config.ModelConfig` describes for examples of ``data_shape``.
 
     Args:
@@ -347,10 +353,13 @@ def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *
         seed: seed of the weight initialisation.
         **extra: model-specific build arguments (a saved model's ``extra_config()``), e.g.
             ``num_classes`` of a CVAE.
+        trust_code: allow importing the custom encoder/decoder a config names (see
+            :mod:`vaekit.custom_nets`); None: the enclosing ``custom_nets.trusting()`` block decides.
 
     Raises:
         ValueError: unknown model name, a network that does not fit the data shape, or one of more
             than :data:`MAX_PARAMETERS` parameters.
+        vaekit.custom_nets.CodeNotTrusted: the config names custom networks and trust was not given.
     """
     if hasattr(config, "train"):  # a run Config: its model section, initialised with the run's seed
         config, seed = config.model, config.train.seed
@@ -358,8 +367,9 @@ def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *
         raise ValueError(f"unknown model {config.name!r}; choose one of: {', '.join(sorted(MODELS))}")
     cls = MODELS[config.name].cls
     config = dataclasses.replace(config, decoder_activation=resolve_decoder_activation(config, unit_interval))
-    _check_size(config, data_shape, cls, extra)
+    _check_size(config, data_shape, cls, extra, trust_code)
     torch.manual_seed(seed)
-    encoder, decoder = build_nets(config, data_shape, stochastic=cls.stochastic, **cls.net_options(**extra))
+    encoder, decoder = build_nets(config, data_shape, stochastic=cls.stochastic, trust_code=trust_code,
+                                  **cls.net_options(**extra))
     likelihood = build_likelihood(config.likelihood, data_shape, config.likelihood_scale, config.decoder_activation)
     return cls(encoder, decoder, likelihood, config.latent_dim, data_shape, config.noise_std, config, **extra)

@@ -15,6 +15,8 @@ import json
 import os
 import sys
 
+from .common import TRUST_CODE_HELP, json_registry, split_trust_code, trust_code
+
 
 @dataclasses.dataclass(frozen=True)
 class Command:
@@ -63,17 +65,25 @@ COMMANDS: dict[str, Command] = {
                                    "Linear-probe accuracy of a run's representation, clean and under PGD; consistency; MSE; classifier FID."),
     "benchmark anomaly": Command("benchmarks.anomaly", "Args", "run_cli",
                                  "Benchmark VAE anomaly scores against IsolationForest, LOF, OneClassSVM and PCA on digits and breast cancer."),
+    "ood": Command("cli.ood", "OODArgs", "ood",
+                   "Out-of-distribution scores of every row of a file under a trained VAE run: a CSV of index, score, ood."),
+    "benchmark ood": Command("benchmarks.ood", "Args", "run_cli",
+                             "Benchmark OOD scores (likelihood, likelihood ratio, typicality, WAIC, likelihood regret, BVAE ESS) on Fashion-MNIST and digits-28."),
     "benchmark disentanglement": Command("cli.benchmark", "BenchmarkDisentanglementArgs", "benchmark_disentanglement",
                                          "Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE on dSprites and report every disentanglement metric."),
     "benchmark robustness": Command("cli.robustness", "BenchmarkRobustnessArgs", "benchmark_robustness",
                                     "The AVAE paper's robustness table: VAE, SE, AVAE, SE+AVAE, AVAE-SS with one architecture and budget."),
+    "benchmark robustness-seeds": Command("cli.sweep", "BenchmarkRobustnessSeedsArgs", "benchmark_robustness_seeds",
+                                          "The AVAE question over seeds: VAE, VAE + noise, AVAE (mean / sampled x̃), SE ε 0.1; probe on μ, z or g(μ); 95 % t intervals."),
+    "sweep": Command("cli.sweep", "SweepArgs", "sweep",
+                     "Train a grid of settings × seeds (every point a run folder), resumable, shared through an Optuna study; report mean, std and 95 % t interval per metric."),
 }
 
 
 def _usage() -> str:
     names = sorted(COMMANDS)
     return "usage: vaekit {" + ",".join(dict.fromkeys(n.split()[0] for n in names)) + "} ...\n" + "\n".join(
-        f"  vaekit {n:<26} {COMMANDS[n].summary}" for n in names)
+        f"  vaekit {n:<26} {COMMANDS[n].summary}" for n in names) + "\n" + TRUST_CODE_HELP
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vaekit: error: unknown command {argv[0]!r}; choose one of: "
               f"{', '.join(dict.fromkeys(n.split()[0] for n in sorted(COMMANDS)))}", file=sys.stderr)
         return 2
-    rest = argv[len(key.split()):]
+    rest, trusted = split_trust_code(argv[len(key.split()):])
     try:
         import tyro
 
@@ -98,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         boxed = io.StringIO()
         try:
             with deferred_validation(), contextlib.redirect_stderr(boxed):  # validate after parsing
-                args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default,
-                                description=args_type.__doc__)
+                args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, registry=json_registry(),
+                                description=f"{args_type.__doc__}\n\n{TRUST_CODE_HELP}")
         except SystemExit as e:  # tyro's usage errors (exit 2): its box becomes one line; --help (exit 0)
             if e.code:
                 from .common import usage_error_line
@@ -107,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"vaekit: error: {usage_error_line(boxed.getvalue(), f'vaekit {key}')}", file=sys.stderr)
             return e.code if isinstance(e.code, int) else 1
         validate(args)
-        handler(args)
+        with trust_code(trusted):
+            handler(args)
+    except SystemExit as e:  # a handler's own exit
+        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt as e:
         print(f"vaekit: interrupted; {e or 'a training run can be continued with vaekit train --resume RUN'}",
               file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Helpers shared by the command modules: output, the bounds of numeric flags, one-line usage errors."""
+"""Helpers shared by the command modules: output, --trust-code, the bounds of numeric flags, one-line usage errors."""
 
 from __future__ import annotations
 
@@ -14,6 +14,59 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+#: The flag every command takes: allow loading runs whose config names custom networks.
+TRUST_CODE = "--trust-code"
+#: The line ``vaekit --help`` and every command's --help add about it.
+TRUST_CODE_HELP = (f"{TRUST_CODE} (any command): allow importing the custom encoder/decoder a run's config.json "
+                   "names by import path (docs/custom-networks.md); without it such runs are refused.")
+
+
+def split_trust_code(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without ``--trust-code``, and whether it was there."""
+    rest = [a for a in argv if a != TRUST_CODE]
+    return rest, len(rest) != len(argv)
+
+
+def trust_code(enabled: bool):
+    """The context a command runs in: models naming custom networks build and load only when ``enabled``."""
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext()
+    from ..custom_nets import trusting
+
+    return trusting()
+
+
+def json_registry():
+    """A tyro constructor registry under which flags typed ``dict`` (``--encoder``, ``--decoder``)
+    take one JSON object, e.g. ``'{"target": "mypkg.nets:Encoder", "kwargs": {"width": 64}}'``."""
+    import json
+
+    import tyro
+
+    def rule(type_info):
+        if type_info.type is not dict:
+            return None
+
+        def parse(args: list[str]) -> dict:
+            try:
+                value = json.loads(args[0])
+            except json.JSONDecodeError as e:
+                raise ValueError(f"expected a JSON object, got {args[0]!r} ({e})") from None
+            if not isinstance(value, dict):
+                raise ValueError(f"expected a JSON object, got {args[0]!r}")
+            return value
+
+        return tyro.constructors.PrimitiveConstructorSpec(
+            nargs=1, metavar="JSON", instance_from_str=parse,
+            is_instance=lambda value: isinstance(value, dict), str_from_instance=lambda value: [json.dumps(value)])
+
+    registry = tyro.constructors.ConstructorRegistry()
+    registry.primitive_rule(rule)
+    return registry
+
+
 @dataclasses.dataclass(frozen=True)
 class Range:
     """Bounds of a numeric flag, put in its type: ``n: Annotated[int, COUNT] = 64``.
@@ -21,7 +74,8 @@ class Range:
     :class:`Checked` argument dataclasses check every such field after parsing (``vaekit.cli.main``
     calls :func:`vaekit.config.validate`): a finite number (NaN, ±Inf and bools refused), an
     integer where the type is ``int``, within ``[low, high]`` (open ends when asked), and for a
-    tuple flag at least one value, each checked. ``None`` (an optional flag left out) passes.
+    tuple flag at least one value (unless its default is empty), each checked. ``None`` (an
+    optional flag left out) passes.
     """
 
     low: float | None = None
@@ -73,7 +127,7 @@ def _flag(name: str) -> str:
 def _example(field: dataclasses.Field) -> str:
     """How to fix a bad value: the flag with its default, or leave it out."""
     default = field.default
-    if default is None or default is dataclasses.MISSING:
+    if default is None or default is dataclasses.MISSING or default == ():
         return f"or leave {_flag(field.name)} out for the default"
     shown = " ".join(map(str, default)) if isinstance(default, tuple) else str(default)
     return f"e.g. {_flag(field.name)} {shown} (the default)"
@@ -95,7 +149,7 @@ def check_args(args) -> None:
         integer = int in _scalar_types(hint.__origin__)
         values = value if isinstance(value, tuple) else (value,)
         expected = bounds[0].describe(integer)
-        if not values:
+        if not values and field.default != ():  # an empty tuple is refused unless it is the default
             raise ValueError(f"{_flag(field.name)} needs at least one value ({expected}); {_example(field)}")
         for v in values:
             kind_ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and (
