@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attacks import fgsm, pgd
+from ..training import distributed
 from .probe import LinearProbe
 
 ATTACKS = ("pgd", "fgsm")
@@ -29,7 +30,9 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
         y: ``(N,)`` true labels.
         attack: "pgd" (``num_steps`` steps, random start) or "fgsm" (one step of size ε).
         norm: "linf" or "l2"; ε is in [0, 1] pixel units.
-        seed: seeds the random starts.
+        seed: seeds the random starts (block j of ``batch_size`` examples from its own generator
+            seeded by (seed, j); under torch.distributed the blocks are shared among the ranks and
+            gathered, so the accuracy equals one process's).
         return_inputs: also return the attacked inputs ``(N, *data_shape)``.
 
     Raises:
@@ -37,11 +40,12 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
     """
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
-    generator = torch.Generator().manual_seed(seed)
-    correct, attacked = 0, []
     p = next(probe.parameters())
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size].to(p.device), y[start:start + batch_size].to(p.device)
+
+    def block(start: int, stop: int) -> torch.Tensor:
+        # random starts from the block's own generator: the same for any number of processes
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + start // batch_size)
+        xb, yb = x[start:stop].to(p.device), y[start:stop].to(p.device)
         target = probe.class_index(yb)
 
         def loss(inputs):
@@ -51,11 +55,13 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
             adv = pgd(loss, xb, epsilon, num_steps=num_steps, norm=norm, generator=generator)
         else:
             adv = fgsm(loss, xb, epsilon, norm=norm)
-        correct += (probe.predict(adv).cpu() == yb.cpu()).sum().item()
-        if return_inputs:
-            attacked.append(adv.cpu())
-    accuracy = correct / len(x)
-    return (accuracy, torch.cat(attacked)) if return_inputs else accuracy
+        correct = (probe.predict(adv).cpu() == yb.cpu()).float()[:, None]
+        return torch.cat([correct, adv.detach().cpu().flatten(1)], 1) if return_inputs else correct
+
+    # under torch.distributed the blocks are shared among the ranks and gathered
+    out = distributed.map_blocks(block, len(x), batch_size)
+    accuracy = out[:, 0].sum().item() / len(x)
+    return (accuracy, out[:, 1:].reshape(x.shape)) if return_inputs else accuracy
 
 
 def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.Tensor, test_labels: dict,

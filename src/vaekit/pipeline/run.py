@@ -20,7 +20,7 @@ from ..config import Config
 from ..evaluation import UNITS, evaluate_conditional
 from ..evaluation.kl import KLDiagnostics
 from ..models import build_model, given
-from ..training import Checkpoint, EpochLog, Progress, RunOptions, TrainingDiverged, distributed, fit
+from ..training import Checkpoint, EpochLog, Progress, RunOptions, TrainingDiverged, distributed, fit, runtime
 from .folders import (CHECKPOINT, SCALER, clean_stale_files, condition_labels, fit_scaler, initialise, load_dataset,
                       prepare, resolve_condition, split_validation, standardized, streamed_splits)
 
@@ -105,6 +105,8 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, logg
         io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
         tracker.log(history[-1])
 
+    threads = runtime.apply_threads(model, config.train.batch_size, options.threads,
+                                    runtime.resolve_device(options.device))  # fit applies the same choice
     hooks = [*_diagnostics(model, config, train_x, val_x, train_c, val_c), Checkpoint(run_dir / CHECKPOINT),
              EpochLog(log), *([Progress(config.train.epochs)] if progress else [])]
     try:
@@ -112,12 +114,14 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, logg
                       labels=train_c, val_labels=val_c, options=options)
     finally:
         tracker.close()
+    device = next(model.parameters()).device
+    # every rank evaluates: the importance-sampled log-likelihood is sharded over the ranks
+    summary = summarise(model, config, test_x.to(device), history, test_c)
     if not distributed.is_main():
         return {}
     io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-    device = next(model.parameters()).device
-    summary = summarise(model, config, test_x.to(device), history, test_c)
-    summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size()})
+    summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size(),
+                    "threads": threads.to_dict()})
     io.save(model, run_dir, config)
     io.write_json(run_dir / "summary.json", summary)
     model.cpu()
@@ -140,7 +144,8 @@ def _write_outputs(model, history, test_x, run_dir: Path, test_c, test_labels, s
 
     write_figures(model, history, test_x, run_dir, test_c)
     gallery.write_figures(model, test_x, run_dir, test_c, test_labels)
-    io.write_json(run_dir / report.ENVIRONMENT, report.environment(model, summary["training_time_s"]))
+    io.write_json(run_dir / report.ENVIRONMENT, report.environment(model, summary["training_time_s"],
+                                                                   summary.get("threads")))
     report.write_report(run_dir)
 
 

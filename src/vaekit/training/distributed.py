@@ -224,3 +224,42 @@ class ShardBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(list(shard(torch.arange(self.num_examples), self.batch_size, self.rank, self.world_size)))
+
+
+def map_blocks(fn: Callable[[int, int], torch.Tensor], n: int, block_size: int) -> torch.Tensor:
+    """``fn(start, stop)`` for the blocks ``[0, b), [b, 2b), ...`` of ``n`` examples, concatenated.
+
+    Each result is ``(stop - start, *tail)`` (the same tail and dtype for every block). Under
+    torch.distributed rank r computes blocks r, r + W, r + 2W, ... (W = world size) and the
+    results are all-gathered, so every rank returns the whole ``(n, *tail)`` tensor in block
+    order: equal to one process's when ``fn`` depends only on its block (e.g. draws seeded by
+    the block index). In a single process the blocks run in order. ``n = 0`` gives an empty tensor.
+    """
+    starts = list(range(0, n, block_size))
+    world, me = world_size(), rank()
+    mine = [fn(s, min(s + block_size, n)) for s in starts[me::world]]
+    if world == 1:
+        return torch.cat(mine) if mine else torch.empty(0)
+    # every rank learns the tail shape and dtype from rank 0, which always holds block 0
+    spec = torch.zeros(10, dtype=torch.float64)
+    if me == 0:
+        spec[0], spec[1] = mine[0].dim() - 1, _DTYPES.index(mine[0].dtype)
+        spec[2:2 + mine[0].dim() - 1] = torch.tensor(mine[0].shape[1:], dtype=torch.float64)
+    spec = all_reduce_sum(spec)
+    tail, dtype = tuple(int(v) for v in spec[2:2 + int(spec[0])]), _DTYPES[int(spec[1])]
+    device = mine[0].device if mine else torch.device("cpu")
+    rows = [sum(min(s + block_size, n) - s for s in starts[r::world]) for r in range(world)]
+    local = torch.zeros((max(rows), *tail), dtype=dtype, device=device)
+    if mine:
+        local[:rows[me]] = torch.cat(mine)
+    gathered = [g[:rows[r]] for r, g in enumerate(all_gather(local))]
+    # rank r's rows are its blocks in order: deal them back into block order
+    parts, offsets = [], [0] * world
+    for j, s in enumerate(starts):
+        r, size = j % world, min(s + block_size, n) - s
+        parts.append(gathered[r][offsets[r]:offsets[r] + size])
+        offsets[r] += size
+    return torch.cat(parts)
+
+
+_DTYPES = [torch.float32, torch.float64, torch.int64, torch.bool, torch.float16, torch.bfloat16, torch.int32, torch.uint8]
