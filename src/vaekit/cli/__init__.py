@@ -96,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         with deferred_validation():  # tyro would wrap a setting's error in a box: validate after parsing
             args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, description=args_type.__doc__)
         validate(args)
-        handler(args)
+        from ..training.progress import silenced
+
+        with silenced(getattr(args, "quiet", False)):  # every long command's --quiet
+            handler(args)
     except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
         return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt as e:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ..attacks import fgsm, pgd
 from ..training import distributed
+from ..training.progress import Reporter
 from .probe import LinearProbe
 
 ATTACKS = ("pgd", "fgsm")
@@ -82,13 +83,18 @@ def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.T
         plus the probes under ``"_probes"`` (not JSON; drop it before saving).
     """
     result, probes = {}, {}
+    reporter = Reporter(len(test_labels) * len(attacks) * len(epsilons), "robustness", "attack")
     for name in test_labels:
         probe = LinearProbe(model, standardize=standardize).fit(train_x, train_labels[name])
         probes[name] = probe
         entry = {"clean": probe.score(test_x, test_labels[name])}
         for attack in attacks:
-            entry[attack] = {f"{eps:g}": adversarial_accuracy(probe, test_x, test_labels[name], eps, attack,
-                                                             num_steps, norm, seed=seed) for eps in epsilons}
+            entry[attack] = {}
+            for eps in epsilons:
+                entry[attack][f"{eps:g}"] = adversarial_accuracy(probe, test_x, test_labels[name], eps, attack,
+                                                                 num_steps, norm, seed=seed)
+                reporter.update(1, label=name, attack=attack, epsilon=f"{eps:g}")
         result[name] = entry
+    reporter.close()
     result["_probes"] = probes
     return result
