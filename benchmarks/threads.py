@@ -16,7 +16,7 @@ of medians (goal <= 2.2: two runs on the machine's cores cost at most 2.2x one).
     python benchmarks/threads.py --output benchmarks/results/threads.json
 
 The machine's load average is recorded before and after: on a shared machine the ratios, not the
-seconds, are the result.
+seconds, are the result. Rerunning one part (``--skip``) keeps the other's results in the file.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def part1(args) -> dict:
         times = {k: [] for k in contenders}
         epoch_seconds(config, x, 1)  # warm-up
         for r in range(args.repeats):
-            names = list(contenders)
+            names = [k for k in contenders if k != str(cores) or r < args.repeats_all_cores]
             names = names[r % len(names):] + names[:r % len(names)]
             for k in names:
                 times[k].append(epoch_seconds(config, x, contenders[k]))
@@ -125,7 +125,9 @@ def part2(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=512, help="training examples per 28x28 epoch (part 1)")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds of part 1")
+    parser.add_argument("--repeats", type=int, default=11, help="rounds of part 1")
+    parser.add_argument("--repeats-all-cores", type=int, default=3,
+                        help="rounds of part 1 that also time every core (slow on a loaded machine)")
     parser.add_argument("--cases", nargs="*", default=None, help=f"subset of {list(CASES)}")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of part 2")
     parser.add_argument("--train-epochs", type=int, default=10, help="epochs of each vaekit train in part 2")
@@ -133,7 +135,9 @@ def main() -> None:
     parser.add_argument("--skip", choices=["part1", "part2"], default=None)
     parser.add_argument("--output", default="benchmarks/results/threads.json")
     args = parser.parse_args()
-    result = {"machine": machine(), "load_average_before": os.getloadavg(), "settings": vars(args)}
+    out = Path(args.output)
+    result = json.loads(out.read_text()) if out.is_file() else {}  # a part not rerun is kept
+    result.update({"machine": machine(), "load_average_before": os.getloadavg(), "settings": vars(args)})
     if args.skip != "part1":
         result["policy_vs_fixed"] = part1(args)
     if args.skip != "part2":
