@@ -27,15 +27,16 @@ def _port() -> int:
 def _setup():
     model = build_model(Config.from_flat(likelihood="bernoulli", latent_dim=4).model, (1, 8, 8), True, seed=0).eval()
     g = torch.Generator().manual_seed(0)
-    x = (torch.rand(70, 1, 8, 8, generator=g) > 0.5).float()  # 5 blocks of 15: ranks hold 3 and 2 blocks
+    x = (torch.rand(70, 1, 8, 8, generator=g) > 0.5).float()  # 5 blocks of 15, each split between the ranks
     y = torch.randint(0, 3, (70,), generator=g)
     probe = LinearProbe(model).fit(x, y)
     return model, x, y, probe
 
 
 def _results(model, x, y, probe) -> dict:
-    torch.manual_seed(123 + distributed.rank())  # the global RNG differs by rank: results must not
-    ll = log_likelihood(model, x, 50, batch_size=15, seed=4)
+    torch.manual_seed(4)  # every rank in the same RNG state, as evaluate() ensures by seeding
+    ll = log_likelihood(model, x, 50, batch_size=15)
+    torch.manual_seed(123 + distributed.rank())  # evaluate seeds its own draws: the global state must not matter
     metrics = evaluate(model, x, num_samples=50, batch_size=15, seed=2)
     acc, adv = adversarial_accuracy(probe, x, y, 0.2, num_steps=3, batch_size=15, seed=1, return_inputs=True)
     return {"ll": ll, "evaluate_ll": torch.tensor(metrics["log_likelihood"]), "acc": torch.tensor(acc), "adv": adv}
@@ -64,11 +65,8 @@ def test_sharded_evaluation_equals_one_process(tmp_path):
         got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         for key in ("ll", "evaluate_ll", "acc", "adv"):
             torch.testing.assert_close(got[key], single[key], atol=1e-6, rtol=0, msg=f"{key} on rank {rank}")
-    # the work was shared: rank 0 decoded 3 of the 5 blocks' samples of log_likelihood and of evaluate
+    # the work was shared: each rank decoded about half the samples of log_likelihood and of evaluate
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["decoded"].item() for r in range(WORLD)]
-    assert ranks[0] > ranks[1] and sum(ranks) < 2 * 2 * 70 * 50 + 4 * 70  # not all the work on each rank
+    assert all(r < 2 * 70 * 50 for r in ranks) and sum(ranks) >= 2 * 70 * 50  # split, and all done
 
 
-def test_map_blocks_single_process_order():
-    out = distributed.map_blocks(lambda a, b: torch.arange(a, b), 10, 3)
-    assert out.tolist() == list(range(10))

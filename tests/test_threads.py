@@ -90,3 +90,6 @@ def test_train_records_threads_and_logs_progress_lines(tmp_path, capsys, monkeyp
     captured = capsys.readouterr()
     assert "train: epoch" not in captured.err and "run folder" in captured.out
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["threads"]["source"] == "OMP_NUM_THREADS"
+    torch.set_num_threads(2)
+    assert main(["evaluate", str(tmp_path / "a"), "--num-samples", "5", "--threads", "1"]) == 0
+    assert torch.get_num_threads() == 1  # vaekit evaluate applies the option too

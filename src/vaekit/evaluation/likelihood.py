@@ -81,62 +81,105 @@ def _log_density(model, params: torch.Tensor, x: torch.Tensor, sign: torch.Tenso
     raise TypeError(f"no fused log-density for {type(head).__name__}")
 
 
-def _block_log_weights(model, xb: torch.Tensor, num_samples: int, rows: int,
-                       generator: torch.Generator | None) -> torch.Tensor:
-    """log w ``(K, b)`` of one block of examples: encoded once, the K standard-normal draws
-    ``(K, b, d)`` made at once (the same draws as ``q.rsample((K,))``), decoded ``rows`` codes at a time."""
-    q = model.encode(xb)
-    normal = q.base_dist
-    loc, scale = normal.loc, normal.scale
-    eps = torch.randn((num_samples, *loc.shape), generator=generator, dtype=loc.dtype, device=loc.device)
-    # log p(z) − log q(z|x) for z = μ + σ·ε, closed form: Σ_d ½(ε² − z²) + log σ_d (the 2π terms cancel)
-    log_scale = scale.log().sum(-1)
-    fused = not getattr(model, "conditional", False) and hasattr(model, "decoder") and isinstance(
-        model.likelihood, (Bernoulli, Gaussian))
-    flat = xb.reshape(len(xb), -1)  # a view: x is never copied per sample
-    binary = fused and isinstance(model.likelihood, Bernoulli) and bool(((flat == 0) | (flat == 1)).all())
-    sign = 1 - 2 * flat if binary else None  # (b, D), once per block
-    log_w = torch.empty(num_samples, len(xb), dtype=loc.dtype, device=loc.device)
-    per_call = max(1, rows // len(xb))
-    for k0 in range(0, num_samples, per_call):
+def _draw_chunks(num_samples: int, batch: int, data_size: int, max_memory_mb: float) -> list[int]:
+    """How many of the K draws are made at a time: vaekit 0.2's chunks (its memory rule), so that
+    the same seed gives the same draws, and the same estimate, as 0.2 did."""
+    per_pair = 4 * 4 * max(data_size, 256)
+    chunk = max(1, int(max_memory_mb * 2**20 // (per_pair * batch)))
+    return [min(chunk, num_samples - start) for start in range(0, num_samples, chunk)]
+
+
+def _fused(model) -> bool:
+    """True when the decoder's output feeds a head whose log-density is fused (:func:`_log_density`)."""
+    return (not getattr(model, "conditional", False) and hasattr(model, "decoder")
+            and isinstance(model.likelihood, (Bernoulli, Gaussian)))
+
+
+def _sub_log_weights(model, loc, scale, log_scale, eps, xb, flat, sign, rows) -> torch.Tensor:
+    """log w ``(k, b)`` of b examples (encoder output ``loc``, ``scale`` ``(b, d)``) for the
+    standard-normal draws ``eps`` ``(k, b, d)``, decoded ``rows`` codes at a time."""
+    k, b = eps.shape[:2]
+    out = torch.empty(k, b, dtype=loc.dtype, device=loc.device)
+    per_call = max(1, rows // b)
+    for k0 in range(0, k, per_call):
         e = eps[k0:k0 + per_call]
         z = loc + scale * e
+        # log p(z) − log q(z|x) at z = μ + σ·ε, closed form: Σ_d ½(ε² − z²) + log σ_d (2π cancels)
         prior_ratio = (e * e - z * z).sum(-1).mul_(0.5).add_(log_scale)
-        if fused:
-            params = model.decoder(z.reshape(-1, z.shape[-1])).reshape(len(e), len(xb), -1)
+        if flat is not None:
+            params = model.decoder(z.reshape(-1, z.shape[-1])).reshape(len(e), b, -1)
             log_px = _log_density(model, params, flat, sign)
         else:
             log_px = model.decode(z).log_prob(xb)
-        log_w[k0:k0 + len(e)] = log_px + prior_ratio
-    return log_w
+        out[k0:k0 + len(e)] = log_px + prior_ratio
+    return out
+
+
+def _block_estimate(model, xb: torch.Tensor, num_samples: int, rows: int, max_memory_mb: float,
+                    generator: torch.Generator | None, unit: int) -> tuple[torch.Tensor, int]:
+    """log p(x) ``(b,)`` of one block, this rank's parts only (zeros elsewhere), and the next
+    work-unit number. Every rank makes every draw, so the random stream stays that of one process."""
+    world, rank = distributed.world_size(), distributed.rank()
+    size = math.prod(xb.shape[1:])
+    # work units: slices of the block's examples, at most a decoder call's rows, and shared by ranks
+    step = max(1, min(rows, -(-len(xb) // world)))
+    slices = [slice(s, s + step) for s in range(0, len(xb), step)]
+    mine = [(unit + i) % world == rank for i in range(len(slices))]
+    normal = model.encode(xb).base_dist
+    fused = _fused(model)
+    flat = xb.reshape(len(xb), -1) if fused else None  # a view: x is never copied per sample
+    binary = fused and isinstance(model.likelihood, Bernoulli) and bool(((flat == 0) | (flat == 1)).all())
+    sign = 1 - 2 * flat if binary else None  # (b, D), once per block
+    latent = model.latent_dim
+    dtype, device = normal.loc.dtype, normal.loc.device
+    running = None
+    for k in _draw_chunks(num_samples, len(xb), size, max_memory_mb):
+        eps = torch.randn((k, len(xb), latent), generator=generator, dtype=dtype, device=device)
+        if not any(mine):
+            continue  # drawn all the same: the stream stays that of one process
+        lse = torch.zeros(len(xb), dtype=dtype, device=device)
+        for sl, own in zip(slices, mine):
+            if own:
+                log_w = _sub_log_weights(model, normal.loc[sl], normal.scale[sl], normal.scale[sl].log().sum(-1),
+                                         eps[:, sl], xb[sl], None if flat is None else flat[sl],
+                                         None if sign is None else sign[sl], rows)
+                lse[sl] = torch.logsumexp(log_w, dim=0)
+        running = lse if running is None else torch.logaddexp(running, lse)
+    out = torch.zeros(len(xb), dtype=dtype, device=device)
+    if any(mine):
+        for sl, own in zip(slices, mine):
+            if own:
+                out[sl] = running[sl]
+    return out, unit + len(slices)
 
 
 @torch.no_grad()
 def log_likelihood(model, x: torch.Tensor, num_samples: int = 1000, batch_size: int | None = None,
-                   max_memory_mb: float = DEFAULT_MAX_MEMORY_MB, seed: int | None = None) -> torch.Tensor:
+                   max_memory_mb: float = DEFAULT_MAX_MEMORY_MB, generator: torch.Generator | None = None
+                   ) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) (Burda et al. 2015, eq. 8 at evaluation; Rezende 2014).
 
     log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k = μ(x) + σ(x)·ε_k, ε_k ~ N(0, I),
-    K = ``num_samples`` exactly. Each block of examples is encoded once; its K draws are made as
-    one ``(K, b, latent_dim)`` tensor and decoded a cache-sized number of codes at a time
-    (:func:`decoder_rows`), x broadcast, never copied; log p(z) − log q(z|x) is computed in closed
-    form from the draws and the Bernoulli and Gaussian log-densities are fused (other heads use
-    their ``torch.distributions`` ``log_prob``).
+    K = ``num_samples`` exactly. Each block of examples is encoded once; its draws are decoded a
+    cache-sized number of codes at a time (:func:`decoder_rows`), x broadcast, never copied;
+    log p(z) − log q(z|x) is computed in closed form from the draws, and the Bernoulli and
+    Gaussian log-densities are fused (other heads use their ``torch.distributions`` ``log_prob``).
+    The draws come from ``generator`` (default: the global RNG) in the order and chunks of vaekit
+    0.2's implementation, so the same seed gives the same estimate (to float rounding; checked
+    against a copy of it in ``tests/test_likelihood_fast.py``).
 
-    Draws: with ``seed=None`` from the global RNG, block after block: the same draws, and the
-    same estimate, as ``q.rsample((K,))`` per block (vaekit ≤ 0.2's implementation, kept as the
-    reference in ``tests/test_likelihood_fast.py``). With a ``seed`` block j draws from its own
-    generator seeded ``(seed, j)``, so the estimate of an example depends only on the seed, its
-    block and its position: under torch.distributed the blocks are shared among the ranks
-    (block j on rank j mod world size) and gathered, equal to one process's result.
+    Under torch.distributed (an initialised process group) the decoding is shared among the ranks
+    (slices of each block, round robin) and the results all-reduced: every rank returns the
+    whole result, equal to one process's. Every rank makes every draw, so all ranks must enter
+    in the same RNG state (as :func:`evaluate` ensures by seeding) or pass generators seeded alike.
 
     Args:
         model: a VAE (an AE has no likelihood); a conditional model through ``given(model, c)``.
         x: ``(batch, *data_shape)``.
         num_samples: K importance samples per example.
-        batch_size: examples per block (default: all of them, within the memory bound).
-        max_memory_mb: rough bound on one block's draws and one decoder call, in MiB.
-        seed: per-block seeded draws, sharded over ranks (see above); None = the global RNG.
+        batch_size: examples per block (default: all of them).
+        max_memory_mb: rough bound on one chunk of draws and one decoder call, in MiB.
+        generator: the source of the draws (default: the global RNG).
 
     Returns:
         ``(batch,)`` log p(x) in nats per example, higher is better.
@@ -148,22 +191,14 @@ def log_likelihood(model, x: torch.Tensor, num_samples: int = 1000, batch_size: 
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     if not model.stochastic:
         raise ValueError("an AE has no likelihood; use a VAE or report the reconstruction error")
-    latent = model.latent_dim
-    # the draws, codes and weights of a block: ~ 3 (K, b, d) tensors and one (K, b)
-    fits = max(1, int(max_memory_mb * 2**20 // (4 * num_samples * (3 * latent + 1))))
-    batch_size = batch_size or min(len(x), fits)
+    batch_size = batch_size or len(x)
     rows = decoder_rows(model, math.prod(x.shape[1:]), max_memory_mb)
-
-    def block(start: int, stop: int) -> torch.Tensor:
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + start // batch_size)
-        log_w = _block_log_weights(model, x[start:stop], num_samples, rows, generator)
-        return torch.logsumexp(log_w, dim=0) - math.log(num_samples)
-
-    if seed is None:
-        return torch.cat([block(s, min(s + batch_size, len(x))) for s in range(0, len(x), batch_size)])
-    return distributed.map_blocks(block, len(x), batch_size)
+    results, unit = [], 0
+    for xb in _batches(x, batch_size):
+        estimate, unit = _block_estimate(model, xb, num_samples, rows, max_memory_mb, generator, unit)
+        results.append(estimate)
+    out = distributed.all_reduce_sum(torch.cat(results))  # each example computed on one rank
+    return out - math.log(num_samples)
 
 
 @torch.no_grad()
@@ -185,10 +220,10 @@ def evaluate(model, x: torch.Tensor, num_samples: int = 1000, batch_size: int = 
     devices = [x.device] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        return _evaluate(model, x, num_samples, batch_size, seed)
+        return _evaluate(model, x, num_samples, batch_size)
 
 
-def _evaluate(model, x: torch.Tensor, num_samples: int, batch_size: int, seed: int) -> dict:
+def _evaluate(model, x: torch.Tensor, num_samples: int, batch_size: int) -> dict:
     was_training = model.training
     model.eval()
     sums: dict[str, float] = {}
@@ -215,8 +250,7 @@ def _evaluate(model, x: torch.Tensor, num_samples: int, batch_size: int, seed: i
     result["active_units"] = int((mu.var(0, unbiased=True) > 0.01).sum()) if n > 1 else 0
     if model.stochastic:
         result["kl_per_dim"] = (torch.stack(kl_dims).sum(0) / n).tolist()
-        result["log_likelihood"] = log_likelihood(model, x, num_samples, batch_size=batch_size,
-                                                  seed=seed).mean().item()
+        result["log_likelihood"] = log_likelihood(model, x, num_samples, batch_size=batch_size).mean().item()
     model.train(was_training)
     return result
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..attacks import fgsm, pgd
+from ..attacks import _random_start, fgsm, pgd
 from ..training import distributed
 from ..training.progress import Reporter
 from .probe import LinearProbe
@@ -31,9 +31,9 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
         y: ``(N,)`` true labels.
         attack: "pgd" (``num_steps`` steps, random start) or "fgsm" (one step of size ε).
         norm: "linf" or "l2"; ε is in [0, 1] pixel units.
-        seed: seeds the random starts (block j of ``batch_size`` examples from its own generator
-            seeded by (seed, j); under torch.distributed the blocks are shared among the ranks and
-            gathered, so the accuracy equals one process's).
+        seed: seeds the random starts. Under torch.distributed the blocks of ``batch_size``
+            examples are shared among the ranks (round robin) and the results all-reduced; every
+            rank draws every block's random start, so the accuracy equals one process's.
         return_inputs: also return the attacked inputs ``(N, *data_shape)``.
 
     Raises:
@@ -41,12 +41,18 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
     """
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
+    generator = torch.Generator().manual_seed(seed)
+    world, rank = distributed.world_size(), distributed.rank()
     p = next(probe.parameters())
-
-    def block(start: int, stop: int) -> torch.Tensor:
-        # random starts from the block's own generator: the same for any number of processes
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + start // batch_size)
-        xb, yb = x[start:stop].to(p.device), y[start:stop].to(p.device)
+    correct = torch.zeros(len(x))
+    attacked = torch.zeros(x.shape, dtype=x.dtype) if return_inputs else None
+    for i, start in enumerate(range(0, len(x), batch_size)):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        if i % world != rank:  # another rank's block: draw its random start all the same, so the
+            if attack == "pgd" and epsilon > 0:  # stream stays that of one process
+                _random_start(xb, epsilon, norm, generator)
+            continue
+        xb, yb = xb.to(p.device), yb.to(p.device)
         target = probe.class_index(yb)
 
         def loss(inputs):
@@ -56,13 +62,12 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
             adv = pgd(loss, xb, epsilon, num_steps=num_steps, norm=norm, generator=generator)
         else:
             adv = fgsm(loss, xb, epsilon, norm=norm)
-        correct = (probe.predict(adv).cpu() == yb.cpu()).float()[:, None]
-        return torch.cat([correct, adv.detach().cpu().flatten(1)], 1) if return_inputs else correct
-
-    # under torch.distributed the blocks are shared among the ranks and gathered
-    out = distributed.map_blocks(block, len(x), batch_size)
-    accuracy = out[:, 0].sum().item() / len(x)
-    return (accuracy, out[:, 1:].reshape(x.shape)) if return_inputs else accuracy
+        correct[start:start + len(xb)] = (probe.predict(adv).cpu() == yb.cpu()).float()
+        if return_inputs:
+            attacked[start:start + len(xb)] = adv.detach().cpu()
+    # under torch.distributed each block was attacked on one rank: the sums are the results
+    accuracy = distributed.all_reduce_sum(correct).sum().item() / len(x)
+    return (accuracy, distributed.all_reduce_sum(attacked)) if return_inputs else accuracy
 
 
 def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.Tensor, test_labels: dict,

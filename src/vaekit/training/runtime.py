@@ -128,8 +128,9 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool = False
 #: Below this many FLOPs per training step (forward + backward ≈ 3 forward passes) one intra-op
 #: thread is fastest; above it, one thread per idle core. Measured with ``benchmarks/threads.py``
 #: on a 2-core AMD EPYC (``benchmarks/results/threads.json``): the default MLP (0.07 GFLOP per
-#: step) runs fastest on one thread even on an idle machine; the conv net and the 4x200 MLP on
-#: 28x28 (about 1.9 and 1.8 GFLOP per step) gain from a second core only when it is idle.
+#: step) and the 4x200 MLP on 28x28 (0.23) run fastest on one thread (the issue measured 2.1x
+#: slower on 2 threads at idle); the conv net on 28x28 (1.9 GFLOP per step) is the size where a
+#: second core can pay, and only when it is idle (on a busy machine 2 threads ran 10-100x slower).
 THREAD_FLOPS_THRESHOLD = 5e8
 
 
