@@ -8,10 +8,9 @@ after the epoch is recorded (``loop.history[-1]``); ``close(loop)`` runs once at
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
-
-import torch
 
 from ..io import save_checkpoint
 from . import distributed
@@ -59,13 +58,15 @@ class Progress:
     def __init__(self, total: int, stream=None, every: float = 10.0):
         self.total, self.stream, self.every = total, stream, every
         self.reporter = None
+        self.start = time.perf_counter()  # lines show the seconds since the run began
 
     def epoch_end(self, loop) -> None:
         """Advance the bar, or print a line when due."""
         if not distributed.is_main():
             return
         if self.reporter is None:
-            self.reporter = Reporter(self.total, "train", "epoch", self.stream, self.every, initial=loop.epoch - 1)
+            self.reporter = Reporter(self.total, "train", "epoch", self.stream, self.every, initial=loop.epoch - 1,
+                                     start=self.start)
         m = loop.history[-1]
         values = {"loss": m["train_loss"], "elbo": m["train_elbo"],
                   **({"val_elbo": m["val_elbo"]} if "val_elbo" in m else {})}

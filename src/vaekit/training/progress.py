@@ -35,15 +35,16 @@ class Reporter:
         every: seconds between plain lines at least (a line per step when steps are slower).
         initial: steps already done (a resumed run).
         enabled: False = silent (as inside :func:`silenced`, and on every rank but 0 under torchrun).
+        start: ``time.perf_counter()`` the shown seconds count from (default: now).
     """
 
     def __init__(self, total: int | None, desc: str, unit: str = "step", stream=None, every: float = 10.0,
-                 initial: int = 0, enabled: bool = True):
+                 initial: int = 0, enabled: bool = True, start: float | None = None):
         self.total, self.desc, self.unit, self.every = total, desc, unit, every
         self.stream = stream or sys.stderr
         self.done = initial
         self.enabled = enabled and not _silenced and int(os.environ.get("RANK", 0)) == 0
-        self.start = self.last = time.perf_counter()
+        self.start = self.last = time.perf_counter() if start is None else start
         self.printed = False
         self.bar = None
         self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
