@@ -137,12 +137,12 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.output)
     result = json.loads(out.read_text()) if out.is_file() else {}  # a part not rerun is kept
-    result.update({"machine": machine(), "load_average_before": os.getloadavg(), "settings": vars(args)})
-    if args.skip != "part1":
-        result["policy_vs_fixed"] = part1(args)
-    if args.skip != "part2":
-        result["concurrent_train"] = part2(args)
-    result["load_average_after"] = os.getloadavg()
+    for key, part, skip in (("policy_vs_fixed", part1, "part1"), ("concurrent_train", part2, "part2")):
+        if args.skip != skip:
+            record = {"machine": machine(), "settings": vars(args), "load_average_before": os.getloadavg()}
+            record["results"] = part(args)
+            record["load_average_after"] = os.getloadavg()
+            result[key] = record
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.output}")
