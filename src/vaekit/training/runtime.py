@@ -9,6 +9,7 @@ another with other options. ``summary.json`` records the options a run used.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Literal
 
@@ -155,28 +156,43 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _layer_flops(module: torch.nn.Module, inputs, output) -> int:
+    """Multiply-add FLOPs (2 per multiply-add) of one call of a linear or (transposed) convolution."""
+    x = inputs[0]
+    if isinstance(module, torch.nn.Linear):
+        return 2 * (x.numel() // module.in_features) * module.in_features * module.out_features
+    kernel = math.prod(module.kernel_size)
+    if isinstance(module, torch.nn.Conv2d):
+        return 2 * output.numel() * (module.in_channels // module.groups) * kernel
+    return 2 * x.numel() * (module.out_channels // module.groups) * kernel  # ConvTranspose2d
+
+
 def flops_per_step(model: torch.nn.Module, batch_size: int) -> float:
     """Floating-point operations of one training step of ``model`` on ``batch_size`` examples:
     3 × the forward FLOPs of encoder and decoder (the backward pass costs about twice the
-    forward), counted by :class:`torch.utils.flop_counter.FlopCounterMode` on one example."""
-    from torch.utils.flop_counter import FlopCounterMode
+    forward), counted from the shapes of the linear and convolution layers in a forward pass of
+    one example (the element-wise work is not counted). Cheap: no tracing, no torch._dynamo
+    import (``torch.utils.flop_counter`` costs seconds of imports). A model whose nets cannot run
+    on a lone x (a conditional one) is counted as 2 FLOPs per weight per example."""
+    layers = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+    counted = [0]
 
-    p = next(model.parameters())
-    shape = tuple(getattr(model, "data_shape", ()))
-    x = torch.zeros((1, *shape), dtype=p.dtype, device=p.device)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        try:
-            out = model.encoder(x) if not getattr(model, "conditional", False) else None
-            if out is not None:
-                loc = out[0] if isinstance(out, (tuple, list)) else out
-                model.decoder(loc)
-        except Exception:  # noqa: BLE001 - an encoder with other inputs: fall back to the parameter count
-            return 6.0 * batch_size * sum(q.numel() for q in model.parameters())
-    counted = counter.get_total_flops()
-    if counted == 0:  # e.g. a conditional model: 2 FLOPs per weight per example
-        counted = 2 * sum(q.numel() for q in model.parameters())
-    return 3.0 * batch_size * counted
+    def hook(module, inputs, output):
+        counted[0] += _layer_flops(module, inputs, output)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layers)]
+    try:
+        p = next(model.parameters())
+        x = torch.zeros((1, *tuple(getattr(model, "data_shape", ()))), dtype=p.dtype, device=p.device)
+        with torch.no_grad():
+            out = model.encoder(x)
+            model.decoder(out[0] if isinstance(out, (tuple, list)) else out)
+    except Exception:  # noqa: BLE001 - nets with other inputs (a CVAE's condition): count the weights
+        counted[0] = 2 * sum(q.numel() for q in model.parameters())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return 3.0 * batch_size * counted[0]
 
 
 @dataclasses.dataclass(frozen=True)
