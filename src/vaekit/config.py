@@ -23,6 +23,8 @@ from typing import Annotated, Literal, Union
 
 import tyro
 
+from .custom_nets import check_spec
+from .distributions import LIKELIHOODS
 from .models import MODELS
 
 _DEFERRED = False
@@ -106,6 +108,10 @@ class ModelConfig:
     """Gaussian mean activation; auto = sigmoid for [0, 1] data, identity otherwise."""
     noise_std: float = 0.0
     """Input noise std of a denoising AE/VAE (0 = none)."""
+    encoder: Union[dict, None] = None
+    """Custom encoder by import path, as JSON: {"target": "mypkg.nets:Encoder", "kwargs": {...}} (replaces the --net encoder; rebuilding it imports that code, so loading needs --trust-code)."""
+    decoder: Union[dict, None] = None
+    """Custom decoder by import path, as JSON: {"target": "mypkg.nets:Decoder", "kwargs": {...}} (as --encoder)."""
 
     def __post_init__(self):
         if not _DEFERRED:
@@ -122,11 +128,13 @@ class ModelConfig:
             for w in widths:
                 _check_number("model", key, w, int, low=1)
         _check_choice("activation", self.activation, ("relu", "tanh", "elu", "leaky_relu", "softplus", "gelu"))
-        _check_choice("likelihood", self.likelihood, ("bernoulli", "continuous-bernoulli", "gaussian"))
+        _check_choice("likelihood", self.likelihood, tuple(LIKELIHOODS))
         if self.likelihood_scale != "learned":
             _check_number("model", "likelihood_scale", self.likelihood_scale, low=0, low_open=True)
         _check_choice("decoder_activation", self.decoder_activation, ("auto", "identity", "sigmoid"))
         _check_number("model", "noise_std", self.noise_std, low=0)
+        check_spec("encoder", self.encoder)
+        check_spec("decoder", self.decoder)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
@@ -303,10 +311,12 @@ class Config:
                 raise TypeError(f"Config.{key} must be a {cls.__name__}, got {type(getattr(self, key)).__name__}")
         spec = self.model.spec
         name = self.model.name
-        if name == "betatc" and self.train.objective != "elbo":
-            raise ValueError(f"--model betatc trains its own objective; use --objective elbo, got {self.train.objective!r}")
-        if self.train.capacity_max > 0 and (name != "vae" or self.train.objective != "elbo"):
-            raise ValueError(f"--capacity-max needs --model vae --objective elbo, got {name!r} / {self.train.objective!r}")
+        if spec.objective != "elbo" and self.train.objective != "elbo":
+            raise ValueError(f"--model {name} trains its own objective; use --objective elbo, got {self.train.objective!r}")
+        if self.train.capacity_max > 0 and not (spec.objective == "elbo" and spec.stochastic
+                                                and self.train.objective == "elbo"):
+            raise ValueError(f"--capacity-max needs a VAE trained with --objective elbo (vae, cvae), got "
+                             f"{name!r} / {self.train.objective!r}")
         if spec.needs_init and not self.train.init:
             raise ValueError(f"model {name} refines a trained VAE: pass --init RUN (a VAE run folder)")
         if self.train.objective == "iwae" and not spec.stochastic:

@@ -212,8 +212,13 @@ def standard_normal(latent_dim: int, device=None, dtype=None) -> StandardNormal:
     return StandardNormal(zeros, torch.ones_like(zeros))
 
 
-#: Registry of likelihood names accepted by configs and the CLI.
-LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian")
+#: Registry: likelihood name -> builder ``(data_shape, scale, mean_activation, event_ndim) -> Likelihood``.
+LIKELIHOODS = {
+    "bernoulli": lambda data_shape, scale, mean_activation, event_ndim: Bernoulli(event_ndim),
+    "continuous-bernoulli": lambda data_shape, scale, mean_activation, event_ndim: ContinuousBernoulli(event_ndim),
+    "gaussian": lambda data_shape, scale, mean_activation, event_ndim: Gaussian(scale, data_shape, mean_activation,
+                                                                               event_ndim),
+}
 
 
 def build_likelihood(name: str, data_shape, scale: float | str = 1.0, mean_activation: str = "identity") -> Likelihood:
@@ -228,15 +233,9 @@ def build_likelihood(name: str, data_shape, scale: float | str = 1.0, mean_activ
     Raises:
         ValueError: unknown name (lists the valid ones).
     """
-    event_ndim = len(tuple(data_shape))
-    if name == "bernoulli":
-        return Bernoulli(event_ndim)
-    if name == "continuous-bernoulli":
-        return ContinuousBernoulli(event_ndim)
-    if name == "gaussian":
-        return Gaussian(scale, data_shape, mean_activation, event_ndim)
-    raise ValueError(f"unknown likelihood {name!r}; choose one of: {', '.join(LIKELIHOODS)}")
-
+    if name not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {name!r}; choose one of: {', '.join(LIKELIHOODS)}")
+    return LIKELIHOODS[name](tuple(data_shape), scale, mean_activation, len(tuple(data_shape)))
 
 
 def coupling_kl(q: Distribution, q_prime: Distribution, rho: float) -> torch.Tensor:
