@@ -39,6 +39,7 @@ from sklearn.svm import OneClassSVM
 from .. import data
 from ..detectors.anomaly import AnomalyDetector
 from ..evaluation.anomaly import SCORES
+from ..training.progress import track
 
 #: VAE options per data set (:class:`vaekit.AnomalyDetector` model options), chosen on an inner
 #: validation split of the training split (see docs/readme/anomaly.md), never on the test split.
@@ -68,7 +69,9 @@ class Args:
     epochs: int = 0
     """Override the VAE's training epochs (0 = the per-data-set default)."""
     progress: bool = True
-    """Show progress."""
+    """Show progress (a bar on a terminal, else a line per task or per 10 s)."""
+    quiet: bool = False
+    """No progress output."""
 
 
 @dataclasses.dataclass
@@ -163,13 +166,10 @@ def run(args: Args) -> dict:
         raise ValueError("give at least one seed")
     results: dict = {}
     for dataset in args.datasets:
-        for task in TASKS[dataset](args):
-            start = time.perf_counter()
+        for task in track(TASKS[dataset](args), f"benchmark anomaly {dataset}", "task", enabled=args.progress):
             for method, scores in task_scores(task, args).items():
                 entry = results.setdefault(dataset, {}).setdefault(method, {"tasks": {}})
                 entry["tasks"][task.name] = metrics(task.is_anomaly, scores)
-            if args.progress:
-                print(f"{dataset} {task.name}: {time.perf_counter() - start:.0f} s", flush=True)
     for methods in results.values():
         for entry in methods.values():
             tasks = entry["tasks"].values()

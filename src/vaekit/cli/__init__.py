@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, registry=json_registry(),
                             description=f"{args_type.__doc__}\n\n{TRUST_CODE_HELP}")
         validate(args)
-        with trust_code(trusted):
+        from ..training.progress import silenced
+
+        with trust_code(trusted), silenced(getattr(args, "quiet", False)):  # every long command's --quiet
             handler(args)
     except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
         return e.code if isinstance(e.code, int) else 1
