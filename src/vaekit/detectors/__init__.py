@@ -1,0 +1,1 @@
+"""scikit-learn-style detectors built on vaekit models and on normalizing flows."""
