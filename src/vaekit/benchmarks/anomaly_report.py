@@ -1,0 +1,159 @@
+"""The anomaly benchmark's report, rebuilt from the finished units in ``OUTPUT/parts/``.
+
+Per data set and method: AUROC per task (mean over seeds), the mean over tasks with a 95 %
+Student-t interval over seeds (each seed's mean over tasks is one observation; only seeds that
+finished every task count), mean average precision, the conformal threshold's false-alarm rate
+on the normal test rows (nominal 0.05), and the CPU time.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .anomaly import FLOW_OPTIONS, FPR_GRID, VAE_OPTIONS, Args, part_path, units
+
+#: Published one-class Fashion-MNIST AUROC (%) per normal class, for the table beside ours.
+#: Golan & El-Yaniv 2018, "Deep anomaly detection using geometric transformations", NeurIPS, table 1
+#: (their protocol: all 6,000 training images of the normal class; the official test split; one run
+#: per class for the baselines, the mean of 5 runs for theirs). Filled only with numbers read from the paper.
+PUBLISHED: dict[str, dict[str, list[float]]] = {}
+
+
+def load_parts(args: Args) -> tuple[list[dict], int]:
+    """The finished unit records among the units ``args`` asks for, and how many units it asks for."""
+    wanted = units(args)
+    found = [json.loads(part_path(args, u).read_text()) for u in wanted if part_path(args, u).is_file()]
+    return found, len(wanted)
+
+
+def t_interval(values: list[float]) -> float | None:
+    """Half-width of the 95 % Student-t interval of the mean of ``values`` (None for fewer than 2)."""
+    if len(values) < 2:
+        return None
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
+def aggregate(parts: list[dict]) -> dict:
+    """{dataset: {method: summary}} from unit records; see the module docstring for the fields."""
+    grouped: dict = {}
+    for part in parts:
+        for method, m in part["methods"].items():
+            entry = grouped.setdefault(part["dataset"], {}).setdefault(method, {})
+            entry.setdefault(part["task"], {})[part["seed"]] = m
+    cpu: dict = {}
+    for part in parts:
+        cpu[part["dataset"]] = cpu.get(part["dataset"], 0.0) + part["cpu_s"]
+    results: dict = {}
+    for dataset, methods in grouped.items():
+        tasks = sorted({t for m in methods.values() for t in m}, key=lambda t: (len(t), t))
+        for method, by_task in methods.items():
+            seeds = sorted({s for runs in by_task.values() for s in runs})
+            complete = [s for s in seeds if all(s in by_task.get(t, {}) for t in tasks)]
+            seed_means = [float(np.mean([by_task[t][s]["auroc"] for t in tasks])) for s in complete]
+            everything = [r for runs in by_task.values() for r in runs.values()]
+            fprs = [r["test_fpr"] for r in everything if "test_fpr" in r]
+            results.setdefault(dataset, {})[method] = {
+                "tasks": {t: {"auroc": float(np.mean([r["auroc"] for r in by_task[t].values()])),
+                              "auroc_seeds": [by_task[t][s]["auroc"] for s in sorted(by_task[t])]}
+                          for t in tasks if t in by_task},
+                "seeds": complete, "seed_mean_auroc": seed_means,
+                "mean_auroc": float(np.mean(seed_means)) if seed_means else None,
+                "ci95": t_interval(seed_means),
+                "mean_ap": float(np.mean([r["ap"] for r in everything])),
+                "test_fpr": float(np.mean(fprs)) if fprs else None,
+                "mean_tpr": np.mean([r["tpr"] for r in everything], 0),
+            }
+        results[dataset]["_cpu_s"] = cpu[dataset]
+    return results
+
+
+def _fmt_mean(entry: dict, best: float) -> str:
+    if entry["mean_auroc"] is None:
+        return "(incomplete)"
+    text = f"{entry['mean_auroc']:.3f}" + (f" ± {entry['ci95']:.3f}" if entry["ci95"] is not None else "")
+    return f"**{text}**" if entry["mean_auroc"] == best else text
+
+
+def markdown(results: dict) -> str:
+    """One table per data set (AUROC per task, mean ± 95 % interval, AP, test FPR), and the published table."""
+    lines = []
+    kinds = {"digits": "anomaly class", "breast-cancer": "anomaly label", "fashion-mnist": "normal class"}
+    for dataset, methods in results.items():
+        methods = {m: e for m, e in methods.items() if not m.startswith("_")}
+        tasks = list(next(iter(methods.values()))["tasks"])
+        best = max((e["mean_auroc"] for e in methods.values() if e["mean_auroc"] is not None), default=None)
+        lines += [f"**{dataset}** (AUROC per {kinds.get(dataset, 'task')}, mean over seeds; mean over tasks "
+                  f"± 95 % t-interval over seeds; FPR: the conformal threshold's false-alarm rate on the normal "
+                  f"test rows at nominal 0.05; {methods_cpu(results, dataset):.0f} CPU s)", "",
+                  "| method | " + " | ".join(tasks) + " | mean AUROC | mean AP | FPR | seeds |",
+                  "|---|" + "---|" * (len(tasks) + 4)]
+        for method, entry in methods.items():
+            cells = " | ".join(f"{entry['tasks'][t]['auroc']:.3f}" if t in entry["tasks"] else "–" for t in tasks)
+            fpr = f"{entry['test_fpr']:.3f}" if entry["test_fpr"] is not None else "–"
+            lines.append(f"| {method} | {cells} | {_fmt_mean(entry, best)} | {entry['mean_ap']:.3f} | {fpr} | "
+                         f"{len(entry['seeds'])} |")
+        lines.append("")
+        for name, row in PUBLISHED.get(dataset, {}).items():
+            if lines[-1] == "":
+                lines += [f"Published ({dataset}, AUROC %, Golan & El-Yaniv 2018, table 1): ", ""]
+            lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in row) + f" | {np.mean(row):.1f} |")
+    return "\n".join(lines)
+
+
+def methods_cpu(results: dict, dataset: str) -> float:
+    return results[dataset].get("_cpu_s", 0.0)
+
+
+def _jsonable(results: dict) -> dict:
+    return {d: {m: ({k: v for k, v in e.items() if k != "mean_tpr"} if isinstance(e, dict) else e)
+                for m, e in methods.items()} for d, methods in results.items()}
+
+
+def write_report(args: Args) -> tuple[list[Path], str]:
+    """Write anomaly.md, anomaly.json and roc.png to ``args.output_dir`` from the finished units."""
+    from .. import plots
+    from ..io import atomic_write, write_json
+
+    parts, wanted = load_parts(args)
+    if not parts:
+        raise ValueError(f"no finished units in {Path(args.output_dir) / 'parts'} for these arguments; run without --report-only")
+    results = aggregate(parts)
+    cpu = sum(p["cpu_s"] for p in parts)
+    folder = Path(args.output_dir)
+    context = {"command": "vaekit benchmark anomaly " + flags(args), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "machine": f"{platform.machine()}, {platform.system()}, torch {torch.__version__}, 1 torch thread per process",
+               "units_finished": len(parts), "units": wanted, "cpu_s": round(cpu, 1),
+               "wall_s_units": round(sum(p["wall_s"] for p in parts), 1), "vae_options": VAE_OPTIONS,
+               "flow_options": FLOW_OPTIONS, "seeds": list(args.seeds), "train_size": args.train_size}
+    write_json(folder / "anomaly.json", {**context, "results": _jsonable(results)})
+    header = (f"Command: `{context['command']}` ({context['date']}; {context['machine']}); {len(parts)} of {wanted} "
+              f"units finished; {cpu:.0f} CPU s in all (= {cpu / 2 / 60:.0f} min on 2 cores)\n\n")
+    text = header + markdown(results)
+    atomic_write(folder / "anomaly.md", text + "\n")
+    panels = {f"{dataset} (mean over tasks, seeds)": {m: (FPR_GRID, e["mean_tpr"]) for m, e in methods.items()
+                                                      if not m.startswith("_")}
+              for dataset, methods in results.items()}
+    plots.roc_curves(panels, folder / "roc.png")
+    return [folder / "anomaly.md", folder / "anomaly.json", folder / "roc.png"], text
+
+
+def flags(args: Args) -> str:
+    """The command-line flags that differ from the defaults (progress and report_only left out)."""
+    import dataclasses
+
+    default = Args()
+    parts = []
+    for field in dataclasses.fields(Args):
+        value = getattr(args, field.name)
+        if field.name not in ("progress", "report_only", "shard") and value != getattr(default, field.name):
+            shown = " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            parts.append(f"--{field.name.replace('_', '-')} {shown}")
+    return " ".join(parts)
