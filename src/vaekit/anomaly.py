@@ -32,7 +32,8 @@ from . import io, runs
 from .config import Config
 from .data.scaling import Standardizer, wants_standardization
 from .detectors.base import CalibratedDetector
-from .evaluation.anomaly import DEFAULT_NUM_SAMPLES, SCORES, check_score, draw_noise, score_samples
+from .evaluation.anomaly import (DEFAULT_NUM_SAMPLES, SCORES, all_scores, check_score, draw_noise, in_blocks,
+                                 score_samples)
 from .models import build_model
 from .train import fit as fit_model
 
@@ -183,6 +184,17 @@ class AnomalyDetector(CalibratedDetector):
         scores = score_samples(self.model_, x, self.score_type, self.score_num_samples, noise=self.noise_,
                                progress=self.verbose)
         return scores.numpy()
+
+    def score_samples_all(self, X) -> dict[str, np.ndarray]:
+        """Every registered score of each row from one set of decoder passes (common random numbers):
+        name -> float64 ``(n_samples,)`` normality scores (see :func:`vaekit.evaluation.anomaly.all_scores`)."""
+        rows = self._checked_rows(X)
+        x = torch.from_numpy(rows).float().reshape(len(rows), *self.data_shape_)
+        x = self.scaler_.transform(x) if self.scaler_ is not None else x
+        model, noise = self.model_.eval(), self.noise_
+        table = in_blocks(lambda xb: all_scores(model, xb, self.score_num_samples, noise), x,
+                          next(model.parameters()).device, progress=self.verbose)
+        return {name: table[:, i].numpy() for i, name in enumerate(SCORES)}
 
     def _check_calibrated(self) -> None:
         check_is_fitted(self, "calibration_scores_")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .anomaly import FLOW_OPTIONS, FPR_GRID, VAE_OPTIONS, Args, part_path, units
+from .anomaly import BUDGET_EPOCHS, FLOW_OPTIONS, FPR_GRID, VAE_OPTIONS, Args, part_path, units
 
 #: Published one-class Fashion-MNIST AUROC (%) per normal class, for the table beside ours.
 #: Golan & El-Yaniv 2018, "Deep anomaly detection using geometric transformations", NeurIPS, table 1
@@ -132,7 +132,7 @@ def write_report(args: Args) -> tuple[list[Path], str]:
                "machine": f"{platform.machine()}, {platform.system()}, torch {torch.__version__}, 1 torch thread per process",
                "units_finished": len(parts), "units": wanted, "cpu_s": round(cpu, 1),
                "wall_s_units": round(sum(p["wall_s"] for p in parts), 1), "vae_options": VAE_OPTIONS,
-               "flow_options": FLOW_OPTIONS, "seeds": list(args.seeds), "train_size": args.train_size}
+               "flow_options": FLOW_OPTIONS, "budget_epochs": BUDGET_EPOCHS, "seeds": list(args.seeds), "train_size": args.train_size}
     write_json(folder / "anomaly.json", {**context, "results": _jsonable(results)})
     header = (f"Command: `{context['command']}` ({context['date']}; {context['machine']}); {len(parts)} of {wanted} "
               f"units finished; {cpu:.0f} CPU s in all (= {cpu / 2 / 60:.0f} min on 2 cores)\n\n")
