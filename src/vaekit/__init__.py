@@ -5,6 +5,7 @@ Train them, measure them honestly, attack them and use them. Public API (re-expo
 
 from . import data, evaluation, explore, io
 from .anomaly import AnomalyDetector
+from .detectors.flows import FlowDetector
 from .config import Config
 from .distributions import Bernoulli, ContinuousBernoulli, Gaussian
 from .models import AE, CVAE, MODELS, VAE, build_model
@@ -16,7 +17,7 @@ from .runtime import RunOptions
 __version__ = "0.1.0"
 
 __all__ = [
-    "AE", "Bernoulli", "CVAE", "Config", "ContinuousBernoulli", "Gaussian", "MODELS", "VAE", "build_model", "data",
+    "AE", "AnomalyDetector", "Bernoulli", "FlowDetector", "CVAE", "Config", "ContinuousBernoulli", "Gaussian", "MODELS", "VAE", "build_model", "data",
     "elbo", "evaluation", "explore", "fit", "io", "iwae_bound",
     "RunOptions", "distributed", "runtime",
 ]

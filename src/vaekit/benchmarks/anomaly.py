@@ -24,8 +24,9 @@ with the anomaly as the positive class, and the false-alarm rate of the conforma
 (``fpr`` = 0.05) on the normal test rows.
 
 Every (data set, task, method family, seed) is one unit whose result is a JSON file under
-``OUTPUT/parts/``: a rerun skips finished units (resumable), ``--shard i/n`` runs every n-th unit
-(parallel processes), and the report is rebuilt from whatever parts exist
+``OUTPUT/parts/``: a rerun skips finished units (resumable); several copies of the command share
+the units through lock files (one process per core); ``--shard i/n`` runs every n-th unit only
+(e.g. one data set per machine); the report is rebuilt from whatever parts exist
 (:mod:`vaekit.benchmarks.anomaly_report`).
 """
 
@@ -246,32 +247,70 @@ def part_path(args: Args, unit: tuple[str, str, str, int]) -> Path:
     return Path(args.output_dir) / "parts" / f"{dataset}__{task}__{family}__{seed}.json"
 
 
+def _claim(path: Path) -> bool:
+    """Take the unit whose part is ``path`` for this process: create ``path.lock`` exclusively (holding
+    our pid). A lock left by a process that no longer runs is taken over. False: another process has it."""
+    import os
+
+    lock = path.with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # its owner is alive
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)  # stale: take it over
+                continue
+            except PermissionError:
+                return False
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
 def run_units(args: Args) -> int:
-    """Run this shard's unfinished units, writing each part as it completes; returns how many ran."""
+    """Run this shard's unfinished units, writing each part as it completes; returns how many ran.
+
+    Several processes may run the same shard at once: each unit is claimed with a lock file, so the
+    processes share the work (start N copies of the command to use N cores).
+    """
     from ..io import write_json
 
     index, count = check_args(args)
     todo = [u for i, u in enumerate(units(args)) if i % count == index and not part_path(args, u).is_file()]
     tasks: dict[str, dict[str, Task]] = {}
+    ran = 0
     for unit in todo:
-        dataset, name, family, seed = unit
-        if dataset not in tasks:
-            tasks[dataset] = {t.name: t for t in TASKS[dataset](args)}
-        task = tasks[dataset][name]
-        wall, cpu = time.perf_counter(), time.process_time()
-        scores, test_fpr = unit_scores(task, family, seed, args)
-        record = {"dataset": dataset, "task": name, "family": family, "seed": seed,
-                  "n_train": len(task.train), "n_test": len(task.test), "n_anomalies": int(task.is_anomaly.sum()),
-                  "epochs_override": args.epochs, "train_size": args.train_size if dataset == "fashion-mnist" else None,
-                  "methods": {m: {**metrics(task.is_anomaly, s), **({"test_fpr": test_fpr[m]} if m in test_fpr else {})}
-                              for m, s in scores.items()},
-                  "cpu_s": round(time.process_time() - cpu, 2), "wall_s": round(time.perf_counter() - wall, 2)}
-        write_json(part_path(args, unit), record)
+        path = part_path(args, unit)
+        if path.is_file() or not _claim(path):
+            continue
+        try:
+            dataset, name, family, seed = unit
+            if dataset not in tasks:
+                tasks[dataset] = {t.name: t for t in TASKS[dataset](args)}
+            task = tasks[dataset][name]
+            wall, cpu = time.perf_counter(), time.process_time()
+            scores, test_fpr = unit_scores(task, family, seed, args)
+            record = {"dataset": dataset, "task": name, "family": family, "seed": seed,
+                      "n_train": len(task.train), "n_test": len(task.test), "n_anomalies": int(task.is_anomaly.sum()),
+                      "epochs_override": args.epochs,
+                      "train_size": args.train_size if dataset == "fashion-mnist" else None,
+                      "methods": {m: {**metrics(task.is_anomaly, s), **({"test_fpr": test_fpr[m]} if m in test_fpr else {})}
+                                  for m, s in scores.items()},
+                      "cpu_s": round(time.process_time() - cpu, 2), "wall_s": round(time.perf_counter() - wall, 2)}
+            write_json(path, record)
+        finally:
+            path.with_suffix(".lock").unlink(missing_ok=True)
+        ran += 1
         if args.progress:
             best = max(record["methods"].items(), key=lambda kv: kv[1]["auroc"])
             print(f"{dataset} {name} {family} seed {seed}: {record['cpu_s']:.0f} CPU s; best {best[0]} "
                   f"AUROC {best[1]['auroc']:.3f}", flush=True)
-    return len(todo)
+    return ran
 
 
 def run_cli(args: Args) -> None:
