@@ -108,6 +108,26 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def summary(results: dict) -> str:
+    """One row per method, one column per data set: mean AUROC ± 95 % interval (the README table), then the
+    conformal threshold's false-alarm rates on the normal test rows (nominal 0.05)."""
+    datasets = list(results)
+    methods = list(dict.fromkeys(m for d in datasets for m in results[d] if not m.startswith("_")))
+    best = {d: max((e["mean_auroc"] for m, e in results[d].items() if not m.startswith("_") and e["mean_auroc"] is not None),
+                   default=None) for d in datasets}
+    lines = ["| method | " + " | ".join(f"{d} AUROC" for d in datasets) + f" | FPR ({' / '.join(datasets)}) |",
+             "|---|" + "---|" * (len(datasets) + 1)]
+    for method in methods:
+        cells, fprs = [], []
+        for d in datasets:
+            entry = results[d].get(method)
+            cells.append(_fmt_mean(entry, best[d]) if entry else "–")
+            fprs.append(f"{entry['test_fpr']:.3f}" if entry and entry["test_fpr"] is not None else "–")
+        shown = " / ".join(fprs) if any(f != "–" for f in fprs) else "–"
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {shown} |")
+    return "\n".join(lines)
+
+
 def methods_cpu(results: dict, dataset: str) -> float:
     return results[dataset].get("_cpu_s", 0.0)
 
@@ -136,7 +156,7 @@ def write_report(args: Args) -> tuple[list[Path], str]:
     write_json(folder / "anomaly.json", {**context, "results": _jsonable(results)})
     header = (f"Command: `{context['command']}` ({context['date']}; {context['machine']}); {len(parts)} of {wanted} "
               f"units finished; {cpu:.0f} CPU s in all (= {cpu / 2 / 60:.0f} min on 2 cores)\n\n")
-    text = header + markdown(results)
+    text = header + "All data sets (mean AUROC over tasks ± 95 % t-interval over seeds):\n\n" + summary(results) + "\n\n" + markdown(results)
     atomic_write(folder / "anomaly.md", text + "\n")
     panels = {f"{dataset} (mean over tasks, seeds)": {m: (FPR_GRID, e["mean_tpr"]) for m, e in methods.items()
                                                       if not m.startswith("_")}
