@@ -40,8 +40,8 @@ import torch
 
 from vaekit import VAE, Config, build_model, fit
 from vaekit.evaluation import log_likelihood
-from vaekit.objectives import LOSSES, elbo
-from vaekit.runs import split_validation
+from vaekit.objectives import build_objective, elbo
+from vaekit.pipeline import split_validation
 
 try:
     import pythae
@@ -103,9 +103,9 @@ def from_pythae(pmodel, like: VAE) -> VAE:
 def train_pythae(pmodel, train, val, config, out_dir) -> Clock:
     """Train with pythae's BaseTrainer (validation every epoch), timed."""
     trainer_config = BaseTrainerConfig(
-        output_dir=str(out_dir), per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size, num_epochs=config.epochs, learning_rate=config.lr,
-        optimizer_cls="Adam", no_cuda=not torch.cuda.is_available(), seed=config.seed)
+        output_dir=str(out_dir), per_device_train_batch_size=config.train.batch_size,
+        per_device_eval_batch_size=config.train.batch_size, num_epochs=config.train.epochs, learning_rate=config.train.lr,
+        optimizer_cls="Adam", no_cuda=not torch.cuda.is_available(), seed=config.train.seed)
     quiet = io.StringIO()
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), Clock() as clock:
         trainer = BaseTrainer(pmodel, BaseDataset(train, torch.zeros(len(train))),
@@ -117,19 +117,19 @@ def train_pythae(pmodel, train, val, config, out_dir) -> Clock:
 def train_vaekit(model, train, val, config) -> Clock:
     """Train with ``vaekit.fit`` (validation every epoch), timed."""
     with Clock() as clock:
-        fit(model, train, config, val=val, progress=False)
+        fit(model, train, config, val=val)
     return clock
 
 
 def same_loop(loss, params, train, config) -> Clock:
     """``loss(xb)`` in one minimal loop (Adam, shuffled slices, no validation), timed."""
-    optimizer = torch.optim.Adam(params, lr=config.lr)
-    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.Adam(params, lr=config.train.lr)
+    generator = torch.Generator().manual_seed(config.train.seed)
     with Clock() as clock:
-        for _ in range(config.epochs):
+        for _ in range(config.train.epochs):
             order = torch.randperm(len(train), generator=generator)
-            for i in range(0, len(train), config.batch_size):
-                value = loss(train[order[i:i + config.batch_size]])
+            for i in range(0, len(train), config.train.batch_size):
+                value = loss(train[order[i:i + config.train.batch_size]])
                 optimizer.zero_grad(set_to_none=True)
                 value.backward()
                 optimizer.step()
@@ -146,10 +146,10 @@ def test_elbo(model, x) -> float:
 def throughput(model, train, val, config, rounds: int) -> dict:
     """Examples per second of both libraries' loops and of both models in one loop, over
     ``rounds`` interleaved rounds (the order alternates); ratios are medians of per-round ratios."""
-    loss_fn = LOSSES["vae"]
+    loss_fn = build_objective(config)
     contenders = {
         "vaekit_fit": lambda: train_vaekit(copy.deepcopy(model), train, val, config),
-        "vaekit_same_loop": lambda: (lambda m: same_loop(lambda xb: loss_fn(m, xb, config, 1.0)["loss"],
+        "vaekit_same_loop": lambda: (lambda m: same_loop(lambda xb: loss_fn(m, xb, 1.0).loss,
                                                          m.parameters(), train, config))(copy.deepcopy(model).train()),
     }
     if pythae:
@@ -165,7 +165,7 @@ def throughput(model, train, val, config, rounds: int) -> dict:
     for r in range(rounds):
         for name in (list(contenders) if r % 2 == 0 else list(reversed(contenders))):
             clocks[name].append(contenders[name]())
-    n = len(train) * config.epochs
+    n = len(train) * config.train.epochs
     out = {f"{name}_examples_per_s": {"cpu": n / min(c.cpu for c in cs), "wall": n / min(c.wall for c in cs)}
            for name, cs in clocks.items()}
     if pythae:
@@ -178,7 +178,7 @@ def throughput(model, train, val, config, rounds: int) -> dict:
 
 
 def run_case(name: str, case: dict, args) -> dict:
-    config = Config(binarize="static", latent_dim=args.latent_dim, batch_size=args.batch_size, lr=args.lr,
+    config = Config.from_flat(binarize="static", latent_dim=args.latent_dim, batch_size=args.batch_size, lr=args.lr,
                     epochs=args.epochs, **case["config"])
     train_all, test = digits(config, case["side"])
     result = {"case": name, "data_shape": list(test.shape[1:]), "seeds": []}

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from vaekit import data, io, report, runs
+from vaekit import data, io, pipeline
+from vaekit.reporting import report
 from vaekit.config import Config
 
 
@@ -51,9 +52,9 @@ def main() -> None:
     for model_name in ("vae", "cvae"):
         for seed in args.seeds:
             folder = Path(args.runs_dir) / f"{model_name}-seed{seed}"
-            config = Config(model=model_name, latent_dim=8, epochs=args.epochs, seed=seed)
+            config = Config.from_flat(model=model_name, latent_dim=8, epochs=args.epochs, seed=seed)
             start = time.perf_counter()
-            summary = runs.train_run(config, runs.resolve_run_dir(args.runs_dir, folder.name, config, overwrite=True),
+            summary = pipeline.train_run(config, pipeline.create_run_dir(args.runs_dir, folder.name, config, overwrite=True),
                                      progress=False)
             wall = time.perf_counter() - start
             start = time.perf_counter()

@@ -46,7 +46,7 @@ def _rss_mb() -> float:
 def child(budget: float | None, num_samples: int, num_examples: int) -> dict:
     """One measurement, run in its own process so that ru_maxrss is this call's high-water mark."""
     torch.set_num_threads(1)
-    config = Config(binarize="static", net="mlp", hidden=(512, 256), latent_dim=8)
+    config = Config.from_flat(binarize="static", net="mlp", hidden=(512, 256), latent_dim=8)
     x = digits(config, side=28)[1][:num_examples]
     model = build_model(config, tuple(x.shape[1:])).eval()
     limit = budget if budget is not None else 1e12

@@ -31,7 +31,7 @@ from common import Clock, digits, machine  # noqa: E402
 import vaekit  # noqa: E402
 from vaekit.config import Config  # noqa: E402
 from vaekit.models import MODELS, build_model  # noqa: E402
-from vaekit.runtime import RunOptions, autocast, resolve_device  # noqa: E402
+from vaekit.training.runtime import RunOptions, autocast, resolve_device  # noqa: E402
 from vaekit.train import fit  # noqa: E402
 
 #: Models timed through ``vaekit.fit`` against "vae" (the AVAE paper reports AVAE ≤ 1.5x and SE with 5 PGD steps ≤ 4x).
@@ -76,12 +76,12 @@ def timed(fn, device: torch.device) -> Clock:
 def measure(case: dict, args, options: RunOptions) -> dict:
     device = resolve_device(options.device)
     # The per-epoch KL diagnostics are evaluation, not training: off, as the minimal loop has none.
-    config = Config(epochs=args.epochs, batch_size=args.batch_size, binarize="none", latent_dim=8,
+    config = Config.from_flat(epochs=args.epochs, batch_size=args.batch_size, binarize="none", latent_dim=8,
                     kl_diagnostic_points=0, **case["config"])
     x = digits(config, case["side"])[0].to(device)
     base = build_model(config, x.shape[1:]).to(device)
     runners = {
-        "minimal": lambda m: minimal_loop(m, x, config.epochs, config.batch_size, config.lr, config.seed, options),
+        "minimal": lambda m: minimal_loop(m, x, config.train.epochs, config.train.batch_size, config.train.lr, config.train.seed, options),
         "vaekit": lambda m: fit(m, x, config, progress=False, options=options),
     }
     for run in runners.values():  # untimed warm-up (first-call and allocator costs)
@@ -91,7 +91,7 @@ def measure(case: dict, args, options: RunOptions) -> dict:
         for name in ("minimal", "vaekit"):
             model = copy.deepcopy(base)
             clocks[name].append(timed(lambda: runners[name](model), device))
-    samples = len(x) * config.epochs
+    samples = len(x) * config.train.epochs
     rate = {k: {kind: samples / statistics.median(getattr(c, kind) for c in v) for kind in ("cpu", "wall")}
             for k, v in clocks.items()}
     seconds = {name: "not registered in this vaekit" for name in MODEL_NAMES if name not in MODELS}
@@ -102,7 +102,7 @@ def measure(case: dict, args, options: RunOptions) -> dict:
             runs[name].append(timed(lambda: fit(build_model(cfg, x.shape[1:]), x, cfg, progress=False,
                                                 options=options), device))
     for name, clocks_of_model in runs.items():
-        seconds[name] = {kind: statistics.median(getattr(c, kind) for c in clocks_of_model) / config.epochs
+        seconds[name] = {kind: statistics.median(getattr(c, kind) for c in clocks_of_model) / config.train.epochs
                          for kind in ("cpu", "wall")}
     vae = seconds.get("vae")
     return {

@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from vaekit import AnomalyDetector, Config, build_model, data
-from vaekit.anomaly import load_detector
+from vaekit.detectors.anomaly import load_detector
 from vaekit.cli import main
 from vaekit.data.scaling import Standardizer, wants_standardization
 from vaekit.evaluation import anomaly as scores_module
@@ -70,7 +70,7 @@ def test_standardizer_round_trip():
 def test_reconstruction_probability_is_log_mean_of_likelihoods():
     """An & Cho (2015, Alg. 4): log (1/L) sum_l p(x|z_l) with z_l = loc + scale * eps_l, the same eps_l for
     every row (common random numbers); >= the mean log-likelihood (Jensen)."""
-    config = Config(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
+    config = Config.from_flat(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
     model = build_model(config, (4,), unit_interval=False).eval()
     x = torch.randn(7, 4)
     noise = torch.randn(10, 3)
@@ -90,7 +90,7 @@ def test_reconstruction_probability_is_log_mean_of_likelihoods():
 
 
 def test_all_scores_match_the_single_score_functions():
-    config = Config(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
+    config = Config.from_flat(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
     model = build_model(config, (4,), unit_interval=False).eval()
     x, noise = torch.randn(9, 4), torch.randn(6, 3)
     table = scores_module.all_scores(model, x, 6, noise)
@@ -99,7 +99,7 @@ def test_all_scores_match_the_single_score_functions():
 
 
 def test_ae_reconstruction_probability_is_deterministic_likelihood():
-    model = build_model(Config(model="ae", likelihood="gaussian", hidden=(16,)), (4,), unit_interval=False).eval()
+    model = build_model(Config.from_flat(model="ae", likelihood="gaussian", hidden=(16,)), (4,), unit_interval=False).eval()
     x = torch.randn(5, 4)
     with torch.no_grad():
         expected = model.decode(model.encode(x).mean).log_prob(x)
@@ -203,7 +203,7 @@ def test_image_detector_without_scaler():
     x = digits.x[:120]
     detector = AnomalyDetector(latent_dim=2, hidden=(32,), epochs=1, random_state=0).fit(x)
     assert detector.scaler_ is None and detector.n_features_in_ == 64 and detector.data_shape_ == (1, 8, 8)
-    assert detector.config_.likelihood_scale == 0.1  # "auto" on [0, 1] images
+    assert detector.config_.model.likelihood_scale == 0.1  # "auto" on [0, 1] images
     flat = detector.score_samples(x.flatten(1).numpy())
     assert np.array_equal(flat, detector.score_samples(x)) and np.isfinite(flat).all()
     with pytest.raises(ValueError, match="fitted on examples of shape"):
@@ -322,7 +322,7 @@ def test_score_threshold_without_training_data(tabular_run, tmp_path, capsys):
     moved = tmp_path / "moved"
     shutil.copytree(run, moved)
     record = json.loads((moved / "config.json").read_text())
-    record["config"]["path"] = str(tmp_path / "gone.csv")
+    record["config"]["data"]["path"] = str(tmp_path / "gone.csv")
     (moved / "config.json").write_text(json.dumps(record))
     write_csv(tmp_path / "new.csv", x[:8])
     capsys.readouterr()

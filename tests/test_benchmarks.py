@@ -26,7 +26,7 @@ def bench():
 
 @pytest.fixture(scope="module")
 def setup(bench):
-    config = Config(binarize="static", hidden=(32,), latent_dim=4)
+    config = Config.from_flat(binarize="static", hidden=(32,), latent_dim=4)
     x = bench.digits(config)[1][:20]
     return config, x, build_model(config, tuple(x.shape[1:])).eval()
 

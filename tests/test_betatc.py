@@ -10,10 +10,12 @@ from scipy.stats import norm
 from torch.distributions import Independent, Normal
 
 from vaekit import Config, build_model, fit
-from vaekit.betatc import betatc_loss, kl_decomposition, kl_decomposition_terms, log_weight_matrix
+from vaekit.evaluation.kl import KLDiagnostics, kl_decomposition
+from vaekit.objectives import BetaTC, build_objective
+from vaekit.objectives.betatc import kl_decomposition_terms, log_weight_matrix
 from vaekit.distributions import standard_normal
-from vaekit.objectives import LOSSES, vae_loss
-from vaekit.train import capacity_at
+from vaekit.objectives import ELBO
+from vaekit.training.loop import capacity_at
 
 LOC = torch.tensor([[-1.0, 0.5], [0.8, 0.2], [0.3, -1.2]], dtype=torch.float64)
 SCALE = torch.tensor([[0.5, 0.7], [0.6, 0.4], [0.9, 0.5]], dtype=torch.float64)
@@ -75,49 +77,50 @@ def test_decomposition_matches_quadrature():
 
 
 def tiny(model="betatc", **changes):
-    config = Config(model=model, latent_dim=3, hidden=(32,), epochs=2, batch_size=64, **changes)
+    config = Config.from_flat(model=model, latent_dim=3, hidden=(32,), epochs=2, batch_size=64, **changes)
     return config, build_model(config, (1, 8, 8))
 
 
 def test_betatc_loss_and_registry():
-    config, model = tiny(alpha=1.0, beta=1.0, gamma=1.0, dataset_size=1000)
-    assert LOSSES["betatc"] is betatc_loss
+    config, model = tiny(alpha=1.0, beta=1.0, gamma=1.0)
+    objective = build_objective(config, dataset_size=1000)
+    assert objective == BetaTC(alpha=1.0, gamma=1.0, sampling="mws", dataset_size=1000)
     x = torch.rand(16, 1, 8, 8).bernoulli()
-    out = betatc_loss(model, x, config, beta=6.0)
-    out["loss"].backward()
+    out = objective(model, x, beta=6.0)
+    out.loss.backward()
     assert all(p.grad is not None for p in model.parameters())
-    assert set(out) >= {"loss", "elbo", "reconstruction", "kl", "mi", "tc", "dimwise_kl"}
+    assert set(out.per_example()) == {"elbo", "reconstruction", "kl", "mi", "tc", "dimwise_kl"}
     for mode in ("mws", "mss"):
-        assert torch.isfinite(betatc_loss(model, x, config.replace(tc_sampling=mode), 6.0)["loss"])
+        assert torch.isfinite(BetaTC(sampling=mode, dataset_size=1000)(model, x, 6.0).loss)
 
 
 def test_capacity_objective():
     config, model = tiny(model="vae", beta=10.0, capacity_max=20.0, capacity_steps=100)
-    assert [capacity_at(config, s) for s in (0, 50, 100, 500)] == [0.0, 10.0, 20.0, 20.0]
+    assert [capacity_at(config.train, s) for s in (0, 50, 100, 500)] == [0.0, 10.0, 20.0, 20.0]
     x = torch.rand(8, 1, 8, 8).bernoulli()
     torch.manual_seed(1)
-    out = vae_loss(model, x, config, 10.0, capacity=5.0)
-    expected = -out["reconstruction"].mean() + 10.0 * (out["kl"].mean() - 5.0).abs()
-    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    out = ELBO()(model, x, 10.0, capacity=5.0)
+    expected = -out.reconstruction.mean() + 10.0 * (out.kl.mean() - 5.0).abs()
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-6)
     with pytest.raises(ValueError, match="capacity"):
-        Config(model="betatc", capacity_max=5.0)
+        Config.from_flat(model="betatc", capacity_max=5.0)
     with pytest.raises(ValueError, match="objective"):
-        Config(model="betatc", objective="iwae")
+        Config.from_flat(model="betatc", objective="iwae")
     with pytest.raises(ValueError, match="image-size"):
-        Config(data="digits", image_size=32)
+        Config.from_flat(data="digits", image_size=32)
 
 
 def test_fit_logs_decomposition_per_epoch():
     config, model = tiny(beta=4.0)
     x = torch.rand(300, 1, 8, 8).bernoulli()
-    history = fit(model, x[:240], config, val=x[240:], progress=False)
+    history = fit(model, x[:240], config, val=x[240:], hooks=[KLDiagnostics(x[240:], 1000)])
     last = history[-1]
     assert len(last["val_kl_per_dim"]) == 3
     parts = last["val_kl_mi"] + last["val_kl_tc"] + last["val_kl_dimwise"]
     assert parts == pytest.approx(last["val_kl_mc"], abs=1e-5)
     assert sum(last["val_kl_per_dim"]) == pytest.approx(last["val_kl"], rel=1e-4)
     config, model = tiny(model="vae", capacity_max=3.0, capacity_steps=4, val_fraction=0.0)
-    history = fit(model, x, config, progress=False)
+    history = fit(model, x, config, hooks=[KLDiagnostics(x, 1000, prefix="train")])
     assert history[-1]["capacity"] == 3.0 and "train_kl_mi" in history[-1]
 
 

@@ -79,7 +79,7 @@ def test_config_file_then_flags_override(tmp_path, capsys):
                             "--eval-num-samples", "5", "--no-progress"], capsys)
     assert code == 0, err
     saved = json.loads((tmp_path / "c" / "config.json").read_text())["config"]
-    assert saved["latent_dim"] == 3 and saved["epochs"] == 2 and saved["hidden"] == [8]
+    assert saved["model"]["latent_dim"] == 3 and saved["train"]["epochs"] == 2 and saved["model"]["hidden"] == [8]
 
 
 def error_line(code, err):
@@ -154,24 +154,27 @@ def test_damaged_weights_file(trained, tmp_path, capsys, damage):
         assert "not a valid safetensors file" in line
 
 
-def test_nan_loss_stops_and_keeps_the_checkpoint(tmp_path, capsys):
+def test_nan_loss_in_the_first_epoch_stops_and_leaves_no_folder(tmp_path, capsys):
     line = error_line(*run_cli(["train", "--lr", "1e30", "--likelihood", "gaussian", "--runs-dir", tmp_path,
                                 "--name", "nan", *FAST], capsys)[::2])
-    assert "at step" in line and "checkpoint" in line
+    assert "at step" in line and "no run folder is kept" in line
+    assert not (tmp_path / "nan").exists()  # nothing to resume: the name is free again
 
 
-def run_subprocess(args, **kwargs):
+def run_subprocess(args, log):
+    """``vaekit ARGS`` in a new process, its output going to the file ``log`` (no pipe left open)."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "vaekit", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "vaekit", *map(str, args)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
 
 
 def test_sigkill_then_resume_completes_to_the_same_end_state(tmp_path):
     args = ["train", "--runs-dir", tmp_path, "--epochs", "20", "--latent-dim", "2", "--hidden", "32",
             "--eval-num-samples", "10", "--no-progress", "--seed", "5"]
-    reference = run_subprocess([*args, "--name", "ref"])
-    assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()
-    victim = run_subprocess([*args, "--name", "killed"])
+    reference = run_subprocess([*args, "--name", "ref"], tmp_path / "ref.log")
+    assert reference.wait(timeout=300) == 0, (tmp_path / "ref.log").read_text()
+    victim = run_subprocess([*args, "--name", "killed"], tmp_path / "killed.log")
     checkpoint = tmp_path / "killed" / "checkpoint" / "last.safetensors"
     deadline = time.time() + 120
     while not checkpoint.exists() and time.time() < deadline:
@@ -185,8 +188,8 @@ def test_sigkill_then_resume_completes_to_the_same_end_state(tmp_path):
             json.loads(path.read_text())
         if path.suffix == ".safetensors":
             load_file(path)
-    resumed = run_subprocess(["train", "--resume", tmp_path / "killed", "--no-progress"])
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    resumed = run_subprocess(["train", "--resume", tmp_path / "killed", "--no-progress"], tmp_path / "resumed.log")
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "resumed.log").read_text()
     ref, got = load_file(tmp_path / "ref" / "model.safetensors"), load_file(tmp_path / "killed" / "model.safetensors")
     for key in ref:
         assert (ref[key] == got[key]).all(), key

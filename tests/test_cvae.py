@@ -6,18 +6,19 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from vaekit import build_model, data, fit, io
+from vaekit.training import Checkpoint
 from vaekit.config import Config
 from vaekit.evaluation import evaluate, evaluate_conditional
 from vaekit.models import CVAE, given
-from vaekit.runs import condition_labels, resolve_condition
+from vaekit.pipeline import condition_labels, resolve_condition
 
 torch.set_num_threads(1)
 SHAPE = (1, 8, 8)
 
 
 def tiny(**changes):
-    config = Config(model="cvae", latent_dim=3, hidden=(32,), **changes)
-    return build_model(config, SHAPE, num_classes=10).eval()
+    config = Config.from_flat(model="cvae", latent_dim=3, hidden=(32,), **changes)
+    return build_model(config, SHAPE, num_classes=10).eval(), config
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +30,9 @@ def digits():
 def trained(digits):
     """A CVAE trained on the digits train split (about 10 s on one core)."""
     train, _ = digits
-    config = Config(model="cvae", latent_dim=4, hidden=(128,), epochs=20, seed=0)
+    config = Config.from_flat(model="cvae", latent_dim=4, hidden=(128,), epochs=20, seed=0)
     model = build_model(config, train.data_shape, num_classes=10)
-    history = fit(model, train.x, config, labels=train.labels["digit"], progress=False)
+    history = fit(model, train.x, config, labels=train.labels["digit"])
     return model, history
 
 
@@ -62,9 +63,9 @@ def test_training_improves_and_conditioning_helps(digits, trained):
     train, test = digits
     model, history = trained
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    config = model.config.replace(model="vae")
+    config = Config.from_flat(model="vae", latent_dim=4, hidden=(128,), epochs=20, seed=0)
     vae = build_model(config, train.data_shape)
-    fit(vae, train.x, config, progress=False)
+    fit(vae, train.x, config)
     x, c = test.x, test.labels["digit"]
     torch.manual_seed(0)
     cvae_elbo = evaluate_conditional(model, x, c, num_samples=10)["elbo"]
@@ -73,7 +74,7 @@ def test_training_improves_and_conditioning_helps(digits, trained):
 
 
 def test_save_load_round_trip(tmp_path):
-    model = tiny()
+    model, _ = tiny()
     io.save(model, tmp_path / "m")
     loaded = io.load(tmp_path / "m")
     assert isinstance(loaded, CVAE) and loaded.num_classes == 10
@@ -82,7 +83,7 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_condition_formats_and_errors():
-    model = tiny()
+    model, _ = tiny()
     x = torch.rand(3, *SHAPE)
     onehot = torch.nn.functional.one_hot(torch.tensor([4, 4, 4]), 10).float()
     torch.testing.assert_close(model.transform(x, 4), model.transform(x, onehot))
@@ -102,36 +103,36 @@ def test_condition_formats_and_errors():
 
 
 def test_fit_needs_labels():
-    model = tiny(epochs=1)
+    model, config = tiny(epochs=1)
     with pytest.raises(ValueError, match="conditional: pass labels="):
-        fit(model, torch.rand(8, *SHAPE), model.config, progress=False)
+        fit(model, torch.rand(8, *SHAPE), config)
 
 
 def test_fit_with_a_dataloader_takes_labels_from_batches():
-    model = tiny(epochs=1, batch_size=4)
+    model, config = tiny(epochs=1, batch_size=4)
     x, c = torch.rand(8, *SHAPE), torch.arange(8) % 10
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, c), batch_size=4)
-    history = fit(model, loader, model.config, progress=False)
+    history = fit(model, loader, config)
     assert len(history) == 1 and history[0]["train_loss"] > 0
 
 
 def test_condition_on_resolution(digits):
     train, _ = digits
-    config = Config(model="cvae")
-    assert resolve_condition(config, train).condition_on == "digit"
+    config = Config.from_flat(model="cvae")
+    assert resolve_condition(config, train).data.condition_on == "digit"
     assert torch.equal(condition_labels(config, train), train.labels["digit"])
-    assert condition_labels(Config(model="vae"), train) is None
+    assert condition_labels(Config.from_flat(model="vae"), train) is None
     with pytest.raises(ValueError, match="--condition-on 'colour'"):
-        resolve_condition(Config(model="cvae", condition_on="colour"), train)
+        resolve_condition(Config.from_flat(model="cvae", condition_on="colour"), train)
     with pytest.raises(ValueError, match="needs labelled data"):
         resolve_condition(config, data.Dataset("nolabels", torch.rand(4, 3)))
     with pytest.raises(ValueError, match="--condition-on needs a conditional model"):
-        Config(model="vae", condition_on="digit")
+        Config.from_flat(model="vae", condition_on="digit")
 
 
 def test_evaluate_conditional_combines_classes_exactly():
     """Per-class evaluation weighted by class size equals the average over all examples."""
-    model = tiny()
+    model, _ = tiny()
     x, c = torch.rand(10, *SHAPE, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 0, 1, 2, 2, 2, 5, 5, 5, 5])
     result = evaluate_conditional(model, x, c, num_samples=4)
     direct = (model.reconstruct(x, c) - x).pow(2).flatten(1).sum(1).mean().item()
@@ -145,13 +146,13 @@ def test_resumed_training_equals_uninterrupted(tmp_path):
     """Labels are shuffled with x by the same seeded index, so a resumed CVAE run ends where an
     uninterrupted one does."""
     x, c = torch.rand(40, *SHAPE, generator=torch.Generator().manual_seed(0)), torch.arange(40) % 10
-    config = Config(model="cvae", latent_dim=3, hidden=(16,), epochs=4, batch_size=8, seed=3)
+    config = Config.from_flat(model="cvae", latent_dim=3, hidden=(16,), epochs=4, batch_size=8, seed=3)
     full = build_model(config, SHAPE, num_classes=10)
-    fit(full, x, config, val=x[:8], labels=c, val_labels=c[:8], progress=False)
+    fit(full, x, config, val=x[:8], labels=c, val_labels=c[:8])
     part = build_model(config, SHAPE, num_classes=10)
     ckpt = tmp_path / "last.safetensors"
-    fit(part, x, config.replace(epochs=2), val=x[:8], labels=c, val_labels=c[:8], checkpoint=ckpt, progress=False)
+    fit(part, x, config.replace(epochs=2), val=x[:8], labels=c, val_labels=c[:8], hooks=[Checkpoint(ckpt)])
     resumed = build_model(config, SHAPE, num_classes=10)
-    fit(resumed, x, config, val=x[:8], labels=c, val_labels=c[:8], checkpoint=ckpt, resume=True, progress=False)
+    fit(resumed, x, config, val=x[:8], labels=c, val_labels=c[:8], hooks=[Checkpoint(ckpt)], resume_from=ckpt)
     for key, value in full.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value)

@@ -38,10 +38,10 @@ def test_evaluate_disentanglement_needs_factors(tmp_path, capsys):
 def test_benchmark_configs_share_everything_but_the_objective():
     configs = benchmark_configs()
     assert "benchmark disentanglement" in COMMANDS and "evaluate disentanglement" in COMMANDS
-    assert [c.beta for c in configs.values()] == [1.0, 4.0, 6.0, 1000.0]
-    assert configs["beta-tcvae"].model == "betatc" and configs["capacity-vae"].capacity_max == 25.0
-    shared = {k for k in configs["vae"].to_dict() if k not in ("model", "beta", "capacity_max", "capacity_steps")}
-    assert all(c.to_dict()[k] == configs["vae"].to_dict()[k] for c in configs.values() for k in shared)
+    assert [c.train.beta for c in configs.values()] == [1.0, 4.0, 6.0, 1000.0]
+    assert configs["beta-tcvae"].model.name == "betatc" and configs["capacity-vae"].train.capacity_max == 25.0
+    shared = {k for k in configs["vae"].to_flat() if k not in ("model", "beta", "capacity_max", "capacity_steps")}
+    assert all(c.to_flat()[k] == configs["vae"].to_flat()[k] for c in configs.values() for k in shared)
     row = {"config": {"beta": 4.0}, "test_elbo": -50.0, "train_s": 3.0,
            "kl": {"kl": 9.0, "kl_mi": 1.0, "kl_tc": 2.0, "kl_dimwise": 6.0},
            "headline": {k: 0.5 for k in ("beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig.mig",
@@ -56,7 +56,7 @@ def test_full_scale_configs_build():
     from vaekit import build_model
 
     configs = benchmark_configs(full=True)
-    assert {c.image_size for c in configs.values()} == {64} and configs["vae"].net == "conv"
-    assert configs["capacity-vae"].capacity_steps > 100_000
+    assert {c.data.image_size for c in configs.values()} == {64} and configs["vae"].model.net == "conv"
+    assert configs["capacity-vae"].train.capacity_steps > 100_000
     model = build_model(configs["beta-tcvae"], (1, 64, 64))
     assert model.transform(__import__("torch").zeros(2, 1, 64, 64)).shape == (2, 10)

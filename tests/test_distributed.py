@@ -16,9 +16,12 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from vaekit import Config, build_model, distributed, fit
-from vaekit.runs import load_dataset, prepare, split_validation
-from vaekit.runtime import RunOptions
+from vaekit import Config, build_model, fit
+from vaekit.training import Checkpoint
+from vaekit.training import distributed
+from vaekit import pipeline
+from vaekit.pipeline import load_dataset, prepare, split_validation
+from vaekit.training.runtime import RunOptions
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 WORLD = 2
@@ -69,7 +72,7 @@ def test_batch_sampler_matches_the_tensor_path():
     """A Dataset goes through a DataLoader with ShardBatchSampler: same batches as a tensor."""
     x = torch.rand(23, 3)
     tensor_gen, loader_gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    from vaekit.train import _batches, data_loader
+    from vaekit.training.loop import _batches, data_loader
 
     loader = data_loader(torch.utils.data.TensorDataset(x), 5, loader_gen, RunOptions(), torch.device("cpu"))
     for _ in range(2):  # two epochs: the generator advances identically
@@ -102,7 +105,7 @@ def _worker(rank: int, port: int, out: str):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from vaekit import io, runs, train
+    from vaekit import io
 
     out = Path(out)
     with distributed.process_group("cpu"):
@@ -125,12 +128,12 @@ def _worker(rank: int, port: int, out: str):
 
         def recording_shard(order, batch_size, r, w):
             for index, size in real_shard(order, batch_size, r, w):
-                seen.append(order.new_tensor(index))
+                seen.append(index.detach().clone())
                 yield index, size
 
         io.atomic_write, distributed.shard = recording_write, recording_shard
-        config = Config(epochs=2, batch_size=32, eval_num_samples=20, **TINY)
-        summary = runs.train_run(config, out / "run", progress=False)
+        config = Config.from_flat(epochs=2, batch_size=32, eval_num_samples=20, **TINY)
+        summary = pipeline.train_run(config, out / "run", progress=False)
         io.atomic_write, distributed.shard = real_write, real_shard
         (out / f"writes{rank}.json").write_text(json.dumps(written))
         (out / f"summary{rank}.json").write_text(json.dumps(summary))
@@ -138,33 +141,33 @@ def _worker(rank: int, port: int, out: str):
         save_file({"epoch1": torch.cat(seen[:steps_per_epoch])}, str(out / f"shard{rank}.safetensors"))
 
         # 2. a deterministic AE on grey values: DDP with batch B per rank == one process with B * WORLD
-        ae = Config(model="ae", binarize="none", epochs=2, batch_size=32, **TINY)
+        ae = Config.from_flat(model="ae", binarize="none", epochs=2, batch_size=32, **TINY)
         ds, x, val = _digits(ae)
         model = build_model(ae, ds.data_shape)
-        history = fit(model, x, ae, val=val, progress=False)
+        history = fit(model, x, ae, val=val)
         if rank == 0:
             _save(model, out / "ae_ddp.safetensors")
             (out / "ae_history.json").write_text(json.dumps(history))
 
         # 3. resume under DDP: 1 epoch + resume to 2 == 2 epochs straight (VAE, dynamic binarization)
-        vae = Config(epochs=2, batch_size=32, **TINY)
+        vae = Config.from_flat(epochs=2, batch_size=32, **TINY)
         ds, x, val = _digits(vae)
         straight = build_model(vae, ds.data_shape)
-        fit(straight, x, vae, val=val, progress=False)
+        fit(straight, x, vae, val=val)
         ckpt = out / "ckpt.safetensors"
         first = build_model(vae, ds.data_shape)
-        fit(first, x, vae.replace(epochs=1), val=val, checkpoint=ckpt, progress=False)
+        fit(first, x, vae.replace(epochs=1), val=val, hooks=[Checkpoint(ckpt)])
         resumed = build_model(vae, ds.data_shape)
-        fit(resumed, x, vae, val=val, checkpoint=ckpt, resume=True, progress=False)
+        fit(resumed, x, vae, val=val, hooks=[Checkpoint(ckpt)], resume_from=ckpt)
         for name, m in (("straight", straight), ("resumed", resumed)):
             _save(m, out / f"{name}{rank}.safetensors")
 
         # 4. a conditional model: the labels are sharded with their examples
-        cvae = Config(model="cvae", epochs=1, batch_size=32, **TINY)
+        cvae = Config.from_flat(model="cvae", epochs=1, batch_size=32, **TINY)
         ds, x, val = _digits(cvae)
         y_train, y_val = split_validation(ds.labels["digit"], cvae)
         model = build_model(cvae, ds.data_shape, num_classes=10)
-        fit(model, x, cvae, val=val, labels=y_train, val_labels=y_val, progress=False)
+        fit(model, x, cvae, val=val, labels=y_train, val_labels=y_val)
         _save(model, out / f"cvae{rank}.safetensors")
 
 
@@ -184,7 +187,7 @@ def test_two_processes_train_and_only_rank0_writes(two_process_run):
     written = {Path(p).name for p in json.loads((out / "writes0.json").read_text())}
     assert {"config.json", "metrics.jsonl", "last.safetensors", "summary.json"} <= written
     history = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
-    n_train = len(_digits(Config(**TINY))[1])
+    n_train = len(_digits(Config.from_flat(**TINY))[1])
     assert history[-1]["step"] == 2 * -(-n_train // (32 * WORLD))  # global batches of 64
 
 
@@ -201,16 +204,16 @@ def test_conditional_model_trains_under_ddp(two_process_run):
 
 def test_two_process_shards_are_disjoint_and_cover_the_epoch(two_process_run):
     parts = [load_file(str(two_process_run / f"shard{r}.safetensors"))["epoch1"] for r in range(WORLD)]
-    n_train = len(_digits(Config(**TINY))[1])
+    n_train = len(_digits(Config.from_flat(**TINY))[1])
     assert abs(len(parts[0]) - len(parts[1])) <= 1
     assert sorted(torch.cat(parts).tolist()) == list(range(n_train))
 
 
 def test_two_processes_equal_one_process_with_the_global_batch(two_process_run):
-    ae = Config(model="ae", binarize="none", epochs=2, batch_size=32 * WORLD, **TINY)
+    ae = Config.from_flat(model="ae", binarize="none", epochs=2, batch_size=32 * WORLD, **TINY)
     ds, x, val = _digits(ae)
     model = build_model(ae, ds.data_shape)
-    history = fit(model, x, ae, val=val, progress=False)
+    history = fit(model, x, ae, val=val)
     ddp = load_file(str(two_process_run / "ae_ddp.safetensors"))
     for key, value in model.state_dict().items():
         torch.testing.assert_close(ddp[key], value, rtol=1e-4, atol=1e-5)
@@ -244,8 +247,6 @@ def test_torchrun_cli(tmp_path):
     assert done.stdout.count("run folder:") == 1  # rank 0 alone prints
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs_trained"] == 1
-    again = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode != 0 and "already exists" in again.stderr
     resumed = subprocess.run(launch + ["--resume", str(tmp_path / "ddp"), "--no-progress", "--device", "cpu"],
                              env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

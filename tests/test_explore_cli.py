@@ -3,6 +3,8 @@ for an unconditional VAE (latent_dim 4) and a CVAE (latent_dim 2)."""
 
 import json
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +36,7 @@ def test_train_writes_figures_and_report(runs_dir):
     assert (vae / "principal_grid.png").is_file() and (cvae / "latent_manifold.png").is_file()
     assert (cvae / "class_samples.png").is_file()
     config = io.read_json(cvae / "config.json")
-    assert config["config"]["condition_on"] == "digit" and config["extra"] == {"num_classes": 10}
+    assert config["config"]["data"]["condition_on"] == "digit" and config["extra"] == {"num_classes": 10}
     summary = io.read_json(cvae / "summary.json")
     assert summary["conditioned_on"] == "digit" and np.isfinite(summary["test"]["log_likelihood"])
 
@@ -101,7 +103,7 @@ def test_embed_writes_codes_labels_and_scatter(runs_dir, tmp_path, method):
     codes = np.load(f"{prefix}.npy")
     assert codes.shape == (360, 4)
     table = np.loadtxt(f"{prefix}.csv", delimiter=",", skiprows=1)
-    header = open(f"{prefix}.csv").readline().strip().split(",")
+    header = Path(f"{prefix}.csv").read_text().splitlines()[0].split(",")
     assert header == ["z0", "z1", "z2", "z3", "digit"]
     np.testing.assert_allclose(table[:, :4], codes, rtol=1e-4, atol=1e-5)
     assert sorted(np.unique(table[:, 4])) == list(range(10))
@@ -146,7 +148,7 @@ def test_tabular_cvae_end_to_end(tmp_path, capsys):
     assert main(["traverse", str(run), "--output", str(tmp_path / "t.npy")]) == 0
     assert np.load(tmp_path / "t.npy").shape == (2, 9, 5)
     assert main(["embed", str(run), "--output", str(tmp_path / "e")]) == 0
-    assert open(tmp_path / "e.csv").readline().strip() == "z0,z1,cls"
+    assert (tmp_path / "e.csv").read_text().splitlines()[0] == "z0,z1,cls"
     capsys.readouterr()
     assert main(["sample", str(run), "--n", "4"]) == 1
     assert "a PNG needs image data" in capsys.readouterr().err

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaekit import io, report, runs
+from vaekit import io, pipeline
+from vaekit.reporting import report
 from vaekit.config import Config
 
 torch.set_num_threads(1)
@@ -62,8 +63,8 @@ def image_status(page: Path, tmp_path: Path) -> list[dict]:
 def run_dir(tmp_path_factory):
     """A tiny VAE on the digits (latent_dim 3: principal grid), with an extra evaluation result."""
     folder = tmp_path_factory.mktemp("runs") / "vae-digits"
-    config = Config(model="vae", latent_dim=3, hidden=(64,), epochs=3, eval_num_samples=10)
-    runs.train_run(config, folder, progress=False)
+    config = Config.from_flat(model="vae", latent_dim=3, hidden=(64,), epochs=3, eval_num_samples=10)
+    pipeline.train_run(config, folder, progress=False)
     io.write_json(folder / "evaluation-k50.json", {"test": {"log_likelihood": -31.25}, "num_samples": 50})
     report.write_report(folder)
     return folder
@@ -110,7 +111,7 @@ def test_image_check_catches_a_broken_image(run_dir, tmp_path):
 @needs_chromium
 def test_comparison_page_renders(run_dir, tmp_path):
     other = tmp_path / "ae-digits"
-    runs.train_run(Config(model="ae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5), other, progress=False)
+    pipeline.train_run(Config.from_flat(model="ae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5), other, progress=False)
     out = report.write_comparison([run_dir, other], tmp_path / "comparison.html")
     statuses = image_status(out, tmp_path)
     assert len(statuses) == 2 and all(s["ok"] for s in statuses)
@@ -135,8 +136,8 @@ def test_tensorboard_logger_writes_scalars_and_images(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     folder = tmp_path / "tb"
-    config = Config(model="cvae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5)
-    runs.train_run(config, folder, progress=False, logger="tensorboard")
+    config = Config.from_flat(model="cvae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5)
+    pipeline.train_run(config, folder, progress=False, logger="tensorboard")
     assert len((folder / "metrics.jsonl").read_text().splitlines()) == 2
     events = EventAccumulator(str(folder / "tensorboard"), size_guidance={"images": 0}).Reload()
     tags = events.Tags()
@@ -148,7 +149,7 @@ def test_tensorboard_logger_writes_scalars_and_images(tmp_path):
 
 def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    config = Config(model="vae", latent_dim=2, hidden=(16,), epochs=1, eval_num_samples=2)
+    config = Config.from_flat(model="vae", latent_dim=2, hidden=(16,), epochs=1, eval_num_samples=2)
     with pytest.raises(ImportError, match="pip install tensorboard"):
-        runs.train_run(config, tmp_path / "run", progress=False, logger="tensorboard")
+        pipeline.train_run(config, tmp_path / "run", progress=False, logger="tensorboard")
     assert not (tmp_path / "run").exists()  # failed before writing anything

@@ -18,8 +18,8 @@ from vaekit.evaluation.consistency import consistency, iterate
 from vaekit.evaluation.fid import fid, fit_feature_net, frechet_distance
 from vaekit.evaluation.probe import LinearProbe
 from vaekit.evaluation.robustness import adversarial_accuracy
-from vaekit.objectives import LOSSES, vae_loss
-from vaekit.objectives_coupling import smooth_point
+from vaekit.objectives import ELBO, build_objective
+from vaekit.objectives.coupling import smooth_point
 
 torch.set_num_threads(1)
 TINY = dict(data="color-digits", hidden=(32,), latent_dim=4, likelihood="gaussian", likelihood_scale=0.1,
@@ -102,17 +102,17 @@ def _grads(model, loss):
 @pytest.mark.parametrize("name", ["avae", "se", "se-avae"])
 def test_coupling_losses_add_only_encoder_gradients(name):
     """x̃ = g(z) and x_b are constants: the decoder's gradient equals the VAE's (same z)."""
-    config = Config(model=name, **TINY)
+    config = Config.from_flat(model=name, **TINY)
     model = build_model(config, (3, 8, 8))
     x = torch.rand(8, 3, 8, 8)
     torch.manual_seed(0)
-    vae = _grads(model, vae_loss(model, x, config, 1.0)["loss"])
+    vae = _grads(model, ELBO()(model, x, 1.0).loss)
     torch.manual_seed(0)
-    out = LOSSES[name](model, x, config, 1.0)
-    assert torch.isfinite(out["loss"]) and (out["coupling"] > 0).all()
+    out = build_objective(config)(model, x, 1.0)
+    assert torch.isfinite(out.loss) and (out.coupling > 0).all()
     for key in ("elbo", "reconstruction", "kl"):
-        assert out[key].shape == (8,)
-    coupled = _grads(model, out["loss"])
+        assert getattr(out, key).shape == (8,)
+    coupled = _grads(model, out.loss)
     for n in vae:
         if n.startswith("decoder"):
             torch.testing.assert_close(coupled[n], vae[n])
@@ -120,11 +120,11 @@ def test_coupling_losses_add_only_encoder_gradients(name):
 
 
 def test_smooth_point_is_in_the_ball_and_increases_the_coupling():
-    config = Config(model="se", epsilon=0.1, num_steps=5, **TINY)
+    config = Config.from_flat(model="se", epsilon=0.1, num_steps=5, **TINY)
     model = build_model(config, (3, 8, 8))
     x = torch.rand(32, 3, 8, 8)
     q = model.encode(x)
-    xb = smooth_point(model, x, q, config)
+    xb = smooth_point(model, x, q, config.train.rho, config.train.epsilon, config.train.num_steps)
     assert (xb - x).abs().max() <= 0.1 + 1e-6 and xb.min() >= 0 and xb.max() <= 1
     noise = (x + 0.1 * (2 * torch.rand_like(x) - 1)).clamp(0, 1)
     with torch.no_grad():
@@ -132,15 +132,16 @@ def test_smooth_point_is_in_the_ball_and_increases_the_coupling():
 
 
 def test_self_supervised_loss_uses_no_data_and_leaves_the_decoder():
-    config = Config(model="avae-ss", init="unused", **TINY)
+    config = Config.from_flat(model="avae-ss", init="unused", **TINY)
     model = build_model(config, (3, 8, 8))
     zeros, noise = torch.zeros(8, 3, 8, 8), torch.rand(8, 3, 8, 8)
     torch.manual_seed(0)
-    a = LOSSES["avae-ss"](model, zeros, config, 1.0)
+    objective = build_objective(config)
+    a = objective(model, zeros, 1.0)
     torch.manual_seed(0)
-    b = LOSSES["avae-ss"](model, noise, config, 1.0)
-    torch.testing.assert_close(a["loss"], b["loss"])
-    grads = _grads(model, b["loss"])
+    b = objective(model, noise, 1.0)
+    torch.testing.assert_close(a.loss, b.loss)
+    grads = _grads(model, b.loss)
     assert all(g is None for n, g in grads.items() if n.startswith("decoder"))
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("encoder"))
 
@@ -149,8 +150,8 @@ def test_config_validation():
     for bad, match in [({"rho": 1.0}, "rho"), ({"epsilon": -0.1}, "epsilon"), ({"num_steps": 0}, "num_steps"),
                        ({"model": "avae-ss"}, "--init")]:
         with pytest.raises(ValueError, match=match):
-            Config(**bad)
-    assert Config.from_json("configs/avae-official.json").likelihood_scale == pytest.approx(math.sqrt(0.5))
+            Config.from_flat(**bad)
+    assert Config.from_json("configs/avae-official.json").model.likelihood_scale == pytest.approx(math.sqrt(0.5))
 
 
 # ---------------------------------------------------------------- data
@@ -207,9 +208,9 @@ def trained():
     train, test = data.load("color-digits", "train"), data.load("color-digits", "test")
     sub = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:3000]
     train = train.subset(sub)
-    config = Config(**{**TINY, "hidden": (64,), "latent_dim": 8, "epochs": 4, "lr": 3e-3})
+    config = Config.from_flat(**{**TINY, "hidden": (64,), "latent_dim": 8, "epochs": 4, "lr": 3e-3})
     model = build_model(config, train.data_shape)
-    fit(model, train.x, config, progress=False)
+    fit(model, train.x, config)
     test = test.subset(torch.arange(0, len(test), 5))
     return model, train, test
 

@@ -9,14 +9,16 @@ import pytest
 import torch
 from PIL import Image
 
-from vaekit import Config, build_model, fit, runtime
+from vaekit import Config, build_model, fit
+from vaekit.training import Checkpoint
+from vaekit.training import runtime
 from vaekit.cli import main
 from vaekit.data.folder import ImageFolder
-from vaekit.runs import load_dataset
-from vaekit.runtime import RunOptions
-from vaekit.train import data_loader
+from vaekit.pipeline import load_dataset
+from vaekit.training.runtime import RunOptions
+from vaekit.training.loop import data_loader
 
-TINY = Config(epochs=1, batch_size=64, hidden=(16,), latent_dim=2)
+TINY = Config.from_flat(epochs=1, batch_size=64, hidden=(16,), latent_dim=2)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def digits():
 
 def _train(digits, config=TINY, **options):
     model = build_model(config, digits.data_shape)
-    history = fit(model, digits.x, config, progress=False, options=RunOptions(device="cpu", **options))
+    history = fit(model, digits.x, config, options=RunOptions(device="cpu", **options))
     return model, history
 
 
@@ -53,7 +55,7 @@ def test_mixed_precision_runs_the_nets_low_and_the_loss_in_float32(digits, preci
     dtypes = []
     model = build_model(TINY, digits.data_shape)
     model.decoder.net[0].register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
-    history = fit(model, digits.x, TINY, progress=False, options=RunOptions(device="cpu", precision=precision))
+    history = fit(model, digits.x, TINY, options=RunOptions(device="cpu", precision=precision))
     assert set(dtypes) == {runtime.PRECISIONS[precision][0]}  # the network ran in low precision
     reference = _train(digits)[1]
     assert np.isfinite(history[-1]["train_loss"])
@@ -67,12 +69,12 @@ def test_grad_scaler_state_is_checkpointed_and_resumed(digits, tmp_path):
     config = TINY.replace(epochs=2)
     options = RunOptions(device="cpu", precision="16-mixed")
     straight = build_model(config, digits.data_shape)
-    fit(straight, digits.x, config, progress=False, options=options)
+    fit(straight, digits.x, config, options=options)
     ckpt = tmp_path / "last.safetensors"
-    fit(build_model(config, digits.data_shape), digits.x, config.replace(epochs=1), checkpoint=ckpt,
-        progress=False, options=options)
+    fit(build_model(config, digits.data_shape), digits.x, config.replace(epochs=1), hooks=[Checkpoint(ckpt)],
+        options=options)
     resumed = build_model(config, digits.data_shape)
-    fit(resumed, digits.x, config, checkpoint=ckpt, resume=True, progress=False, options=options)
+    fit(resumed, digits.x, config, hooks=[Checkpoint(ckpt)], resume_from=ckpt, options=options)
     from vaekit.io import read_safetensors
 
     state = json.loads(read_safetensors(ckpt)[1]["state"])
@@ -136,15 +138,15 @@ def test_fit_streams_an_image_folder_with_workers(tmp_path):
     """A Dataset read from disk: batched by fit through a DataLoader with a worker process."""
     _write_images(tmp_path / "faces", n=20)
     images = ImageFolder(tmp_path / "faces", "all", image_size=8)
-    config = Config(epochs=2, batch_size=6, hidden=(16,), latent_dim=2, net="conv", channels=(4,),
+    config = Config.from_flat(epochs=2, batch_size=6, hidden=(16,), latent_dim=2, net="conv", channels=(4,),
                     likelihood="gaussian", likelihood_scale=0.1)
     model = build_model(config, images.data_shape)
-    history = fit(model, images, config, progress=False, options=RunOptions(device="cpu", num_workers=1))
+    history = fit(model, images, config, options=RunOptions(device="cpu", num_workers=1))
     assert len(history) == 2 and history[-1]["step"] == 2 * 4 and np.isfinite(history[-1]["train_loss"])
     # the same batches as the in-memory tensor of the same images
     in_memory = torch.stack([images[i] for i in range(len(images))])
     reference = build_model(config, images.data_shape)
-    expected = fit(reference, in_memory, config, progress=False)
+    expected = fit(reference, in_memory, config)
     assert history[-1]["train_loss"] == pytest.approx(expected[-1]["train_loss"], rel=1e-5)
     loader = data_loader(images, 6, torch.Generator(), RunOptions(num_workers=1), torch.device("cpu"))
     assert loader.num_workers == 1 and not loader.pin_memory  # pinned memory only for CUDA

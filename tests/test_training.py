@@ -4,11 +4,13 @@ import pytest
 import torch
 
 from vaekit import data, io
+from vaekit.evaluation.kl import KLDiagnostics
+from vaekit.training import Checkpoint
 from vaekit.config import Config
 from vaekit.models import build_model
-from vaekit.train import TrainingDiverged, beta_at, fit
+from vaekit.training.loop import TrainingDiverged, beta_at, fit
 
-CONFIG = Config(latent_dim=2, hidden=(16,), epochs=4, batch_size=128, seed=1)
+CONFIG = Config.from_flat(latent_dim=2, hidden=(16,), epochs=4, batch_size=128, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def assert_same_weights(a, b):
 
 def train(x, config=CONFIG, **kwargs):
     model = build_model(config, x.shape[1:])
-    history = fit(model, x, config, progress=False, **kwargs)
+    history = fit(model, x, config, **kwargs)
     return model, history
 
 
@@ -47,14 +49,15 @@ def test_resume_reaches_the_uninterrupted_end_state(digits, tmp_path):
     class Interrupt(Exception):
         pass
 
-    def stop_after_two(metrics, _history):
-        if metrics["epoch"] == 2:
-            raise Interrupt
+    class StopAfterTwo:  # a hook that interrupts the run after the checkpoint of epoch 2
+        def epoch_end(self, loop):
+            if loop.epoch == 2:
+                raise Interrupt
 
     ckpt = tmp_path / "last.safetensors"
     with pytest.raises(Interrupt):
-        train(digits, val=digits[:50], checkpoint=ckpt, on_epoch_end=stop_after_two)
-    resumed, resumed_history = train(digits, val=digits[:50], checkpoint=ckpt, resume=True)
+        train(digits, val=digits[:50], hooks=[Checkpoint(ckpt), StopAfterTwo()])
+    resumed, resumed_history = train(digits, val=digits[:50], hooks=[Checkpoint(ckpt)], resume_from=ckpt)
     assert_same_weights(weights(full), weights(resumed))
     assert [h["train_loss"] for h in history] == [h["train_loss"] for h in resumed_history]
 
@@ -66,32 +69,33 @@ def test_early_stopping_restores_the_best_weights(digits):
     assert len(history) < 30
     best = min(h["val_loss"] for h in history)
     assert history[-1]["val_loss"] > best  # it stopped after epochs without improvement
-    from vaekit.train import validate
+    from vaekit.training.loop import validate
 
     torch.manual_seed(0)
-    again = validate(model, val, config)["loss"]
+    again = validate(model, val, config.train.beta)["loss"]
     assert again == pytest.approx(best, abs=1.0)  # the best weights are back (1-sample MC noise)
 
 
 def test_kl_warmup_schedule():
     config = CONFIG.replace(beta=4.0, warmup_epochs=10, epochs=30)
-    assert beta_at(config, 0) == 0
-    assert beta_at(config, 5) == pytest.approx(2.0)
-    assert beta_at(config, 25) == 4.0
-    assert beta_at(CONFIG, 0) == 1.0
+    assert beta_at(config.train, 0) == 0
+    assert beta_at(config.train, 5) == pytest.approx(2.0)
+    assert beta_at(config.train, 25) == 4.0
+    assert beta_at(CONFIG.train, 0) == 1.0
 
 
 def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(digits, tmp_path):
     ckpt = tmp_path / "last.safetensors"
 
-    def poison(metrics, _history):
-        if metrics["epoch"] == 1:
-            with torch.no_grad():
-                model.decoder.net[0].weight.fill_(float("nan"))
+    class Poison:  # NaN weights after the checkpoint of epoch 1
+        def epoch_end(self, loop):
+            if loop.epoch == 1:
+                with torch.no_grad():
+                    model.decoder.net[0].weight.fill_(float("nan"))
 
     model = build_model(CONFIG, digits.shape[1:])
-    with pytest.raises(TrainingDiverged, match=r"at step 4 \(epoch 2\).*epoch 1"):
-        fit(model, digits, CONFIG, checkpoint=ckpt, on_epoch_end=poison, progress=False)
+    with pytest.raises(TrainingDiverged, match=r"at step 4 \(epoch 2\)"):
+        fit(model, digits, CONFIG, hooks=[Checkpoint(ckpt), Poison()])
     fresh = build_model(CONFIG, digits.shape[1:])
     state, _ = io.load_checkpoint(ckpt, fresh, torch.optim.Adam(fresh.parameters()))
     assert state["epoch"] == 1
@@ -101,7 +105,7 @@ def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(digits, tm
 def test_dataloader_path_trains(digits):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(digits), batch_size=64, shuffle=True)
     model = build_model(CONFIG, digits.shape[1:])
-    history = fit(model, loader, CONFIG.replace(epochs=2), progress=False)
+    history = fit(model, loader, CONFIG.replace(epochs=2))
     assert len(history) == 2 and history[-1]["train_loss"] < history[0]["train_loss"] + 5
 
 
@@ -111,7 +115,7 @@ def test_iwae_objective_trains(digits):
 
 
 def test_denoising_ae_adds_noise_only_in_training(digits):
-    model = build_model(Config(model="ae", noise_std=0.5, latent_dim=2, hidden=(8,)), digits.shape[1:])
+    model = build_model(Config.from_flat(model="ae", noise_std=0.5, latent_dim=2, hidden=(8,)), digits.shape[1:])
     x = digits[:4]
     model.train()
     assert not torch.equal(model.corrupt(x), x)
@@ -119,8 +123,18 @@ def test_denoising_ae_adds_noise_only_in_training(digits):
     assert torch.equal(model.corrupt(x), x)
 
 
-def test_kl_diagnostics_are_logged_and_can_be_switched_off(digits):
-    _, history = train(digits, CONFIG.replace(epochs=1), val=digits[:50])
+def test_kl_diagnostics_hook_logs_the_decomposition(digits):
+    _, history = train(digits, CONFIG.replace(epochs=1), val=digits[:50], hooks=[KLDiagnostics(digits[:50], 50)])
     assert {"val_kl_mi", "val_kl_tc", "val_kl_dimwise", "val_kl_per_dim"} <= history[0].keys()
-    _, history = train(digits, CONFIG.replace(epochs=1, kl_diagnostic_points=0), val=digits[:50])
+    _, history = train(digits, CONFIG.replace(epochs=1), val=digits[:50])
     assert not any(key.startswith("val_kl_") for key in history[0])
+
+
+def test_run_logs_kl_diagnostics_unless_switched_off(tmp_path):
+    from vaekit.pipeline import train_run
+
+    config = Config.from_flat(latent_dim=2, hidden=(16,), epochs=1, eval_num_samples=5)
+    train_run(config, tmp_path / "a", progress=False)
+    train_run(config.replace(kl_diagnostic_points=0), tmp_path / "b", progress=False)
+    assert "val_kl_mi" in io.read_json_lines(tmp_path / "a" / "metrics.jsonl")[0]
+    assert not any(k.startswith("val_kl_") for k in io.read_json_lines(tmp_path / "b" / "metrics.jsonl")[0])

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal, constraints, register_kl
+from torch.distributions import Distribution, Independent, Normal, constraints, kl_divergence, register_kl
 from torch.distributions.kl import _kl_independent_independent
 
 #: Smallest learned Gaussian scale, so a learned-variance likelihood cannot collapse onto a pixel.
@@ -212,8 +212,13 @@ def standard_normal(latent_dim: int, device=None, dtype=None) -> StandardNormal:
     return StandardNormal(zeros, torch.ones_like(zeros))
 
 
-#: Registry of likelihood names accepted by configs and the CLI.
-LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian")
+#: Registry: likelihood name -> builder ``(data_shape, scale, mean_activation, event_ndim) -> Likelihood``.
+LIKELIHOODS = {
+    "bernoulli": lambda data_shape, scale, mean_activation, event_ndim: Bernoulli(event_ndim),
+    "continuous-bernoulli": lambda data_shape, scale, mean_activation, event_ndim: ContinuousBernoulli(event_ndim),
+    "gaussian": lambda data_shape, scale, mean_activation, event_ndim: Gaussian(scale, data_shape, mean_activation,
+                                                                               event_ndim),
+}
 
 
 def build_likelihood(name: str, data_shape, scale: float | str = 1.0, mean_activation: str = "identity") -> Likelihood:
@@ -228,15 +233,9 @@ def build_likelihood(name: str, data_shape, scale: float | str = 1.0, mean_activ
     Raises:
         ValueError: unknown name (lists the valid ones).
     """
-    event_ndim = len(tuple(data_shape))
-    if name == "bernoulli":
-        return Bernoulli(event_ndim)
-    if name == "continuous-bernoulli":
-        return ContinuousBernoulli(event_ndim)
-    if name == "gaussian":
-        return Gaussian(scale, data_shape, mean_activation, event_ndim)
-    raise ValueError(f"unknown likelihood {name!r}; choose one of: {', '.join(LIKELIHOODS)}")
-
+    if name not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {name!r}; choose one of: {', '.join(LIKELIHOODS)}")
+    return LIKELIHOODS[name](tuple(data_shape), scale, mean_activation, len(tuple(data_shape)))
 
 
 def coupling_kl(q: Distribution, q_prime: Distribution, rho: float) -> torch.Tensor:
@@ -272,3 +271,9 @@ def coupling_kl(q: Distribution, q_prime: Distribution, rho: float) -> torch.Ten
     per_dim = ((var_p + rho ** 2 * var + (mean_p - rho * mean) ** 2) / (2 * one_minus)
                - 0.5 * torch.log(var_p) + 0.5 * math.log(one_minus) - 0.5)
     return per_dim.sum(-1)
+
+
+def kl_per_dim(q) -> torch.Tensor:
+    """KL(q(z_d|x) ‖ N(0, 1)) per dimension in closed form, ``(batch, latent_dim)`` nats."""
+    base = q.base_dist
+    return kl_divergence(base, Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale)))

@@ -7,6 +7,7 @@ loop's JSON state in the file's metadata, so it is replaced in one atomic rename
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -17,12 +18,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
-from .config import Config
+from .config import Config, ModelConfig
 from .models import build_model
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-FORMAT_VERSION = 1
+#: 2: ``config`` holds the nested sections (model, train, data); 1 (vaekit <= 0.1): one flat dict.
+FORMAT_VERSION = 2
 
 
 def _umask() -> int:
@@ -68,6 +70,32 @@ def read_json(path) -> dict:
         raise ValueError(f"{path} is not valid JSON ({e}); the file is corrupt") from None
 
 
+def read_json_lines(path) -> list[dict]:
+    """Read a JSON-lines file (one object per line, e.g. metrics.jsonl); blank lines are skipped.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: a line that is not JSON (truncated or
+            corrupt), naming the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text; the file is corrupt") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} line {number} is not valid JSON ({e.msg}): the file is truncated or corrupt; "
+                             "re-run training with --resume to rewrite it") from None
+    return rows
+
+
 def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file (no code is executed).
 
@@ -88,12 +116,19 @@ def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, metadata
 
 
-def model_record(model) -> dict:
-    """The JSON record that rebuilds ``model``: its config, data shape and format version."""
+def model_record(model, config: Config | None = None) -> dict:
+    """The JSON record that rebuilds ``model``: its config, data shape and format version.
+
+    ``config``: the whole run configuration (a run folder's); by default only the model section.
+
+    Raises:
+        ValueError: a model built from custom modules (it has no config to rebuild it from).
+    """
     if model.config is None:
         raise ValueError("this model was built from custom modules; save its weights with "
                          "vaekit.io.save_weights and rebuild the modules yourself")
-    return {"format_version": FORMAT_VERSION, "config": model.config.to_dict(),
+    sections = config.to_dict() if config is not None else {"model": dataclasses.asdict(model.config)}
+    return {"format_version": FORMAT_VERSION, "config": sections,
             "data_shape": list(model.data_shape), "extra": model.extra_config()}
 
 
@@ -126,15 +161,20 @@ def load_weights(model, path) -> None:
     model.load_state_dict(tensors)
 
 
-def save(model, path) -> Path:
+def save(model, path, config: Config | None = None) -> Path:
     """Save a model built from a config to the folder ``path`` (model.safetensors + config.json).
+
+    ``config``: the run configuration to keep beside the weights (default: the model section only).
 
     Returns:
         The folder.
     """
     folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; vaekit.io.save writes a folder (model.safetensors + config.json): "
+                         "pass a folder path")
     folder.mkdir(parents=True, exist_ok=True)
-    record = model_record(model)
+    record = model_record(model, config)
     save_weights(model, folder / WEIGHTS)
     write_json(folder / CONFIG, record)
     return folder
@@ -151,10 +191,33 @@ def load_record(path) -> dict:
     return record
 
 
+def model_config(record: dict) -> ModelConfig:
+    """The :class:`~vaekit.config.ModelConfig` of a config.json record (nested, or flat from vaekit <= 0.1)."""
+    values = record["config"]
+    if isinstance(values, dict) and isinstance(values.get("model"), dict):
+        return ModelConfig.from_dict(values["model"])
+    return Config.from_dict(values).model
+
+
+def load_config(path) -> Config:
+    """The run :class:`~vaekit.config.Config` of a run folder (or a folder written by :func:`save`,
+    whose train and data settings are the defaults). Old flat config.json files load too.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`load_record`, or settings that are no longer valid.
+    """
+    record = load_record(path)
+    try:
+        return Config.from_dict(record["config"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{Path(path) / CONFIG}: {e}") from None
+
+
 def load(path, map_location: str | torch.device = "cpu"):
     """Rebuild a saved model from its folder: JSON config -> model -> safetensors weights.
 
-    No code is executed from the files. Returns the model in eval mode.
+    No code is executed from the files. Returns the model in eval mode; ``model.config`` is its
+    :class:`~vaekit.config.ModelConfig` (the run's whole config: :func:`load_config`).
 
     Raises:
         FileNotFoundError: the folder, its config.json or model.safetensors is missing.
@@ -162,7 +225,10 @@ def load(path, map_location: str | torch.device = "cpu"):
     """
     folder = Path(path)
     record = load_record(folder)
-    config = Config.from_dict(record["config"])
+    try:
+        config = model_config(record)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{folder / CONFIG}: {e}") from None
     model = build_model(config, tuple(record["data_shape"]), **record.get("extra", {}))
     load_weights(model, folder / WEIGHTS)
     return model.to(map_location).eval()

@@ -7,6 +7,7 @@ not change the graphical model is a config value, not a class.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 
 import torch
@@ -37,7 +38,8 @@ class AE(nn.Module):
         latent_dim: size of z.
         data_shape: shape of one example (checked on input when given).
         noise_std: std of the Gaussian noise added to the encoder input during training.
-        config: the :class:`~vaekit.config.Config` that built the model, kept for saving.
+        config: the :class:`~vaekit.config.ModelConfig` that built the model, kept for saving
+            (None for a model built from custom modules).
     """
 
     stochastic = False
@@ -269,16 +271,46 @@ def given(model, c=None):
     return model.given(c)
 
 
-#: model name -> class. Names that share a graphical model share a class (their objective differs).
-MODELS: dict[str, type[AE]] = {
-    "ae": AE,
-    "vae": VAE,
-    "cvae": CVAE,
-    "betatc": VAE,
-    "avae": VAE,
-    "se": VAE,
-    "se-avae": VAE,
-    "avae-ss": VAE,
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One entry of :data:`MODELS`: the class of a model name and what it can and needs.
+
+    Attributes:
+        cls: the graphical model (names that share one share a class; their objective differs).
+        objective: the family of its training loss in :mod:`vaekit.objectives` (elbo, betatc,
+            coupling, self-supervised).
+        needs_labels: trains on labelled data (the condition of a conditional model).
+        needs_init: refines a trained run (``--init RUN``).
+        summary: one line for ``--help`` and README.
+    """
+
+    cls: type
+    objective: str
+    summary: str
+    needs_labels: bool = False
+    needs_init: bool = False
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the encoder is a distribution (a VAE) rather than a point (an AE)."""
+        return self.cls.stochastic
+
+    @property
+    def conditional(self) -> bool:
+        """Whether encoder and decoder take a condition c."""
+        return self.cls.conditional
+
+
+#: model name -> :class:`ModelSpec`. Names that share a graphical model share a class.
+MODELS: dict[str, ModelSpec] = {
+    "ae": ModelSpec(AE, "elbo", "(denoising) autoencoder"),
+    "vae": ModelSpec(VAE, "elbo", "VAE / beta-VAE / IWAE"),
+    "cvae": ModelSpec(CVAE, "elbo", "conditional VAE", needs_labels=True),
+    "betatc": ModelSpec(VAE, "betatc", "beta-TCVAE"),
+    "avae": ModelSpec(VAE, "coupling", "autoencoding VAE"),
+    "se": ModelSpec(VAE, "coupling", "smooth encoder"),
+    "se-avae": ModelSpec(VAE, "coupling", "smooth encoder + AVAE"),
+    "avae-ss": ModelSpec(VAE, "self-supervised", "AVAE-SS refinement of a trained VAE", needs_init=True),
 }
 
 
@@ -289,24 +321,28 @@ def resolve_decoder_activation(config, unit_interval: bool) -> str:
     return "sigmoid" if unit_interval else "identity"
 
 
-def build_model(config, data_shape, unit_interval: bool = True, **extra) -> AE:
-    """Build the model a :class:`~vaekit.config.Config` describes for examples of ``data_shape``.
+def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, **extra) -> AE:
+    """Build the model a :class:`~vaekit.config.ModelConfig` describes for examples of ``data_shape``.
 
     Args:
-        config: the run's configuration.
+        config: the model settings (a :class:`~vaekit.config.ModelConfig`), or a whole run
+            :class:`~vaekit.config.Config` (its model section, seeded with its ``train.seed``).
         data_shape: shape of one example, e.g. ``(1, 8, 8)`` or ``(30,)``.
         unit_interval: whether the data lie in [0, 1] (resolves ``decoder_activation="auto"``).
+        seed: seed of the weight initialisation.
         **extra: model-specific build arguments (a saved model's ``extra_config()``), e.g.
             ``num_classes`` of a CVAE.
 
     Raises:
         ValueError: unknown model name, or a network that does not fit the data shape.
     """
-    if config.model not in MODELS:
-        raise ValueError(f"unknown model {config.model!r}; choose one of: {', '.join(sorted(MODELS))}")
-    cls = MODELS[config.model]
-    config = config.replace(decoder_activation=resolve_decoder_activation(config, unit_interval))
-    torch.manual_seed(config.seed)
+    if hasattr(config, "train"):  # a run Config: its model section, initialised with the run's seed
+        config, seed = config.model, config.train.seed
+    if config.name not in MODELS:
+        raise ValueError(f"unknown model {config.name!r}; choose one of: {', '.join(sorted(MODELS))}")
+    cls = MODELS[config.name].cls
+    config = dataclasses.replace(config, decoder_activation=resolve_decoder_activation(config, unit_interval))
+    torch.manual_seed(seed)
     encoder, decoder = build_nets(config, data_shape, stochastic=cls.stochastic, **cls.net_options(**extra))
     likelihood = build_likelihood(config.likelihood, data_shape, config.likelihood_scale, config.decoder_activation)
     return cls(encoder, decoder, likelihood, config.latent_dim, data_shape, config.noise_std, config, **extra)

@@ -41,8 +41,9 @@ import numpy as np
 import torch
 
 from .. import data
-from ..anomaly import AnomalyDetector
+from ..detectors.anomaly import AnomalyDetector
 from ..detectors.flows import FlowDetector
+from .anomaly_report import FPR_GRID, write_report
 
 #: VAE settings per data set beyond AnomalyDetector's defaults (the defaults are digits' study result).
 VAE_OPTIONS: dict[str, dict] = {
@@ -61,7 +62,6 @@ BUDGET_EPOCHS: dict[str, dict[str, int]] = {"fashion-mnist": {"vae": 50, "maf": 
 FAMILIES = ("vae", "maf", "nsf", "sklearn")
 #: The VAE score the detector is calibrated for (An & Cho 2015).
 PRIMARY = "vae: reconstruction_probability"
-FPR_GRID = np.linspace(0.0, 1.0, 201)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,14 +319,36 @@ def run_units(args: Args) -> int:
     return ran
 
 
+def load_parts(args: Args) -> tuple[list[dict], int]:
+    """The finished unit records among the units ``args`` asks for, and how many units it asks for."""
+    import json
+
+    wanted = units(args)
+    return [json.loads(part_path(args, u).read_text()) for u in wanted if part_path(args, u).is_file()], len(wanted)
+
+
+def flags(args: Args) -> str:
+    """The command-line flags that differ from the defaults (progress, report_only and shard left out)."""
+    default = Args()
+    parts = []
+    for field in dataclasses.fields(Args):
+        value = getattr(args, field.name)
+        if field.name not in ("progress", "report_only", "shard") and value != getattr(default, field.name):
+            shown = " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            parts.append(f"--{field.name.replace('_', '-')} {shown}")
+    return " ".join(parts)
+
+
 def run_cli(args: Args) -> None:
     """``vaekit benchmark anomaly``: run this shard's units, then write the report from all finished units."""
-    from .anomaly_report import write_report
-
     torch.set_num_threads(1)
     check_args(args)
     if not args.report_only:
         run_units(args)
-    paths, text = write_report(args)
+    parts, wanted = load_parts(args)
+    context = {"command": ("vaekit benchmark anomaly " + flags(args)).strip(), "vae_options": VAE_OPTIONS,
+               "flow_options": FLOW_OPTIONS, "budget_epochs": BUDGET_EPOCHS, "seeds": list(args.seeds),
+               "train_size": args.train_size}
+    paths, text = write_report(parts, wanted, Path(args.output_dir), context)
     print(text)
     print("written: " + ", ".join(map(str, paths)))

@@ -8,7 +8,6 @@ on the normal test rows (nominal 0.05), and the CPU time.
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -16,20 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .anomaly import BUDGET_EPOCHS, FLOW_OPTIONS, FPR_GRID, VAE_OPTIONS, Args, part_path, units
+#: False-positive rates at which every ROC curve is sampled (for the mean curves of roc.png).
+FPR_GRID = np.linspace(0.0, 1.0, 201)
 
 #: Published one-class Fashion-MNIST AUROC (%) per normal class, for the table beside ours.
 #: Golan & El-Yaniv 2018, "Deep anomaly detection using geometric transformations", NeurIPS, table 1
 #: (their protocol: all 6,000 training images of the normal class; the official test split; one run
 #: per class for the baselines, the mean of 5 runs for theirs). Filled only with numbers read from the paper.
 PUBLISHED: dict[str, dict[str, list[float]]] = {}
-
-
-def load_parts(args: Args) -> tuple[list[dict], int]:
-    """The finished unit records among the units ``args`` asks for, and how many units it asks for."""
-    wanted = units(args)
-    found = [json.loads(part_path(args, u).read_text()) for u in wanted if part_path(args, u).is_file()]
-    return found, len(wanted)
 
 
 def t_interval(values: list[float]) -> float | None:
@@ -137,26 +130,25 @@ def _jsonable(results: dict) -> dict:
                 for m, e in methods.items()} for d, methods in results.items()}
 
 
-def write_report(args: Args) -> tuple[list[Path], str]:
-    """Write anomaly.md, anomaly.json and roc.png to ``args.output_dir`` from the finished units."""
-    from .. import plots
+def write_report(parts: list[dict], wanted: int, folder: Path, context: dict) -> tuple[list[Path], str]:
+    """Write anomaly.md, anomaly.json and roc.png to ``folder`` from the finished unit records ``parts``
+    (``wanted``: how many units were asked for; ``context``: command, settings and seeds for the JSON)."""
     from ..io import atomic_write, write_json
+    from ..reporting import plots
 
-    parts, wanted = load_parts(args)
     if not parts:
-        raise ValueError(f"no finished units in {Path(args.output_dir) / 'parts'} for these arguments; run without --report-only")
+        raise ValueError(f"no finished units in {folder / 'parts'} for these arguments; run without --report-only")
     results = aggregate(parts)
     cpu = sum(p["cpu_s"] for p in parts)
-    folder = Path(args.output_dir)
-    context = {"command": "vaekit benchmark anomaly " + flags(args), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    context = {**context, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "machine": f"{platform.machine()}, {platform.system()}, torch {torch.__version__}, 1 torch thread per process",
                "units_finished": len(parts), "units": wanted, "cpu_s": round(cpu, 1),
-               "wall_s_units": round(sum(p["wall_s"] for p in parts), 1), "vae_options": VAE_OPTIONS,
-               "flow_options": FLOW_OPTIONS, "budget_epochs": BUDGET_EPOCHS, "seeds": list(args.seeds), "train_size": args.train_size}
+               "wall_s_units": round(sum(p["wall_s"] for p in parts), 1)}
     write_json(folder / "anomaly.json", {**context, "results": _jsonable(results)})
     header = (f"Command: `{context['command']}` ({context['date']}; {context['machine']}); {len(parts)} of {wanted} "
               f"units finished; {cpu:.0f} CPU s in all (= {cpu / 2 / 60:.0f} min on 2 cores)\n\n")
-    text = header + "All data sets (mean AUROC over tasks ± 95 % t-interval over seeds):\n\n" + summary(results) + "\n\n" + markdown(results)
+    text = (header + "All data sets (mean AUROC over tasks ± 95 % t-interval over seeds):\n\n" + summary(results)
+            + "\n\n" + markdown(results))
     atomic_write(folder / "anomaly.md", text + "\n")
     panels = {f"{dataset} (mean over tasks, seeds)": {m: (FPR_GRID, e["mean_tpr"]) for m, e in methods.items()
                                                       if not m.startswith("_")}
@@ -165,15 +157,3 @@ def write_report(args: Args) -> tuple[list[Path], str]:
     return [folder / "anomaly.md", folder / "anomaly.json", folder / "roc.png"], text
 
 
-def flags(args: Args) -> str:
-    """The command-line flags that differ from the defaults (progress and report_only left out)."""
-    import dataclasses
-
-    default = Args()
-    parts = []
-    for field in dataclasses.fields(Args):
-        value = getattr(args, field.name)
-        if field.name not in ("progress", "report_only", "shard") and value != getattr(default, field.name):
-            shown = " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
-            parts.append(f"--{field.name.replace('_', '-')} {shown}")
-    return " ".join(parts)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import io, plots, runs
-from ..betatc import DIAGNOSTIC_POINTS, kl_decomposition
+from .. import io, pipeline
+from ..evaluation.kl import DIAGNOSTIC_POINTS, kl_decomposition
 from ..config import Config
 from ..data import dsprites
 from ..data.base import TEST_FRACTION
@@ -50,11 +50,11 @@ def evaluate_run(run_dir, metrics=tuple(METRICS), seed: int = 0, num_train: int 
         ValueError: the run was not trained on a dataset with ground-truth factors.
     """
     run_dir = Path(run_dir)
-    model = io.load(run_dir)
-    dataset = runs.load_dataset(model.config, "test")
+    model, config = io.load(run_dir), io.load_config(run_dir)
+    dataset = pipeline.load_dataset(config, "test")
     codes = grid_codes(model, dataset)
     results = evaluate_disentanglement(model, dataset, metrics, seed, num_train, num_eval, overrides, codes=codes)
-    report = {"run": str(run_dir), "data": model.config.data, "factor_sizes": list(dataset.factor_sizes),
+    report = {"run": str(run_dir), "data": config.data.name, "factor_sizes": list(dataset.factor_sizes),
               "factor_names": list(dataset.factor_names), "seed": seed, "metrics": results,
               "headline": headline(results)}
     if model.stochastic:
@@ -69,6 +69,8 @@ def evaluate_run(run_dir, metrics=tuple(METRICS), seed: int = 0, num_train: int 
 def write_figures(model, dataset, codes: np.ndarray, kl_per_dim, folder) -> list[Path]:
     """Latent traversals of one test image (rows sorted by KL), the KL per dimension bar chart,
     and the mean code of each latent against each factor, per shape."""
+    from ..reporting import plots
+
     folder = Path(folder)
     z = model.transform(dataset.x[:1].to(next(model.parameters()).device))[0]
     order = list(np.argsort(-np.asarray(kl_per_dim)))
@@ -84,12 +86,12 @@ def benchmark_configs(data: str = "dsprites-synthetic", data_dir: str = "data", 
     reaches 25 nats (Burgess et al. 2018, dSprites) after two thirds of the steps."""
     scale = SCALES["full" if full else "default"]
     epochs = epochs or scale["epochs"]
-    base = Config(data=data, data_dir=data_dir, image_size=scale["image_size"], grid_step=scale["grid_step"],
+    base = Config.from_flat(data=data, data_dir=data_dir, image_size=scale["image_size"], grid_step=scale["grid_step"],
                   latent_dim=latent_dim, net=scale["net"], channels=(32, 32, 64, 64), hidden=scale["hidden"],
                   likelihood="bernoulli", binarize="none", epochs=epochs, batch_size=scale["batch_size"],
                   lr=scale["lr"], seed=seed, eval_num_samples=1)
-    train_size = np.prod([len(k) for k in dsprites.grid(base.grid_step)]) * (1 - TEST_FRACTION) * (1 - base.val_fraction)
-    steps = max(1, int(epochs * np.ceil(train_size / base.batch_size) * 2 / 3))
+    train_size = np.prod([len(k) for k in dsprites.grid(base.data.grid_step)]) * (1 - TEST_FRACTION) * (1 - base.data.val_fraction)
+    steps = max(1, int(epochs * np.ceil(train_size / base.train.batch_size) * 2 / 3))
     return {name: base.replace(**changes, **({"capacity_steps": steps} if "capacity_max" in changes else {}))
             for name, changes in MODELS.items()}
 
@@ -107,12 +109,12 @@ def run_benchmark(out_dir, data: str = "dsprites-synthetic", data_dir: str = "da
     overrides = {"dci": SCALES["full" if full else "default"]["dci"]}
     rows = {}
     for name in models:
-        run_dir = runs.resolve_run_dir(out_dir, name, configs[name], resume=False, overwrite=True)
+        run_dir = pipeline.create_run_dir(out_dir, name, configs[name], overwrite=True)
         start = time.perf_counter()
-        summary = runs.train_run(configs[name], run_dir, progress=progress)
+        summary = pipeline.train_run(configs[name], run_dir, progress=progress)
         trained = time.perf_counter() - start
         report = evaluate_run(run_dir, seed=seed, overrides=overrides)
-        rows[name] = {"config": configs[name].to_dict(), "headline": report["headline"], "kl": report["kl"],
+        rows[name] = {"config": configs[name].to_flat(), "headline": report["headline"], "kl": report["kl"],
                       "test_elbo": summary["test"]["elbo"], "train_s": trained,
                       "eval_s": time.perf_counter() - start - trained}
     results = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .. import io, plots_robustness, runs
+from .. import io, pipeline
 from ..config import Config
 from ..evaluation.consistency import consistency, iterate
 from ..evaluation.fid import FeatureNet, fid, fit_feature_net
@@ -67,7 +67,7 @@ DEFAULT_EPSILONS = (0.0, 0.02, 0.05, 0.1, 0.2)
 def base_config(data: str = "color-digits", **overrides) -> Config:
     """The shared config of every row for ``data`` (see :data:`BASE`), with ``overrides`` applied."""
     values = {**BASE.get(data, BASE["color-digits"]), "data": data, **overrides}
-    return Config(**values)
+    return Config.from_flat(**values)
 
 
 def _test_subset(test_set, max_test: int | None, seed: int):
@@ -101,12 +101,11 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
     Raises:
         ValueError: a dataset without labels or with unknown ``labels``; FileNotFoundError: no run.
     """
-    model = io.load(run_dir)
-    config = model.config
-    train_set, test_set = runs.load_dataset(config, "train"), _test_subset(runs.load_dataset(config, "test"),
+    model, config = io.load(run_dir), io.load_config(run_dir)
+    train_set, test_set = pipeline.load_dataset(config, "train"), _test_subset(pipeline.load_dataset(config, "test"),
                                                                            max_test, seed)
     if not test_set.labels:
-        raise ValueError(f"dataset {config.data!r} has no labels: the linear probe needs labelled data")
+        raise ValueError(f"dataset {config.data.name!r} has no labels: the linear probe needs labelled data")
     names = list(labels or test_set.labels)
     unknown = [n for n in names if n not in test_set.labels]
     if unknown:
@@ -125,7 +124,7 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
         samples = model.sample(len(test_set), generator=torch.Generator().manual_seed(seed))
         result["fid"] = fid(net, test_set.x, samples)
     history = Path(run_dir) / "metrics.jsonl"
-    epochs = [json.loads(line) for line in history.read_text().splitlines()] if history.is_file() else []
+    epochs = io.read_json_lines(history) if history.is_file() else []
     result["training_time_s"] = sum(h["time"] for h in epochs) if epochs else math.nan
     result["training_cpu_time_s"] = sum(h.get("cpu_time", math.nan) for h in epochs) if epochs else math.nan
     result.update(num_test_examples=len(test_set), epsilons=list(epsilons), num_steps=num_steps, norm=norm,
@@ -134,8 +133,8 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
 
 
 def _train(config: Config, run_dir: Path, progress: bool) -> None:
-    run_dir = runs.resolve_run_dir(run_dir.parent, run_dir.name, config, overwrite=True)
-    runs.train_run(config, run_dir, progress=progress)
+    run_dir = pipeline.create_run_dir(run_dir.parent, run_dir.name, config, overwrite=True)
+    pipeline.train_run(config, run_dir, progress=progress)
 
 
 def table_rows(results: dict, labels: tuple[str, str], epsilons=(0.1, 0.2)) -> dict[str, list[float]]:
@@ -172,7 +171,7 @@ def _run_row(config_values: dict, run_dir: str, eval_kwargs: dict, feature_net_p
     """Train one row and evaluate it (a top-level function, so worker processes can run it)."""
     torch.set_num_threads(1)
     config = Config.from_dict(config_values)
-    train_set = runs.load_dataset(config, "train")
+    train_set = pipeline.load_dataset(config, "train")
     net = FeatureNet(train_set.data_shape, {k: int(v.max()) + 1 for k, v in train_set.labels.items()})
     io.load_weights(net, feature_net_path)
     _train(config, Path(run_dir), progress)
@@ -203,7 +202,7 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
     if unknown:
         raise ValueError(f"unknown benchmark rows {unknown}; choose from {list(ROWS)}")
     rows = ["VAE"] + [r for r in rows if r != "VAE"]
-    train_set = runs.load_dataset(base, "train")
+    train_set = pipeline.load_dataset(base, "train")
     labels = tuple(train_set.labels)[:2]
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -215,7 +214,7 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
     def job(name):
         changes = dict(ROWS[name]) | ({"init": str(run_dirs["VAE"])} if ROWS[name]["model"] == "avae-ss" else {})
         log(f"[{time.perf_counter() - started:6.0f}s] training and evaluating {name}")
-        return (base.replace(**changes).to_dict(), str(run_dirs[name]), eval_kwargs, str(net_path), progress)
+        return (base.replace(**changes).to_flat(), str(run_dirs[name]), eval_kwargs, str(net_path), progress)
 
     first, later = [r for r in rows if ROWS[r]["model"] != "avae-ss"], [r for r in rows if ROWS[r]["model"] == "avae-ss"]
     if jobs <= 1:
@@ -230,7 +229,7 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
     shown = tuple(e for e in (0.1, 0.2) if e in epsilons)
     table = table_rows(results, labels, shown)
     markdown = markdown_table(table, labels, shown)
-    report = {"config": base.to_dict(), "labels": labels, "results": results, "table": table, "markdown": markdown,
+    report = {"config": base.to_flat(), "labels": labels, "results": results, "table": table, "markdown": markdown,
               "paper_table": PAPER_TABLE, "jobs": jobs, "wall_time_s": time.perf_counter() - started}
     io.write_json(out / "results.json", report)
     io.atomic_write(out / "results.md", markdown)
@@ -241,6 +240,8 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
 def write_figures(results: dict, run_dirs: dict, labels, out: Path, max_test=None, seed: int = 0) -> None:
     """accuracy_bars.png (clean and PGD per label and ε), accuracy_vs_epsilon.png (first label),
     consistency.png (iterates of a few test images, VAE beside AVAE)."""
+    from ..reporting import plots_robustness
+
     bars = {name: {f"{label} ε={eps}": 100 * (r["probe"][label]["clean"] if eps == "0" else r["probe"][label]["pgd"][eps])
                    for label in labels for eps in r["probe"][label]["pgd"]} for name, r in results.items()}
     plots_robustness.accuracy_bars(bars, out / "accuracy_bars.png", "linear-probe accuracy, clean and under L∞ PGD")
@@ -248,7 +249,7 @@ def write_figures(results: dict, run_dirs: dict, labels, out: Path, max_test=Non
     plots_robustness.accuracy_curves(curves, out / "accuracy_vs_epsilon.png", f"{labels[0]} probe under L∞ PGD")
     shown = [n for n in ("VAE", "AVAE") if n in run_dirs]
     models = {n: io.load(run_dirs[n]) for n in shown}
-    test = _test_subset(runs.load_dataset(models[shown[0]].config, "test"), max_test, seed)
+    test = _test_subset(pipeline.load_dataset(io.load_config(run_dirs[shown[0]]), "test"), max_test, seed)
     pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:6]
     plots_robustness.iterates_figure({n: iterate(m, test.x[pick], 10) for n, m in models.items()},
                                      out / "consistency.png")

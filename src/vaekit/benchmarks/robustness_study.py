@@ -50,7 +50,7 @@ def run_study(data: str = "color-digits", out_dir="benchmarks/results/robustness
             changes["epochs"] = 2 * base.epochs
         for model in ("vae", "avae"):
             config = base.replace(model=model, **changes)
-            key = json.dumps({k: v for k, v in config.to_dict().items() if not (model == "vae" and k == "rho")},
+            key = json.dumps({k: v for k, v in config.to_flat().items() if not (model == "vae" and k == "rho")},
                              sort_keys=True)
             if key not in done:
                 run_dir = out / "runs" / f"{model}-{len(done)}"
@@ -65,7 +65,7 @@ def run_study(data: str = "color-digits", out_dir="benchmarks/results/robustness
                              "pgd": {e: 100 * a for e, a in result["probe"][label]["pgd"].items()},
                              "mse_per_image": result["mse_per_image"], "training_time_s": result["training_time_s"]})
             markdown = study_markdown(rows, epsilons, label)  # written after every run: partial results survive
-            io.write_json(out / "study.json", {"config": base.to_dict(), "rows": rows, "markdown": markdown})
+            io.write_json(out / "study.json", {"config": base.to_flat(), "rows": rows, "markdown": markdown})
             io.atomic_write(out / "study.md", markdown)
     return {"rows": rows, "markdown": markdown}
 

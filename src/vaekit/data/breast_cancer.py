@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from sklearn.datasets import load_breast_cancer
 
 from .base import Dataset, fixed_split
 
@@ -26,6 +25,8 @@ def load(split: str = "train", **_options) -> Dataset:
     Raises:
         ValueError: for an unknown split.
     """
+    from sklearn.datasets import load_breast_cancer
+
     bunch = load_breast_cancer()
     malignant = (bunch.target == 0).astype("int64")  # sklearn: target_names = ['malignant', 'benign']
     index = fixed_split(len(malignant), split, stratify=malignant)

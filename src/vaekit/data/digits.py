@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from sklearn.datasets import load_digits
 
 from .base import Dataset, fixed_split
 
@@ -21,6 +20,8 @@ def load(split: str = "train", **_options) -> Dataset:
     Raises:
         ValueError: for an unknown split.
     """
+    from sklearn.datasets import load_digits
+
     bunch = load_digits()
     index = fixed_split(len(bunch.target), split, stratify=bunch.target)
     x = torch.from_numpy(bunch.images[index] / 16.0).float().unsqueeze(1)

@@ -1,7 +1,7 @@
 """A folder of image files read from disk on demand (e.g. CelebA), for data that do not fit in memory.
 
 Unlike the other loaders, which return an in-memory :class:`~vaekit.data.base.Dataset`,
-:class:`ImageFolder` is a map-style ``torch.utils.data.Dataset``: :func:`vaekit.train.fit`
+:class:`ImageFolder` is a map-style ``torch.utils.data.Dataset``: :func:`vaekit.training.fit`
 batches it through a DataLoader with ``num_workers`` worker processes that decode the images in
 parallel, with pinned memory on CUDA.
 """

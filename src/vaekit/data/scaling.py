@@ -11,7 +11,6 @@ import dataclasses
 
 import numpy as np
 import torch
-from sklearn.preprocessing import StandardScaler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +35,8 @@ class Standardizer:
         x = np.asarray(x.detach().cpu().numpy() if torch.is_tensor(x) else x, dtype=np.float64)
         if x.ndim != 2 or len(x) == 0:
             raise ValueError(f"standardisation needs tabular data (N, D) with N >= 1, got shape {x.shape}")
+        from sklearn.preprocessing import StandardScaler
+
         scaler = StandardScaler().fit(x)
         return cls(scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64))
 

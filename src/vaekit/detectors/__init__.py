@@ -1,1 +1,1 @@
-"""scikit-learn-style detectors built on vaekit models and on normalizing flows."""
+"""scikit-learn-style estimators built on the models: anomaly (and out-of-distribution) detectors."""

@@ -39,7 +39,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..evaluation.anomaly import in_blocks
-from .base import CalibratedDetector
+from .calibrated import CalibratedDetector
 
 #: λ of the logit transform (Papamakarios et al. 2017 use 1e-6 on MNIST).
 LOGIT_EPS = 1e-6
@@ -92,7 +92,7 @@ class FlowDetector(CalibratedDetector):
     Attributes (after fit): ``flow_`` (the zuko flow), ``preprocess_``, ``step_`` (w),
     ``mean_``/``scale_`` (standardisation), ``history_`` (mean training negative log-likelihood per
     epoch, nats per example), and the calibration attributes of
-    :class:`~vaekit.detectors.base.CalibratedDetector`.
+    :class:`~vaekit.detectors.calibrated.CalibratedDetector`.
     """
 
     _parameter_constraints = {

@@ -47,7 +47,7 @@ class PyODAdapter(BaseDetector):
         """
         if self.threshold not in ("contamination", "conformal"):
             raise ValueError(f"threshold must be 'contamination' or 'conformal', got {self.threshold!r}")
-        from ..anomaly import AnomalyDetector
+        from .anomaly import AnomalyDetector
 
         self._set_n_classes(y)
         self.detector_ = clone(self.detector if self.detector is not None else AnomalyDetector()).fit(X)

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..betatc import kl_per_dim
+from ..distributions import kl_per_dim
 from ..objectives import elbo_terms, log_importance_weights
 
 #: Default bound on the memory of one chunk of importance samples, in MiB.

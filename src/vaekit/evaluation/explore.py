@@ -1,5 +1,5 @@
 """Latent-space exploration: embeddings, interpolation, traversals, manifold grids, iterated
-encode-decode. Plain tensor functions of a trained model; figures live in :mod:`vaekit.plots`.
+encode-decode. Plain tensor functions of a trained model; figures live in :mod:`vaekit.reporting.plots`.
 
 Every function takes any model of :data:`vaekit.models.MODELS`; for a conditional one (CVAE)
 pass the condition ``c`` (class indices, see :meth:`vaekit.models.CVAE.one_hot`), which fixes
@@ -13,12 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import norm
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 
-from .betatc import kl_per_dim
-from .models import given
+from ..distributions import kl_per_dim
+from ..models import given
 
 
 def _device(model) -> dict:
@@ -61,14 +58,23 @@ def _tsne(codes: np.ndarray, seed: int) -> np.ndarray:
     if len(codes) < 4:
         raise ValueError(f"t-SNE needs at least 4 codes, got {len(codes)}")
     perplexity = min(30.0, (len(codes) - 1) / 3)
+    from sklearn.manifold import TSNE
+
     return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes)
 
 
 #: name -> (codes (N, D), seed) -> (N, 2)
 PROJECTIONS = {
-    "pca": lambda codes, seed: PCA(2, random_state=seed).fit_transform(codes),
+    "pca": lambda codes, seed: _pca(2, seed).fit_transform(codes),
     "tsne": _tsne,
 }
+
+
+def _pca(n_components: int, seed: int | None = None):
+    """scikit-learn's PCA (imported on use)."""
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components, random_state=seed)
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -200,6 +206,8 @@ def iterate(model, x: torch.Tensor, num_steps: int = 5, c=None) -> torch.Tensor:
 def quantile_grid(n: int = 15) -> torch.Tensor:
     """An ``n`` x ``n`` grid of standard-normal quantiles Φ⁻¹(0.05 … 0.95), ``(n*n, 2)``, rows top to
     bottom = decreasing second coordinate (Kingma & Welling 2013, fig. 4)."""
+    from scipy.stats import norm
+
     q = torch.tensor(norm.ppf(np.linspace(0.05, 0.95, n)), dtype=torch.float32)
     return torch.stack(torch.meshgrid(q, q.flip(0), indexing="xy"), -1).reshape(-1, 2)
 
@@ -215,7 +223,7 @@ def principal_codes(codes: torch.Tensor, n: int = 15) -> torch.Tensor:
     codes = torch.as_tensor(codes, dtype=torch.float32)
     if codes.dim() != 2 or codes.shape[1] < 2 or len(codes) < 3:
         raise ValueError(f"principal_codes needs (N >= 3, latent_dim >= 2) codes, got {tuple(codes.shape)}")
-    pca = PCA(2).fit(codes.numpy())
+    pca = _pca(2).fit(codes.numpy())
     scale = torch.tensor(np.sqrt(pca.explained_variance_), dtype=torch.float32)
     directions = torch.tensor(pca.components_, dtype=torch.float32)  # (2, latent_dim)
     mean = torch.tensor(pca.mean_, dtype=torch.float32)

@@ -4,7 +4,7 @@
 variables ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``;
 :func:`process_group` reads them and joins the group (gloo on CPU, NCCL on GPU). Outside torchrun
 every helper here is a no-op for a single process (rank 0 of a world of 1), so the one training
-loop in :mod:`vaekit.train` serves both.
+loop in :mod:`vaekit.training.loop` serves both.
 
 Semantics (the same as PyTorch's DistributedDataParallel with a global batch): every epoch, one
 permutation of the training set, drawn from the generator every rank seeds identically, is cut
@@ -203,7 +203,7 @@ class ShardBatchSampler(torch.utils.data.Sampler):
     """Batch sampler of a DataLoader with :func:`shard`'s batches of a fresh permutation per epoch.
 
     Each pass draws the permutation from ``generator`` (identically seeded on every rank),
-    so it consumes the generator exactly as the in-memory path of :func:`vaekit.train.fit` does;
+    so it consumes the generator exactly as the in-memory path of :func:`vaekit.training.fit` does;
     ``global_sizes`` then lists the global batch size of each step of that epoch.
     """
 

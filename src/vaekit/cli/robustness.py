@@ -8,9 +8,9 @@ from typing import Literal, Optional
 
 import tyro
 
-from . import io
-from .benchmarks.robustness import DEFAULT_EPSILONS, ROWS, evaluate_run, run_benchmark
-from .benchmarks.robustness_study import VARIANTS, run_study
+from .. import io
+from ..benchmarks.robustness import DEFAULT_EPSILONS, ROWS, evaluate_run, run_benchmark
+from ..benchmarks.robustness_study import VARIANTS, run_study
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,15 +17,15 @@ log q(z|x) − log p(z), the one-sample Monte Carlo estimate of the KL.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Literal
 
 import torch
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Normal
 
-from .models import given
-
-#: Examples of the validation (or training) set on which the training loop logs the decomposition.
-DIAGNOSTIC_POINTS = 1000
+from .elbo import _terms
+from .terms import LossTerms, forward, kl_to_prior
 #: Rows of the (M, M, latent_dim) density matrix computed at once.
 _ROW_CHUNK = 256
 
@@ -92,69 +92,28 @@ def kl_decomposition_terms(q, z: torch.Tensor, prior, dataset_size: int, samplin
     return {"mi": log_qz_x - log_qz, "tc": log_qz - log_qz_product, "dimwise_kl": log_qz_product - log_pz}
 
 
-def betatc_loss(model, x: torch.Tensor, config, beta: float) -> dict[str, torch.Tensor]:
+@dataclasses.dataclass(frozen=True)
+class BetaTC:
     """β-TCVAE loss: −E_q log p(x|z) + α·MI + β·TC + γ·dimension-wise KL (Chen et al. 2018, eq. 4).
 
-    One z per example; the mixtures use ``config.tc_sampling`` and N = ``config.dataset_size``
-    (the training loop fills it with the number of training examples), or the batch size when N
-    is 0. α = ``config.alpha``, γ = ``config.gamma``, β = ``beta`` (``config.beta`` after warm-up).
+    One z per example; the mixtures use ``sampling`` (mws or mss) with N = ``dataset_size``
+    training examples (0: the batch size). α = ``alpha``, γ = ``gamma``; β weighs the total
+    correlation and is given per call by the training loop (``beta`` after warm-up).
     α = β = γ = 1 is the VAE with a one-sample KL estimate.
-
-    Returns:
-        ``loss``: scalar, averaged over the batch; ``elbo``, ``reconstruction``, ``kl``
-        (closed form) and ``mi``, ``tc``, ``dimwise_kl``: ``(batch,)`` nats, detached.
     """
-    q = model.encode(model.corrupt(x))
-    z = q.rsample()
-    reconstruction = model.decode(z).log_prob(x)
-    n = config.dataset_size or len(x)
-    terms = kl_decomposition_terms(q, z, model.prior(), max(n, len(x)), config.tc_sampling)
-    penalty = config.alpha * terms["mi"] + beta * terms["tc"] + config.gamma * terms["dimwise_kl"]
-    kl = kl_divergence(q, model.prior()).detach()
-    loss = -(reconstruction - penalty).mean()
-    reconstruction = reconstruction.detach()
-    return {"loss": loss, "elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl,
-            **{k: v.detach() for k, v in terms.items()}}
 
+    alpha: float = 1.0
+    gamma: float = 1.0
+    sampling: Literal["mws", "mss"] = "mws"
+    dataset_size: int = 0
 
-def kl_per_dim(q) -> torch.Tensor:
-    """KL(q(z_d|x) ‖ N(0, 1)) per dimension in closed form, ``(batch, latent_dim)`` nats."""
-    base = q.base_dist
-    return kl_divergence(base, Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale)))
-
-
-@torch.no_grad()
-def kl_decomposition(model, x: torch.Tensor, seed: int = 0, batch_size: int = 500, labels=None) -> dict:
-    """The KL decomposition over the data set ``x`` ``(M, *data_shape)``, with q(z) the exact mixture
-    of the M posteriors (stratified weights with N = M), one z per example drawn with ``seed``.
-    ``labels`` ``(M,)``: the conditions of a conditional model (q(z|x, c)).
-
-    Returns:
-        ``kl_mi``, ``kl_tc``, ``kl_dimwise``: nats per example (averaged over the M examples);
-        ``kl_mc``: their sum, the one-sample Monte Carlo KL; ``kl``: the closed-form KL averaged
-        over the examples; ``kl_per_dim``: list of closed-form KL per latent dimension, nats per
-        example. The MI estimate is at most log M.
-
-    Raises:
-        ValueError: for a deterministic model (no posterior).
-    """
-    if not model.stochastic:
-        raise ValueError("the KL decomposition needs a VAE (a stochastic encoder); got a deterministic AE")
-    was_training = model.training
-    model.eval()
-    locs, scales = [], []
-    for start in range(0, len(x), batch_size):
-        c = None if labels is None else labels[start:start + batch_size]
-        base = given(model, c).encode(x[start:start + batch_size]).base_dist
-        locs.append(base.loc)
-        scales.append(base.scale)
-    model.train(was_training)
-    loc, scale = torch.cat(locs), torch.cat(scales)
-    generator = torch.Generator(device=loc.device).manual_seed(seed)
-    z = loc + scale * torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
-    q = torch.distributions.Independent(Normal(loc, scale), 1)
-    terms = kl_decomposition_terms(q, z, model.prior(), len(x), "mss")
-    means = {key: value.mean().item() for key, value in terms.items()}
-    per_dim = kl_per_dim(q).mean(0)
-    return {"kl_mi": means["mi"], "kl_tc": means["tc"], "kl_dimwise": means["dimwise_kl"],
-            "kl_mc": sum(means.values()), "kl": per_dim.sum().item(), "kl_per_dim": per_dim.tolist()}
+    def __call__(self, model, x: torch.Tensor, beta: float = 1.0) -> LossTerms:
+        """x ``(batch, *data_shape)`` -> :class:`LossTerms` with ``mi``, ``tc``, ``dimwise_kl``
+        ``(batch,)`` nats; ``kl`` is the closed form."""
+        out = forward(model, x, 1)
+        z, reconstruction = out.z[0], out.log_px[0]
+        n = max(self.dataset_size or len(x), len(x))
+        terms = kl_decomposition_terms(out.q, z, model.prior(), n, self.sampling)
+        penalty = self.alpha * terms["mi"] + beta * terms["tc"] + self.gamma * terms["dimwise_kl"]
+        loss = -(reconstruction - penalty).mean()
+        return _terms(loss, reconstruction, kl_to_prior(model, out.q), **terms)

@@ -15,11 +15,12 @@ import os
 import platform
 from pathlib import Path
 
-import jinja2
+import functools
+
 import numpy as np
 import torch
 
-from . import io
+from .. import io
 from .gallery import CAPTIONS
 
 ENVIRONMENT = "environment.json"
@@ -29,15 +30,22 @@ OWN_JSON = {io.CONFIG, "summary.json", ENVIRONMENT}
 #: Lists longer than this are shortened in tables.
 MAX_LIST = 16
 
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("vaekit", "templates"),
-                          autoescape=jinja2.select_autoescape(["html", "j2"]),
-                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+@functools.cache
+def _templates():
+    """The Jinja2 environment of the report templates (jinja2 is imported on first use)."""
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("vaekit.reporting", "templates"),
+                              autoescape=jinja2.select_autoescape(["html", "j2"]),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def environment(model=None, training_time_s: float | None = None) -> dict:
     """Versions and machine of a run: vaekit, torch, numpy, Python, platform, device, threads,
     training time (seconds) and the date (UTC)."""
-    from . import __version__
+    from .._version import __version__
 
     device = str(next(model.parameters()).device) if model is not None else "cpu"
     env = {
@@ -82,9 +90,7 @@ def image_uri(path) -> str:
 
 def _read_history(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return io.read_json_lines(path) if path.is_file() else []
 
 
 def _figures(run_dir: Path) -> list[dict]:
@@ -111,7 +117,7 @@ def collect(run_dir) -> dict:
                for p in sorted(run_dir.glob("*.json")) if p.name not in OWN_JSON]
     return {
         "name": run_dir.resolve().name, "path": str(run_dir),
-        "config": record["config"], "data_shape": record["data_shape"], "extra": record.get("extra", {}),
+        "config": io.load_config(run_dir).to_flat(), "data_shape": record["data_shape"], "extra": record.get("extra", {}),
         "metrics": [{"key": k, "value": format_value(v), "unit": units.get(k, "")} for k, v in test.items()],
         "test": test,
         "run_facts": [(k, format_value(v)) for k, v in summary.items() if k not in ("test", "units")],
@@ -121,10 +127,10 @@ def collect(run_dir) -> dict:
 
 
 def _render(template: str, **context) -> str:
-    from . import __version__
+    from .._version import __version__
 
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return _ENV.get_template(template).render(version=__version__, generated=generated, **context)
+    return _templates().get_template(template).render(version=__version__, generated=generated, **context)
 
 
 def write_report(run_dir, output=None) -> Path:

@@ -28,14 +28,15 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import io, runs
-from .config import Config
-from .data.scaling import Standardizer, wants_standardization
-from .detectors.base import CalibratedDetector
-from .evaluation.anomaly import (DEFAULT_NUM_SAMPLES, SCORES, all_scores, check_score, draw_noise, in_blocks,
-                                 score_samples)
-from .models import build_model
-from .train import fit as fit_model
+from .. import io, pipeline
+from ..config import Config
+from ..data.scaling import Standardizer, wants_standardization
+from ..evaluation.anomaly import (DEFAULT_NUM_SAMPLES, SCORES, all_scores, check_score, draw_noise, in_blocks,
+                                  score_samples)
+from ..models import build_model
+from ..training import Progress
+from ..training import fit as fit_model
+from .calibrated import CalibratedDetector
 
 #: The detector's own saved state, beside the model's config.json and model.safetensors.
 DETECTOR = "detector.json"
@@ -51,7 +52,7 @@ IMAGE_SCALE = 0.1
 
 def model_option_names() -> list[str]:
     """Config fields accepted in ``model_options`` (every field but the explicit and reserved ones)."""
-    return [f.name for f in dataclasses.fields(Config) if f.name not in (*RESERVED_FIELDS, *EXPLICIT_FIELDS)]
+    return [name for name in Config().to_flat() if name not in (*RESERVED_FIELDS, *EXPLICIT_FIELDS)]
 
 
 class AnomalyDetector(CalibratedDetector):
@@ -81,7 +82,7 @@ class AnomalyDetector(CalibratedDetector):
         model_: the trained VAE; ``config_``: its Config; ``scaler_``: Standardizer or None;
         ``noise_seed_``: seed of the common random numbers; ``history_``: per-epoch metrics;
         ``calibration_scores_``, ``offset_``, ``n_features_in_``, ``data_shape_`` (see
-        :class:`~vaekit.detectors.base.CalibratedDetector`).
+        :class:`~vaekit.detectors.calibrated.CalibratedDetector`).
     """
 
     _parameter_constraints = {
@@ -139,32 +140,33 @@ class AnomalyDetector(CalibratedDetector):
         explicit = {name: getattr(self, name) for name in EXPLICIT_FIELDS}
         explicit["hidden"] = tuple(int(h) for h in self.hidden)
         explicit["likelihood_scale"] = 1.0 if self.likelihood_scale == "auto" else self.likelihood_scale
-        return Config.from_dict({**options, **explicit, "data": "array", "seed": seed})
+        return Config.from_flat(**{**options, **explicit, "data": "array", "seed": seed})
 
     def _fit_density(self, rows: np.ndarray, seed: int) -> None:
         config = self._config(seed)
         x = torch.from_numpy(rows).float().reshape(len(rows), *self.data_shape_)
-        standardize = wants_standardization(config.standardize, tuple(self.data_shape_), config.likelihood)
+        standardize = wants_standardization(config.data.standardize, tuple(self.data_shape_), config.model.likelihood)
         scaler = Standardizer.fit(x) if standardize else None
         xs = scaler.transform(x) if scaler is not None else x
         unit = bool(((xs >= 0) & (xs <= 1)).all())
         if self.likelihood_scale == "auto":
             config = config.replace(likelihood_scale=IMAGE_SCALE if unit and scaler is None else "learned")
         with torch.random.fork_rng():
-            model = build_model(config, tuple(self.data_shape_), unit_interval=unit)
+            model = build_model(config.model, tuple(self.data_shape_), unit_interval=unit, seed=config.train.seed)
             check_score(self.score_type, model)
             model.likelihood.check_support(xs)
-            config = model.config
+            config = dataclasses.replace(config, model=model.config)
             train_x, val_x = xs, None
-            if config.patience > 0 and config.val_fraction > 0:
-                train_x, val_x = runs.split_validation(xs, config)
-                val_x = runs.prepare(val_x, config)
-            self.history_ = fit_model(model, runs.prepare(train_x, config, training=True), config, val=val_x,
-                                      progress=self.verbose)
-        self._set_fitted(model, scaler, noise_seed=seed + 1)
+            if config.train.patience > 0 and config.data.val_fraction > 0:
+                train_x, val_x = pipeline.split_validation(xs, config)
+                val_x = pipeline.prepare(val_x, config)
+            hooks = [Progress(config.train.epochs)] if self.verbose else []
+            self.history_ = fit_model(model, pipeline.prepare(train_x, config, training=True), config, val=val_x,
+                                      hooks=hooks)
+        self._set_fitted(model, config, scaler, noise_seed=seed + 1)
 
-    def _set_fitted(self, model, scaler: Standardizer | None, noise_seed: int) -> None:
-        self.model_, self.config_, self.scaler_ = model.eval(), model.config, scaler
+    def _set_fitted(self, model, config: Config, scaler: Standardizer | None, noise_seed: int) -> None:
+        self.model_, self.config_, self.scaler_ = model.eval(), config, scaler
         self.noise_seed_ = int(noise_seed)
         self.data_shape_ = tuple(model.data_shape)
         self.n_features_in_ = int(np.prod(model.data_shape))
@@ -223,7 +225,7 @@ class AnomalyDetector(CalibratedDetector):
         :func:`vaekit.io.save`) + detector.json (parameters, calibration scores, ``offset_``,
         the noise seed, shapes and the scaler's mean/scale). No pickle. Returns the folder."""
         self._check_calibrated()
-        folder = io.save(self.model_, path)
+        folder = io.save(self.model_, path, self.config_)
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None
@@ -257,7 +259,7 @@ class AnomalyDetector(CalibratedDetector):
                                        for k, v in params["model_options"].items()}
         detector = cls(**params)
         scaler = Standardizer.from_dict(record["scaler"]) if record["scaler"] is not None else None
-        detector._set_fitted(io.load(path), scaler, record["noise_seed_"])
+        detector._set_fitted(io.load(path), io.load_config(path), scaler, record["noise_seed_"])
         detector.calibration_scores_ = np.asarray(record["calibration_scores_"], dtype=np.float64)
         detector.offset_ = -np.inf if record["offset_"] is None else float(record["offset_"])
         return detector
@@ -276,28 +278,27 @@ class AnomalyDetector(CalibratedDetector):
         Raises:
             FileNotFoundError, ValueError: not a run folder, or its training data cannot be read.
         """
-        model = io.load(run_dir)
-        config = model.config
-        explicit = {name: getattr(config, name) for name in EXPLICIT_FIELDS}
-        options = {k: v for k, v in config.to_dict().items()
-                   if k not in (*RESERVED_FIELDS, *EXPLICIT_FIELDS) and v != getattr(Config, k, None)}
+        model, config = io.load(run_dir), io.load_config(run_dir)
+        flat, default = config.to_flat(), Config().to_flat()
+        explicit = {name: flat[name] for name in EXPLICIT_FIELDS}
+        options = {k: v for k, v in flat.items() if k not in (*RESERVED_FIELDS, *EXPLICIT_FIELDS) and v != default.get(k)}
         detector = cls(score_type=score_type, fpr=fpr, score_num_samples=score_num_samples, model_options=options,
-                       random_state=config.seed, verbose=verbose, **explicit)
+                       random_state=config.train.seed, verbose=verbose, **explicit)
         detector._validate_params()
         check_score(score_type, model)
-        detector._set_fitted(model, runs.load_scaler(run_dir), noise_seed=config.seed + 1)
+        detector._set_fitted(model, config, pipeline.load_scaler(run_dir), noise_seed=config.train.seed + 1)
         if offset is not None:
             detector.calibration_scores_ = np.zeros(0)
             detector.offset_ = float(offset)
             return detector
         try:
-            train_x = runs.load_dataset(config, "train").x
+            train_x = pipeline.load_dataset(config, "train").x
         except (OSError, ValueError) as e:
             raise ValueError(f"the outlier threshold is calibrated on the run's validation split, but its training "
                              f"data cannot be read ({e}); run from the folder it was trained in, or give a threshold "
                              f"(--threshold)") from None
         scaled = detector.scaler_.transform(train_x) if detector.scaler_ is not None else train_x
-        _, val_x = runs.split_validation(scaled, config)
+        _, val_x = pipeline.split_validation(scaled, config)
         if len(val_x) == 0:
             raise ValueError(f"the run in {run_dir} held out no validation rows (val_fraction=0), so it cannot be "
                              f"calibrated; give a threshold (--threshold)")

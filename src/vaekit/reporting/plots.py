@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt  # no backend forced: matplotlib picks Agg where there is no display
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from . import explore  # noqa: E402
+from ..evaluation import explore
 
 
 def image_grid(images: torch.Tensor, ncols: int) -> np.ndarray:

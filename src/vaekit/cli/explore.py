@@ -1,6 +1,6 @@
 """``vaekit reconstruct | manifold | interpolate | traverse | iterate | embed | report``: thin
-handlers over :mod:`vaekit.explore`, :mod:`vaekit.plots` and :mod:`vaekit.report`, registered
-in :data:`vaekit.cli.COMMANDS`."""
+handlers over :mod:`vaekit.evaluation.explore`, :mod:`vaekit.reporting.plots` and
+:mod:`vaekit.reporting.report`, registered in :data:`vaekit.cli.COMMANDS`."""
 
 from __future__ import annotations
 
@@ -12,24 +12,24 @@ import numpy as np
 import torch
 import tyro
 
-from . import explore, io, plots, report, runs
+from .. import io, pipeline
+from ..evaluation import explore
+from ..reporting import plots, report
+from .common import say as _print
 
 Split = Literal["train", "test"]
 
 
-def _print(line: str) -> None:
-    print(line, flush=True)
-
-
-def _data(model, split: str, index=None):
+def _data(run: str, model, split: str, index=None):
     """``(x, c, dataset)`` of a split as the model sees it, optionally at positions ``index``.
 
     Raises:
         ValueError: an index outside the split.
     """
-    dataset = runs.load_dataset(model.config, split)
-    x = runs.prepare(dataset.x, model.config)
-    c = runs.condition_labels(model.config, dataset)
+    config = io.load_config(run)
+    dataset = pipeline.load_run_split(run, config, split)
+    x = pipeline.prepare(dataset.x, config)
+    c = pipeline.condition_labels(config, dataset)
     if index is not None:
         index = list(index)
         bad = [i for i in index if not -len(x) <= i < len(x)]
@@ -82,7 +82,7 @@ class ReconstructArgs:
 def reconstruct(args: ReconstructArgs) -> None:
     """``vaekit reconstruct RUN``."""
     model = io.load(args.run)
-    x, c, _ = _data(model, args.split)
+    x, c, _ = _data(args.run, model, args.split)
     x, c = x[:args.n], (None if c is None else c[:args.n])
     recon = explore.iterate(model, x, 1, c)[1]
     out = _out(args.output, args.run, f"reconstructions-{args.split}.png")
@@ -115,7 +115,7 @@ def manifold(args: ManifoldArgs) -> None:
     """``vaekit manifold RUN``."""
     model = io.load(args.run)
     _require_images(model, "a manifold grid")
-    x, c, _ = _data(model, args.split) if model.latent_dim > 2 else (None, None, None)
+    x, c, _ = _data(args.run, model, args.split) if model.latent_dim > 2 else (None, None, None)
     images = explore.manifold(model, x, args.n, c=args.label if model.conditional else None, labels=c)
     save_rows(images.reshape(args.n, args.n, *images.shape[1:]), _out(args.output, args.run, "manifold.png"))
 
@@ -152,7 +152,7 @@ def interpolate(args: InterpolateArgs) -> None:
         c = torch.tensor(args.labels) if model.conditional else None
         names = list(args.images)
     else:
-        x, c, _ = _data(model, args.split, args.index)
+        x, c, _ = _data(args.run, model, args.split, args.index)
         names = [f"{args.split}[{i}]" for i in args.index]
     strips = torch.stack([explore.interpolate(model, x, args.num_steps, m, c) for m in args.method])
     save_rows(strips, _out(args.output, args.run, "interpolation.png"), row_labels=list(args.method),
@@ -186,7 +186,7 @@ def traverse(args: TraverseArgs) -> None:
     if args.num_values < 2 or args.span <= 0:
         raise ValueError(f"--num-values must be >= 2 and --span > 0, got {args.num_values} and {args.span}")
     model = io.load(args.run)
-    x, c, _ = _data(model, args.split)
+    x, c, _ = _data(args.run, model, args.split)
     if not -len(x) <= args.index < len(x):
         raise ValueError(f"--index {args.index} outside the {args.split} split of {len(x)} examples")
     order, scores = explore.kl_order(model, x, c)
@@ -219,7 +219,7 @@ class IterateArgs:
 def iterate(args: IterateArgs) -> None:
     """``vaekit iterate RUN``."""
     model = io.load(args.run)
-    x, c, _ = _data(model, args.split, args.index)
+    x, c, _ = _data(args.run, model, args.split, args.index)
     steps = explore.iterate(model, x, args.num_steps, c).transpose(0, 1)
     save_rows(steps, _out(args.output, args.run, "iterated.png"), row_labels=[f"{args.split}[{i}]" for i in args.index],
                col_labels=["x"] + [str(i) for i in range(1, args.num_steps + 1)])
@@ -244,7 +244,7 @@ class EmbedArgs:
 def embed(args: EmbedArgs) -> None:
     """``vaekit embed RUN``."""
     model = io.load(args.run)
-    x, c, dataset = _data(model, args.split)
+    x, c, dataset = _data(args.run, model, args.split)
     codes = explore.embed(model, x, c).numpy()
     prefix = Path(args.output) if args.output else Path(args.run) / f"embedding-{args.split}"
     prefix.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from . import explore, plots
+from ..evaluation import explore
+from . import plots
 
 #: Figure file -> caption, in the order the report shows them (other PNGs follow, by name).
 CAPTIONS = {

@@ -2,7 +2,7 @@
 
 ``LOGGERS`` maps ``vaekit train --logger NAME`` to a factory ``(run_dir, model, test_x, c) ->
 logger`` with ``log(metrics)`` (called after every epoch) and ``close()``. metrics.jsonl is
-always written by :func:`vaekit.runs.train_run`; "jsonl" adds nothing, "tensorboard" writes
+always written by :func:`vaekit.pipeline.train_run`; "jsonl" adds nothing, "tensorboard" writes
 TensorBoard events to ``RUN/tensorboard/``: every numeric metric, and for image data the
 reconstructions of 16 fixed test inputs and 16 samples from fixed prior draws each epoch.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .models import given
+from ..models import given
 
 
 class NullLogger:

@@ -41,6 +41,13 @@ class RunOptions:
     """DataLoader worker processes for data read from disk (0 = load in the main process)."""
 
     def __post_init__(self):
+        from .. import config
+
+        if not config._DEFERRED:
+            self._validate()
+
+    def _validate(self) -> None:
+        """Raise ValueError for an invalid option (see :func:`vaekit.config.validate`)."""
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -1,0 +1,114 @@
+"""The ``vaekit`` command line: thin. Flags are generated from dataclasses by tyro; every handler
+calls library functions and prints. Errors become one line on stderr and a non-zero exit.
+
+Each command family is one module of this package, imported only when its command runs, so
+``vaekit --help`` loads no torch and no plotting library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import sys
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A CLI command: the module that holds it (below ``vaekit``), its argument dataclass and
+    handler names there, and the one line ``vaekit --help`` shows (the first line of the argument
+    dataclass's docstring; a test keeps the two equal)."""
+
+    module: str
+    args: str
+    run: str
+    summary: str
+
+    def load(self):
+        """``(argument dataclass, handler)``, importing the command's module."""
+        module = importlib.import_module(f"vaekit.{self.module}")
+        return getattr(module, self.args), getattr(module, self.run)
+
+
+#: "command" or "command subcommand" -> Command. The two-word form is tried first.
+COMMANDS: dict[str, Command] = {
+    "train": Command("cli.train", "TrainArgs", "train",
+                     "Train a model and write a run folder (config, weights, checkpoint, metrics, summary, figures)."),
+    "evaluate": Command("cli.evaluate", "EvaluateArgs", "evaluate_run",
+                        "Evaluate a run on its test split: ELBO, IWAE log-likelihood, reconstruction MSE, active units, KL per dimension."),
+    "sample": Command("cli.use", "SampleArgs", "sample",
+                      "Draw samples from a run's prior and decode them: a PNG grid or a .npy array of decoder means."),
+    "reconstruct": Command("cli.explore", "ReconstructArgs", "reconstruct",
+                           "Reconstruct inputs of a run's dataset: inputs over decoder means g(mu(x)), as a PNG or .npy."),
+    "manifold": Command("cli.explore", "ManifoldArgs", "manifold",
+                        "Decode a latent grid: Gaussian quantiles for a 2-D latent, else the 2 principal directions of the encoded split."),
+    "interpolate": Command("cli.explore", "InterpolateArgs", "interpolate",
+                           "Interpolate between the codes of two inputs (dataset indices or image files), linear and/or spherical, decoded as strips."),
+    "traverse": Command("cli.explore", "TraverseArgs", "traverse",
+                        "Latent traversals around the code of one input: one dimension per row, sorted by KL over the split."),
+    "iterate": Command("cli.explore", "IterateArgs", "iterate",
+                       "Iterated encode-decode strips x, g(mu(x)), g(mu(g(mu(x)))), ... for inputs of a split."),
+    "embed": Command("cli.explore", "EmbedArgs", "embed",
+                     "Encoder means of a split to .npy and .csv (with labels), and a 2-D scatter coloured by label (PCA or t-SNE)."),
+    "report": Command("cli.explore", "ReportArgs", "report_runs",
+                      "(Re)build a run's self-contained report.html, or with several runs a comparison page."),
+    "score": Command("cli.use", "ScoreArgs", "score",
+                     "Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, pvalue, outlier."),
+    "evaluate disentanglement": Command("cli.evaluate", "DisentanglementArgs", "evaluate_disentanglement",
+                                        "Disentanglement metrics (BetaVAE, FactorVAE, MIG, DCI, SAP) of a run trained on dsprites or dsprites-synthetic, with figures."),
+    "evaluate robustness": Command("cli.robustness", "EvaluateRobustnessArgs", "evaluate_robustness",
+                                   "Linear-probe accuracy of a run's representation, clean and under PGD; consistency; MSE; classifier FID."),
+    "benchmark anomaly": Command("benchmarks.anomaly", "Args", "run_cli",
+                                 "Benchmark VAE anomaly scores, normalizing flows (MAF, NSF) and scikit-learn detectors on digits, breast cancer and Fashion-MNIST."),
+    "benchmark disentanglement": Command("cli.benchmark", "BenchmarkDisentanglementArgs", "benchmark_disentanglement",
+                                         "Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE on dSprites and report every disentanglement metric."),
+    "benchmark robustness": Command("cli.robustness", "BenchmarkRobustnessArgs", "benchmark_robustness",
+                                    "The AVAE paper's robustness table: VAE, SE, AVAE, SE+AVAE, AVAE-SS with one architecture and budget."),
+}
+
+
+def _usage() -> str:
+    names = sorted(COMMANDS)
+    return "usage: vaekit {" + ",".join(dict.fromkeys(n.split()[0] for n in names)) + "} ...\n" + "\n".join(
+        f"  vaekit {n:<26} {COMMANDS[n].summary}" for n in names)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vaekit``: dispatch to a command; user errors print one line and exit 1."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    key = " ".join(argv[:2]) if " ".join(argv[:2]) in COMMANDS else argv[0]
+    if key not in COMMANDS:
+        print(f"vaekit: error: unknown command {argv[0]!r}; choose one of: "
+              f"{', '.join(dict.fromkeys(n.split()[0] for n in sorted(COMMANDS)))}", file=sys.stderr)
+        return 2
+    rest = argv[len(key.split()):]
+    try:
+        import tyro
+
+        args_type, handler = COMMANDS[key].load()
+        default = getattr(sys.modules[args_type.__module__], "defaults_from_config_file", lambda _: None)(rest)
+        from ..config import deferred_validation, validate
+
+        with deferred_validation():  # tyro would wrap a setting's error in a box: validate after parsing
+            args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, description=args_type.__doc__)
+        validate(args)
+        handler(args)
+    except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
+        return e.code if isinstance(e.code, int) else 1
+    except KeyboardInterrupt as e:
+        print(f"vaekit: interrupted; {e or 'a training run can be continued with vaekit train --resume RUN'}",
+              file=sys.stderr)
+        return 130
+    except Exception as e:  # one line, no traceback; VAEKIT_DEBUG=1 shows it
+        if os.environ.get("VAEKIT_DEBUG"):
+            raise
+        known = isinstance(e, (ValueError, TypeError, OSError, RuntimeError, json.JSONDecodeError, ImportError))
+        prefix = "error" if known else f"internal error ({type(e).__name__})"
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"vaekit: {prefix}: {message}", file=sys.stderr)
+        return 1
+    return 0

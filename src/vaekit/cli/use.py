@@ -1,0 +1,118 @@
+"""``vaekit sample RUN`` (generation) and ``vaekit score RUN --input FILE`` (anomaly scores)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import tyro
+
+from .. import io, pipeline
+from ..evaluation import explore
+from ..models import given
+from ..reporting import plots
+from .common import say
+from .explore import save_rows
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleArgs:
+    """Draw samples from a run's prior and decode them: a PNG grid or a .npy array of decoder means."""
+
+    run: tyro.conf.Positional[str]
+    """Run folder."""
+    n: int = 64
+    """Number of samples."""
+    output: Optional[str] = None
+    """.png or .npy file (default RUN/samples-<n>.png)."""
+    temperature: float = 1.0
+    """Prior standard deviation multiplier."""
+    seed: int = 0
+    """Seed of the prior draws."""
+    label: Optional[int] = None
+    """Class to sample (conditional models); without it a CVAE writes one row per class from the same draws."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreArgs:
+    """Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, pvalue, outlier."""
+
+    run: tyro.conf.Positional[str]
+    """Run folder (vaekit train) or folder of a saved vaekit.AnomalyDetector."""
+    input: str
+    """Rows to score: .csv (header optional), .npy or .npz, with the features the model was trained on."""
+    output: Optional[str] = None
+    """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), pvalue (conformal), outlier (1/0)."""
+    score: Optional[str] = None
+    """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
+    fpr: Optional[float] = None
+    """False-alarm rate: flag rows whose conformal p-value is <= this (default 0.05; a run is calibrated on its validation split)."""
+    threshold: Optional[float] = None
+    """Use this score threshold instead (rows scoring below it are outliers; no p-values)."""
+    num_samples: Optional[int] = None
+    """Monte Carlo samples L per row (default 10, An & Cho 2015)."""
+    label_column: Optional[str] = None
+    """CSV column (name or index) or NPZ key holding a label, left out of the features."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+def sample(args: SampleArgs) -> None:
+    """``vaekit sample RUN``."""
+    if args.n < 1 or not args.temperature > 0:
+        raise ValueError(f"--n must be >= 1 and --temperature > 0, got {args.n} and {args.temperature}")
+    model = io.load(args.run)
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.label is not None and not model.conditional:
+        raise ValueError(f"--label needs a conditional model (cvae); this run's model is {model.config.name!r}")
+    if model.conditional and args.label is None:
+        grid = explore.class_grid(model, max(1, -(-args.n // model.num_classes)), args.temperature, generator)
+        out = Path(args.output) if args.output else Path(args.run) / f"class-samples-{args.n}.png"
+        save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
+                               title="one row per class, the same z in each column")
+        return
+    x = given(model, args.label).sample(args.n, args.temperature, generator=generator)
+    scaler = pipeline.load_scaler(args.run)
+    x = scaler.inverse_transform(x) if scaler is not None else x  # tabular runs: back to feature units
+    suffix = "" if args.label is None else f"-label{args.label}"
+    out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}{suffix}.png"
+    if out.suffix == ".npy":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, x.cpu().numpy())
+    elif out.suffix == ".png":
+        if len(model.data_shape) != 3:
+            raise ValueError(f"a PNG grid needs image data; this model's examples have shape {model.data_shape}: use --output FILE.npy")
+        plots.save_image_grid(x, out, ncols=int(np.ceil(np.sqrt(args.n))))
+    else:
+        raise ValueError(f"--output must end in .png or .npy, got {out.name}")
+    say(f"written: {out} ({args.n} samples)")
+
+
+def score(args: ScoreArgs) -> None:
+    """``vaekit score RUN --input FILE``."""
+    from ..data.array import read
+    from ..detectors.anomaly import load_detector
+    from ..evaluation.anomaly import SCORES
+
+    x, _ = read(args.input, args.label_column)
+    detector = load_detector(args.run, args.score, args.fpr, args.num_samples, args.progress, args.threshold)
+    if int(np.prod(x.shape[1:])) != detector.n_features_in_:
+        raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
+                         f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label"))
+    scores = detector.score_samples(x)
+    outlier = scores < detector.offset_
+    pvalues = detector.pvalues(x) if len(detector.calibration_scores_) else np.full(len(scores), np.nan)
+    out = Path(args.output) if args.output else Path(args.run) / "scores.csv"
+    lines = ["index,score,pvalue,outlier"] + [f"{i},{s!r},{p!r},{int(o)}" for i, (s, p, o) in
+                                              enumerate(zip(scores.tolist(), pvalues.tolist(), outlier))]
+    io.atomic_write(out, "\n".join(lines) + "\n")
+    source = ("--threshold" if args.threshold is not None else
+              f"conformal p-value <= fpr {detector.fpr:g}, {len(detector.calibration_scores_)} calibration rows")
+    say(f"scored {len(scores)} rows with {detector.score_type} ({SCORES[detector.score_type].unit}, higher = more normal); "
+        f"{int(outlier.sum())} outliers (score < {detector.offset_:.4g}, {source})")
+    say(f"written: {out}")
+
+

@@ -1,0 +1,168 @@
+"""Run folders and the data a run sees: where a run lives, its dataset splits as the model saw
+them in training (scaled, binarized), and the condition of a conditional model.
+
+``runs/<name>/`` holds ``config.json``, ``model.safetensors``, ``checkpoint/last.safetensors``,
+``metrics.jsonl``, ``summary.json``, ``report.html`` and PNG figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from .. import data, io
+from ..config import Config
+from ..data.preprocess import prepare as _prepare
+from ..data.preprocess import split_validation as _split
+from ..data.scaling import Standardizer, wants_standardization
+
+CHECKPOINT = Path("checkpoint") / "last.safetensors"
+#: The feature standardiser of a tabular run (mean and scale as JSON), when it has one.
+SCALER = "scaler.json"
+
+
+def default_name(config: Config) -> str:
+    """``<model>-<data>-<YYYYmmdd-HHMMSS>``."""
+    return f"{config.model.name}-{config.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def data_options(config: Config) -> dict:
+    """Loader options of a config (data_dir, path, label_column, image_size, grid_step)."""
+    d = config.data
+    options = {"data_dir": d.data_dir, "path": d.path, "label_column": d.label_column,
+               "image_size": d.image_size, "grid_step": d.grid_step if d.grid_step > 1 else None}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def load_dataset(config: Config, split: str) -> data.Dataset:
+    """The config's dataset split, with the loader options the config holds."""
+    return data.load(config.data.name, split=split, **data_options(config))
+
+
+def fit_scaler(config: Config, train_set: data.Dataset) -> Standardizer | None:
+    """The standardiser of a run, fitted on its whole training split, or None when
+    ``data.standardize`` does not ask for one (see :func:`vaekit.data.scaling.wants_standardization`)."""
+    if not wants_standardization(config.data.standardize, train_set.data_shape, config.model.likelihood):
+        return None
+    return Standardizer.fit(train_set.x)
+
+
+def load_scaler(run_dir) -> Standardizer | None:
+    """The standardiser stored in ``run_dir/scaler.json``, or None if the run has none."""
+    path = Path(run_dir) / SCALER
+    return Standardizer.from_dict(io.read_json(path)) if path.is_file() else None
+
+
+def standardized(dataset: data.Dataset, scaler: Standardizer | None) -> data.Dataset:
+    """``dataset`` with its features standardised by ``scaler`` (unchanged for None)."""
+    if scaler is None:
+        return dataset
+    return dataclasses.replace(dataset, x=scaler.transform(dataset.x), unit_interval=False)
+
+
+def load_run_split(run_dir, config: Config, split: str) -> data.Dataset:
+    """A split of a run's dataset as the model saw it in training: standardised with the run's scaler."""
+    return standardized(load_dataset(config, split), load_scaler(run_dir))
+
+
+def prepare(x: torch.Tensor, config: Config, training: bool = False) -> torch.Tensor:
+    """Data as the model of ``config`` sees it (:func:`vaekit.data.preprocess.prepare` with the
+    config's resolved binarize mode)."""
+    return _prepare(x, config.binarize, training)
+
+
+def split_validation(x: torch.Tensor, config: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split the training split into (train, validation) with ``val_fraction``, seeded by ``seed``."""
+    return _split(x, config.data.val_fraction, config.train.seed)
+
+
+def examples(dataset, num_workers: int = 0) -> torch.Tensor:
+    """All examples ``(N, *data_shape)`` of a dataset in memory; data read from disk on demand
+    (e.g. ``image-folder``) are read with ``num_workers`` workers."""
+    return dataset.x if isinstance(dataset, data.Dataset) else data.folder.materialize(dataset, num_workers)
+
+
+def create_run_dir(runs_dir, name: str | None, config: Config, overwrite: bool = False) -> Path:
+    """Create the folder of a new run in one atomic step (an exclusive mkdir), so that of two runs
+    started with the same name at once exactly one gets it.
+
+    Raises:
+        FileExistsError: the folder exists and ``overwrite`` is not set (then it is replaced).
+    """
+    run_dir = Path(runs_dir) / (name or default_name(config))
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir) if run_dir.is_dir() else run_dir.unlink()
+    try:
+        run_dir.mkdir()
+    except FileExistsError:
+        raise FileExistsError(
+            f"run folder {run_dir} already exists; pass --resume {run_dir} to continue it, "
+            "--overwrite to replace it, or --name for a new one") from None
+    return run_dir
+
+
+def clean_stale_files(run_dir) -> list[Path]:
+    """Remove the temporary files an interrupted atomic write left in ``run_dir`` (``.*.tmp``);
+    returns the paths removed."""
+    stale = [p for p in Path(run_dir).rglob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink()
+    return stale
+
+
+def streamed_splits(train_set, config: Config, num_workers: int = 0):
+    """(train, validation, test) of data read from disk on demand (e.g. ``--data image-folder``).
+
+    The training part stays on disk and is streamed by :func:`vaekit.training.fit` through a
+    DataLoader with ``num_workers`` workers; the validation part (``val_fraction``, seeded by
+    ``seed``) and the test split are read into memory for evaluation.
+
+    Raises:
+        ValueError: ``binarize static``, which needs the whole training set in memory.
+    """
+    if config.binarize == "static":
+        raise ValueError("--binarize static needs the data in memory; use dynamic or none for data read from disk")
+    n_val = int(round(config.data.val_fraction * len(train_set)))
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.train.seed))
+    val_x = data.folder.materialize(torch.utils.data.Subset(train_set, order[:n_val].tolist()), num_workers)
+    train = torch.utils.data.Subset(train_set, order[n_val:].tolist())
+    return train, prepare(val_x, config), prepare(examples(load_dataset(config, "test"), num_workers), config)
+
+
+def resolve_condition(config: Config, dataset: data.Dataset) -> Config:
+    """``config`` with ``condition_on`` set to the dataset's first label for a conditional model.
+
+    Raises:
+        ValueError: a conditional model on a dataset without labels, or an unknown label name.
+    """
+    if not config.model.spec.conditional:
+        return config
+    if not dataset.labels:
+        raise ValueError(f"--model {config.model.name} needs labelled data; dataset {dataset.name!r} has no labels "
+                         "(for --data array pass --label-column)")
+    name = config.data.condition_on or next(iter(dataset.labels))
+    if name not in dataset.labels:
+        raise ValueError(f"--condition-on {name!r}: dataset {dataset.name!r} has the labels {', '.join(dataset.labels)}")
+    return config.replace(condition_on=name)
+
+
+def condition_labels(config: Config, dataset: data.Dataset) -> torch.Tensor | None:
+    """The class indices ``(N,)`` a conditional model is given for ``dataset``; None for other models."""
+    if not config.model.spec.conditional:
+        return None
+    return dataset.labels[resolve_condition(config, dataset).data.condition_on]
+
+
+def initialise(model, init) -> None:
+    """Load the weights of the run folder ``init`` into ``model`` (``--init RUN``, e.g. AVAE-SS).
+
+    Raises:
+        FileNotFoundError: ``init`` has no model.safetensors.
+        ValueError: its weights do not fit this model's architecture (the message names them).
+    """
+    io.load_weights(model, Path(init) / io.WEIGHTS)

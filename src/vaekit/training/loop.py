@@ -1,0 +1,350 @@
+"""One training loop for every model: Adam, KL warm-up, clipping, early stopping.
+
+The same loop runs on one CPU, one GPU (mixed precision, torch.compile, channels-last) and under
+torchrun across processes (DistributedDataParallel; see :mod:`vaekit.training.distributed`).
+What a run does besides training — KL diagnostics, checkpoints, metric logs, progress — are
+hooks (:mod:`vaekit.training.hooks`) that the caller passes in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..data.preprocess import binarize
+from ..io import load_checkpoint
+from ..models import given
+from ..objectives import ELBO, LossTerms, build_objective
+from . import distributed, runtime
+from .runtime import RunOptions
+
+LOGGED = ("loss", "elbo", "reconstruction", "kl")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss, gradient or weight became NaN or Inf (the message names the step)."""
+
+
+def beta_at(train, progress: float) -> float:
+    """β after ``progress`` epochs: linear warm-up from 0 over ``warmup_epochs``, then ``train.beta``."""
+    if train.warmup_epochs <= 0:
+        return train.beta
+    return train.beta * min(1.0, progress / train.warmup_epochs)
+
+
+def capacity_at(train, step: int) -> float:
+    """Capacity C (nats) at optimisation ``step``: linear from 0 to ``capacity_max`` over
+    ``capacity_steps`` steps, then constant (Burgess et al. 2018, sec. 5)."""
+    return train.capacity_max * min(1.0, step / train.capacity_steps)
+
+
+def _batches(train, batch_size: int, generator: torch.Generator, labels: torch.Tensor | None = None,
+             conditional: bool = False, rank: int = 0, world_size: int = 1):
+    """``(x, c, global batch size)`` triples. A tensor (and its labels) is batched by slicing a
+    shuffled index (this rank's shard of it, :func:`vaekit.distributed.shard`); a DataLoader's
+    batches come as they are (c = the batch's second entry for a conditional model, else None)."""
+    if torch.is_tensor(train):
+        order = torch.randperm(len(train), generator=generator)
+        for index, global_size in distributed.shard(order, batch_size, rank, world_size):
+            c = None if labels is None else labels[index.to(labels.device)]
+            yield train[index.to(train.device)], c, global_size
+    else:
+        sizes = None
+        for i, batch in enumerate(train):
+            sizes = getattr(train.batch_sampler, "global_sizes", None) if i == 0 else sizes
+            pair = isinstance(batch, (tuple, list))
+            xb = batch[0] if pair else batch
+            yield xb, (batch[1] if pair and conditional else None), sizes[i] if sizes else len(xb) * world_size
+
+
+def data_loader(dataset, batch_size: int, generator: torch.Generator, options: RunOptions,
+                device: torch.device) -> torch.utils.data.DataLoader:
+    """A DataLoader of a map-style ``dataset`` (e.g. images read from disk) that batches exactly as
+    :func:`fit` batches a tensor: a permutation per epoch from ``generator``, this rank's shard of
+    every global batch, ``options.num_workers`` worker processes, pinned memory on CUDA."""
+    sampler = distributed.ShardBatchSampler(len(dataset), batch_size, generator,
+                                            distributed.rank(), distributed.world_size())
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=options.num_workers,
+                                       pin_memory=device.type == "cuda",
+                                       persistent_workers=options.num_workers > 0,
+                                       # worker seeds from their own generator: the global RNG (the
+                                       # noise of the objective) advances as with a tensor
+                                       generator=torch.Generator().manual_seed(distributed.rank()))
+
+
+def _rng_state(shuffle: torch.Generator) -> dict[str, torch.Tensor]:
+    """RNG states to checkpoint; under DDP every rank's (a collective: all ranks must call it)."""
+    state = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    if distributed.world_size() > 1:
+        for key in [k for k in ("torch", "cuda") if k in state]:
+            for r, value in enumerate(distributed.all_gather(state[key])[1:], start=1):
+                state[f"{key}.rank{r}"] = value
+    return state
+
+
+def _set_rng_state(shuffle: torch.Generator, rng: dict[str, torch.Tensor], fallback_seed: int) -> None:
+    """Restore this rank's RNG states; a rank the checkpoint has no state for (the world size
+    changed) is reseeded with ``fallback_seed`` instead."""
+    suffix = f".rank{distributed.rank()}" if distributed.rank() else ""
+    if "torch" + suffix in rng:
+        torch.set_rng_state(rng["torch" + suffix])
+    else:
+        torch.manual_seed(fallback_seed)
+    shuffle.set_state(rng["shuffle"])
+    if "cuda" + suffix in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["cuda" + suffix])
+
+
+class TrainingStep(nn.Module):
+    """The training loss of ``model`` as a module, so that DistributedDataParallel and
+    torch.compile wrap one forward: ``forward(x, c, beta)`` returns
+    ``objective(given(model, c), x, beta, **schedule)`` (c: the condition of a conditional model, or None)."""
+
+    def __init__(self, model: nn.Module, objective):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None, beta: float, **schedule) -> LossTerms:
+        """x ``(batch, *data_shape)``, c ``(batch,)`` or None -> :class:`~vaekit.objectives.LossTerms`
+        (``schedule``: scheduled loss settings such as the capacity C)."""
+        return self.objective(given(self.model, c), x, beta, **schedule)
+
+
+def _wrap(model: nn.Module, objective, options: RunOptions, device: torch.device) -> nn.Module:
+    """The training step, in DDP when a process group is up, compiled when asked."""
+    step: nn.Module = TrainingStep(model, objective)
+    if distributed.world_size() > 1:
+        step = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(step) if options.compile else step
+
+
+@torch.no_grad()
+def validate(model, x: torch.Tensor, beta: float = 1.0, batch_size: int = 1000,
+             labels: torch.Tensor | None = None, num_samples: int = 1) -> dict[str, float]:
+    """Validation metrics with the target β and ``num_samples`` draws of z, averaged over
+    examples (nats per example).
+
+    ``loss`` = −(reconstruction − β·KL), the quantity early stopping watches. ``labels``
+    ``(M,)``: the conditions of a conditional model. Under torch.distributed each rank evaluates
+    its part of ``x`` and the sums are all-reduced, so every rank returns the same numbers.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    world, rank = distributed.world_size(), distributed.rank()
+    part = x.tensor_split(world)[rank]
+    part_labels = None if labels is None else labels.tensor_split(world)[rank]
+    sums = torch.zeros(len(LOGGED), dtype=torch.float64)
+    for start in range(0, len(part), batch_size):
+        c = None if part_labels is None else part_labels[start:start + batch_size]
+        out = ELBO(num_samples)(given(model, c), part[start:start + batch_size].to(device), beta)
+        n = len(out.elbo)
+        sums += torch.tensor([out.loss.item() * n] + [getattr(out, key).sum().item() for key in LOGGED[1:]],
+                             dtype=torch.float64)
+    sums = distributed.all_reduce_sum(sums)
+    model.train(was_training)
+    return {key: value / len(x) for key, value in zip(LOGGED, sums.tolist())}
+
+
+@dataclasses.dataclass
+class Loop:
+    """The state of a training run, as hooks see it and checkpoints keep it.
+
+    ``epoch`` and ``step`` count completed epochs and optimisation steps; ``history`` holds one
+    metrics dict per epoch; ``best`` the weights of the best validation loss (early stopping).
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    shuffle: torch.Generator
+    config: object
+    epoch: int = 0
+    step: int = 0
+    history: list = dataclasses.field(default_factory=list)
+    best_loss: float = math.inf
+    bad_epochs: int = 0
+    elapsed: float = 0.0
+    stopped_early: bool = False
+    best: dict | None = None
+
+    #: the loop fields a checkpoint stores as JSON
+    SAVED = ("epoch", "step", "history", "best_loss", "bad_epochs", "elapsed", "stopped_early")
+
+    def state(self) -> dict:
+        """JSON-ready loop state (and the gradient scaler's, when in use)."""
+        state = {k: getattr(self, k) for k in self.SAVED}
+        if self.scaler.is_enabled():
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def resume(self, path) -> None:
+        """Restore weights, optimizer, loop state and RNG states from the checkpoint ``path``."""
+        state, rng = load_checkpoint(path, self.model, self.optimizer)
+        for key in self.SAVED:
+            if key in state:
+                setattr(self, key, state[key])
+        seed = self.config.train.seed
+        _set_rng_state(self.shuffle, rng, fallback_seed=seed + distributed.rank() + 1000 * self.epoch)
+        self.best = {k[5:]: v for k, v in rng.items() if k.startswith("best.")} or None
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        """RNG states (and the best weights under early stopping) to checkpoint; a collective under DDP."""
+        rng = _rng_state(self.shuffle)
+        if self.best is not None and self.config.train.patience > 0:
+            rng.update({f"best.{k}": v for k, v in self.best.items()})
+        return rng
+
+
+def _check_finite(loop: Loop, losses: torch.Tensor, epoch: int) -> None:
+    """Raise :class:`TrainingDiverged` if a loss of this epoch or a weight is NaN/Inf."""
+    reduced = distributed.all_reduce_sum(losses)  # NaN on any rank stops every rank
+    finite = torch.isfinite(reduced)
+    if not finite.all():
+        bad = loop.step + int((~finite).nonzero()[0])
+        raise TrainingDiverged(f"the loss became {reduced[~finite][0].item()} at step {bad} (epoch {epoch + 1})")
+    broken = [name for name, p in loop.model.named_parameters() if not torch.isfinite(p).all()]
+    if broken:
+        raise TrainingDiverged(f"the weights {', '.join(broken[:3])} became NaN/Inf in epoch {epoch + 1} "
+                               f"(step {loop.step})")
+
+
+def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence = (),
+        resume_from: str | Path | None = None, labels: torch.Tensor | None = None,
+        val_labels: torch.Tensor | None = None, options: RunOptions | None = None, objective=None) -> list[dict]:
+    """Train ``model`` with its objective (:func:`vaekit.objectives.build_objective` of ``config``).
+
+    Args:
+        model: an AE/VAE built for the data (on the device to train on, unless ``options`` says).
+        train: ``(N, *data_shape)`` tensor, batched by slicing a shuffled index (seeded by
+            ``config.train.seed``); or a map-style Dataset of examples (e.g. images read from
+            disk), batched the same way by :func:`data_loader` with ``options.num_workers``
+            workers; or a DataLoader, whose batches are used as they come.
+        config: the run's :class:`~vaekit.config.Config` (train settings; ``binarize``).
+        val: optional ``(M, *data_shape)`` tensor for validation metrics and early stopping.
+        hooks: objects with optional ``metrics(loop, metrics)`` (add entries to an epoch's
+            metrics), ``epoch_end(loop)`` (after the epoch is recorded) and ``close(loop)``
+            methods, called in order (:mod:`vaekit.training.hooks`: progress, KL diagnostics,
+            checkpoints, logs).
+        resume_from: a checkpoint written by :class:`~vaekit.training.hooks.Checkpoint` to
+            continue from; the end state equals an uninterrupted run's.
+        labels, val_labels: ``(N,)`` / ``(M,)`` class indices of ``train`` / ``val``, the condition
+            c of a conditional model (CVAE), batched together with x. With a DataLoader, a
+            conditional model takes c from the second entry of each batch.
+        options: device, precision, compile, channels-last and loader workers
+            (:class:`~vaekit.training.runtime.RunOptions`); None keeps the model where it is, in float32.
+        objective: the loss object to minimise; default ``build_objective(config, N)``.
+
+    Under torchrun (an initialised process group), the model is wrapped in
+    DistributedDataParallel; each rank trains on its shard of every global batch of
+    ``batch_size × world_size`` examples (see :mod:`vaekit.training.distributed`), train and
+    validation metrics are all-reduced. Every rank must call ``fit`` with the same arguments.
+
+    Returns:
+        The history: one dict per epoch with ``train_*`` and ``val_*`` metrics (nats per example,
+        averaged over the epoch), ``beta``, ``step``, ``time`` (wall-clock seconds) and ``cpu_time``
+        (CPU seconds of this process: robust to other load on a shared machine).
+
+    Raises:
+        TrainingDiverged: a loss or weight became NaN/Inf (the message names the step).
+        ValueError: a conditional model without labels.
+    """
+    if model.conditional and torch.is_tensor(train) and (labels is None or (val is not None and val_labels is None)):
+        raise ValueError(f"model {type(model).__name__} is conditional: pass labels= (and val_labels=) class indices")
+    t = config.train
+    device = runtime.resolve_device(options.device) if options else next(model.parameters()).device
+    options = options or RunOptions()
+    rank, world = distributed.rank(), distributed.world_size()
+    model.to(device)
+    channels_last = options.channels_last and runtime.uses_conv(model)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    # foreach: one fused kernel per state tensor kind instead of a Python loop over parameters
+    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, foreach=True)
+    loop = Loop(model, optimizer, runtime.grad_scaler(device, options.precision),
+                torch.Generator().manual_seed(t.seed), config)
+    torch.manual_seed(t.seed + rank)  # ranks draw independent noise; rank 0 = one process
+    dynamic = config.binarize == "dynamic"
+    if torch.is_tensor(train):
+        train = train.to(device)  # in-memory data are copied to the device once
+    elif not isinstance(train, torch.utils.data.DataLoader):
+        train = data_loader(train, t.batch_size, loop.shuffle, options, device)
+    n_train = len(train) if torch.is_tensor(train) else len(train.dataset)
+    objective = objective or build_objective(config, dataset_size=n_train)
+    if resume_from is not None and Path(resume_from).exists():
+        loop.resume(resume_from)
+    step = _wrap(model, objective, options, device)
+    casts = runtime.float32_outputs(model.encoder, model.decoder) if options.precision != "32" else []
+    model.train()
+    epochs = [] if loop.stopped_early else range(loop.epoch, t.epochs)
+    for epoch in epochs:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        losses, terms = [], []
+        seen = 0  # examples of the global batches so far (all ranks together)
+        for xb, cb, global_size in _batches(train, t.batch_size, loop.shuffle, labels, model.conditional, rank, world):
+            xb = runtime.to_device(xb, device, channels_last)
+            cb = None if cb is None else cb.to(device, non_blocking=True)
+            if dynamic:
+                xb = binarize(xb)
+            beta = beta_at(t, epoch + seen / n_train)
+            schedule = {"capacity": capacity_at(t, loop.step + len(losses))} if t.capacity_max > 0 else {}
+            with runtime.autocast(device, options.precision):
+                out = step(xb, cb, beta, **schedule)
+            # DDP averages gradients over ranks: weight by this rank's share of the global batch.
+            loss = out.loss if world == 1 else out.loss * (len(xb) * world / global_size)
+            optimizer.zero_grad(set_to_none=True)
+            loop.scaler.scale(loss).backward()
+            if t.grad_clip > 0:
+                loop.scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            loop.scaler.step(optimizer)
+            loop.scaler.update()
+            losses.append(out.loss.detach())
+            terms.append([getattr(out, k) for k in LOGGED[1:]])
+            seen += global_size
+        losses = torch.stack(losses).float()
+        _check_finite(loop, losses, epoch)
+        loop.step += len(losses)
+        loop.elapsed += time.perf_counter() - start
+        sizes = torch.tensor([len(row[0]) for row in terms], device=device, dtype=losses.dtype)
+        sums = [(losses * sizes).sum()] + [torch.cat(column).sum() for column in zip(*terms)]
+        metrics = {"epoch": epoch + 1, "step": loop.step, "beta": beta,
+                   **{f"train_{k}": v / seen
+                      for k, v in zip(LOGGED, distributed.all_reduce_sum(torch.stack(sums).float()).tolist())},
+                   **schedule}
+        if val is not None and len(val):
+            metrics.update({f"val_{k}": v for k, v in validate(model, val, t.beta, labels=val_labels, num_samples=t.num_samples).items()})
+            if metrics["val_loss"] < loop.best_loss:
+                loop.best_loss, loop.bad_epochs = metrics["val_loss"], 0
+                loop.best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                loop.bad_epochs += 1
+        for hook in hooks:
+            getattr(hook, "metrics", lambda *_: None)(loop, metrics)
+        metrics["time"] = time.perf_counter() - start
+        metrics["cpu_time"] = time.process_time() - cpu_start
+        loop.history.append(metrics)
+        loop.epoch = epoch + 1
+        loop.stopped_early = t.patience > 0 and loop.bad_epochs >= t.patience
+        for hook in hooks:
+            getattr(hook, "epoch_end", lambda *_: None)(loop)
+        if loop.stopped_early:
+            break
+    for hook in hooks:
+        getattr(hook, "close", lambda *_: None)(loop)
+    for cast in casts:
+        cast.remove()
+    if t.patience > 0 and loop.best is not None:
+        model.load_state_dict(loop.best)
+    model.eval()
+    return loop.history

@@ -1,0 +1,153 @@
+"""The house rules of the source tree (docs/architecture.md): one folder per layer, imports only
+downward or sideways within a layer, no import cycle between modules (imports inside functions
+included), and a light ``import vaekit``."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parents[1] / "src" / "vaekit"
+
+#: bottom to top; a module may import from its own layer or any layer below it
+LAYERS = [
+    ["_version", "distributions", "nets", "attacks", "data"],
+    ["models"],
+    ["config"],
+    ["objectives"],
+    ["io"],
+    ["training"],
+    ["evaluation"],
+    ["reporting"],
+    ["pipeline"],
+    ["detectors"],
+    ["benchmarks"],
+    ["cli", "__main__", "__init__"],
+]
+LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def imports(name: str) -> set[str]:
+    """Every vaekit module ``name`` imports, at the top or inside functions."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                candidate = f"{target}.{alias.name}"
+                found.add(candidate if candidate in MODULES else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m in MODULES and m != name}
+
+
+def layer(name: str) -> int:
+    parts = name.split(".")
+    return LAYER[parts[1] if len(parts) > 1 else "__init__"]
+
+
+GRAPH = {name: imports(name) for name in MODULES}
+
+
+def test_every_module_has_a_layer():
+    assert all(layer(name) >= 0 for name in MODULES)
+
+
+def test_no_import_runs_up_a_layer():
+    upward = [f"{a} -> {b}" for a, targets in GRAPH.items() for b in targets
+              if layer(b) > layer(a) and a != "vaekit"]
+    assert not upward, "imports from a higher layer: " + ", ".join(sorted(upward))
+
+
+def test_no_import_cycle():
+    """Tarjan-free check: depth-first search for a back edge over every module."""
+    state, stack, cycles = {}, [], []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(GRAPH[node]):
+            if nxt.startswith(node + ".") or node == "vaekit":
+                continue  # a package importing its own children (re-exports) is not a cycle
+            if state.get(nxt) == "open":
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for name in sorted(GRAPH):
+        if name not in state:
+            visit(name)
+    assert not cycles, "import cycles: " + "; ".join(cycles)
+
+
+def test_no_two_modules_share_a_name_for_different_things():
+    """``anomaly`` is the one allowed repeat pair only where one is the scores and one the
+    detector; every other file name is unique."""
+    stems = {}
+    for name in MODULES:
+        stem = name.rsplit(".", 1)[-1]
+        if stem not in ("__init__", "vaekit", "common"):
+            stems.setdefault(stem, []).append(name)
+    repeated = {stem: names for stem, names in stems.items() if len(names) > 1}
+    assert set(repeated) <= {"anomaly", "robustness", "disentanglement", "explore", "train"}, repeated
+
+
+@pytest.mark.parametrize("code", [
+    "import vaekit, sys; print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib','jinja2','sklearn','scipy'}))",
+    "import sys; from vaekit.cli import main; main(['--help']); "
+    "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib','jinja2','sklearn','scipy','torch'}))",
+])
+def test_light_imports(code):
+    """``import vaekit`` loads no plotting, templating or scikit-learn/SciPy; ``vaekit --help`` not even torch."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(SRC.parent), "PATH": "/usr/bin:/bin"}).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "v1-run"
+
+
+def test_old_run_folder_loads(tmp_path, capsys):
+    """A run folder written by vaekit 0.1 (flat config.json, format 1) loads, evaluates to the
+    numbers that version wrote in its summary, reports, and resumes."""
+    import json
+    import shutil
+
+    from vaekit import io
+    from vaekit.cli import main
+
+    record = json.loads((FIXTURE / "config.json").read_text())
+    assert record["format_version"] == 1 and record["config"]["model"] == "vae"  # written by vaekit 0.1
+    run = tmp_path / "v1-run"
+    shutil.copytree(FIXTURE, run)
+    config = io.load_config(run)
+    assert config.model.latent_dim == 2 and config.model.hidden == (16,) and config.train.epochs == 1
+    assert io.load(run).config == config.model
+    assert main(["evaluate", str(run), "--num-samples", "10", "--output", str(tmp_path / "e.json")]) == 0
+    old, new = io.read_json(run / "summary.json")["test"], io.read_json(tmp_path / "e.json")["test"]
+    for key in ("elbo", "log_likelihood", "kl", "reconstruction"):
+        assert new[key] == pytest.approx(old[key], abs=1e-4), key
+    assert main(["report", str(run)]) == 0
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert len(io.read_json_lines(run / "metrics.jsonl")) == 2
+    assert io.read_json(run / "config.json")["format_version"] == 2  # rewritten in the new format
+    capsys.readouterr()
