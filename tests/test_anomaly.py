@@ -282,6 +282,12 @@ def test_benchmark_metrics_against_known_values():
     assert metrics(is_anomaly, np.array([-2.0, -1.0, 1.0, 2.0]))["auroc"] == 0.0
     # t-interval of (1, 2, 3): t_{0.975, 2} * 1 / sqrt(3) = 4.3027 / 1.7321
     assert t_interval([1.0, 2.0, 3.0]) == pytest.approx(2.4841, abs=1e-4) and t_interval([1.0]) is None
+    from vaekit.benchmarks.anomaly_report import paired_differences
+
+    results = {"digits": {"flow: MAF log-density": {"seeds": [0, 1, 2], "seed_mean_auroc": [0.90, 0.92, 0.94]},
+                          "vae: reconstruction_probability": {"seeds": [0, 1], "seed_mean_auroc": [0.95, 0.95]}}}
+    # paired on the seeds both finished: differences -0.05 and -0.03 -> mean -0.04, t_{0.975,1} * 0.01414 / sqrt(2)
+    assert paired_differences(results) == "- digits: flow: MAF log-density − vae: reconstruction_probability: -0.040 ± 0.127 (2 seeds)"
 
 
 def test_benchmark_command_writes_table_json_and_figure_and_resumes(tmp_path, capsys):
