@@ -23,6 +23,7 @@ from typing import Annotated, Literal, Union
 
 import tyro
 
+from .custom_nets import check_spec
 from .distributions import LIKELIHOODS
 from .models import MODELS
 
@@ -107,6 +108,10 @@ class ModelConfig:
     """Gaussian mean activation; auto = sigmoid for [0, 1] data, identity otherwise."""
     noise_std: float = 0.0
     """Input noise std of a denoising AE/VAE (0 = none)."""
+    encoder: Union[dict, None] = None
+    """Custom encoder by import path, as JSON: {"target": "mypkg.nets:Encoder", "kwargs": {...}} (replaces the --net encoder; rebuilding it imports that code, so loading needs --trust-code)."""
+    decoder: Union[dict, None] = None
+    """Custom decoder by import path, as JSON: {"target": "mypkg.nets:Decoder", "kwargs": {...}} (as --encoder)."""
 
     def __post_init__(self):
         if not _DEFERRED:
@@ -128,6 +133,8 @@ class ModelConfig:
             _check_number("model", "likelihood_scale", self.likelihood_scale, low=0, low_open=True)
         _check_choice("decoder_activation", self.decoder_activation, ("auto", "identity", "sigmoid"))
         _check_number("model", "noise_std", self.noise_std, low=0)
+        check_spec("encoder", self.encoder)
+        check_spec("decoder", self.decoder)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":

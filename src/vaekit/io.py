@@ -19,6 +19,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
 from .config import Config, ModelConfig
+from .custom_nets import CodeNotTrusted
 from .models import build_model
 
 WEIGHTS = "model.safetensors"
@@ -213,13 +214,17 @@ def load_config(path) -> Config:
         raise ValueError(f"{Path(path) / CONFIG}: {e}") from None
 
 
-def load(path, map_location: str | torch.device = "cpu"):
+def load(path, map_location: str | torch.device = "cpu", trust_code: bool | None = None):
     """Rebuild a saved model from its folder: JSON config -> model -> safetensors weights.
 
-    No code is executed from the files. Returns the model in eval mode; ``model.config`` is its
-    :class:`~vaekit.config.ModelConfig` (the run's whole config: :func:`load_config`).
+    No code is executed from the files, except that a config naming a custom encoder/decoder by
+    import path (:mod:`vaekit.custom_nets`) imports it, which needs ``trust_code=True`` (None: the
+    enclosing ``vaekit.custom_nets.trusting()`` block decides; CLI: ``--trust-code``). Returns the
+    model in eval mode; ``model.config`` is its :class:`~vaekit.config.ModelConfig` (the run's
+    whole config: :func:`load_config`).
 
     Raises:
+        vaekit.custom_nets.CodeNotTrusted: the config names code and trust was not given.
         FileNotFoundError: the folder, its config.json or model.safetensors is missing.
         ValueError: a corrupt or foreign file, or weights that do not fit the config.
     """
@@ -229,7 +234,10 @@ def load(path, map_location: str | torch.device = "cpu"):
         config = model_config(record)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{folder / CONFIG}: {e}") from None
-    model = build_model(config, tuple(record["data_shape"]), **record.get("extra", {}))
+    try:
+        model = build_model(config, tuple(record["data_shape"]), trust_code=trust_code, **record.get("extra", {}))
+    except CodeNotTrusted as e:
+        raise CodeNotTrusted(f"{folder / CONFIG}: {e}") from None
     load_weights(model, folder / WEIGHTS)
     return model.to(map_location).eval()
 

@@ -321,7 +321,8 @@ def resolve_decoder_activation(config, unit_interval: bool) -> str:
     return "sigmoid" if unit_interval else "identity"
 
 
-def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, **extra) -> AE:
+def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *, trust_code: bool | None = None,
+                **extra) -> AE:
     """Build the model a :class:`~vaekit.config.ModelConfig` describes for examples of ``data_shape``.
 
     Args:
@@ -332,9 +333,12 @@ def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *
         seed: seed of the weight initialisation.
         **extra: model-specific build arguments (a saved model's ``extra_config()``), e.g.
             ``num_classes`` of a CVAE.
+        trust_code: allow importing the custom encoder/decoder a config names (see
+            :mod:`vaekit.custom_nets`); None: the enclosing ``custom_nets.trusting()`` block decides.
 
     Raises:
         ValueError: unknown model name, or a network that does not fit the data shape.
+        vaekit.custom_nets.CodeNotTrusted: the config names custom networks and trust was not given.
     """
     if hasattr(config, "train"):  # a run Config: its model section, initialised with the run's seed
         config, seed = config.model, config.train.seed
@@ -343,6 +347,7 @@ def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *
     cls = MODELS[config.name].cls
     config = dataclasses.replace(config, decoder_activation=resolve_decoder_activation(config, unit_interval))
     torch.manual_seed(seed)
-    encoder, decoder = build_nets(config, data_shape, stochastic=cls.stochastic, **cls.net_options(**extra))
+    encoder, decoder = build_nets(config, data_shape, stochastic=cls.stochastic, trust_code=trust_code,
+                                  **cls.net_options(**extra))
     likelihood = build_likelihood(config.likelihood, data_shape, config.likelihood_scale, config.decoder_activation)
     return cls(encoder, decoder, likelihood, config.latent_dim, data_shape, config.noise_std, config, **extra)

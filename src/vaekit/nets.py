@@ -173,14 +173,40 @@ def choose_net(net: str, data_shape) -> str:
     return net
 
 
-def build_nets(config, data_shape, stochastic: bool = True, cond_dim: int = 0) -> tuple[nn.Module, nn.Module]:
-    """The encoder and decoder a :class:`~vaekit.config.Config` describes for ``data_shape``."""
-    net = choose_net(config.net, data_shape)
-    if net == "conv":
-        width = config.hidden[0] if config.hidden else 256
-        enc = ConvEncoder(data_shape, config.latent_dim, config.channels, width, config.activation, stochastic, cond_dim)
-        dec = ConvDecoder(data_shape, config.latent_dim, config.channels, width, config.activation, cond_dim)
+def build_nets(config, data_shape, stochastic: bool = True, cond_dim: int = 0,
+               trust_code: bool | None = None) -> tuple[nn.Module, nn.Module]:
+    """The encoder and decoder a :class:`~vaekit.config.Config` describes for ``data_shape``.
+
+    A config's ``encoder`` / ``decoder`` import path replaces the built-in body of that role
+    (see :mod:`vaekit.custom_nets`); building one needs ``trust_code`` (None: the enclosing
+    :func:`vaekit.custom_nets.trusting` block decides).
+
+    Raises:
+        vaekit.custom_nets.CodeNotTrusted: custom networks without trust. ImportError / TypeError /
+        ValueError: a custom network that cannot be imported, built, or returns wrong shapes.
+    """
+    from . import custom_nets
+
+    custom_nets.require_trust(config, trust_code)
+    net = "mlp" if (config.encoder and config.decoder) else choose_net(config.net, data_shape)
+    if config.encoder:
+        enc = custom_nets.build_custom("encoder", config.encoder, data_shape, config.latent_dim, stochastic, cond_dim)
+    elif net == "conv":
+        enc = ConvEncoder(data_shape, config.latent_dim, config.channels, _width(config), config.activation,
+                          stochastic, cond_dim)
     else:
         enc = MLPEncoder(data_shape, config.latent_dim, config.hidden, config.activation, stochastic, cond_dim)
+    if config.decoder:
+        dec = custom_nets.build_custom("decoder", config.decoder, data_shape, config.latent_dim, stochastic, cond_dim)
+    elif net == "conv":
+        dec = ConvDecoder(data_shape, config.latent_dim, config.channels, _width(config), config.activation, cond_dim)
+    else:
         dec = MLPDecoder(data_shape, config.latent_dim, config.hidden, config.activation, cond_dim)
+    if config.encoder or config.decoder:
+        custom_nets.check_nets(enc, dec, data_shape, config.latent_dim, stochastic, cond_dim)
     return enc, dec
+
+
+def _width(config) -> int:
+    """Width of the conv nets' dense layer: the first ``hidden`` entry."""
+    return config.hidden[0] if config.hidden else 256

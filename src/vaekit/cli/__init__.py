@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+from .common import TRUST_CODE_HELP, json_registry, split_trust_code, trust_code
+
 
 @dataclasses.dataclass(frozen=True)
 class Command:
@@ -61,6 +63,10 @@ COMMANDS: dict[str, Command] = {
                                    "Linear-probe accuracy of a run's representation, clean and under PGD; consistency; MSE; classifier FID."),
     "benchmark anomaly": Command("benchmarks.anomaly", "Args", "run_cli",
                                  "Benchmark VAE anomaly scores, normalizing flows (MAF, NSF) and scikit-learn detectors on digits, breast cancer and Fashion-MNIST."),
+    "ood": Command("cli.ood", "OODArgs", "ood",
+                   "Out-of-distribution scores of every row of a file under a trained VAE run: a CSV of index, score, ood."),
+    "benchmark ood": Command("benchmarks.ood", "Args", "run_cli",
+                             "Benchmark OOD scores (likelihood, likelihood ratio, typicality, WAIC, likelihood regret, BVAE ESS) on Fashion-MNIST and digits-28."),
     "benchmark disentanglement": Command("cli.benchmark", "BenchmarkDisentanglementArgs", "benchmark_disentanglement",
                                          "Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE on dSprites and report every disentanglement metric."),
     "benchmark robustness": Command("cli.robustness", "BenchmarkRobustnessArgs", "benchmark_robustness",
@@ -71,7 +77,7 @@ COMMANDS: dict[str, Command] = {
 def _usage() -> str:
     names = sorted(COMMANDS)
     return "usage: vaekit {" + ",".join(dict.fromkeys(n.split()[0] for n in names)) + "} ...\n" + "\n".join(
-        f"  vaekit {n:<26} {COMMANDS[n].summary}" for n in names)
+        f"  vaekit {n:<26} {COMMANDS[n].summary}" for n in names) + "\n" + TRUST_CODE_HELP
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vaekit: error: unknown command {argv[0]!r}; choose one of: "
               f"{', '.join(dict.fromkeys(n.split()[0] for n in sorted(COMMANDS)))}", file=sys.stderr)
         return 2
-    rest = argv[len(key.split()):]
+    rest, trusted = split_trust_code(argv[len(key.split()):])
     try:
         import tyro
 
@@ -94,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         from ..config import deferred_validation, validate
 
         with deferred_validation():  # tyro would wrap a setting's error in a box: validate after parsing
-            args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, description=args_type.__doc__)
+            args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, registry=json_registry(),
+                            description=f"{args_type.__doc__}\n\n{TRUST_CODE_HELP}")
         validate(args)
-        handler(args)
+        with trust_code(trusted):
+            handler(args)
     except SystemExit as e:  # tyro's own usage errors (exit 2) and --help (exit 0)
         return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt as e:

@@ -32,8 +32,8 @@ class TrainArgs:
     """Replace an existing run folder of the same name."""
     progress: bool = True
     """Show a progress bar."""
-    logger: Literal["jsonl", "tensorboard"] = "jsonl"
-    """Where metrics go besides metrics.jsonl (always written): tensorboard also writes RUN/tensorboard events."""
+    logger: Literal["jsonl", "tensorboard", "mlflow", "wandb"] = "jsonl"
+    """Where metrics go besides metrics.jsonl (always written): RUN/tensorboard events, an MLflow run (MLFLOW_TRACKING_URI, else RUNS_DIR/mlflow.db) or a W&B run; pass it again with --resume to continue the same tracked run."""
     options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
 
 
@@ -83,6 +83,8 @@ def _train(args: TrainArgs) -> None:
                f"MSE {test['mse_per_pixel']:.4f} per pixel")
     for key in sorted(k for k in summary if k.startswith("note")):
         say(f"note: {summary[key]}")
+    if "tracking" in summary:
+        say("tracked: " + ", ".join(f"{k} {v}" for k, v in summary["tracking"].items()))
     say(f"run folder: {run_dir}")
 
 

@@ -26,14 +26,18 @@ from .folders import (CHECKPOINT, SCALER, clean_stale_files, condition_labels, f
 
 
 def train_run(config: Config | None, run_dir, resume: bool = False, progress: bool = True,
-              epochs: int | None = None, logger: str = "jsonl", options: RunOptions | None = None) -> dict:
+              epochs: int | None = None, logger="jsonl", options: RunOptions | None = None,
+              trust_code: bool | None = None) -> dict:
     """Train ``config`` in ``run_dir`` (made by :func:`vaekit.pipeline.folders.create_run_dir` or
     new), evaluate on the test split, write the figures and ``report.html``, and return the
     summary (also in ``summary.json``).
 
-    Metrics always go to ``metrics.jsonl``; ``logger="tensorboard"`` also writes TensorBoard
-    events (see :data:`vaekit.reporting.tracking.LOGGERS`). ``progress``: a bar on a terminal,
-    otherwise plain lines (:class:`vaekit.training.Progress`).
+    Metrics always go to ``metrics.jsonl``; ``logger`` (a name of
+    :data:`vaekit.reporting.tracking.LOGGERS`: "tensorboard", "mlflow", "wandb", or a
+    :class:`vaekit.reporting.tracking.Logger`) also sends them, the config and the run folder's
+    files to a tracker; on resume it continues the same tracked run. ``trust_code`` allows the
+    custom encoder/decoder a config names (:mod:`vaekit.custom_nets`). ``progress``: a bar on a
+    terminal, otherwise plain lines (:class:`vaekit.training.Progress`).
 
     When resuming, the config is read from ``run_dir/config.json`` (``config`` is ignored),
     stale temporary files are removed, and ``epochs`` may extend the run beyond its saved number
@@ -51,7 +55,6 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
     from ..reporting import tracking
 
     run_dir = Path(run_dir)
-    tracking.check_logger(logger)
     if resume:
         config = io.load_config(run_dir)
         if epochs is not None:
@@ -60,7 +63,8 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
             clean_stale_files(run_dir)
     created = distributed.is_main() and not resume and not (run_dir / CHECKPOINT).exists()
     try:
-        return _train_run(config, run_dir, resume, progress, logger, options or RunOptions(), tracking)
+        tracker = tracking.build_logger(logger)  # an unusable tracker fails here, before anything is written
+        return _train_run(config, run_dir, resume, progress, tracker, options or RunOptions(), tracking, trust_code)
     except BaseException as e:
         kept = (run_dir / CHECKPOINT).exists()
         if created and not kept and run_dir.exists():
@@ -73,15 +77,16 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
         raise
 
 
-def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, logger: str, options: RunOptions,
-               tracking) -> dict:
+def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, tracker, options: RunOptions,
+               tracking, trust_code: bool | None) -> dict:
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     scaler = fit_scaler(config, train_set)
     train_set, test_set = standardized(train_set, scaler), standardized(test_set, scaler)
     config = resolve_condition(config, train_set)
     train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
     extra = {} if train_c is None else {"num_classes": int(train_c.max()) + 1}
-    model = build_model(config.model, train_set.data_shape, train_set.unit_interval, seed=config.train.seed, **extra)
+    model = build_model(config.model, train_set.data_shape, train_set.unit_interval, seed=config.train.seed,
+                        trust_code=trust_code, **extra)
     config = dataclasses.replace(config, model=model.config)  # "auto" settings resolved for this data
     if config.train.init and not resume:
         initialise(model, config.train.init)
@@ -93,31 +98,45 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, logg
     else:
         train_x, val_x, test_x = streamed_splits(train_set, config, options.num_workers)
     train_c, val_c = (None, None) if train_c is None else split_validation(train_c, config)
-    tracker = tracking.NullLogger()
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         io.write_json(run_dir / io.CONFIG, io.model_record(model, config))
         if scaler is not None:
             io.write_json(run_dir / SCALER, scaler.to_dict())
-        tracker = tracking.build_logger(logger, run_dir, model, test_x, test_c)
+        tracker.start(tracking.RunContext(run_dir, model, config, test_x, test_c, resume=resume))
+    else:
+        tracker = tracking.NullLogger()
 
     def log(history):
         io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-        tracker.log(history[-1])
+        tracker.log_history(history)
 
     hooks = [*_diagnostics(model, config, train_x, val_x, train_c, val_c), Checkpoint(run_dir / CHECKPOINT),
              EpochLog(log), *([Progress(config.train.epochs)] if progress else [])]
     try:
         history = fit(model, train_x, config, val=val_x, hooks=hooks, resume_from=run_dir / CHECKPOINT if resume else None,
                       labels=train_c, val_labels=val_c, options=options)
-    finally:
-        tracker.close()
+        summary = _finish(model, config, history, run_dir, test_x, test_set, test_c, options, log, tracker)
+        tracker.finish(summary)
+    except BaseException as error:
+        tracker.close(tracking.status_of(error))
+        raise
+    tracker.close()
+    return summary
+
+
+def _finish(model, config: Config, history: list[dict], run_dir: Path, test_x, test_set, test_c, options: RunOptions,
+            log, tracker) -> dict:
+    """After training (rank 0; other ranks return {}): metrics.jsonl (and any epoch the tracker
+    missed), weights, the test summary, figures and report.html."""
     if not distributed.is_main():
         return {}
-    io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    log(history)
     device = next(model.parameters()).device
     summary = summarise(model, config, test_x.to(device), history, test_c)
     summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size()})
+    if tracker.describe():
+        summary["tracking"] = tracker.describe()
     io.save(model, run_dir, config)
     io.write_json(run_dir / "summary.json", summary)
     model.cpu()

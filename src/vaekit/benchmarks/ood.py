@@ -1,0 +1,349 @@
+"""``vaekit benchmark ood``: out-of-distribution detection with VAE scores, offline, on 2 CPU cores.
+
+Protocol (after Nalisnick et al. 2019, sec. 3, and Daxberger & Hernández-Lobato 2019, sec. 4):
+
+* in-distribution **fashion-mnist**: a fixed random subset of ``train_size`` images of the official
+  training split (the subset is the same for every seed; the full 60,000 do not fit the CPU budget)
+  trains every model; ``reference_size`` other training images give the typicality reference; a
+  fixed random ``test_size`` images of the official test split are the in-distribution test set.
+* in-distribution **digits-28**: scikit-learn's 8×8 digits (UCI optical digits, 1,797 images,
+  *not MNIST*) resized to 20×20 (bilinear, antialiased) and padded to 28×28 as MNIST centres its
+  digits; its fixed training split trains (1,437 images, the last 10 % of a seeded permutation
+  kept for the reference), its test split (360) is the in-distribution test set.
+* out-of-distribution sets, ``test_size`` each: the other data set (digits-28 ↔ fashion-mnist),
+  the in-distribution test images flipped vertically, uniform noise U[0, 1] per pixel, Gaussian
+  noise N(0.5, 0.25²) clipped to [0, 1], and constant images (one grey level c ~ U[0, 1] each).
+* every image is binarized once with a fixed seed (the models have a Bernoulli likelihood and are
+  trained with dynamic binarization: log-likelihoods are real log-probabilities of binary images).
+  A constant grey image therefore becomes i.i.d. Bernoulli(c) pixels.
+* models, per seed: one MLP VAE (:data:`MODEL`), the background VAE of the likelihood ratio (Ren
+  et al. 2019: trained on the training images perturbed at μ = 0.2, weight decay 1e-4), and three
+  posteriors: M = ``num_posterior_samples`` decoders from SGHMC and from SWAG (started at the VAE),
+  and a deep ensemble of ``ensemble_size`` VAEs (the VAE + more seeds).
+* scores: every name of :data:`vaekit.evaluation.ood.OOD_SCORES`; the posterior ones once per
+  posterior ("waic (sghmc)", ...). Log-likelihoods are importance sampled with K = ``num_samples``.
+* metrics, OOD as the positive class and minus the score as the statistic: AUROC, AUPRC (average
+  precision) and FPR95 (the fraction of in-distribution test images flagged when 95 % of the OOD
+  images are); per seed, then mean and 95 % Student-t interval over seeds.
+
+Resumable: every (in-distribution, seed) unit writes its scores to ``OUTPUT/scores/`` and is
+skipped when that file exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import io
+from ..config import Config
+from ..data import load as load_data
+from ..detectors.bayesian_vae import PosteriorSettings, fit_posterior
+from ..detectors.ood import compute_scores, fit_background
+from ..evaluation.ood import OOD_SCORES
+from ..models import build_model
+from ..pipeline.folders import prepare
+from ..training import fit
+
+IN_DISTRIBUTIONS = ("fashion-mnist", "digits-28")
+POSTERIORS = ("sghmc", "swag", "ensemble")
+#: The VAE of every run: an MLP (fast on a CPU), Bernoulli likelihood with dynamic binarization.
+MODEL = {"latent_dim": 16, "hidden": (256, 256), "net": "mlp", "batch_size": 64, "kl_diagnostic_points": 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    """Benchmark OOD scores (likelihood, likelihood ratio, typicality, WAIC, likelihood regret, BVAE ESS) on Fashion-MNIST and digits-28."""
+
+    output_dir: str = "benchmarks/results/ood"
+    """Folder for results.json, results.md, histograms.png and the per-seed score cache scores/."""
+    data_dir: str = "/usr/share/datasets"
+    """Folder holding fashion-mnist/ with the official IDX files."""
+    in_distributions: tuple[str, ...] = IN_DISTRIBUTIONS
+    """In-distribution data sets: fashion-mnist, digits-28."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds (models, posteriors, Monte Carlo draws); >= 3 for intervals."""
+    train_size: int = 6000
+    """Fashion-MNIST training images (a fixed random subset of the 60,000); digits-28 uses at most this many of its 1,294."""
+    test_size: int = 500
+    """Images per test set (the digits-28 test split has 360)."""
+    reference_size: int = 500
+    """Held-out in-distribution training images for the typicality reference."""
+    epochs: tuple[int, ...] = (15, 30)
+    """Training epochs of every VAE, per in-distribution data set (in the order of --in-distributions)."""
+    num_posterior_samples: int = 5
+    """M decoder samples of SGHMC and SWAG."""
+    ensemble_size: int = 5
+    """Members of the deep ensemble (each one a full training run: the expensive posterior)."""
+    posterior_epochs: int = 4
+    """SGHMC sampling / SWAG collection epochs (after 2 burn-in epochs)."""
+    posterior_lr: float = 1e-3
+    """Step size l of SGHMC and SWAG (chosen on held-out training data by benchmarks/ood_posterior_lr.py)."""
+    num_samples: int = 16
+    """K importance samples per log-likelihood."""
+    regret_steps: int = 30
+    """Optimisation steps of the likelihood regret."""
+    progress: bool = False
+    """Show progress bars."""
+
+
+def digits_28(split: str) -> torch.Tensor:
+    """scikit-learn digits as ``(N, 1, 28, 28)`` in [0, 1]: 8×8 → 20×20 (bilinear, antialiased) → zero-padded by 4."""
+    x = load_data("digits", split).x
+    x = torch.nn.functional.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False, antialias=True)
+    return torch.nn.functional.pad(x.clamp(0, 1), (4, 4, 4, 4))
+
+
+def _take(x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]]
+
+
+def datasets(args: Args) -> dict[str, dict[str, torch.Tensor]]:
+    """name -> {"train", "reference", "test"} grey images ``(N, 1, 28, 28)`` in [0, 1] (fixed subsets)."""
+    out = {}
+    if "fashion-mnist" in args.in_distributions or "digits-28" in args.in_distributions:
+        train = load_data("fashion-mnist", "train", data_dir=args.data_dir).x
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+        test = _take(load_data("fashion-mnist", "test", data_dir=args.data_dir).x, args.test_size, 1)
+        out["fashion-mnist"] = {"train": train[order[:args.train_size]],
+                                "reference": train[order[args.train_size:args.train_size + args.reference_size]],
+                                "test": test}
+    train = digits_28("train")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    n_ref = len(train) // 10
+    out["digits-28"] = {"train": train[order[n_ref:]][:args.train_size], "reference": train[order[:n_ref]],
+                        "test": digits_28("test")[:args.test_size]}
+    return out
+
+
+def ood_sets(name: str, data: dict, size: int) -> dict[str, torch.Tensor]:
+    """The OOD test sets of in-distribution ``name`` (grey, [0, 1], ``(size, 1, 28, 28)``), fixed seeds."""
+    other = "digits-28" if name == "fashion-mnist" else "fashion-mnist"
+    g = torch.Generator().manual_seed(2)
+    shape = (size, 1, 28, 28)
+    return {
+        other: _take(data[other]["test"] if other == "fashion-mnist" else torch.cat([data[other]["test"],
+                                                                                      data[other]["train"]]), size, 3),
+        f"{name} flipped": data[name]["test"].flip(-2),
+        "uniform noise": torch.rand(shape, generator=g),
+        "gaussian noise": (0.5 + 0.25 * torch.randn(shape, generator=g)).clamp(0, 1),
+        "constant": torch.rand(size, 1, 1, 1, generator=g).expand(shape).clone(),
+    }
+
+
+def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[str, np.ndarray]]:
+    """Scores of one (in-distribution, seed) unit: method -> test set ("in" or an OOD name) -> ``(n,)``."""
+    epochs = dict(zip(args.in_distributions, args.epochs))[name]
+    config = Config.from_flat(**MODEL, data="array", epochs=epochs, seed=seed)
+    train = data[name]["train"]
+    model = build_model(config, train.shape[1:])
+    fit(model, train, config)
+    model.eval()
+    background = fit_background(config, train, 0.2, 1e-4)
+    posteriors = {}
+    for kind in POSTERIORS:
+        m = args.ensemble_size if kind == "ensemble" else args.num_posterior_samples
+        settings = PosteriorSettings(kind=kind, num_posterior_samples=m,
+                                     epochs=args.posterior_epochs, lr=args.posterior_lr, seed=seed)
+        posteriors[kind] = fit_posterior(model, train, config, settings, args.progress)
+    reference = float(compute_scores(prepare(data[name]["reference"], config), ["log_likelihood"], model,
+                                     num_samples=args.num_samples, seed=seed)["log_likelihood"].mean())
+    sets = {"in": data[name]["test"], **ood_sets(name, data, args.test_size)}
+    single = [s for s, spec in OOD_SCORES.items() if "posterior" not in spec.needs]
+    multi = [s for s, spec in OOD_SCORES.items() if "posterior" in spec.needs]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for set_name, x in sets.items():
+        x = prepare(x, config)
+        for method, value in compute_scores(x, single, model, background, None, reference, args.num_samples,
+                                            args.regret_steps, seed).items():
+            out.setdefault(method, {})[set_name] = value.numpy()
+        for kind, posterior in posteriors.items():
+            for method, value in compute_scores(x, multi, model, posterior=posterior, num_samples=args.num_samples,
+                                                seed=seed).items():
+                out.setdefault(f"{method} ({kind})", {})[set_name] = value.numpy()
+    return out
+
+
+def metrics(in_scores: np.ndarray, out_scores: np.ndarray) -> dict[str, float]:
+    """AUROC, AUPRC and FPR95 with OOD as the positive class and minus the score as the statistic."""
+    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+    y = np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))]
+    s = -np.r_[in_scores, out_scores].astype(np.float64)
+    fpr, tpr, _ = roc_curve(y, s)
+    return {"auroc": float(roc_auc_score(y, s)), "auprc": float(average_precision_score(y, s)),
+            "fpr95": float(fpr[np.searchsorted(tpr, 0.95, side="left")])}
+
+
+def _cache(args: Args, name: str, seed: int) -> Path:
+    return Path(args.output_dir) / "scores" / f"{name}-seed{seed}.npz"
+
+
+def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
+    """Run (or resume) every unit; write results.json, results.md and histograms.png; return the results."""
+    if len(args.epochs) != len(args.in_distributions):
+        raise ValueError(f"--epochs needs one value per in-distribution data set ({len(args.in_distributions)}), "
+                         f"got {len(args.epochs)}")
+    unknown = sorted(set(args.in_distributions) - set(IN_DISTRIBUTIONS))
+    if unknown or not args.seeds:
+        raise ValueError(f"unknown in-distribution data set(s) {unknown} (choose from {', '.join(IN_DISTRIBUTIONS)}) "
+                         "or no seed given")
+    torch.set_num_threads(1)
+    data = datasets(args)
+    start = time.perf_counter()
+    rows, unit_seconds = [], 0.0
+    for seed in args.seeds:  # seed-major: an interrupted run has whole seeds
+        for name in args.in_distributions:
+            path = _cache(args, name, seed)
+            if not path.is_file():
+                t0 = time.perf_counter()
+                scores = unit_scores(name, seed, data, args)
+                flat = {f"{m}|{s}": v.astype(np.float32) for m, sets in scores.items() for s, v in sets.items()}
+                flat["_time_s"] = np.array(time.perf_counter() - t0)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp.npz")
+                np.savez_compressed(tmp, **flat)
+                tmp.replace(path)
+                print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+            rows += unit_rows(name, seed, path)
+            with np.load(path) as f:
+                unit_seconds += float(f["_time_s"]) if "_time_s" in f.files else 0.0
+    results = {"rows": rows, "command": command, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "time_s": round(time.perf_counter() - start, 1), "units_time_s": round(unit_seconds, 1),
+               "settings": dataclasses.asdict(args), "model": MODEL}
+    write_report(results, args)
+    return results
+
+
+def unit_rows(name: str, seed: int, path: Path) -> list[dict]:
+    """The results.json rows of one cached unit."""
+    with np.load(path) as f:
+        scores = {key: f[key] for key in f.files}
+    rows = []
+    for key in scores:
+        if key.startswith("_"):
+            continue
+        method, set_name = key.split("|")
+        if set_name != "in":
+            rows.append({"method": method, "in": name, "out": set_name, "seed": seed,
+                         **metrics(scores[f"{method}|in"], scores[key])})
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    """(in, out, method) -> {metric: (mean, 95 % half-width, n)} over seeds (Student t, n − 1 dof)."""
+    from scipy import stats
+
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["in"], r["out"], r["method"]), []).append(r)
+    out = {}
+    for key, group in groups.items():
+        out[key] = {}
+        for metric in ("auroc", "auprc", "fpr95"):
+            v = np.array([g[metric] for g in group])
+            half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+            out[key][metric] = (float(v.mean()), half, len(v))
+    return out
+
+
+def markdown(results: dict, metric: str = "auroc") -> str:
+    """One table per in-distribution set: methods × OOD sets, ``metric`` mean ± 95 % half-width."""
+    table = summary(results["rows"])
+    lines = []
+    for name in dict.fromkeys(r["in"] for r in results["rows"]):
+        outs = list(dict.fromkeys(r["out"] for r in results["rows"] if r["in"] == name))
+        methods = list(dict.fromkeys(r["method"] for r in results["rows"] if r["in"] == name))
+        n = table[(name, outs[0], methods[0])][metric][2]
+        lines += [f"**in: {name}** — {metric.upper()} (OOD = positive class), mean ± 95 % t-interval over {n} seeds", "",
+                  "| score | " + " | ".join(outs) + " |", "|---|" + "---|" * len(outs)]
+        for method in methods:
+            cells = []
+            for out in outs:
+                mean, half, _ = table[(name, out, method)][metric]
+                cells.append(f"{mean:.3f} ± {half:.3f}")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def best_method(results: dict, name: str) -> str:
+    """The method with the highest AUROC averaged over the OOD sets of in-distribution ``name``."""
+    table = summary(results["rows"])
+    means: dict[str, list[float]] = {}
+    for (in_name, _, method), values in table.items():
+        if in_name == name:
+            means.setdefault(method, []).append(values["auroc"][0])
+    return max(means, key=lambda m: np.mean(means[m]))
+
+
+def write_report(results: dict, args: Args) -> None:
+    """results.json, results.md (AUROC, AUPRC, FPR95 tables) and histograms.png in ``args.output_dir``."""
+    folder = Path(args.output_dir)
+    io.write_json(folder / "results.json", results)
+    header = (f"Command: `{results['command']}` ({results['date']}; {results['machine']}; "
+              f"{results['time_s']:.0f} s this call, {results.get('units_time_s', 0):.0f} s of computed units)\n\n")
+    io.atomic_write(folder / "results.md", header + "\n".join(markdown(results, m) for m in ("auroc", "auprc", "fpr95")))
+    histograms(results, args, folder / "histograms.png")
+
+
+def histograms(results: dict, args: Args, path: Path) -> Path:
+    """Score histograms, in-distribution test vs each OOD set, of the raw log-likelihood and the best
+    score (highest mean AUROC) of the first in-distribution set and seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name, seed = args.in_distributions[0], args.seeds[0]
+    with np.load(_cache(args, name, seed)) as f:
+        scores = {key: f[key] for key in f.files if not key.startswith("_")}
+    best = best_method(results, name)
+    outs = [k.split("|")[1] for k in scores if k.startswith("log_likelihood|") and not k.endswith("|in")]
+    fig, axes = plt.subplots(2, len(outs), figsize=(3.2 * len(outs), 5.6), squeeze=False)
+    for row, method in enumerate(("log_likelihood", best)):
+        for col, out in enumerate(outs):
+            ax = axes[row, col]
+            a, b = scores[f"{method}|in"], scores[f"{method}|{out}"]
+            lo, hi = np.percentile(np.r_[a, b], [0.5, 99.5])
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
+            ax.hist(np.clip(a, lo, hi), bins, alpha=0.6, label=f"in: {name}", density=True)
+            ax.hist(np.clip(b, lo, hi), bins, alpha=0.6, label=f"out: {out}", density=True)
+            auroc = metrics(a, b)["auroc"]
+            ax.set_title(f"{method}\nvs {out}: AUROC {auroc:.3f}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=6)
+    fig.suptitle(f"score histograms (seed {seed}; higher = more in-distribution)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _machine() -> str:
+    cpu = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return (f"{platform.machine()}, {platform.system()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} torch thread(s)")
+
+
+def run_cli(args: Args) -> None:
+    """``vaekit benchmark ood``: run or resume, print the AUROC tables and where the files are."""
+    command = "vaekit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["benchmark"] else "vaekit benchmark ood"
+    results = run(args, command)
+    print(markdown(results, "auroc"))
+    for name in args.in_distributions:
+        print(f"in {name}: best score by mean AUROC over the OOD sets: {best_method(results, name)}")
+    print(f"written: {Path(args.output_dir) / 'results.json'}, results.md, histograms.png")
