@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import io, pipeline
 from ..config import Config
+from ..data.base import check_finite
 from ..data.scaling import Standardizer, wants_standardization
 from ..evaluation.anomaly import (DEFAULT_NUM_SAMPLES, SCORES, all_scores, check_score, draw_noise, in_blocks,
                                   score_samples)
@@ -53,6 +54,28 @@ IMAGE_SCALE = 0.1
 def model_option_names() -> list[str]:
     """Config fields accepted in ``model_options`` (every field but the explicit and reserved ones)."""
     return [name for name in Config().to_flat() if name not in (*RESERVED_FIELDS, *EXPLICIT_FIELDS)]
+
+
+def as_array(X, name: str = "X") -> np.ndarray:
+    """``X`` (array-like or tensor) as a checked float64 array ``(N, D)`` or images ``(N, C, H, W)``
+    (the input check of :class:`vaekit.detectors.ood.OODDetector`; the detectors of this module use
+    scikit-learn's ``validate_data``).
+
+    Raises:
+        ValueError: non-numeric values, 1-D/3-D/5-D input, no rows, or NaN/Inf (naming the rows).
+    """
+    raw = X.detach().cpu().numpy() if torch.is_tensor(X) else X
+    try:
+        x = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must hold numbers only; got values of type {np.asarray(raw).dtype}") from None
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features) or images (n_samples, C, H, W), "
+                         f"got shape {x.shape}")
+    if len(x) == 0 or x[0].size == 0:
+        raise ValueError(f"{name} is empty: got shape {x.shape}, expected at least one row and one feature")
+    check_finite(x.reshape(len(x), -1), name)
+    return x
 
 
 class AnomalyDetector(CalibratedDetector):
