@@ -71,6 +71,10 @@ COMMANDS: dict[str, Command] = {
                                          "Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE on dSprites and report every disentanglement metric."),
     "benchmark robustness": Command("cli.robustness", "BenchmarkRobustnessArgs", "benchmark_robustness",
                                     "The AVAE paper's robustness table: VAE, SE, AVAE, SE+AVAE, AVAE-SS with one architecture and budget."),
+    "benchmark robustness-seeds": Command("cli.sweep", "BenchmarkRobustnessSeedsArgs", "benchmark_robustness_seeds",
+                                          "The AVAE question over seeds: VAE, VAE + noise, AVAE (mean / sampled x̃), SE ε 0.1; probe on μ, z or g(μ); 95 % t intervals."),
+    "sweep": Command("cli.sweep", "SweepArgs", "sweep",
+                     "Train a grid of settings × seeds (every point a run folder), resumable, shared through an Optuna study; report mean, std and 95 % t interval per metric."),
 }
 
 

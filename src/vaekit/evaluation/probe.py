@@ -1,4 +1,9 @@
-"""Linear probe: softmax regression on the frozen encoder mean, differentiable for attacks.
+"""Linear probe: softmax regression on a frozen model's representation, differentiable for attacks.
+
+The probe input is a setting (``features``): the encoder mean μ(x) (the default), a sample
+z ~ q(z|x), or the decoded reconstruction g(μ(x)) (the reading of the AVAE evaluation in which
+latent values are "passed to the decoder" and the classifier reads its output). Whatever it reads,
+the attack differentiates through the whole chain from the pixels.
 
 The probe is fitted with scikit-learn's multinomial LogisticRegression (L-BFGS) on clean
 training representations and copied into a ``torch.nn.Linear``, so an attacker can
@@ -14,6 +19,9 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 
+FEATURES = ("mean", "sample", "decoded")
+
+
 def encode_mean(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """The encoder mean E_q[z|x] ``(N, latent_dim)`` of ``x`` ``(N, *data_shape)``, in batches, no grad."""
     was_training = model.training
@@ -26,22 +34,45 @@ def encode_mean(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
 
 
 class LinearProbe(nn.Module):
-    """logits = W·standardise(μ(x)) + b on the encoder mean μ(x) of a frozen model.
+    """logits = W·standardise(f(x)) + b on features f(x) of a frozen model.
 
     Args:
         model: a trained AE/VAE, used in eval mode and never updated (frozen).
+        features: f(x): ``"mean"`` the encoder mean μ(x) ``(latent_dim,)``; ``"sample"`` one draw
+            z = μ(x) + σ(x)·n, n ~ N(0, I), fresh at every call (seeded by ``seed``), so fit,
+            prediction and attack see independent draws (the attack's gradient goes through the
+            reparameterised draw); ``"decoded"`` the decoder mean g(μ(x)) flattened ``(D,)``.
         standardize: divide each latent coordinate by its training standard deviation (after
             centring) before the regression. Off by default: inactive latent units have a tiny
             spread across the data, and standardising amplifies exactly those noise coordinates,
             which an attacker then moves cheaply (see docs/readme/robustness.md).
         C: inverse L2 regularisation strength of the logistic regression.
         max_iter: L-BFGS iterations.
+        seed: seed of the draws of ``features="sample"``.
+
+    Raises:
+        ValueError: an unknown ``features``.
     """
 
-    def __init__(self, model, standardize: bool = False, C: float = 1.0, max_iter: int = 1000):
+    def __init__(self, model, standardize: bool = False, C: float = 1.0, max_iter: int = 1000,
+                 features: str = "mean", seed: int = 0):
         super().__init__()
+        if features not in FEATURES:
+            raise ValueError(f"probe features must be one of {FEATURES}, got {features!r}")
         self.model, self.standardize, self.C, self.max_iter = model, standardize, C, max_iter
+        self.features = features
+        self.generator = torch.Generator().manual_seed(seed)
         self.linear: nn.Linear | None = None
+
+    def featurize(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x) ``(batch, n_features)`` of ``x`` ``(batch, *data_shape)``, differentiable in ``x``."""
+        q = self.model.encode(x)
+        if self.features == "mean":
+            return q.mean
+        if self.features == "sample":
+            noise = torch.randn(q.mean.shape, generator=self.generator).to(q.mean.device, q.mean.dtype)
+            return q.mean + q.stddev * noise
+        return self.model.decode(q.mean).mean.flatten(1)
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> "LinearProbe":
         """Fit on clean inputs ``x`` ``(N, *data_shape)`` with integer labels ``y`` ``(N,)``.
@@ -55,7 +86,10 @@ class LinearProbe(nn.Module):
         if len(classes) < 2:
             raise ValueError(f"a probe needs at least two classes, got {classes.tolist()}")
         self.model.eval()
-        features = encode_mean(self.model, x, batch_size).double().cpu().numpy()
+        with torch.no_grad():
+            p = next(self.model.parameters())
+            features = torch.cat([self.featurize(x[i:i + batch_size].to(p.device))
+                                  for i in range(0, len(x), batch_size)]).double().cpu().numpy()
         shift, scale = np.zeros(features.shape[1]), np.ones(features.shape[1])
         if self.standardize:
             shift, scale = features.mean(0), features.std(0) + 1e-8
@@ -79,7 +113,7 @@ class LinearProbe(nn.Module):
         """Logits ``(batch, n_classes)``, differentiable with respect to ``x`` ``(batch, *data_shape)``."""
         if self.linear is None:
             raise ValueError("the probe is not fitted; call fit(x, y) first")
-        return self.linear(self.model.encode(x).mean)
+        return self.linear(self.featurize(x))
 
     forward = decision_function
 

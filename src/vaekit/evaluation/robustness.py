@@ -60,7 +60,7 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
 
 def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.Tensor, test_labels: dict,
                epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: str = "linf", attacks=ATTACKS,
-               standardize: bool = False, seed: int = 0) -> dict:
+               standardize: bool = False, seed: int = 0, features: str = "mean") -> dict:
     """Probe accuracies per label, clean and under attack, for every ε.
 
     Args:
@@ -70,6 +70,8 @@ def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.T
         epsilons: radii in [0, 1] pixel units (0 = clean).
         attacks: subset of :data:`ATTACKS`.
         standardize: probe on standardised features (see :class:`LinearProbe`).
+        features: the probe input, "mean", "sample" or "decoded" (see :class:`LinearProbe`); the
+            attack always starts from the pixels.
 
     Returns:
         ``{label: {"clean": acc, "pgd": {str(ε): acc}, "fgsm": {str(ε): acc}}}``, accuracies in [0, 1],
@@ -77,7 +79,7 @@ def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.T
     """
     result, probes = {}, {}
     for name in test_labels:
-        probe = LinearProbe(model, standardize=standardize).fit(train_x, train_labels[name])
+        probe = LinearProbe(model, standardize=standardize, features=features, seed=seed).fit(train_x, train_labels[name])
         probes[name] = probe
         entry = {"clean": probe.score(test_x, test_labels[name])}
         for attack in attacks:

@@ -1,0 +1,114 @@
+"""``vaekit sweep``: a grid of settings × seeds (or an Optuna search) as run folders, with a report."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import tyro
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepArgs:
+    """Train a grid of settings × seeds (every point a run folder), resumable, shared through an Optuna study; report mean, std and 95 % t interval per metric."""
+
+    grid: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """SETTING=V1,V2,... (repeatable): the arms are the product, e.g. --grid model=vae,avae --grid noise_std=0,0.2."""
+    seeds: tuple[int, ...] = ()
+    """Seeds of every arm (default: the sweep file's, else 0)."""
+    config_file: Optional[str] = None
+    """Sweep file (JSON: base, grid, arms, seeds, evaluate; see docs/sweep.md)."""
+    set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """SETTING=VALUE shared by every arm (repeatable), e.g. --set data=color-digits --set epochs=20."""
+    evaluate: tuple[Literal["robustness"], ...] = ()
+    """Evaluations of every point beside the test metrics (settings from the sweep file's "evaluate")."""
+    out: str = "runs/sweep"
+    """Folder of the sweep: runs/<arm>-seed<k>/, sweep.db, sweep-report.{json,html}, sweep-per-seed.png."""
+    jobs: int = 1
+    """Points run at once, each in a worker process of one thread."""
+    storage: Optional[str] = None
+    """Optuna RDB storage URL (default sqlite:///OUT/sweep.db); a database server URL shares the sweep between machines."""
+    study_name: Optional[str] = None
+    """Study name in the storage (default: the name of --out)."""
+    search: Optional[Literal["tpe", "random", "cmaes", "qmc", "gp"]] = None
+    """Search with this Optuna sampler over --search-space instead of the grid."""
+    search_space: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """SETTING=float:LOW:HIGH[:log] | int:LOW:HIGH[:log] | choice:A,B (repeatable), for --search."""
+    n_trials: int = 20
+    """Trials of a --search."""
+    metric: Optional[str] = None
+    """Trial value, e.g. test.elbo or robustness.probe.digit.pgd.0.1 (required by --search)."""
+    direction: Literal["maximize", "minimize"] = "maximize"
+    """Direction of --metric for --search."""
+    heartbeat: int = 10
+    """Seconds between heartbeats of a running point."""
+    grace_period: int = 60
+    """A running point without a heartbeat for this many seconds is taken as killed and run again (resumed)."""
+    report_only: bool = False
+    """Only rewrite the report from the storage (no training)."""
+
+
+def sweep(args: SweepArgs) -> None:
+    """``vaekit sweep``."""
+    from ..pipeline.sweep import grid_spec, run_sweep
+    from ..pipeline.sweep_report import REPORT_HTML, write_report
+
+    if args.jobs < 1 or args.heartbeat < 1 or args.grace_period <= args.heartbeat:
+        raise ValueError(f"--jobs and --heartbeat must be >= 1 and --grace-period > --heartbeat, got "
+                         f"{args.jobs}, {args.heartbeat} and {args.grace_period}")
+    if args.search and not args.metric:
+        raise ValueError("--search needs --metric (e.g. --metric test.elbo) to rank trials")
+    evaluate = {name: {} for name in args.evaluate}
+    spec = grid_spec(args.grid, args.seeds, args.set, args.config_file, evaluate)
+    if args.report_only:
+        report = write_report(args.out, args.storage, args.study_name, metric=args.metric)
+    else:
+        report = run_sweep(spec, args.out, jobs=args.jobs, storage=args.storage, study_name=args.study_name,
+                           heartbeat_interval=args.heartbeat, grace_period=args.grace_period, metric=args.metric,
+                           search=args.search, space_items=args.search_space, n_trials=args.n_trials,
+                           direction=args.direction)
+    for arm, stats in report["aggregate"].items():
+        shown = [k for k in (args.metric, "test.elbo", "test.active_units") if k and k in stats]
+        cells = "; ".join(f"{k} {s['mean']:.4g} [{s['ci95_low']:.4g}, {s['ci95_high']:.4g}]"
+                          for k, s in ((k, stats[k]) for k in shown))
+        print(f"{arm}: n={max((s['n'] for s in stats.values()), default=0)}; {cells}", flush=True)
+    if report["failures"]:
+        print(f"{len(report['failures'])} point(s) failed: " +
+              "; ".join(f"{f['point']}: {f['error']}" for f in report["failures"]), flush=True)
+    print(f"written: {Path(args.out) / REPORT_HTML} (95 % intervals: Student t over seeds)", flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkRobustnessSeedsArgs:
+    """The AVAE question over seeds: VAE, VAE + noise, AVAE (mean / sampled x̃), SE ε 0.1; probe on μ, z or g(μ); 95 % t intervals."""
+
+    data: Literal["color-digits"] = "color-digits"
+    """Dataset (color-digits only so far: coloured Fashion-MNIST has no budget fitted yet)."""
+    data_dir: str = "data"
+    """Folder holding dataset files."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds of every arm."""
+    jobs: int = 2
+    """Points trained at once (worker processes of one thread)."""
+    epochs: Optional[int] = None
+    """Training epochs of every arm (default: the dataset's setting)."""
+    max_test: int = 1000
+    """Test images of the probe evaluation (a seeded subset, the same for every run)."""
+    out: Optional[str] = None
+    """Output folder (default benchmarks/results/robustness-seeds/<data>)."""
+    collect_only: bool = False
+    """Write results from the points finished so far, without training."""
+
+
+def benchmark_robustness_seeds(args: BenchmarkRobustnessSeedsArgs) -> None:
+    """``vaekit benchmark robustness-seeds``."""
+    import sys
+
+    from ..benchmarks.robustness_seeds import run_benchmark
+
+    command = "vaekit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["benchmark"] else ""
+    report = run_benchmark(args.data, args.out, args.seeds, args.jobs, args.epochs, args.max_test, args.data_dir,
+                           args.collect_only, command=command)
+    print(report["markdown"], flush=True)
+    print(f"written: {Path(args.out or f'benchmarks/results/robustness-seeds/{args.data}') / 'results.md'}", flush=True)

@@ -1,0 +1,145 @@
+"""One sweep point, end to end: a normal run folder, trained (or resumed, or reused) and evaluated.
+
+``run_point`` is idempotent: a finished run folder (``summary.json`` of the same config) is not
+trained again, a killed one is resumed from ``checkpoint/last.safetensors`` (so it reaches the
+state of an uninterrupted run), and evaluations are cached in ``RUN/sweep-<name>.json`` together
+with their settings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from .. import io
+from .folders import CHECKPOINT, create_run_dir, load_dataset
+from .run import train_run
+from .sweep_spec import Point
+
+#: The cached metrics of a finished point (flat ``{"test.elbo": ..., ...}``).
+POINT_FILE = "sweep-point.json"
+
+
+def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 20, norm: str = "linf",
+                     labels=None, features=("mean",), max_test: int | None = None, max_train: int | None = None,
+                     seed: int = 0) -> dict:
+    """Linear-probe accuracy of a run, clean and under PGD, for each probe input in ``features``.
+
+    The protocol of :func:`vaekit.evaluation.robustness.robustness` (Cemgil et al. 2020, sec. 6);
+    the attack always starts from the pixels, whatever the probe reads.
+
+    Args:
+        features: probe inputs, each "mean", "sample" or "decoded" (see
+            :class:`vaekit.evaluation.probe.LinearProbe`).
+        max_test / max_train: seeded random subsets of the test / training split (None = all).
+
+    Returns:
+        ``{"probe": {label: {"clean": acc, "pgd": {str(ε): acc}}}}`` for the first entry of
+        ``features`` (the schema of ``vaekit evaluate robustness``), ``"probe_<features>"`` for
+        the others; accuracies in [0, 1]; plus ``num_test_examples``.
+
+    Raises:
+        ValueError: a dataset without labels, or unknown labels / features.
+    """
+    from ..evaluation.robustness import robustness
+
+    model, config = io.load(run_dir), io.load_config(run_dir)
+    train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
+    train_set, test_set = _subset(train_set, max_train, seed), _subset(test_set, max_test, seed)
+    if not test_set.labels:
+        raise ValueError(f"dataset {config.data.name!r} has no labels: the linear probe needs labelled data")
+    names = list(labels or test_set.labels)
+    unknown = [n for n in names if n not in test_set.labels]
+    if unknown:
+        raise ValueError(f"labels {unknown} not in the dataset's labels {list(test_set.labels)}")
+    out = {"num_test_examples": len(test_set), "num_train_examples": len(train_set)}
+    for i, feature in enumerate(features):
+        result = robustness(model, train_set.x, {n: train_set.labels[n] for n in names}, test_set.x,
+                            {n: test_set.labels[n] for n in names}, epsilons, num_steps, norm, ("pgd",),
+                            seed=seed, features=feature)
+        result.pop("_probes")
+        out["probe" if i == 0 else f"probe_{feature}"] = result
+    out["probe_features"] = list(features)
+    return out
+
+
+def _subset(dataset, size: int | None, seed: int):
+    if size is None or size >= len(dataset):
+        return dataset
+    return dataset.subset(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size])
+
+
+#: Evaluations a sweep can run on every point: name -> function(run_dir, **settings) -> JSON dict.
+EVALUATIONS = {"robustness": probe_robustness}
+
+
+def flatten(obj, prefix: str = "") -> dict[str, float]:
+    """Numbers of a nested dict as ``{"a.b.c": value}`` (lists, strings and None are left out)."""
+    out = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+def train_point(point: Point, run_dir: Path) -> dict:
+    """Train the point's run folder, resume it, or reuse it when finished; returns its summary.
+
+    Raises:
+        ValueError: the folder holds a run of another config (not overwritten).
+    """
+    config = point.config()
+    if (run_dir / io.CONFIG).is_file():
+        saved = json.loads(json.dumps(io.load_config(run_dir).to_flat()))
+        wanted = json.loads(json.dumps(config.to_flat()))
+        # "auto" settings are saved resolved (e.g. decoder_activation "auto" -> "sigmoid")
+        if any(saved.get(k) != v and v != "auto" for k, v in wanted.items()):
+            raise ValueError(f"{run_dir} holds a run of other settings than sweep point {point.key!r}; "
+                             "move it away or use another --out")
+        if (run_dir / "summary.json").is_file():
+            return io.read_json(run_dir / "summary.json")
+        if (run_dir / CHECKPOINT).is_file():
+            return train_run(None, run_dir, resume=True, progress=False)
+    run_dir = create_run_dir(run_dir.parent, run_dir.name, config, overwrite=True)
+    return train_run(config, run_dir, progress=False)
+
+
+def evaluate_point(run_dir: Path, name: str, settings: dict) -> dict:
+    """Evaluation ``name`` of a run folder, cached in ``RUN/sweep-<name>.json`` with its settings.
+
+    Raises:
+        ValueError: an unknown evaluation name.
+    """
+    if name not in EVALUATIONS:
+        raise ValueError(f"unknown sweep evaluation {name!r}; choose from {sorted(EVALUATIONS)}")
+    cache = run_dir / f"sweep-{name}.json"
+    if cache.is_file() and (cached := io.read_json(cache)).get("settings") == settings:
+        return cached["result"]
+    result = EVALUATIONS[name](run_dir, **settings)
+    io.write_json(cache, {"settings": settings, "result": result})
+    return result
+
+
+def run_point(point: Point, out_dir, evaluate: dict | None = None) -> dict:
+    """Train (or resume / reuse) and evaluate one point in ``out_dir/runs/<key>``.
+
+    Returns:
+        Flat metrics: ``test.<metric>`` of the run summary (nats per example etc., see
+        :data:`vaekit.evaluation.UNITS`), ``training_time_s``, ``epochs_trained`` and
+        ``<evaluation>.<...>`` of each evaluation. Also written to ``RUN/sweep-point.json``.
+    """
+    run_dir = Path(out_dir) / "runs" / point.key
+    summary = train_point(point, run_dir)
+    metrics = flatten({"test": summary["test"]})
+    metrics.update(training_time_s=float(summary["training_time_s"]), epochs_trained=float(summary["epochs_trained"]))
+    for name, settings in (evaluate or {}).items():
+        metrics.update(flatten(evaluate_point(run_dir, name, settings), name + "."))
+    metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    io.write_json(run_dir / POINT_FILE, {"arm": point.arm, "seed": point.seed, "key": point.key, "metrics": metrics})
+    return metrics

@@ -1,0 +1,101 @@
+"""Pieces of the AVAE study: --aux-sample, the probe input setting, coloured Fashion-MNIST, the seeds benchmark."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaekit.config import Config
+from vaekit.evaluation.probe import LinearProbe
+from vaekit.models import build_model
+from vaekit.objectives import build_objective
+
+
+def _config(**changes):
+    return Config.from_flat(model="avae", latent_dim=3, hidden=(16,), likelihood="gaussian", likelihood_scale=0.3,
+                            decoder_activation="sigmoid", **changes)
+
+
+def _model(**changes):
+    return build_model(_config(**changes), (3, 4, 4), True)
+
+
+def test_aux_sample_encodes_a_draw_of_p_x_given_z_not_the_mean():
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 4, 4)
+    for aux_sample in (False, True):
+        model = _model(aux_sample=aux_sample)
+        objective = build_objective(_config(aux_sample=aux_sample))
+        assert objective.aux == ("sample" if aux_sample else "mean")
+        seen = []
+        encode = model.encode
+        model.encode = lambda inputs: seen.append(inputs.detach()) or encode(inputs)
+        torch.manual_seed(1)
+        objective(model, x, beta=1.0)
+        torch.manual_seed(1)
+        q = encode(x)
+        means = model.decode(q.rsample((1,))).mean.reshape(-1, 3, 4, 4)
+        # seen[0] is x itself; seen[1] the coupling input x̃
+        assert torch.allclose(seen[1], means, atol=1e-6) == (not aux_sample)
+        if aux_sample:  # a Gaussian draw around the mean with the likelihood's scale
+            assert 0.2 < (seen[1] - means).std().item() < 0.4
+
+
+@pytest.mark.parametrize("features", ["mean", "sample", "decoded"])
+def test_probe_input_setting_and_attack_through_the_whole_chain(features):
+    torch.manual_seed(0)
+    model = _model().eval()
+    x, y = torch.rand(60, 3, 4, 4), torch.arange(60) % 3
+    probe = LinearProbe(model, features=features).fit(x, y)
+    width = {"mean": 3, "sample": 3, "decoded": 48}[features]
+    assert probe.linear.in_features == width
+    xa = x[:5].clone().requires_grad_(True)
+    probe.decision_function(xa).sum().backward()
+    assert xa.grad.abs().sum() > 0  # the gradient reaches the pixels
+    a, b = probe.featurize(x[:5]), probe.featurize(x[:5])
+    assert torch.equal(a, b) == (features != "sample")  # samples are fresh draws
+    with pytest.raises(ValueError, match="probe features"):
+        LinearProbe(model, features="logits")
+
+
+def test_color_fashion_mnist_one_corner_colour_per_image():
+    from vaekit.data import load
+    from vaekit.data.color import COLORS
+
+    root = "/usr/share/datasets"
+    if not Path(root, "fashion-mnist").is_dir():
+        pytest.skip("Fashion-MNIST files not installed (Debian dataset-fashion-mnist)")
+    test = load("color-fashion-mnist", "test", data_dir=root)
+    grey = load("fashion-mnist", "test", data_dir=root)
+    assert test.x.shape == (10000, 3, 28, 28) and set(test.labels) == {"item", "color"}
+    assert torch.equal(test.labels["item"], grey.labels["item"])
+    counts = torch.bincount(test.labels["color"], minlength=7)
+    assert counts.min() > 1200  # every corner used, about 1/7 each
+    i = 5
+    assert torch.equal(test.x[i], grey.x[i][0] * COLORS[test.labels["color"][i]].view(3, 1, 1))
+
+
+def test_seeds_benchmark_collects_todays_schema_with_intervals(tmp_path):
+    from vaekit.benchmarks import robustness_seeds as rs
+    from vaekit.pipeline.sweep import run_sweep
+    from vaekit.pipeline.sweep_spec import SweepSpec
+
+    base = {"data": "color-digits", "epochs": 1, "hidden": [16], "latent_dim": 4, "likelihood": "gaussian",
+            "likelihood_scale": 0.1, "decoder_activation": "sigmoid", "eval_num_samples": 2,
+            "kl_diagnostic_points": 0, "batch_size": 512}
+    evaluate = {"robustness": {"epsilons": [0, 0.1], "num_steps": 2, "features": ["mean", "decoded"],
+                               "max_test": 50, "max_train": 300, "seed": 0}}
+    spec = SweepSpec(base, {"VAE": {"model": "vae"}, "AVAE (sampled)": {"model": "avae", "aux_sample": True}},
+                     (0, 1), evaluate)
+    run_sweep(spec, tmp_path, log=lambda *_: None)
+    results = rs.collect(tmp_path, spec)
+    row = results["AVAE (sampled)"]
+    seeds = [row["per_seed"][s]["probe"]["digit"]["pgd"]["0.1"] for s in ("0", "1")]
+    assert row["probe"]["digit"]["pgd"]["0.1"] == pytest.approx(sum(seeds) / 2)  # today's schema: the mean
+    stats = row["aggregate"]["probe_decoded"]["color"]["clean"]
+    assert stats["n"] == 2 and stats["ci95_low"] <= stats["mean"] <= stats["ci95_high"]
+    md = rs.markdown(results, epsilons=(0, 0.1))
+    assert "reconstruction g(μ(x))" in md and "AVAE (sampled)" in md
+    assert rs.figure(results, tmp_path / "f.png").is_file()
+    json.dumps(results)
