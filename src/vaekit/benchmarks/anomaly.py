@@ -1,74 +1,98 @@
-"""``vaekit benchmark anomaly``: VAE anomaly scores against standard detectors, same splits, same run.
+"""``vaekit benchmark anomaly``: VAE scores, normalizing flows and scikit-learn detectors, same splits, same run.
 
 Protocols:
 
 * **digits** (An & Cho 2015, sec. 4.1, on MNIST; here scikit-learn's 8x8 digits): each digit
-  class in turn is the anomaly. The detector is trained on the other nine classes of the fixed
-  training split and scores the whole test split (360 images, ~36 of them anomalous).
-* **breast-cancer** (WDBC): trained on the benign rows of the fixed training split, scores the
-  test split (72 benign, 42 malignant); malignant is the anomaly.
+  class in turn is the anomaly. Detectors train on the other nine classes of the fixed training
+  split and score the whole test split (360 images, ~36 of them anomalous).
+* **breast-cancer** (WDBC): train on the benign rows of the fixed training split, score the test
+  split (72 benign, 42 malignant); malignant is the anomaly.
+* **fashion-mnist** (the one-class protocol of Golan & El-Yaniv 2018, sec. 5.1): each class in
+  turn is the *normal* class; detectors train on images of that class from the official training
+  split — a random subsample of ``train_size`` of its 6,000 (seeded 0, the same for every method;
+  the CPU budget) — and score the whole official test split (1,000 normal, 9,000 anomalous).
 
-Methods: the VAE (:class:`vaekit.AnomalyDetector`, every score of
-:data:`vaekit.evaluation.anomaly.SCORES` from one trained model), and scikit-learn's
-IsolationForest, LocalOutlierFactor(novelty=True), OneClassSVM (defaults) and PCA reconstruction
-error (components keeping 90% of the variance). Digits: raw pixels in [0, 1] for every method.
-Breast cancer: every baseline sees features standardised on the training rows; the VAE
-standardises them itself. Metrics: AUROC and average precision with the anomaly as the positive
-class (score = minus the normality score), per task and averaged over tasks; stochastic methods
-(VAE, IsolationForest) are averaged over seeds.
+Methods: :class:`vaekit.AnomalyDetector` (one VAE per seed, all four scores of
+:data:`vaekit.evaluation.anomaly.SCORES` from it), :class:`vaekit.detectors.flows.FlowDetector`
+with a MAF and a neural spline flow (exact log-density), and scikit-learn's IsolationForest,
+LocalOutlierFactor(novelty=True), OneClassSVM (defaults) and PCA reconstruction error (90 % of
+the variance). vaekit detectors hold out 20 % of their training rows for the conformal threshold
+(they train on 80 %); the scikit-learn baselines train on all rows. Digits and Fashion-MNIST:
+pixels in [0, 1] for every method; breast cancer: baselines see features standardised on the
+training rows, vaekit detectors standardise themselves. Metrics: AUROC and average precision
+with the anomaly as the positive class, and the false-alarm rate of the conformal threshold
+(``fpr`` = 0.05) on the normal test rows.
+
+Every (data set, task, method family, seed) is one unit whose result is a JSON file under
+``OUTPUT/parts/``: a rerun skips finished units (resumable); several copies of the command share
+the units through lock files (one process per core); ``--shard i/n`` runs every n-th unit only
+(e.g. one data set per machine); the report is rebuilt from whatever parts exist
+(:mod:`vaekit.benchmarks.anomaly_report`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import platform
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from sklearn.ensemble import IsolationForest
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
-from sklearn.neighbors import LocalOutlierFactor
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import OneClassSVM
 
 from .. import data
 from ..detectors.anomaly import AnomalyDetector
-from ..evaluation.anomaly import SCORES
+from ..detectors.flows import FlowDetector
+from .anomaly_report import FPR_GRID, write_report
+from ..training.progress import Reporter
 
-#: VAE options per data set (:class:`vaekit.AnomalyDetector` model options), chosen on an inner
-#: validation split of the training split (see docs/readme/anomaly.md), never on the test split.
-VAE_OPTIONS = {
-    "digits": {"latent_dim": 4, "hidden": (256, 256), "epochs": 100, "likelihood": "gaussian",
-               "likelihood_scale": 0.1, "batch_size": 64},
-    "breast-cancer": {"latent_dim": 4, "hidden": (64, 64), "epochs": 200, "likelihood": "gaussian",
-                      "likelihood_scale": "learned", "batch_size": 32},
+#: VAE settings per data set beyond AnomalyDetector's defaults (the defaults are digits' study result).
+VAE_OPTIONS: dict[str, dict] = {
+    "digits": {},
+    "breast-cancer": {"hidden": (64, 64), "epochs": 200, "batch_size": 32},
+    "fashion-mnist": {"model_options": {"net": "mlp"}},
 }
-#: The VAE score the target is about (An & Cho 2015).
+#: Flow settings per family (FlowDetector arguments; the MAF's are FlowDetector's defaults, chosen on
+#: an inner validation split of digits, docs/anomaly.md).
+FLOW_OPTIONS: dict[str, dict] = {
+    "maf": {"flow": "maf"},
+    "nsf": {"flow": "nsf", "transforms": 3, "hidden": (128, 128), "bins": 8, "epochs": 10},
+}
+#: Fewer epochs on Fashion-MNIST (784 values per image): the benchmark's 60-minute, 2-core budget.
+BUDGET_EPOCHS: dict[str, dict[str, int]] = {"fashion-mnist": {"vae": 50, "maf": 10, "nsf": 10}}
+FAMILIES = ("vae", "maf", "nsf", "sklearn")
+#: The VAE score the detector is calibrated for (An & Cho 2015).
 PRIMARY = "vae: reconstruction_probability"
-FPR_GRID = np.linspace(0.0, 1.0, 201)
 
 
 @dataclasses.dataclass(frozen=True)
 class Args:
-    """Benchmark VAE anomaly scores against IsolationForest, LOF, OneClassSVM and PCA on digits and breast cancer."""
+    """Benchmark VAE anomaly scores, normalizing flows (MAF, NSF) and scikit-learn detectors on digits, breast cancer and Fashion-MNIST."""
 
     output_dir: str = "benchmarks/results/anomaly"
-    """Folder for anomaly.md, anomaly.json and roc.png."""
-    datasets: tuple[str, ...] = ("digits", "breast-cancer")
-    """Data sets to run (digits, breast-cancer)."""
+    """Folder for anomaly.md, anomaly.json, roc.png and the per-unit results in parts/."""
+    datasets: tuple[str, ...] = ("digits", "breast-cancer", "fashion-mnist")
+    """Data sets to run (digits, breast-cancer, fashion-mnist)."""
     classes: tuple[int, ...] = tuple(range(10))
-    """Digit classes to use as the anomaly, one task each."""
+    """Classes giving one task each: the anomaly (digits) or the normal class (fashion-mnist)."""
     seeds: tuple[int, ...] = (0, 1, 2)
-    """Seeds of the stochastic methods (VAE, IsolationForest); results are averaged over them."""
+    """Seeds of every stochastic method (vaekit VAE and flows, IsolationForest)."""
+    families: tuple[str, ...] = FAMILIES
+    """Method families to run: vae, maf, nsf, sklearn."""
     epochs: int = 0
-    """Override the VAE's training epochs (0 = the per-data-set default)."""
+    """Override the training epochs of the VAE and the flows (0 = their settings; for quick checks)."""
+    train_size: int = 1000
+    """fashion-mnist: normal training images per task (a seeded subsample of the class's 6,000)."""
+    data_dir: str = "data"
+    """Folder holding fashion-mnist/ (e.g. /usr/share/datasets for Debian's dataset-fashion-mnist)."""
+    shard: str = "0/1"
+    """Run only units i, i+n, i+2n, ... of the unit list ('i/n'), e.g. 0/2 and 1/2 in two processes."""
+    report_only: bool = False
+    """Do not run anything: rebuild the report from the finished units in OUTPUT/parts/."""
     progress: bool = True
-    """Show progress."""
+    """Show progress (a bar on a terminal, else a line per unit or per 10 s)."""
+    quiet: bool = False
+    """No progress output."""
 
     def _validate(self) -> None:
         """Raise ValueError/TypeError for a bad flag (called by :func:`vaekit.config.validate`)."""
@@ -93,173 +117,252 @@ class Task:
     is_anomaly: np.ndarray
 
 
-def digit_tasks(classes) -> list[Task]:
+def digit_tasks(args: Args) -> list[Task]:
     """One task per anomaly class k: train on the training-split images of the other classes."""
     train, test = data.load("digits", "train"), data.load("digits", "test")
     y_train, y_test = train.labels["digit"], test.labels["digit"].numpy()
-    for k in classes:
-        if not 0 <= k <= 9:
-            raise ValueError(f"digit classes are 0-9, got {k}")
-    return [Task("digits", str(k), train.x[y_train != k], test.x, y_test == k) for k in classes]
+    return [Task("digits", str(k), train.x[y_train != k], test.x, y_test == k) for k in args.classes]
 
 
-def breast_cancer_tasks() -> list[Task]:
+def breast_cancer_tasks(args: Args) -> list[Task]:
     """Train on benign training rows; the test split's malignant rows are the anomalies."""
     train, test = data.load("breast-cancer", "train"), data.load("breast-cancer", "test")
     benign = train.labels["malignant"] == 0
     return [Task("breast-cancer", "malignant", train.x[benign], test.x, test.labels["malignant"].numpy() == 1)]
 
 
+def fashion_tasks(args: Args) -> list[Task]:
+    """One task per normal class k: ``train_size`` seeded training images of class k; the whole test split."""
+    train = data.load("fashion-mnist", "train", data_dir=args.data_dir)
+    test = data.load("fashion-mnist", "test", data_dir=args.data_dir)
+    y_train, y_test = train.labels["item"].numpy(), test.labels["item"].numpy()
+    tasks = []
+    for k in args.classes:
+        members = np.flatnonzero(y_train == k)
+        keep = np.sort(np.random.default_rng(0).permutation(members)[:args.train_size])
+        tasks.append(Task("fashion-mnist", str(k), train.x[torch.from_numpy(keep)], test.x, y_test != k))
+    return tasks
+
+
 TASKS: dict[str, Callable[[Args], list[Task]]] = {
-    "digits": lambda args: digit_tasks(args.classes),
-    "breast-cancer": lambda args: breast_cancer_tasks(),
+    "digits": digit_tasks, "breast-cancer": breast_cancer_tasks, "fashion-mnist": fashion_tasks,
 }
+
+
+def check_args(args: Args) -> tuple[int, int]:
+    """Validate the arguments; returns the shard (index, count).
+
+    Raises:
+        ValueError: unknown data set or family, no seeds, a class outside 0-9, a bad shard.
+    """
+    unknown = sorted(set(args.datasets) - set(TASKS))
+    if unknown or not args.datasets:
+        raise ValueError(f"unknown data set(s) {unknown or '(none given)'}; choose from: {', '.join(TASKS)}")
+    bad = sorted(set(args.families) - set(FAMILIES))
+    if bad or not args.families:
+        raise ValueError(f"unknown method family {bad or '(none given)'}; choose from: {', '.join(FAMILIES)}")
+    if not args.seeds:
+        raise ValueError("give at least one seed")
+    if any(not 0 <= k <= 9 for k in args.classes):
+        raise ValueError(f"classes are 0-9, got {list(args.classes)}")
+    try:
+        index, count = (int(v) for v in args.shard.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like 'i/n' (e.g. 0/2), got {args.shard!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"--shard i/n needs 0 <= i < n, got {args.shard!r}")
+    if args.train_size < 10:
+        raise ValueError(f"--train-size must be >= 10, got {args.train_size}")
+    return index, count
+
+
+# ---------------------------------------------------------------------------- methods
 
 
 def _pca_error(train: np.ndarray, test: np.ndarray, seed: int) -> np.ndarray:
     """Minus the squared reconstruction error of PCA keeping 90% of the training variance."""
+    from sklearn.decomposition import PCA
+
     pca = PCA(n_components=0.9, random_state=seed).fit(train)
     return -((test - pca.inverse_transform(pca.transform(test))) ** 2).sum(1)
 
 
-#: baseline name -> (train (N, D), test (M, D), seed) -> normality scores (M,), higher = more normal
-BASELINES: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
-    "IsolationForest": lambda tr, te, seed: IsolationForest(random_state=seed).fit(tr).score_samples(te),
-    "LocalOutlierFactor": lambda tr, te, seed: LocalOutlierFactor(novelty=True).fit(tr).score_samples(te),
-    "OneClassSVM": lambda tr, te, seed: OneClassSVM().fit(tr).score_samples(te),
-    "PCA reconstruction error": _pca_error,
-}
-#: Baselines whose result does not depend on the seed (run once).
+def _baselines() -> dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]]:
+    """baseline name -> (train (N, D), test (M, D), seed) -> normality scores (M,), higher = more normal."""
+    from sklearn.ensemble import IsolationForest
+    from sklearn.neighbors import LocalOutlierFactor
+    from sklearn.svm import OneClassSVM
+
+    return {
+        "IsolationForest": lambda tr, te, seed: IsolationForest(random_state=seed).fit(tr).score_samples(te),
+        "LocalOutlierFactor": lambda tr, te, seed: LocalOutlierFactor(novelty=True).fit(tr).score_samples(te),
+        "OneClassSVM": lambda tr, te, seed: OneClassSVM().fit(tr).score_samples(te),
+        "PCA reconstruction error": _pca_error,
+    }
+
+
+#: Baselines whose result does not depend on the seed (run with the first seed only).
 DETERMINISTIC = ("LocalOutlierFactor", "OneClassSVM", "PCA reconstruction error")
 
 
 def _baseline_inputs(task: Task) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.preprocessing import StandardScaler
+
     train, test = task.train.flatten(1).double().numpy(), task.test.flatten(1).double().numpy()
-    if task.dataset == "digits":
+    if task.dataset != "breast-cancer":
         return train, test
     scaler = StandardScaler().fit(train)
     return scaler.transform(train), scaler.transform(test)
 
 
-def task_scores(task: Task, args: Args) -> dict[str, list[np.ndarray]]:
-    """Normality scores of the test rows: method -> one (M,) array per seed."""
-    out: dict[str, list[np.ndarray]] = {}
-    options = dict(VAE_OPTIONS[task.dataset], **({"epochs": args.epochs} if args.epochs else {}))
-    for seed in args.seeds:
-        detector = AnomalyDetector(seed=seed, **options).fit(task.train)
-        for name in SCORES:
-            out.setdefault(f"vae: {name}", []).append(detector.set_params(score=name).score_samples(task.test))
+def _with_epochs(options: dict, args: Args, dataset: str, family: str) -> dict:
+    epochs = args.epochs or BUDGET_EPOCHS.get(dataset, {}).get(family)
+    return dict(options, **({"epochs": epochs} if epochs else {}))
+
+
+def unit_scores(task: Task, family: str, seed: int, args: Args) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Normality scores of the test rows for one unit: ({method: (M,) scores}, {method: test FPR of the
+    conformal threshold on the normal test rows})."""
+    normal = ~task.is_anomaly
+    if family == "vae":
+        detector = AnomalyDetector(random_state=seed, **_with_epochs(VAE_OPTIONS[task.dataset], args, task.dataset, family)).fit(task.train)
+        fpr = {PRIMARY: float((detector.predict(task.test[normal]) == -1).mean())}
+        return {f"vae: {name}": s for name, s in detector.score_samples_all(task.test).items()}, fpr
+    if family in FLOW_OPTIONS:
+        detector = FlowDetector(random_state=seed, **_with_epochs(FLOW_OPTIONS[family], args, task.dataset, family)).fit(task.train)
+        name = f"flow: {family.upper()} log-density"
+        return {name: detector.score_samples(task.test)}, {name: float((detector.predict(task.test[normal]) == -1).mean())}
     train, test = _baseline_inputs(task)
-    for name, fn in BASELINES.items():
-        seeds = args.seeds[:1] if name in DETERMINISTIC else args.seeds
-        out[name] = [fn(train, test, seed) for seed in seeds]
-    return out
+    return {name: fn(train, test, seed) for name, fn in _baselines().items()
+            if name not in DETERMINISTIC or seed == args.seeds[0]}, {}
 
 
-def metrics(is_anomaly: np.ndarray, scores: list[np.ndarray]) -> dict:
-    """AUROC, AP (mean and std over seeds) and the seed-averaged ROC curve on :data:`FPR_GRID`."""
-    auroc = [roc_auc_score(is_anomaly, -s) for s in scores]
-    ap = [average_precision_score(is_anomaly, -s) for s in scores]
-    tpr = [np.interp(FPR_GRID, *roc_curve(is_anomaly, -s)[:2]) for s in scores]
-    return {"auroc": float(np.mean(auroc)), "auroc_std": float(np.std(auroc)), "ap": float(np.mean(ap)),
-            "ap_std": float(np.std(ap)), "tpr": np.mean(tpr, 0)}
+def metrics(is_anomaly: np.ndarray, scores: np.ndarray) -> dict:
+    """AUROC, AP (anomaly = positive class, score = minus the normality) and the ROC curve's TPR on :data:`FPR_GRID`."""
+    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+    fpr, tpr, _ = roc_curve(is_anomaly, -scores)
+    return {"auroc": float(roc_auc_score(is_anomaly, -scores)), "ap": float(average_precision_score(is_anomaly, -scores)),
+            "tpr": np.interp(FPR_GRID, fpr, tpr).round(5).tolist()}
 
 
-def run(args: Args) -> dict:
-    """Run every task and method; returns {dataset: {method: {"tasks": {task: metrics}, "mean_auroc", "mean_ap"}}}."""
-    unknown = sorted(set(args.datasets) - set(TASKS))
-    if unknown or not args.datasets:
-        raise ValueError(f"unknown data set(s) {unknown or '(none given)'}; choose from: {', '.join(TASKS)}")
-    if not args.seeds:
-        raise ValueError("give at least one seed")
-    results: dict = {}
-    for dataset in args.datasets:
-        for task in TASKS[dataset](args):
-            start = time.perf_counter()
-            for method, scores in task_scores(task, args).items():
-                entry = results.setdefault(dataset, {}).setdefault(method, {"tasks": {}})
-                entry["tasks"][task.name] = metrics(task.is_anomaly, scores)
-            if args.progress:
-                print(f"{dataset} {task.name}: {time.perf_counter() - start:.0f} s", flush=True)
-    for methods in results.values():
-        for entry in methods.values():
-            tasks = entry["tasks"].values()
-            entry["mean_auroc"] = float(np.mean([t["auroc"] for t in tasks]))
-            entry["mean_ap"] = float(np.mean([t["ap"] for t in tasks]))
-            entry["mean_tpr"] = np.mean([t["tpr"] for t in tasks], 0)
-    return results
+# ---------------------------------------------------------------------------- units
 
 
-def markdown(results: dict, args: Args) -> str:
-    """One table per data set: AUROC per task, mean AUROC and mean AP, best mean in bold."""
-    lines = []
-    for dataset, methods in results.items():
-        tasks = list(next(iter(methods.values()))["tasks"])
-        best = max(m["mean_auroc"] for m in methods.values())
-        lines += [f"**{dataset}** (AUROC per anomaly {'class' if dataset == 'digits' else 'label'}; "
-                  f"mean over {len(tasks)} task(s); VAE and IsolationForest: mean of {len(args.seeds)} seed(s))", "",
-                  "| method | " + " | ".join(tasks) + " | mean AUROC | mean AP |",
-                  "|---|" + "---|" * (len(tasks) + 2)]
-        for method, entry in methods.items():
-            mean = f"{entry['mean_auroc']:.3f}"
-            mean = f"**{mean}**" if entry["mean_auroc"] == best else mean
-            cells = " | ".join(f"{entry['tasks'][t]['auroc']:.3f}" for t in tasks)
-            lines.append(f"| {method} | {cells} | {mean} | {entry['mean_ap']:.3f} |")
-        lines.append("")
-    return "\n".join(lines)
+#: (data set, family) pairs run after every other unit: the costliest per unit (NSF on 784-pixel images).
+LAST = (("fashion-mnist", "nsf"),)
 
 
-def _jsonable(results: dict) -> dict:
-    def clean(value):
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if k not in ("tpr", "mean_tpr")}
-        return value
-    return clean(results)
+def units(args: Args) -> list[tuple[str, str, str, int]]:
+    """Every (data set, task name, family, seed): seed-major so that early stops leave whole seeds, the
+    :data:`LAST` pairs after all others."""
+    names = {"digits": [str(k) for k in args.classes], "breast-cancer": ["malignant"],
+             "fashion-mnist": [str(k) for k in args.classes]}
+    every = [(d, t, f, s) for s in args.seeds for d in args.datasets for t in names[d] for f in args.families]
+    return sorted(every, key=lambda u: (u[0], u[2]) in LAST)  # stable: the order within each group is kept
 
 
-def write_report(results: dict, args: Args, seconds: float) -> list[Path]:
-    """Write anomaly.md, anomaly.json and roc.png to ``args.output_dir``; returns the paths."""
-    from ..io import atomic_write, write_json
-
-    folder = Path(args.output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    context = {"command": ("vaekit benchmark anomaly " + _flags(args)).strip(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": f"{platform.machine()}, {platform.system()}, torch {torch.__version__}, "
-                          f"{torch.get_num_threads()} torch thread(s)", "time_s": round(seconds, 1),
-               "vae_options": VAE_OPTIONS, "epochs_override": args.epochs, "seeds": list(args.seeds)}
-    write_json(folder / "anomaly.json", {**context, "results": _jsonable(results)})
-    header = f"Command: `{context['command']}` ({context['date']}; {context['machine']}; {seconds:.0f} s)\n\n"
-    atomic_write(folder / "anomaly.md", header + markdown(results, args))
-    panels = {f"{dataset} (mean over tasks)": {m: (FPR_GRID, e["mean_tpr"]) for m, e in methods.items()}
-              for dataset, methods in results.items()}
-    from ..reporting import plots
-
-    plots.roc_curves(panels, folder / "roc.png")
-    return [folder / "anomaly.md", folder / "anomaly.json", folder / "roc.png"]
+def part_path(args: Args, unit: tuple[str, str, str, int]) -> Path:
+    dataset, task, family, seed = unit
+    return Path(args.output_dir) / "parts" / f"{dataset}__{task}__{family}__{seed}.json"
 
 
-def _flags(args: Args) -> str:
+def _claim(path: Path) -> bool:
+    """Take the unit whose part is ``path`` for this process: create ``path.lock`` exclusively (holding
+    our pid). A lock left by a process that no longer runs is taken over. False: another process has it."""
+    import os
+
+    lock = path.with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # its owner is alive
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)  # stale: take it over
+                continue
+            except PermissionError:
+                return False
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def run_units(args: Args) -> int:
+    """Run this shard's unfinished units, writing each part as it completes; returns how many ran.
+
+    Several processes may run the same shard at once: each unit is claimed with a lock file, so the
+    processes share the work (start N copies of the command to use N cores).
+    """
+    from ..io import write_json
+
+    index, count = check_args(args)
+    todo = [u for i, u in enumerate(units(args)) if i % count == index and not part_path(args, u).is_file()]
+    tasks: dict[str, dict[str, Task]] = {}
+    ran = 0
+    reporter = Reporter(len(todo), "benchmark anomaly", "unit", enabled=args.progress and not args.quiet)
+    for unit in todo:
+        path = part_path(args, unit)
+        if path.is_file() or not _claim(path):
+            continue
+        try:
+            dataset, name, family, seed = unit
+            if dataset not in tasks:
+                tasks[dataset] = {t.name: t for t in TASKS[dataset](args)}
+            task = tasks[dataset][name]
+            wall, cpu = time.perf_counter(), time.process_time()
+            scores, test_fpr = unit_scores(task, family, seed, args)
+            record = {"dataset": dataset, "task": name, "family": family, "seed": seed,
+                      "n_train": len(task.train), "n_test": len(task.test), "n_anomalies": int(task.is_anomaly.sum()),
+                      "epochs_override": args.epochs,
+                      "train_size": args.train_size if dataset == "fashion-mnist" else None,
+                      "methods": {m: {**metrics(task.is_anomaly, s), **({"test_fpr": test_fpr[m]} if m in test_fpr else {})}
+                                  for m, s in scores.items()},
+                      "cpu_s": round(time.process_time() - cpu, 2), "wall_s": round(time.perf_counter() - wall, 2)}
+            write_json(path, record)
+        finally:
+            path.with_suffix(".lock").unlink(missing_ok=True)
+        ran += 1
+        best = max(record["methods"].items(), key=lambda kv: kv[1]["auroc"])
+        reporter.update(unit=f"{dataset} {name} {family} seed {seed}", best=best[0], auroc=best[1]["auroc"])
+    reporter.close()
+    return ran
+
+
+def load_parts(args: Args) -> tuple[list[dict], int]:
+    """The finished unit records among the units ``args`` asks for, and how many units it asks for."""
+    import json
+
+    wanted = units(args)
+    return [json.loads(part_path(args, u).read_text()) for u in wanted if part_path(args, u).is_file()], len(wanted)
+
+
+def flags(args: Args) -> str:
+    """The command-line flags that differ from the defaults (progress, report_only and shard left out)."""
     default = Args()
     parts = []
     for field in dataclasses.fields(Args):
         value = getattr(args, field.name)
-        if field.name != "progress" and value != getattr(default, field.name):
+        if field.name not in ("progress", "quiet", "report_only", "shard") and value != getattr(default, field.name):
             shown = " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
             parts.append(f"--{field.name.replace('_', '-')} {shown}")
     return " ".join(parts)
 
 
 def run_cli(args: Args) -> None:
-    """``vaekit benchmark anomaly``: run, write the report, print the tables."""
+    """``vaekit benchmark anomaly``: run this shard's units, then write the report from all finished units."""
     torch.set_num_threads(1)
-    start = time.perf_counter()
-    results = run(args)
-    paths = write_report(results, args, time.perf_counter() - start)
-    print(markdown(results, args))
-    for dataset, methods in results.items():
-        baseline = max((m for m in methods if not m.startswith("vae")), key=lambda m: methods[m]["mean_auroc"])
-        ours, theirs = methods[PRIMARY]["mean_auroc"], methods[baseline]["mean_auroc"]
-        verdict = "at least as high as" if ours >= theirs else "below"
-        print(f"{dataset}: VAE reconstruction probability mean AUROC {ours:.3f} is {verdict} the best baseline "
-              f"({baseline}, {theirs:.3f})")
+    check_args(args)
+    if not args.report_only:
+        run_units(args)
+    parts, wanted = load_parts(args)
+    context = {"command": ("vaekit benchmark anomaly " + flags(args)).strip(), "vae_options": VAE_OPTIONS,
+               "flow_options": FLOW_OPTIONS, "budget_epochs": BUDGET_EPOCHS, "seeds": list(args.seeds),
+               "train_size": args.train_size}
+    paths, text = write_report(parts, wanted, Path(args.output_dir), context)
+    print(text)
     print("written: " + ", ".join(map(str, paths)))

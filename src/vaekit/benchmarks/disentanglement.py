@@ -19,6 +19,7 @@ from ..data import dsprites
 from ..data.base import TEST_FRACTION
 from ..data.factors import grid_classes
 from ..evaluation.disentanglement import METRICS, evaluate_disentanglement, grid_codes, headline
+from ..training.progress import track
 
 #: Published BetaVAE scores on dSprites (Higgins et al. 2017, table 1 / fig. 6).
 PUBLISHED = {"vae": 0.6158, "beta-vae": 0.9923}
@@ -108,7 +109,7 @@ def run_benchmark(out_dir, data: str = "dsprites-synthetic", data_dir: str = "da
         raise ValueError(f"unknown benchmark model(s) {unknown}; choose from {', '.join(configs)}")
     overrides = {"dci": SCALES["full" if full else "default"]["dci"]}
     rows = {}
-    for name in models:
+    for name in track(models, "benchmark disentanglement", "model"):
         run_dir = pipeline.create_run_dir(out_dir, name, configs[name], overwrite=True)
         start = time.perf_counter()
         summary = pipeline.train_run(configs[name], run_dir, progress=progress)

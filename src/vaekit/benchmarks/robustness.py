@@ -24,6 +24,7 @@ from ..evaluation.consistency import consistency, iterate
 from ..evaluation.fid import FeatureNet, fid, fit_feature_net
 from ..evaluation.reconstruction import MSE_UNITS, reconstruction_mse
 from ..evaluation.robustness import robustness
+from ..training.progress import track
 
 #: The paper's ColorMNIST table (Cemgil et al. 2020, table 2): accuracies in %, time relative to the
 #: VAE, MSE in the paper's unit (not stated there), FID on Inception features.
@@ -218,13 +219,13 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
 
     first, later = [r for r in rows if ROWS[r]["model"] != "avae-ss"], [r for r in rows if ROWS[r]["model"] == "avae-ss"]
     if jobs <= 1:
-        results = {name: _run_row(*job(name)) for name in first + later}
+        results = {name: _run_row(*job(name)) for name in track(first + later, "benchmark robustness", "row")}
     else:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {name: pool.submit(_run_row, *job(name)) for name in first}
             futures["VAE"].result()  # AVAE SS refines the trained VAE
             futures.update({name: pool.submit(_run_row, *job(name)) for name in later})
-            results = {name: futures[name].result() for name in rows}
+            results = {name: futures[name].result() for name in track(rows, "benchmark robustness", "row")}
     log(f"[{time.perf_counter() - started:6.0f}s] done")
     shown = tuple(e for e in (0.1, 0.2) if e in epsilons)
     table = table_rows(results, labels, shown)

@@ -58,13 +58,13 @@ COMMANDS: dict[str, Command] = {
     "report": Command("cli.explore", "ReportArgs", "report_runs",
                       "(Re)build a run's self-contained report.html, or with several runs a comparison page."),
     "score": Command("cli.use", "ScoreArgs", "score",
-                     "Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, outlier."),
+                     "Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, pvalue, outlier."),
     "evaluate disentanglement": Command("cli.evaluate", "DisentanglementArgs", "evaluate_disentanglement",
                                         "Disentanglement metrics (BetaVAE, FactorVAE, MIG, DCI, SAP) of a run trained on dsprites or dsprites-synthetic, with figures."),
     "evaluate robustness": Command("cli.robustness", "EvaluateRobustnessArgs", "evaluate_robustness",
                                    "Linear-probe accuracy of a run's representation, clean and under PGD; consistency; MSE; classifier FID."),
     "benchmark anomaly": Command("benchmarks.anomaly", "Args", "run_cli",
-                                 "Benchmark VAE anomaly scores against IsolationForest, LOF, OneClassSVM and PCA on digits and breast cancer."),
+                                 "Benchmark VAE anomaly scores, normalizing flows (MAF, NSF) and scikit-learn detectors on digits, breast cancer and Fashion-MNIST."),
     "ood": Command("cli.ood", "OODArgs", "ood",
                    "Out-of-distribution scores of every row of a file under a trained VAE run: a CSV of index, score, ood."),
     "benchmark ood": Command("benchmarks.ood", "Args", "run_cli",
@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"vaekit: error: {usage_error_line(boxed.getvalue(), f'vaekit {key}')}", file=sys.stderr)
             return e.code if isinstance(e.code, int) else 1
         validate(args)
-        with trust_code(trusted):
+        from ..training.progress import silenced
+
+        with trust_code(trusted), silenced(getattr(args, "quiet", False)):  # every long command's --quiet
             handler(args)
     except SystemExit as e:  # a handler's own exit
         return e.code if isinstance(e.code, int) else 1

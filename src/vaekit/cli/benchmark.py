@@ -29,6 +29,8 @@ class BenchmarkDisentanglementArgs(Checked):
     """Seed of training and metrics."""
     output: str = "runs/benchmark-disentanglement"
     """Folder of the runs and of results.md / results.json."""
+    quiet: bool = False
+    """No progress output (a bar on a terminal, else a line per step or per 10 s on stderr)."""
 
 
 def benchmark_disentanglement(args: BenchmarkDisentanglementArgs) -> None:

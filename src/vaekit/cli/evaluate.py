@@ -25,6 +25,8 @@ class EvaluateArgs(Checked):
     """Test examples per chunk."""
     output: Optional[str] = None
     """JSON file to write (default RUN/evaluation.json)."""
+    threads: Annotated[Optional[int], COUNT] = None
+    """Torch intra-op CPU threads (default: OMP_NUM_THREADS when set, else chosen from the model's size)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +52,22 @@ class DisentanglementArgs(Checked):
 
 
 def evaluate_run(args: EvaluateArgs) -> None:
-    """``vaekit evaluate RUN``."""
+    """``vaekit evaluate RUN``; under ``torchrun`` the log-likelihood is sharded over the processes."""
+    from ..training import distributed, runtime
+
     model, config = io.load(args.run), io.load_config(args.run)
+    # a forward pass costs about a third of a training step: the policy's FLOPs of one block
+    runtime.apply_threads(model, max(1, args.batch_size // 3), args.threads)
     test_set = pipeline.load_run_split(args.run, config, "test")
     test_images = pipeline.examples(test_set)
     test_x = pipeline.prepare(test_images, config)
-    result = evaluate_conditional(model, test_x, pipeline.condition_labels(config, test_set),
-                                  num_samples=args.num_samples, batch_size=args.batch_size, x_unbinarized=test_images)
+    with distributed.process_group():
+        result = evaluate_conditional(model, test_x, pipeline.condition_labels(config, test_set),
+                                      num_samples=args.num_samples, batch_size=args.batch_size,
+                                      x_unbinarized=test_images)
+        main = distributed.is_main()
+    if not main:
+        return
     out = Path(args.output) if args.output else Path(args.run) / "evaluation.json"
     io.write_json(out, {"test": result, "units": {k: UNITS[k] for k in result}, "num_samples": args.num_samples,
                         "num_test_examples": len(test_x)})

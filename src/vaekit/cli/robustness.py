@@ -40,6 +40,8 @@ class EvaluateRobustnessArgs(Checked):
     """Training epochs of the FID feature net (0 = no FID)."""
     output: Optional[str] = None
     """JSON file to write (default RUN/robustness.json)."""
+    quiet: bool = False
+    """No progress output (a bar on a terminal, else a line per step or per 10 s on stderr)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,14 +74,22 @@ class BenchmarkRobustnessArgs(Checked):
     """Run the settings study (likelihood scale, probe features, rho, latent size, budget) instead of the table."""
     variants: tuple[str, ...] = tuple(VARIANTS)
     """Study variants to run (with --study)."""
+    quiet: bool = False
+    """No progress output (a bar on a terminal, else a line per step or per 10 s on stderr)."""
 
 
 def evaluate_robustness(args: EvaluateRobustnessArgs) -> None:
-    """``vaekit evaluate robustness RUN``."""
-    result = evaluate_run(args.run, args.epsilons, args.num_steps, args.norm, args.labels or None,
-                          consistency_steps=args.consistency_steps, standardize=args.standardize,
-                          max_test=args.max_test, seed=args.seed, with_fid=args.fid_epochs > 0,
-                          fid_epochs=max(1, args.fid_epochs))
+    """``vaekit evaluate robustness RUN``; under ``torchrun`` the PGD attacks are sharded over the processes."""
+    from ..training import distributed
+
+    with distributed.process_group():
+        result = evaluate_run(args.run, args.epsilons, args.num_steps, args.norm, args.labels or None,
+                              consistency_steps=args.consistency_steps, standardize=args.standardize,
+                              max_test=args.max_test, seed=args.seed, with_fid=args.fid_epochs > 0,
+                              fid_epochs=max(1, args.fid_epochs))
+        main = distributed.is_main()
+    if not main:
+        return
     out = Path(args.output) if args.output else Path(args.run) / "robustness.json"
     io.write_json(out, result)
     for label, entry in result["probe"].items():

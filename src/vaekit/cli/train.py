@@ -31,7 +31,9 @@ class TrainArgs:
     overwrite: bool = False
     """Replace an existing run folder of the same name."""
     progress: bool = True
-    """Show a progress bar."""
+    """Show progress: a bar on a terminal, else one line per epoch or per 10 s to stderr (--no-progress = --quiet)."""
+    quiet: bool = False
+    """No progress output (the final lines are still printed)."""
     logger: Literal["jsonl", "tensorboard", "mlflow", "wandb"] = "jsonl"
     """Where metrics go besides metrics.jsonl (always written): RUN/tensorboard events, an MLflow run (MLFLOW_TRACKING_URI, else RUNS_DIR/mlflow.db) or a W&B run; pass it again with --resume to continue the same tracked run."""
     options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
@@ -59,7 +61,7 @@ def _train(args: TrainArgs) -> None:
                              "(only --epochs may change, to extend the run)")
         run_dir = Path(args.resume)
         try:
-            summary = pipeline.train_run(None, run_dir, resume=True, progress=args.progress, epochs=epochs,
+            summary = pipeline.train_run(None, run_dir, resume=True, progress=args.progress and not args.quiet, epochs=epochs,
                                          logger=args.logger, options=args.options)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"continue it with: vaekit train --resume {run_dir}") from None
@@ -67,7 +69,7 @@ def _train(args: TrainArgs) -> None:
         run_dir = Path(distributed.broadcast_text(distributed.on_main(
             lambda: str(pipeline.create_run_dir(args.runs_dir, args.name, args.config, args.overwrite)))))
         try:
-            summary = pipeline.train_run(args.config, run_dir, progress=args.progress, logger=args.logger,
+            summary = pipeline.train_run(args.config, run_dir, progress=args.progress and not args.quiet, logger=args.logger,
                                      options=args.options)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"continue it with: vaekit train --resume {run_dir}") from None

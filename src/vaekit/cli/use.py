@@ -38,20 +38,20 @@ class SampleArgs(Checked):
 
 @dataclasses.dataclass(frozen=True)
 class ScoreArgs(Checked):
-    """Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, outlier."""
+    """Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, pvalue, outlier."""
 
     run: tyro.conf.Positional[str]
     """Run folder (vaekit train) or folder of a saved vaekit.AnomalyDetector."""
     input: str
     """Rows to score: .csv (header optional), .npy or .npz, with the features the model was trained on."""
     output: Optional[str] = None
-    """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), outlier (1/0)."""
+    """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), pvalue (conformal), outlier (1/0)."""
     score: Optional[str] = None
     """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
-    contamination: Annotated[Optional[float], Range(0, 0.5, low_open=True)] = None
-    """Outlier flag threshold: this quantile of the scores of the run's training split (default 0.05)."""
+    fpr: Annotated[Optional[float], Range(0, 1, low_open=True, high_open=True)] = None
+    """False-alarm rate: flag rows whose conformal p-value is <= this (default 0.05; a run is calibrated on its validation split)."""
     threshold: Annotated[Optional[float], FINITE] = None
-    """Use this score threshold instead (rows scoring below it are outliers)."""
+    """Use this score threshold instead (rows scoring below it are outliers; no p-values)."""
     num_samples: Annotated[Optional[int], COUNT] = None
     """Monte Carlo samples L per row (default 10, An & Cho 2015)."""
     label_column: Optional[str] = None
@@ -100,19 +100,21 @@ def score(args: ScoreArgs) -> None:
     from ..evaluation.anomaly import SCORES
 
     x, _ = read(args.input, args.label_column)
-    detector = load_detector(args.run, args.score, args.contamination, args.num_samples, args.progress, args.threshold)
+    detector = load_detector(args.run, args.score, args.fpr, args.num_samples, args.progress, args.threshold)
     if int(np.prod(x.shape[1:])) != detector.n_features_in_:
         raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
                          f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label"))
     scores = detector.score_samples(x)
     outlier = scores < detector.offset_
+    pvalues = detector.pvalues(x) if len(detector.calibration_scores_) else np.full(len(scores), np.nan)
     out = Path(args.output) if args.output else Path(args.run) / "scores.csv"
-    lines = ["index,score,outlier"] + [f"{i},{s!r},{int(o)}" for i, (s, o) in enumerate(zip(scores.tolist(), outlier))]
+    lines = ["index,score,pvalue,outlier"] + [f"{i},{s!r},{p!r},{int(o)}" for i, (s, p, o) in
+                                              enumerate(zip(scores.tolist(), pvalues.tolist(), outlier))]
     io.atomic_write(out, "\n".join(lines) + "\n")
     source = ("--threshold" if args.threshold is not None else
-              f"the {detector.contamination:g} quantile of the training scores")
-    say(f"scored {len(scores)} rows with {detector.score} ({SCORES[detector.score].unit}, higher = more normal); "
-           f"{int(outlier.sum())} outliers (score < {detector.offset_:.4g}, {source})")
+              f"conformal p-value <= fpr {detector.fpr:g}, {len(detector.calibration_scores_)} calibration rows")
+    say(f"scored {len(scores)} rows with {detector.score_type} ({SCORES[detector.score_type].unit}, higher = more normal); "
+        f"{int(outlier.sum())} outliers (score < {detector.offset_:.4g}, {source})")
     say(f"written: {out}")
 
 

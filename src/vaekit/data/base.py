@@ -68,13 +68,41 @@ def fixed_split(n: int, split: str, stratify=None) -> np.ndarray:
     The split is seeded by :data:`SPLIT_SEED` (stratified when ``stratify`` labels are given), so
     the test split is the same in every run and never seen in training.
     """
-    from sklearn.model_selection import train_test_split  # imported on use: keeps `vaekit --help` fast
-
     check_split(split)
-    train, test = train_test_split(
-        np.arange(n), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=stratify
-    )
-    return np.sort(train if split == "train" else test)
+    train, test = _split_positions(n, stratify)
+    return train if split == "train" else test
+
+
+def _split_positions(n: int, stratify) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, test) positions of scikit-learn's ``train_test_split`` with :data:`SPLIT_SEED`,
+    cached on disk (``$VAEKIT_CACHE``, default ``~/.cache/vaekit``, keyed by n, the labels and
+    scikit-learn's version): importing scikit-learn and SciPy costs seconds at every start."""
+    import hashlib
+    import importlib.metadata
+    import os
+    from pathlib import Path
+
+    key = hashlib.sha256(f"{n} {TEST_FRACTION} {SPLIT_SEED} {importlib.metadata.version('scikit-learn')}".encode())
+    if stratify is not None:
+        key.update(np.ascontiguousarray(np.asarray(stratify)).astype(np.int64).tobytes())
+    cache = Path(os.environ.get("VAEKIT_CACHE", Path.home() / ".cache" / "vaekit")) / "splits" / f"{key.hexdigest()[:32]}.npz"
+    try:
+        with np.load(cache, allow_pickle=False) as saved:
+            return saved["train"], saved["test"]
+    except (OSError, KeyError, ValueError):
+        pass
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(np.arange(n), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=stratify)
+    train, test = np.sort(train), np.sort(test)
+    try:  # atomic: a concurrent run reads a whole file or none
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, train=train, test=test)
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return train, test
 
 
 def check_split(split: str) -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..attacks import fgsm, pgd
+from ..attacks import _random_start, fgsm, pgd
+from ..training import distributed
+from ..training.progress import Reporter
 from .probe import LinearProbe
 
 ATTACKS = ("pgd", "fgsm")
@@ -29,7 +31,9 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
         y: ``(N,)`` true labels.
         attack: "pgd" (``num_steps`` steps, random start) or "fgsm" (one step of size ε).
         norm: "linf" or "l2"; ε is in [0, 1] pixel units.
-        seed: seeds the random starts.
+        seed: seeds the random starts. Under torch.distributed the blocks of ``batch_size``
+            examples are shared among the ranks (round robin) and the results all-reduced; every
+            rank draws every block's random start, so the accuracy equals one process's.
         return_inputs: also return the attacked inputs ``(N, *data_shape)``.
 
     Raises:
@@ -38,10 +42,17 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
     generator = torch.Generator().manual_seed(seed)
-    correct, attacked = 0, []
+    world, rank = distributed.world_size(), distributed.rank()
     p = next(probe.parameters())
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size].to(p.device), y[start:start + batch_size].to(p.device)
+    correct = torch.zeros(len(x))
+    attacked = torch.zeros(x.shape, dtype=x.dtype) if return_inputs else None
+    for i, start in enumerate(range(0, len(x), batch_size)):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        if i % world != rank:  # another rank's block: draw its random start all the same, so the
+            if attack == "pgd" and epsilon > 0:  # stream stays that of one process
+                _random_start(xb, epsilon, norm, generator)
+            continue
+        xb, yb = xb.to(p.device), yb.to(p.device)
         target = probe.class_index(yb)
 
         def loss(inputs):
@@ -51,11 +62,12 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
             adv = pgd(loss, xb, epsilon, num_steps=num_steps, norm=norm, generator=generator)
         else:
             adv = fgsm(loss, xb, epsilon, norm=norm)
-        correct += (probe.predict(adv).cpu() == yb.cpu()).sum().item()
+        correct[start:start + len(xb)] = (probe.predict(adv).cpu() == yb.cpu()).float()
         if return_inputs:
-            attacked.append(adv.cpu())
-    accuracy = correct / len(x)
-    return (accuracy, torch.cat(attacked)) if return_inputs else accuracy
+            attacked[start:start + len(xb)] = adv.detach().cpu()
+    # under torch.distributed each block was attacked on one rank: the sums are the results
+    accuracy = distributed.all_reduce_sum(correct).sum().item() / len(x)
+    return (accuracy, distributed.all_reduce_sum(attacked)) if return_inputs else accuracy
 
 
 def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.Tensor, test_labels: dict,
@@ -78,13 +90,18 @@ def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.T
         plus the probes under ``"_probes"`` (not JSON; drop it before saving).
     """
     result, probes = {}, {}
+    reporter = Reporter(len(test_labels) * len(attacks) * len(epsilons), "robustness", "attack")
     for name in test_labels:
         probe = LinearProbe(model, standardize=standardize, features=features, seed=seed).fit(train_x, train_labels[name])
         probes[name] = probe
         entry = {"clean": probe.score(test_x, test_labels[name])}
         for attack in attacks:
-            entry[attack] = {f"{eps:g}": adversarial_accuracy(probe, test_x, test_labels[name], eps, attack,
-                                                             num_steps, norm, seed=seed) for eps in epsilons}
+            entry[attack] = {}
+            for eps in epsilons:
+                entry[attack][f"{eps:g}"] = adversarial_accuracy(probe, test_x, test_labels[name], eps, attack,
+                                                                 num_steps, norm, seed=seed)
+                reporter.update(1, label=name, attack=attack, epsilon=f"{eps:g}")
         result[name] = entry
+    reporter.close()
     result["_probes"] = probes
     return result

@@ -20,7 +20,7 @@ from ..config import Config
 from ..evaluation import UNITS, evaluate_conditional
 from ..evaluation.kl import KLDiagnostics
 from ..models import build_model, given
-from ..training import Checkpoint, EpochLog, Progress, RunOptions, TrainingDiverged, distributed, fit
+from ..training import Checkpoint, EpochLog, Progress, RunOptions, TrainingDiverged, distributed, fit, runtime
 from .folders import (CHECKPOINT, SCALER, class_count, clean_stale_files, condition_labels, examples, fit_scaler,
                       initialise, load_dataset, prepare, resolve_condition, split_validation, standardized, streamed_splits)
 
@@ -114,12 +114,15 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, trac
         io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
         tracker.log_history(history)
 
+    threads = runtime.apply_threads(model, config.train.batch_size, options.threads,
+                                    runtime.resolve_device(options.device))  # fit applies the same choice
     hooks = [*_diagnostics(model, config, train_x, val_x, train_c, val_c), Checkpoint(run_dir / CHECKPOINT),
              EpochLog(log), *([Progress(config.train.epochs)] if progress else [])]
     try:
         history = fit(model, train_x, config, val=val_x, hooks=hooks, resume_from=run_dir / CHECKPOINT if resume else None,
                       labels=train_c, val_labels=val_c, options=options)
-        summary = _finish(model, config, history, run_dir, test_x, test_images, test_set, test_c, options, log, tracker)
+        summary = _finish(model, config, history, run_dir, test_x, test_images, test_set, test_c, options, log, tracker,
+                          threads)
         tracker.finish(summary)
     except BaseException as error:
         tracker.close(tracking.status_of(error))
@@ -129,16 +132,18 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, trac
 
 
 def _finish(model, config: Config, history: list[dict], run_dir: Path, test_x, test_images, test_set, test_c,
-            options: RunOptions, log, tracker) -> dict:
-    """After training (rank 0; other ranks return {}): metrics.jsonl (and any epoch the tracker
-    missed), weights, the test summary (the MSE on ``test_images``, the test data before
-    binarization), figures and report.html."""
+            options: RunOptions, log, tracker, threads: runtime.ThreadChoice) -> dict:
+    """After training: the test summary (every rank evaluates: the importance-sampled
+    log-likelihood is sharded over the ranks; the MSE is measured on ``test_images``, the test
+    data before binarization), then on rank 0 (other ranks return {}): metrics.jsonl (and any
+    epoch the tracker missed), weights, figures and report.html."""
+    device = next(model.parameters()).device
+    summary = summarise(model, config, test_x.to(device), history, test_c, test_images.to(device))
     if not distributed.is_main():
         return {}
     log(history)
-    device = next(model.parameters()).device
-    summary = summarise(model, config, test_x.to(device), history, test_c, test_images.to(device))
-    summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size()})
+    summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size(),
+                    "threads": threads.to_dict()})
     if tracker.describe():
         summary["tracking"] = tracker.describe()
     io.save(model, run_dir, config)
@@ -163,7 +168,8 @@ def _write_outputs(model, history, test_x, run_dir: Path, test_c, test_labels, s
 
     write_figures(model, history, test_x, run_dir, test_c)
     gallery.write_figures(model, test_x, run_dir, test_c, test_labels)
-    io.write_json(run_dir / report.ENVIRONMENT, report.environment(model, summary["training_time_s"]))
+    io.write_json(run_dir / report.ENVIRONMENT, report.environment(model, summary["training_time_s"],
+                                                                   summary.get("threads")))
     report.write_report(run_dir)
 
 

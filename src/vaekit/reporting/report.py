@@ -42,9 +42,11 @@ def _templates():
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def environment(model=None, training_time_s: float | None = None) -> dict:
+def environment(model=None, training_time_s: float | None = None, threads: dict | None = None) -> dict:
     """Versions and machine of a run: vaekit, torch, numpy, Python, platform, device, threads,
-    training time (seconds) and the date (UTC)."""
+    training time (seconds) and the date (UTC). ``threads``: the run's thread choice
+    (:meth:`vaekit.training.runtime.ThreadChoice.to_dict`), recorded as ``threads_source`` and
+    ``flops_per_step`` beside ``torch_threads``."""
     from .._version import __version__
 
     device = str(next(model.parameters()).device) if model is not None else "cpu"
@@ -56,6 +58,9 @@ def environment(model=None, training_time_s: float | None = None) -> dict:
     }
     if device.startswith("cuda"):
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    if threads is not None:
+        env["torch_threads"] = threads["threads"]
+        env["threads_source"], env["flops_per_step"] = threads["source"], threads.get("flops_per_step")
     if training_time_s is not None:
         env["training_time_s"] = round(float(training_time_s), 3)
     return env

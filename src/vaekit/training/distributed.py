@@ -224,3 +224,4 @@ class ShardBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(list(shard(torch.arange(self.num_examples), self.batch_size, self.rank, self.world_size)))
+

@@ -8,15 +8,13 @@ after the epoch is recorded (``loop.history[-1]``); ``close(loop)`` runs once at
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from ..io import save_checkpoint
 from . import distributed
+from .progress import Reporter
 
 
 class Checkpoint:
@@ -50,43 +48,31 @@ class EpochLog:
 
 
 class Progress:
-    """Training progress on rank 0: a tqdm bar on a terminal; otherwise (logs, CI, nohup) one
-    plain line per epoch or per ``every`` seconds, whichever is rarer, and always the last epoch.
+    """Training progress on rank 0 (:class:`vaekit.training.progress.Reporter`): a tqdm bar on a
+    terminal; otherwise (logs, CI, nohup) one plain line per epoch or per ``every`` seconds,
+    whichever is rarer, and always the first and last epoch; nothing inside ``progress.silenced()``.
 
     Each line: epoch, train loss, train ELBO (and validation ELBO), seconds since the start.
     """
 
     def __init__(self, total: int, stream=None, every: float = 10.0):
-        self.total, self.every = total, every
-        self.stream = stream or sys.stderr
-        self.start = self.last = time.perf_counter()
-        self.bar = None
-        self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.total, self.stream, self.every = total, stream, every
+        self.reporter = None
+        self.start = time.perf_counter()  # lines show the seconds since the run began
 
     def epoch_end(self, loop) -> None:
         """Advance the bar, or print a line when due."""
         if not distributed.is_main():
             return
+        if self.reporter is None:
+            self.reporter = Reporter(self.total, "train", "epoch", self.stream, self.every, initial=loop.epoch - 1,
+                                     start=self.start)
         m = loop.history[-1]
-        values = {"loss": f"{m['train_loss']:.2f}", "elbo": f"{m['train_elbo']:.2f}",
-                  **({"val_elbo": f"{m['val_elbo']:.2f}"} if "val_elbo" in m else {})}
-        if self.terminal:
-            if self.bar is None:
-                from tqdm.auto import tqdm
-
-                self.bar = tqdm(total=self.total, initial=loop.epoch - 1, desc="train", unit="epoch",
-                                dynamic_ncols=True, file=self.stream)
-            self.bar.update(1)
-            self.bar.set_postfix(**values)
-            return
-        now = time.perf_counter()
-        if now - self.last >= self.every or loop.epoch == self.total or loop.stopped_early or self.last == self.start:
-            self.last = now
-            text = " ".join(f"{k} {v}" for k, v in values.items())
-            print(f"train: epoch {loop.epoch}/{self.total} {text} ({now - self.start:.1f} s)",
-                  file=self.stream, flush=True)
+        values = {"loss": m["train_loss"], "elbo": m["train_elbo"],
+                  **({"val_elbo": m["val_elbo"]} if "val_elbo" in m else {})}
+        self.reporter.update(1, force=loop.stopped_early, **values)
 
     def close(self, loop) -> None:
         """Close the bar."""
-        if self.bar is not None:
-            self.bar.close()
+        if self.reporter is not None:
+            self.reporter.close()

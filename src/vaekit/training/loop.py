@@ -241,8 +241,11 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
         labels, val_labels: ``(N,)`` / ``(M,)`` class indices of ``train`` / ``val``, the condition
             c of a conditional model (CVAE), batched together with x. With a DataLoader, a
             conditional model takes c from the second entry of each batch.
-        options: device, precision, compile, channels-last and loader workers
-            (:class:`~vaekit.training.runtime.RunOptions`); None keeps the model where it is, in float32.
+        options: device, precision, compile, channels-last, loader workers and intra-op threads
+            (:class:`~vaekit.training.runtime.RunOptions`); None keeps the model where it is, in
+            float32. The thread count is set with ``torch.set_num_threads`` for this process
+            (:func:`~vaekit.training.runtime.choose_threads`: the option, else OMP_NUM_THREADS,
+            else 1 thread for a small model and all cores for a large one) and stays set after ``fit``.
         objective: the loss object to minimise; default ``build_objective(config, N)``.
 
     Under torchrun (an initialised process group), the model is wrapped in
@@ -266,6 +269,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     options = options or RunOptions()
     rank, world = distributed.rank(), distributed.world_size()
     model.to(device)
+    runtime.apply_threads(model, t.batch_size, options.threads, device)
     channels_last = options.channels_last and runtime.uses_conv(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)

@@ -1,0 +1,152 @@
+"""The thread policy (``vaekit.training.runtime.choose_threads``) against fixed thread counts, and
+two concurrent ``vaekit train`` runs against one (issue 11).
+
+Part 1, in one process: for each case (the default MLP on the 8x8 digits, the conv net on
+Fashion-MNIST 28x28, the 4x200 MLP of the robustness benchmark on Fashion-MNIST 28x28), one
+training epoch of ``vaekit.fit`` on ``--examples`` training examples with 1 thread, with every
+core, and with the policy (``RunOptions(threads=None)``, OMP_NUM_THREADS removed from the
+environment), interleaved in rounds whose order rotates; reported: median epoch seconds of each
+and the ratio policy / best fixed count (goal <= 1.1).
+
+Part 2: wall time of two ``vaekit train`` processes started together against one alone (same
+settings, OMP_NUM_THREADS unset so the policy decides), interleaved ``--rounds`` times; the ratio
+of medians (goal <= 2.2: two runs on the machine's cores cost at most 2.2x one). The same with
+``--threads <cores>`` forced in both shows what the policy avoids.
+
+    python benchmarks/threads.py --output benchmarks/results/threads.json
+
+The machine's load average is recorded before and after: on a shared machine the ratios, not the
+seconds, are the result. Rerunning one part (``--skip``) keeps the other's results in the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.pop("OMP_NUM_THREADS", None)  # the policy decides in part 1
+
+import torch  # noqa: E402
+
+from common import machine  # noqa: E402
+from vaekit import Config, build_model, fit  # noqa: E402
+from vaekit.pipeline import load_dataset, prepare  # noqa: E402
+from vaekit.training.runtime import RunOptions, available_cores, choose_threads  # noqa: E402
+
+CASES = {
+    "mlp-default-digits": dict(),
+    "conv-fashion-mnist-28x28": dict(data="fashion-mnist", data_dir="/usr/share/datasets", net="conv"),
+    "mlp-4x200-fashion-mnist-28x28": dict(data="fashion-mnist", data_dir="/usr/share/datasets", net="mlp",
+                                          hidden=(200, 200, 200, 200), latent_dim=64, likelihood="gaussian",
+                                          likelihood_scale=0.1, decoder_activation="sigmoid"),
+}
+
+
+def epoch_seconds(config: Config, x: torch.Tensor, threads: int | None) -> float:
+    """Seconds of one training epoch of a fresh model (seed 0) with ``threads`` (None = the policy)."""
+    model = build_model(config.model, tuple(x.shape[1:]), True, seed=0)
+    history = fit(model, x, config.replace(epochs=1, kl_diagnostic_points=0), options=RunOptions(threads=threads))
+    return history[0]["time"]
+
+
+def part1(args) -> dict:
+    cores = available_cores()
+    out = {}
+    for name, flat in CASES.items():
+        if args.cases and name not in args.cases:
+            continue
+        config = Config.from_flat(**flat)
+        limit = args.examples if "28x28" in name else None  # the digits: the whole training split
+        x = prepare(load_dataset(config, "train").x[:limit], config, training=True)
+        model = build_model(config.model, tuple(x.shape[1:]), True, seed=0)
+        choice = choose_threads(model, config.train.batch_size, environ={})  # at the load of this moment
+        contenders = {"1": 1, str(cores): cores, "policy": None}
+        times = {k: [] for k in contenders}
+        epoch_seconds(config, x, 1)  # warm-up
+        for r in range(args.repeats):
+            names = [k for k in contenders if k != str(cores) or r < args.repeats_all_cores]
+            names = names[r % len(names):] + names[:r % len(names)]
+            for k in names:
+                times[k].append(epoch_seconds(config, x, contenders[k]))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        best = min((k for k in med if k != "policy"), key=med.get)
+        out[name] = {"examples": len(x), "batch_size": config.train.batch_size, "policy": choice.to_dict(),
+                     "median_epoch_s": {k: round(v, 4) for k, v in med.items()}, "best_fixed": best,
+                     "policy_over_best": round(med["policy"] / med[best], 3),
+                     "epoch_s": {k: [round(t, 4) for t in v] for k, v in times.items()}}
+        print(json.dumps({name: out[name]}), flush=True)
+    return out
+
+
+def train_command(runs_dir: str, name: str, epochs: int, threads: int | None) -> list[str]:
+    cmd = [sys.executable, "-m", "vaekit", "train", "--epochs", str(epochs), "--runs-dir", runs_dir,
+           "--name", name, "--quiet"]
+    return cmd + (["--threads", str(threads)] if threads else [])
+
+
+def concurrent(n: int, epochs: int, threads: int | None, tmp: str, tag: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    start = time.perf_counter()
+    procs = [subprocess.Popen(train_command(tmp, f"{tag}-{i}", epochs, threads), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(n)]
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode:
+            raise RuntimeError(err.decode()[-2000:])
+    return time.perf_counter() - start
+
+
+def part2(args) -> dict:
+    cores = available_cores()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, threads in (("policy", None), *([(f"threads={cores}", cores)] if args.contrast else [])):
+            one, two = [], []
+            for r in range(args.rounds):
+                order = [(1, one), (2, two)] if r % 2 == 0 else [(2, two), (1, one)]
+                for n, bucket in order:
+                    bucket.append(concurrent(n, args.train_epochs, threads, tmp, f"{label}-{r}-{n}"))
+            out[label] = {"one_run_s": [round(t, 2) for t in one], "two_runs_s": [round(t, 2) for t in two],
+                          "median_one_s": round(statistics.median(one), 2),
+                          "median_two_s": round(statistics.median(two), 2),
+                          "two_over_one": round(statistics.median(two) / statistics.median(one), 3)}
+            print(json.dumps({label: out[label]}), flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=512, help="training examples per 28x28 epoch (part 1)")
+    parser.add_argument("--repeats", type=int, default=11, help="rounds of part 1")
+    parser.add_argument("--repeats-all-cores", type=int, default=3,
+                        help="rounds of part 1 that also time every core (slow on a loaded machine)")
+    parser.add_argument("--cases", nargs="*", default=None, help=f"subset of {list(CASES)}")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of part 2")
+    parser.add_argument("--train-epochs", type=int, default=10, help="epochs of each vaekit train in part 2")
+    parser.add_argument("--contrast", action="store_true", help="part 2 also with --threads <cores> forced")
+    parser.add_argument("--skip", choices=["part1", "part2"], default=None)
+    parser.add_argument("--output", default="benchmarks/results/threads.json")
+    args = parser.parse_args()
+    out = Path(args.output)
+    result = json.loads(out.read_text()) if out.is_file() else {}  # a part not rerun is kept
+    for key, part, skip in (("policy_vs_fixed", part1, "part1"), ("concurrent_train", part2, "part2")):
+        if args.skip != skip:
+            record = {"machine": machine(), "settings": vars(args), "load_average_before": os.getloadavg()}
+            record["results"] = part(args)
+            record["load_average_after"] = os.getloadavg()
+            result[key] = record
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

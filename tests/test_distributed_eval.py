@@ -1,0 +1,72 @@
+"""Sharded evaluation: under torch.distributed the importance-sampled log-likelihood, the test
+metrics of a run (``evaluate``) and the PGD accuracy are split among 2 gloo processes and
+gathered, equal to one process's result."""
+
+import os
+import socket
+from pathlib import Path
+
+import torch
+import torch.multiprocessing as mp
+
+from vaekit import Config, build_model
+from vaekit.evaluation import evaluate, log_likelihood
+from vaekit.evaluation.probe import LinearProbe
+from vaekit.evaluation.robustness import adversarial_accuracy
+from vaekit.training import distributed
+
+WORLD = 2
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _setup():
+    model = build_model(Config.from_flat(likelihood="bernoulli", latent_dim=4).model, (1, 8, 8), True, seed=0).eval()
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(70, 1, 8, 8, generator=g) > 0.5).float()  # 5 blocks of 15, each split between the ranks
+    y = torch.randint(0, 3, (70,), generator=g)
+    probe = LinearProbe(model).fit(x, y)
+    return model, x, y, probe
+
+
+def _results(model, x, y, probe) -> dict:
+    torch.manual_seed(4)  # every rank in the same RNG state, as evaluate() ensures by seeding
+    ll = log_likelihood(model, x, 50, batch_size=15)
+    torch.manual_seed(123 + distributed.rank())  # evaluate seeds its own draws: the global state must not matter
+    metrics = evaluate(model, x, num_samples=50, batch_size=15, seed=2)
+    acc, adv = adversarial_accuracy(probe, x, y, 0.2, num_steps=3, batch_size=15, seed=1, return_inputs=True)
+    return {"ll": ll, "evaluate_ll": torch.tensor(metrics["log_likelihood"]), "acc": torch.tensor(acc), "adv": adv}
+
+
+def _worker(rank: int, port: int, out: str):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    model, x, y, probe = _setup()
+    with distributed.process_group("cpu"):
+        assert distributed.world_size() == WORLD
+        calls = []
+        hook = model.decoder.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+        result = _results(model, x, y, probe)
+        hook.remove()
+        result["decoded"] = torch.tensor(sum(calls))
+    torch.save(result, Path(out) / f"rank{rank}.pt")
+
+
+def test_sharded_evaluation_equals_one_process(tmp_path):
+    mp.start_processes(_worker, args=(_port(), str(tmp_path)), nprocs=WORLD, join=True, start_method="fork")
+    model, x, y, probe = _setup()
+    single = _results(model, x, y, probe)
+    for rank in range(WORLD):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        for key in ("ll", "evaluate_ll", "acc", "adv"):
+            torch.testing.assert_close(got[key], single[key], atol=1e-6, rtol=0, msg=f"{key} on rank {rank}")
+    # the work was shared: each rank decoded about half the samples of log_likelihood and of evaluate
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["decoded"].item() for r in range(WORLD)]
+    assert all(r < 2 * 70 * 50 for r in ranks) and sum(ranks) >= 2 * 70 * 50  # split, and all done
+
+
