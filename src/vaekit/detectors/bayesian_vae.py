@@ -25,8 +25,8 @@ import math
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from ..training.progress import track
 from .. import io
 from ..config import Config
 from ..data.preprocess import binarize
@@ -225,7 +225,7 @@ def sample_sghmc(model, x: torch.Tensor, config: Config, settings: PosteriorSett
     with torch.random.fork_rng():
         torch.manual_seed(settings.seed)
         batches = _epochs(x, generator, config, settings.burn_in_epochs + settings.epochs)
-        for step, xb in enumerate(tqdm(batches, total=total, desc="sghmc", disable=None if progress else True)):
+        for step, xb in enumerate(track(batches, "sghmc", "step", total=total, enabled=progress)):
             sampler.zero_grad(set_to_none=True)
             adam.zero_grad(set_to_none=True)
             _step_loss(chain, xb).backward()
@@ -266,7 +266,7 @@ def sample_swag(model, x: torch.Tensor, config: Config, settings: PosteriorSetti
     with torch.random.fork_rng():
         torch.manual_seed(settings.seed)
         batches = _epochs(x, generator, config, settings.burn_in_epochs + settings.epochs)
-        for step, xb in enumerate(tqdm(batches, total=total, desc="swag", disable=None if progress else True)):
+        for step, xb in enumerate(track(batches, "swag", "step", total=total, enabled=progress)):
             sgd.zero_grad(set_to_none=True)
             adam.zero_grad(set_to_none=True)
             _step_loss(walker, xb).backward()

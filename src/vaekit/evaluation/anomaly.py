@@ -27,8 +27,8 @@ import math
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
+from ..training.progress import track
 from ..objectives import kl_to_prior
 
 #: L, the number of posterior samples of :func:`reconstruction_probability` (An & Cho 2015 use L = 10).
@@ -216,8 +216,7 @@ def in_blocks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, devic
     if not isinstance(block, int) or block < 1:
         raise ValueError(f"block must be a positive integer, got {block!r}")
     out = []
-    for start in tqdm(range(0, len(x), block), desc=desc, unit="block", disable=None if progress else True,
-                      dynamic_ncols=True):
+    for start in track(range(0, len(x), block), desc, "block", enabled=progress):
         xb = x[start:start + block]
         n = len(xb)
         if n < block:
