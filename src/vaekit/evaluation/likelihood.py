@@ -11,7 +11,9 @@ import torch.nn.functional as F
 
 from ..distributions import Bernoulli, Gaussian, kl_per_dim
 from ..objectives import elbo_terms
+from ..objectives.elbo import check_data
 from ..training import distributed
+from .reconstruction import MSE_UNITS
 
 #: Default bound on the memory of one block of importance samples, in MiB.
 DEFAULT_MAX_MEMORY_MB = 256
@@ -185,12 +187,14 @@ def log_likelihood(model, x: torch.Tensor, num_samples: int = 1000, batch_size: 
         ``(batch,)`` log p(x) in nats per example, higher is better.
 
     Raises:
-        ValueError: num_samples < 1, or a model without a stochastic encoder.
+        ValueError: num_samples < 1, a model without a stochastic encoder, or x with NaN/Inf or
+            values outside the likelihood's support (e.g. outside [0, 1] for a Bernoulli head).
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     if not model.stochastic:
         raise ValueError("an AE has no likelihood; use a VAE or report the reconstruction error")
+    check_data(model, x)
     batch_size = batch_size or len(x)
     rows = decoder_rows(model, math.prod(x.shape[1:]), max_memory_mb)
     results, unit = [], 0
@@ -212,10 +216,11 @@ def evaluate(model, x: torch.Tensor, num_samples: int = 1000, batch_size: int = 
         ``reconstruction``: E_q log p(x|z), nats per example (1-sample Monte Carlo; for an AE the
         log-likelihood of x at its code); ``elbo``, ``kl`` (VAE only: an AE has no bound):
         nats per example, closed-form KL; ``log_likelihood``: importance-sampled log p(x) with
-        K = ``num_samples`` (VAE only); ``mse_per_pixel``: mean squared error of g(μ(x)) per
-        data value, and ``mse_per_example``: summed over data values; ``active_units``:
+        K = ``num_samples`` (VAE only); ``active_units``:
         dimensions with Cov_x(E_q[z_d|x]) > 0.01 (Burda et al. 2015, sec. 5.2); ``kl_per_dim``
-        (VAE only): list of nats per example per latent dimension.
+        (VAE only): list of nats per example per latent dimension. The reconstruction error is
+    :func:`~vaekit.evaluation.reconstruction.reconstruction_mse` on the data before binarization
+    (:func:`~vaekit.evaluation.evaluate_conditional` adds it).
     """
     devices = [x.device] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -231,10 +236,7 @@ def _evaluate(model, x: torch.Tensor, num_samples: int, batch_size: int) -> dict
     for xb in _batches(x, batch_size):
         terms = elbo_terms(model, xb)
         q = model.encode(xb)
-        recon = model.decode(q.mean).mean
-        sq = (recon - xb).pow(2).flatten(1)
-        values = {"reconstruction": terms["reconstruction"], "kl": terms["kl"],
-                  "mse_per_pixel": sq.mean(1), "mse_per_example": sq.sum(1)}
+        values = {"reconstruction": terms["reconstruction"], "kl": terms["kl"]}
         for key, v in values.items():
             sums[key] = sums.get(key, 0.0) + v.sum().item()
         means.append(q.mean)
@@ -262,7 +264,6 @@ UNITS = {
     "reconstruction": "nats per example, E_q log p(x|z)",
     "kl": "nats per example",
     "kl_per_dim": "nats per example per latent dimension",
-    "mse_per_pixel": "squared error per data value of g(mu(x)); pixels in [0, 1]",
-    "mse_per_example": "squared error summed over the data values of one example",
+    **MSE_UNITS,
     "active_units": "latent dimensions with Cov_x(E[z_d|x]) > 0.01",
 }
