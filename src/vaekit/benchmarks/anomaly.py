@@ -263,6 +263,7 @@ def units(args: Args) -> list[tuple[str, str, str, int]]:
 
 
 def part_path(args: Args, unit: tuple[str, str, str, int]) -> Path:
+    """The JSON file of one finished unit (data set, task, family, seed) under ``OUTPUT/parts/``."""
     dataset, task, family, seed = unit
     return Path(args.output_dir) / "parts" / f"{dataset}__{task}__{family}__{seed}.json"
 

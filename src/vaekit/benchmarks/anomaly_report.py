@@ -146,6 +146,7 @@ def paired_differences(results: dict) -> str:
 
 
 def methods_cpu(results: dict, dataset: str) -> float:
+    """CPU seconds the finished units of ``dataset`` took, summed (0 when none were recorded)."""
     return results[dataset].get("_cpu_s", 0.0)
 
 

@@ -23,7 +23,7 @@ from ..config import Config
 from ..evaluation.consistency import consistency, iterate
 from ..evaluation.fid import FeatureNet, fid, fit_feature_net
 from ..evaluation.reconstruction import MSE_UNITS, reconstruction_mse
-from ..evaluation.robustness import robustness
+from ..evaluation.robustness import probe_labels, robustness
 from ..training.progress import track
 
 #: The paper's ColorMNIST table (Cemgil et al. 2020, table 2): accuracies in %, time relative to the
@@ -106,12 +106,7 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
     model, config = io.load(run_dir), io.load_config(run_dir)
     train_set, test_set = pipeline.load_dataset(config, "train"), _test_subset(pipeline.load_dataset(config, "test"),
                                                                            max_test, seed)
-    if not test_set.labels:
-        raise ValueError(f"dataset {config.data.name!r} has no labels: the linear probe needs labelled data")
-    names = list(labels or test_set.labels)
-    unknown = [n for n in names if n not in test_set.labels]
-    if unknown:
-        raise ValueError(f"labels {unknown} not in the dataset's labels {list(test_set.labels)}")
+    names = probe_labels(test_set, labels)
     rob = robustness(model, train_set.x, {n: train_set.labels[n] for n in names}, test_set.x,
                      {n: test_set.labels[n] for n in names}, epsilons, num_steps, norm, attacks, standardize, seed)
     probes = rob.pop("_probes")

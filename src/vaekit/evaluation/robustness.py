@@ -105,3 +105,18 @@ def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.T
     reporter.close()
     result["_probes"] = probes
     return result
+
+
+def probe_labels(dataset, labels=None) -> list[str]:
+    """The label names to probe on ``dataset`` (its labels, or the asked subset ``labels``).
+
+    Raises:
+        ValueError: a dataset without labels (the linear probe needs them), or unknown names.
+    """
+    if not dataset.labels:
+        raise ValueError(f"dataset {dataset.name!r} has no labels: the linear probe needs labelled data")
+    names = list(labels or dataset.labels)
+    unknown = [n for n in names if n not in dataset.labels]
+    if unknown:
+        raise ValueError(f"labels {unknown} not in the dataset's labels {list(dataset.labels)}")
+    return names

@@ -44,17 +44,12 @@ def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 2
     Raises:
         ValueError: a dataset without labels, or unknown labels / features.
     """
-    from ..evaluation.robustness import robustness
+    from ..evaluation.robustness import probe_labels, robustness
 
     model, config = io.load(run_dir), io.load_config(run_dir)
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     train_set, test_set = _subset(train_set, max_train, seed), _subset(test_set, max_test, seed)
-    if not test_set.labels:
-        raise ValueError(f"dataset {config.data.name!r} has no labels: the linear probe needs labelled data")
-    names = list(labels or test_set.labels)
-    unknown = [n for n in names if n not in test_set.labels]
-    if unknown:
-        raise ValueError(f"labels {unknown} not in the dataset's labels {list(test_set.labels)}")
+    names = probe_labels(test_set, labels)
     out = {"num_test_examples": len(test_set), "num_train_examples": len(train_set)}
     for i, feature in enumerate(features):
         result = robustness(model, train_set.x, {n: train_set.labels[n] for n in names}, test_set.x,
