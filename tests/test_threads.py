@@ -93,3 +93,15 @@ def test_train_records_threads_and_logs_progress_lines(tmp_path, capsys, monkeyp
     torch.set_num_threads(2)
     assert main(["evaluate", str(tmp_path / "a"), "--num-samples", "5", "--threads", "1"]) == 0
     assert torch.get_num_threads() == 1  # vaekit evaluate applies the option too
+
+
+def test_flop_count_is_not_seen_by_the_callers_hooks():
+    """The policy's probe pass runs on a private copy: a user's forward hooks see only real calls."""
+    from vaekit import Config, build_model
+    from vaekit.training.runtime import flops_per_step
+
+    model = build_model(Config.from_flat(latent_dim=2, hidden=(16,)), (1, 8, 8))
+    calls = []
+    model.decoder.register_forward_hook(lambda *_: calls.append(1))
+    assert flops_per_step(model, 64) == 3 * 64 * 2 * (64 * 16 + 16 * 4 + 2 * 16 + 16 * 64)
+    assert calls == [] and model.decoder._forward_hooks

@@ -8,6 +8,7 @@ another with other options. ``summary.json`` records the options a run used.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -171,7 +172,8 @@ def flops_per_step(model: torch.nn.Module, batch_size: int) -> float:
     """Floating-point operations of one training step of ``model`` on ``batch_size`` examples:
     3 × the forward FLOPs of encoder and decoder (the backward pass costs about twice the
     forward), counted from the shapes of the linear and convolution layers in a forward pass of
-    one example (the element-wise work is not counted). Cheap: no tracing, no torch._dynamo
+    one example on a private copy of the model (the caller's forward hooks do not see it; the
+    element-wise work is not counted). Cheap: no tracing, no torch._dynamo
     import (``torch.utils.flop_counter`` costs seconds of imports). A model whose nets cannot run
     on a lone x (a conditional one) is counted as 2 FLOPs per weight per example."""
     layers = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)
@@ -180,18 +182,22 @@ def flops_per_step(model: torch.nn.Module, batch_size: int) -> float:
     def hook(module, inputs, output):
         counted[0] += _layer_flops(module, inputs, output)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layers)]
     try:
-        p = next(model.parameters())
-        x = torch.zeros((1, *tuple(getattr(model, "data_shape", ()))), dtype=p.dtype, device=p.device)
+        # a private copy without the caller's hooks: the probe pass must not be seen by them
+        probe = copy.deepcopy(model)
+        for m in probe.modules():
+            m._forward_hooks.clear()
+            m._forward_pre_hooks.clear()
+        for m in probe.modules():
+            if isinstance(m, layers):
+                m.register_forward_hook(hook)
+        p = next(probe.parameters())
+        x = torch.zeros((1, *tuple(getattr(probe, "data_shape", ()))), dtype=p.dtype, device=p.device)
         with torch.no_grad():
-            out = model.encoder(x)
-            model.decoder(out[0] if isinstance(out, (tuple, list)) else out)
+            out = probe.encoder(x)
+            probe.decoder(out[0] if isinstance(out, (tuple, list)) else out)
     except Exception:  # noqa: BLE001 - nets with other inputs (a CVAE's condition): count the weights
         counted[0] = 2 * sum(q.numel() for q in model.parameters())
-    finally:
-        for handle in handles:
-            handle.remove()
     return 3.0 * batch_size * counted[0]
 
 
