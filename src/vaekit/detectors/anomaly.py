@@ -230,16 +230,24 @@ class AnomalyDetector(CalibratedDetector):
                              f"set it back or refit (score_samples works for any setting)")
 
     def pvalues(self, X) -> np.ndarray:
+        """Conformal p-values ``(n_samples,)`` as :meth:`CalibratedDetector.pvalues`, after checking
+        that the score settings are still the ones the calibration set was scored with.
+
+        Raises:
+            ValueError: ``score_type`` or ``score_num_samples`` changed since fit.
+        """
         self._check_calibrated()
         return super().pvalues(X)
 
-    pvalues.__doc__ = CalibratedDetector.pvalues.__doc__
-
     def decision_function(self, X) -> np.ndarray:
+        """``(n_samples,)`` as :meth:`CalibratedDetector.decision_function` (negative = outlier at
+        the ``fpr`` threshold), after the same check as :meth:`pvalues`.
+
+        Raises:
+            ValueError: ``score_type`` or ``score_num_samples`` changed since fit.
+        """
         self._check_calibrated()
         return super().decision_function(X)
-
-    decision_function.__doc__ = CalibratedDetector.decision_function.__doc__
 
     # ------------------------------------------------------------------ save / load
 

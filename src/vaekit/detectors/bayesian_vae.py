@@ -192,6 +192,15 @@ def _step_loss(model, xb: torch.Tensor) -> torch.Tensor:
     return ELBO()(model, xb, beta=1.0).loss
 
 
+def _schedule(n: int, config: Config, settings: PosteriorSettings, count: int) -> tuple[int, set[int]]:
+    """``(total steps, the steps at which to keep an iterate)`` of a sampler over ``n`` examples:
+    ``burn_in_epochs`` of burn-in, then ``count`` iterates at evenly spaced steps over ``epochs``."""
+    steps_per_epoch = math.ceil(n / config.train.batch_size)
+    burn = settings.burn_in_epochs * steps_per_epoch
+    total = burn + settings.epochs * steps_per_epoch
+    return total, {burn + round((k + 1) * (total - burn) / count) - 1 for k in range(count)}
+
+
 def sample_sghmc(model, x: torch.Tensor, config: Config, settings: PosteriorSettings, progress: bool = False) -> list:
     """M decoder samples by SGHMC (Chen et al. 2014, eq. 15) from a trained VAE ``model``.
 
@@ -215,11 +224,7 @@ def sample_sghmc(model, x: torch.Tensor, config: Config, settings: PosteriorSett
     theta = decoder_parameters(chain)
     sampler = SGHMC(theta, lr=settings.lr / n, friction=settings.friction, temperature=settings.temperature)
     adam = torch.optim.Adam(chain.encoder.parameters(), lr=1e-3)
-    steps_per_epoch = math.ceil(n / config.train.batch_size)
-    burn = settings.burn_in_epochs * steps_per_epoch
-    total = burn + settings.epochs * steps_per_epoch
-    take = {burn + round((k + 1) * (total - burn) / settings.num_posterior_samples) - 1
-            for k in range(settings.num_posterior_samples)}
+    total, take = _schedule(n, config, settings, settings.num_posterior_samples)
     generator = torch.Generator().manual_seed(settings.seed)
     decoders = []
     with torch.random.fork_rng():
@@ -255,11 +260,7 @@ def sample_swag(model, x: torch.Tensor, config: Config, settings: PosteriorSetti
     theta = decoder_parameters(walker)
     sgd = torch.optim.SGD(theta, lr=settings.lr, momentum=0.9)
     adam = torch.optim.Adam(walker.encoder.parameters(), lr=1e-3)
-    steps_per_epoch = math.ceil(len(x) / config.train.batch_size)
-    burn = settings.burn_in_epochs * steps_per_epoch
-    total = burn + settings.epochs * steps_per_epoch
-    collections = settings.max_rank or 20
-    when = {burn + round((k + 1) * (total - burn) / collections) - 1 for k in range(collections)}
+    total, when = _schedule(len(x), config, settings, settings.max_rank or 20)
     flat = torch.nn.utils.parameters_to_vector
     swag = SWAG(sum(p.numel() for p in theta), settings.max_rank)
     generator = torch.Generator().manual_seed(settings.seed)
