@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from vaekit import io
@@ -244,3 +245,20 @@ def test_evaluation_is_seeded_and_an_ae_reports_no_bound(trained, tmp_path, caps
     assert code == 0, err
     test = json.loads((tmp_path / "ae" / "summary.json").read_text())["test"]
     assert "elbo" not in test and "kl" not in test and "reconstruction" in test
+
+
+def test_train_size_keeps_a_fixed_subset_of_the_training_split(tmp_path, capsys):
+    code, _, _ = run_cli(["train", "--runs-dir", tmp_path, "--name", "s", "--train-size", "200", *FAST], capsys)
+    assert code == 0
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert (summary["num_train_examples"], summary["num_val_examples"]) == (180, 20)
+    assert summary["num_test_examples"] == 360
+    assert io.load_config(tmp_path / "s").data.train_size == 200
+
+    from vaekit import pipeline
+    from vaekit.config import Config
+    kept = [pipeline.load_dataset(Config.from_flat(train_size=200, seed=seed), "train").x for seed in (0, 1)]
+    assert torch.equal(kept[0], kept[1])  # the same examples for every seed
+
+    code, _, err = run_cli(["train", "--runs-dir", tmp_path, "--name", "t", "--train-size", "5000", *FAST], capsys)
+    assert code != 0 and "--train-size 5000 is larger than the 1437" in err and "Traceback" not in err

@@ -248,6 +248,8 @@ class DataConfig:
     """Standardise tabular features with the training split's mean and std (kept in RUN/scaler.json and applied again by evaluate/score/sample); auto = yes for tabular data with the gaussian likelihood."""
     val_fraction: float = 0.1
     """Fraction of the training split held out for validation."""
+    train_size: Union[int, None] = None
+    """Keep only this many examples of the training split (a fixed random subset, the same for every seed, drawn before the validation split); default all."""
     image_size: Union[int, None] = None
     """Image side in pixels for --data image-folder (centre-cropped and resized; default 64) and dsprites / dsprites-synthetic (64 = native; 32 for CPU budgets)."""
     grid_step: int = 1
@@ -272,6 +274,8 @@ class DataConfig:
         _check_choice("standardize", self.standardize, ("auto", "yes", "no"))
         _check_number("data", "val_fraction", self.val_fraction, low=0, high=1, high_open=True)
         _check_number("data", "grid_step", self.grid_step, int, low=1)
+        if self.train_size is not None:
+            _check_number("data", "train_size", self.train_size, int, low=1)
         if self.image_size is not None:
             _check_number("data", "image_size", self.image_size, int, low=1)
             if self.name not in ("dsprites", "dsprites-synthetic", "image-folder"):

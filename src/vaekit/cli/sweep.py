@@ -85,8 +85,8 @@ def sweep(args: SweepArgs) -> None:
 class BenchmarkRobustnessSeedsArgs(Checked):
     """The AVAE question over seeds: VAE, VAE + noise, AVAE (mean / sampled x̃), SE ε 0.1; probe on μ, z or g(μ); 95 % t intervals."""
 
-    data: Literal["color-digits"] = "color-digits"
-    """Dataset (color-digits only so far: coloured Fashion-MNIST has no budget fitted yet)."""
+    data: Literal["color-digits", "color-fashion-mnist"] = "color-digits"
+    """Dataset: color-digits (8×8) or color-fashion-mnist (28×28, a fixed 20,000-image training subset; pass --data-dir /usr/share/datasets for Debian's dataset-fashion-mnist)."""
     data_dir: str = "data"
     """Folder holding dataset files."""
     seeds: Annotated[tuple[int, ...], SEED] = (0, 1, 2)

@@ -38,9 +38,30 @@ def data_options(config: Config) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
+#: Seed of the fixed permutation that ``data.train_size`` takes its subset from (not the run's
+#: seed: every seed of a sweep trains on the same examples).
+SUBSET_SEED = 0
+
+
 def load_dataset(config: Config, split: str) -> data.Dataset:
-    """The config's dataset split, with the loader options the config holds."""
-    return data.load(config.data.name, split=split, **data_options(config))
+    """The config's dataset split, with the loader options the config holds; the training split
+    is cut to ``data.train_size`` examples (the first of a fixed permutation) when that is set.
+
+    Raises:
+        ValueError: ``train_size`` is larger than the training split.
+    """
+    dataset = data.load(config.data.name, split=split, **data_options(config))
+    size = config.data.train_size
+    if split != "train" or size is None:
+        return dataset
+    if size > len(dataset):
+        raise ValueError(f"--train-size {size} is larger than the {len(dataset)} training examples of "
+                         f"{config.data.name!r}; pass a smaller --train-size or leave it unset to use them all")
+    keep = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(SUBSET_SEED))[:size]
+    keep = keep.sort().values
+    if isinstance(dataset, data.Dataset):
+        return dataset.subset(keep)
+    return torch.utils.data.Subset(dataset, keep.tolist())
 
 
 def fit_scaler(config: Config, train_set: data.Dataset) -> Standardizer | None:

@@ -122,7 +122,7 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, trac
         history = fit(model, train_x, config, val=val_x, hooks=hooks, resume_from=run_dir / CHECKPOINT if resume else None,
                       labels=train_c, val_labels=val_c, options=options)
         summary = _finish(model, config, history, run_dir, test_x, test_images, test_set, test_c, options, log, tracker,
-                          threads)
+                          threads, num_train=len(train_x), num_val=0 if val_x is None else len(val_x))
         tracker.finish(summary)
     except BaseException as error:
         tracker.close(tracking.status_of(error))
@@ -132,7 +132,7 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, trac
 
 
 def _finish(model, config: Config, history: list[dict], run_dir: Path, test_x, test_images, test_set, test_c,
-            options: RunOptions, log, tracker, threads: runtime.ThreadChoice) -> dict:
+            options: RunOptions, log, tracker, threads: runtime.ThreadChoice, num_train: int, num_val: int) -> dict:
     """After training: the test summary (every rank evaluates: the importance-sampled
     log-likelihood is sharded over the ranks; the MSE is measured on ``test_images``, the test
     data before binarization), then on rank 0 (other ranks return {}): metrics.jsonl (and any
@@ -142,7 +142,7 @@ def _finish(model, config: Config, history: list[dict], run_dir: Path, test_x, t
     if not distributed.is_main():
         return {}
     log(history)
-    summary.update({"run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size(),
+    summary.update({"num_train_examples": num_train, "num_val_examples": num_val, "run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size(),
                     "threads": threads.to_dict()})
     if tracker.describe():
         summary["tracking"] = tracker.describe()
