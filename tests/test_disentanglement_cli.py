@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vaekit.benchmarks.disentanglement import benchmark_configs, markdown
+from vaekit.benchmarks.disentanglement import benchmark_configs, spec
 from vaekit.cli import COMMANDS, main
 
 
@@ -40,16 +40,36 @@ def test_benchmark_configs_share_everything_but_the_objective():
     assert "benchmark disentanglement" in COMMANDS and "evaluate disentanglement" in COMMANDS
     assert [c.train.beta for c in configs.values()] == [1.0, 4.0, 6.0, 1000.0]
     assert configs["beta-tcvae"].model.name == "betatc" and configs["capacity-vae"].train.capacity_max == 25.0
+    assert {c.model.net for c in configs.values()} == {"conv"} and configs["vae"].data.image_size == 32
     shared = {k for k in configs["vae"].to_flat() if k not in ("model", "beta", "capacity_max", "capacity_steps")}
     assert all(c.to_flat()[k] == configs["vae"].to_flat()[k] for c in configs.values() for k in shared)
-    row = {"config": {"beta": 4.0}, "test_elbo": -50.0, "train_s": 3.0,
-           "kl": {"kl": 9.0, "kl_mi": 1.0, "kl_tc": 2.0, "kl_dimwise": 6.0},
-           "headline": {k: 0.5 for k in ("beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig.mig",
-                                         "dci.disentanglement", "dci.completeness", "dci.informativeness_test",
-                                         "sap.sap")}}
-    table = markdown({"command": "vaekit benchmark disentanglement", "date": "d", "machine": "m",
-                      "models": {"beta-vae": row}})
-    assert "| beta-vae | 4 | 0.500 |" in table and "99" in table
+    sweep = spec(seeds=(0, 1, 2, 3, 4))
+    assert len(sweep.points()) == 20 and sweep.arms["vae"] == {}
+    assert sweep.arms["beta-tcvae"] == {"model": "betatc", "beta": 6.0}
+
+
+@pytest.mark.slow
+def test_benchmark_over_seeds_resumes_and_reports_distributions(tmp_path, monkeypatch, capsys):
+    """The benchmark end to end at a toy scale: 2 models x 2 seeds, then a rerun that trains nothing."""
+    from vaekit.benchmarks import disentanglement as bench
+
+    monkeypatch.setitem(bench.SCALES, "default", {"image_size": 16, "grid_step": 8, "epochs": 1, "batch_size": 64,
+                                                  "lr": 1e-3, "net": "mlp", "hidden": (32,),
+                                                  "dci": {"num_train": 100, "num_test": 50}})
+    args = ["benchmark", "disentanglement", "--models", "vae", "beta-tcvae", "--seeds", "0", "1", "--jobs", "1",
+            "--output", str(tmp_path)]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    row = results["models"]["beta-tcvae"]
+    assert row["seeds"] == [0, 1] and set(row["per_seed"]) == {"0", "1"}
+    mig = row["aggregate"]["mig.mig"]
+    assert mig["n"] == 2 and mig["ci95_low"] <= mig["mean"] <= mig["ci95_high"] and len(mig["values"]) == 2
+    assert row["per_seed"]["0"]["mig.mig"] != row["per_seed"]["1"]["mig.mig"]  # the seed moves the score
+    assert (tmp_path / "per_seed.png").stat().st_size > 0 and "| beta-tcvae | 2 |" in (tmp_path / "results.md").read_text()
+    stamp = (tmp_path / "runs" / "vae-seed0" / "model.safetensors").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 0  # resumed: every point is finished, nothing is trained again
+    assert (tmp_path / "runs" / "vae-seed0" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
 def test_full_scale_configs_build():

@@ -67,8 +67,43 @@ def _subset(dataset, size: int | None, seed: int):
     return dataset.subset(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size])
 
 
+def disentanglement(run_dir, metrics=None, seed: int = 0, num_train: int | None = None, num_eval: int | None = None,
+                    overrides: dict | None = None, codes=None) -> dict:
+    """Disentanglement metrics of a run on its dataset's test split of the factor grid, and the KL
+    decomposition of its posterior (Chen et al. 2018, eq. 2: index-code MI, total correlation,
+    dimension-wise KL; nats per example).
+
+    Args:
+        metrics: names from :data:`vaekit.evaluation.disentanglement.METRICS` (default all).
+        num_train / num_eval / overrides: metric sizes (see
+            :func:`vaekit.evaluation.disentanglement.evaluate_disentanglement`).
+        codes: the grid's codes when already computed (:func:`~vaekit.evaluation.disentanglement.grid_codes`).
+
+    Returns:
+        ``{"data", "factor_sizes", "factor_names", "seed", "metrics", "headline"}`` plus ``"kl"``
+        for a stochastic model (over the first ``DIAGNOSTIC_POINTS`` test images, ``"points"``).
+
+    Raises:
+        ValueError: the run was not trained on a dataset with ground-truth factors.
+    """
+    from ..evaluation.disentanglement import METRICS, evaluate_disentanglement, headline
+    from ..evaluation.kl import DIAGNOSTIC_POINTS, kl_decomposition
+
+    model, config = io.load(run_dir), io.load_config(run_dir)
+    dataset = load_dataset(config, "test")
+    results = evaluate_disentanglement(model, dataset, tuple(metrics or METRICS), seed, num_train, num_eval,
+                                       overrides, codes=codes)
+    report = {"data": config.data.name, "factor_sizes": list(dataset.factor_sizes),
+              "factor_names": list(dataset.factor_names), "seed": seed, "metrics": results,
+              "headline": headline(results)}
+    if model.stochastic:
+        report["kl"] = kl_decomposition(model, dataset.x[:DIAGNOSTIC_POINTS], seed=seed)
+        report["kl"]["points"] = min(len(dataset.x), DIAGNOSTIC_POINTS)
+    return report
+
+
 #: Evaluations a sweep can run on every point: name -> function(run_dir, **settings) -> JSON dict.
-EVALUATIONS = {"robustness": probe_robustness}
+EVALUATIONS = {"robustness": probe_robustness, "disentanglement": disentanglement}
 
 
 def flatten(obj, prefix: str = "") -> dict[str, float]:
