@@ -151,3 +151,12 @@ def test_old_run_folder_loads(tmp_path, capsys):
     assert len(io.read_json_lines(run / "metrics.jsonl")) == 2
     assert io.read_json(run / "config.json")["format_version"] == 2  # rewritten in the new format
     capsys.readouterr()
+
+
+def test_no_merge_conflict_markers_in_the_docs_or_sources():
+    root = SRC.parents[1]
+    files = [root / "README.md", *(root / "docs").rglob("*.md"), *SRC.rglob("*.py"), *(root / "tests").glob("*.py")]
+    marked = [f"{path.relative_to(root)}:{i}" for path in files
+              for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+              if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "=" * 7]
+    assert not marked, f"unresolved merge conflict markers: {marked}"
