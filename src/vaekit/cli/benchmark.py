@@ -22,7 +22,7 @@ class BenchmarkDisentanglementArgs(Checked):
     full: bool = False
     """Paper scale (64x64, the full 737,280-image grid, reference metric sizes): for a GPU."""
     epochs: Annotated[Optional[int], COUNT] = None
-    """Epochs per model (default 12 on CPU, 36 with --full)."""
+    """Epochs per model (default 24 on CPU, 36 with --full)."""
     models: tuple[str, ...] = ("vae", "beta-vae", "beta-tcvae", "capacity-vae")
     """Models to train."""
     seeds: Annotated[tuple[int, ...], SEED] = (0, 1, 2, 3, 4)
