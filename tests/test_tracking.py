@@ -15,6 +15,7 @@ from vaekit import io, pipeline
 from vaekit._version import __version__
 from vaekit.cli import main
 from vaekit.config import Config
+from vaekit.reporting import tracking
 from vaekit.reporting.tracking import STATE, Logger, numeric_items, param_value
 
 CONFIG = Config.from_flat(latent_dim=2, hidden=(16,), epochs=2, eval_num_samples=5)
@@ -95,7 +96,8 @@ def test_mlflow_resume_continues_the_same_run(mlflow_runs, monkeypatch):
     run_dir = mlflow_runs / "resumed"
     pipeline.train_run(CONFIG.replace(epochs=1), run_dir, progress=False, logger="mlflow")
     run_id = state(run_dir)["mlflow"]["run_id"]
-    pipeline.train_run(None, run_dir, resume=True, epochs=3, progress=False, logger="mlflow")
+    assert tracking.stored_logger(run_dir) == "mlflow"
+    pipeline.train_run(None, run_dir, resume=True, epochs=3, progress=False)  # no logger given: the run's own
     assert state(run_dir)["mlflow"] == {**state(run_dir)["mlflow"], "run_id": run_id, "last_epoch": 3}
     client = client_of(mlflow_runs)
     run = client.get_run(run_id)

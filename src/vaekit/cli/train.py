@@ -34,8 +34,8 @@ class TrainArgs:
     """Show progress: a bar on a terminal, else one line per epoch or per 10 s to stderr (--no-progress = --quiet)."""
     quiet: bool = False
     """No progress output (the final lines are still printed)."""
-    logger: Literal["jsonl", "tensorboard", "mlflow", "wandb"] = "jsonl"
-    """Where metrics go besides metrics.jsonl (always written): RUN/tensorboard events, an MLflow run (MLFLOW_TRACKING_URI, else RUNS_DIR/mlflow.db) or a W&B run; pass it again with --resume to continue the same tracked run."""
+    logger: Optional[Literal["jsonl", "tensorboard", "mlflow", "wandb"]] = None
+    """Where metrics go besides metrics.jsonl (always written): RUN/tensorboard events, an MLflow run (MLFLOW_TRACKING_URI, else RUNS_DIR/mlflow.db) or a W&B run; default jsonl, and with --resume the run's own tracker (the same tracked run continues)."""
     options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
 
 

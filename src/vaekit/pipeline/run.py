@@ -26,7 +26,7 @@ from .folders import (CHECKPOINT, SCALER, class_count, clean_stale_files, condit
 
 
 def train_run(config: Config | None, run_dir, resume: bool = False, progress: bool = True,
-              epochs: int | None = None, logger="jsonl", options: RunOptions | None = None,
+              epochs: int | None = None, logger=None, options: RunOptions | None = None,
               trust_code: bool | None = None) -> dict:
     """Train ``config`` in ``run_dir`` (made by :func:`vaekit.pipeline.folders.create_run_dir` or
     new), evaluate on the test split, write the figures and ``report.html``, and return the
@@ -35,7 +35,8 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
     Metrics always go to ``metrics.jsonl``; ``logger`` (a name of
     :data:`vaekit.reporting.tracking.LOGGERS`: "tensorboard", "mlflow", "wandb", or a
     :class:`vaekit.reporting.tracking.Logger`) also sends them, the config and the run folder's
-    files to a tracker; on resume it continues the same tracked run. ``trust_code`` allows the
+    files to a tracker; on resume it continues the same tracked run (None, the default: "jsonl" for
+    a new run, the run's own tracker on resume, from ``RUN/tracking.json``). ``trust_code`` allows the
     custom encoder/decoder a config names (:mod:`vaekit.custom_nets`). ``progress``: a bar on a
     terminal, otherwise plain lines (:class:`vaekit.training.Progress`).
 
@@ -62,6 +63,8 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
         if distributed.is_main():
             clean_stale_files(run_dir)
     created = distributed.is_main() and not resume and not (run_dir / CHECKPOINT).exists()
+    if logger is None:
+        logger = tracking.stored_logger(run_dir) if resume else "jsonl"
     try:
         tracker = tracking.build_logger(logger)  # an unusable tracker fails here, before anything is written
         return _train_run(config, run_dir, resume, progress, tracker, options or RunOptions(), tracking, trust_code)

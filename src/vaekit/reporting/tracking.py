@@ -256,6 +256,14 @@ def check_logger(logger: str | Logger) -> None:
                         f"got {type(logger).__name__}")
 
 
+def stored_logger(run_dir) -> str:
+    """The ``--logger`` a run folder was tracked with (the tracker named in ``RUN/tracking.json``;
+    "jsonl" when there is none), so that ``--resume`` continues the same tracked run unasked."""
+    path = Path(run_dir) / STATE
+    names = [name for name in (io.read_json(path) if path.is_file() else {}) if name in LOGGERS]
+    return names[0] if names else NullLogger.name
+
+
 def build_logger(logger: str | Logger) -> Logger:
     """A logger instance: ``logger`` itself, or a new one of the class ``--logger logger`` names
     (see :func:`check_logger` for the errors)."""
