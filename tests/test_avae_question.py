@@ -99,3 +99,15 @@ def test_seeds_benchmark_collects_todays_schema_with_intervals(tmp_path):
     assert "reconstruction g(μ(x))" in md and "AVAE (sampled)" in md
     assert rs.figure(results, tmp_path / "f.png").is_file()
     json.dumps(results)
+
+
+def test_seeds_benchmark_on_color_fashion_mnist_uses_a_fixed_training_subset():
+    from vaekit.benchmarks import robustness_seeds as rs
+
+    spec = rs.spec("color-fashion-mnist", data_dir="/usr/share/datasets")
+    points = spec.points()
+    assert len(points) == 18 and {p.settings["train_size"] for p in points} == {20000}
+    assert {p.settings["data_dir"] for p in points} == {"/usr/share/datasets"}
+    assert spec.arms["AVAE (sampled)"] == {"model": "avae", "aux_sample": True}
+    assert "a different dataset" in rs.paper_markdown("color-fashion-mnist")
+    assert "a different dataset" not in rs.paper_markdown("color-digits")
