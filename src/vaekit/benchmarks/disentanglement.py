@@ -29,6 +29,7 @@ from ..evaluation.disentanglement import METRICS, grid_codes
 from ..pipeline import load_dataset
 from ..pipeline.sweep import run_sweep
 from ..pipeline.sweep_points import disentanglement as disentanglement_report
+from ..pipeline.sweep_points import finished_points
 from ..pipeline.sweep_report import INTERVAL, per_seed_figure, summarize
 from ..pipeline.sweep_spec import SweepSpec
 
@@ -138,16 +139,10 @@ def collect(out_dir, sweep: SweepSpec) -> dict:
     """Per model: every finished seed's headline metrics, KL decomposition, test ELBO and
     training time, and their :func:`~vaekit.pipeline.sweep_report.summarize` over seeds."""
     rows: dict[str, dict] = {}
-    for point in sweep.points():
-        run_dir = Path(out_dir) / "runs" / point.key
-        if not (run_dir / "sweep-point.json").is_file():
-            continue
-        report = io.read_json(run_dir / "sweep-disentanglement.json")["result"]
-        summary = io.read_json(run_dir / "summary.json")
-        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    for point, report, summary, cpu in finished_points(out_dir, sweep, "disentanglement"):
         entry = {**report["headline"], **{k: report["kl"][k] for k in KL_KEYS}, "test_elbo": summary["test"]["elbo"],
                  "active_units": summary["test"].get("active_units"), "train_s": summary["training_time_s"],
-                 "cpu_s": sum(h.get("cpu_time", float("nan")) for h in history)}
+                 "cpu_s": cpu}
         rows.setdefault(point.arm, {})[point.seed] = entry
     models = {}
     for arm, seeds in rows.items():

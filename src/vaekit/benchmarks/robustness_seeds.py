@@ -20,13 +20,12 @@ under ``results[row]["per_seed"][seed]`` and the statistics under ``results[row]
 
 from __future__ import annotations
 
-import math
 import time
-import json
 from pathlib import Path
 
 from .. import io
 from ..pipeline.sweep import run_sweep
+from ..pipeline.sweep_points import finished_points
 from ..pipeline.sweep_report import INTERVAL, summarize
 from ..pipeline.sweep_spec import SweepSpec
 from .robustness import BASE, PAPER_TABLE
@@ -100,14 +99,7 @@ def collect(out_dir, sweep: SweepSpec) -> dict:
         with stats from :func:`~vaekit.pipeline.sweep_report.summarize` (Student t 95 % interval).
     """
     rows = {}
-    for point in sweep.points():
-        run_dir = Path(out_dir) / "runs" / point.key
-        if not (run_dir / "sweep-point.json").is_file():
-            continue
-        evaluation = io.read_json(run_dir / "sweep-robustness.json")["result"]
-        summary = io.read_json(run_dir / "summary.json")
-        history = [line for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-        cpu = sum(json.loads(line).get("cpu_time", math.nan) for line in history)
+    for point, evaluation, summary, cpu in finished_points(out_dir, sweep, "robustness"):
         entry = {k: v for k, v in evaluation.items() if k.startswith("probe") and k != "probe_features"}
         entry.update(active_units=summary["test"]["active_units"], mse_per_pixel=summary["test"]["mse_per_pixel"],
                      elbo=summary["test"].get("elbo"), training_cpu_time_s=cpu,

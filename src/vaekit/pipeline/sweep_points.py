@@ -106,6 +106,22 @@ def disentanglement(run_dir, metrics=None, seed: int = 0, num_train: int | None 
 EVALUATIONS = {"robustness": probe_robustness, "disentanglement": disentanglement}
 
 
+def finished_points(out_dir, sweep, evaluation: str) -> list[tuple]:
+    """The finished points of ``sweep`` in ``out_dir/runs`` (a partial sweep gives those done so
+    far), each as ``(point, result, summary, cpu_time_s)``: the cached result of ``evaluation``
+    (``RUN/sweep-<evaluation>.json``), the run's ``summary.json`` and the CPU seconds of its
+    training loop (summed over ``metrics.jsonl``; NaN when not recorded)."""
+    done = []
+    for point in sweep.points():
+        run_dir = Path(out_dir) / "runs" / point.key
+        if not (run_dir / POINT_FILE).is_file():
+            continue
+        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+        done.append((point, io.read_json(run_dir / f"sweep-{evaluation}.json")["result"],
+                     io.read_json(run_dir / "summary.json"), sum(h.get("cpu_time", math.nan) for h in history)))
+    return done
+
+
 def flatten(obj, prefix: str = "") -> dict[str, float]:
     """Numbers of a nested dict as ``{"a.b.c": value}`` (lists, strings and None are left out)."""
     out = {}
