@@ -66,10 +66,24 @@ def test_benchmark_over_seeds_resumes_and_reports_distributions(tmp_path, monkey
     assert mig["n"] == 2 and mig["ci95_low"] <= mig["mean"] <= mig["ci95_high"] and len(mig["values"]) == 2
     assert row["per_seed"]["0"]["mig.mig"] != row["per_seed"]["1"]["mig.mig"]  # the seed moves the score
     assert (tmp_path / "per_seed.png").stat().st_size > 0 and "| beta-tcvae | 2 |" in (tmp_path / "results.md").read_text()
+    effect = results["model_effect"]["mig.mig"]
+    assert 0 <= effect["eta_squared"] <= 1 and 0 <= effect["p"] <= 1 and effect["runs"] == 4
     stamp = (tmp_path / "runs" / "vae-seed0" / "model.safetensors").stat().st_mtime_ns
     capsys.readouterr()
     assert main(args) == 0  # resumed: every point is finished, nothing is trained again
     assert (tmp_path / "runs" / "vae-seed0" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_model_effect_is_the_between_model_share_of_the_spread():
+    from vaekit.benchmarks.disentanglement import model_effect
+
+    def row(values):
+        return {"aggregate": {"mig.mig": {"values": values, "n": len(values)}}}
+
+    apart = model_effect({"a": row([0.10, 0.11, 0.12]), "b": row([0.90, 0.91, 0.92])})["mig.mig"]
+    assert apart["eta_squared"] > 0.99 and apart["p"] < 1e-5
+    mixed = model_effect({"a": row([0.1, 0.9, 0.5]), "b": row([0.9, 0.1, 0.5])})["mig.mig"]
+    assert mixed["eta_squared"] == pytest.approx(0.0) and mixed["p"] == pytest.approx(1.0)
 
 
 def test_full_scale_configs_build():

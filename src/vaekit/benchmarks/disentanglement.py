@@ -154,6 +154,29 @@ def collect(out_dir, sweep: SweepSpec) -> dict:
     return models
 
 
+def model_effect(models: dict) -> dict:
+    """Per headline metric: how much of the spread over all runs the model explains beyond the
+    seed — a one-way ANOVA over models (``scipy.stats.f_oneway``: F, p) and η² = between-model sum
+    of squares / total sum of squares (1 = the model decides everything, 0 = the seed does).
+    Metrics with fewer than 2 models of >= 2 seeds are left out."""
+    import numpy as np
+    from scipy import stats
+
+    out = {}
+    for key, _ in COLUMNS:
+        groups = [np.asarray(row["aggregate"][key]["values"]) for row in models.values()
+                  if key in row["aggregate"] and row["aggregate"][key]["n"] >= 2]
+        if len(groups) < 2:
+            continue
+        values = np.concatenate(groups)
+        total = float(((values - values.mean()) ** 2).sum())
+        between = float(sum(len(g) * (g.mean() - values.mean()) ** 2 for g in groups))
+        f, p = stats.f_oneway(*groups)
+        out[key] = {"eta_squared": between / total if total > 0 else float("nan"), "F": float(f), "p": float(p),
+                    "models": len(groups), "runs": int(values.size)}
+    return out
+
+
 def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsprites-synthetic",
                   data_dir: str = "data", full: bool = False, seeds=SEEDS, epochs: int | None = None,
                   models=tuple(MODELS), jobs: int = 2, collect_only: bool = False, command: str = "",
@@ -182,6 +205,7 @@ def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsp
                "scale": "full" if full else "default", "config": sweep.base, "seeds": list(seeds),
                "dci_points": sweep.evaluate["disentanglement"]["overrides"]["dci"] or "reference",
                "interval": INTERVAL, "published_beta_vae_score": PUBLISHED, "models": rows,
+               "model_effect": model_effect(rows),
                "wall_time_s": time.perf_counter() - started}
     io.write_json(out / "results.json", results)
     io.atomic_write(out / "results.md", markdown(results))
@@ -211,6 +235,13 @@ def markdown(results: dict) -> str:
         agg = row["aggregate"]
         lines.append("| " + " | ".join([name, str(len(row["seeds"]))] + [
             f"{min(agg[k]['values']):.3f} – {max(agg[k]['values']):.3f}" if k in agg else "–" for k, _ in COLUMNS]) + " |")
+    effect = results.get("model_effect") or {}
+    if effect:
+        lines += ["", "How much the model decides beyond the seed (one-way ANOVA over models; η² = between-model "
+                      "share of the total sum of squares):", "",
+                  "| | " + " | ".join(c for k, c in COLUMNS if k in effect) + " |", "|" + "---|" * (1 + len(effect)),
+                  "| η² | " + " | ".join(f"{effect[k]['eta_squared']:.2f}" for k, _ in COLUMNS if k in effect) + " |",
+                  "| p | " + " | ".join(f"{effect[k]['p']:.2g}" for k, _ in COLUMNS if k in effect) + " |"]
     head = ["model", "test ELBO", "KL", "MI", "TC", "dim-KL", "active units", "train s"]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in models.items():
