@@ -4,11 +4,10 @@ their arguments beside their protocols and in :mod:`vaekit.cli.robustness`)."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from .common import COUNT, SEED, Checked, say
+from .common import COUNT, SEED, Checked, benchmark_command, say
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +38,7 @@ def benchmark_disentanglement(args: BenchmarkDisentanglementArgs) -> None:
     """``vaekit benchmark disentanglement``."""
     from ..benchmarks.disentanglement import markdown, run_benchmark
 
-    command = "vaekit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["benchmark"] else "vaekit benchmark disentanglement"
+    command = benchmark_command("vaekit benchmark disentanglement")
     results = run_benchmark(args.output, args.data, args.data_dir, args.full, args.seeds, args.epochs, args.models,
                             args.jobs, args.collect_only, command=command, log=say)
     say(markdown(results))

@@ -201,3 +201,13 @@ def usage_error_line(text: str, prog: str) -> str:
                    for flag in re.findall(r"(--[\w-]+)", " ".join(s))]
     hint = f"; perhaps you meant {' or '.join(dict.fromkeys(suggestions))}" if suggestions else ""
     return f"{message}{hint}; see {prog} --help"
+
+
+def benchmark_command(default: str = "") -> str:
+    """The ``vaekit benchmark ...`` command line of this process, recorded in a benchmark's results:
+    without ``--collect-only``, so that it names the run that produced (and reproduces) them."""
+    import sys
+
+    if sys.argv[1:2] != ["benchmark"]:
+        return default
+    return "vaekit " + " ".join(a for a in sys.argv[1:] if a != "--collect-only")

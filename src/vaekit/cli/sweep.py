@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Optional
 
 import tyro
 
-from .common import COUNT, SEED, Checked
+from .common import COUNT, SEED, Checked, benchmark_command
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,11 +105,9 @@ class BenchmarkRobustnessSeedsArgs(Checked):
 
 def benchmark_robustness_seeds(args: BenchmarkRobustnessSeedsArgs) -> None:
     """``vaekit benchmark robustness-seeds``."""
-    import sys
-
     from ..benchmarks.robustness_seeds import run_benchmark
 
-    command = "vaekit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["benchmark"] else ""
+    command = benchmark_command("")
     report = run_benchmark(args.data, args.out, args.seeds, args.jobs, args.epochs, args.max_test, args.data_dir,
                            args.collect_only, command=command)
     print(report["markdown"], flush=True)
