@@ -110,7 +110,7 @@ def test_likelihood_regret_is_a_nonpositive_seeded_score(tiny_model, digits):
 def test_detector_api_every_score(score, digits, tmp_path):
     train, test = digits[0].numpy(), digits[1][:60].numpy()
     noise = np.random.default_rng(0).uniform(size=(60, 1, 8, 8))
-    detector = OODDetector(score=score, model_options=TINY, **FAST_PARTS).fit(train)
+    detector = OODDetector(score_type=score, model_options=TINY, **FAST_PARTS).fit(train)
     a = detector.score_samples(test)
     assert a.shape == (60,) and a.dtype == np.float64 and np.isfinite(a).all()
     assert np.array_equal(a, detector.score_samples(test.reshape(60, -1)))  # rows of pixels work too, seeded
@@ -119,14 +119,26 @@ def test_detector_api_every_score(score, digits, tmp_path):
     again = OODDetector.load(detector.save(tmp_path / score))
     assert np.array_equal(again.score_samples(test), a)
     assert clone(detector).get_params() == detector.get_params()
+    assert "score" not in detector.get_params()  # no parameter shadows scikit-learn's score() method
     if score in ("log_likelihood", "likelihood_regret", "waic", "posterior_log_likelihood", "typicality"):
         assert np.median(a) > np.median(detector.score_samples(noise)), score  # noise is out of distribution
 
 
+def test_detector_records_of_the_old_parameter_name_load(digits, tmp_path):
+    detector = OODDetector(score_type="log_likelihood", model_options=TINY, num_samples=4).fit(digits[0].numpy())
+    folder = detector.save(tmp_path / "old")
+    record = json.loads((folder / "ood.json").read_text())
+    record["params"]["score"] = record["params"].pop("score_type")  # as written before the rename
+    (folder / "ood.json").write_text(json.dumps(record))
+    again = OODDetector.load(folder)
+    assert again.score_type == "log_likelihood"
+    assert np.array_equal(again.score_samples(digits[1][:5].numpy()), detector.score_samples(digits[1][:5].numpy()))
+
+
 def test_detector_errors(digits):
     with pytest.raises(ValueError, match="unknown OOD score"):
-        OODDetector(score="energy").fit(digits[0].numpy())
-    detector = OODDetector(score="log_likelihood", model_options=TINY, num_samples=4).fit(digits[0].numpy())
+        OODDetector(score_type="energy").fit(digits[0].numpy())
+    detector = OODDetector(score_type="log_likelihood", model_options=TINY, num_samples=4).fit(digits[0].numpy())
     with pytest.raises(ValueError, match="65 features per row"):
         detector.score_samples(np.zeros((3, 65)))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

@@ -47,7 +47,7 @@ def ood(args: OODArgs) -> None:
 
     check_ood_score(args.score)
     x, _ = read(args.input, args.label_column)
-    detector = OODDetector.from_run(args.run, score=args.score, posterior=args.posterior,
+    detector = OODDetector.from_run(args.run, score_type=args.score, posterior=args.posterior,
                                     num_posterior_samples=args.num_posterior_samples, num_samples=args.num_samples,
                                     contamination=args.contamination, verbose=args.progress)
     scores = detector.score_samples(np.asarray(x))

@@ -33,7 +33,7 @@ RECORD = "ood.json"
 FORMAT_VERSION = 1
 #: Held-out in-distribution examples scored to set ``offset_`` (and the typicality reference).
 MAX_REFERENCE = 1000
-_PARAMS = ("score", "posterior", "num_posterior_samples", "num_samples", "contamination", "mutation_rate",
+_PARAMS = ("score_type", "posterior", "num_posterior_samples", "num_samples", "contamination", "mutation_rate",
            "background_weight_decay", "regret_steps", "posterior_epochs", "posterior_lr", "model_options", "verbose")
 
 
@@ -106,7 +106,8 @@ class OODDetector(OutlierMixin, BaseEstimator):
     """Out-of-distribution detection with a VAE (scikit-learn outlier-detection conventions).
 
     Args:
-        score: a name in :data:`vaekit.evaluation.ood.OOD_SCORES`.
+        score_type: a name in :data:`vaekit.evaluation.ood.OOD_SCORES` (not ``score``: that name is
+            scikit-learn's ``score(X, y)`` method, which model selection calls).
         posterior: "sghmc", "swag" or "ensemble" (posterior scores only).
         num_posterior_samples: M decoder samples / ensemble members.
         num_samples: K importance samples per log-likelihood.
@@ -125,11 +126,11 @@ class OODDetector(OutlierMixin, BaseEstimator):
         None), reference_ (float or None), offset_, n_features_in_.
     """
 
-    def __init__(self, score: str = "likelihood_ratio", posterior: str = "sghmc", num_posterior_samples: int = 5,
+    def __init__(self, score_type: str = "likelihood_ratio", posterior: str = "sghmc", num_posterior_samples: int = 5,
                  num_samples: int = 100, contamination: float = 0.05, mutation_rate: float = ood.DEFAULT_MUTATION_RATE,
                  background_weight_decay: float = 1e-4, regret_steps: int = 50, posterior_epochs: int = 5,
                  posterior_lr: float = 1e-3, model_options: dict | None = None, verbose: bool = False):
-        self.score = score
+        self.score_type = score_type
         self.posterior = posterior
         self.num_posterior_samples = num_posterior_samples
         self.num_samples = num_samples
@@ -143,7 +144,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
         self.verbose = verbose
 
     def _check_params(self) -> None:
-        ood.check_ood_score(self.score)
+        ood.check_ood_score(self.score_type)
         if self.posterior not in KINDS:
             raise ValueError(f"unknown posterior {self.posterior!r}; choose one of: {', '.join(KINDS)}")
         if not isinstance(self.num_samples, int) or self.num_samples < 1:
@@ -199,7 +200,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
 
     def _fit_parts(self, model, config: Config, train_x: torch.Tensor, val_x: torch.Tensor,
                    folder: Path | None = None) -> "OODDetector":
-        needs = ood.check_ood_score(self.score).needs
+        needs = ood.check_ood_score(self.score_type).needs
         self.model_, self.config_, self.background_, self.posterior_, self.reference_ = model.eval(), config, None, None, None
         self.n_features_in_ = int(np.prod(model.data_shape))
         if "background" in needs:
@@ -231,9 +232,9 @@ class OODDetector(OutlierMixin, BaseEstimator):
     # ------------------------------------------------------------------ score
 
     def _score(self, x: torch.Tensor) -> np.ndarray:
-        result = compute_scores(x, [self.score], self.model_, self.background_, self.posterior_, self.reference_,
+        result = compute_scores(x, [self.score_type], self.model_, self.background_, self.posterior_, self.reference_,
                                 self.num_samples, self.regret_steps, seed=self.config_.train.seed)
-        return result[self.score].double().numpy()
+        return result[self.score_type].double().numpy()
 
     def score_samples(self, X) -> np.ndarray:
         """The OOD score of each row, higher = more in-distribution; float64 ``(n_samples,)``.
@@ -290,7 +291,10 @@ class OODDetector(OutlierMixin, BaseEstimator):
         record = io.read_json(folder / RECORD)
         if not isinstance(record, dict) or not {"params", "offset_", "n_features_in_"} <= set(record):
             raise ValueError(f"{folder / RECORD} is not a vaekit OOD detector record")
-        detector = cls(**record["params"])
+        params = dict(record["params"])
+        if "score" in params:  # records written before the parameter was renamed score_type
+            params["score_type"] = params.pop("score")
+        detector = cls(**params)
         detector.model_, detector.config_ = io.load(folder), io.load_config(folder)
         detector.background_ = io.load(folder / "background") if (folder / "background").is_dir() else None
         detector.posterior_ = BayesianVAE.load(folder / "posterior") if (folder / "posterior").is_dir() else None
