@@ -46,9 +46,10 @@ MODELS = {
 
 #: The CPU default (about 45 minutes for 4 models × 5 seeds on 2 cores) and the paper-scale setting
 #: (--full, for a GPU). Both use the convolutional encoder/decoder of Higgins et al. 2017 /
-#: Locatello et al. 2019 (4 conv layers 4×4 stride 2 with 32, 32, 64, 64 channels, a 256-unit dense
-#: layer); the CPU default trains on 32×32 images of every 4th orientation and position (8,294
-#: training images, 24 epochs: about 3,100 steps of 64, against Locatello's 300,000).
+#: Locatello et al. 2019 (4×4 stride-2 convolutions with 32, 32, 64, 64 channels down to a 4-pixel
+#: map — the first three at 32×32 — and a 256-unit dense layer); the CPU default trains on 32×32
+#: images of every 4th orientation and position (8,294 training images, 24 epochs: about 3,100
+#: steps of 64, against Locatello's 300,000).
 SCALES = {
     "default": {"image_size": 32, "grid_step": 4, "epochs": 24, "batch_size": 64, "lr": 1e-3, "net": "conv",
                 "hidden": (256,), "dci": {"num_train": 1000, "num_test": 500}},
