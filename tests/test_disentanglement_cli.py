@@ -85,6 +85,11 @@ def test_model_effect_is_the_between_model_share_of_the_spread():
     mixed = model_effect({"a": row([0.1, 0.9, 0.5]), "b": row([0.9, 0.1, 0.5])})["mig.mig"]
     assert mixed["eta_squared"] == pytest.approx(0.0) and mixed["p"] == pytest.approx(1.0)
 
+    from vaekit.benchmarks.disentanglement import _active
+
+    collapsed = {"aggregate": {"active_units": {"values": [0, 0, 0], "n": 3}}}
+    assert not _active(collapsed) and _active({"aggregate": {"active_units": {"values": [0, 2, 0], "n": 3}}})
+
 
 def test_full_scale_configs_build():
     from vaekit import build_model

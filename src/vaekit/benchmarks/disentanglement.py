@@ -178,6 +178,12 @@ def model_effect(models: dict) -> dict:
     return out
 
 
+def _active(row: dict) -> bool:
+    """True unless the model collapsed: no active latent unit in any seed (Burda et al. 2015's count)."""
+    units = row["aggregate"].get("active_units")
+    return units is None or max(units["values"]) > 0
+
+
 def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsprites-synthetic",
                   data_dir: str = "data", full: bool = False, seeds=SEEDS, epochs: int | None = None,
                   models=tuple(MODELS), jobs: int = 2, collect_only: bool = False, command: str = "",
@@ -207,6 +213,7 @@ def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsp
                "dci_points": sweep.evaluate["disentanglement"]["overrides"]["dci"] or "reference",
                "interval": INTERVAL, "published_beta_vae_score": PUBLISHED, "models": rows,
                "model_effect": model_effect(rows),
+               "model_effect_active": model_effect({k: r for k, r in rows.items() if _active(r)}),
                "wall_time_s": time.perf_counter() - started}
     io.write_json(out / "results.json", results)
     io.atomic_write(out / "results.md", markdown(results))
@@ -236,13 +243,17 @@ def markdown(results: dict) -> str:
         agg = row["aggregate"]
         lines.append("| " + " | ".join([name, str(len(row["seeds"]))] + [
             f"{min(agg[k]['values']):.3f} – {max(agg[k]['values']):.3f}" if k in agg else "–" for k, _ in COLUMNS]) + " |")
-    effect = results.get("model_effect") or {}
+    effect, active = results.get("model_effect") or {}, results.get("model_effect_active") or {}
     if effect:
+        keys = [k for k, _ in COLUMNS if k in effect]
         lines += ["", "How much the model decides beyond the seed (one-way ANOVA over models; η² = between-model "
-                      "share of the total sum of squares):", "",
-                  "| | " + " | ".join(c for k, c in COLUMNS if k in effect) + " |", "|" + "---|" * (1 + len(effect)),
-                  "| η² | " + " | ".join(f"{effect[k]['eta_squared']:.2f}" for k, _ in COLUMNS if k in effect) + " |",
-                  "| p | " + " | ".join(f"{effect[k]['p']:.2g}" for k, _ in COLUMNS if k in effect) + " |"]
+                      "share of the total sum of squares; p of the F test):", "",
+                  "| models | " + " | ".join(c for k, c in COLUMNS if k in effect) + " |", "|" + "---|" * (1 + len(keys))]
+        for group, table in (("all", effect), ("not collapsed", active)):
+            for field, label, fmt in (("eta_squared", "η²", "{:.2f}"), ("p", "p", "{:.2g}")):
+                if table:
+                    lines.append(f"| {group}: {label} | " + " | ".join(
+                        fmt.format(table[k][field]) if k in table else "–" for k in keys) + " |")
     head = ["model", "test ELBO", "KL", "MI", "TC", "dim-KL", "active units", "train s"]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in models.items():
