@@ -65,7 +65,8 @@ def backend_for(device: torch.device) -> str:
 
 @contextmanager
 def process_group(device: torch.device | str = "cpu"):
-    """Join the process group torchrun describes in the environment, and leave it on exit.
+    """Join the process group torchrun describes in the environment, and leave it on exit (all ranks
+    together, after a barrier, when the body finished without an error).
 
     A no-op when the process was not launched by torchrun with ``WORLD_SIZE > 1`` or when a group
     is already initialised (e.g. by the caller). The backend is NCCL for a CUDA ``device``, gloo
@@ -84,9 +85,15 @@ def process_group(device: torch.device | str = "cpu"):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend_for(device))
+    finished = False
     try:
         yield
+        finished = True
     finally:
+        if finished:
+            # leave together: rank 0 still writes the run folder after the others return, and a rank
+            # that tears its gloo group down meanwhile can abort (SIGABRT) on the way out
+            dist.barrier()
         dist.destroy_process_group()
 
 
