@@ -158,3 +158,16 @@ def test_search_mode_runs_optuna_sampler(tmp_path):
     assert code == 0
     report = json.loads((tmp_path / "s" / "sweep-report.json").read_text())
     assert report["states"]["COMPLETE"] == 2 and report["best"]["value"] is not None
+
+
+def test_collecting_results_keeps_the_wall_time_of_the_training_run(tmp_path):
+    import json
+    import time
+
+    from vaekit.pipeline.sweep_points import wall_time
+
+    path = tmp_path / "results.json"
+    assert wall_time(path, time.perf_counter(), collect_only=True) is None
+    path.write_text(json.dumps({"wall_time_s": 3743.0}))
+    assert wall_time(path, time.perf_counter(), collect_only=True) == 3743.0
+    assert wall_time(path, time.perf_counter() - 2.0, collect_only=False) >= 2.0

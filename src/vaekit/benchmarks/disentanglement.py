@@ -29,7 +29,7 @@ from ..evaluation.disentanglement import METRICS, grid_codes
 from ..pipeline import load_dataset
 from ..pipeline.sweep import run_sweep
 from ..pipeline.sweep_points import disentanglement as disentanglement_report
-from ..pipeline.sweep_points import finished_points
+from ..pipeline.sweep_points import finished_points, wall_time
 from ..pipeline.sweep_report import INTERVAL, per_seed_figure, summarize
 from ..pipeline.sweep_spec import SweepSpec
 
@@ -214,7 +214,7 @@ def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsp
                "interval": INTERVAL, "published_beta_vae_score": PUBLISHED, "models": rows,
                "model_effect": model_effect(rows),
                "model_effect_active": model_effect({k: r for k, r in rows.items() if _active(r)}),
-               "wall_time_s": time.perf_counter() - started}
+               "wall_time_s": wall_time(out / "results.json", started, collect_only)}
     io.write_json(out / "results.json", results)
     io.atomic_write(out / "results.md", markdown(results))
     figure(results, out / "per_seed.png")

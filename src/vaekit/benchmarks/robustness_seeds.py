@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .. import io
 from ..pipeline.sweep import run_sweep
-from ..pipeline.sweep_points import finished_points
+from ..pipeline.sweep_points import finished_points, wall_time
 from ..pipeline.sweep_report import INTERVAL, summarize
 from ..pipeline.sweep_spec import SweepSpec
 from .robustness import BASE, PAPER_TABLE
@@ -202,7 +202,7 @@ def run_benchmark(data: str = "color-digits", out_dir=None, seeds=(0, 1, 2), job
     md = markdown(results) + "\n" + paper_markdown(data)
     report = {"command": command, "data": data, "config": sweep.base, "arms": sweep.arms, "seeds": list(seeds),
               "evaluation": sweep.evaluate["robustness"], "interval": INTERVAL, "results": results,
-              "paper_table": PAPER_TABLE, "jobs": jobs, "wall_time_s": time.perf_counter() - started,
+              "paper_table": PAPER_TABLE, "jobs": jobs, "wall_time_s": wall_time(out / "results.json", started, collect_only),
               "markdown": md}
     io.write_json(out / "results.json", report)
     io.atomic_write(out / "results.md", md)

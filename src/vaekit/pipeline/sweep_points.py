@@ -122,6 +122,18 @@ def finished_points(out_dir, sweep, evaluation: str) -> list[tuple]:
     return done
 
 
+def wall_time(results_path, started: float, collect_only: bool) -> float | None:
+    """Wall seconds of a benchmark's training run for its ``results.json``: the time since
+    ``started`` (``time.perf_counter()``), or with ``collect_only`` the time the earlier results at
+    ``results_path`` recorded (None when there are none), so collecting does not overwrite it."""
+    import time
+
+    if not collect_only:
+        return time.perf_counter() - started
+    path = Path(results_path)
+    return io.read_json(path).get("wall_time_s") if path.is_file() else None
+
+
 def flatten(obj, prefix: str = "") -> dict[str, float]:
     """Numbers of a nested dict as ``{"a.b.c": value}`` (lists, strings and None are left out)."""
     out = {}
