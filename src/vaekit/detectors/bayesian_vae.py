@@ -192,6 +192,34 @@ def _step_loss(model, xb: torch.Tensor) -> torch.Tensor:
     return ELBO()(model, xb, beta=1.0).loss
 
 
+def _walk(model, decoder_optimizer, x: torch.Tensor, config: Config, settings: PosteriorSettings, name: str,
+          total: int, progress: bool, adjust_gradient=None):
+    """The loop SGHMC and SWAG share: ``burn_in_epochs + epochs`` seeded passes over ``x``; at each
+    minibatch the negative ELBO's gradient (``adjust_gradient()`` may rewrite the decoder's, under
+    no_grad) steps ``decoder_optimizer`` on the decoder and Adam (lr 1e-3) on the encoder. Yields
+    each step's index after its update, inside the forked, seeded torch RNG.
+
+    Raises:
+        RuntimeError: a gradient became NaN/Inf.
+    """
+    adam = torch.optim.Adam(model.encoder.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(settings.seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(settings.seed)
+        batches = _epochs(x, generator, config, settings.burn_in_epochs + settings.epochs)
+        for step, xb in enumerate(track(batches, name, "step", total=total, enabled=progress)):
+            decoder_optimizer.zero_grad(set_to_none=True)
+            adam.zero_grad(set_to_none=True)
+            _step_loss(model, xb).backward()
+            _check_finite(model, step)
+            if adjust_gradient is not None:
+                with torch.no_grad():
+                    adjust_gradient()
+            decoder_optimizer.step()
+            adam.step()
+            yield step
+
+
 def _schedule(n: int, config: Config, settings: PosteriorSettings, count: int) -> tuple[int, set[int]]:
     """``(total steps, the steps at which to keep an iterate)`` of a sampler over ``n`` examples:
     ``burn_in_epochs`` of burn-in, then ``count`` iterates at evenly spaced steps over ``epochs``."""
@@ -223,25 +251,15 @@ def sample_sghmc(model, x: torch.Tensor, config: Config, settings: PosteriorSett
     n = len(x)
     theta = decoder_parameters(chain)
     sampler = SGHMC(theta, lr=settings.lr / n, friction=settings.friction, temperature=settings.temperature)
-    adam = torch.optim.Adam(chain.encoder.parameters(), lr=1e-3)
     total, take = _schedule(n, config, settings, settings.num_posterior_samples)
-    generator = torch.Generator().manual_seed(settings.seed)
-    decoders = []
-    with torch.random.fork_rng():
-        torch.manual_seed(settings.seed)
-        batches = _epochs(x, generator, config, settings.burn_in_epochs + settings.epochs)
-        for step, xb in enumerate(track(batches, "sghmc", "step", total=total, enabled=progress)):
-            sampler.zero_grad(set_to_none=True)
-            adam.zero_grad(set_to_none=True)
-            _step_loss(chain, xb).backward()
-            _check_finite(chain, step)
-            with torch.no_grad():
-                for p in theta:
-                    p.grad.mul_(n).add_(p, alpha=1.0 / settings.prior_std ** 2)
-            sampler.step()
-            adam.step()
-            if step in take:
-                decoders.append([p.detach().clone() for p in theta])
+
+    def potential_gradient():  # minibatch mean -> N × mean, plus the Gaussian prior's gradient
+        for p in theta:
+            p.grad.mul_(n).add_(p, alpha=1.0 / settings.prior_std ** 2)
+
+    decoders = [[p.detach().clone() for p in theta]
+                for step in _walk(chain, sampler, x, config, settings, "sghmc", total, progress, potential_gradient)
+                if step in take]
     return _members(chain, decoders)
 
 
@@ -259,24 +277,13 @@ def sample_swag(model, x: torch.Tensor, config: Config, settings: PosteriorSetti
     walker = copy.deepcopy(model).train()
     theta = decoder_parameters(walker)
     sgd = torch.optim.SGD(theta, lr=settings.lr, momentum=0.9)
-    adam = torch.optim.Adam(walker.encoder.parameters(), lr=1e-3)
     total, when = _schedule(len(x), config, settings, settings.max_rank or 20)
     flat = torch.nn.utils.parameters_to_vector
     swag = SWAG(sum(p.numel() for p in theta), settings.max_rank)
-    generator = torch.Generator().manual_seed(settings.seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(settings.seed)
-        batches = _epochs(x, generator, config, settings.burn_in_epochs + settings.epochs)
-        for step, xb in enumerate(track(batches, "swag", "step", total=total, enabled=progress)):
-            sgd.zero_grad(set_to_none=True)
-            adam.zero_grad(set_to_none=True)
-            _step_loss(walker, xb).backward()
-            _check_finite(walker, step)
-            sgd.step()
-            adam.step()
-            if step in when:
-                swag.collect(flat([p.detach() for p in theta]))
-    draws = generator.manual_seed(settings.seed + 1)
+    for step in _walk(walker, sgd, x, config, settings, "swag", total, progress):
+        if step in when:
+            swag.collect(flat([p.detach() for p in theta]))
+    draws = torch.Generator().manual_seed(settings.seed + 1)
     decoders = []
     for _ in range(settings.num_posterior_samples):
         vector = swag.sample(draws).to(theta[0].dtype)
