@@ -27,9 +27,9 @@ from ..data.base import TEST_FRACTION
 from ..data.factors import grid_classes
 from ..evaluation.disentanglement import METRICS, grid_codes
 from ..pipeline import load_dataset
-from ..pipeline.sweep import run_sweep
-from ..pipeline.sweep_points import disentanglement as disentanglement_report
-from ..pipeline.sweep_points import finished_points, wall_time
+from ..pipeline.sweep import run_and_collect
+from ..pipeline.sweep_points import disentanglement_report
+from ..pipeline.sweep_points import finished_points
 from ..pipeline.sweep_report import INTERVAL, per_seed_figure, summarize
 from ..pipeline.sweep_spec import SweepSpec
 
@@ -72,8 +72,8 @@ def evaluate_run(run_dir, metrics=tuple(METRICS), seed: int = 0, num_train: int 
     model, config = io.load(run_dir), io.load_config(run_dir)
     dataset = load_dataset(config, "test")
     codes = grid_codes(model, dataset)
-    report = {"run": str(run_dir), **disentanglement_report(run_dir, metrics, seed, num_train, num_eval, overrides,
-                                                             codes=codes)}
+    report = {"run": str(run_dir), **disentanglement_report(model, config, dataset, metrics, seed, num_train, num_eval,
+                                                             overrides, codes=codes)}
     if "kl" in report and figures:
         report["figures"] = [str(p) for p in write_figures(model, dataset, codes, report["kl"]["kl_per_dim"], run_dir)]
     io.write_json(Path(output) if output else run_dir / "disentanglement.json", report)
@@ -198,12 +198,7 @@ def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsp
     """
     out = Path(out_dir)
     sweep = spec(data, data_dir, full, seeds, epochs, models)
-    started = time.perf_counter()
-    if not collect_only:
-        run_sweep(sweep, out, jobs=jobs, log=log)
-    rows = collect(out, sweep)
-    if not rows:
-        raise ValueError(f"no finished points in {out}/runs yet")
+    rows, wall_s = run_and_collect(sweep, out, collect, jobs, collect_only, log)
     import torch
 
     results = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -214,7 +209,7 @@ def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsp
                "interval": INTERVAL, "published_beta_vae_score": PUBLISHED, "models": rows,
                "model_effect": model_effect(rows),
                "model_effect_active": model_effect({k: r for k, r in rows.items() if _active(r)}),
-               "wall_time_s": wall_time(out / "results.json", started, collect_only)}
+               "wall_time_s": wall_s}
     io.write_json(out / "results.json", results)
     io.atomic_write(out / "results.md", markdown(results))
     figure(results, out / "per_seed.png")

@@ -9,7 +9,6 @@ to the VAE. Writes results.json, results.md and PNG figures.
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
 import time

@@ -20,12 +20,11 @@ under ``results[row]["per_seed"][seed]`` and the statistics under ``results[row]
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from .. import io
-from ..pipeline.sweep import run_sweep
-from ..pipeline.sweep_points import finished_points, wall_time
+from ..pipeline.sweep import run_and_collect
+from ..pipeline.sweep_points import finished_points
 from ..pipeline.sweep_report import INTERVAL, summarize
 from ..pipeline.sweep_spec import SweepSpec
 from .robustness import BASE, PAPER_TABLE
@@ -193,16 +192,11 @@ def run_benchmark(data: str = "color-digits", out_dir=None, seeds=(0, 1, 2), job
     """
     out = Path(out_dir or f"benchmarks/results/robustness-seeds/{data}")
     sweep = spec(data, seeds, epochs, max_test, data_dir)
-    started = time.perf_counter()
-    if not collect_only:
-        run_sweep(sweep, out, jobs=jobs, log=log)
-    results = collect(out, sweep)
-    if not results:
-        raise ValueError(f"no finished points in {out}/runs yet")
+    results, wall_s = run_and_collect(sweep, out, collect, jobs, collect_only, log)
     md = markdown(results) + "\n" + paper_markdown(data)
     report = {"command": command, "data": data, "config": sweep.base, "arms": sweep.arms, "seeds": list(seeds),
               "evaluation": sweep.evaluate["robustness"], "interval": INTERVAL, "results": results,
-              "paper_table": PAPER_TABLE, "jobs": jobs, "wall_time_s": wall_time(out / "results.json", started, collect_only),
+              "paper_table": PAPER_TABLE, "jobs": jobs, "wall_time_s": wall_s,
               "markdown": md}
     io.write_json(out / "results.json", report)
     io.atomic_write(out / "results.md", md)

@@ -328,6 +328,30 @@ def run_sweep(spec: SweepSpec, out_dir, jobs: int = 1, storage: str | None = Non
     return write_report(out, storage, study_name, metric=metric)
 
 
+def run_and_collect(spec: SweepSpec, out_dir, collect, jobs: int = 1, collect_only: bool = False,
+                    log=_print) -> tuple[dict, float | None]:
+    """A benchmark's sweep: run (or resume) it with ``jobs`` workers unless ``collect_only``, then
+    ``collect(out_dir, spec)`` its finished points.
+
+    Returns:
+        (the collected rows, the wall seconds of the training run: see
+        :func:`~vaekit.pipeline.sweep_points.wall_time`).
+
+    Raises:
+        ValueError: no finished point to collect.
+    """
+    from .sweep_points import wall_time
+
+    out = Path(out_dir)
+    started = time.perf_counter()
+    if not collect_only:
+        run_sweep(spec, out, jobs=jobs, log=log)
+    rows = collect(out, spec)
+    if not rows:
+        raise ValueError(f"no finished points in {out}/runs yet")
+    return rows, wall_time(out / "results.json", started, collect_only)
+
+
 def grid_spec(grid_items, seeds, base_items=(), config_file=None, evaluate=None) -> SweepSpec:
     """A :class:`SweepSpec` from CLI pieces: ``--grid`` items, ``--seeds``, ``--set`` items, a sweep file."""
     from .sweep_spec import from_dict, parse_assignments, read

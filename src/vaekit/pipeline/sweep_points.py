@@ -68,10 +68,23 @@ def _subset(dataset, size: int | None, seed: int):
 
 
 def disentanglement(run_dir, metrics=None, seed: int = 0, num_train: int | None = None, num_eval: int | None = None,
-                    overrides: dict | None = None, codes=None) -> dict:
+                    overrides: dict | None = None) -> dict:
     """Disentanglement metrics of a run on its dataset's test split of the factor grid, and the KL
-    decomposition of its posterior (Chen et al. 2018, eq. 2: index-code MI, total correlation,
-    dimension-wise KL; nats per example).
+    decomposition of its posterior: :func:`disentanglement_report` of the run's model and data.
+
+    Raises:
+        ValueError: the run was not trained on a dataset with ground-truth factors.
+    """
+    config = io.load_config(run_dir)
+    return disentanglement_report(io.load(run_dir), config, load_dataset(config, "test"), metrics, seed, num_train,
+                                  num_eval, overrides)
+
+
+def disentanglement_report(model, config, dataset, metrics=None, seed: int = 0, num_train: int | None = None,
+                           num_eval: int | None = None, overrides: dict | None = None, codes=None) -> dict:
+    """Disentanglement metrics of ``model`` on the factor dataset ``dataset`` (a test split), and
+    the KL decomposition of its posterior (Chen et al. 2018, eq. 2: index-code MI, total
+    correlation, dimension-wise KL; nats per example).
 
     Args:
         metrics: names from :data:`vaekit.evaluation.disentanglement.METRICS` (default all).
@@ -84,13 +97,11 @@ def disentanglement(run_dir, metrics=None, seed: int = 0, num_train: int | None 
         for a stochastic model (over the first ``DIAGNOSTIC_POINTS`` test images, ``"points"``).
 
     Raises:
-        ValueError: the run was not trained on a dataset with ground-truth factors.
+        ValueError: a dataset without ground-truth factors.
     """
     from ..evaluation.disentanglement import METRICS, evaluate_disentanglement, headline
     from ..evaluation.kl import DIAGNOSTIC_POINTS, kl_decomposition
 
-    model, config = io.load(run_dir), io.load_config(run_dir)
-    dataset = load_dataset(config, "test")
     results = evaluate_disentanglement(model, dataset, tuple(metrics or METRICS), seed, num_train, num_eval,
                                        overrides, codes=codes)
     report = {"data": config.data.name, "factor_sizes": list(dataset.factor_sizes),
