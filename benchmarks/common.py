@@ -12,7 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from vaekit.pipeline import load_dataset, prepare
+from vaekit.data.splits import load_dataset, prepare
 
 
 def machine() -> dict:

@@ -41,7 +41,7 @@ import torch
 from vaekit import VAE, Config, build_model, fit
 from vaekit.evaluation import log_likelihood
 from vaekit.objectives import build_objective, elbo
-from vaekit.pipeline import split_validation
+from vaekit.data.splits import split_validation
 
 try:
     import pythae
@@ -186,7 +186,7 @@ def run_case(name: str, case: dict, args) -> dict:
         cfg = config.replace(seed=seed)
         train, val = split_validation(train_all, cfg)
         result["num_train"], result["num_val"], result["num_test"] = len(train), len(val), len(test)
-        model = build_model(cfg, tuple(test.shape[1:]))
+        model = build_model(cfg.model, tuple(test.shape[1:]), seed=cfg.train.seed)
         if seed == 0:
             result["throughput"] = throughput(model, train, val, cfg.replace(epochs=args.throughput_epochs),
                                               args.rounds)

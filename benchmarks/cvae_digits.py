@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from vaekit import data, io, pipeline
+from vaekit import data, io
+from vaekit.reporting import runs
 from vaekit.reporting import report
 from vaekit.config import Config
 
@@ -54,7 +55,7 @@ def main() -> None:
             folder = Path(args.runs_dir) / f"{model_name}-seed{seed}"
             config = Config.from_flat(model=model_name, latent_dim=8, epochs=args.epochs, seed=seed)
             start = time.perf_counter()
-            summary = pipeline.train_run(config, pipeline.create_run_dir(args.runs_dir, folder.name, config, overwrite=True),
+            summary = runs.train_run(config, io.create_run_dir(args.runs_dir, folder.name, config, overwrite=True),
                                      progress=False)
             wall = time.perf_counter() - start
             start = time.perf_counter()

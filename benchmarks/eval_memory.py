@@ -48,7 +48,7 @@ def child(budget: float | None, num_samples: int, num_examples: int) -> dict:
     torch.set_num_threads(1)
     config = Config.from_flat(binarize="static", net="mlp", hidden=(512, 256), latent_dim=8)
     x = digits(config, side=28)[1][:num_examples]
-    model = build_model(config, tuple(x.shape[1:])).eval()
+    model = build_model(config.model, tuple(x.shape[1:]), seed=config.train.seed).eval()
     limit = budget if budget is not None else 1e12
     log_likelihood(model, x[:2], 10, max_memory_mb=limit)  # warm-up: kernels, allocator
     before = _rss_mb()

@@ -44,7 +44,7 @@ from vaekit import VAE, Config  # noqa: E402
 from vaekit.distributions import Bernoulli  # noqa: E402
 from vaekit.evaluation import log_likelihood  # noqa: E402
 from vaekit.evaluation.likelihood import decoder_rows  # noqa: E402
-from vaekit.pipeline import load_dataset  # noqa: E402
+from vaekit.data.splits import load_dataset  # noqa: E402
 
 try:
     from pythae.models import VAE as PythaeVAE

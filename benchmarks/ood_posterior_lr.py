@@ -29,7 +29,7 @@ def main(out="benchmarks/results/ood/posterior_lr.json"):
     args = Args()
     data = datasets(args)["fashion-mnist"]
     config = Config.from_dict({**MODEL, "data": "array", "epochs": args.epochs[0], "seed": 0})
-    model = build_model(config, data["train"].shape[1:])
+    model = build_model(config.model, data["train"].shape[1:], seed=config.train.seed)
     fit(model, data["train"], config, progress=False)
     model.eval()
     held_out = data["reference"]

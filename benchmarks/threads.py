@@ -1,4 +1,4 @@
-"""The thread policy (``vaekit.training.runtime.choose_threads``) against fixed thread counts, and
+"""The thread policy (``vaekit.runtime.threads.choose_threads``) against fixed thread counts, and
 two concurrent ``vaekit train`` runs against one (issue 11).
 
 Part 1, in one process: for each case (the default MLP on the 8x8 digits, the conv net on
@@ -38,7 +38,7 @@ import torch  # noqa: E402
 
 from common import machine  # noqa: E402
 from vaekit import Config, build_model, fit  # noqa: E402
-from vaekit.pipeline import load_dataset, prepare  # noqa: E402
+from vaekit.data.splits import load_dataset, prepare  # noqa: E402
 from vaekit.training.runtime import RunOptions, available_cores, choose_threads  # noqa: E402
 
 CASES = {

@@ -79,7 +79,7 @@ def measure(case: dict, args, options: RunOptions) -> dict:
     config = Config.from_flat(epochs=args.epochs, batch_size=args.batch_size, binarize="none", latent_dim=8,
                     kl_diagnostic_points=0, **case["config"])
     x = digits(config, case["side"])[0].to(device)
-    base = build_model(config, x.shape[1:]).to(device)
+    base = build_model(config.model, x.shape[1:], seed=config.train.seed).to(device)
     runners = {
         "minimal": lambda m: minimal_loop(m, x, config.train.epochs, config.train.batch_size, config.train.lr, config.train.seed, options),
         "vaekit": lambda m: fit(m, x, config, progress=False, options=options),
@@ -99,7 +99,7 @@ def measure(case: dict, args, options: RunOptions) -> dict:
     runs = {name: [] for name in models}
     for _ in range(args.repeats):  # interleaved, so that load drift hits every model alike
         for name, cfg in models.items():
-            runs[name].append(timed(lambda: fit(build_model(cfg, x.shape[1:]), x, cfg, progress=False,
+            runs[name].append(timed(lambda: fit(build_model(cfg.model, x.shape[1:], seed=cfg.train.seed), x, cfg, progress=False,
                                                 options=options), device))
     for name, clocks_of_model in runs.items():
         seconds[name] = {kind: statistics.median(getattr(c, kind) for c in clocks_of_model) / config.train.epochs

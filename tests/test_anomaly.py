@@ -71,7 +71,7 @@ def test_reconstruction_probability_is_log_mean_of_likelihoods():
     """An & Cho (2015, Alg. 4): log (1/L) sum_l p(x|z_l) with z_l = loc + scale * eps_l, the same eps_l for
     every row (common random numbers); >= the mean log-likelihood (Jensen)."""
     config = Config.from_flat(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
-    model = build_model(config, (4,), unit_interval=False).eval()
+    model = build_model(config.model, (4,), unit_interval=False, seed=config.train.seed).eval()
     x = torch.randn(7, 4)
     noise = torch.randn(10, 3)
     rp = reconstruction_probability(model, x, num_samples=10, noise=noise)
@@ -91,7 +91,7 @@ def test_reconstruction_probability_is_log_mean_of_likelihoods():
 
 def test_all_scores_match_the_single_score_functions():
     config = Config.from_flat(likelihood="gaussian", likelihood_scale="learned", latent_dim=3, hidden=(16,))
-    model = build_model(config, (4,), unit_interval=False).eval()
+    model = build_model(config.model, (4,), unit_interval=False, seed=config.train.seed).eval()
     x, noise = torch.randn(9, 4), torch.randn(6, 3)
     table = scores_module.all_scores(model, x, 6, noise)
     for i, (name, spec) in enumerate(SCORES.items()):
@@ -99,7 +99,7 @@ def test_all_scores_match_the_single_score_functions():
 
 
 def test_ae_reconstruction_probability_is_deterministic_likelihood():
-    model = build_model(Config.from_flat(model="ae", likelihood="gaussian", hidden=(16,)), (4,), unit_interval=False).eval()
+    model = build_model(Config.from_flat(model="ae", likelihood="gaussian", hidden=(16,)).model, (4,), unit_interval=False).eval()
     x = torch.randn(5, 4)
     with torch.no_grad():
         expected = model.decode(model.encode(x).mean).log_prob(x)

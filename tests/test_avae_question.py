@@ -18,7 +18,7 @@ def _config(**changes):
 
 
 def _model(**changes):
-    return build_model(_config(**changes), (3, 4, 4), True)
+    return build_model(_config(**changes).model, (3, 4, 4), True)
 
 
 def test_aux_sample_encodes_a_draw_of_p_x_given_z_not_the_mean():
@@ -78,8 +78,8 @@ def test_color_fashion_mnist_one_corner_colour_per_image():
 
 def test_seeds_benchmark_collects_todays_schema_with_intervals(tmp_path):
     from vaekit.benchmarks import robustness_seeds as rs
-    from vaekit.pipeline.sweep import run_sweep
-    from vaekit.pipeline.sweep_spec import SweepSpec
+    from vaekit.benchmarks.sweeps.engine import run_sweep
+    from vaekit.benchmarks.sweeps.spec import SweepSpec
 
     base = {"data": "color-digits", "epochs": 1, "hidden": [16], "latent_dim": 4, "likelihood": "gaussian",
             "likelihood_scale": 0.1, "decoder_activation": "sigmoid", "eval_num_samples": 2,

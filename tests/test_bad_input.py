@@ -125,7 +125,7 @@ def test_cvae_labels_that_are_codes_not_classes(tmp_path, capsys):
     line = error_line(*run_cli(["train", "--model", "cvae", "--data", "array", "--path", path, "--label-column", "4",
                                 "--likelihood", "gaussian", "--runs-dir", tmp_path / "runs", *TINY], capsys))
     assert "1000000000" in line and "class indices 0..K-1" in line and "return_inverse" in line
-    from vaekit.pipeline import class_count
+    from vaekit.data.splits import class_count
 
     assert class_count(torch.tensor([0, 2, 1, 1])) == 3
     with pytest.raises(ValueError, match=">= 0"):
@@ -197,7 +197,7 @@ def test_failed_run_before_its_first_checkpoint_leaves_no_folder(tmp_path, capsy
 
 
 def test_run_folder_creation_is_atomic(tmp_path):
-    from vaekit.pipeline import create_run_dir
+    from vaekit.io import create_run_dir
 
     results, start = [], threading.Barrier(8)
 
@@ -229,12 +229,12 @@ def test_resume_removes_stale_temporary_files(run, tmp_path, capsys):
 
 
 def test_ctrl_c_during_resume_names_the_resume_command(run, tmp_path, capsys, monkeypatch):
-    from vaekit import pipeline
+    from vaekit.reporting import runs
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "train_run", interrupted)
+    monkeypatch.setattr(runs, "train_run", interrupted)
     code, _, err = run_cli(["train", "--resume", run, "--no-progress"], capsys)
     assert code == 130 and f"vaekit train --resume {run}" in err and len(err.strip().splitlines()) == 1
 
@@ -243,7 +243,7 @@ def test_ctrl_c_during_resume_names_the_resume_command(run, tmp_path, capsys, mo
 
 def test_one_mse_definition_in_evaluate_and_robustness(run, tmp_path, capsys):
     from vaekit.evaluation import UNITS, reconstruction_mse
-    from vaekit.pipeline import load_run_split
+    from vaekit.io import load_run_split
 
     assert run_cli(["evaluate", run, "--num-samples", "2", "--output", tmp_path / "e.json"], capsys)[0] == 0
     assert run_cli(["evaluate", "robustness", run, "--num-steps", "1", "--epsilons", "0", "--consistency-steps", "0",

@@ -28,7 +28,7 @@ def bench():
 def setup(bench):
     config = Config.from_flat(binarize="static", hidden=(32,), latent_dim=4)
     x = bench.digits(config)[1][:20]
-    return config, x, build_model(config, tuple(x.shape[1:])).eval()
+    return config, x, build_model(config.model, tuple(x.shape[1:]), seed=config.train.seed).eval()
 
 
 def test_pythae_wrapper_computes_the_same_elbo_terms(bench, setup):

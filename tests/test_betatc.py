@@ -78,7 +78,7 @@ def test_decomposition_matches_quadrature():
 
 def tiny(model="betatc", **changes):
     config = Config.from_flat(model=model, latent_dim=3, hidden=(32,), epochs=2, batch_size=64, **changes)
-    return config, build_model(config, (1, 8, 8))
+    return config, build_model(config.model, (1, 8, 8), seed=config.train.seed)
 
 
 def test_betatc_loss_and_registry():

@@ -255,9 +255,9 @@ def test_train_size_keeps_a_fixed_subset_of_the_training_split(tmp_path, capsys)
     assert summary["num_test_examples"] == 360
     assert io.load_config(tmp_path / "s").data.train_size == 200
 
-    from vaekit import pipeline
+    from vaekit.data import splits
     from vaekit.config import Config
-    kept = [pipeline.load_dataset(Config.from_flat(train_size=200, seed=seed), "train").x for seed in (0, 1)]
+    kept = [splits.load_dataset(Config.from_flat(train_size=200, seed=seed), "train").x for seed in (0, 1)]
     assert torch.equal(kept[0], kept[1])  # the same examples for every seed
 
     code, _, err = run_cli(["train", "--runs-dir", tmp_path, "--name", "t", "--train-size", "5000", *FAST], capsys)

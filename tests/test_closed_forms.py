@@ -50,7 +50,7 @@ def test_continuous_bernoulli_is_a_density_on_unit_interval(logit):
 
 def trained_like_vae(seed=0):
     config = Config.from_flat(latent_dim=4, hidden=(32,), seed=seed, binarize="none")
-    model = build_model(config, (12,))
+    model = build_model(config.model, (12,), seed=config.train.seed)
     return model.eval()
 
 

@@ -42,7 +42,7 @@ def make(model, likelihood, shape_key, seed=0):
                     channels=(4, 8), net="conv" if shape_key == "conv" else "mlp", seed=seed, binarize="none",
                     init="a-trained-vae-run" if model == "avae-ss" else None)
     shape = SHAPES[shape_key]
-    return conditioned(build_model(config, shape, unit_interval=True)), shape, config
+    return conditioned(build_model(config.model, shape, unit_interval=True, seed=config.train.seed)), shape, config
 
 
 def batch(shape, n=4, seed=0):
@@ -140,7 +140,7 @@ def test_bad_encoder_output_and_shape_errors():
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 64, 64), (3, 64, 64)])
 def test_conv_nets_fit_standard_image_sizes(shape):
-    model = build_model(Config.from_flat(net="conv", latent_dim=4, hidden=(32,), channels=(4, 4, 4, 4)), shape)
+    model = build_model(Config.from_flat(net="conv", latent_dim=4, hidden=(32,), channels=(4, 4, 4, 4)).model, shape)
     x = torch.rand(2, *shape)
     assert model.transform(x).shape == (2, 4)
     assert model.reconstruct(x).shape == (2, *shape)

@@ -104,7 +104,7 @@ def test_contract_shapes_gradients_and_exact_round_trip(user_nets, tmp_path, mod
     shape = SHAPES[shape_key]
     extra = {"num_classes": 4} if model_name == "cvae" else {}
     config = custom_config(model_name)
-    model = vaekit.build_model(config, shape, trust_code=True, **extra)
+    model = vaekit.build_model(config.model, shape, trust_code=True, **extra, seed=config.train.seed)
     assert type(model.encoder).__module__ == MODULE and type(model.decoder).__name__ == "Decoder"
     assert model.encoder.body[0].out_features == 24 and model.decoder.net[0].out_features == 20  # kwargs reached them
     view = model.given(1) if model.conditional else model
@@ -128,22 +128,22 @@ def test_contract_shapes_gradients_and_exact_round_trip(user_nets, tmp_path, mod
 
 
 def test_same_seed_same_weights_and_one_custom_half(user_nets):
-    a = vaekit.build_model(custom_config(seed=3), (1, 8, 8), trust_code=True)
-    b = vaekit.build_model(custom_config(seed=3), (1, 8, 8), trust_code=True)
+    a = vaekit.build_model(custom_config(seed=3).model, (1, 8, 8), seed=3, trust_code=True)
+    b = vaekit.build_model(custom_config(seed=3).model, (1, 8, 8), seed=3, trust_code=True)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    half = vaekit.build_model(custom_config().replace(decoder=None), (1, 8, 8), trust_code=True)
+    half = vaekit.build_model(custom_config().replace(decoder=None).model, (1, 8, 8), trust_code=True)
     assert type(half.encoder).__name__ == "Encoder" and type(half.decoder).__name__ == "MLPDecoder"
 
 
 def test_loading_needs_trust(user_nets, tmp_path):
-    io.save(vaekit.build_model(custom_config(), (1, 8, 8), trust_code=True), tmp_path / "m")
+    io.save(vaekit.build_model(custom_config().model, (1, 8, 8), trust_code=True), tmp_path / "m")
     sys.modules.pop(MODULE, None)
     with pytest.raises(CodeNotTrusted, match=r"config.json: this config names code to import \(encoder "
                                              rf"'{MODULE}:Encoder', decoder '{MODULE}:Decoder'\).*--trust-code"):
         io.load(tmp_path / "m")
     assert MODULE not in sys.modules  # refused before importing anything
     with pytest.raises(CodeNotTrusted):
-        vaekit.build_model(custom_config(), (1, 8, 8))
+        vaekit.build_model(custom_config().model, (1, 8, 8))
     with trusting():
         assert io.load(tmp_path / "m").latent_dim == 3
     with trusting(), pytest.raises(CodeNotTrusted):
@@ -163,7 +163,7 @@ def test_loading_needs_trust(user_nets, tmp_path):
 ])
 def test_bad_custom_networks_are_clear_errors(user_nets, encoder, decoder, error, match):
     with pytest.raises(error, match=match):
-        vaekit.build_model(Config.from_flat(latent_dim=3, encoder=encoder, decoder=decoder), (1, 8, 8), trust_code=True)
+        vaekit.build_model(Config.from_flat(latent_dim=3, encoder=encoder, decoder=decoder).model, (1, 8, 8), trust_code=True)
 
 
 def test_custom_network_run_folder_through_the_cli(user_nets, tmp_path, capsys):

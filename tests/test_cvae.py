@@ -10,7 +10,7 @@ from vaekit.training import Checkpoint
 from vaekit.config import Config
 from vaekit.evaluation import evaluate, evaluate_conditional
 from vaekit.models import CVAE, given
-from vaekit.pipeline import condition_labels, resolve_condition
+from vaekit.data.splits import condition_labels, resolve_condition
 
 torch.set_num_threads(1)
 SHAPE = (1, 8, 8)
@@ -18,7 +18,7 @@ SHAPE = (1, 8, 8)
 
 def tiny(**changes):
     config = Config.from_flat(model="cvae", latent_dim=3, hidden=(32,), **changes)
-    return build_model(config, SHAPE, num_classes=10).eval(), config
+    return build_model(config.model, SHAPE, num_classes=10, seed=config.train.seed).eval(), config
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def trained(digits):
     """A CVAE trained on the digits train split (about 10 s on one core)."""
     train, _ = digits
     config = Config.from_flat(model="cvae", latent_dim=4, hidden=(128,), epochs=20, seed=0)
-    model = build_model(config, train.data_shape, num_classes=10)
+    model = build_model(config.model, train.data_shape, num_classes=10, seed=config.train.seed)
     history = fit(model, train.x, config, labels=train.labels["digit"])
     return model, history
 
@@ -64,7 +64,7 @@ def test_training_improves_and_conditioning_helps(digits, trained):
     model, history = trained
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     config = Config.from_flat(model="vae", latent_dim=4, hidden=(128,), epochs=20, seed=0)
-    vae = build_model(config, train.data_shape)
+    vae = build_model(config.model, train.data_shape, seed=config.train.seed)
     fit(vae, train.x, config)
     x, c = test.x, test.labels["digit"]
     torch.manual_seed(0)
@@ -147,12 +147,12 @@ def test_resumed_training_equals_uninterrupted(tmp_path):
     uninterrupted one does."""
     x, c = torch.rand(40, *SHAPE, generator=torch.Generator().manual_seed(0)), torch.arange(40) % 10
     config = Config.from_flat(model="cvae", latent_dim=3, hidden=(16,), epochs=4, batch_size=8, seed=3)
-    full = build_model(config, SHAPE, num_classes=10)
+    full = build_model(config.model, SHAPE, num_classes=10, seed=config.train.seed)
     fit(full, x, config, val=x[:8], labels=c, val_labels=c[:8])
-    part = build_model(config, SHAPE, num_classes=10)
+    part = build_model(config.model, SHAPE, num_classes=10, seed=config.train.seed)
     ckpt = tmp_path / "last.safetensors"
     fit(part, x, config.replace(epochs=2), val=x[:8], labels=c, val_labels=c[:8], hooks=[Checkpoint(ckpt)])
-    resumed = build_model(config, SHAPE, num_classes=10)
+    resumed = build_model(config.model, SHAPE, num_classes=10, seed=config.train.seed)
     fit(resumed, x, config, val=x[:8], labels=c, val_labels=c[:8], hooks=[Checkpoint(ckpt)], resume_from=ckpt)
     for key, value in full.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value)

@@ -97,5 +97,5 @@ def test_full_scale_configs_build():
     configs = benchmark_configs(full=True)
     assert {c.data.image_size for c in configs.values()} == {64} and configs["vae"].model.net == "conv"
     assert configs["capacity-vae"].train.capacity_steps > 100_000
-    model = build_model(configs["beta-tcvae"], (1, 64, 64))
+    model = build_model(configs["beta-tcvae"].model, (1, 64, 64), seed=configs["beta-tcvae"].train.seed)
     assert model.transform(__import__("torch").zeros(2, 1, 64, 64)).shape == (2, 10)

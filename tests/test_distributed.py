@@ -18,10 +18,10 @@ from safetensors.torch import load_file, save_file
 
 from vaekit import Config, build_model, fit
 from vaekit.training import Checkpoint
-from vaekit.training import distributed
-from vaekit import pipeline
-from vaekit.pipeline import load_dataset, prepare, split_validation
-from vaekit.training.runtime import RunOptions
+from vaekit.runtime import distributed
+from vaekit.reporting import runs
+from vaekit.data.splits import load_dataset, prepare, split_validation
+from vaekit.config import RunOptions
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 WORLD = 2
@@ -106,6 +106,7 @@ def _worker(rank: int, port: int, out: str):
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from vaekit import io
+    from vaekit.runtime import files
 
     out = Path(out)
     with distributed.process_group("cpu"):
@@ -131,10 +132,13 @@ def _worker(rank: int, port: int, out: str):
                 seen.append(index.detach().clone())
                 yield index, size
 
-        io.atomic_write, distributed.shard = recording_write, recording_shard
+        # every file write goes through runtime.files.atomic_write (io re-exports it as io.atomic_write)
+        io.atomic_write = files.atomic_write = recording_write
+        distributed.shard = recording_shard
         config = Config.from_flat(epochs=2, batch_size=32, eval_num_samples=20, **TINY)
-        summary = pipeline.train_run(config, out / "run", progress=False)
-        io.atomic_write, distributed.shard = real_write, real_shard
+        summary = runs.train_run(config, out / "run", progress=False)
+        io.atomic_write = files.atomic_write = real_write
+        distributed.shard = real_shard
         (out / f"writes{rank}.json").write_text(json.dumps(written))
         (out / f"summary{rank}.json").write_text(json.dumps(summary))
         steps_per_epoch = len(seen) // 2
@@ -143,7 +147,7 @@ def _worker(rank: int, port: int, out: str):
         # 2. a deterministic AE on grey values: DDP with batch B per rank == one process with B * WORLD
         ae = Config.from_flat(model="ae", binarize="none", epochs=2, batch_size=32, **TINY)
         ds, x, val = _digits(ae)
-        model = build_model(ae, ds.data_shape)
+        model = build_model(ae.model, ds.data_shape, seed=ae.train.seed)
         history = fit(model, x, ae, val=val)
         if rank == 0:
             _save(model, out / "ae_ddp.safetensors")
@@ -152,12 +156,12 @@ def _worker(rank: int, port: int, out: str):
         # 3. resume under DDP: 1 epoch + resume to 2 == 2 epochs straight (VAE, dynamic binarization)
         vae = Config.from_flat(epochs=2, batch_size=32, **TINY)
         ds, x, val = _digits(vae)
-        straight = build_model(vae, ds.data_shape)
+        straight = build_model(vae.model, ds.data_shape, seed=vae.train.seed)
         fit(straight, x, vae, val=val)
         ckpt = out / "ckpt.safetensors"
-        first = build_model(vae, ds.data_shape)
+        first = build_model(vae.model, ds.data_shape, seed=vae.train.seed)
         fit(first, x, vae.replace(epochs=1), val=val, hooks=[Checkpoint(ckpt)])
-        resumed = build_model(vae, ds.data_shape)
+        resumed = build_model(vae.model, ds.data_shape, seed=vae.train.seed)
         fit(resumed, x, vae, val=val, hooks=[Checkpoint(ckpt)], resume_from=ckpt)
         for name, m in (("straight", straight), ("resumed", resumed)):
             _save(m, out / f"{name}{rank}.safetensors")
@@ -166,7 +170,7 @@ def _worker(rank: int, port: int, out: str):
         cvae = Config.from_flat(model="cvae", epochs=1, batch_size=32, **TINY)
         ds, x, val = _digits(cvae)
         y_train, y_val = split_validation(ds.labels["digit"], cvae)
-        model = build_model(cvae, ds.data_shape, num_classes=10)
+        model = build_model(cvae.model, ds.data_shape, num_classes=10, seed=cvae.train.seed)
         fit(model, x, cvae, val=val, labels=y_train, val_labels=y_val)
         _save(model, out / f"cvae{rank}.safetensors")
 
@@ -212,7 +216,7 @@ def test_two_process_shards_are_disjoint_and_cover_the_epoch(two_process_run):
 def test_two_processes_equal_one_process_with_the_global_batch(two_process_run):
     ae = Config.from_flat(model="ae", binarize="none", epochs=2, batch_size=32 * WORLD, **TINY)
     ds, x, val = _digits(ae)
-    model = build_model(ae, ds.data_shape)
+    model = build_model(ae.model, ds.data_shape, seed=ae.train.seed)
     history = fit(model, x, ae, val=val)
     ddp = load_file(str(two_process_run / "ae_ddp.safetensors"))
     for key, value in model.state_dict().items():

@@ -13,7 +13,7 @@ from vaekit import Config, build_model
 from vaekit.evaluation import evaluate, log_likelihood
 from vaekit.evaluation.probe import LinearProbe
 from vaekit.evaluation.robustness import adversarial_accuracy
-from vaekit.training import distributed
+from vaekit.runtime import distributed
 
 WORLD = 2
 

@@ -19,7 +19,7 @@ SHAPE = (1, 8, 8)
 
 def tiny(model="vae", latent_dim=4, **extra):
     config = Config.from_flat(model=model, latent_dim=latent_dim, hidden=(32,), seed=0)
-    return build_model(config, SHAPE, **extra).eval()
+    return build_model(config.model, SHAPE, **extra, seed=config.train.seed).eval()
 
 
 @pytest.fixture(scope="module")

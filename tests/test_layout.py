@@ -11,18 +11,22 @@ import pytest
 
 SRC = Path(__file__).parents[1] / "src" / "vaekit"
 
-#: bottom to top; a module may import from its own layer or any layer below it
+#: The layers of shared/DESIGN.md, bottom to top, as the design names them: "Data flows one way:
+#: data -> models + objectives -> training -> io -> evaluation / detectors -> reporting -> cli".
+DESIGN_ORDER = ["data", "models", "training", "io", "evaluation", "reporting", "cli"]
+
+#: bottom to top; a module may import from its own layer or any layer below it. Below DESIGN's
+#: data: the runtime (imports nothing of vaekit) and the configs (import no torch); between its
+#: reporting and cli: the benchmark protocols and the sweeps they run on.
 LAYERS = [
-    ["_version", "distributions", "nets", "custom_nets", "attacks", "data"],
-    ["models"],
+    ["_version", "runtime", "registry"],
     ["config"],
-    ["objectives"],
-    ["io"],
+    ["data"],
+    ["distributions", "custom_nets", "nets", "attacks", "models", "objectives"],
     ["training"],
-    ["evaluation"],
+    ["io"],
+    ["evaluation", "detectors", "run"],
     ["reporting"],
-    ["pipeline"],
-    ["detectors"],
     ["benchmarks"],
     ["cli", "__main__", "__init__"],
 ]
@@ -68,6 +72,55 @@ GRAPH = {name: imports(name) for name in MODULES}
 
 def test_every_module_has_a_layer():
     assert all(layer(name) >= 0 for name in MODULES)
+
+
+def test_layers_follow_the_design_order():
+    """Each layer DESIGN.md names sits above the one before it, so moving a module away from the
+    design (e.g. io below training) fails here and in the upward-import test."""
+    positions = [LAYER[name] for name in DESIGN_ORDER]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions), positions
+    assert LAYER["detectors"] == LAYER["evaluation"] and LAYER["objectives"] == LAYER["models"]
+
+
+def test_runtime_imports_nothing_of_vaekit():
+    """The bottom layer: runtime/, the registry and the version import no other part of vaekit."""
+    bottom = [a for a in GRAPH if layer(a) == 0 and a != "vaekit"]
+    assert "vaekit.runtime.distributed" in bottom and "vaekit.registry" in bottom
+    leaks = [f"{a} -> {b}" for a in bottom for b in GRAPH[a]
+             if not (a.startswith("vaekit.runtime") and b.startswith("vaekit.runtime"))]
+    assert not leaks, leaks
+
+
+def test_evaluation_does_not_import_training():
+    """Evaluating a model needs no training loop: evaluation/ reads the runtime (ranks, progress)
+    from the bottom layer, not from training/."""
+    leaks = [f"{a} -> {b}" for a in GRAPH if a.startswith("vaekit.evaluation")
+             for b in GRAPH[a] if b.startswith("vaekit.training")]
+    assert not leaks, leaks
+
+
+def test_config_imports_no_torch():
+    """``import vaekit.config`` reads the registry (plain data), never torch."""
+    code = "import sys, vaekit.config; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(SRC.parent), "PATH": "/usr/bin:/bin"}).stdout
+    assert out.strip() == "False"
+
+
+def test_registry_names_match_the_classes():
+    """The torch-free registry and the classes that build its names agree: the same model names,
+    each name's graph mapped to a class with the same capabilities, the same likelihood and
+    precision names."""
+    from vaekit.distributions import LIKELIHOODS
+    from vaekit.models import CLASSES, MODELS
+    from vaekit.registry import LIKELIHOOD_NAMES, MODEL_KINDS, PRECISION_NAMES
+    from vaekit.runtime import PRECISIONS
+
+    assert set(MODELS) == set(MODEL_KINDS) and set(CLASSES) == {k.graph for k in MODEL_KINDS.values()}
+    for name, kind in MODEL_KINDS.items():
+        spec = MODELS[name]
+        assert (spec.stochastic, spec.conditional) == (kind.stochastic, kind.conditional), name
+    assert set(LIKELIHOODS) == set(LIKELIHOOD_NAMES) and set(PRECISIONS) == set(PRECISION_NAMES)
 
 
 def test_no_import_runs_up_a_layer():
@@ -160,3 +213,15 @@ def test_no_merge_conflict_markers_in_the_docs_or_sources():
               for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
               if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "=" * 7]
     assert not marked, f"unresolved merge conflict markers: {marked}"
+
+
+def test_build_model_takes_a_model_config():
+    """``build_model`` takes the model section; a whole run Config is refused with the fix."""
+    from vaekit.config import Config
+    from vaekit.models import build_model
+
+    config = Config.from_flat(latent_dim=2, hidden=(8,), seed=3)
+    with pytest.raises(TypeError, match=r"pass config\.model"):
+        build_model(config, (1, 8, 8))
+    model = build_model(config.model, (1, 8, 8), seed=config.train.seed)
+    assert model.config == config.model.__class__(**{**vars(config.model), "decoder_activation": "sigmoid"})

@@ -30,7 +30,7 @@ CONFIG = Config.from_flat(**TINY, kl_diagnostic_points=0)
 
 @pytest.fixture(scope="module")
 def tiny_model(digits):
-    model = build_model(CONFIG, (1, 8, 8))
+    model = build_model(CONFIG.model, (1, 8, 8), seed=CONFIG.train.seed)
     fit(model, digits[0], CONFIG)
     return model.eval()
 
@@ -64,7 +64,7 @@ def test_posterior_settings_errors(tiny_model, digits):
         PosteriorSettings(num_posterior_samples=1)
     config = CONFIG.replace(model="ae")
     with pytest.raises(ValueError, match="unconditional VAE"):
-        fit_posterior(build_model(config, (1, 8, 8)), digits[0], config, kind="swag")
+        fit_posterior(build_model(config.model, (1, 8, 8), seed=config.train.seed), digits[0], config, kind="swag")
 
 
 # ---------------------------------------------------------------- score formulas

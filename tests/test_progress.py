@@ -3,7 +3,7 @@ one per ``every`` seconds (always the first and last), nothing when silenced (--
 
 import io
 
-from vaekit.training.progress import Reporter, silenced, track
+from vaekit.runtime.progress import Reporter, silenced, track
 
 
 def test_plain_lines_first_last_and_when_due():

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaekit import io, pipeline
+from vaekit import io
+from vaekit.reporting import runs
 from vaekit.reporting import report
 from vaekit.config import Config
 
@@ -64,7 +65,7 @@ def run_dir(tmp_path_factory):
     """A tiny VAE on the digits (latent_dim 3: principal grid), with an extra evaluation result."""
     folder = tmp_path_factory.mktemp("runs") / "vae-digits"
     config = Config.from_flat(model="vae", latent_dim=3, hidden=(64,), epochs=3, eval_num_samples=10)
-    pipeline.train_run(config, folder, progress=False)
+    runs.train_run(config, folder, progress=False)
     io.write_json(folder / "evaluation-k50.json", {"test": {"log_likelihood": -31.25}, "num_samples": 50})
     report.write_report(folder)
     return folder
@@ -111,7 +112,7 @@ def test_image_check_catches_a_broken_image(run_dir, tmp_path):
 @needs_chromium
 def test_comparison_page_renders(run_dir, tmp_path):
     other = tmp_path / "ae-digits"
-    pipeline.train_run(Config.from_flat(model="ae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5), other, progress=False)
+    runs.train_run(Config.from_flat(model="ae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5), other, progress=False)
     out = report.write_comparison([run_dir, other], tmp_path / "comparison.html")
     statuses = image_status(out, tmp_path)
     assert len(statuses) == 2 and all(s["ok"] for s in statuses)
@@ -137,7 +138,7 @@ def test_tensorboard_logger_writes_scalars_and_images(tmp_path):
 
     folder = tmp_path / "tb"
     config = Config.from_flat(model="cvae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5)
-    pipeline.train_run(config, folder, progress=False, logger="tensorboard")
+    runs.train_run(config, folder, progress=False, logger="tensorboard")
     assert len((folder / "metrics.jsonl").read_text().splitlines()) == 2
     events = EventAccumulator(str(folder / "tensorboard"), size_guidance={"images": 0}).Reload()
     tags = events.Tags()
@@ -151,5 +152,5 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     config = Config.from_flat(model="vae", latent_dim=2, hidden=(16,), epochs=1, eval_num_samples=2)
     with pytest.raises(ImportError, match="pip install tensorboard"):
-        pipeline.train_run(config, tmp_path / "run", progress=False, logger="tensorboard")
+        runs.train_run(config, tmp_path / "run", progress=False, logger="tensorboard")
     assert not (tmp_path / "run").exists()  # failed before writing anything

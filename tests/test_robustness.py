@@ -103,7 +103,7 @@ def _grads(model, loss):
 def test_coupling_losses_add_only_encoder_gradients(name):
     """x̃ = g(z) and x_b are constants: the decoder's gradient equals the VAE's (same z)."""
     config = Config.from_flat(model=name, **TINY)
-    model = build_model(config, (3, 8, 8))
+    model = build_model(config.model, (3, 8, 8), seed=config.train.seed)
     x = torch.rand(8, 3, 8, 8)
     torch.manual_seed(0)
     vae = _grads(model, ELBO()(model, x, 1.0).loss)
@@ -121,7 +121,7 @@ def test_coupling_losses_add_only_encoder_gradients(name):
 
 def test_smooth_point_is_in_the_ball_and_increases_the_coupling():
     config = Config.from_flat(model="se", epsilon=0.1, num_steps=5, **TINY)
-    model = build_model(config, (3, 8, 8))
+    model = build_model(config.model, (3, 8, 8), seed=config.train.seed)
     x = torch.rand(32, 3, 8, 8)
     q = model.encode(x)
     xb = smooth_point(model, x, q, config.train.rho, config.train.epsilon, config.train.num_steps)
@@ -133,7 +133,7 @@ def test_smooth_point_is_in_the_ball_and_increases_the_coupling():
 
 def test_self_supervised_loss_uses_no_data_and_leaves_the_decoder():
     config = Config.from_flat(model="avae-ss", init="unused", **TINY)
-    model = build_model(config, (3, 8, 8))
+    model = build_model(config.model, (3, 8, 8), seed=config.train.seed)
     zeros, noise = torch.zeros(8, 3, 8, 8), torch.rand(8, 3, 8, 8)
     torch.manual_seed(0)
     objective = build_objective(config)
@@ -191,7 +191,7 @@ def test_celeba_folder(tmp_path):
     assert train.x.shape == (3, 3, 64, 64) and test.x.shape == (2, 3, 64, 64)
     assert 0 <= train.x.min() and train.x.max() <= 1
     assert train.labels["Smiling"].tolist() == [1, 0, 1] and test.labels["Male"].tolist() == [1, 0]
-    model = build_model(Config.from_json("configs/avae-celeba.json"), train.data_shape)
+    model = build_model(Config.from_json("configs/avae-celeba.json").model, train.data_shape)
     assert model.encode(train.x).mean.shape == (3, 64)
     (tmp_path / "img_align_celeba" / "000005.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="missing"):
@@ -209,7 +209,7 @@ def trained():
     sub = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:3000]
     train = train.subset(sub)
     config = Config.from_flat(**{**TINY, "hidden": (64,), "latent_dim": 8, "epochs": 4, "lr": 3e-3})
-    model = build_model(config, train.data_shape)
+    model = build_model(config.model, train.data_shape, seed=config.train.seed)
     fit(model, train.x, config)
     test = test.subset(torch.arange(0, len(test), 5))
     return model, train, test

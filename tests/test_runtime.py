@@ -11,11 +11,11 @@ from PIL import Image
 
 from vaekit import Config, build_model, fit
 from vaekit.training import Checkpoint
-from vaekit.training import runtime
+from vaekit import runtime
 from vaekit.cli import main
 from vaekit.data.folder import ImageFolder
-from vaekit.pipeline import load_dataset
-from vaekit.training.runtime import RunOptions
+from vaekit.data.splits import load_dataset
+from vaekit.config import RunOptions
 from vaekit.training.loop import data_loader
 
 TINY = Config.from_flat(epochs=1, batch_size=64, hidden=(16,), latent_dim=2)
@@ -27,7 +27,7 @@ def digits():
 
 
 def _train(digits, config=TINY, **options):
-    model = build_model(config, digits.data_shape)
+    model = build_model(config.model, digits.data_shape, seed=config.train.seed)
     history = fit(model, digits.x, config, options=RunOptions(device="cpu", **options))
     return model, history
 
@@ -53,7 +53,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(capsys, tmp_path):
 @pytest.mark.parametrize("precision", ["bf16", "16-mixed"])
 def test_mixed_precision_runs_the_nets_low_and_the_loss_in_float32(digits, precision):
     dtypes = []
-    model = build_model(TINY, digits.data_shape)
+    model = build_model(TINY.model, digits.data_shape, seed=TINY.train.seed)
     model.decoder.net[0].register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
     history = fit(model, digits.x, TINY, options=RunOptions(device="cpu", precision=precision))
     assert set(dtypes) == {runtime.PRECISIONS[precision][0]}  # the network ran in low precision
@@ -68,12 +68,12 @@ def test_mixed_precision_runs_the_nets_low_and_the_loss_in_float32(digits, preci
 def test_grad_scaler_state_is_checkpointed_and_resumed(digits, tmp_path):
     config = TINY.replace(epochs=2)
     options = RunOptions(device="cpu", precision="16-mixed")
-    straight = build_model(config, digits.data_shape)
+    straight = build_model(config.model, digits.data_shape, seed=config.train.seed)
     fit(straight, digits.x, config, options=options)
     ckpt = tmp_path / "last.safetensors"
-    fit(build_model(config, digits.data_shape), digits.x, config.replace(epochs=1), hooks=[Checkpoint(ckpt)],
+    fit(build_model(config.model, digits.data_shape, seed=config.train.seed), digits.x, config.replace(epochs=1), hooks=[Checkpoint(ckpt)],
         options=options)
-    resumed = build_model(config, digits.data_shape)
+    resumed = build_model(config.model, digits.data_shape, seed=config.train.seed)
     fit(resumed, digits.x, config, hooks=[Checkpoint(ckpt)], resume_from=ckpt, options=options)
     from vaekit.io import read_safetensors
 
@@ -140,12 +140,12 @@ def test_fit_streams_an_image_folder_with_workers(tmp_path):
     images = ImageFolder(tmp_path / "faces", "all", image_size=8)
     config = Config.from_flat(epochs=2, batch_size=6, hidden=(16,), latent_dim=2, net="conv", channels=(4,),
                     likelihood="gaussian", likelihood_scale=0.1)
-    model = build_model(config, images.data_shape)
+    model = build_model(config.model, images.data_shape, seed=config.train.seed)
     history = fit(model, images, config, options=RunOptions(device="cpu", num_workers=1))
     assert len(history) == 2 and history[-1]["step"] == 2 * 4 and np.isfinite(history[-1]["train_loss"])
     # the same batches as the in-memory tensor of the same images
     in_memory = torch.stack([images[i] for i in range(len(images))])
-    reference = build_model(config, images.data_shape)
+    reference = build_model(config.model, images.data_shape, seed=config.train.seed)
     expected = fit(reference, in_memory, config)
     assert history[-1]["train_loss"] == pytest.approx(expected[-1]["train_loss"], rel=1e-5)
     loader = data_loader(images, 6, torch.Generator(), RunOptions(num_workers=1), torch.device("cpu"))

@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 from vaekit.cli import main
-from vaekit.pipeline import sweep as sweep_mod
-from vaekit.pipeline.sweep_report import aggregate, summarize
-from vaekit.pipeline.sweep_spec import SweepSpec, from_dict, grid_arms, parse_assignments
+from vaekit.benchmarks.sweeps import engine as sweep_mod
+from vaekit.benchmarks.sweeps.results import aggregate, summarize
+from vaekit.benchmarks.sweeps.spec import SweepSpec, from_dict, grid_arms, parse_assignments
 
 TINY = {"data": "digits", "epochs": 1, "hidden": [16], "latent_dim": 2, "eval_num_samples": 2,
         "kl_diagnostic_points": 0, "batch_size": 256}
@@ -43,7 +43,7 @@ def _work(spec_dict, out, log_path, die_on=None):
 def _trials(out):
     import optuna
 
-    from vaekit.pipeline.sweep_storage import default_storage, open_storage
+    from vaekit.benchmarks.sweeps.storage import default_storage, open_storage
 
     storage = open_storage(default_storage(out))
     return optuna.load_study(study_name=os.path.basename(out), storage=storage).get_trials()
@@ -89,7 +89,7 @@ def test_a_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
 
 
 def test_run_point_reuses_a_finished_run_and_resumes_a_killed_one(tmp_path):
-    from vaekit.pipeline.sweep_points import run_point
+    from vaekit.benchmarks.sweeps.points import run_point
 
     point = _spec(n_arms=1, seeds=(0,)).points()[0]
     first = run_point(point, tmp_path)
@@ -164,7 +164,7 @@ def test_collecting_results_keeps_the_wall_time_of_the_training_run(tmp_path):
     import json
     import time
 
-    from vaekit.pipeline.sweep_points import wall_time
+    from vaekit.benchmarks.sweeps.points import wall_time
 
     path = tmp_path / "results.json"
     assert wall_time(path, time.perf_counter(), collect_only=True) is None

@@ -8,8 +8,9 @@ import torch
 
 from vaekit import Config, build_model, fit
 from vaekit.cli import main
-from vaekit.training import runtime
-from vaekit.training.runtime import RunOptions, choose_threads, idle_cores
+from vaekit import runtime
+from vaekit.config import RunOptions
+from vaekit.runtime import choose_threads, idle_cores
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def test_override_order():
 
 
 def test_policy_one_thread_small_idle_cores_large(monkeypatch):
-    monkeypatch.setattr(runtime, "available_cores", lambda: 4)
+    monkeypatch.setattr(runtime.threads, "available_cores", lambda: 4)
     assert small_flops() < runtime.THREAD_FLOPS_THRESHOLD < large_flops()
     assert choose_threads(small(), 64, environ={}, load=0.0).threads == 1
     assert choose_threads(large(), 64, environ={}, load=0.0).threads == 4  # idle machine: every core
@@ -98,9 +99,9 @@ def test_train_records_threads_and_logs_progress_lines(tmp_path, capsys, monkeyp
 def test_flop_count_is_not_seen_by_the_callers_hooks():
     """The policy's probe pass runs on a private copy: a user's forward hooks see only real calls."""
     from vaekit import Config, build_model
-    from vaekit.training.runtime import flops_per_step
+    from vaekit.runtime import flops_per_step
 
-    model = build_model(Config.from_flat(latent_dim=2, hidden=(16,)), (1, 8, 8))
+    model = build_model(Config.from_flat(latent_dim=2, hidden=(16,)).model, (1, 8, 8))
     calls = []
     model.decoder.register_forward_hook(lambda *_: calls.append(1))
     assert flops_per_step(model, 64) == 3 * 64 * 2 * (64 * 16 + 16 * 4 + 2 * 16 + 16 * 64)

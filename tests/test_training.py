@@ -8,6 +8,7 @@ from vaekit.evaluation.kl import KLDiagnostics
 from vaekit.training import Checkpoint
 from vaekit.config import Config
 from vaekit.models import build_model
+from vaekit.training.checkpoint import load_checkpoint
 from vaekit.training.loop import TrainingDiverged, beta_at, fit
 
 CONFIG = Config.from_flat(latent_dim=2, hidden=(16,), epochs=4, batch_size=128, seed=1)
@@ -29,7 +30,7 @@ def assert_same_weights(a, b):
 
 
 def train(x, config=CONFIG, **kwargs):
-    model = build_model(config, x.shape[1:])
+    model = build_model(config.model, x.shape[1:], seed=config.train.seed)
     history = fit(model, x, config, **kwargs)
     return model, history
 
@@ -93,18 +94,18 @@ def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(digits, tm
                 with torch.no_grad():
                     model.decoder.net[0].weight.fill_(float("nan"))
 
-    model = build_model(CONFIG, digits.shape[1:])
+    model = build_model(CONFIG.model, digits.shape[1:], seed=CONFIG.train.seed)
     with pytest.raises(TrainingDiverged, match=r"at step 4 \(epoch 2\)"):
         fit(model, digits, CONFIG, hooks=[Checkpoint(ckpt), Poison()])
-    fresh = build_model(CONFIG, digits.shape[1:])
-    state, _ = io.load_checkpoint(ckpt, fresh, torch.optim.Adam(fresh.parameters()))
+    fresh = build_model(CONFIG.model, digits.shape[1:], seed=CONFIG.train.seed)
+    state, _ = load_checkpoint(ckpt, fresh, torch.optim.Adam(fresh.parameters()))
     assert state["epoch"] == 1
     assert all(torch.isfinite(p).all() for p in fresh.parameters())
 
 
 def test_dataloader_path_trains(digits):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(digits), batch_size=64, shuffle=True)
-    model = build_model(CONFIG, digits.shape[1:])
+    model = build_model(CONFIG.model, digits.shape[1:], seed=CONFIG.train.seed)
     history = fit(model, loader, CONFIG.replace(epochs=2))
     assert len(history) == 2 and history[-1]["train_loss"] < history[0]["train_loss"] + 5
 
@@ -115,7 +116,7 @@ def test_iwae_objective_trains(digits):
 
 
 def test_denoising_ae_adds_noise_only_in_training(digits):
-    model = build_model(Config.from_flat(model="ae", noise_std=0.5, latent_dim=2, hidden=(8,)), digits.shape[1:])
+    model = build_model(Config.from_flat(model="ae", noise_std=0.5, latent_dim=2, hidden=(8,)).model, digits.shape[1:])
     x = digits[:4]
     model.train()
     assert not torch.equal(model.corrupt(x), x)
@@ -131,7 +132,7 @@ def test_kl_diagnostics_hook_logs_the_decomposition(digits):
 
 
 def test_run_logs_kl_diagnostics_unless_switched_off(tmp_path):
-    from vaekit.pipeline import train_run
+    from vaekit.reporting.runs import train_run
 
     config = Config.from_flat(latent_dim=2, hidden=(16,), epochs=1, eval_num_samples=5)
     train_run(config, tmp_path / "a", progress=False)

@@ -20,12 +20,12 @@ _NAMES = {
     "BetaTC": "objectives", "Coupling": "objectives", "ELBO": "objectives", "IWAE": "objectives",
     "LossTerms": "objectives", "SelfSupervised": "objectives", "build_objective": "objectives",
     "elbo": "objectives", "iwae_bound": "objectives",
-    "RunOptions": "training", "fit": "training",
+    "RunOptions": "config", "fit": "training", "train_run": "reporting.runs",
     "AnomalyDetector": "detectors.anomaly", "FlowDetector": "detectors.flows",
 }
 #: public module name -> its path below vaekit
-_MODULES = {"data": "data", "evaluation": "evaluation", "io": "io", "pipeline": "pipeline", "training": "training",
-            "distributed": "training.distributed", "runtime": "training.runtime", "explore": "evaluation.explore"}
+_MODULES = {"data": "data", "evaluation": "evaluation", "io": "io", "run": "run", "training": "training",
+            "distributed": "runtime.distributed", "runtime": "runtime", "explore": "evaluation.explore"}
 
 
 def __getattr__(name: str):
@@ -44,7 +44,8 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from . import data, evaluation, io, pipeline, training
+    from . import data, evaluation, io, run, training
+    from .reporting.runs import train_run
     from .config import Config, DataConfig, ModelConfig, TrainConfig
     from .detectors.anomaly import AnomalyDetector
     from .detectors.flows import FlowDetector
@@ -53,6 +54,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .models import AE, CVAE, MODELS, VAE, build_model
     from .objectives import (ELBO, IWAE, BetaTC, Coupling, LossTerms, SelfSupervised, build_objective, elbo,
                              iwae_bound)
-    from .training import RunOptions, distributed, fit, runtime
+    from . import runtime
+    from .config import RunOptions
+    from .runtime import distributed
+    from .training import fit
 
 __all__ = ["__version__", *sorted(_NAMES), *sorted(_MODULES)]

@@ -30,14 +30,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
-import json
-import re
 
 import torch
 from torch import nn
 
 ROLES = ("encoder", "decoder")
-_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("vaekit_trust_code", default=False)
 
 
@@ -60,32 +57,6 @@ def trusting(enabled: bool = True):
 def code_trusted(trust_code: bool | None = None) -> bool:
     """``trust_code`` when given, else the setting of the enclosing :func:`trusting` block (default False)."""
     return _TRUSTED.get() if trust_code is None else bool(trust_code)
-
-
-def check_spec(role: str, spec) -> None:
-    """Validate a config's ``encoder`` / ``decoder`` entry without importing anything.
-
-    Raises:
-        ValueError: not None or ``{"target": "module:Name", "kwargs": {...}}`` with JSON-ready kwargs.
-    """
-    if spec is None:
-        return
-    example = f'{{"target": "mypkg.nets:{role.capitalize()}", "kwargs": {{"width": 64}}}}'
-    if not isinstance(spec, dict) or not isinstance(spec.get("target"), str) or set(spec) - {"target", "kwargs"}:
-        raise ValueError(f"{role} must be an object like {example}, got {spec!r}")
-    if not _TARGET.match(spec["target"]):
-        raise ValueError(f"{role} target must be 'module.path:ClassName', got {spec['target']!r}")
-    kwargs = spec.get("kwargs", {})
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise ValueError(f"{role} kwargs must be a JSON object of keyword arguments, got {kwargs!r}")
-    reserved = sorted({"data_shape", "latent_dim", "stochastic", "cond_dim"} & set(kwargs))
-    if reserved:
-        raise ValueError(f"{role} kwargs may not set {', '.join(reserved)}: vaekit passes them from the config and data")
-    try:
-        json.dumps(kwargs, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{role} kwargs must be JSON (numbers, strings, lists, objects) so the run folder "
-                         f"stays JSON + safetensors; {e}") from None
 
 
 def named(config) -> dict[str, str]:

@@ -9,112 +9,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
+import shutil
+import time
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
-from .config import Config, ModelConfig
+from .config import FORMAT_VERSION, Config, ModelConfig
+from .data import splits
+from .data.scaling import Standardizer
 from .custom_nets import CodeNotTrusted
 from .models import build_model
+from .runtime import files
+from .runtime.files import atomic_write, read_json, read_json_lines, read_safetensors, write_json
+
+__all__ = ["CHECKPOINT", "CONFIG", "FORMAT_VERSION", "SCALER", "WEIGHTS", "atomic_write", "clean_stale_files",
+           "create_run_dir", "default_name", "discard_unstarted",
+           "initialise", "load", "load_config", "load_record", "load_run_split",
+           "load_scaler", "load_weights", "model_config", "model_record", "read_json", "read_json_lines",
+           "read_safetensors", "save", "save_weights", "write_json"]
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-#: 2: ``config`` holds the nested sections (model, train, data); 1 (vaekit <= 0.1): one flat dict.
-FORMAT_VERSION = 2
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and one rename.
-
-    A reader (or a process killed mid-write) sees the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path, obj) -> None:
-    """Atomically write ``obj`` as indented JSON."""
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def read_json(path) -> dict:
-    """Read a JSON file; a missing or corrupt file raises FileNotFoundError / ValueError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); the file is corrupt") from None
-
-
-def read_json_lines(path) -> list[dict]:
-    """Read a JSON-lines file (one object per line, e.g. metrics.jsonl); blank lines are skipped.
-
-    Raises:
-        FileNotFoundError: no such file. ValueError: a line that is not JSON (truncated or
-            corrupt), naming the file and the line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not UTF-8 text; the file is corrupt") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} line {number} is not valid JSON ({e.msg}): the file is truncated or corrupt; "
-                             "re-run training with --resume to rewrite it") from None
-    return rows
-
-
-def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file (no code is executed).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: a truncated, corrupt or foreign file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found")
-    raw = path.read_bytes()
-    try:
-        tensors = load_bytes(raw)
-        header_len = int.from_bytes(raw[:8], "little")
-        metadata = json.loads(raw[8:8 + header_len]).get("__metadata__", {}) or {}
-    except (SafetensorError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a valid safetensors file (truncated, corrupt or foreign): {e}") from None
-    return tensors, metadata
 
 
 def model_record(model, config: Config | None = None) -> dict:
@@ -136,7 +53,7 @@ def model_record(model, config: Config | None = None) -> dict:
 def save_weights(model, path) -> None:
     """Atomically write ``model.state_dict()`` to the safetensors file ``path``."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, save_bytes(state))
+    files.atomic_write(path, save_bytes(state))
 
 
 def load_weights(model, path) -> None:
@@ -242,42 +159,76 @@ def load(path, map_location: str | torch.device = "cpu", trust_code: bool | None
     return model.to(map_location).eval()
 
 
-def save_checkpoint(path, model, optimizer, state: dict, extra: dict[str, torch.Tensor]) -> None:
-    """Atomically write a training checkpoint: weights, optimizer tensors, loop state, extra tensors.
+# --- run folders ---------------------------------------------------------------------------------
+# ``runs/<name>/`` holds ``config.json``, ``model.safetensors``, ``checkpoint/last.safetensors``,
+# ``metrics.jsonl``, ``summary.json``, ``report.html`` and PNG figures.
 
-    Args:
-        path: the checkpoint file (``.safetensors``).
-        state: JSON-serialisable loop state (epoch, step, history, ...).
-        extra: name -> tensor, e.g. RNG states (uint8) and the best weights so far.
+CHECKPOINT = Path("checkpoint") / "last.safetensors"
+#: The feature standardiser of a tabular run (mean and scale as JSON), when it has one.
+SCALER = "scaler.json"
+
+
+def default_name(config: Config) -> str:
+    """``<model>-<data>-<YYYYmmdd-HHMMSS>``."""
+    return f"{config.model.name}-{config.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def create_run_dir(runs_dir, name: str | None, config: Config, overwrite: bool = False) -> Path:
+    """Create the folder of a new run in one atomic step (an exclusive mkdir), so that of two runs
+    started with the same name at once exactly one gets it.
+
+    Raises:
+        FileExistsError: the folder exists and ``overwrite`` is not set (then it is replaced).
     """
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
-    scalars: dict[str, dict] = {}
-    for index, entries in opt["state"].items():
-        for key, value in entries.items():
-            if torch.is_tensor(value):
-                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(index), {})[key] = value
-    tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in extra.items()})
-    metadata = {"state": json.dumps(state), "param_groups": json.dumps(opt["param_groups"]),
-                "optim_scalars": json.dumps(scalars), "format_version": str(FORMAT_VERSION)}
-    atomic_write(path, save_bytes(tensors, metadata=metadata))
+    run_dir = Path(runs_dir) / (name or default_name(config))
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir) if run_dir.is_dir() else run_dir.unlink()
+    try:
+        run_dir.mkdir()
+    except FileExistsError:
+        raise FileExistsError(
+            f"run folder {run_dir} already exists; pass --resume {run_dir} to continue it, "
+            "--overwrite to replace it, or --name for a new one") from None
+    return run_dir
 
 
-def load_checkpoint(path, model, optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Restore model and optimizer from :func:`save_checkpoint`; returns ``(state, extra)``."""
-    tensors, metadata = read_safetensors(path)
-    if "state" not in metadata:
-        raise ValueError(f"{path} is not a vaekit checkpoint (no loop state in its metadata)")
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    opt_state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            opt_state.setdefault(int(index), {})[name] = value
-    for index, entries in json.loads(metadata.get("optim_scalars", "{}")).items():
-        opt_state.setdefault(int(index), {}).update(entries)
-    optimizer.load_state_dict({"state": opt_state, "param_groups": json.loads(metadata["param_groups"])})
-    extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
-    return json.loads(metadata["state"]), extra
+def discard_unstarted(run_dir) -> bool:
+    """Remove the folder of a new run that failed before its first checkpoint (there is nothing to
+    resume, so no folder is left behind); a folder holding a checkpoint is kept. Returns whether
+    the folder was removed."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not (run_dir / CHECKPOINT).exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return True
+    return False
+
+
+def clean_stale_files(run_dir) -> list[Path]:
+    """Remove the temporary files an interrupted atomic write left in ``run_dir`` (``.*.tmp``);
+    returns the paths removed."""
+    stale = [p for p in Path(run_dir).rglob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink()
+    return stale
+
+
+def initialise(model, init) -> None:
+    """Load the weights of the run folder ``init`` into ``model`` (``--init RUN``, e.g. AVAE-SS).
+
+    Raises:
+        FileNotFoundError: ``init`` has no model.safetensors.
+        ValueError: its weights do not fit this model's architecture (the message names them).
+    """
+    load_weights(model, Path(init) / WEIGHTS)
+
+
+def load_scaler(run_dir) -> Standardizer | None:
+    """The standardiser stored in ``run_dir/scaler.json``, or None if the run has none."""
+    path = Path(run_dir) / SCALER
+    return Standardizer.from_dict(read_json(path)) if path.is_file() else None
+
+
+def load_run_split(run_dir, config: Config, split: str) -> data.Dataset:
+    """A split of a run's dataset as the model saw it in training: standardised with the run's scaler."""
+    return splits.standardized(splits.load_dataset(config, split), load_scaler(run_dir))

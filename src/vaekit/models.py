@@ -16,6 +16,7 @@ from torch.distributions import Distribution
 
 from .distributions import Deterministic, Likelihood, StandardNormal, build_likelihood, diagonal_normal
 from .nets import build_nets
+from .registry import ModelKind, MODEL_KINDS
 
 
 def _check_input(x: torch.Tensor, data_shape) -> None:
@@ -273,45 +274,30 @@ def given(model, c=None):
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """One entry of :data:`MODELS`: the class of a model name and what it can and needs.
+    """One entry of :data:`MODELS`: a model name's capabilities (:class:`vaekit.registry.ModelKind`,
+    the torch-free table :mod:`vaekit.config` validates against) and the class that builds it.
 
     Attributes:
+        kind: what the name is and needs (graph, objective, summary, needs_labels, needs_init).
         cls: the graphical model (names that share one share a class; their objective differs).
-        objective: the family of its training loss in :mod:`vaekit.objectives` (elbo, betatc,
-            coupling, self-supervised).
-        needs_labels: trains on labelled data (the condition of a conditional model).
-        needs_init: refines a trained run (``--init RUN``).
-        summary: one line for ``--help`` and README.
     """
 
+    kind: ModelKind
     cls: type
-    objective: str
-    summary: str
-    needs_labels: bool = False
-    needs_init: bool = False
 
-    @property
-    def stochastic(self) -> bool:
-        """Whether the encoder is a distribution (a VAE) rather than a point (an AE)."""
-        return self.cls.stochastic
-
-    @property
-    def conditional(self) -> bool:
-        """Whether encoder and decoder take a condition c."""
-        return self.cls.conditional
+    objective = property(lambda self: self.kind.objective, doc="The family of its training loss.")
+    summary = property(lambda self: self.kind.summary, doc="One line for ``--help`` and README.")
+    needs_labels = property(lambda self: self.kind.needs_labels, doc="Trains on labelled data.")
+    needs_init = property(lambda self: self.kind.needs_init, doc="Refines a trained run (``--init RUN``).")
+    stochastic = property(lambda self: self.cls.stochastic, doc="A distribution encoder (VAE), not a point (AE).")
+    conditional = property(lambda self: self.cls.conditional, doc="Encoder and decoder take a condition c.")
 
 
-#: model name -> :class:`ModelSpec`. Names that share a graphical model share a class.
-MODELS: dict[str, ModelSpec] = {
-    "ae": ModelSpec(AE, "elbo", "(denoising) autoencoder"),
-    "vae": ModelSpec(VAE, "elbo", "VAE / beta-VAE / IWAE"),
-    "cvae": ModelSpec(CVAE, "elbo", "conditional VAE", needs_labels=True),
-    "betatc": ModelSpec(VAE, "betatc", "beta-TCVAE"),
-    "avae": ModelSpec(VAE, "coupling", "autoencoding VAE"),
-    "se": ModelSpec(VAE, "coupling", "smooth encoder"),
-    "se-avae": ModelSpec(VAE, "coupling", "smooth encoder + AVAE"),
-    "avae-ss": ModelSpec(VAE, "self-supervised", "AVAE-SS refinement of a trained VAE", needs_init=True),
-}
+#: graphical model of :class:`vaekit.registry.ModelKind` -> the class that implements it.
+CLASSES: dict[str, type] = {"ae": AE, "vae": VAE, "cvae": CVAE}
+
+#: model name -> :class:`ModelSpec`, built from :data:`vaekit.registry.MODEL_KINDS`.
+MODELS: dict[str, ModelSpec] = {name: ModelSpec(kind, CLASSES[kind.graph]) for name, kind in MODEL_KINDS.items()}
 
 
 def resolve_decoder_activation(config, unit_interval: bool) -> str:
@@ -346,8 +332,8 @@ def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *
     """Build the model a :class:`~vaekit.config.ModelConfig` describes for examples of ``data_shape``.
 
     Args:
-        config: the model settings (a :class:`~vaekit.config.ModelConfig`), or a whole run
-            :class:`~vaekit.config.Config` (its model section, seeded with its ``train.seed``).
+        config: the model settings (a :class:`~vaekit.config.ModelConfig`; of a run's
+            :class:`~vaekit.config.Config`, ``config.model`` with ``seed=config.train.seed``).
         data_shape: shape of one example, e.g. ``(1, 8, 8)`` or ``(30,)``.
         unit_interval: whether the data lie in [0, 1] (resolves ``decoder_activation="auto"``).
         seed: seed of the weight initialisation.
@@ -357,12 +343,14 @@ def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *
             :mod:`vaekit.custom_nets`); None: the enclosing ``custom_nets.trusting()`` block decides.
 
     Raises:
+        TypeError: a whole run Config instead of its ModelConfig.
         ValueError: unknown model name, a network that does not fit the data shape, or one of more
             than :data:`MAX_PARAMETERS` parameters.
         vaekit.custom_nets.CodeNotTrusted: the config names custom networks and trust was not given.
     """
-    if hasattr(config, "train"):  # a run Config: its model section, initialised with the run's seed
-        config, seed = config.model, config.train.seed
+    if hasattr(config, "train"):
+        raise TypeError("build_model takes a ModelConfig, got a whole run Config: pass config.model "
+                        "(and seed=config.train.seed to initialise the weights with the run's seed)")
     if config.name not in MODELS:
         raise ValueError(f"unknown model {config.name!r}; choose one of: {', '.join(sorted(MODELS))}")
     cls = MODELS[config.name].cls

@@ -44,7 +44,7 @@ from .. import data
 from ..detectors.anomaly import AnomalyDetector
 from ..detectors.flows import FlowDetector
 from .anomaly_report import FPR_GRID, write_report
-from ..training.progress import Reporter
+from ..runtime.progress import Reporter
 
 #: VAE settings per data set beyond AnomalyDetector's defaults (the defaults are digits' study result).
 VAE_OPTIONS: dict[str, dict] = {

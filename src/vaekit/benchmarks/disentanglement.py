@@ -6,7 +6,7 @@ Learning of Disentangled Representations", sec. 5, fig. 7: the seed moves the sc
 the model does).
 
 Every (model, seed) point is a normal run folder trained and evaluated by ``vaekit sweep``'s
-engine (:func:`vaekit.pipeline.sweep.run_sweep`): ``--jobs N`` at a time, resumable (finished
+engine (:func:`vaekit.benchmarks.sweeps.engine.run_sweep`): ``--jobs N`` at a time, resumable (finished
 points are reused, killed ones resumed from their checkpoint).
 """
 
@@ -26,12 +26,12 @@ from ..data import dsprites
 from ..data.base import TEST_FRACTION
 from ..data.factors import grid_classes
 from ..evaluation.disentanglement import METRICS, grid_codes
-from ..pipeline import load_dataset
-from ..pipeline.sweep import run_and_collect
-from ..pipeline.sweep_points import disentanglement_report
-from ..pipeline.sweep_points import finished_points
-from ..pipeline.sweep_report import INTERVAL, per_seed_figure, summarize
-from ..pipeline.sweep_spec import SweepSpec
+from ..data.splits import load_dataset
+from .sweeps.engine import run_and_collect
+from .sweeps.points import disentanglement_report
+from .sweeps.points import finished_points
+from .sweeps.results import INTERVAL, per_seed_figure, summarize
+from .sweeps.spec import SweepSpec
 
 #: Published BetaVAE scores on dSprites (Higgins et al. 2017, table 1 / fig. 6).
 PUBLISHED = {"vae": 0.6158, "beta-vae": 0.9923}
@@ -138,7 +138,7 @@ KL_KEYS = ("kl", "kl_mi", "kl_tc", "kl_dimwise")
 
 def collect(out_dir, sweep: SweepSpec) -> dict:
     """Per model: every finished seed's headline metrics, KL decomposition, test ELBO and
-    training time, and their :func:`~vaekit.pipeline.sweep_report.summarize` over seeds."""
+    training time, and their :func:`~vaekit.benchmarks.sweeps.results.summarize` over seeds."""
     rows: dict[str, dict] = {}
     for point, report, summary, cpu in finished_points(out_dir, sweep, "disentanglement"):
         entry = {**report["headline"], **{k: report["kl"][k] for k in KL_KEYS}, "test_elbo": summary["test"]["elbo"],

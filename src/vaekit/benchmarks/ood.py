@@ -50,7 +50,7 @@ from ..detectors.bayesian_vae import PosteriorSettings, fit_posterior
 from ..detectors.ood import compute_scores, fit_background
 from ..evaluation.ood import OOD_SCORES
 from ..models import build_model
-from ..pipeline.folders import prepare
+from ..data.splits import prepare
 from ..training import fit
 
 IN_DISTRIBUTIONS = ("fashion-mnist", "digits-28")
@@ -144,7 +144,7 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     epochs = dict(zip(args.in_distributions, args.epochs))[name]
     config = Config.from_flat(**MODEL, data="array", epochs=epochs, seed=seed)
     train = data[name]["train"]
-    model = build_model(config, train.shape[1:])
+    model = build_model(config.model, train.shape[1:], seed=config.train.seed)
     fit(model, train, config)
     model.eval()
     background = fit_background(config, train, 0.2, 1e-4)

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import torch
 
-from .. import io, pipeline
+from .. import io
+from ..reporting import runs
+from ..data import splits
 from ..config import Config
 from ..evaluation.consistency import consistency, iterate
 from ..evaluation.fid import FeatureNet, fid, fit_feature_net
 from ..evaluation.reconstruction import MSE_UNITS, reconstruction_mse
 from ..evaluation.robustness import probe_labels, robustness
-from ..training.progress import track
+from ..runtime.progress import track
 
 #: The paper's ColorMNIST table (Cemgil et al. 2020, table 2): accuracies in %, time relative to the
 #: VAE, MSE in the paper's unit (not stated there), FID on Inception features.
@@ -103,13 +105,13 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
         ValueError: a dataset without labels or with unknown ``labels``; FileNotFoundError: no run.
     """
     model, config = io.load(run_dir), io.load_config(run_dir)
-    train_set, test_set = pipeline.load_dataset(config, "train"), _test_subset(pipeline.load_dataset(config, "test"),
+    train_set, test_set = splits.load_dataset(config, "train"), _test_subset(splits.load_dataset(config, "test"),
                                                                            max_test, seed)
     names = probe_labels(test_set, labels)
     rob = robustness(model, train_set.x, {n: train_set.labels[n] for n in names}, test_set.x,
                      {n: test_set.labels[n] for n in names}, epsilons, num_steps, norm, attacks, standardize, seed)
     probes = rob.pop("_probes")
-    mse = reconstruction_mse(model, test_set.x, pipeline.condition_labels(config, test_set))
+    mse = reconstruction_mse(model, test_set.x, splits.condition_labels(config, test_set))
     result = {"probe": rob, **mse, "units": dict(MSE_UNITS)}
     if consistency_steps > 0:
         result["consistency"] = {n: consistency(model, probes[n], test_set.x, test_set.labels[n], consistency_steps)
@@ -128,8 +130,8 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
 
 
 def _train(config: Config, run_dir: Path, progress: bool) -> None:
-    run_dir = pipeline.create_run_dir(run_dir.parent, run_dir.name, config, overwrite=True)
-    pipeline.train_run(config, run_dir, progress=progress)
+    run_dir = io.create_run_dir(run_dir.parent, run_dir.name, config, overwrite=True)
+    runs.train_run(config, run_dir, progress=progress)
 
 
 def table_rows(results: dict, labels: tuple[str, str], epsilons=(0.1, 0.2)) -> dict[str, list[float]]:
@@ -166,7 +168,7 @@ def _run_row(config_values: dict, run_dir: str, eval_kwargs: dict, feature_net_p
     """Train one row and evaluate it (a top-level function, so worker processes can run it)."""
     torch.set_num_threads(1)
     config = Config.from_dict(config_values)
-    train_set = pipeline.load_dataset(config, "train")
+    train_set = splits.load_dataset(config, "train")
     net = FeatureNet(train_set.data_shape, {k: int(v.max()) + 1 for k, v in train_set.labels.items()})
     io.load_weights(net, feature_net_path)
     _train(config, Path(run_dir), progress)
@@ -197,7 +199,7 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
     if unknown:
         raise ValueError(f"unknown benchmark rows {unknown}; choose from {list(ROWS)}")
     rows = ["VAE"] + [r for r in rows if r != "VAE"]
-    train_set = pipeline.load_dataset(base, "train")
+    train_set = splits.load_dataset(base, "train")
     labels = tuple(train_set.labels)[:2]
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -244,7 +246,7 @@ def write_figures(results: dict, run_dirs: dict, labels, out: Path, max_test=Non
     plots_robustness.accuracy_curves(curves, out / "accuracy_vs_epsilon.png", f"{labels[0]} probe under L∞ PGD")
     shown = [n for n in ("VAE", "AVAE") if n in run_dirs]
     models = {n: io.load(run_dirs[n]) for n in shown}
-    test = _test_subset(pipeline.load_dataset(io.load_config(run_dirs[shown[0]]), "test"), max_test, seed)
+    test = _test_subset(splits.load_dataset(io.load_config(run_dirs[shown[0]]), "test"), max_test, seed)
     pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:6]
     plots_robustness.iterates_figure({n: iterate(m, test.x[pick], 10) for n, m in models.items()},
                                      out / "consistency.png")

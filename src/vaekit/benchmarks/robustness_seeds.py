@@ -23,10 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import io
-from ..pipeline.sweep import run_and_collect
-from ..pipeline.sweep_points import finished_points
-from ..pipeline.sweep_report import INTERVAL, summarize
-from ..pipeline.sweep_spec import SweepSpec
+from .sweeps.engine import run_and_collect
+from .sweeps.points import finished_points
+from .sweeps.results import INTERVAL, summarize
+from .sweeps.spec import SweepSpec
 from .robustness import BASE, PAPER_TABLE
 
 #: Likelihood std per dataset: the largest at which the VAE is not collapsed (see docs/robustness.md).
@@ -82,7 +82,7 @@ def _mean_schema(per_seed: list[dict]) -> dict:
 
 
 def _stats_schema(per_seed: list[dict]) -> dict:
-    """:func:`~vaekit.pipeline.sweep_report.summarize` of each accuracy over seeds, same schema."""
+    """:func:`~vaekit.benchmarks.sweeps.results.summarize` of each accuracy over seeds, same schema."""
     return {label: {"clean": summarize([r[label]["clean"] for r in per_seed]),
                     "pgd": {e: summarize([r[label]["pgd"][e] for r in per_seed]) for e in entry["pgd"]}}
             for label, entry in per_seed[0].items()}
@@ -95,7 +95,7 @@ def collect(out_dir, sweep: SweepSpec) -> dict:
         ``{row: {"probe": ..., "probe_sample": ..., "probe_decoded": ... (means over seeds, the
         schema of ``vaekit benchmark robustness``), "per_seed": {seed: {...}}, "aggregate":
         {probe key: {label: {"clean": stats, "pgd": {eps: stats}}}, "active_units": stats, ...}}}``
-        with stats from :func:`~vaekit.pipeline.sweep_report.summarize` (Student t 95 % interval).
+        with stats from :func:`~vaekit.benchmarks.sweeps.results.summarize` (Student t 95 % interval).
     """
     rows = {}
     for point, evaluation, summary, cpu in finished_points(out_dir, sweep, "robustness"):
@@ -167,7 +167,7 @@ def paper_markdown(data: str = "color-digits") -> str:
 
 def figure(results: dict, path) -> Path:
     """Per-seed digit and colour accuracies at ε 0.1 (and clean), per probe input: dots and t intervals."""
-    from ..pipeline.sweep_report import per_seed_figure
+    from .sweeps.results import per_seed_figure
 
     aggregated, metrics = {}, []
     for arm, row in results.items():

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"vaekit: error: {usage_error_line(boxed.getvalue(), f'vaekit {key}')}", file=sys.stderr)
             return e.code if isinstance(e.code, int) else 1
         validate(args)
-        from ..training.progress import silenced
+        from ..runtime.progress import silenced
 
         with trust_code(trusted), silenced(getattr(args, "quiet", False)):  # every long command's --quiet
             handler(args)

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import tyro
 
-from .. import io, pipeline
+from .. import io
+from ..data import splits
 from ..evaluation import UNITS, evaluate_conditional
 from .common import COUNT, SEED, Checked, say
 
@@ -53,16 +54,17 @@ class DisentanglementArgs(Checked):
 
 def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``; under ``torchrun`` the log-likelihood is sharded over the processes."""
-    from ..training import distributed, runtime
+    from .. import runtime
+    from ..runtime import distributed
 
     model, config = io.load(args.run), io.load_config(args.run)
     # a forward pass costs about a third of a training step: the policy's FLOPs of one block
     runtime.apply_threads(model, max(1, args.batch_size // 3), args.threads)
-    test_set = pipeline.load_run_split(args.run, config, "test")
-    test_images = pipeline.examples(test_set)
-    test_x = pipeline.prepare(test_images, config)
+    test_set = io.load_run_split(args.run, config, "test")
+    test_images = splits.examples(test_set)
+    test_x = splits.prepare(test_images, config)
     with distributed.process_group():
-        result = evaluate_conditional(model, test_x, pipeline.condition_labels(config, test_set),
+        result = evaluate_conditional(model, test_x, splits.condition_labels(config, test_set),
                                       num_samples=args.num_samples, batch_size=args.batch_size,
                                       x_unbinarized=test_images)
         main = distributed.is_main()

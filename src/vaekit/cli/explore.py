@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import tyro
 
-from .. import io, pipeline
+from .. import io
+from ..data import splits
 from ..evaluation import explore
 from ..reporting import plots, report
 from .common import COUNT, FIGURE_SIZE, NONNEGATIVE, SEED, Checked, Range
@@ -28,9 +29,9 @@ def _data(run: str, model, split: str, index=None):
         ValueError: an index outside the split.
     """
     config = io.load_config(run)
-    dataset = pipeline.load_run_split(run, config, split)
-    x = pipeline.prepare(dataset.x, config)
-    c = pipeline.condition_labels(config, dataset)
+    dataset = io.load_run_split(run, config, split)
+    x = splits.prepare(dataset.x, config)
+    c = splits.condition_labels(config, dataset)
     if index is not None:
         index = list(index)
         bad = [i for i in index if not -len(x) <= i < len(x)]

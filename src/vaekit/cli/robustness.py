@@ -80,7 +80,7 @@ class BenchmarkRobustnessArgs(Checked):
 
 def evaluate_robustness(args: EvaluateRobustnessArgs) -> None:
     """``vaekit evaluate robustness RUN``; under ``torchrun`` the PGD attacks are sharded over the processes."""
-    from ..training import distributed
+    from ..runtime import distributed
 
     with distributed.process_group():
         result = evaluate_run(args.run, args.epsilons, args.num_steps, args.norm, args.labels or None,

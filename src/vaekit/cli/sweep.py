@@ -53,8 +53,8 @@ class SweepArgs(Checked):
 
 def sweep(args: SweepArgs) -> None:
     """``vaekit sweep``."""
-    from ..pipeline.sweep import grid_spec, run_sweep
-    from ..pipeline.sweep_report import REPORT_HTML, write_report
+    from ..benchmarks.sweeps.engine import grid_spec, run_sweep
+    from ..benchmarks.sweeps.results import REPORT_HTML, write_report
 
     if args.jobs < 1 or args.heartbeat < 1 or args.grace_period <= args.heartbeat:
         raise ValueError(f"--jobs and --heartbeat must be >= 1 and --grace-period > --heartbeat, got "

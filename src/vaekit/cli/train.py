@@ -8,10 +8,12 @@ from typing import Annotated, Literal, Optional
 
 import tyro
 
-from .. import pipeline
+from .. import io
+from ..reporting import runs
 from ..config import Config
-from ..training import RunOptions, distributed
-from ..training.runtime import resolve_device
+from ..config import RunOptions
+from ..runtime import distributed
+from ..runtime import resolve_device
 from .common import say
 
 
@@ -61,15 +63,15 @@ def _train(args: TrainArgs) -> None:
                              "(only --epochs may change, to extend the run)")
         run_dir = Path(args.resume)
         try:
-            summary = pipeline.train_run(None, run_dir, resume=True, progress=args.progress and not args.quiet, epochs=epochs,
+            summary = runs.train_run(None, run_dir, resume=True, progress=args.progress and not args.quiet, epochs=epochs,
                                          logger=args.logger, options=args.options)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"continue it with: vaekit train --resume {run_dir}") from None
     else:
         run_dir = Path(distributed.broadcast_text(distributed.on_main(
-            lambda: str(pipeline.create_run_dir(args.runs_dir, args.name, args.config, args.overwrite)))))
+            lambda: str(io.create_run_dir(args.runs_dir, args.name, args.config, args.overwrite)))))
         try:
-            summary = pipeline.train_run(args.config, run_dir, progress=args.progress and not args.quiet, logger=args.logger,
+            summary = runs.train_run(args.config, run_dir, progress=args.progress and not args.quiet, logger=args.logger,
                                      options=args.options)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"continue it with: vaekit train --resume {run_dir}") from None

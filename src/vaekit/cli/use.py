@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import tyro
 
-from .. import io, pipeline
+from .. import io
 from ..evaluation import explore
 from ..models import given
 from ..reporting import plots
@@ -76,7 +76,7 @@ def sample(args: SampleArgs) -> None:
                                title="one row per class, the same z in each column")
         return
     x = given(model, args.label).sample(args.n, args.temperature, generator=generator)
-    scaler = pipeline.load_scaler(args.run)
+    scaler = io.load_scaler(args.run)
     x = scaler.inverse_transform(x) if scaler is not None else x  # tabular runs: back to feature units
     suffix = "" if args.label is None else f"-label{args.label}"
     out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}{suffix}.png"

@@ -28,7 +28,8 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .. import io, pipeline
+from .. import io
+from ..data import splits
 from ..config import Config
 from ..data.base import check_finite
 from ..data.scaling import Standardizer, wants_standardization
@@ -181,10 +182,10 @@ class AnomalyDetector(CalibratedDetector):
             config = dataclasses.replace(config, model=model.config)
             train_x, val_x = xs, None
             if config.train.patience > 0 and config.data.val_fraction > 0:
-                train_x, val_x = pipeline.split_validation(xs, config)
-                val_x = pipeline.prepare(val_x, config)
+                train_x, val_x = splits.split_validation(xs, config)
+                val_x = splits.prepare(val_x, config)
             hooks = [Progress(config.train.epochs)] if self.verbose else []
-            self.history_ = fit_model(model, pipeline.prepare(train_x, config, training=True), config, val=val_x,
+            self.history_ = fit_model(model, splits.prepare(train_x, config, training=True), config, val=val_x,
                                       hooks=hooks)
         self._set_fitted(model, config, scaler, noise_seed=seed + 1)
 
@@ -317,19 +318,19 @@ class AnomalyDetector(CalibratedDetector):
                        random_state=config.train.seed, verbose=verbose, **explicit)
         detector._validate_params()
         check_score(score_type, model)
-        detector._set_fitted(model, config, pipeline.load_scaler(run_dir), noise_seed=config.train.seed + 1)
+        detector._set_fitted(model, config, io.load_scaler(run_dir), noise_seed=config.train.seed + 1)
         if offset is not None:
             detector.calibration_scores_ = np.zeros(0)
             detector.offset_ = float(offset)
             return detector
         try:
-            train_x = pipeline.load_dataset(config, "train").x
+            train_x = splits.load_dataset(config, "train").x
         except (OSError, ValueError) as e:
             raise ValueError(f"the outlier threshold is calibrated on the run's validation split, but its training "
                              f"data cannot be read ({e}); run from the folder it was trained in, or give a threshold "
                              f"(--threshold)") from None
         scaled = detector.scaler_.transform(train_x) if detector.scaler_ is not None else train_x
-        _, val_x = pipeline.split_validation(scaled, config)
+        _, val_x = splits.split_validation(scaled, config)
         if len(val_x) == 0:
             raise ValueError(f"the run in {run_dir} held out no validation rows (val_fraction=0), so it cannot be "
                              f"calibrated; give a threshold (--threshold)")

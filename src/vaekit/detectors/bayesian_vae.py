@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from ..training.progress import track
+from ..runtime.progress import track
 from .. import io
 from ..config import Config
 from ..data.preprocess import binarize
@@ -304,7 +304,8 @@ def train_ensemble(model, x: torch.Tensor, config: Config, settings: PosteriorSe
     members = [model.eval()]
     for m in range(1, settings.num_posterior_samples):
         member_config = config.replace(seed=settings.seed * 1000 + m)
-        member = build_model(member_config, model.data_shape, **model.extra_config())
+        member = build_model(member_config.model, model.data_shape, seed=member_config.train.seed,
+                             **model.extra_config())
         fit(member, x, member_config)
         members.append(member.eval())
     return members

@@ -23,7 +23,8 @@ from ..config import Config
 from ..evaluation import ood
 from ..evaluation.likelihood import log_likelihood
 from ..models import build_model
-from ..pipeline.folders import load_run_split, prepare, split_validation
+from ..io import load_run_split
+from ..data.splits import prepare, split_validation
 from ..training import Progress
 from ..training import fit as fit_model
 from .anomaly import as_array
@@ -97,7 +98,7 @@ def fit_background(config: Config, train_x: torch.Tensor, mutation_rate: float, 
     with L2 weight decay ``weight_decay``."""
     config = config.replace(weight_decay=weight_decay, seed=config.train.seed + 1)
     noisy = ood.perturb(train_x, mutation_rate, torch.Generator().manual_seed(config.train.seed))
-    background = build_model(config, tuple(train_x.shape[1:]))
+    background = build_model(config.model, tuple(train_x.shape[1:]), seed=config.train.seed)
     fit_model(background, prepare(noisy, config, training=True), config)
     return background.eval()
 
@@ -170,7 +171,8 @@ class OODDetector(OutlierMixin, BaseEstimator):
         self._check_params()
         x = torch.from_numpy(as_array(X)).float()
         config = Config.from_flat(**{"data": "array", "kl_diagnostic_points": 0, **(self.model_options or {})})
-        model = build_model(config, tuple(x.shape[1:]), unit_interval=bool(((x >= 0) & (x <= 1)).all()))
+        model = build_model(config.model, tuple(x.shape[1:]), unit_interval=bool(((x >= 0) & (x <= 1)).all()),
+                                seed=config.train.seed)
         model.likelihood.check_support(x)
         train_x, val_x = split_validation(x, config)
         hooks = [Progress(config.train.epochs)] if self.verbose else []

@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from ..training.progress import track
+from ..runtime.progress import track
 from ..objectives import kl_to_prior
 
 #: L, the number of posterior samples of :func:`reconstruction_probability` (An & Cho 2015 use L = 10).

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..distributions import Bernoulli, Gaussian, kl_per_dim
 from ..objectives import elbo_terms
 from ..objectives.elbo import check_data
-from ..training import distributed
+from ..runtime import distributed
 from .reconstruction import MSE_UNITS
 
 #: Default bound on the memory of one block of importance samples, in MiB.

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from ..attacks import _random_start, fgsm, pgd
-from ..training import distributed
-from ..training.progress import Reporter
+from ..runtime import distributed
+from ..runtime.progress import Reporter
 from .probe import LinearProbe
 
 ATTACKS = ("pgd", "fgsm")

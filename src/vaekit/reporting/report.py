@@ -45,7 +45,7 @@ def _templates():
 def environment(model=None, training_time_s: float | None = None, threads: dict | None = None) -> dict:
     """Versions and machine of a run: vaekit, torch, numpy, Python, platform, device, threads,
     training time (seconds) and the date (UTC). ``threads``: the run's thread choice
-    (:meth:`vaekit.training.runtime.ThreadChoice.to_dict`), recorded as ``threads_source`` and
+    (:meth:`vaekit.runtime.threads.ThreadChoice.to_dict`), recorded as ``threads_source`` and
     ``flops_per_step`` beside ``torch_threads``."""
     from .._version import __version__
 

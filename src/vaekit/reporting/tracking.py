@@ -1,6 +1,6 @@
 """Experiment tracking: where a run's metrics, parameters and files go besides the run folder.
 
-:func:`vaekit.pipeline.train_run` always writes ``metrics.jsonl``; a :class:`Logger` sends the same
+:func:`vaekit.run.train` always writes ``metrics.jsonl``; a :class:`Logger` sends the same
 numbers to a tracker. ``vaekit train --logger NAME`` picks one of :data:`LOGGERS`:
 
 - ``jsonl``: nothing more (:class:`NullLogger`);
@@ -8,7 +8,7 @@ numbers to a tracker. ``vaekit train --logger NAME`` picks one of :data:`LOGGERS
 - ``mlflow``: an MLflow run (:class:`vaekit.reporting.mlflow_logger.MLflowLogger`);
 - ``wandb``: a Weights & Biases run (:class:`vaekit.reporting.wandb_logger.WandbLogger`).
 
-From the API, pass a name or an instance: ``pipeline.train_run(config, "runs/a", logger=MLflowLogger(experiment="x"))``.
+From the API, pass a name or an instance: ``vaekit.train_run(config, "runs/a", logger=MLflowLogger(experiment="x"))``.
 A tracker's own package is imported only when that tracker is chosen.
 
 The life of a logger in a run: :meth:`Logger.check` (before anything is written), then
@@ -28,33 +28,11 @@ from pathlib import Path
 import torch
 
 from .. import io
+from ..run import RunContext, status_of  # noqa: F401  (the tracker API: a logger is started with a RunContext)
 from ..models import given
 
 #: File of the run folder that remembers each tracker's run id and last logged epoch.
 STATE = "tracking.json"
-
-
-@dataclasses.dataclass
-class RunContext:
-    """What a logger is told about the run it tracks.
-
-    Attributes:
-        run_dir: the run folder. model: the model being trained.
-        config: the run's whole :class:`~vaekit.config.Config` (model, train and data sections).
-        test_x: ``(N, *data_shape)`` test inputs (for image summaries). c: their condition (CVAE) or None.
-        resume: whether the run continues an interrupted or finished one.
-    """
-
-    run_dir: Path
-    model: torch.nn.Module
-    config: object
-    test_x: torch.Tensor
-    c: torch.Tensor | None = None
-    resume: bool = False
-
-    def params(self) -> dict[str, str]:
-        """Every setting of the config under its flat name (its flag), as a tracker parameter string."""
-        return {key: param_value(value) for key, value in self.config.to_flat().items()}
 
 
 def numeric_items(metrics: dict, prefix: str = ""):
@@ -79,11 +57,6 @@ def vaekit_version() -> str:
     from .._version import __version__
 
     return __version__
-
-
-def status_of(error: BaseException) -> str:
-    """The tracker status of a run that raised ``error``: KILLED for Ctrl-C, else FAILED."""
-    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
 
 
 class Logger:

@@ -3,6 +3,6 @@ data-parallel helpers."""
 
 from .hooks import Checkpoint, EpochLog, Progress
 from .loop import Loop, TrainingDiverged, fit, validate
-from .runtime import RunOptions
+from ..config import RunOptions
 
 __all__ = ["Checkpoint", "EpochLog", "Loop", "Progress", "RunOptions", "TrainingDiverged", "fit", "validate"]

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..io import save_checkpoint
-from . import distributed
-from .progress import Reporter
+from ..runtime import distributed
+from ..runtime.progress import Reporter
+from .checkpoint import save_checkpoint
 
 
 class Checkpoint:
@@ -48,7 +48,7 @@ class EpochLog:
 
 
 class Progress:
-    """Training progress on rank 0 (:class:`vaekit.training.progress.Reporter`): a tqdm bar on a
+    """Training progress on rank 0 (:class:`vaekit.runtime.progress.Reporter`): a tqdm bar on a
     terminal; otherwise (logs, CI, nohup) one plain line per epoch or per ``every`` seconds,
     whichever is rarer, and always the first and last epoch; nothing inside ``progress.silenced()``.
 

@@ -1,7 +1,7 @@
 """One training loop for every model: Adam, KL warm-up, clipping, early stopping.
 
 The same loop runs on one CPU, one GPU (mixed precision, torch.compile, channels-last) and under
-torchrun across processes (DistributedDataParallel; see :mod:`vaekit.training.distributed`).
+torchrun across processes (DistributedDataParallel; see :mod:`vaekit.runtime.distributed`).
 What a run does besides training — KL diagnostics, checkpoints, metric logs, progress — are
 hooks (:mod:`vaekit.training.hooks`) that the caller passes in.
 """
@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from ..data.preprocess import binarize
-from ..io import load_checkpoint
+from .checkpoint import load_checkpoint
 from ..models import given
 from ..objectives import ELBO, LossTerms, build_objective
-from . import distributed, runtime
-from .runtime import RunOptions
+from .. import runtime
+from ..runtime import distributed
+from ..config import RunOptions
 
 LOGGED = ("loss", "elbo", "reconstruction", "kl")
 
@@ -242,15 +243,15 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
             c of a conditional model (CVAE), batched together with x. With a DataLoader, a
             conditional model takes c from the second entry of each batch.
         options: device, precision, compile, channels-last, loader workers and intra-op threads
-            (:class:`~vaekit.training.runtime.RunOptions`); None keeps the model where it is, in
+            (:class:`~vaekit.config.RunOptions`); None keeps the model where it is, in
             float32. The thread count is set with ``torch.set_num_threads`` for this process
-            (:func:`~vaekit.training.runtime.choose_threads`: the option, else OMP_NUM_THREADS,
+            (:func:`~vaekit.runtime.threads.choose_threads`: the option, else OMP_NUM_THREADS,
             else 1 thread for a small model and all cores for a large one) and stays set after ``fit``.
         objective: the loss object to minimise; default ``build_objective(config, N)``.
 
     Under torchrun (an initialised process group), the model is wrapped in
     DistributedDataParallel; each rank trains on its shard of every global batch of
-    ``batch_size × world_size`` examples (see :mod:`vaekit.training.distributed`), train and
+    ``batch_size × world_size`` examples (see :mod:`vaekit.runtime.distributed`), train and
     validation metrics are all-reduced. Every rank must call ``fit`` with the same arguments.
 
     Returns:

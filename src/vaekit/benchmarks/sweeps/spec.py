@@ -20,7 +20,7 @@ import json
 import re
 from pathlib import Path
 
-from ..config import FLAT, Config
+from ...config import FLAT, Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Point:
 class SweepSpec:
     """A sweep: shared ``base`` settings, ``arms`` (name -> changes), ``seeds``, and the
     evaluations run on every finished point (name -> keyword arguments, see
-    :data:`vaekit.pipeline.sweep_points.EVALUATIONS`)."""
+    :data:`vaekit.benchmarks.sweeps.points.EVALUATIONS`)."""
 
     base: dict
     arms: dict

@@ -1,10 +1,5 @@
-"""Where and how a run computes: device, numerical precision, compilation, memory layout, loaders.
-
-These are *run options*, not model configuration: they do not change the model or its
-objective, so they are kept out of :class:`~vaekit.config.Config` and ``config.json``. A model
-trained on a GPU in bf16 loads and evaluates on a CPU; a run interrupted on one machine resumes on
-another with other options. ``summary.json`` records the options a run used.
-"""
+"""How many intra-op CPU threads a run uses: the policy (one thread for small models, one per idle
+core for large ones), measured in ``benchmarks/threads.py``."""
 
 from __future__ import annotations
 
@@ -12,120 +7,8 @@ import copy
 import dataclasses
 import math
 import os
-from typing import Literal
 
 import torch
-
-from . import distributed
-
-Precision = Literal["32", "bf16", "16-mixed"]
-
-#: precision name -> (autocast dtype or None for float32, whether a gradient scaler is needed).
-PRECISIONS: dict[str, tuple[torch.dtype | None, bool]] = {
-    "32": (None, False),
-    "bf16": (torch.bfloat16, False),
-    "16-mixed": (torch.float16, True),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class RunOptions:
-    """Device and speed settings of a training run (flags of ``vaekit train``)."""
-
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Device to train on; auto = CUDA when available (cuda:LOCAL_RANK under torchrun), else CPU."""
-    precision: Precision = "32"
-    """32 = float32; bf16 = bfloat16 autocast; 16-mixed = float16 autocast with a gradient scaler. Losses and log-densities stay float32."""
-    compile: bool = False
-    """Compile the training step with torch.compile."""
-    channels_last: bool = False
-    """Store conv nets' weights and image batches channels-last (faster convolutions on recent GPUs)."""
-    num_workers: int = 0
-    """DataLoader worker processes for data read from disk (0 = load in the main process)."""
-    threads: int | None = None
-    """Torch intra-op CPU threads; default: OMP_NUM_THREADS when set, else chosen from the model's FLOPs per step (1 below 0.5 GFLOP, else one per idle core)."""
-
-    def __post_init__(self):
-        from .. import config
-
-        if not config._DEFERRED:
-            self._validate()
-
-    def _validate(self) -> None:
-        """Raise ValueError for an invalid option (see :func:`vaekit.config.validate`)."""
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ValueError(f"num_workers must be an integer >= 0, got {self.num_workers!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
-                                         or self.threads < 1):
-            raise ValueError(f"threads must be an integer >= 1 (or unset for the automatic choice), got {self.threads!r}")
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict of every field."""
-        return dataclasses.asdict(self)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """The torch device for ``name``: "cpu", "cuda" (cuda:LOCAL_RANK under torchrun) or "auto".
-
-    Raises:
-        ValueError: "cuda" requested on a machine without a usable CUDA device.
-    """
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if name not in ("auto", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    if not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but torch finds no CUDA device; use --device cpu or auto")
-    return torch.device("cuda", distributed.local_rank() % torch.cuda.device_count())
-
-
-def autocast(device: torch.device, precision: str):
-    """The autocast context of ``precision`` on ``device`` (disabled for "32")."""
-    dtype, _ = PRECISIONS[precision]
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
-def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
-    """A gradient scaler, enabled only for float16 ("16-mixed"), where small gradients underflow."""
-    return torch.amp.GradScaler(device.type, enabled=PRECISIONS[precision][1])
-
-
-def _to_float32(_module, _inputs, output):
-    if torch.is_tensor(output):
-        return output.float() if output.dtype in (torch.float16, torch.bfloat16) else output
-    if isinstance(output, (tuple, list)):
-        return type(output)(_to_float32(None, None, o) for o in output)
-    return output
-
-
-def float32_outputs(*modules: torch.nn.Module) -> list:
-    """Cast the float16/bfloat16 outputs of ``modules`` (encoder, decoder) to float32 by forward hooks.
-
-    Under autocast the networks run in bf16/fp16, but the distributions built from their outputs
-    (log-densities summed over hundreds of pixels, KL terms) are computed in float32. Outside
-    autocast the hooks change nothing. Returns the hook handles; call ``.remove()`` on each.
-    """
-    return [m.register_forward_hook(_to_float32) for m in modules]
-
-
-def uses_conv(model: torch.nn.Module) -> bool:
-    """True when ``model`` holds a 2-D (transposed) convolution."""
-    return any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules())
-
-
-def to_device(x: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
-    """``x`` on ``device`` (non-blocking from pinned memory), channels-last for 4-D image batches."""
-    x = x.to(device, non_blocking=True)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-# --- intra-op threads ----------------------------------------------------------------------------
 
 #: Below this many FLOPs per training step (forward + backward ≈ 3 forward passes) one intra-op
 #: thread is fastest; above it, one thread per idle core. Measured with ``benchmarks/threads.py``

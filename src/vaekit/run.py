@@ -1,4 +1,9 @@
-"""The run pipeline: train a config end to end in a run folder and keep everything it produced.
+"""One run, start to end: train a config in a run folder, evaluate it on the test split, save it.
+
+The script reads top to bottom: data, model, hooks, :func:`vaekit.training.fit`, test summary,
+weights. What a run reports beyond that (a tracker, figures, ``report.html``) comes in as hooks
+(``tracker``, ``outputs``): :func:`vaekit.reporting.runs.train_run` supplies them, so this layer
+imports no reporting.
 
 Every file is written atomically, so a run killed at any moment resumes (``resume=True``) to the
 same end state. A run that fails before its first checkpoint leaves no folder behind; one that
@@ -10,42 +15,99 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
-from .. import data, io
-from ..config import Config
-from ..evaluation import UNITS, evaluate_conditional
-from ..evaluation.kl import KLDiagnostics
-from ..models import build_model, given
-from ..training import Checkpoint, EpochLog, Progress, RunOptions, TrainingDiverged, distributed, fit, runtime
-from .folders import (CHECKPOINT, SCALER, class_count, clean_stale_files, condition_labels, examples, fit_scaler,
-                      initialise, load_dataset, prepare, resolve_condition, split_validation, standardized, streamed_splits)
+from . import data, io, runtime
+from .config import Config, RunOptions
+from .data.splits import (class_count, condition_labels, examples, fit_scaler, load_dataset, prepare, resolve_condition,
+                          split_validation, standardized, streamed_splits)
+from .evaluation import UNITS, evaluate_conditional
+from .evaluation.kl import KLDiagnostics
+from .io import CHECKPOINT, SCALER, clean_stale_files, initialise
+from .models import build_model
+from .runtime import distributed
+from .training import Checkpoint, EpochLog, Progress, TrainingDiverged, fit
 
 
-def train_run(config: Config | None, run_dir, resume: bool = False, progress: bool = True,
-              epochs: int | None = None, logger=None, options: RunOptions | None = None,
-              trust_code: bool | None = None) -> dict:
-    """Train ``config`` in ``run_dir`` (made by :func:`vaekit.pipeline.folders.create_run_dir` or
-    new), evaluate on the test split, write the figures and ``report.html``, and return the
-    summary (also in ``summary.json``).
+@dataclasses.dataclass
+class RunContext:
+    """What a tracker is told about the run it tracks (:meth:`vaekit.reporting.tracking.Logger.start`).
 
-    Metrics always go to ``metrics.jsonl``; ``logger`` (a name of
-    :data:`vaekit.reporting.tracking.LOGGERS`: "tensorboard", "mlflow", "wandb", or a
-    :class:`vaekit.reporting.tracking.Logger`) also sends them, the config and the run folder's
-    files to a tracker; on resume it continues the same tracked run (None, the default: "jsonl" for
-    a new run, the run's own tracker on resume, from ``RUN/tracking.json``). ``trust_code`` allows the
-    custom encoder/decoder a config names (:mod:`vaekit.custom_nets`). ``progress``: a bar on a
-    terminal, otherwise plain lines (:class:`vaekit.training.Progress`).
+    Attributes:
+        run_dir: the run folder. model: the model being trained.
+        config: the run's whole :class:`~vaekit.config.Config` (model, train and data sections).
+        test_x: ``(N, *data_shape)`` test inputs (for image summaries). c: their condition (CVAE) or None.
+        resume: whether the run continues an interrupted or finished one.
+    """
+
+    run_dir: Path
+    model: torch.nn.Module
+    config: Config
+    test_x: torch.Tensor
+    c: torch.Tensor | None = None
+    resume: bool = False
+
+    def params(self) -> dict[str, str]:
+        """Every setting of the config under its flat name (its flag), as a tracker parameter string."""
+        return {key: value if isinstance(value, str) else json.dumps(value)
+                for key, value in self.config.to_flat().items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class FinishedRun:
+    """What the ``outputs`` hooks of :func:`train` are given once the weights and summary are saved.
+
+    Attributes:
+        model: the trained model (on the CPU, eval mode). history: one metrics dict per epoch.
+        test_x: ``(N, *data_shape)`` test inputs as the model sees them. c: their condition or None.
+        labels: the test split's label columns (name -> ``(N,)``). summary: ``summary.json``'s dict.
+    """
+
+    run_dir: Path
+    model: torch.nn.Module
+    history: list
+    test_x: torch.Tensor
+    c: torch.Tensor | None
+    labels: dict
+    summary: dict
+
+
+def status_of(error: BaseException) -> str:
+    """The tracker status of a run that raised ``error``: KILLED for Ctrl-C, else FAILED."""
+    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+
+
+class _NoTracker:
+    """The tracker of a run that has none (and of every rank but 0): every hook does nothing."""
+
+    def start(self, run): pass
+    def log_history(self, history): pass
+    def finish(self, summary): pass
+    def close(self, status="FINISHED"): pass
+    def describe(self): return {}
+
+
+def train(config: Config | None, run_dir, resume: bool = False, progress: bool = True, epochs: int | None = None,
+          options: RunOptions | None = None, trust_code: bool | None = None, tracker=None,
+          outputs: Sequence[Callable[[FinishedRun], None]] = ()) -> dict:
+    """Train ``config`` in ``run_dir`` (made by :func:`vaekit.io.create_run_dir` or new), evaluate
+    on the test split, save the weights and return the summary (also in ``summary.json``).
+
+    Metrics always go to ``metrics.jsonl``. ``tracker`` (a :class:`vaekit.reporting.tracking.Logger`,
+    or None for none) also receives them; ``outputs`` are called on rank 0 once the folder holds the
+    weights and ``summary.json`` (figures, report). :func:`vaekit.reporting.runs.train_run` is this
+    with the tracker chosen by name and the figures and ``report.html`` as outputs.
+    ``trust_code`` allows the custom encoder/decoder a config names (:mod:`vaekit.custom_nets`).
+    ``progress``: a bar on a terminal, otherwise plain lines (:class:`vaekit.training.Progress`).
 
     When resuming, the config is read from ``run_dir/config.json`` (``config`` is ignored),
     stale temporary files are removed, and ``epochs`` may extend the run beyond its saved number
-    of epochs. ``options`` (device, precision, threads...; default
-    :class:`~vaekit.training.RunOptions`) are recorded in the summary. Under torchrun every rank
-    trains; rank 0 alone writes the folder, evaluates and returns the summary, the other ranks
-    return an empty dict.
+    of epochs. ``options`` (device, precision, threads...; default :class:`~vaekit.config.RunOptions`)
+    are recorded in the summary. Under torchrun every rank trains; rank 0 alone writes the folder,
+    evaluates and returns the summary, the other ranks return an empty dict.
 
     Raises:
         ValueError / FileNotFoundError: bad data, config or files (clear messages).
@@ -53,8 +115,6 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
             a checkpoint to resume from is kept (a run that diverged in its first epoch leaves
             no folder).
     """
-    from ..reporting import tracking
-
     run_dir = Path(run_dir)
     if resume:
         config = io.load_config(run_dir)
@@ -63,15 +123,13 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
         if distributed.is_main():
             clean_stale_files(run_dir)
     created = distributed.is_main() and not resume and not (run_dir / CHECKPOINT).exists()
-    if logger is None:
-        logger = tracking.stored_logger(run_dir) if resume else "jsonl"
     try:
-        tracker = tracking.build_logger(logger)  # an unusable tracker fails here, before anything is written
-        return _train_run(config, run_dir, resume, progress, tracker, options or RunOptions(), tracking, trust_code)
+        return _train(config, run_dir, resume, progress, tracker or _NoTracker(), options or RunOptions(),
+                      trust_code, tuple(outputs))
     except BaseException as e:
         kept = (run_dir / CHECKPOINT).exists()
-        if created and not kept and run_dir.exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave no folder behind
+        if created:
+            io.discard_unstarted(run_dir)
         if isinstance(e, TrainingDiverged):
             state = (f"the checkpoint of the last good epoch is kept: continue with --resume {run_dir} "
                      "after lowering --lr or setting --grad-clip") if kept else \
@@ -80,8 +138,8 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
         raise
 
 
-def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, tracker, options: RunOptions,
-               tracking, trust_code: bool | None) -> dict:
+def _train(config: Config, run_dir: Path, resume: bool, progress: bool, tracker, options: RunOptions,
+           trust_code: bool | None, outputs: tuple) -> dict:
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     scaler = fit_scaler(config, train_set)
     train_set, test_set = standardized(train_set, scaler), standardized(test_set, scaler)
@@ -109,9 +167,9 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, trac
         io.write_json(run_dir / io.CONFIG, io.model_record(model, config))
         if scaler is not None:
             io.write_json(run_dir / SCALER, scaler.to_dict())
-        tracker.start(tracking.RunContext(run_dir, model, config, test_x, test_c, resume=resume))
+        tracker.start(RunContext(run_dir, model, config, test_x, test_c, resume=resume))
     else:
-        tracker = tracking.NullLogger()
+        tracker = _NoTracker()
 
     def log(history):
         io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
@@ -124,22 +182,26 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, trac
     try:
         history = fit(model, train_x, config, val=val_x, hooks=hooks, resume_from=run_dir / CHECKPOINT if resume else None,
                       labels=train_c, val_labels=val_c, options=options)
-        summary = _finish(model, config, history, run_dir, test_x, test_images, test_set, test_c, options, log, tracker,
+        summary = _finish(model, config, history, run_dir, test_x, test_images, test_c, options, log, tracker,
                           threads, num_train=len(train_x), num_val=0 if val_x is None else len(val_x))
+        if summary:  # rank 0: figures, report... (the hooks of the caller)
+            finished = FinishedRun(run_dir, model, history, test_x, test_c, test_set.labels, summary)
+            for output in outputs:
+                output(finished)
         tracker.finish(summary)
     except BaseException as error:
-        tracker.close(tracking.status_of(error))
+        tracker.close(status_of(error))
         raise
     tracker.close()
     return summary
 
 
-def _finish(model, config: Config, history: list[dict], run_dir: Path, test_x, test_images, test_set, test_c,
+def _finish(model, config: Config, history: list[dict], run_dir: Path, test_x, test_images, test_c,
             options: RunOptions, log, tracker, threads: runtime.ThreadChoice, num_train: int, num_val: int) -> dict:
     """After training: the test summary (every rank evaluates: the importance-sampled
     log-likelihood is sharded over the ranks; the MSE is measured on ``test_images``, the test
     data before binarization), then on rank 0 (other ranks return {}): metrics.jsonl (and any
-    epoch the tracker missed), weights, figures and report.html."""
+    epoch the tracker missed), weights and summary.json."""
     device = next(model.parameters()).device
     summary = summarise(model, config, test_x.to(device), history, test_c, test_images.to(device))
     if not distributed.is_main():
@@ -152,7 +214,6 @@ def _finish(model, config: Config, history: list[dict], run_dir: Path, test_x, t
     io.save(model, run_dir, config)
     io.write_json(run_dir / "summary.json", summary)
     model.cpu()
-    _write_outputs(model, history, test_x, run_dir, test_c, test_set.labels, summary)
     return summary
 
 
@@ -163,17 +224,6 @@ def _diagnostics(model, config: Config, train_x, val_x, train_c, val_c) -> list:
     if points and model.stochastic and torch.is_tensor(probe) and (probe_c is not None or not model.conditional):
         return [KLDiagnostics(probe, points, seed=config.train.seed, labels=probe_c, prefix=prefix)]
     return []
-
-
-def _write_outputs(model, history, test_x, run_dir: Path, test_c, test_labels, summary) -> None:
-    """Figures, the environment record and report.html of a finished run."""
-    from ..reporting import gallery, report
-
-    write_figures(model, history, test_x, run_dir, test_c)
-    gallery.write_figures(model, test_x, run_dir, test_c, test_labels)
-    io.write_json(run_dir / report.ENVIRONMENT, report.environment(model, summary["training_time_s"],
-                                                                   summary.get("threads")))
-    report.write_report(run_dir)
 
 
 def summarise(model, config: Config, test_x: torch.Tensor, history: list[dict],
@@ -210,23 +260,3 @@ def summarise(model, config: Config, test_x: torch.Tensor, history: list[dict],
         summary["note"] = ("Bernoulli likelihood on non-binary data: the ELBO and log-likelihood are negative "
                            "cross-entropies, not log-likelihoods; use --binarize static|dynamic for likelihoods")
     return summary
-
-
-def write_figures(model, history: list[dict], test_x: torch.Tensor, run_dir,
-                  labels: torch.Tensor | None = None) -> list[Path]:
-    """Loss curves, and for image data a reconstruction grid, prior samples and (latent_dim = 2)
-    the latent manifold grid (``labels``: the condition of a CVAE). Returns the paths written."""
-    from ..reporting import plots
-
-    run_dir = Path(run_dir)
-    paths = [plots.loss_curves(history, run_dir / "loss_curves.png")]
-    if len(model.data_shape) != 3:
-        return paths
-    x = test_x[:32]
-    view = given(model, None if labels is None else labels[:32])
-    paths.append(plots.reconstruction_grid(x, view.reconstruct(x), run_dir / "reconstructions.png"))
-    paths.append(plots.save_image_grid(model.sample(64, generator=torch.Generator().manual_seed(0)),
-                                       run_dir / "samples.png", title="decoder means of prior samples"))
-    if model.latent_dim == 2 and not model.conditional:
-        paths.append(plots.latent_manifold(model, run_dir / "latent_manifold.png"))
-    return paths

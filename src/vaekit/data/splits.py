@@ -1,33 +1,21 @@
-"""Run folders and the data a run sees: where a run lives, its dataset splits as the model saw
-them in training (scaled, binarized), and the condition of a conditional model.
-
-``runs/<name>/`` holds ``config.json``, ``model.safetensors``, ``checkpoint/last.safetensors``,
-``metrics.jsonl``, ``summary.json``, ``report.html`` and PNG figures.
-"""
+"""The data a run sees, from its :class:`~vaekit.config.Config`: its dataset splits as the model
+saw them in training (subset, scaled, binarized, validation split), and the condition of a
+conditional model. The run folder itself (its scaler file included) is :mod:`vaekit.io`'s."""
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from .. import data, io
+from .. import data
 from ..config import Config
-from ..data.preprocess import prepare as _prepare
-from ..data.preprocess import split_validation as _split
-from ..data.scaling import Standardizer, wants_standardization
+from .preprocess import prepare as _prepare
+from .preprocess import split_validation as _split
+from .scaling import Standardizer, wants_standardization
 
-CHECKPOINT = Path("checkpoint") / "last.safetensors"
-#: The feature standardiser of a tabular run (mean and scale as JSON), when it has one.
-SCALER = "scaler.json"
-
-
-def default_name(config: Config) -> str:
-    """``<model>-<data>-<YYYYmmdd-HHMMSS>``."""
-    return f"{config.model.name}-{config.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def data_options(config: Config) -> dict:
@@ -72,22 +60,11 @@ def fit_scaler(config: Config, train_set: data.Dataset) -> Standardizer | None:
     return Standardizer.fit(train_set.x)
 
 
-def load_scaler(run_dir) -> Standardizer | None:
-    """The standardiser stored in ``run_dir/scaler.json``, or None if the run has none."""
-    path = Path(run_dir) / SCALER
-    return Standardizer.from_dict(io.read_json(path)) if path.is_file() else None
-
-
 def standardized(dataset: data.Dataset, scaler: Standardizer | None) -> data.Dataset:
     """``dataset`` with its features standardised by ``scaler`` (unchanged for None)."""
     if scaler is None:
         return dataset
     return dataclasses.replace(dataset, x=scaler.transform(dataset.x), unit_interval=False)
-
-
-def load_run_split(run_dir, config: Config, split: str) -> data.Dataset:
-    """A split of a run's dataset as the model saw it in training: standardised with the run's scaler."""
-    return standardized(load_dataset(config, split), load_scaler(run_dir))
 
 
 def prepare(x: torch.Tensor, config: Config, training: bool = False) -> torch.Tensor:
@@ -105,35 +82,6 @@ def examples(dataset, num_workers: int = 0) -> torch.Tensor:
     """All examples ``(N, *data_shape)`` of a dataset in memory; data read from disk on demand
     (e.g. ``image-folder``) are read with ``num_workers`` workers."""
     return dataset.x if isinstance(dataset, data.Dataset) else data.folder.materialize(dataset, num_workers)
-
-
-def create_run_dir(runs_dir, name: str | None, config: Config, overwrite: bool = False) -> Path:
-    """Create the folder of a new run in one atomic step (an exclusive mkdir), so that of two runs
-    started with the same name at once exactly one gets it.
-
-    Raises:
-        FileExistsError: the folder exists and ``overwrite`` is not set (then it is replaced).
-    """
-    run_dir = Path(runs_dir) / (name or default_name(config))
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir) if run_dir.is_dir() else run_dir.unlink()
-    try:
-        run_dir.mkdir()
-    except FileExistsError:
-        raise FileExistsError(
-            f"run folder {run_dir} already exists; pass --resume {run_dir} to continue it, "
-            "--overwrite to replace it, or --name for a new one") from None
-    return run_dir
-
-
-def clean_stale_files(run_dir) -> list[Path]:
-    """Remove the temporary files an interrupted atomic write left in ``run_dir`` (``.*.tmp``);
-    returns the paths removed."""
-    stale = [p for p in Path(run_dir).rglob(".*.tmp") if p.is_file()]
-    for path in stale:
-        path.unlink()
-    return stale
 
 
 def streamed_splits(train_set, config: Config, num_workers: int = 0):
@@ -204,13 +152,3 @@ def condition_labels(config: Config, dataset: data.Dataset) -> torch.Tensor | No
     if not config.model.spec.conditional:
         return None
     return dataset.labels[resolve_condition(config, dataset).data.condition_on]
-
-
-def initialise(model, init) -> None:
-    """Load the weights of the run folder ``init`` into ``model`` (``--init RUN``, e.g. AVAE-SS).
-
-    Raises:
-        FileNotFoundError: ``init`` has no model.safetensors.
-        ValueError: its weights do not fit this model's architecture (the message names them).
-    """
-    io.load_weights(model, Path(init) / io.WEIGHTS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .. import io
+from ... import io
 
 REPORT_JSON, REPORT_HTML, FIGURE = "sweep-report.json", "sweep-report.html", "sweep-per-seed.png"
 INTERVAL = "Student t 95 % interval for the mean over seeds: scipy.stats.t.interval(0.95, n-1, mean, s/sqrt(n)), s with ddof=1"
@@ -49,8 +49,8 @@ def collect(storage_url: str, study_name: str) -> dict:
     import optuna
     from optuna.trial import TrialState
 
-    from .sweep_storage import open_storage
-    from .sweep_spec import SweepSpec
+    from .storage import open_storage
+    from .spec import SweepSpec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
@@ -147,8 +147,8 @@ def write_report(out_dir, storage_url: str | None = None, study_name: str | None
         ``{"interval", "arms" (per-seed metrics), "aggregate" (per arm and metric: n, mean, std,
         sem, ci95_low, ci95_high, values), "failures", "states", "best"}``.
     """
-    from ..reporting.report import _render, image_uri
-    from .sweep_storage import default_storage
+    from ...reporting.report import _render, image_uri
+    from .storage import default_storage
 
     out = Path(out_dir)
     name = study_name or out.resolve().name

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from .. import io
-from .folders import CHECKPOINT, create_run_dir, load_dataset
-from .run import train_run
-from .sweep_spec import Point
+from ... import io
+from ...data.splits import load_dataset
+from ...io import CHECKPOINT, create_run_dir
+from ...reporting.runs import train_run
+from .spec import Point
 
 #: The cached metrics of a finished point (flat ``{"test.elbo": ..., ...}``).
 POINT_FILE = "sweep-point.json"
@@ -44,7 +45,7 @@ def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 2
     Raises:
         ValueError: a dataset without labels, or unknown labels / features.
     """
-    from ..evaluation.robustness import probe_labels, robustness
+    from ...evaluation.robustness import probe_labels, robustness
 
     model, config = io.load(run_dir), io.load_config(run_dir)
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
@@ -99,8 +100,8 @@ def disentanglement_report(model, config, dataset, metrics=None, seed: int = 0, 
     Raises:
         ValueError: a dataset without ground-truth factors.
     """
-    from ..evaluation.disentanglement import METRICS, evaluate_disentanglement, headline
-    from ..evaluation.kl import DIAGNOSTIC_POINTS, kl_decomposition
+    from ...evaluation.disentanglement import METRICS, evaluate_disentanglement, headline
+    from ...evaluation.kl import DIAGNOSTIC_POINTS, kl_decomposition
 
     results = evaluate_disentanglement(model, dataset, tuple(metrics or METRICS), seed, num_train, num_eval,
                                        overrides, codes=codes)

@@ -10,7 +10,7 @@ transaction (Optuna's ``set_trial_state_values`` returns False when another work
 SQLite every transaction takes the write lock first (``BEGIN IMMEDIATE``), so that check and
 update cannot interleave between processes. While it runs a point the worker records a heartbeat;
 a trial whose heartbeat is older than the grace period (a killed worker) is failed by the next
-worker and its point enqueued again, and :func:`~vaekit.pipeline.sweep_points.run_point` resumes
+worker and its point enqueued again, and :func:`~vaekit.benchmarks.sweeps.points.run_point` resumes
 its run folder from the checkpoint. Finished points are never run again.
 
 ``search`` mode asks an Optuna sampler (TPE, random, CMA-ES, QMC, GP) for settings instead; each
@@ -26,10 +26,10 @@ import threading
 import time
 from pathlib import Path
 
-from .. import io
-from .sweep_points import run_point
-from .sweep_storage import default_storage, open_storage
-from .sweep_spec import Point, SweepSpec, grid_arms
+from ... import io
+from .points import run_point
+from .storage import default_storage, open_storage
+from .spec import Point, SweepSpec, grid_arms
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
 
@@ -135,7 +135,7 @@ def work_grid(spec: SweepSpec, out_dir, storage_url: str | None, study_name: str
     points are picked up. Each trial records ``metrics`` (flat dict), ``worker`` and ``run_dir``
     as user attributes; its value is ``metric`` (0 when absent). A point that raises is marked
     FAIL with the error (it is not retried). ``runner(point, out_dir, evaluate) -> metrics`` runs
-    a point (default :func:`~vaekit.pipeline.sweep_points.run_point`).
+    a point (default :func:`~vaekit.benchmarks.sweeps.points.run_point`).
     """
     import optuna
     from optuna.trial import TrialState
@@ -184,7 +184,7 @@ def parse_search_space(items) -> dict:
     """
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    from .sweep_spec import parse_assignments, parse_value
+    from .spec import parse_assignments, parse_value
 
     forms = "SETTING=float:LOW:HIGH[:log], SETTING=int:LOW:HIGH[:log] or SETTING=choice:A,B,..."
     space = {}
@@ -296,7 +296,7 @@ def run_sweep(spec: SweepSpec, out_dir, jobs: int = 1, storage: str | None = Non
     Returns:
         The report dict (also ``OUT/sweep-report.json``; ``OUT/sweep-report.html``).
     """
-    from .sweep_report import write_report
+    from .results import write_report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -335,12 +335,12 @@ def run_and_collect(spec: SweepSpec, out_dir, collect, jobs: int = 1, collect_on
 
     Returns:
         (the collected rows, the wall seconds of the training run: see
-        :func:`~vaekit.pipeline.sweep_points.wall_time`).
+        :func:`~vaekit.benchmarks.sweeps.points.wall_time`).
 
     Raises:
         ValueError: no finished point to collect.
     """
-    from .sweep_points import wall_time
+    from .points import wall_time
 
     out = Path(out_dir)
     started = time.perf_counter()
@@ -354,7 +354,7 @@ def run_and_collect(spec: SweepSpec, out_dir, collect, jobs: int = 1, collect_on
 
 def grid_spec(grid_items, seeds, base_items=(), config_file=None, evaluate=None) -> SweepSpec:
     """A :class:`SweepSpec` from CLI pieces: ``--grid`` items, ``--seeds``, ``--set`` items, a sweep file."""
-    from .sweep_spec import from_dict, parse_assignments, read
+    from .spec import from_dict, parse_assignments, read
 
     spec = read(config_file, seeds or None) if config_file else from_dict({}, seeds or None)
     base = dict(spec.base)

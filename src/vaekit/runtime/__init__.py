@@ -1,0 +1,18 @@
+"""The bottom layer: how and where vaekit computes, and nothing of vaekit itself.
+
+* :mod:`.distributed` — data-parallel helpers (torchrun ranks, collectives, shards).
+* :mod:`.device` — device, precision (autocast, gradient scaler), memory layout.
+* :mod:`.threads` — the intra-op thread policy.
+* :mod:`.progress` — progress bars on a terminal, plain lines elsewhere.
+* :mod:`.files` — atomic writes, JSON and safetensors reading with clear errors.
+
+Every module here imports only torch, safetensors and the standard library, never another part of
+vaekit, so every layer above may use it.
+"""
+
+from .device import PRECISIONS, autocast, float32_outputs, grad_scaler, resolve_device, to_device, uses_conv
+from .threads import THREAD_FLOPS_THRESHOLD, ThreadChoice, apply_threads, available_cores, choose_threads, flops_per_step, idle_cores
+
+__all__ = ["PRECISIONS", "THREAD_FLOPS_THRESHOLD", "ThreadChoice", "apply_threads", "autocast", "available_cores",
+           "choose_threads", "flops_per_step", "float32_outputs", "grad_scaler", "idle_cores", "resolve_device",
+           "to_device", "uses_conv"]

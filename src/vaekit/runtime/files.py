@@ -1,0 +1,104 @@
+"""Files written atomically and read with clear errors: JSON, JSON lines and safetensors (never pickle).
+
+A reader (or a process killed mid-write) sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and one rename.
+
+    A reader (or a process killed mid-write) sees the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, obj) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path) -> dict:
+    """Read a JSON file; a missing or corrupt file raises FileNotFoundError / ValueError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); the file is corrupt") from None
+
+
+def read_json_lines(path) -> list[dict]:
+    """Read a JSON-lines file (one object per line, e.g. metrics.jsonl); blank lines are skipped.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: a line that is not JSON (truncated or
+            corrupt), naming the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text; the file is corrupt") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} line {number} is not valid JSON ({e.msg}): the file is truncated or corrupt; "
+                             "re-run training with --resume to rewrite it") from None
+    return rows
+
+
+def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file (no code is executed).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a truncated, corrupt or foreign file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    raw = path.read_bytes()
+    try:
+        tensors = load_bytes(raw)
+        header_len = int.from_bytes(raw[:8], "little")
+        metadata = json.loads(raw[8:8 + header_len]).get("__metadata__", {}) or {}
+    except (SafetensorError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a valid safetensors file (truncated, corrupt or foreign): {e}") from None
+    return tensors, metadata

@@ -1,0 +1,54 @@
+"""The training checkpoint: one safetensors file holding model, optimizer and RNG tensors, with the
+loop's JSON state in the file's metadata, so it is replaced in one atomic rename."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors.torch import save as save_bytes
+
+from ..config import FORMAT_VERSION
+from ..runtime import files
+from ..runtime.files import read_safetensors
+
+
+def save_checkpoint(path, model, optimizer, state: dict, extra: dict[str, torch.Tensor]) -> None:
+    """Atomically write a training checkpoint: weights, optimizer tensors, loop state, extra tensors.
+
+    Args:
+        path: the checkpoint file (``.safetensors``).
+        state: JSON-serialisable loop state (epoch, step, history, ...).
+        extra: name -> tensor, e.g. RNG states (uint8) and the best weights so far.
+    """
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars: dict[str, dict] = {}
+    for index, entries in opt["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in extra.items()})
+    metadata = {"state": json.dumps(state), "param_groups": json.dumps(opt["param_groups"]),
+                "optim_scalars": json.dumps(scalars), "format_version": str(FORMAT_VERSION)}
+    files.atomic_write(path, save_bytes(tensors, metadata=metadata))
+
+
+def load_checkpoint(path, model, optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Restore model and optimizer from :func:`save_checkpoint`; returns ``(state, extra)``."""
+    tensors, metadata = read_safetensors(path)
+    if "state" not in metadata:
+        raise ValueError(f"{path} is not a vaekit checkpoint (no loop state in its metadata)")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            opt_state.setdefault(int(index), {})[name] = value
+    for index, entries in json.loads(metadata.get("optim_scalars", "{}")).items():
+        opt_state.setdefault(int(index), {}).update(entries)
+    optimizer.load_state_dict({"state": opt_state, "param_groups": json.loads(metadata["param_groups"])})
+    extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return json.loads(metadata["state"]), extra
