@@ -54,9 +54,9 @@ class SweepSpec:
         Raises:
             ValueError: a setting that is not a config field or an invalid value (naming the arm).
         """
-        for arm, changes in {"base": self.base, **self.arms}.items():
+        for arm, changes in [(None, self.base), *self.arms.items()]:
             if "seed" in changes:
-                where = "the base settings" if changes is self.base else f"sweep arm {arm!r}"
+                where = "the base settings" if arm is None else f"sweep arm {arm!r}"
                 raise ValueError(f"{where} set 'seed', which the sweep sets itself for every point; "
                                  f"list the seeds instead: --seeds {changes['seed']} (or \"seeds\" in the sweep file)")
         points, keys = [], set()
