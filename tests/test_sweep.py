@@ -171,3 +171,158 @@ def test_collecting_results_keeps_the_wall_time_of_the_training_run(tmp_path):
     path.write_text(json.dumps({"wall_time_s": 3743.0}))
     assert wall_time(path, time.perf_counter(), collect_only=True) == 3743.0
     assert wall_time(path, time.perf_counter() - 2.0, collect_only=False) >= 2.0
+
+
+# --- issue 20: bad input and faults of `vaekit sweep` -------------------------------------------
+
+SETS = [a for k, v in TINY.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+#: A custom encoder by import path: building it needs --trust-code (docs/custom-networks.md).
+ENCODER = '--set=encoder={"target": "vaekit.nets:MLPEncoder", "kwargs": {"hidden": [8]}}'
+
+
+def _one_error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("vaekit: error:") and "Traceback" not in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize("argv", [["--grid", "seed=1,2"], ["--set", "seed=3"], ["--grid", "lr=0.001", "--set", "seed=1"]])
+def test_seed_in_grid_or_set_is_refused_pointing_to_seeds(tmp_path, capsys, argv):
+    assert main(["sweep", *argv, *SETS, "--out", str(tmp_path / "s")]) == 1
+    assert "--seeds" in _one_error_line(capsys)
+    assert not (tmp_path / "s" / "runs").exists()  # nothing trained
+    with pytest.raises(ValueError, match="--seeds 1"):  # a sweep file's base (or an arm) too
+        from_dict({"base": {**TINY, "seed": 1}}).points()
+    with pytest.raises(ValueError, match="arm 'a'"):
+        SweepSpec(TINY, {"a": {"seed": 2}}, (0,)).points()
+
+
+def test_a_repeated_grid_setting_merges_its_values():
+    assert parse_assignments(["beta=1", "beta=4,1", "model=vae"]) == {"beta": [1, 4], "model": ["vae"]}
+    assert list(grid_arms(parse_assignments(["beta=1", "beta=4"]))) == ["beta=1", "beta=4"]
+    enc = parse_assignments(['encoder={"target": "m:E", "kwargs": {"a": 1, "b": 2}}'], "--set")
+    assert enc == {"encoder": [{"target": "m:E", "kwargs": {"a": 1, "b": 2}}]}  # a JSON object is one value
+
+
+def test_a_sweep_where_points_fail_exits_non_zero_saying_how_many(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sweep_mod, "max_jobs", lambda: 1)  # and --jobs 64 is clamped to the cores
+    out = tmp_path / "s"
+    assert main(["sweep", "--grid", "lr=1e30,1e31", "--jobs", "64", *SETS, "--out", str(out)]) == 1
+    line = _one_error_line(capsys)
+    assert "2 of 2 sweep point(s) failed" in line and "run the same command again" in line
+    report = json.loads((out / "sweep-report.json").read_text())
+    assert len(report["failures"]) == 2 and len(report["unfinished"]) == 2
+
+
+def test_jobs_above_the_cores_are_clamped_with_a_line(monkeypatch):
+    lines = []
+    monkeypatch.setattr(sweep_mod, "max_jobs", lambda: 1)
+    monkeypatch.setattr(sweep_mod, "_worker_main", lambda kwargs, spawned=False: None)  # no work
+    monkeypatch.setattr("vaekit.benchmarks.sweeps.results.write_report", lambda *a, **k: {})
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        sweep_mod.run_sweep(_spec(1, (0,)), out, jobs=64, log=lines.append)
+    assert lines == ["--jobs 64 is more than the 1 CPU core(s) this process may use; running 1 worker(s), "
+                     "one point per core"]
+    assert 1 <= sweep_mod.max_jobs() <= (os.cpu_count() or 1)
+
+
+def test_trust_code_reaches_the_workers_and_a_rerun_retries_failed_points(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "s"
+    argv = ["sweep", "--grid", "lr=0.001,0.002", ENCODER, *SETS, "--out", str(out)]
+    assert main(argv) == 1  # custom code without trust: both points fail (before any training)
+    assert "2 of 2 sweep point(s) failed" in _one_error_line(capsys) and "CodeNotTrusted" in capsys.readouterr().err + \
+        json.dumps(json.loads((out / "sweep-report.json").read_text())["failures"])
+    monkeypatch.setattr(sweep_mod, "max_jobs", lambda: 2)  # two worker processes even on a 1-core runner
+    assert main([*argv, "--jobs", "2", "--trust-code"]) == 0  # the same sweep again: failed points retried
+    assert "retrying 2 point(s)" in capsys.readouterr().out
+    trials = _trials(str(out))
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
+    assert os.getpid() not in {t.user_attrs["pid"] for t in trials[2:]}  # built in spawned worker processes
+    stamp = (out / "runs" / "lr-0.001-seed0" / "model.safetensors").stat().st_mtime_ns
+    assert main([*argv, "--trust-code"]) == 0 and "retrying" not in capsys.readouterr().out  # finished: kept
+    assert (out / "runs" / "lr-0.001-seed0" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_a_rerun_of_a_failed_point_claimed_twice_runs_it_once(tmp_path):
+    spec = _spec(n_arms=1, seeds=(0,))
+    study, storage = sweep_mod.open_study(spec, tmp_path / "s")
+    key = spec.points()[0].key
+    study.enqueue_trial({}, user_attrs={"point": key, "mode": "grid"})  # two launchers retried it at once
+    first, _ = sweep_mod.claim(study, storage)
+    second, _ = sweep_mod.claim(study, storage)
+    assert first is not None and second is not None
+    assert sweep_mod._claimed_before(study, storage, first, key) is None  # the first claim runs it
+    assert sweep_mod._claimed_before(study, storage, second, key) == storage.get_trial(first).number
+
+
+@pytest.mark.parametrize("url,secret", [
+    ("postgresql://user:s3cr3tpw@localhost:1/db", "s3cr3tpw"),
+    ("mysql+pymysql://u:s3cr3tpw@127.0.0.1:1/db", "s3cr3tpw"),
+    ("postgresql://user:s3cr3tpw@host:notaport/db", "s3cr3tpw"),
+    ("user:s3cr3tpw@host", "s3cr3tpw"),  # not a URL SQLAlchemy can parse
+    ("postgresql://u@localhost:1/db?password=s3cr3tpw&sslmode=require", "s3cr3tpw"),
+    ("postgresql://user:p%40ss%2Fw0rd@localhost:1/db", "p@ss/w0rd"),
+])
+def test_a_storage_password_is_never_printed(tmp_path, capsys, url, secret):
+    from vaekit.cli.sweep import SweepArgs, sweep_command
+    from vaekit.benchmarks.sweeps.storage import hide_password, scrub
+
+    assert main(["sweep", *SETS, "--storage", url, "--out", str(tmp_path / "s")]) == 1
+    line = _one_error_line(capsys)
+    assert "***" in line and secret not in line and "p%40ss" not in line
+    assert secret not in hide_password(url) and "***" in hide_password(url)
+    assert scrub(f"failed: {url} ({secret})", url).count("***") >= 2
+    command = sweep_command(SweepArgs(storage=url, grid=("model=vae",)))  # the command printed on Ctrl-C
+    assert secret not in command and "***" in command and "--grid model=vae" in command
+
+
+def test_ctrl_c_prints_the_sweep_command_without_the_password(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_mod, "run_sweep", interrupted)
+    url = f"sqlite:///{tmp_path / 's.db'}?password=s3cr3tpw"
+    assert main(["sweep", "--grid", "beta=1,4", "--storage", url, "--out", str(tmp_path / "s")]) == 130
+    err = capsys.readouterr().err
+    assert "continue the sweep with: vaekit sweep --grid beta=1,4" in err and "password=***" in err
+    assert "s3cr3tpw" not in err
+
+
+@pytest.mark.filterwarnings("ignore:Query string argument")  # SQLite ignores ?password= (a stand-in for a server)
+def test_other_settings_in_a_shared_study_do_not_show_the_password(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}?password=s3cr3tpw"
+    sweep_mod.open_study(_spec(1, (0,)), tmp_path / "s", url)
+    with pytest.raises(ValueError, match="other settings") as e:
+        sweep_mod.open_study(_spec(2, (0,)), tmp_path / "s", url)
+    assert "s3cr3tpw" not in str(e.value) and "password=***" in str(e.value)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_sweep_db_is_one_line_saying_to_move_it_away(tmp_path, capsys, damage):
+    out = tmp_path / "s"
+    study, storage = sweep_mod.open_study(_spec(2, (0, 1)), out)
+    storage.engine.dispose()
+    db = out / "sweep.db"
+    if damage == "garbage":
+        db.write_bytes(np.random.default_rng(0).bytes(5000))
+    else:
+        db.write_bytes(db.read_bytes()[:db.stat().st_size // 3])
+    assert main(["sweep", *SETS, "--out", str(out)]) == 1
+    line = _one_error_line(capsys)
+    assert f"{db} is not a readable sweep database" in line and f"mv {db} {db}.broken" in line
+    assert main(["sweep", *SETS, "--out", str(out), "--report-only"]) == 1
+    assert "not a readable sweep database" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("mode", [["--search", "random", "--search-space", "lr=float:1e-3:1e-2"], ["--grid", "beta=1"]])
+def test_an_unknown_metric_is_refused_before_any_training(tmp_path, capsys, mode):
+    out = tmp_path / "s"
+    assert main(["sweep", *mode, "--metric", "test.nope", *SETS, "--out", str(out)]) == 1
+    line = _one_error_line(capsys)
+    assert "--metric 'test.nope' is not a metric" in line and "test.elbo" in line
+    assert not (out / "runs").exists()
+    with pytest.raises(ValueError, match="a name under robustness."):
+        sweep_mod.check_metric("probe.x", SweepSpec(TINY, {"a": {}}, (0,), {"robustness": {}}))
+    sweep_mod.check_metric("robustness.probe.digit.clean", SweepSpec(TINY, {"a": {}}, (0,), {"robustness": {}}))

@@ -16,7 +16,7 @@ class SweepArgs(Checked):
     """Train a grid of settings × seeds (every point a run folder), resumable, shared through an Optuna study; report mean, std and 95 % t interval per metric."""
 
     grid: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
-    """SETTING=V1,V2,... (repeatable): the arms are the product, e.g. --grid model=vae,avae --grid noise_std=0,0.2."""
+    """SETTING=V1,V2,... (repeatable; a setting given twice gets both lists): the arms are the product, e.g. --grid model=vae,avae --grid noise_std=0,0.2. Seeds are --seeds, not a setting."""
     seeds: Annotated[tuple[int, ...], SEED] = ()
     """Seeds of every arm (default: the sweep file's, else 0)."""
     config_file: Optional[str] = None
@@ -28,9 +28,9 @@ class SweepArgs(Checked):
     out: str = "runs/sweep"
     """Folder of the sweep: runs/<arm>-seed<k>/, sweep.db, sweep-report.{json,html}, sweep-per-seed.png."""
     jobs: Annotated[int, COUNT] = 1
-    """Points run at once, each in a worker process of one thread."""
+    """Points run at once, each in a worker process of one thread; at most the CPU cores this process may use (more is clamped to them)."""
     storage: Optional[str] = None
-    """Optuna RDB storage URL (default sqlite:///OUT/sweep.db); a database server URL shares the sweep between machines."""
+    """Optuna RDB storage URL (default sqlite:///OUT/sweep.db); a database server URL shares the sweep between machines (its password is never printed)."""
     study_name: Optional[str] = None
     """Study name in the storage (default: the name of --out)."""
     search: Optional[Literal["tpe", "random", "cmaes", "qmc", "gp"]] = None
@@ -51,8 +51,70 @@ class SweepArgs(Checked):
     """Only rewrite the report from the storage (no training)."""
 
 
+#: Flags given once per value (``--grid a=1 --grid b=2``); other tuple flags take their values after one flag.
+_APPEND = ("grid", "set", "search_space")
+
+
+def sweep_command(args: SweepArgs) -> str:
+    """The command line that runs (continues) this sweep: the flags that differ from their defaults
+    (not ``--report-only``), ``--trust-code`` when given, the storage URL's password as ``***``."""
+    import shlex
+
+    from ..custom_nets import code_trusted
+    from ..benchmarks.sweeps.storage import hide_password
+
+    words = ["vaekit", "sweep"]
+    for field in dataclasses.fields(args):
+        value = getattr(args, field.name)
+        if value == field.default or field.name == "report_only":
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        if field.name == "storage":
+            value = hide_password(value)
+        if isinstance(value, bool):
+            words.append(flag if value else f"--no-{flag[2:]}")
+        elif field.name in _APPEND:
+            words += [w for item in value for w in (flag, str(item))]
+        elif isinstance(value, tuple):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    if code_trusted():
+        words.append("--trust-code")
+    return shlex.join(words)
+
+
+def _failure_line(report: dict, args: SweepArgs) -> str:
+    """One line: how many points did not finish, the first errors, and how to retry them."""
+    from ..benchmarks.sweeps.results import REPORT_HTML
+    from ..benchmarks.sweeps.storage import scrub
+
+    unfinished = report["unfinished"] or [f["point"] for f in report["failures"]]
+    errors = {f["point"]: f["error"] for f in report["failures"]}
+    total = len(unfinished) + sum(len(seeds) for seeds in report["arms"].values())
+    shown = "; ".join(f"{k}: {errors.get(k, 'did not finish')}" for k in unfinished[:2])
+    more = f"; {len(unfinished) - 2} more" if len(unfinished) > 2 else ""
+    kept = "; the finished ones are kept" if total > len(unfinished) else ""
+    return scrub(f"{len(unfinished)} of {total} sweep point(s) failed ({shown}{more}; all in "
+                 f"{Path(args.out) / REPORT_HTML}){kept}; fix the cause and run the same command again "
+                 "to retry the failed ones", args.storage)
+
+
 def sweep(args: SweepArgs) -> None:
-    """``vaekit sweep``."""
+    """``vaekit sweep``: exits non-zero when points failed (saying how many), after writing the report.
+
+    Raises:
+        ValueError: bad flags; RuntimeError: some points failed; KeyboardInterrupt: with the
+        command that continues the sweep.
+    """
+    try:
+        _sweep(args)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"the finished points are kept; continue the sweep with: {sweep_command(args)}") \
+            from None
+
+
+def _sweep(args: SweepArgs) -> None:
     from ..benchmarks.sweeps.engine import grid_spec, run_sweep
     from ..benchmarks.sweeps.results import REPORT_HTML, write_report
 
@@ -75,10 +137,12 @@ def sweep(args: SweepArgs) -> None:
         cells = "; ".join(f"{k} {s['mean']:.4g} [{s['ci95_low']:.4g}, {s['ci95_high']:.4g}]"
                           for k, s in ((k, stats[k]) for k in shown))
         print(f"{arm}: n={max((s['n'] for s in stats.values()), default=0)}; {cells}", flush=True)
-    if report["failures"]:
-        print(f"{len(report['failures'])} point(s) failed: " +
-              "; ".join(f"{f['point']}: {f['error']}" for f in report["failures"]), flush=True)
     print(f"written: {Path(args.out) / REPORT_HTML} (95 % intervals: Student t over seeds)", flush=True)
+    if report["failures"] or report["unfinished"]:
+        if args.report_only:  # a read of the storage: says so, does not fail
+            print(_failure_line(report, args), flush=True)
+        else:
+            raise RuntimeError(_failure_line(report, args))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,14 @@ SQLite every transaction takes the write lock first (``BEGIN IMMEDIATE``), so th
 update cannot interleave between processes. While it runs a point the worker records a heartbeat;
 a trial whose heartbeat is older than the grace period (a killed worker) is failed by the next
 worker and its point enqueued again, and :func:`~vaekit.benchmarks.sweeps.points.run_point` resumes
-its run folder from the checkpoint. Finished points are never run again.
+its run folder from the checkpoint. Finished points are never run again; failed ones are run
+again when the sweep is started again (:func:`retry_failed`, by the launcher before its workers
+start). Should two workers still claim one point (two launchers retrying it at once), the later
+claim (by start time, then trial number) steps back and is marked FAIL with ``duplicate_of``.
+
+``--jobs`` is bounded by the CPU cores this process may use (:func:`max_jobs`): each worker runs
+one point on one thread, so more workers only share the same cores; a larger value is clamped to
+the cores with a printed line. Worker processes inherit ``--trust-code`` (custom networks).
 
 ``search`` mode asks an Optuna sampler (TPE, random, CMA-ES, QMC, GP) for settings instead; each
 trial runs every seed and its value is the mean of ``metric`` over them.
@@ -28,7 +35,7 @@ from pathlib import Path
 
 from ... import io
 from .points import run_point
-from .storage import default_storage, open_storage
+from .storage import default_storage, hide_password, open_storage, scrub, storage_errors
 from .spec import Point, SweepSpec, grid_arms
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
@@ -72,7 +79,7 @@ def open_study(spec: SweepSpec, out_dir, storage_url: str | None = None, study_n
     else:
         _wait_for(lambda: study.user_attrs.get("enqueued"), f"study {name!r} to be set up by its creator")
         if study.user_attrs["spec"] != json.loads(json.dumps(spec.to_dict())):
-            raise ValueError(f"sweep study {name!r} in {storage.url} was started with other settings; "
+            raise ValueError(f"sweep study {name!r} in {hide_password(storage.url)} was started with other settings; "
                              "use the same grid, seeds and evaluations, or another --study-name / --out")
     return study, storage
 
@@ -134,7 +141,8 @@ def work_grid(spec: SweepSpec, out_dir, storage_url: str | None, study_name: str
     Waits (and fails stale trials) while other workers still run points, so a killed worker's
     points are picked up. Each trial records ``metrics`` (flat dict), ``worker`` and ``run_dir``
     as user attributes; its value is ``metric`` (0 when absent). A point that raises is marked
-    FAIL with the error (it is not retried). ``runner(point, out_dir, evaluate) -> metrics`` runs
+    FAIL with the error (not retried in this run; :func:`retry_failed` enqueues it again when the
+    sweep is started again). ``runner(point, out_dir, evaluate) -> metrics`` runs
     a point (default :func:`~vaekit.benchmarks.sweeps.points.run_point`).
     """
     import optuna
@@ -151,10 +159,9 @@ def work_grid(spec: SweepSpec, out_dir, storage_url: str | None, study_name: str
                 return ran
             time.sleep(min(heartbeat_interval, 2))
             continue
-        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.user_attrs.get("point") == key]
-        if done:  # enqueued twice by racing extensions: keep the finished one
-            storage.set_trial_user_attr(trial_id, "duplicate_of", done[0].number)
+        first = _claimed_before(study, storage, trial_id, key)
+        if first is not None:  # enqueued twice (racing retries or extensions): keep the first claim
+            storage.set_trial_user_attr(trial_id, "duplicate_of", first)
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
             continue
         point = points[key]
@@ -174,6 +181,79 @@ def work_grid(spec: SweepSpec, out_dir, storage_url: str | None, study_name: str
         storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values=[metrics.get(metric, 0.0)])
         ran += 1
         log(f"[worker {worker}] {point.arm} seed {point.seed}: done")
+
+
+def _claimed_before(study, storage, trial_id: int, key: str):
+    """The number of another trial of point ``key`` that is finished, or running and claimed before
+    trial ``trial_id`` (earlier start, then lower number); None when this claim is the first."""
+    from optuna.trial import TrialState
+
+    mine = storage.get_trial(trial_id)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        if t.user_attrs.get("point") != key or t._trial_id == trial_id:
+            continue
+        if t.state == TrialState.COMPLETE or (t.datetime_start, t.number) < (mine.datetime_start, mine.number):
+            return t.number
+    return None
+
+
+def retry_failed(study, spec: SweepSpec, log=_print) -> list[str]:
+    """Enqueue again every grid point without a finished, waiting or running trial (it failed, or
+    its worker died before failing it); returns their keys. Called by the launcher of a sweep."""
+    from optuna.trial import TrialState
+
+    trials = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("mode") == "grid":
+            trials.setdefault(t.user_attrs["point"], []).append(t)
+    live = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    retried = []
+    for point in spec.points():
+        tried = trials.get(point.key, [])
+        if not any(t.state in live for t in tried):
+            attrs = {"point": point.key, "mode": "grid"}
+            if tried:
+                attrs["retry_of"] = tried[-1].number
+            study.enqueue_trial({}, user_attrs=attrs)
+            retried.append(point.key)
+    if retried:
+        log(f"retrying {len(retried)} point(s) that failed before: {', '.join(retried)}")
+    return retried
+
+
+#: Metrics every point reports beside ``test.<name>`` (:data:`vaekit.evaluation.UNITS`, but
+#: ``kl_per_dim``, a list) and ``<evaluation>.<...>`` of its evaluations.
+POINT_METRICS = ("training_time_s", "epochs_trained")
+
+
+def check_metric(metric: str | None, spec: SweepSpec) -> None:
+    """Refuse a ``--metric`` that no point of ``spec`` can report, before any training.
+
+    Names under an evaluation (``robustness.probe.digit.pgd.0.1``) depend on its settings: only the
+    prefix is checked here, the full name after the first point.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    if metric is None:
+        return
+    from ...evaluation import UNITS
+
+    known = [f"test.{k}" for k in UNITS if k != "kl_per_dim"] + list(POINT_METRICS)
+    if metric in known or any(metric.startswith(f"{name}.") for name in spec.evaluate):
+        return
+    under = f", or a name under {', '.join(f'{n}.' for n in spec.evaluate)}" if spec.evaluate else \
+        " (evaluations add more, e.g. --evaluate robustness: robustness.probe.<label>.pgd.<epsilon>)"
+    raise ValueError(f"--metric {metric!r} is not a metric of the sweep's runs; choose one of "
+                     f"{', '.join(known)}{under}")
+
+
+def max_jobs() -> int:
+    """The CPU cores this process may run on (``os.sched_getaffinity``, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def parse_search_space(items) -> dict:
@@ -261,6 +341,7 @@ def work_search(spec: SweepSpec, space: dict, out_dir, storage_url, study_name, 
         return sum(m[metric] for m in results.values()) / len(results)
 
     stop = optuna.study.MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failing trial raises below: no second report
     study.optimize(objective, callbacks=[stop], catch=())
 
 
@@ -275,39 +356,81 @@ def _suggest(trial, name: str, dist):
     return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
 
 
-def _worker_main(kwargs: dict) -> None:
-    """Entry of a spawned worker process: one thread, then :func:`work_grid` or :func:`work_search`."""
+def _worker_main(kwargs: dict, spawned: bool = False) -> None:
+    """Entry of a worker: one thread, the launcher's ``trust_code``, then :func:`work_grid` or
+    :func:`work_search`. A spawned worker reports an error as one line (no traceback, no password)
+    and exits 1; Ctrl-C ends it quietly (exit 130)."""
+    import sys
+
     import torch
+
+    from ...custom_nets import trusting
 
     torch.set_num_threads(1)
     spec = SweepSpec(**kwargs.pop("spec"))
-    if kwargs.pop("mode") == "search":
-        work_search(spec, parse_search_space(kwargs.pop("space_items")), **kwargs)
-    else:
-        work_grid(spec, **kwargs)
+    url, worker = kwargs["storage_url"], kwargs["worker"]
+    try:
+        with trusting(kwargs.pop("trust_code", False)), storage_errors(url):
+            if kwargs.pop("mode") == "search":
+                work_search(spec, parse_search_space(kwargs.pop("space_items")), **kwargs)
+            else:
+                work_grid(spec, **kwargs)
+    except KeyboardInterrupt:
+        if not spawned:
+            raise
+        sys.exit(130)
+    except Exception as e:
+        if not spawned:
+            raise
+        _print(f"[worker {worker}] stopped: {type(e).__name__}: {scrub(' '.join(str(e).split()), url)}")
+        sys.exit(1)
 
 
 def run_sweep(spec: SweepSpec, out_dir, jobs: int = 1, storage: str | None = None, study_name: str | None = None,
               heartbeat_interval: int = 10, grace_period: int = 60, metric: str | None = None,
               search: str | None = None, space_items=(), n_trials: int = 20, direction: str = "maximize",
               log=_print) -> dict:
-    """Run a sweep with ``jobs`` worker processes, then write its report (see :mod:`.sweep_report`).
+    """Run a sweep with ``jobs`` worker processes, then write its report (see :mod:`.results`).
+
+    Points that failed in an earlier run of the sweep are run again (:func:`retry_failed`);
+    finished ones are kept. ``jobs`` above :func:`max_jobs` is clamped to it (with a log line).
+    Worker processes get the caller's ``trust_code`` (:func:`vaekit.custom_nets.code_trusted`).
 
     Returns:
         The report dict (also ``OUT/sweep-report.json``; ``OUT/sweep-report.html``).
+
+    Raises:
+        ValueError: an invalid spec, search space, sampler or ``metric``; a storage that cannot
+        be opened or is damaged (no message shows the storage URL's password).
     """
+    with storage_errors(storage):
+        return _run_sweep(spec, out_dir, jobs, storage, study_name, heartbeat_interval, grace_period, metric,
+                          search, space_items, n_trials, direction, log)
+
+
+def _run_sweep(spec, out_dir, jobs, storage, study_name, heartbeat_interval, grace_period, metric, search,
+               space_items, n_trials, direction, log) -> dict:
+    from ...custom_nets import code_trusted
     from .results import write_report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec.points()  # validates every point before any work
+    check_metric(metric, spec)
     if search:
         parse_search_space(space_items)
         build_sampler(search)
-    open_study(spec, out, storage, study_name, heartbeat_interval, grace_period, direction, grid=not search)
+    if jobs > (cores := max_jobs()):
+        log(f"--jobs {jobs} is more than the {cores} CPU core(s) this process may use; running {cores} "
+            "worker(s), one point per core")
+        jobs = cores
+    study, _ = open_study(spec, out, storage, study_name, heartbeat_interval, grace_period, direction,
+                          grid=not search)
+    if not search:
+        retry_failed(study, spec, log)
     io.write_json(out / SPEC_FILE, spec.to_dict())
     common = dict(spec=spec.to_dict(), out_dir=str(out), storage_url=storage, study_name=study_name,
-                  heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+                  heartbeat_interval=heartbeat_interval, grace_period=grace_period, trust_code=code_trusted())
     if search:
         common.update(mode="search", space_items=list(space_items), n_trials=n_trials, sampler=search,
                       metric=metric, direction=direction)
@@ -317,7 +440,8 @@ def run_sweep(spec: SweepSpec, out_dir, jobs: int = 1, storage: str | None = Non
         _worker_main(dict(common, worker="0"))
     else:
         context = multiprocessing.get_context("spawn")
-        procs = [context.Process(target=_worker_main, args=(dict(common, worker=str(i)),)) for i in range(jobs)]
+        procs = [context.Process(target=_worker_main, args=(dict(common, worker=str(i)), True))
+                 for i in range(jobs)]
         for p in procs:
             p.start()
         for p in procs:
@@ -360,7 +484,8 @@ def grid_spec(grid_items, seeds, base_items=(), config_file=None, evaluate=None)
     base = dict(spec.base)
     for name, values in parse_assignments(base_items, "--set").items():
         if len(values) != 1:
-            raise ValueError(f"--set {name}: one value expected, got {values}")
+            raise ValueError(f"--set {name}: one value expected, got {values}; --set gives every arm one "
+                             f"value (several values make arms: --grid {name}=...)")
         base[name] = values[0]
     arms = dict(spec.arms) if config_file else {}
     arms.update(grid_arms(parse_assignments(grid_items)))

@@ -45,32 +45,42 @@ def summarize(values) -> dict:
 
 def collect(storage_url: str, study_name: str) -> dict:
     """Per arm the per-seed metrics of the finished trials: ``{arm: {seed: {metric: value}}}``,
-    plus failures ``[{"point", "error"}]`` and the numbers of trials per state."""
+    plus the numbers of trials per state, ``failures`` (``[{"point", "error"}]``: the grid points
+    without a finished trial whose last try raised, and failed search trials) and ``unfinished``
+    (the keys of all grid points without a finished trial: failed, or never run)."""
     import optuna
     from optuna.trial import TrialState
 
-    from .storage import open_storage
     from .spec import SweepSpec
+    from .storage import hide_password, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    except KeyError:
+        raise ValueError(f"no sweep study {study_name!r} in {hide_password(storage_url)}; run the sweep first, "
+                         "or pass its --study-name / --storage") from None
     spec = SweepSpec(**study.user_attrs["spec"])
     arm_of = {p.key: (p.arm, p.seed) for p in spec.points()}
-    arms, failures, states = {}, [], {}
+    arms, errors, states, finished, grid = {}, {}, {}, set(), False
     for t in study.get_trials(deepcopy=False):
         states[t.state.name] = states.get(t.state.name, 0) + 1
+        grid = grid or t.user_attrs.get("mode") == "grid"
         if t.state == TrialState.FAIL and "error" in t.user_attrs:
-            failures.append({"point": t.user_attrs.get("point", t.number), "error": t.user_attrs["error"]})
+            errors[t.user_attrs.get("point", t.number)] = t.user_attrs["error"]  # the last try's error
         if t.state != TrialState.COMPLETE:
             continue
+        finished.add(t.user_attrs.get("point", t.number))
         if "point" in t.user_attrs:
             arm, seed = arm_of[t.user_attrs["point"]]
             arms.setdefault(arm, {})[seed] = t.user_attrs["metrics"]
         else:  # search trial: metrics per seed
             arms[t.user_attrs["arm"]] = {int(s): m for s, m in t.user_attrs["metrics"].items()}
     order = list(spec.arms) + sorted(a for a in arms if a not in spec.arms)
+    failures = [{"point": p, "error": e} for p, e in errors.items() if p not in finished]
+    unfinished = [k for k in arm_of if k not in finished] if grid else []
     return {"spec": spec.to_dict(), "arms": {a: arms[a] for a in order if a in arms}, "failures": failures,
-            "states": states, "best": _best(study)}
+            "unfinished": unfinished, "states": states, "best": _best(study)}
 
 
 def _best(study):
@@ -145,14 +155,16 @@ def write_report(out_dir, storage_url: str | None = None, study_name: str | None
 
     Returns:
         ``{"interval", "arms" (per-seed metrics), "aggregate" (per arm and metric: n, mean, std,
-        sem, ci95_low, ci95_high, values), "failures", "states", "best"}``.
+        sem, ci95_low, ci95_high, values), "failures", "unfinished", "states", "best"}`` (see
+        :func:`collect`).
     """
     from ...reporting.report import _render, image_uri
-    from .storage import default_storage
+    from .storage import default_storage, storage_errors
 
     out = Path(out_dir)
     name = study_name or out.resolve().name
-    data = collect(storage_url or default_storage(out), name)
+    with storage_errors(storage_url or default_storage(out)):
+        data = collect(storage_url or default_storage(out), name)
     aggregated = aggregate(data["arms"])
     report = {"study": name, "interval": INTERVAL, **data, "aggregate": aggregated, "metric": metric}
     io.write_json(out / REPORT_JSON, report)

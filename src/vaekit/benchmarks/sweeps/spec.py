@@ -54,6 +54,11 @@ class SweepSpec:
         Raises:
             ValueError: a setting that is not a config field or an invalid value (naming the arm).
         """
+        for arm, changes in [(None, self.base), *self.arms.items()]:
+            if "seed" in changes:
+                where = "the base settings" if arm is None else f"sweep arm {arm!r}"
+                raise ValueError(f"{where} set 'seed', which the sweep sets itself for every point; "
+                                 f"list the seeds instead: --seeds {changes['seed']} (or \"seeds\" in the sweep file)")
         points, keys = [], set()
         for seed in self.seeds:
             for arm, changes in self.arms.items():
@@ -91,10 +96,13 @@ def parse_value(text: str):
 def parse_assignments(items, what: str = "--grid") -> dict[str, list]:
     """``["model=vae,avae", "noise_std=0,0.2"]`` -> ``{"model": ["vae", "avae"], "noise_std": [0, 0.2]}``.
 
-    A value holding brackets is read as one JSON value (``hidden=[200,200]``).
+    A value starting with a bracket or brace is read as one JSON value (``hidden=[200,200]``,
+    ``encoder={"target": ...}``). A setting given twice gets the values of both, in order, each
+    once (``--grid beta=1 --grid beta=4,1`` is ``beta=1,4``).
 
     Raises:
-        ValueError: an item without ``=`` or an unknown setting.
+        ValueError: an item without ``=``, an unknown setting, or ``seed`` (a sweep's seeds are
+        ``--seeds``: a seed in the settings would be overwritten by the point's own).
     """
     fields = set(FLAT)
     out = {}
@@ -103,11 +111,22 @@ def parse_assignments(items, what: str = "--grid") -> dict[str, list]:
             raise ValueError(f"{what} {item!r}: expected SETTING=VALUE[,VALUE...], e.g. {what} model=vae,avae")
         name, _, text = item.partition("=")
         name = name.strip().lstrip("-").replace("-", "_")
+        if name == "seed":
+            raise ValueError(f"{what} {item!r}: seeds are not a setting of a sweep's arms; pass them as "
+                             f"--seeds {' '.join(text.replace(',', ' ').split()) or '0 1 2'}")
         if name not in fields:
             raise ValueError(f"{what} {item!r}: {name!r} is not a setting; valid: {', '.join(sorted(fields))}")
-        values = [parse_value(text)] if text.lstrip().startswith("[") else [parse_value(v) for v in text.split(",")]
-        out[name] = values
+        whole = text.lstrip().startswith(("[", "{"))
+        values = [parse_value(text)] if whole else [parse_value(v) for v in text.split(",")]
+        merged = out.setdefault(name, [])
+        merged.extend(v for v in values if not any(_same(v, m) for m in merged))
     return out
+
+
+def _same(a, b) -> bool:
+    """Equal as settings: 1 and 1.0 are one value, True and 1 are not."""
+    return a == b and type(a) is type(b) or (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                                             and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
 
 
 def grid_arms(grid: dict[str, list]) -> dict[str, dict]:
