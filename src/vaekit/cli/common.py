@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import numbers
 import re
 import typing
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt(received: list):
+    """Within this context SIGTERM (``kill PID``, a scheduler's stop) is handled as Ctrl-C: it
+    raises KeyboardInterrupt, so a command stops the same way (files written atomically, a
+    training run tells its ``--resume`` command); the signal's number is appended to ``received``.
+    Only in the main thread (elsewhere signals cannot be handled); the previous handler is restored."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def say(line: str) -> None:

@@ -30,6 +30,8 @@ from .anomaly import as_array
 from .bayesian_vae import KINDS, BayesianVAE, PosteriorSettings, fit_posterior
 
 RECORD = "ood.json"
+#: Subfolder of a run folder where :meth:`OODDetector.from_run` keeps what it fitted (reused on the next call).
+CACHE = "ood"
 FORMAT_VERSION = 1
 #: Held-out in-distribution examples scored to set ``offset_`` (and the typicality reference).
 MAX_REFERENCE = 1000
@@ -195,7 +197,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"the OOD parts are fitted on the run's training data, which cannot be read ({e}); "
                              "run from the folder the run was trained in") from None
         train_x, val_x = split_validation(train, config)
-        folder = Path(run_dir) / "ood" if cache else None
+        folder = Path(run_dir) / CACHE if cache else None
         return detector._fit_parts(model, config, train_x, val_x, folder)
 
     def _fit_parts(self, model, config: Config, train_x: torch.Tensor, val_x: torch.Tensor,

@@ -7,7 +7,9 @@ fails later leaves a folder that ``--resume`` continues.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import math
 import shutil
@@ -21,7 +23,7 @@ from ..evaluation import UNITS, evaluate_conditional
 from ..evaluation.kl import KLDiagnostics
 from ..models import build_model, given
 from ..training import Checkpoint, EpochLog, Progress, RunOptions, TrainingDiverged, distributed, fit, runtime
-from .folders import (CHECKPOINT, SCALER, class_count, clean_stale_files, condition_labels, examples, fit_scaler,
+from .folders import (CHECKPOINT, METRICS, SCALER, SUMMARY, class_count, clean_stale_files, condition_labels, examples, fit_scaler, hold_run,
                       initialise, load_dataset, prepare, resolve_condition, split_validation, standardized, streamed_splits)
 
 
@@ -52,6 +54,8 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
         TrainingDiverged: a loss, weight or test metric became NaN/Inf; the message says whether
             a checkpoint to resume from is kept (a run that diverged in its first epoch leaves
             no folder).
+        FileExistsError: another live process trains in ``run_dir``
+            (:func:`vaekit.pipeline.folders.hold_run`); nothing is touched.
     """
     from ..reporting import tracking
 
@@ -60,24 +64,30 @@ def train_run(config: Config | None, run_dir, resume: bool = False, progress: bo
         config = io.load_config(run_dir)
         if epochs is not None:
             config = config.replace(epochs=epochs)
-        if distributed.is_main():
+    with hold_run(run_dir) if distributed.is_main() else contextlib.nullcontext():  # one process per folder
+        if resume and distributed.is_main():
             clean_stale_files(run_dir)
-    created = distributed.is_main() and not resume and not (run_dir / CHECKPOINT).exists()
-    if logger is None:
-        logger = tracking.stored_logger(run_dir) if resume else "jsonl"
-    try:
-        tracker = tracking.build_logger(logger)  # an unusable tracker fails here, before anything is written
-        return _train_run(config, run_dir, resume, progress, tracker, options or RunOptions(), tracking, trust_code)
-    except BaseException as e:
-        kept = (run_dir / CHECKPOINT).exists()
-        if created and not kept and run_dir.exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave no folder behind
-        if isinstance(e, TrainingDiverged):
-            state = (f"the checkpoint of the last good epoch is kept: continue with --resume {run_dir} "
-                     "after lowering --lr or setting --grad-clip") if kept else \
-                ("no epoch completed, so no run folder is kept; lower --lr or set --grad-clip")
-            raise TrainingDiverged(f"{e}; {state}") from None
-        raise
+        created = distributed.is_main() and not resume and not (run_dir / CHECKPOINT).exists()
+        if logger is None:
+            logger = tracking.stored_logger(run_dir) if resume else "jsonl"
+        try:
+            tracker = tracking.build_logger(logger)  # an unusable tracker fails here, before anything is written
+            return _train_run(config, run_dir, resume, progress, tracker, options or RunOptions(), tracking, trust_code)
+        except BaseException as e:
+            kept = (run_dir / CHECKPOINT).exists()
+            if created and not kept and run_dir.exists():
+                shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave no folder behind
+            if isinstance(e, TrainingDiverged):
+                state = (f"the checkpoint of the last good epoch is kept: continue with --resume {run_dir} "
+                         "after lowering --lr or setting --grad-clip") if kept else \
+                    ("no epoch completed, so no run folder is kept; lower --lr or set --grad-clip")
+                raise TrainingDiverged(f"{e}; {state}") from None
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                state = (f"the checkpoint of the last finished epoch is kept: free some space, then continue with: "
+                         f"vaekit train --resume {run_dir}") if kept else \
+                    "no epoch finished, so no run folder is kept; free some space and start the run again"
+                raise OSError(e.errno, f"{e.strerror or e}; {state}") from e
+            raise
 
 
 def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, tracker, options: RunOptions,
@@ -114,7 +124,7 @@ def _train_run(config: Config, run_dir: Path, resume: bool, progress: bool, trac
         tracker = tracking.NullLogger()
 
     def log(history):
-        io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        io.atomic_write(run_dir / METRICS, "".join(json.dumps(h) + "\n" for h in history))
         tracker.log_history(history)
 
     threads = runtime.apply_threads(model, config.train.batch_size, options.threads,
@@ -150,7 +160,7 @@ def _finish(model, config: Config, history: list[dict], run_dir: Path, test_x, t
     if tracker.describe():
         summary["tracking"] = tracker.describe()
     io.save(model, run_dir, config)
-    io.write_json(run_dir / "summary.json", summary)
+    io.write_json(run_dir / SUMMARY, summary)
     model.cpu()
     _write_outputs(model, history, test_x, run_dir, test_c, test_set.labels, summary)
     return summary
