@@ -10,7 +10,7 @@ import numpy as np
 import tyro
 
 from .. import io
-from .common import COUNT, Checked, Range, say
+from .common import COUNT, OUTPUT, Checked, Range, say
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,7 @@ class OODArgs(Checked):
     """K importance samples per log-likelihood."""
     contamination: Annotated[float, Range(0, 0.5, low_open=True)] = 0.05
     """Fraction of the run's held-out training images flagged OOD (sets the threshold)."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """CSV to write (default RUN/ood-scores.csv): columns index, score (higher = more in-distribution), ood (1/0)."""
     label_column: Optional[str] = None
     """CSV column (name or index) or NPZ key holding a label, left out of the features."""
