@@ -96,6 +96,7 @@ def score(args: ScoreArgs) -> None:
     from ..data.array import read
     from ..detectors.anomaly import load_detector
     from ..evaluation.anomaly import SCORES
+    from ..evaluation.conformal import decision
 
     x, _ = read(args.input, args.label_column)
     detector = load_detector(args.run, args.score, args.fpr, args.num_samples, args.progress, args.threshold)
@@ -103,7 +104,7 @@ def score(args: ScoreArgs) -> None:
         raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
                          f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label"))
     scores = detector.score_samples(x)
-    outlier = scores < detector.offset_
+    outlier = decision(scores, detector.offset_) < 0  # a non-finite score is an outlier
     pvalues = detector.pvalues(x) if len(detector.calibration_scores_) else np.full(len(scores), np.nan)
     out = Path(args.output) if args.output else Path(args.run) / "scores.csv"
     lines = ["index,score,pvalue,outlier"] + [f"{i},{s!r},{p!r},{int(o)}" for i, (s, p, o) in
