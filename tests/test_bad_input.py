@@ -427,3 +427,96 @@ def test_a_full_disk_names_the_file_and_the_resume_command(run, tmp_path, capsys
     assert str(checkpoint) in line and "No space left on device" in line
     assert f"vaekit train --resume {copy}" in line
     assert checkpoint.read_bytes() == before and not list(copy.rglob(".*.tmp"))
+
+
+@pytest.mark.parametrize("value", [1e39, -3.5e38, 1e308])
+def test_values_beyond_float32_are_refused_naming_rows_and_columns(run, tmp_path, capsys, value):
+    x = np.random.default_rng(0).random((6, 64))
+    x[4, 7] = value
+    for suffix in (".npy", ".csv"):
+        path = tmp_path / f"big{suffix}"
+        np.save(path, x) if suffix == ".npy" else np.savetxt(path, x, delimiter=",", fmt="%.17g")
+        for argv in (["score", run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"],
+                     ["ood", run, "--input", path, "--output", tmp_path / "o.csv", "--no-progress"],
+                     ["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY]):
+            line = error_line(*run_cli(argv, capsys))
+            assert "beyond float32's range" in line and "rows 4" in line and "columns 7" in line, line
+    assert not (tmp_path / "s.csv").exists() and not list((tmp_path / "runs").glob("*"))  # no run folder left
+
+
+def test_a_non_finite_score_is_an_outlier(run, tmp_path, capsys, monkeypatch):
+    from vaekit.detectors.anomaly import AnomalyDetector
+    from vaekit.evaluation.conformal import conformal_pvalues, decision
+
+    assert conformal_pvalues([1.0, 2.0, 3.0], [np.nan, np.inf, -np.inf, 2.5]).tolist() == [0.0, 0.0, 0.0, 0.75]
+    assert decision([np.nan, np.inf, 5.0], 1.0).tolist() == [-np.inf, -np.inf, 4.0]
+    score_samples = AnomalyDetector.score_samples
+
+    def one_unscorable(self, X):
+        scores = score_samples(self, X)
+        scores[1] = np.nan  # e.g. a row whose log-likelihood overflowed
+        return scores
+
+    monkeypatch.setattr(AnomalyDetector, "score_samples", one_unscorable)
+    path = _tiny_csv(tmp_path / "rows.csv", 3, 64)
+    code, _, err = run_cli(["score", run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"], capsys)
+    assert code == 0, err
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert rows[2].split(",")[1:] == ["nan", "0.0", "1"], rows  # index 1: score nan, p-value 0, outlier
+
+
+def test_a_headerless_csv_with_one_bad_cell_in_its_first_row(tmp_path, capsys):
+    from vaekit.data.array import read
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0.1,x,0.3\n0.2,0.5,0.6\n0.3,0.1,0.2\n")
+    line = error_line(*run_cli(["train", "--data", "array", "--path", bad, "--runs-dir", tmp_path, *TINY], capsys))
+    assert "column '1', row 0" in line and "'x'" in line and "header" in line
+    header = tmp_path / "header.csv"
+    header.write_text("a,b,c\n0.2,0.5,0.6\n0.3,0.1,0.2\n")
+    assert read(header)[0].shape == (2, 3)  # every cell a word: a header
+
+
+def test_seed_beyond_what_numpy_and_torch_accept(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32 - 1"):
+        Config.from_flat(seed=2**70)
+    assert Config.from_flat(seed=2**32 - 1).train.seed == 2**32 - 1
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"seed": 2**70}))
+    line = error_line(*run_cli(["train", "--config-file", path, "--runs-dir", tmp_path, *TINY], capsys))
+    assert "c.json" in line and "seed must be an integer in [0, 2**32 - 1" in line
+
+
+def test_malformed_input_files_are_one_line(run, tmp_path, capsys):
+    huge = tmp_path / "huge.npy"
+    with open(huge, "wb") as f:  # a header claiming 10**9 rows, 48 bytes of data
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10**9, 64)})
+        f.write(bytes(48))
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, x=np.array([[1, 2], [3, 4]], dtype=object))
+    field = tmp_path / "field.csv"
+    field.write_text("0.1," + "1" * 200_000 + "\n0.2,0.3\n")
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    expected = {huge: "header claims an array of shape (1000000000, 64)", objects: "objects.npz",
+                field: "line 1: field larger than field limit", folder: "is a folder"}
+    for path, message in expected.items():
+        for argv in (["score", run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"],
+                     ["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY]):
+            line = error_line(*run_cli(argv, capsys))
+            assert message in line and str(path) in line, line
+    assert "never unpickles" in error_line(*run_cli(["score", run, "--input", objects], capsys))
+
+
+def test_ood_detector_refuses_images_of_another_shape(run):
+    from vaekit.detectors.ood import OODDetector
+
+    detector = OODDetector.from_run(run, score_type="log_likelihood", num_samples=2, cache=False)
+    shape = tuple(detector.model_.data_shape)
+    good = np.random.default_rng(0).random((2, *shape))
+    assert detector.score_samples(good).shape == (2,)
+    assert detector.score_samples(good.reshape(2, -1)).shape == (2,)  # rows of the right length are reshaped
+    other = good.reshape(2, shape[0], shape[1] // 2, shape[2] * 2)  # as many features, another image shape
+    with pytest.raises(ValueError, match=r"examples of shape \(1, 4, 16\), but this OODDetector was fitted on "
+                                         r"examples of shape \(1, 8, 8\)"):
+        detector.score_samples(other)
