@@ -167,7 +167,7 @@ def _check_npy_size(path: Path) -> None:
     needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
     held = path.stat().st_size - offset
     if needed > held:
-        raise ValueError(f"{path}: its header claims an array of shape {shape} ({dtype}, {needed / 1e9:.3g} GB) but "
+        raise ValueError(f"{path}: its header claims an array of shape {shape} ({dtype}, {needed / 1e9:,.1f} GB) but "
                          f"the file holds {held} bytes of data: it is truncated or corrupt; write it again with numpy.save")
 
 

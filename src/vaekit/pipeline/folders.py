@@ -169,8 +169,9 @@ _HELD: dict[str, list] = {}
 
 
 def lock_path(run_dir) -> Path:
-    """The lock file of a run folder: ``.<name>.lock`` beside it (it outlives an ``--overwrite``)."""
-    run_dir = Path(run_dir).absolute()
+    """The lock file of a run folder: ``.<name>.lock`` beside it (it outlives an ``--overwrite``;
+    links and ``..`` resolved, so every spelling of one folder has one lock)."""
+    run_dir = Path(os.path.realpath(run_dir))
     return run_dir.parent / f".{run_dir.name}.lock"
 
 
