@@ -4,6 +4,7 @@ line (what was received, what is expected, how to fix), nothing lost."""
 import json
 import shutil
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,7 +268,7 @@ def test_interpolate_and_iterate_keep_the_figures_training_wrote(run, capsys):
     for name in ("interpolation.png", "iterated.png", "samples.png"):
         command = {"interpolation.png": "interpolate", "iterated.png": "iterate", "samples.png": "sample"}[name]
         line = error_line(*run_cli([command, run, "--output", run / name], capsys))
-        assert name in line and "vaekit train wrote" in line
+        assert name in line and "would replace" in line
     assert before == {name: (run / name).read_bytes() for name in before}
     (run / "interpolation-test-0-1.png").unlink()
     (run / "iterated-test.png").unlink()
@@ -296,3 +297,226 @@ def test_a_network_too_large_to_build_is_refused_before_allocating(tmp_path, cap
 
     with pytest.raises(ValueError, match="parameters"):
         build_model(Config.from_flat(model="cvae").model, (1, 8, 8), num_classes=10**9)
+
+
+# --- issue 20: nothing a user types destroys a run ------------------------------------------------
+
+def _tiny_csv(path, rows=24, columns=3):
+    np.savetxt(path, np.random.default_rng(0).random((rows, columns)), delimiter=",", fmt="%.5f")
+    return path
+
+
+CSV_TRAIN = ["--data", "array", "--likelihood", "gaussian", "--kl-diagnostic-points", "0", *TINY]
+
+
+@pytest.mark.parametrize("name", [".", "..", "ABSOLUTE", "a/b", "../x", ""])
+def test_run_names_that_leave_the_runs_folder_are_refused(tmp_path, capsys, name):
+    runs = tmp_path / "runs"
+    (runs / "precious").mkdir(parents=True)
+    (runs / "precious" / "config.json").write_text("{}")
+    (tmp_path / "beside.txt").write_text("keep")
+    name = str(tmp_path / "abs") if name == "ABSOLUTE" else name
+    line = error_line(*run_cli(["train", "--runs-dir", runs, "--name", name, "--overwrite", *TINY], capsys))
+    assert "--name" in line and "one folder inside --runs-dir" in line
+    assert (runs / "precious" / "config.json").is_file() and (tmp_path / "beside.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beside.txt", "runs"]
+
+
+def test_overwrite_replaces_only_run_folders(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    (runs / "notes").mkdir(parents=True)
+    (runs / "notes" / "thesis.tex").write_text("years of work")
+    (runs / "afile").write_text("a file")
+    (runs / "link").symlink_to(runs / "notes")
+    for name in ("notes", "afile", "link"):
+        line = error_line(*run_cli(["train", "--runs-dir", runs, "--name", name, "--overwrite", *TINY], capsys))
+        assert "--overwrite replaces only run folders" in line and name in line
+    assert (runs / "notes" / "thesis.tex").read_text() == "years of work" and (runs / "afile").read_text() == "a file"
+
+
+@pytest.mark.parametrize("command", [["score"], ["ood"], ["evaluate"], ["evaluate", "robustness"], ["sample"],
+                                     ["embed"], ["report"]])
+@pytest.mark.parametrize("target", ["model.safetensors", "config.json", "checkpoint/last.safetensors",
+                                    "metrics.jsonl", "summary.json", "../r/./model.safetensors"])
+def test_output_onto_a_file_the_run_keeps_is_refused(run, tmp_path, capsys, command, target):
+    before = _hashes(run)
+    extra = ["--input", _tiny_csv(tmp_path / "rows.csv", 4, 64)] if command[0] in ("score", "ood") else []
+    output = str(run / target)
+    if command == ["embed"]:  # a path prefix: PREFIX.npy, .csv and .png, so PREFIX.png may be a figure of the run
+        output = str(run / target).rsplit("/", 1)[0] + "/loss_curves"
+    line = error_line(*run_cli([*command, run, *extra, "--output", output], capsys))
+    assert "would replace" in line and "a file the run" in line
+    assert _hashes(run) == before
+
+
+def test_every_file_training_writes_is_protected(run):
+    from vaekit.cli.common import check_output
+
+    outputs = ("evaluation.json", "robustness.json", "scores.csv", "ood-scores.csv")  # commands' own outputs
+    files = [p for p in run.rglob("*") if p.is_file() and p.name not in outputs and "-test" not in p.name]
+    assert {"config.json", "model.safetensors", "last.safetensors", "summary.json", "report.html"} <= {p.name for p in files}
+    for path in files:
+        with pytest.raises(ValueError, match="would replace"):
+            check_output(path)
+    check_output(run / "my-scores.csv")  # a new file in the run folder is fine
+    check_output(run / "report.html", allow=("report.html",))
+
+
+def _wait_for(condition, what, timeout=120):
+    import time
+
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_run_folder_is_held_while_it_trains_and_sigterm_names_the_resume_command(tmp_path, capsys):
+    """Two real processes: `train --name same --overwrite` refuses while the first trains; SIGTERM
+    stops the first as Ctrl-C does (its --resume command, its checkpoint); a dead process's lock is ignored."""
+    import signal
+
+    from test_cli import run_subprocess
+    from vaekit.io import lock_path
+
+    csv, runs = _tiny_csv(tmp_path / "t.csv", 64), tmp_path / "runs"
+    args = ["train", "--runs-dir", runs, "--name", "same", "--overwrite", *CSV_TRAIN, "--path", csv]
+    first = run_subprocess([*args, "--epochs", "100000"], tmp_path / "first.log")
+    try:
+        checkpoint, lock = runs / "same" / "checkpoint" / "last.safetensors", lock_path(runs / "same")
+        _wait_for(lambda: checkpoint.exists() and lock.exists() and lock.read_text().strip(), "the first checkpoint")
+        assert lock.read_text().strip() == str(first.pid)
+        before = checkpoint.stat().st_mtime_ns
+        line = error_line(*run_cli(args, capsys))
+        assert f"in use by process {first.pid}" in line and "--name" in line
+        line = error_line(*run_cli(["train", "--resume", runs / "same"], capsys))
+        assert f"in use by process {first.pid}" in line
+        assert checkpoint.exists() and first.poll() is None
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        first.kill()
+    log = [line for line in (tmp_path / "first.log").read_text().splitlines() if line.strip()]
+    assert log == [f"vaekit: terminated (SIGTERM); continue it with: vaekit train --resume {runs / 'same'}"], log
+    assert checkpoint.stat().st_mtime_ns >= before and not lock.exists()
+    io.read_safetensors(checkpoint)  # intact
+    lock.write_text(f"{first.pid}\n")  # a stale lock file: its process is dead
+    code, _, err = run_cli(["train", "--resume", runs / "same", "--epochs", "1"], capsys)
+    assert code == 0, err
+
+
+def test_a_full_disk_names_the_file_and_the_resume_command(run, tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to tell which file is written")
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    checkpoint = copy / "checkpoint" / "last.safetensors"
+    before = checkpoint.read_bytes()
+    real_fsync = os.fsync
+
+    def full_disk(fd):  # the disk fills up while the checkpoint is written
+        if "last.safetensors" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(io.os, "fsync", full_disk)
+    line = error_line(*run_cli(["train", "--resume", copy, "--epochs", "2", "--no-progress"], capsys))
+    assert str(checkpoint) in line and "No space left on device" in line
+    assert f"vaekit train --resume {copy}" in line
+    assert checkpoint.read_bytes() == before and not list(copy.rglob(".*.tmp"))
+
+
+@pytest.mark.parametrize("value", [1e39, -3.5e38, 1e308])
+def test_values_beyond_float32_are_refused_naming_rows_and_columns(run, tmp_path, capsys, value):
+    x = np.random.default_rng(0).random((6, 64))
+    x[4, 7] = value
+    for suffix in (".npy", ".csv"):
+        path = tmp_path / f"big{suffix}"
+        np.save(path, x) if suffix == ".npy" else np.savetxt(path, x, delimiter=",", fmt="%.17g")
+        for argv in (["score", run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"],
+                     ["ood", run, "--input", path, "--output", tmp_path / "o.csv", "--no-progress"],
+                     ["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY]):
+            line = error_line(*run_cli(argv, capsys))
+            assert "beyond float32's range" in line and "rows 4" in line and "columns 7" in line, line
+    assert not (tmp_path / "s.csv").exists() and not list((tmp_path / "runs").glob("*"))  # no run folder left
+
+
+def test_a_non_finite_score_is_an_outlier(run, tmp_path, capsys, monkeypatch):
+    from vaekit.detectors.anomaly import AnomalyDetector
+    from vaekit.evaluation.conformal import conformal_pvalues, decision
+
+    assert conformal_pvalues([1.0, 2.0, 3.0], [np.nan, np.inf, -np.inf, 2.5]).tolist() == [0.0, 0.0, 0.0, 0.75]
+    assert decision([np.nan, np.inf, 5.0], 1.0).tolist() == [-np.inf, -np.inf, 4.0]
+    score_samples = AnomalyDetector.score_samples
+
+    def one_unscorable(self, X):
+        scores = score_samples(self, X)
+        scores[1] = np.nan  # e.g. a row whose log-likelihood overflowed
+        return scores
+
+    monkeypatch.setattr(AnomalyDetector, "score_samples", one_unscorable)
+    path = _tiny_csv(tmp_path / "rows.csv", 3, 64)
+    code, _, err = run_cli(["score", run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"], capsys)
+    assert code == 0, err
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert rows[2].split(",")[1:] == ["nan", "0.0", "1"], rows  # index 1: score nan, p-value 0, outlier
+
+
+def test_a_headerless_csv_with_one_bad_cell_in_its_first_row(tmp_path, capsys):
+    from vaekit.data.array import read
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0.1,x,0.3\n0.2,0.5,0.6\n0.3,0.1,0.2\n")
+    line = error_line(*run_cli(["train", "--data", "array", "--path", bad, "--runs-dir", tmp_path, *TINY], capsys))
+    assert "column '1', row 0" in line and "'x'" in line and "header" in line
+    header = tmp_path / "header.csv"
+    header.write_text("a,b,c\n0.2,0.5,0.6\n0.3,0.1,0.2\n")
+    assert read(header)[0].shape == (2, 3)  # every cell a word: a header
+
+
+def test_seed_beyond_what_numpy_and_torch_accept(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32 - 1"):
+        Config.from_flat(seed=2**70)
+    assert Config.from_flat(seed=2**32 - 1).train.seed == 2**32 - 1
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"seed": 2**70}))
+    line = error_line(*run_cli(["train", "--config-file", path, "--runs-dir", tmp_path, *TINY], capsys))
+    assert "c.json" in line and "seed must be an integer in [0, 2**32 - 1" in line
+
+
+def test_malformed_input_files_are_one_line(run, tmp_path, capsys):
+    huge = tmp_path / "huge.npy"
+    with open(huge, "wb") as f:  # a header claiming 10**9 rows, 48 bytes of data
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10**9, 64)})
+        f.write(bytes(48))
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, x=np.array([[1, 2], [3, 4]], dtype=object))
+    field = tmp_path / "field.csv"
+    field.write_text("0.1," + "1" * 200_000 + "\n0.2,0.3\n")
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    expected = {huge: "header claims an array of shape (1000000000, 64)", objects: "objects.npz",
+                field: "line 1: field larger than field limit", folder: "is a folder"}
+    for path, message in expected.items():
+        for argv in (["score", run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"],
+                     ["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY]):
+            line = error_line(*run_cli(argv, capsys))
+            assert message in line and str(path) in line, line
+    assert "never unpickles" in error_line(*run_cli(["score", run, "--input", objects], capsys))
+
+
+def test_ood_detector_refuses_images_of_another_shape(run):
+    from vaekit.detectors.ood import OODDetector
+
+    detector = OODDetector.from_run(run, score_type="log_likelihood", num_samples=2, cache=False)
+    shape = tuple(detector.model_.data_shape)
+    good = np.random.default_rng(0).random((2, *shape))
+    assert detector.score_samples(good).shape == (2,)
+    assert detector.score_samples(good.reshape(2, -1)).shape == (2,)  # rows of the right length are reshaped
+    other = good.reshape(2, shape[0], shape[1] // 2, shape[2] * 2)  # as many features, another image shape
+    with pytest.raises(ValueError, match=r"examples of shape \(1, 4, 16\), but this OODDetector was fitted on "
+                                         r"examples of shape \(1, 8, 8\)"):
+        detector.score_samples(other)

@@ -14,6 +14,7 @@ the ``ci`` profile of tests/conftest.py; ``--hypothesis-profile thorough`` runs 
 
 import contextlib
 import hashlib
+import shutil
 import io as _io
 import json
 import math
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from vaekit.cli import main
@@ -153,3 +154,48 @@ def test_fuzz_malformed_files(world, kind, data):
             argv = ["train", "--data", "array", "--path", str(path), "--likelihood", "gaussian",
                     "--runs-dir", str(scratch), "--name", "f", *TINY]
         _check(world, argv, [scratch / "c" / "summary.json", scratch / "f" / "summary.json"])
+
+
+#: Run names: the ones that once deleted the runs folder or its parent (issue 20), paths, and any text.
+NAMES = st.one_of(
+    st.sampled_from([".", "..", "/", "r", "r/", "./r", "../r", "r/..", "a/b", "", " ", "~", "...", "\\", "/tmp",
+                     "r\x00", "-", "--overwrite"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6))
+
+
+@given(name=NAMES, overwrite=st.booleans())
+def test_fuzz_run_names(world, name, overwrite):
+    """``train --name NAME [--overwrite]`` in the folder holding the existing run: the run, the
+    runs folder and the folder above it survive every name (issue 20)."""
+    assume(not (overwrite and name == "r"))  # replacing the run by its own name is what --overwrite is for
+    runs = world["run"].parent
+    argv = ["train", "--data", "array", "--path", str(world["csv"]), "--likelihood", "gaussian",
+            "--runs-dir", str(runs), "--name", name, *(["--overwrite"] if overwrite else []), *TINY]
+    before = set(runs.iterdir())
+    try:
+        _check(world, argv, [])
+        assert world["csv"].is_file() and world["run"].is_dir()
+    finally:  # remove the new run folder a valid name made
+        for made in set(runs.iterdir()) - before:
+            shutil.rmtree(made)
+
+
+#: Commands that take --output, with the flags that make them quick.
+OUTPUT_COMMANDS = [["evaluate", "--num-samples", "2"], ["sample", "--n", "4"], ["reconstruct", "--n", "2"],
+                   ["embed"], ["report"], ["evaluate", "robustness", "--num-steps", "1", "--epsilons", "0",
+                                           "--consistency-steps", "0", "--fid-epochs", "0", "--max-test", "4"]]
+
+
+@given(command=st.sampled_from(OUTPUT_COMMANDS), data=st.data())
+def test_fuzz_output_paths(world, command, data):
+    """``--output`` onto any file of the existing run (also through ``./`` and ``../r/``), or a new
+    file: the run stays byte for byte unchanged (issue 20)."""
+    run = world["run"]
+    kept = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+    target = data.draw(st.one_of(st.sampled_from(kept), st.sampled_from(["out.npy", "out.png", "out.json", "out"])),
+                       label="target")
+    spelling = data.draw(st.sampled_from(["{run}/{t}", "{run}/./{t}", "{run}/../r/{t}"]), label="spelling")
+    words = command[:2] if command[:2] == ["evaluate", "robustness"] else command[:1]
+    with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
+        output = spelling.format(run=run, t=target) if target in kept else str(Path(scratch) / target)
+        _check(world, [*words, str(run), *command[len(words):], "--output", output], [])

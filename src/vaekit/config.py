@@ -62,6 +62,10 @@ Activation = Literal["relu", "tanh", "elu", "leaky_relu", "softplus", "gelu"]
 Binarize = Literal["auto", "none", "static", "dynamic"]
 
 
+#: The largest seed: NumPy's RandomState and scikit-learn take seeds in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
+
+
 def _check_number(section: str, key: str, value, kind: type = float, low: float | None = None,
                   high: float | None = None, low_open: bool = False, high_open: bool = False) -> None:
     """Raise ValueError/TypeError unless ``value`` is a finite number of ``kind`` within the bounds."""
@@ -222,6 +226,9 @@ class TrainConfig:
             _check_number("train", key, getattr(self, key), int, low=1)
         for key in ("warmup_epochs", "patience", "kl_diagnostic_points", "seed"):
             _check_number("train", key, getattr(self, key), int, low=0)
+        if self.seed > MAX_SEED:
+            raise ValueError(f"seed must be an integer in [0, 2**32 - 1 = {MAX_SEED}] (the range NumPy's and torch's "
+                             f"generators accept), got {self.seed}; fix the --seed flag or the config file")
         for key in ("beta", "weight_decay", "grad_clip", "alpha", "gamma", "capacity_max", "epsilon"):
             _check_number("train", key, getattr(self, key), low=0)
         _check_number("train", "lr", self.lr, low=0, low_open=True)

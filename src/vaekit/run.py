@@ -12,7 +12,9 @@ fails later leaves a folder that ``--resume`` continues.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import math
 from pathlib import Path
@@ -114,28 +116,38 @@ def train(config: Config | None, run_dir, resume: bool = False, progress: bool =
         TrainingDiverged: a loss, weight or test metric became NaN/Inf; the message says whether
             a checkpoint to resume from is kept (a run that diverged in its first epoch leaves
             no folder).
+        FileExistsError: another live process trains in ``run_dir`` (:func:`vaekit.io.hold_run`);
+            nothing is touched.
+        OSError: a full disk (ENOSPC/EDQUOT): the message says whether the checkpoint is kept and
+            names the ``--resume`` command.
     """
     run_dir = Path(run_dir)
     if resume:
         config = io.load_config(run_dir)
         if epochs is not None:
             config = config.replace(epochs=epochs)
-        if distributed.is_main():
+    with io.hold_run(run_dir) if distributed.is_main() else contextlib.nullcontext():  # one process per folder
+        if resume and distributed.is_main():
             clean_stale_files(run_dir)
-    created = distributed.is_main() and not resume and not (run_dir / CHECKPOINT).exists()
-    try:
-        return _train(config, run_dir, resume, progress, tracker or _NoTracker(), options or RunOptions(),
-                      trust_code, tuple(outputs))
-    except BaseException as e:
-        kept = (run_dir / CHECKPOINT).exists()
-        if created:
-            io.discard_unstarted(run_dir)
-        if isinstance(e, TrainingDiverged):
-            state = (f"the checkpoint of the last good epoch is kept: continue with --resume {run_dir} "
-                     "after lowering --lr or setting --grad-clip") if kept else \
-                ("no epoch completed, so no run folder is kept; lower --lr or set --grad-clip")
-            raise TrainingDiverged(f"{e}; {state}") from None
-        raise
+        created = distributed.is_main() and not resume and not (run_dir / CHECKPOINT).exists()
+        try:
+            return _train(config, run_dir, resume, progress, tracker or _NoTracker(), options or RunOptions(),
+                          trust_code, tuple(outputs))
+        except BaseException as e:
+            kept = (run_dir / CHECKPOINT).exists()
+            if created:
+                io.discard_unstarted(run_dir)
+            if isinstance(e, TrainingDiverged):
+                state = (f"the checkpoint of the last good epoch is kept: continue with --resume {run_dir} "
+                         "after lowering --lr or setting --grad-clip") if kept else \
+                    ("no epoch completed, so no run folder is kept; lower --lr or set --grad-clip")
+                raise TrainingDiverged(f"{e}; {state}") from None
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                state = (f"the checkpoint of the last finished epoch is kept: free some space, then continue with: "
+                         f"vaekit train --resume {run_dir}") if kept else \
+                    "no epoch finished, so no run folder is kept; free some space and start the run again"
+                raise OSError(e.errno, f"{e.strerror or e}; {state}") from e
+            raise
 
 
 def _train(config: Config, run_dir: Path, resume: bool, progress: bool, tracker, options: RunOptions,
@@ -172,7 +184,7 @@ def _train(config: Config, run_dir: Path, resume: bool, progress: bool, tracker,
         tracker = _NoTracker()
 
     def log(history):
-        io.atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        io.atomic_write(run_dir / io.METRICS, "".join(json.dumps(h) + "\n" for h in history))
         tracker.log_history(history)
 
     threads = runtime.apply_threads(model, config.train.batch_size, options.threads,
@@ -212,7 +224,7 @@ def _finish(model, config: Config, history: list[dict], run_dir: Path, test_x, t
     if tracker.describe():
         summary["tracking"] = tracker.describe()
     io.save(model, run_dir, config)
-    io.write_json(run_dir / "summary.json", summary)
+    io.write_json(run_dir / io.SUMMARY, summary)
     model.cpu()
     return summary
 

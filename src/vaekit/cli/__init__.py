@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from .common import TRUST_CODE_HELP, json_registry, split_trust_code, trust_code
+from .common import TRUST_CODE_HELP, json_registry, split_trust_code, terminate_as_interrupt, trust_code
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(dict.fromkeys(n.split()[0] for n in sorted(COMMANDS)))}", file=sys.stderr)
         return 2
     rest, trusted = split_trust_code(argv[len(key.split()):])
+    signals: list[int] = []  # SIGTERM received (then handled as Ctrl-C)
     try:
         import tyro
 
@@ -119,14 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         validate(args)
         from ..runtime.progress import silenced
 
-        with trust_code(trusted), silenced(getattr(args, "quiet", False)):  # every long command's --quiet
-            handler(args)
+        with terminate_as_interrupt(signals), trust_code(trusted), silenced(getattr(args, "quiet", False)):
+            handler(args)  # silenced: every long command's --quiet
     except SystemExit as e:  # a handler's own exit
         return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt as e:
-        print(f"vaekit: interrupted; {e or 'a training run can be continued with vaekit train --resume RUN'}",
+        how = "terminated (SIGTERM)" if signals else "interrupted"
+        print(f"vaekit: {how}; {e or 'a training run can be continued with vaekit train --resume RUN'}",
               file=sys.stderr)
-        return 130
+        return 128 + signals[0] if signals else 130
     except Exception as e:  # one line, no traceback; VAEKIT_DEBUG=1 shows it
         if os.environ.get("VAEKIT_DEBUG"):
             raise

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import numbers
 import re
 import typing
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt(received: list):
+    """Within this context SIGTERM (``kill PID``, a scheduler's stop) is handled as Ctrl-C: it
+    raises KeyboardInterrupt, so a command stops the same way (files written atomically, a
+    training run tells its ``--resume`` command); the signal's number is appended to ``received``.
+    Only in the main thread (elsewhere signals cannot be handled); the previous handler is restored."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def say(line: str) -> None:
@@ -134,7 +159,8 @@ def _example(field: dataclasses.Field) -> str:
 
 
 def check_args(args) -> None:
-    """Check every field of the argument dataclass ``args`` whose type carries a :class:`Range`.
+    """Check every field of the argument dataclass ``args`` whose type carries a :class:`Range`
+    or an :class:`Output`.
 
     Raises:
         ValueError / TypeError: naming the flag, the value received, what is expected and an example.
@@ -144,6 +170,9 @@ def check_args(args) -> None:
         hint = hints[field.name]
         bounds = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Range)]
         value = getattr(args, field.name)
+        for output in (m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Output)):
+            for suffix in output.suffixes if value is not None else ():
+                check_output(f"{value}{suffix}", _flag(field.name), output.allow)
         if not bounds or value is None:
             continue
         integer = int in _scalar_types(hint.__origin__)
@@ -158,6 +187,64 @@ def check_args(args) -> None:
                 raise TypeError(f"{_flag(field.name)} must be {expected}, got {v!r}; {_example(field)}")
             if not (math.isfinite(v) and bounds[0].admits(v)):
                 raise ValueError(f"{_flag(field.name)} must be {expected}, got {v!r}; {_example(field)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    """Marker of a flag naming a file a command writes, put in its type:
+    ``output: Annotated[Optional[str], OUTPUT] = None``. :func:`check_args` refuses a path that is
+    a file a run keeps (:func:`check_output`).
+
+    ``suffixes``: the flag is a path prefix and the command writes PREFIX + each suffix
+    (``vaekit embed``). ``allow``: names of run files the command may rewrite (``report.html``
+    for ``vaekit report``).
+    """
+
+    suffixes: tuple[str, ...] = ("",)
+    allow: tuple[str, ...] = ()
+
+
+#: A flag naming one output file.
+OUTPUT = Output()
+
+
+def run_files() -> tuple[frozenset[str], frozenset[str]]:
+    """What a run folder keeps: ``(names of its files, names of its subfolders)``, from the
+    constants of the code that writes them (``vaekit train``: config, weights, checkpoint,
+    metrics, summary, scaler, report, environment, tracker state and figures; a saved
+    AnomalyDetector's record; the fitted parts ``vaekit ood`` caches)."""
+    from .. import io
+    from ..detectors.anomaly import DETECTOR
+    from ..detectors.ood import CACHE
+    from ..reporting import gallery, report, tracking
+
+    files = {io.CONFIG, io.WEIGHTS, io.METRICS, io.SUMMARY, io.SCALER, report.REPORT,
+             report.ENVIRONMENT, tracking.STATE, DETECTOR, *gallery.CAPTIONS}
+    return frozenset(files), frozenset({io.CHECKPOINT.parts[0], CACHE, tracking.EVENTS})
+
+
+def check_output(path, flag: str = "--output", allow: tuple[str, ...] = ()) -> None:
+    """Refuse to write a command's output onto a file a run keeps (:func:`run_files`): a file of
+    that name in a folder holding ``config.json`` (a run folder or a saved model), or any file in
+    one of its subfolders (``checkpoint/``, ...). Links and ``..`` are resolved first.
+
+    Raises:
+        ValueError: naming the flag, the path, the run file and the run.
+    """
+    import os
+    from pathlib import Path
+
+    from ..io import CONFIG
+
+    target = Path(os.path.realpath(path))
+    for folder in target.parents:
+        if not (folder / CONFIG).is_file():
+            continue
+        parts = target.relative_to(folder).parts
+        files, subfolders = run_files()
+        if (len(parts) == 1 and parts[0] in files and parts[0] not in allow) or (len(parts) > 1 and parts[0] in subfolders):
+            raise ValueError(f"{flag} {path} would replace {'/'.join(parts)}, a file the run {folder} keeps; "
+                             f"choose another file name (without {flag} the command writes its own file)")
 
 
 def _scalar_types(tp) -> set:

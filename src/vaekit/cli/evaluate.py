@@ -11,7 +11,7 @@ import tyro
 from .. import io
 from ..data import splits
 from ..evaluation import UNITS, evaluate_conditional
-from .common import COUNT, SEED, Checked, say
+from .common import COUNT, OUTPUT, SEED, Checked, say
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +24,7 @@ class EvaluateArgs(Checked):
     """Importance samples K of the log-likelihood estimate."""
     batch_size: Annotated[int, COUNT] = 500
     """Test examples per chunk."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """JSON file to write (default RUN/evaluation.json)."""
     threads: Annotated[Optional[int], COUNT] = None
     """Torch intra-op CPU threads (default: OMP_NUM_THREADS when set, else chosen from the model's size)."""
@@ -48,7 +48,7 @@ class DisentanglementArgs(Checked):
     """Training points of DCI alone (its gradient-boosted trees are slow on a CPU)."""
     figures: bool = True
     """Write traversals.png, kl_per_dim.png and factor_response.png into the run folder."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """JSON file to write (default RUN/disentanglement.json)."""
 
 

@@ -16,7 +16,7 @@ from .. import io
 from ..data import splits
 from ..evaluation import explore
 from ..reporting import plots, report
-from .common import COUNT, FIGURE_SIZE, NONNEGATIVE, SEED, Checked, Range
+from .common import COUNT, FIGURE_SIZE, NONNEGATIVE, OUTPUT, SEED, Checked, Output, Range
 from .common import say as _print
 
 Split = Literal["train", "test"]
@@ -48,30 +48,15 @@ def _require_images(model, what: str) -> None:
 
 
 def _out(output: Optional[str], run: str, default: str, suffixes=(".png", ".npy")) -> Path:
-    """The file a command writes: ``--output`` or ``RUN/default``.
+    """The file a command writes: ``--output`` (checked by :class:`~vaekit.cli.common.Output`) or ``RUN/default``.
 
     Raises:
-        ValueError: a suffix other than ``suffixes``, or a figure of the run (:func:`keep_training_figures`).
+        ValueError: a suffix other than ``suffixes``.
     """
     out = Path(output) if output else Path(run) / default
     if out.suffix not in suffixes:
         raise ValueError(f"--output must end in {' or '.join(suffixes)}, got {out.name}")
-    keep_training_figures(out, run, default)
     return out
-
-
-def keep_training_figures(out: Path, run: str, default: str) -> None:
-    """Refuse to write onto a figure ``vaekit train`` wrote into the run folder (the files of
-    :data:`vaekit.reporting.gallery.CAPTIONS`, which the report shows): commands never replace them.
-
-    Raises:
-        ValueError: naming the file and the command's own default name.
-    """
-    from ..reporting.gallery import CAPTIONS
-
-    if out.name in CAPTIONS and out.exists() and out.parent.resolve() == Path(run).resolve():
-        raise ValueError(f"--output {out} would replace {out.name}, a figure vaekit train wrote into the run; "
-                         f"choose another file name (without --output this command writes RUN/{default})")
 
 
 def save_rows(images: torch.Tensor, out: Path, **labels) -> None:
@@ -97,7 +82,7 @@ class ReconstructArgs(Checked):
     """Dataset split."""
     n: Annotated[int, COUNT] = 32
     """Number of inputs (the first n of the split)."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy (default RUN/reconstructions-<split>.png)."""
 
 
@@ -129,7 +114,7 @@ class ManifoldArgs(Checked):
     """Split whose encoder means define the principal directions (latent_dim > 2)."""
     label: Annotated[int, NONNEGATIVE] = 0
     """Class to decode with (conditional models)."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy (default RUN/manifold.png)."""
 
 
@@ -160,7 +145,7 @@ class InterpolateArgs(Checked):
     """Images per strip, endpoints included."""
     method: tuple[Literal["linear", "spherical"], ...] = ("linear", "spherical")
     """Interpolations, one strip each."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy (default RUN/interpolation-<split>-<i>-<j>.png, or RUN/interpolation-images.png with --images)."""
 
 
@@ -200,7 +185,7 @@ class TraverseArgs(Checked):
     """Values per dimension."""
     span: Annotated[float, Range(0, 1000, low_open=True)] = 3.0
     """The values run from -span to +span (prior standard deviations)."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy (default RUN/traversals-<index>.png)."""
 
 
@@ -235,7 +220,7 @@ class IterateArgs(Checked):
     """Dataset split."""
     num_steps: Annotated[int, FIGURE_SIZE] = 6
     """Encode-decode steps after x."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy (default RUN/iterated-<split>.png)."""
 
 
@@ -258,7 +243,7 @@ class EmbedArgs(Checked):
     """Dataset split."""
     method: Literal["pca", "tsne"] = "pca"
     """2-D projection of the scatter."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], Output(suffixes=(".npy", ".csv", ".png"))] = None
     """Path prefix of the .npy, .csv and .png files (default RUN/embedding-<split>)."""
     seed: Annotated[int, SEED] = 0
     """Seed of the projection (t-SNE)."""
@@ -287,12 +272,12 @@ def embed(args: EmbedArgs) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class ReportArgs:
+class ReportArgs(Checked):
     """(Re)build a run's self-contained report.html, or with several runs a comparison page."""
 
     runs: tyro.conf.Positional[tuple[str, ...]]
     """One run folder, or several to compare."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], Output(allow=(report.REPORT,))] = None
     """HTML file (default RUN/report.html, or <parent of the first run>/comparison.html)."""
 
 

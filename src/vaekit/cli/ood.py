@@ -10,7 +10,7 @@ import numpy as np
 import tyro
 
 from .. import io
-from .common import COUNT, Checked, Range, say
+from .common import COUNT, OUTPUT, Checked, Range, say
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,7 @@ class OODArgs(Checked):
     """K importance samples per log-likelihood."""
     contamination: Annotated[float, Range(0, 0.5, low_open=True)] = 0.05
     """Fraction of the run's held-out training images flagged OOD (sets the threshold)."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """CSV to write (default RUN/ood-scores.csv): columns index, score (higher = more in-distribution), ood (1/0)."""
     label_column: Optional[str] = None
     """CSV column (name or index) or NPZ key holding a label, left out of the features."""
@@ -43,6 +43,7 @@ def ood(args: OODArgs) -> None:
     """``vaekit ood RUN --input FILE``: fit (or reuse, from RUN/ood/) what the score needs, score, write a CSV."""
     from ..data.array import read
     from ..detectors.ood import OODDetector
+    from ..evaluation.conformal import decision
     from ..evaluation.ood import OOD_SCORES, check_ood_score
 
     check_ood_score(args.score)
@@ -51,7 +52,7 @@ def ood(args: OODArgs) -> None:
                                     num_posterior_samples=args.num_posterior_samples, num_samples=args.num_samples,
                                     contamination=args.contamination, verbose=args.progress)
     scores = detector.score_samples(np.asarray(x))
-    flagged = scores < detector.offset_
+    flagged = decision(scores, detector.offset_) < 0  # a non-finite score is out of distribution
     out = Path(args.output) if args.output else Path(args.run) / "ood-scores.csv"
     lines = ["index,score,ood"] + [f"{i},{s!r},{int(o)}" for i, (s, o) in enumerate(zip(scores.tolist(), flagged))]
     io.atomic_write(out, "\n".join(lines) + "\n")

@@ -11,7 +11,7 @@ import tyro
 from .. import io
 from ..benchmarks.robustness import DEFAULT_EPSILONS, ROWS, evaluate_run, run_benchmark
 from ..benchmarks.robustness_study import VARIANTS, run_study
-from .common import COUNT, NONNEGATIVE, SEED, UNIT, Checked
+from .common import COUNT, NONNEGATIVE, OUTPUT, SEED, UNIT, Checked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,7 @@ class EvaluateRobustnessArgs(Checked):
     """Seed of the random starts, subsets and samples."""
     fid_epochs: Annotated[int, NONNEGATIVE] = 5
     """Training epochs of the FID feature net (0 = no FID)."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """JSON file to write (default RUN/robustness.json)."""
     quiet: bool = False
     """No progress output (a bar on a terminal, else a line per step or per 10 s on stderr)."""

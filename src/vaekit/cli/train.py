@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -61,19 +62,29 @@ def _train(args: TrainArgs) -> None:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
             raise ValueError(f"--resume continues {args.resume} with its saved config; drop {flags} "
                              "(only --epochs may change, to extend the run)")
-        run_dir = Path(args.resume)
+    with contextlib.ExitStack() as held:
+        def claim() -> str:
+            """On rank 0: hold the run folder (io.hold_run) for the whole run, then create it."""
+            path = Path(args.resume) if args.resume else io.run_path(args.runs_dir, args.name, args.config)
+            if args.resume:
+                io.load_config(path)  # a folder that is no run is refused before anything is made
+            held.enter_context(io.hold_run(path))
+            if not args.resume:
+                io.create_run_dir(path.parent, path.name, args.config, args.overwrite)
+            return str(path)
+
+        run_dir = Path(distributed.broadcast_text(distributed.on_main(claim)))
+        progress = args.progress and not args.quiet
         try:
-            summary = runs.train_run(None, run_dir, resume=True, progress=args.progress and not args.quiet, epochs=epochs,
-                                         logger=args.logger, options=args.options)
+            if args.resume:
+                summary = runs.train_run(None, run_dir, resume=True, progress=progress, epochs=epochs,
+                                             logger=args.logger, options=args.options)
+            else:
+                summary = runs.train_run(args.config, run_dir, progress=progress, logger=args.logger,
+                                             options=args.options)
         except KeyboardInterrupt:
-            raise KeyboardInterrupt(f"continue it with: vaekit train --resume {run_dir}") from None
-    else:
-        run_dir = Path(distributed.broadcast_text(distributed.on_main(
-            lambda: str(io.create_run_dir(args.runs_dir, args.name, args.config, args.overwrite)))))
-        try:
-            summary = runs.train_run(args.config, run_dir, progress=args.progress and not args.quiet, logger=args.logger,
-                                     options=args.options)
-        except KeyboardInterrupt:
+            if distributed.is_main() and not (run_dir / io.CHECKPOINT).exists():
+                raise KeyboardInterrupt("no epoch finished, so no run folder is kept; start the run again") from None
             raise KeyboardInterrupt(f"continue it with: vaekit train --resume {run_dir}") from None
     if not distributed.is_main():
         return

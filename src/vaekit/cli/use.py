@@ -14,8 +14,8 @@ from .. import io
 from ..evaluation import explore
 from ..models import given
 from ..reporting import plots
-from .common import COUNT, FINITE, NONNEGATIVE, SEED, Checked, Range, say
-from .explore import keep_training_figures, save_rows
+from .common import COUNT, FINITE, NONNEGATIVE, OUTPUT, SEED, Checked, Range, say
+from .explore import save_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +26,7 @@ class SampleArgs(Checked):
     """Run folder."""
     n: Annotated[int, Range(1, 10000)] = 64
     """Number of samples."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy file (default RUN/samples-<n>.png)."""
     temperature: Annotated[float, Range(0, 1000, low_open=True)] = 1.0
     """Prior standard deviation multiplier."""
@@ -44,7 +44,7 @@ class ScoreArgs(Checked):
     """Run folder (vaekit train) or folder of a saved vaekit.AnomalyDetector."""
     input: str
     """Rows to score: .csv (header optional), .npy or .npz, with the features the model was trained on."""
-    output: Optional[str] = None
+    output: Annotated[Optional[str], OUTPUT] = None
     """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), pvalue (conformal), outlier (1/0)."""
     score: Optional[str] = None
     """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
@@ -71,7 +71,6 @@ def sample(args: SampleArgs) -> None:
     if model.conditional and args.label is None:
         grid = explore.class_grid(model, max(1, -(-args.n // model.num_classes)), args.temperature, generator)
         out = Path(args.output) if args.output else Path(args.run) / f"class-samples-{args.n}.png"
-        keep_training_figures(out, args.run, f"class-samples-{args.n}.png")
         save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
                                title="one row per class, the same z in each column")
         return
@@ -80,7 +79,6 @@ def sample(args: SampleArgs) -> None:
     x = scaler.inverse_transform(x) if scaler is not None else x  # tabular runs: back to feature units
     suffix = "" if args.label is None else f"-label{args.label}"
     out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}{suffix}.png"
-    keep_training_figures(out, args.run, f"samples-{args.n}{suffix}.png")
     if out.suffix == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, x.cpu().numpy())
@@ -98,6 +96,7 @@ def score(args: ScoreArgs) -> None:
     from ..data.array import read
     from ..detectors.anomaly import load_detector
     from ..evaluation.anomaly import SCORES
+    from ..evaluation.conformal import decision
 
     x, _ = read(args.input, args.label_column)
     detector = load_detector(args.run, args.score, args.fpr, args.num_samples, args.progress, args.threshold)
@@ -105,7 +104,7 @@ def score(args: ScoreArgs) -> None:
         raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
                          f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label"))
     scores = detector.score_samples(x)
-    outlier = scores < detector.offset_
+    outlier = decision(scores, detector.offset_) < 0  # a non-finite score is an outlier
     pvalues = detector.pvalues(x) if len(detector.calibration_scores_) else np.full(len(scores), np.nan)
     out = Path(args.output) if args.output else Path(args.run) / "scores.csv"
     lines = ["index,score,pvalue,outlier"] + [f"{i},{s!r},{p!r},{int(o)}" for i, (s, p, o) in

@@ -85,6 +85,8 @@ def read(path: str | Path, label_column: str | int | None = None,
 def _read(path, label_column, image_shape):
     """(float64 data, {name: int64 codes}, label to stratify by) of a checked file."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass one data file (.npy, .npz or .csv)")
     if path.suffix.lower() not in SUFFIXES:
         raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
     if not path.is_file():
@@ -109,7 +111,11 @@ def _read_npy(path: Path, label_column):
 def _read_npz(path: Path, label_column):
     """(data array, {key: 1-D label array}, key to stratify by) from a .npz file."""
     with _np_load(path) as archive:
-        arrays = {key: archive[key] for key in archive.files}
+        try:
+            arrays = {key: archive[key] for key in archive.files}
+        except ValueError as e:  # object arrays (need pickle, refused) or a corrupt member
+            raise ValueError(f"could not read {path}: {e} (object arrays are refused for safety: vaekit never "
+                             "unpickles); store numbers, e.g. numpy.savez(FILE, x=x.astype(float))") from None
     if not arrays:
         raise ValueError(f"{path} is empty: it holds no arrays")
     data_key = next((key for key in _DATA_KEYS if key in arrays), next(iter(arrays)))
@@ -124,13 +130,45 @@ def _read_npz(path: Path, label_column):
 
 
 def _np_load(path: Path):
+    if path.suffix.lower() == ".npy":
+        _check_npy_size(path)
     try:
         return np.load(path, allow_pickle=False)
+    except MemoryError:
+        raise ValueError(f"{path} does not fit in memory ({path.stat().st_size / 1e9:.3g} GB); "
+                         "use a subset of its rows, or a machine with more memory") from None
     except (OSError, ValueError, EOFError) as error:  # EOFError: an empty or truncated file
         raise ValueError(
             f"could not read {path}: it is not a valid {path.suffix} file of numbers (empty, truncated, another "
             "format, or pickled object arrays, which are refused for safety); write it with numpy.save / numpy.savez"
         ) from error
+
+
+def _check_npy_size(path: Path) -> None:
+    """Compare the shape a .npy header claims with the bytes the file holds, before anything is
+    allocated (a header claiming 10**9 rows would otherwise ask for gigabytes).
+
+    Raises:
+        ValueError: the data would be larger than the file (truncated or corrupt), naming both sizes.
+    """
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as handle:
+            version = fmt.read_magic(handle)
+            read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+            if read_header is None:
+                return  # another version: np.load checks it
+            shape, _, dtype = read_header(handle)
+            offset = handle.tell()
+    except (ValueError, EOFError, OSError):
+        return  # not a valid header: np.load's message (see _np_load)
+    if dtype.hasobject:
+        return
+    needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = path.stat().st_size - offset
+    if needed > held:
+        raise ValueError(f"{path}: its header claims an array of shape {shape} ({dtype}, {needed / 1e9:,.1f} GB) but "
+                         f"the file holds {held} bytes of data: it is truncated or corrupt; write it again with numpy.save")
 
 
 def _numeric(x: np.ndarray, source) -> np.ndarray:
@@ -146,7 +184,11 @@ def _read_csv(path: Path, label_column):
     """(float64 (N, D) data, {name: string labels}, label name) from a .csv file."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+            reader = csv.reader(handle)
+            rows = [row for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as e:  # e.g. a field over csv.field_size_limit() (128 KB): not a CSV of numbers
+        raise ValueError(f"{path}: line {reader.line_num}: {e}; expected a CSV of numbers (short fields): "
+                         "is this the right file?") from None
     except UnicodeDecodeError as e:
         line = path.read_bytes()[:e.start].count(b"\n") + 1
         raise ValueError(
@@ -181,11 +223,10 @@ def _read_csv(path: Path, label_column):
 
 
 def _looks_like_header(rows: list[list[str]]) -> bool:
-    """True if the first row has a word where the next row has a number, or words and no numbers."""
-    first = rows[0]
-    if any(_is_word(cell) for cell in first) and not any(_is_number(cell) for cell in first):
-        return True
-    return len(rows) > 1 and any(_is_word(a) and _is_number(b) for a, b in zip(first, rows[1]))
+    """True if every cell of the first row is not a number (a header names every column). A first
+    row mixing words and numbers is data with a bad cell, refused by :func:`_parse_numbers`,
+    never dropped as a header."""
+    return not any(_is_number(cell) for cell in rows[0])
 
 
 def _is_number(cell: str) -> bool:
@@ -194,10 +235,6 @@ def _is_number(cell: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _is_word(cell: str) -> bool:
-    return bool(cell.strip()) and not _is_number(cell)
 
 
 def _column_index(label_column, names: list[str], path: Path) -> int | None:
@@ -225,9 +262,11 @@ def _parse_numbers(cells: np.ndarray, names: list[str], path: Path) -> np.ndarra
     except ValueError:
         for row, column in np.ndindex(cells.shape):
             if not _is_number(cells[row, column]):
+                header = (" (a first row is a header only when none of its cells is a number)"
+                          if row == 0 and all(name.isdigit() for name in names) else "")
                 raise ValueError(
                     f"{path}: column {names[column]!r}, row {row} (counting data rows from 0) holds "
-                    f"{str(cells[row, column])!r}, which is not a number"
+                    f"{str(cells[row, column])!r}, which is not a number{header}"
                 ) from None
         raise
 

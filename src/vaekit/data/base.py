@@ -112,12 +112,21 @@ def check_split(split: str) -> None:
 
 
 def check_finite(x: np.ndarray, source: str) -> None:
-    """Raise ValueError naming how many NaN/Inf values ``x`` holds and where the first ones are."""
+    """Raise ValueError naming how many NaN/Inf values ``x`` ``(N, D)`` holds, or values beyond
+    float32's range (|x| > 3.4e38, which become Inf when the model reads them as float32), and
+    the first rows and columns where they are."""
     bad = ~np.isfinite(x)
+    what = "NaN/Inf value(s)"
+    if not bad.any():
+        bad = np.abs(x) > np.finfo(np.float32).max
+        what = f"value(s) beyond float32's range (|x| > {np.finfo(np.float32).max:.3g}, Inf to the model)"
     if bad.any():
-        rows = np.unique(np.nonzero(bad)[0])
-        shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        rows, columns = np.unique(np.nonzero(bad)[0]), np.unique(np.nonzero(bad)[1])
         raise ValueError(
-            f"{source} has {int(bad.sum())} NaN/Inf value(s) in {len(rows)} row(s) "
-            f"(rows {shown}, counting from 0); remove or impute them first"
+            f"{source} has {int(bad.sum())} {what} in {len(rows)} row(s) "
+            f"(rows {_first(rows)}; columns {_first(columns)}; counting from 0); remove or impute them first"
         )
+
+
+def _first(indices: np.ndarray, shown: int = 5) -> str:
+    return ", ".join(str(i) for i in indices[:shown]) + (", ..." if len(indices) > shown else "")

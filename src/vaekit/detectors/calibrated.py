@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..evaluation.conformal import conformal_offset, conformal_pvalues, conformal_rank
+from ..evaluation.conformal import conformal_offset, conformal_pvalues, conformal_rank, decision
 
 
 def _as_numpy(X):
@@ -128,8 +128,9 @@ class CalibratedDetector(OutlierMixin, BaseEstimator):
         return conformal_pvalues(self.calibration_scores_, self.score_samples(X))
 
     def decision_function(self, X) -> np.ndarray:
-        """``score_samples(X) − offset_``, float64 ``(n_samples,)``: negative exactly when the p-value is <= ``fpr``."""
-        return self.score_samples(X) - self.offset_
+        """``score_samples(X) − offset_``, float64 ``(n_samples,)``: negative exactly when the p-value is <= ``fpr``
+        (−Inf for a non-finite score: :func:`vaekit.evaluation.conformal.decision`)."""
+        return decision(self.score_samples(X), self.offset_)
 
     def predict(self, X) -> np.ndarray:
         """+1 for inliers, −1 for outliers (p-value <= ``fpr``), int ``(n_samples,)``."""

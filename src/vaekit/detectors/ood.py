@@ -19,8 +19,9 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .. import io
-from ..config import Config
+from ..config import MAX_SEED, Config
 from ..evaluation import ood
+from ..evaluation.conformal import decision
 from ..evaluation.likelihood import log_likelihood
 from ..models import build_model
 from ..io import load_run_split
@@ -31,6 +32,8 @@ from .anomaly import as_array
 from .bayesian_vae import KINDS, BayesianVAE, PosteriorSettings, fit_posterior
 
 RECORD = "ood.json"
+#: Subfolder of a run folder where :meth:`OODDetector.from_run` keeps what it fitted (reused on the next call).
+CACHE = "ood"
 FORMAT_VERSION = 1
 #: Held-out in-distribution examples scored to set ``offset_`` (and the typicality reference).
 MAX_REFERENCE = 1000
@@ -96,7 +99,7 @@ def fit_background(config: Config, train_x: torch.Tensor, mutation_rate: float, 
     """Ren et al.'s (2019, sec. 3) background model: the same VAE (run ``config``) trained on
     ``train_x`` ``(N, *data_shape)`` perturbed at ``mutation_rate`` (seeded by the config's seed + 1),
     with L2 weight decay ``weight_decay``."""
-    config = config.replace(weight_decay=weight_decay, seed=config.train.seed + 1)
+    config = config.replace(weight_decay=weight_decay, seed=(config.train.seed + 1) % (MAX_SEED + 1))
     noisy = ood.perturb(train_x, mutation_rate, torch.Generator().manual_seed(config.train.seed))
     background = build_model(config.model, tuple(train_x.shape[1:]), seed=config.train.seed)
     fit_model(background, prepare(noisy, config, training=True), config)
@@ -197,7 +200,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"the OOD parts are fitted on the run's training data, which cannot be read ({e}); "
                              "run from the folder the run was trained in") from None
         train_x, val_x = split_validation(train, config)
-        folder = Path(run_dir) / "ood" if cache else None
+        folder = Path(run_dir) / CACHE if cache else None
         return detector._fit_parts(model, config, train_x, val_x, folder)
 
     def _fit_parts(self, model, config: Config, train_x: torch.Tensor, val_x: torch.Tensor,
@@ -245,11 +248,15 @@ class OODDetector(OutlierMixin, BaseEstimator):
         config binarizes; Monte Carlo draws are seeded, so the same X gets the same scores.
 
         Raises:
-            NotFittedError: before fit. ValueError: a feature count that does not match.
+            NotFittedError: before fit. ValueError: a feature count that does not match, or
+                images ``(n, C, H, W)`` of another shape than the model's examples.
         """
         check_is_fitted(self, "model_")
         x = as_array(X)
         shape = tuple(self.model_.data_shape)
+        if x.ndim > 2 and tuple(x.shape[1:]) != shape:  # as CalibratedDetector: rows are reshaped, images are not
+            raise ValueError(f"X has examples of shape {tuple(x.shape[1:])}, but this OODDetector was fitted on "
+                             f"examples of shape {shape}; pass images of that shape, or rows of {self.n_features_in_} features")
         if int(np.prod(x.shape[1:])) != self.n_features_in_:
             raise ValueError(f"X has {int(np.prod(x.shape[1:]))} features per row, but this OODDetector was fitted "
                              f"on {self.n_features_in_} (examples of shape {shape})")
@@ -260,7 +267,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """``score_samples(X) − offset_``: negative = out of distribution."""
         check_is_fitted(self, "offset_")
-        return self.score_samples(X) - self.offset_
+        return decision(self.score_samples(X), self.offset_)
 
     def predict(self, X) -> np.ndarray:
         """+1 in-distribution, −1 out-of-distribution, int ``(n_samples,)``."""

@@ -59,9 +59,11 @@ class PyODAdapter(BaseDetector):
         return self
 
     def decision_function(self, X) -> np.ndarray:
-        """Outlier score of each row (PyOD convention, higher = more anomalous): ``−score_samples(X)``, ``(n_samples,)``."""
+        """Outlier score of each row (PyOD convention, higher = more anomalous): ``−score_samples(X)``, ``(n_samples,)``;
+        +Inf for a row the model cannot score (a non-finite score is an outlier)."""
         check_is_fitted(self, ["detector_"])
-        return -self.detector_.score_samples(X)
+        scores = self.detector_.score_samples(X)
+        return np.where(np.isfinite(scores), -scores, np.inf)
 
     def pvalues(self, X) -> np.ndarray:
         """The wrapped detector's conformal p-values, ``(n_samples,)``; small = anomalous."""

@@ -42,14 +42,24 @@ def conformal_pvalues(calibration_scores, scores) -> np.ndarray:
         scores: ``(m,)`` normality scores of the rows to test.
 
     Returns:
-        float64 ``(m,)`` in [1/(n+1), 1]; small = anomalous. A NaN score gets p = 1/(n+1).
+        float64 ``(m,)`` in [1/(n+1), 1]; small = anomalous. A non-finite score (NaN, ±Inf: the
+        model could not score the row) gets p = 0, an outlier at every ``fpr``.
 
     Raises:
         ValueError: an empty or non-finite calibration set.
     """
     cal = _sorted_scores(calibration_scores)
-    counts = np.searchsorted(cal, np.asarray(scores, dtype=np.float64), side="right")
-    return (1.0 + counts) / (len(cal) + 1.0)
+    scores = np.asarray(scores, dtype=np.float64)
+    counts = np.searchsorted(cal, scores, side="right")
+    return np.where(np.isfinite(scores), (1.0 + counts) / (len(cal) + 1.0), 0.0)
+
+
+def decision(scores, offset: float) -> np.ndarray:
+    """scikit-learn's ``decision_function``: ``scores − offset``, float64, negative = outlier; a
+    non-finite score (NaN, ±Inf) gives −Inf: a row the model cannot score is an outlier."""
+    scores = np.asarray(scores, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(scores), scores - offset, -np.inf)
 
 
 def conformal_rank(n_calibration: int, fpr: float) -> int:

@@ -33,6 +33,8 @@ from ..models import given
 
 #: File of the run folder that remembers each tracker's run id and last logged epoch.
 STATE = "tracking.json"
+#: Subfolder of the run folder that holds the TensorBoard event files.
+EVENTS = "tensorboard"
 
 
 def numeric_items(metrics: dict, prefix: str = ""):
@@ -150,7 +152,7 @@ class TensorBoardLogger(Logger):
         from torch.utils.tensorboard import SummaryWriter
 
         super().start(run)
-        self.writer = SummaryWriter(log_dir=str(Path(run.run_dir) / "tensorboard"))
+        self.writer = SummaryWriter(log_dir=str(Path(run.run_dir) / EVENTS))
         self.images = len(run.model.data_shape) == 3
         self.x = run.test_x[:16]
         self.c = None if run.c is None else run.c[:16]

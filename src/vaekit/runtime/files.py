@@ -25,6 +25,10 @@ def atomic_write(path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and one rename.
 
     A reader (or a process killed mid-write) sees the old file or the new one, never half of one.
+
+    Raises:
+        OSError: the write failed (e.g. ENOSPC, a full disk); the message names ``path``, and the
+            old file, if any, is unchanged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,8 +41,11 @@ def atomic_write(path, data: bytes | str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # e.g. "[Errno 28] No space left on device"
+            kept = f"; the previous {path.name} is unchanged" if path.exists() else ""
+            raise OSError(e.errno, f"could not write {path}: {e.strerror or e}{kept}") from e
         raise
 
 
