@@ -232,7 +232,7 @@ def test_trust_code_reaches_the_workers_and_a_rerun_retries_failed_points(tmp_pa
     out = tmp_path / "s"
     argv = ["sweep", "--grid", "lr=0.001,0.002", ENCODER, *SETS, "--out", str(out)]
     assert main(argv) == 1  # custom code without trust: both points fail (before any training)
-    assert "2 of 2 sweep point(s) failed" in _one_error_line(capsys) and "CodeNotTrusted" in capsys.readouterr().err + \
+    assert "2 of 2 sweep point(s) failed" in _one_error_line(capsys) and "CodeNotTrusted" in \
         json.dumps(json.loads((out / "sweep-report.json").read_text())["failures"])
     monkeypatch.setattr(sweep_mod, "max_jobs", lambda: 2)  # two worker processes even on a 1-core runner
     assert main([*argv, "--jobs", "2", "--trust-code"]) == 0  # the same sweep again: failed points retried
@@ -253,8 +253,8 @@ def test_a_rerun_of_a_failed_point_claimed_twice_runs_it_once(tmp_path):
     first, _ = sweep_mod.claim(study, storage)
     second, _ = sweep_mod.claim(study, storage)
     assert first is not None and second is not None
-    assert sweep_mod._claimed_before(study, storage, first, key) is None  # the first claim runs it
-    assert sweep_mod._claimed_before(study, storage, second, key) == storage.get_trial(first).number
+    assert sweep_mod.claimed_before(study, storage, first, key) is None  # the first claim runs it
+    assert sweep_mod.claimed_before(study, storage, second, key) == storage.get_trial(first).number
 
 
 @pytest.mark.parametrize("url,secret", [
