@@ -34,8 +34,9 @@ import time
 from pathlib import Path
 
 from ... import io
-from .points import run_point
-from .storage import default_storage, hide_password, open_storage, scrub, storage_errors
+from .points import check_metric, run_point
+from .storage import (claimed_before, default_storage, hide_password, open_storage, retry_failed, scrub,
+                            storage_errors)
 from .spec import Point, SweepSpec, grid_arms
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
@@ -159,7 +160,7 @@ def work_grid(spec: SweepSpec, out_dir, storage_url: str | None, study_name: str
                 return ran
             time.sleep(min(heartbeat_interval, 2))
             continue
-        first = _claimed_before(study, storage, trial_id, key)
+        first = claimed_before(study, storage, trial_id, key)
         if first is not None:  # enqueued twice (racing retries or extensions): keep the first claim
             storage.set_trial_user_attr(trial_id, "duplicate_of", first)
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
@@ -181,71 +182,6 @@ def work_grid(spec: SweepSpec, out_dir, storage_url: str | None, study_name: str
         storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values=[metrics.get(metric, 0.0)])
         ran += 1
         log(f"[worker {worker}] {point.arm} seed {point.seed}: done")
-
-
-def _claimed_before(study, storage, trial_id: int, key: str):
-    """The number of another trial of point ``key`` that is finished, or running and claimed before
-    trial ``trial_id`` (earlier start, then lower number); None when this claim is the first."""
-    from optuna.trial import TrialState
-
-    mine = storage.get_trial(trial_id)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-        if t.user_attrs.get("point") != key or t._trial_id == trial_id:
-            continue
-        if t.state == TrialState.COMPLETE or (t.datetime_start, t.number) < (mine.datetime_start, mine.number):
-            return t.number
-    return None
-
-
-def retry_failed(study, spec: SweepSpec, log=_print) -> list[str]:
-    """Enqueue again every grid point without a finished, waiting or running trial (it failed, or
-    its worker died before failing it); returns their keys. Called by the launcher of a sweep."""
-    from optuna.trial import TrialState
-
-    trials = {}
-    for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("mode") == "grid":
-            trials.setdefault(t.user_attrs["point"], []).append(t)
-    live = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
-    retried = []
-    for point in spec.points():
-        tried = trials.get(point.key, [])
-        if not any(t.state in live for t in tried):
-            attrs = {"point": point.key, "mode": "grid"}
-            if tried:
-                attrs["retry_of"] = tried[-1].number
-            study.enqueue_trial({}, user_attrs=attrs)
-            retried.append(point.key)
-    if retried:
-        log(f"retrying {len(retried)} point(s) that failed before: {', '.join(retried)}")
-    return retried
-
-
-#: Metrics every point reports beside ``test.<name>`` (:data:`vaekit.evaluation.UNITS`, but
-#: ``kl_per_dim``, a list) and ``<evaluation>.<...>`` of its evaluations.
-POINT_METRICS = ("training_time_s", "epochs_trained")
-
-
-def check_metric(metric: str | None, spec: SweepSpec) -> None:
-    """Refuse a ``--metric`` that no point of ``spec`` can report, before any training.
-
-    Names under an evaluation (``robustness.probe.digit.pgd.0.1``) depend on its settings: only the
-    prefix is checked here, the full name after the first point.
-
-    Raises:
-        ValueError: an unknown name (the message lists the known ones).
-    """
-    if metric is None:
-        return
-    from ...evaluation import UNITS
-
-    known = [f"test.{k}" for k in UNITS if k != "kl_per_dim"] + list(POINT_METRICS)
-    if metric in known or any(metric.startswith(f"{name}.") for name in spec.evaluate):
-        return
-    under = f", or a name under {', '.join(f'{n}.' for n in spec.evaluate)}" if spec.evaluate else \
-        " (evaluations add more, e.g. --evaluate robustness: robustness.probe.<label>.pgd.<epsilon>)"
-    raise ValueError(f"--metric {metric!r} is not a metric of the sweep's runs; choose one of "
-                     f"{', '.join(known)}{under}")
 
 
 def max_jobs() -> int:

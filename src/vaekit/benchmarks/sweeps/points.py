@@ -18,7 +18,7 @@ from ... import io
 from ...data.splits import load_dataset
 from ...io import CHECKPOINT, create_run_dir
 from ...reporting.runs import train_run
-from .spec import Point
+from .spec import Point, SweepSpec
 
 #: The cached metrics of a finished point (flat ``{"test.elbo": ..., ...}``).
 POINT_FILE = "sweep-point.json"
@@ -194,6 +194,33 @@ def evaluate_point(run_dir: Path, name: str, settings: dict) -> dict:
     result = EVALUATIONS[name](run_dir, **settings)
     io.write_json(cache, {"settings": settings, "result": result})
     return result
+
+
+#: Metrics every point reports beside ``test.<name>`` (:data:`vaekit.evaluation.UNITS`, but
+#: ``kl_per_dim``, a list) and ``<evaluation>.<...>`` of its evaluations.
+POINT_METRICS = ("training_time_s", "epochs_trained")
+
+
+def check_metric(metric: str | None, spec: SweepSpec) -> None:
+    """Refuse a ``--metric`` that no point of ``spec`` can report, before any training.
+
+    Names under an evaluation (``robustness.probe.digit.pgd.0.1``) depend on its settings: only the
+    prefix is checked here, the full name after the first point.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    if metric is None:
+        return
+    from ...evaluation import UNITS
+
+    known = [f"test.{k}" for k in UNITS if k != "kl_per_dim"] + list(POINT_METRICS)
+    if metric in known or any(metric.startswith(f"{name}.") for name in spec.evaluate):
+        return
+    under = f", or a name under {', '.join(f'{n}.' for n in spec.evaluate)}" if spec.evaluate else \
+        " (evaluations add more, e.g. --evaluate robustness: robustness.probe.<label>.pgd.<epsilon>)"
+    raise ValueError(f"--metric {metric!r} is not a metric of the sweep's runs; choose one of "
+                     f"{', '.join(known)}{under}")
 
 
 def run_point(point: Point, out_dir, evaluate: dict | None = None) -> dict:

@@ -2,7 +2,9 @@
 
 On SQLite every transaction starts with ``BEGIN IMMEDIATE`` (it takes the write lock first), so a
 worker's "is this trial still WAITING? then mark it RUNNING" cannot interleave with another's.
-Heartbeats mark killed workers: their trials are failed and their points enqueued again.
+Heartbeats mark killed workers: their trials are failed and their points enqueued again; points
+that failed are enqueued again when the sweep is started again (:func:`retry_failed`), and a point
+claimed twice runs once (:func:`claimed_before`).
 
 A storage URL may hold a password (``postgresql://user:secret@host/db``, or a query parameter such
 as ``?password=secret``): no message, log line, report or printed command shows it;
@@ -161,3 +163,41 @@ def _requeue(study, trial) -> None:
         study.enqueue_trial({}, user_attrs={"point": point, "mode": "grid", "retry_of": trial.number})
     elif trial.params:
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+
+
+def claimed_before(study, storage, trial_id: int, key: str):
+    """The number of another trial of point ``key`` that is finished, or running and claimed before
+    trial ``trial_id`` (earlier start, then lower number); None when this claim is the first."""
+    from optuna.trial import TrialState
+
+    mine = storage.get_trial(trial_id)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        if t.user_attrs.get("point") != key or t._trial_id == trial_id:
+            continue
+        if t.state == TrialState.COMPLETE or (t.datetime_start, t.number) < (mine.datetime_start, mine.number):
+            return t.number
+    return None
+
+
+def retry_failed(study, spec, log=print) -> list[str]:
+    """Enqueue again every grid point without a finished, waiting or running trial (it failed, or
+    its worker died before failing it); returns their keys. Called by the launcher of a sweep."""
+    from optuna.trial import TrialState
+
+    trials = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("mode") == "grid":
+            trials.setdefault(t.user_attrs["point"], []).append(t)
+    live = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    retried = []
+    for point in spec.points():
+        tried = trials.get(point.key, [])
+        if not any(t.state in live for t in tried):
+            attrs = {"point": point.key, "mode": "grid"}
+            if tried:
+                attrs["retry_of"] = tried[-1].number
+            study.enqueue_trial({}, user_attrs=attrs)
+            retried.append(point.key)
+    if retried:
+        log(f"retrying {len(retried)} point(s) that failed before: {', '.join(retried)}")
+    return retried
