@@ -301,7 +301,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     if resume_from is not None and Path(resume_from).exists():
         loop.resume(resume_from)
     step = _wrap(model, objective, options, device)
-    # Per-step work kept to what the options need (issue 22: within 5 % of a hand-written loop):
+    # Per-step work kept to what the options need (benchmarks/fit_overhead.py: fit against a hand-written loop):
     # a plain training step is called without nn.Module's call machinery, float32 enters no
     # autocast context, a disabled gradient scaler is bypassed, in-memory batches are already on
     # the device. None of this changes a number (tests/test_training.py: bit for bit).
