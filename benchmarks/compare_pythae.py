@@ -149,7 +149,7 @@ def throughput(model, train, val, config, rounds: int) -> dict:
     loss_fn = build_objective(config)
     contenders = {
         "vaekit_fit": lambda: train_vaekit(copy.deepcopy(model), train, val, config),
-        "vaekit_same_loop": lambda: (lambda m: same_loop(lambda xb: loss_fn(m, xb, 1.0).loss,
+        "vaekit_same_loop": lambda: (lambda m: same_loop(lambda xb: loss_fn(m, xb).loss,
                                                          m.parameters(), train, config))(copy.deepcopy(model).train()),
     }
     if pythae:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import torch
 
-from vaekit import fit, runs
+from vaekit import fit
+from vaekit.data.splits import prepare
 from vaekit.benchmarks.ood import MODEL, Args, datasets
 from vaekit.config import Config
 from vaekit.evaluation import ood
 from vaekit.models import build_model
-from vaekit.training.bayesian_vae import PosteriorSettings, fit_posterior
+from vaekit.detectors.bayesian_vae import PosteriorSettings, fit_posterior
 
 
 def main(out="benchmarks/results/ood/posterior_lr.json"):
@@ -30,11 +31,11 @@ def main(out="benchmarks/results/ood/posterior_lr.json"):
     data = datasets(args)["fashion-mnist"]
     config = Config.from_dict({**MODEL, "data": "array", "epochs": args.epochs[0], "seed": 0})
     model = build_model(config.model, data["train"].shape[1:], seed=config.train.seed)
-    fit(model, data["train"], config, progress=False)
+    fit(model, data["train"], config)
     model.eval()
     held_out = data["reference"]
-    x_in = runs.prepare(held_out, config)
-    x_out = runs.prepare(ood.perturb(held_out, 0.2, torch.Generator().manual_seed(5)), config)
+    x_in = prepare(held_out, config)
+    x_out = prepare(ood.perturb(held_out, 0.2, torch.Generator().manual_seed(5)), config)
     from sklearn.metrics import roc_auc_score
 
     rows = []
@@ -43,7 +44,7 @@ def main(out="benchmarks/results/ood/posterior_lr.json"):
             start = time.perf_counter()
             settings = PosteriorSettings(kind=kind, num_posterior_samples=5, epochs=args.posterior_epochs, lr=lr, seed=0)
             try:
-                bvae = fit_posterior(model, data["train"], settings)
+                bvae = fit_posterior(model, data["train"], config, settings)
             except RuntimeError as e:
                 rows.append({"posterior": kind, "lr": lr, "error": str(e)})
                 continue

@@ -31,8 +31,9 @@ from common import Clock, digits, machine  # noqa: E402
 import vaekit  # noqa: E402
 from vaekit.config import Config  # noqa: E402
 from vaekit.models import MODELS, build_model  # noqa: E402
-from vaekit.training.runtime import RunOptions, autocast, resolve_device  # noqa: E402
-from vaekit.train import fit  # noqa: E402
+from vaekit.config import RunOptions  # noqa: E402
+from vaekit.runtime import autocast, resolve_device  # noqa: E402
+from vaekit.training import fit  # noqa: E402
 
 #: Models timed through ``vaekit.fit`` against "vae" (the AVAE paper reports AVAE ≤ 1.5x and SE with 5 PGD steps ≤ 4x).
 MODEL_NAMES = ["vae", "ae", "avae", "se", "se-avae"]
@@ -82,7 +83,7 @@ def measure(case: dict, args, options: RunOptions) -> dict:
     base = build_model(config.model, x.shape[1:], seed=config.train.seed).to(device)
     runners = {
         "minimal": lambda m: minimal_loop(m, x, config.train.epochs, config.train.batch_size, config.train.lr, config.train.seed, options),
-        "vaekit": lambda m: fit(m, x, config, progress=False, options=options),
+        "vaekit": lambda m: fit(m, x, config, options=options),
     }
     for run in runners.values():  # untimed warm-up (first-call and allocator costs)
         run(copy.deepcopy(base))
@@ -99,7 +100,7 @@ def measure(case: dict, args, options: RunOptions) -> dict:
     runs = {name: [] for name in models}
     for _ in range(args.repeats):  # interleaved, so that load drift hits every model alike
         for name, cfg in models.items():
-            runs[name].append(timed(lambda: fit(build_model(cfg.model, x.shape[1:], seed=cfg.train.seed), x, cfg, progress=False,
+            runs[name].append(timed(lambda: fit(build_model(cfg.model, x.shape[1:], seed=cfg.train.seed), x, cfg,
                                                 options=options), device))
     for name, clocks_of_model in runs.items():
         seconds[name] = {kind: statistics.median(getattr(c, kind) for c in clocks_of_model) / config.train.epochs

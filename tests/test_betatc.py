@@ -84,14 +84,15 @@ def tiny(model="betatc", **changes):
 def test_betatc_loss_and_registry():
     config, model = tiny(alpha=1.0, beta=1.0, gamma=1.0)
     objective = build_objective(config, dataset_size=1000)
-    assert objective == BetaTC(alpha=1.0, gamma=1.0, sampling="mws", dataset_size=1000)
+    assert objective == BetaTC(alpha=1.0, beta=1.0, gamma=1.0, sampling="mws", dataset_size=1000)
+    assert build_objective(config.replace(beta=6.0, alpha=2.0), dataset_size=9) == BetaTC(2.0, 6.0, 1.0, "mws", 9)
     x = torch.rand(16, 1, 8, 8).bernoulli()
-    out = objective(model, x, beta=6.0)
+    out = BetaTC(beta=6.0, dataset_size=1000)(model, x)
     out.loss.backward()
     assert all(p.grad is not None for p in model.parameters())
     assert set(out.per_example()) == {"elbo", "reconstruction", "kl", "mi", "tc", "dimwise_kl"}
     for mode in ("mws", "mss"):
-        assert torch.isfinite(BetaTC(sampling=mode, dataset_size=1000)(model, x, 6.0).loss)
+        assert torch.isfinite(BetaTC(beta=6.0, sampling=mode, dataset_size=1000)(model, x).loss)
 
 
 def test_capacity_objective():
@@ -99,7 +100,7 @@ def test_capacity_objective():
     assert [capacity_at(config.train, s) for s in (0, 50, 100, 500)] == [0.0, 10.0, 20.0, 20.0]
     x = torch.rand(8, 1, 8, 8).bernoulli()
     torch.manual_seed(1)
-    out = ELBO()(model, x, 10.0, capacity=5.0)
+    out = ELBO(beta=10.0)(model, x, capacity=5.0)
     expected = -out.reconstruction.mean() + 10.0 * (out.kl.mean() - 5.0).abs()
     assert out.loss.item() == pytest.approx(expected.item(), rel=1e-6)
     with pytest.raises(ValueError, match="capacity"):

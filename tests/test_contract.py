@@ -62,7 +62,7 @@ def test_shapes_and_gradients(model_name, likelihood, shape_key):
     assert model.transform(x).shape == (4, 3)
     assert model.reconstruct(x).shape == x.shape
     assert model.sample(5).shape == (5, *shape)
-    out = build_objective(config)(model, x, 1.0)
+    out = build_objective(config)(model, x)
     assert out.loss.shape == () and torch.isfinite(out.loss)
     for key, value in out.per_example().items():
         assert value.shape == (4,), key
@@ -101,9 +101,9 @@ def test_seeding_reproduces(model_name, shape_key):
         assert torch.equal(pa, pb)
     assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
     torch.manual_seed(0)
-    la = build_objective(config)(a, x, 1.0).loss
+    la = build_objective(config)(a, x).loss
     torch.manual_seed(0)
-    lb = build_objective(config)(b, x, 1.0).loss
+    lb = build_objective(config)(b, x).loss
     assert torch.equal(la, lb)
 
 

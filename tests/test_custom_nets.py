@@ -113,7 +113,7 @@ def test_contract_shapes_gradients_and_exact_round_trip(user_nets, tmp_path, mod
     assert q.mean.shape == (4, 3) and view.decode(q.rsample((2,))).log_prob(x).shape == (2, 4)
     assert view.transform(x).shape == (4, 3) and view.reconstruct(x).shape == x.shape
     assert view.sample(5).shape == (5, *shape)
-    out = build_objective(config)(view, x, 1.0)
+    out = build_objective(config)(view, x)
     out.loss.backward()
     for name, param in model.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, f"no gradient reaches {name}"

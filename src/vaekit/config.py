@@ -172,7 +172,7 @@ class TrainConfig:
     num_samples: int = 1
     """Monte Carlo / importance samples per example in the training objective."""
     warmup_epochs: int = 0
-    """KL warm-up: beta grows linearly from 0 to beta over this many epochs (0 = off)."""
+    """KL warm-up: the KL weights (beta; beta-TCVAE: alpha, beta, gamma) grow linearly from 0 over this many epochs (0 = off)."""
     epochs: int = 100
     """Number of training epochs."""
     batch_size: int = 64
@@ -184,7 +184,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     """Clip the global gradient norm to this value (0 = off)."""
     patience: int = 0
-    """Early stopping: stop after this many epochs without a better validation loss (0 = off)."""
+    """Early stopping: stop after this many epochs without a better validation loss, the loss of the objective being trained (0 = off)."""
     seed: int = 0
     """Seed of initialisation, shuffling and sampling."""
     eval_num_samples: int = 1000

@@ -189,7 +189,7 @@ def _epochs(x: torch.Tensor, generator: torch.Generator, config: Config, epochs:
 
 
 def _step_loss(model, xb: torch.Tensor) -> torch.Tensor:
-    return ELBO()(model, xb, beta=1.0).loss
+    return ELBO()(model, xb).loss
 
 
 def _walk(model, decoder_optimizer, x: torch.Tensor, config: Config, settings: PosteriorSettings, name: str,

@@ -1,7 +1,9 @@
 """Training objectives: one small object per family, carrying its own settings.
 
-``objective(model, x, beta, **schedule) -> LossTerms``; :func:`build_objective` is the one place
-that turns a run's :class:`~vaekit.config.Config` into its objective.
+``objective(model, x, warmup=1.0, **schedule) -> LossTerms``: an objective carries its own loss
+weights (``ELBO(beta)``, ``BetaTC(alpha, beta, gamma)``); the training loop supplies only the
+schedule (the KL warm-up factor in [0, 1], the capacity C). :func:`build_objective` is the one
+place that turns a run's :class:`~vaekit.config.Config` into its objective.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ def build_objective(config, dataset_size: int = 0):
     """
     t, family = config.train, config.model.spec.objective
     if family == "betatc":
-        return BetaTC(t.alpha, t.gamma, t.tc_sampling, dataset_size)
+        return BetaTC(t.alpha, t.beta, t.gamma, t.tc_sampling, dataset_size)
     if family == "coupling":
         return Coupling(t.rho, epsilon=t.epsilon, num_steps=t.num_steps, num_samples=t.num_samples,
-                        aux="sample" if t.aux_sample else "mean", **COUPLING_TERMS[config.model.name])
+                        aux="sample" if t.aux_sample else "mean", beta=t.beta, **COUPLING_TERMS[config.model.name])
     if family == "self-supervised":
         return SelfSupervised(t.rho)
-    return IWAE(t.num_samples) if t.objective == "iwae" else ELBO(t.num_samples)
+    return IWAE(t.num_samples) if t.objective == "iwae" else ELBO(t.beta, t.num_samples)
 
 
 __all__ = ["BetaTC", "COUPLING_TERMS", "Coupling", "ELBO", "Forward", "IWAE", "LossTerms", "SelfSupervised",

@@ -97,23 +97,26 @@ class BetaTC:
     """β-TCVAE loss: −E_q log p(x|z) + α·MI + β·TC + γ·dimension-wise KL (Chen et al. 2018, eq. 4).
 
     One z per example; the mixtures use ``sampling`` (mws or mss) with N = ``dataset_size``
-    training examples (0: the batch size). α = ``alpha``, γ = ``gamma``; β weighs the total
-    correlation and is given per call by the training loop (``beta`` after warm-up).
-    α = β = γ = 1 is the VAE with a one-sample KL estimate.
+    training examples (0: the batch size). α = ``alpha``, β = ``beta`` (the total correlation's
+    weight), γ = ``gamma``; α = β = γ = 1 is the VAE with a one-sample KL estimate. The training
+    loop supplies only ``warmup`` w in [0, 1], the KL warm-up, which scales the whole KL penalty
+    (w·(α·MI + β·TC + γ·dimension-wise KL)), as it scales β·KL in :class:`~vaekit.objectives.ELBO`.
     """
 
     alpha: float = 1.0
+    beta: float = 1.0
     gamma: float = 1.0
     sampling: Literal["mws", "mss"] = "mws"
     dataset_size: int = 0
 
-    def __call__(self, model, x: torch.Tensor, beta: float = 1.0) -> LossTerms:
+    def __call__(self, model, x: torch.Tensor, warmup: float = 1.0) -> LossTerms:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms` with ``mi``, ``tc``, ``dimwise_kl``
         ``(batch,)`` nats; ``kl`` is the closed form."""
         out = forward(model, x, 1)
         z, reconstruction = out.z[0], out.log_px[0]
         n = max(self.dataset_size or len(x), len(x))
         terms = kl_decomposition_terms(out.q, z, model.prior(), n, self.sampling)
-        penalty = self.alpha * terms["mi"] + beta * terms["tc"] + self.gamma * terms["dimwise_kl"]
+        alpha, beta, gamma = (warmup * w for w in (self.alpha, self.beta, self.gamma))
+        penalty = alpha * terms["mi"] + beta * terms["tc"] + gamma * terms["dimwise_kl"]
         loss = -(reconstruction - penalty).mean()
         return _terms(loss, reconstruction, kl_to_prior(model, out.q), **terms)

@@ -11,7 +11,7 @@ Each is an objective object returning :class:`~vaekit.objectives.terms.LossTerms
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -49,7 +49,8 @@ def smooth_point(model, x: torch.Tensor, q, rho: float, epsilon: float, num_step
 
 @dataclasses.dataclass(frozen=True)
 class Coupling:
-    """−ELBO (β-weighted, ``num_samples`` draws) plus coupling terms C_ρ (weight 1, as in both papers).
+    """−ELBO (``beta``-weighted KL, ``num_samples`` draws) plus coupling terms C_ρ (weight 1, as in
+    both papers); the loop's ``warmup`` w in [0, 1] scales the KL weight to w·β, not C_ρ.
 
     ``avae``: C_ρ(x, x̃), x̃ = stop_grad(g(z)) with the same z as the reconstruction (Cemgil et
     al. 2020, eq. 9; the official JAX code reuses the random key to the same effect). That code
@@ -67,8 +68,9 @@ class Coupling:
     num_steps: int = 5
     num_samples: int = 1
     aux: Literal["mean", "sample"] = "mean"
+    beta: float = 1.0
 
-    def __call__(self, model, x: torch.Tensor, beta: float = 1.0) -> LossTerms:
+    def __call__(self, model, x: torch.Tensor, warmup: float = 1.0) -> LossTerms:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms` with ``coupling`` ``(batch,)`` nats."""
         out = forward(model, x, self.num_samples)
         reconstruction, kl = out.log_px.mean(0), kl_to_prior(model, out.q)
@@ -79,7 +81,7 @@ class Coupling:
         if self.smooth:
             xb = smooth_point(model, x, out.q, self.rho, self.epsilon, self.num_steps)
             coupling = coupling + coupling_kl(out.q, model.encode(xb), self.rho)
-        loss = (-(reconstruction - beta * kl) + coupling).mean()
+        loss = (-(reconstruction - self.beta * warmup * kl) + coupling).mean()
         return _terms(loss, reconstruction, kl, coupling=coupling)
 
 
@@ -91,12 +93,16 @@ class SelfSupervised:
     term with the data distribution replaced by the model's own (z, g(z)) pairs (Cemgil et al.
     2020, sec. 5, "AVAE-SS"). ``x`` is used only for its batch size: no training data enter the
     loss, and the decoder receives no gradient (it stays as trained). The logged ELBO terms are
-    those of the generated x̃; β is unused (the encoder is fitted to the coupling alone).
+    those of the generated x̃, so validation reports the ELBO of the data from a separate pass
+    (``scores_data`` is False); there is no KL weight and ``warmup`` is unused (the encoder is
+    fitted to the coupling alone).
     """
 
     rho: float = 0.975
+    #: the returned ELBO terms are not those of ``x`` (see :func:`vaekit.training.loop.validate`)
+    scores_data: ClassVar[bool] = False
 
-    def __call__(self, model, x: torch.Tensor, beta: float = 1.0) -> LossTerms:
+    def __call__(self, model, x: torch.Tensor, warmup: float = 1.0) -> LossTerms:
         """x ``(batch, *data_shape)`` (its size only) -> :class:`LossTerms`."""
         p = next(model.parameters())
         z = torch.randn(len(x), model.latent_dim, device=p.device, dtype=p.dtype)

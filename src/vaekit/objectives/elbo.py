@@ -102,21 +102,26 @@ def iwae_bound(model, x: torch.Tensor, num_samples: int = 5) -> torch.Tensor:
 class ELBO:
     """β-weighted ELBO loss of the AE, VAE, β-VAE and CVAE: −[(1/L) Σ_l log p(x|z_l) − β KL].
 
-    L = ``num_samples`` reparameterised draws (Kingma & Welling 2013, eq. 7; Higgins et al. 2017,
-    eq. 4). β is given per call by the training loop (warm-up). With ``capacity`` C (nats; the loop
-    passes it when ``capacity_max > 0``) the loss is Burgess et al. 2018's (eq. 8)
-    −E_q log p(x|z) + β·|KL − C|, the KL averaged over the batch. A CVAE is trained on the
-    same bound of log p(x|c) (Sohn et al. 2015, eq. 4) through ``model.given(c)``.
+    ``beta`` = β weighs the KL (β = 1: the VAE; β > 1: the β-VAE, Higgins et al. 2017, eq. 4);
+    L = ``num_samples`` reparameterised draws (Kingma & Welling 2013, eq. 7). The training loop
+    supplies only the schedule: ``warmup`` w in [0, 1] (KL warm-up; the KL weight is w·β) and,
+    when ``capacity_max > 0``, the capacity C (nats), with which the loss is Burgess et al.
+    2018's (eq. 8) −E_q log p(x|z) + w·β·|KL − C|, the KL averaged over the batch. A CVAE is
+    trained on the same bound of log p(x|c) (Sohn et al. 2015, eq. 4) through ``model.given(c)``.
     """
 
+    beta: float = 1.0
     num_samples: int = 1
 
-    def __call__(self, model, x: torch.Tensor, beta: float = 1.0, capacity: float | None = None) -> LossTerms:
+    def __call__(self, model, x: torch.Tensor, warmup: float = 1.0, capacity: float | None = None) -> LossTerms:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms` (loss: scalar mean over the batch)."""
         out = forward(model, x, self.num_samples)
-        reconstruction, kl = out.log_px.mean(0), kl_to_prior(model, out.q)
+        # one draw: log_px[0] is log_px.mean(0) without an extra op (the same numbers, gradient too)
+        reconstruction = out.log_px[0] if self.num_samples == 1 else out.log_px.mean(0)
+        kl = kl_to_prior(model, out.q)
+        beta = self.beta * warmup
         if capacity is None:
-            loss = -(reconstruction - beta * kl).mean()
+            loss = -(reconstruction - (kl if beta == 1.0 else beta * kl)).mean()
         else:
             loss = -reconstruction.mean() + beta * (kl.mean() - capacity).abs()
         return _terms(loss, reconstruction, kl)
@@ -126,13 +131,13 @@ class ELBO:
 class IWAE:
     """Importance-weighted bound as a loss, K = ``num_samples`` (Burda et al. 2015, eq. 8).
 
-    One forward pass: the K draws give both the bound and the logged ELBO terms. β does not
-    enter the bound (it is logged only).
+    One forward pass: the K draws give both the bound and the logged ELBO terms. The bound has
+    no KL weight, so the KL warm-up (``warmup``) does not change it.
     """
 
     num_samples: int = 5
 
-    def __call__(self, model, x: torch.Tensor, beta: float = 1.0) -> LossTerms:
+    def __call__(self, model, x: torch.Tensor, warmup: float = 1.0) -> LossTerms:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms`."""
         out = forward(model, x, self.num_samples)
         log_w = out.log_px + model.prior().log_prob(out.z) - out.q.log_prob(out.z)

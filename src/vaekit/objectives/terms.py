@@ -1,8 +1,10 @@
 """What every objective shares: the encode → sample → decode opening and the terms it returns.
 
-An objective is a small object with its own settings (as Pyro's ``Trace_ELBO(num_particles=…)``):
-``objective(model, x, beta, **schedule) -> LossTerms``. The training loop minimises
-``terms.loss`` and logs the per-example terms.
+An objective is a small object with its own settings, its loss weights included (as Pyro's
+``Trace_ELBO(num_particles=…)``): ``objective(model, x, warmup=1.0, **schedule) -> LossTerms``.
+The training loop supplies only the schedule — the KL warm-up factor ``warmup`` in [0, 1] and,
+for :class:`~vaekit.objectives.ELBO`, the capacity C — minimises ``terms.loss`` and logs the
+per-example terms.
 """
 
 from __future__ import annotations

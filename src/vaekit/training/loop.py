@@ -8,6 +8,7 @@ hooks (:mod:`vaekit.training.hooks`) that the caller passes in.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -32,11 +33,12 @@ class TrainingDiverged(RuntimeError):
     """A loss, gradient or weight became NaN or Inf (the message names the step)."""
 
 
-def beta_at(train, progress: float) -> float:
-    """β after ``progress`` epochs: linear warm-up from 0 over ``warmup_epochs``, then ``train.beta``."""
+def warmup_at(train, progress: float) -> float:
+    """The KL warm-up factor in [0, 1] after ``progress`` epochs: linear from 0 over
+    ``warmup_epochs``, then 1 (the objective's KL weights, e.g. β, are multiplied by it)."""
     if train.warmup_epochs <= 0:
-        return train.beta
-    return train.beta * min(1.0, progress / train.warmup_epochs)
+        return 1.0
+    return min(1.0, progress / train.warmup_epochs)
 
 
 def capacity_at(train, step: int) -> float:
@@ -106,17 +108,17 @@ def _set_rng_state(shuffle: torch.Generator, rng: dict[str, torch.Tensor], fallb
 
 class TrainingStep(nn.Module):
     """The training loss of ``model`` as a module, so that DistributedDataParallel and
-    torch.compile wrap one forward: ``forward(x, c, beta)`` returns
-    ``objective(given(model, c), x, beta, **schedule)`` (c: the condition of a conditional model, or None)."""
+    torch.compile wrap one forward: ``forward(x, c, **schedule)`` returns
+    ``objective(given(model, c), x, **schedule)`` (c: the condition of a conditional model, or None)."""
 
     def __init__(self, model: nn.Module, objective):
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None, beta: float, **schedule) -> LossTerms:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None, **schedule) -> LossTerms:
         """x ``(batch, *data_shape)``, c ``(batch,)`` or None -> :class:`~vaekit.objectives.LossTerms`
-        (``schedule``: scheduled loss settings such as the capacity C)."""
-        return self.objective(given(self.model, c), x, beta, **schedule)
+        (``schedule``: the warm-up factor and, when on, the capacity C)."""
+        return self.objective(given(self.model, c), x, **schedule)
 
 
 def _wrap(model: nn.Module, objective, options: RunOptions, device: torch.device) -> nn.Module:
@@ -128,15 +130,21 @@ def _wrap(model: nn.Module, objective, options: RunOptions, device: torch.device
 
 
 @torch.no_grad()
-def validate(model, x: torch.Tensor, beta: float = 1.0, batch_size: int = 1000,
-             labels: torch.Tensor | None = None, num_samples: int = 1) -> dict[str, float]:
-    """Validation metrics with the target β and ``num_samples`` draws of z, averaged over
-    examples (nats per example).
+def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
+             labels: torch.Tensor | None = None, **schedule) -> dict[str, float]:
+    """Validation metrics of the objective being trained, averaged over examples (nats per example).
 
-    ``loss`` = −(reconstruction − β·KL), the quantity early stopping watches. ``labels``
-    ``(M,)``: the conditions of a conditional model. Under torch.distributed each rank evaluates
-    its part of ``x`` and the sums are all-reduced, so every rank returns the same numbers.
+    ``loss``: the objective's loss (default :class:`~vaekit.objectives.ELBO`, i.e. −ELBO) with
+    its full weights (warm-up over; ``schedule``: e.g. the capacity C reached), averaged over
+    batches of ``batch_size`` weighted by their size: the quantity early stopping watches.
+    ``elbo``, ``reconstruction``, ``kl``: the ELBO (β = 1) of ``x`` and its two terms, from the
+    same pass (from a separate :class:`~vaekit.objectives.ELBO` pass for an objective whose terms
+    are not those of ``x``, ``scores_data = False``: AVAE-SS). ``labels`` ``(M,)``: the
+    conditions of a conditional model. Under torch.distributed each rank evaluates its part of
+    ``x`` and the sums are all-reduced, so every rank returns the same numbers.
     """
+    objective = objective or ELBO()
+    elbo_pass = None if getattr(objective, "scores_data", True) else ELBO()
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -146,9 +154,11 @@ def validate(model, x: torch.Tensor, beta: float = 1.0, batch_size: int = 1000,
     sums = torch.zeros(len(LOGGED), dtype=torch.float64)
     for start in range(0, len(part), batch_size):
         c = None if part_labels is None else part_labels[start:start + batch_size]
-        out = ELBO(num_samples)(given(model, c), part[start:start + batch_size].to(device), beta)
-        n = len(out.elbo)
-        sums += torch.tensor([out.loss.item() * n] + [getattr(out, key).sum().item() for key in LOGGED[1:]],
+        view, xb = given(model, c), part[start:start + batch_size].to(device)
+        out = objective(view, xb, **schedule)
+        data = elbo_pass(view, xb) if elbo_pass else out
+        n = len(xb)
+        sums += torch.tensor([out.loss.item() * n] + [getattr(data, key).sum().item() for key in LOGGED[1:]],
                              dtype=torch.float64)
     sums = distributed.all_reduce_sum(sums)
     model.train(was_training)
@@ -256,8 +266,10 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
 
     Returns:
         The history: one dict per epoch with ``train_*`` and ``val_*`` metrics (nats per example,
-        averaged over the epoch), ``beta``, ``step``, ``time`` (wall-clock seconds) and ``cpu_time``
-        (CPU seconds of this process: robust to other load on a shared machine).
+        averaged over the epoch; ``val_loss`` is the trained objective's loss, which early stopping
+        watches), ``beta`` (the objective's β times the warm-up factor), ``capacity`` (when on),
+        ``step``, ``time`` (wall-clock seconds) and ``cpu_time`` (CPU seconds of this process:
+        robust to other load on a shared machine).
 
     Raises:
         TrainingDiverged: a loss or weight became NaN/Inf (the message names the step).
@@ -281,7 +293,8 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     torch.manual_seed(t.seed + rank)  # ranks draw independent noise; rank 0 = one process
     dynamic = config.binarize == "dynamic"
     if torch.is_tensor(train):
-        train = train.to(device)  # in-memory data are copied to the device once
+        train = train.to(device)  # in-memory data (and their labels) are copied to the device once
+        labels = None if labels is None else labels.to(device)
     elif not isinstance(train, torch.utils.data.DataLoader):
         train = data_loader(train, t.batch_size, loop.shuffle, options, device)
     n_train = len(train) if torch.is_tensor(train) else len(train.dataset)
@@ -289,6 +302,14 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     if resume_from is not None and Path(resume_from).exists():
         loop.resume(resume_from)
     step = _wrap(model, objective, options, device)
+    # Per-step work kept to what the options need (benchmarks/fit_overhead.py: fit against a hand-written loop):
+    # a plain training step is called without nn.Module's call machinery, float32 enters no
+    # autocast context, a disabled gradient scaler is bypassed, in-memory batches are already on
+    # the device. None of this changes a number (tests/test_training.py: bit for bit).
+    call = step.forward if type(step) is TrainingStep else step
+    amp = runtime.autocast(device, options.precision) if options.precision != "32" else contextlib.nullcontext()
+    scaler = loop.scaler if loop.scaler.is_enabled() else None
+    moved = torch.is_tensor(train) and not channels_last
     casts = runtime.float32_outputs(model.encoder, model.decoder) if options.precision != "32" else []
     model.train()
     epochs = [] if loop.stopped_early else range(loop.epoch, t.epochs)
@@ -297,23 +318,31 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
         losses, terms = [], []
         seen = 0  # examples of the global batches so far (all ranks together)
         for xb, cb, global_size in _batches(train, t.batch_size, loop.shuffle, labels, model.conditional, rank, world):
-            xb = runtime.to_device(xb, device, channels_last)
-            cb = None if cb is None else cb.to(device, non_blocking=True)
+            if not moved:
+                xb = runtime.to_device(xb, device, channels_last)
+                cb = None if cb is None else cb.to(device, non_blocking=True)
             if dynamic:
                 xb = binarize(xb)
-            beta = beta_at(t, epoch + seen / n_train)
-            schedule = {"capacity": capacity_at(t, loop.step + len(losses))} if t.capacity_max > 0 else {}
-            with runtime.autocast(device, options.precision):
-                out = step(xb, cb, beta, **schedule)
+            schedule = {"warmup": warmup_at(t, epoch + seen / n_train)}
+            if t.capacity_max > 0:
+                schedule["capacity"] = capacity_at(t, loop.step + len(losses))
+            with amp:
+                out = call(xb, cb, **schedule)
             # DDP averages gradients over ranks: weight by this rank's share of the global batch.
             loss = out.loss if world == 1 else out.loss * (len(xb) * world / global_size)
             optimizer.zero_grad(set_to_none=True)
-            loop.scaler.scale(loss).backward()
-            if t.grad_clip > 0:
-                loop.scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            loop.scaler.step(optimizer)
-            loop.scaler.update()
+            if scaler is None:
+                loss.backward()
+                if t.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                if t.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
             losses.append(out.loss.detach())
             terms.append([getattr(out, k) for k in LOGGED[1:]])
             seen += global_size
@@ -323,12 +352,15 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
         loop.elapsed += time.perf_counter() - start
         sizes = torch.tensor([len(row[0]) for row in terms], device=device, dtype=losses.dtype)
         sums = [(losses * sizes).sum()] + [torch.cat(column).sum() for column in zip(*terms)]
-        metrics = {"epoch": epoch + 1, "step": loop.step, "beta": beta,
+        warmup = schedule.pop("warmup")
+        metrics = {"epoch": epoch + 1, "step": loop.step, "beta": getattr(objective, "beta", 1.0) * warmup,
                    **{f"train_{k}": v / seen
                       for k, v in zip(LOGGED, distributed.all_reduce_sum(torch.stack(sums).float()).tolist())},
                    **schedule}
         if val is not None and len(val):
-            metrics.update({f"val_{k}": v for k, v in validate(model, val, t.beta, labels=val_labels, num_samples=t.num_samples).items()})
+            # the objective being trained, with its full weights (warm-up over) and the capacity reached
+            final = {"capacity": capacity_at(t, loop.step)} if t.capacity_max > 0 else {}
+            metrics.update({f"val_{k}": v for k, v in validate(model, val, objective, labels=val_labels, **final).items()})
             if metrics["val_loss"] < loop.best_loss:
                 loop.best_loss, loop.bad_epochs = metrics["val_loss"], 0
                 loop.best = {k: v.detach().clone() for k, v in model.state_dict().items()}
