@@ -39,7 +39,7 @@ import torch  # noqa: E402
 from common import machine  # noqa: E402
 from vaekit import Config, build_model, fit  # noqa: E402
 from vaekit.data.splits import load_dataset, prepare  # noqa: E402
-from vaekit.config import RunOptions  # noqa: E402
+from vaekit.options import RunOptions  # noqa: E402
 from vaekit.runtime import available_cores, choose_threads  # noqa: E402
 
 CASES = {

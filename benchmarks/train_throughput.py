@@ -31,7 +31,7 @@ from common import Clock, digits, machine  # noqa: E402
 import vaekit  # noqa: E402
 from vaekit.config import Config  # noqa: E402
 from vaekit.models import MODELS, build_model  # noqa: E402
-from vaekit.config import RunOptions  # noqa: E402
+from vaekit.options import RunOptions  # noqa: E402
 from vaekit.runtime import autocast, resolve_device  # noqa: E402
 from vaekit.training import fit  # noqa: E402
 

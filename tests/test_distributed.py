@@ -21,7 +21,7 @@ from vaekit.training import Checkpoint
 from vaekit.runtime import distributed
 from vaekit.reporting import runs
 from vaekit.data.splits import load_dataset, prepare, split_validation
-from vaekit.config import RunOptions
+from vaekit.options import RunOptions
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 WORLD = 2

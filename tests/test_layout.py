@@ -20,7 +20,7 @@ DESIGN_ORDER = ["data", "models", "training", "io", "evaluation", "reporting", "
 #: reporting and cli: the benchmark protocols and the sweeps they run on.
 LAYERS = [
     ["_version", "runtime", "registry"],
-    ["config"],
+    ["config", "options"],
     ["data"],
     ["distributions", "custom_nets", "nets", "attacks", "models", "objectives"],
     ["training"],

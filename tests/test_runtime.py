@@ -15,7 +15,7 @@ from vaekit import runtime
 from vaekit.cli import main
 from vaekit.data.folder import ImageFolder
 from vaekit.data.splits import load_dataset
-from vaekit.config import RunOptions
+from vaekit.options import RunOptions
 from vaekit.training.loop import data_loader
 
 TINY = Config.from_flat(epochs=1, batch_size=64, hidden=(16,), latent_dim=2)

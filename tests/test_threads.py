@@ -9,7 +9,7 @@ import torch
 from vaekit import Config, build_model, fit
 from vaekit.cli import main
 from vaekit import runtime
-from vaekit.config import RunOptions
+from vaekit.options import RunOptions
 from vaekit.runtime import choose_threads, idle_cores
 
 

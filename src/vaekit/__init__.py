@@ -20,7 +20,7 @@ _NAMES = {
     "BetaTC": "objectives", "Coupling": "objectives", "ELBO": "objectives", "IWAE": "objectives",
     "LossTerms": "objectives", "SelfSupervised": "objectives", "build_objective": "objectives",
     "elbo": "objectives", "iwae_bound": "objectives",
-    "RunOptions": "config", "fit": "training", "train_run": "reporting.runs",
+    "RunOptions": "options", "fit": "training", "train_run": "reporting.runs",
     "AnomalyDetector": "detectors.anomaly", "FlowDetector": "detectors.flows",
 }
 #: public module name -> its path below vaekit
@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .objectives import (ELBO, IWAE, BetaTC, Coupling, LossTerms, SelfSupervised, build_objective, elbo,
                              iwae_bound)
     from . import runtime
-    from .config import RunOptions
+    from .options import RunOptions
     from .runtime import distributed
     from .training import fit
 

@@ -23,7 +23,8 @@ from typing import Callable, Sequence
 import torch
 
 from . import data, io, runtime
-from .config import Config, RunOptions
+from .config import Config
+from .options import RunOptions
 from .data.splits import (class_count, condition_labels, examples, fit_scaler, load_dataset, prepare, resolve_condition,
                           split_validation, standardized, streamed_splits)
 from .evaluation import UNITS, evaluate_conditional
@@ -85,11 +86,21 @@ def status_of(error: BaseException) -> str:
 class _NoTracker:
     """The tracker of a run that has none (and of every rank but 0): every hook does nothing."""
 
-    def start(self, run): pass
-    def log_history(self, history): pass
-    def finish(self, summary): pass
-    def close(self, status="FINISHED"): pass
-    def describe(self): return {}
+    def start(self, run: RunContext) -> None:
+        """Nothing to start."""
+
+    def log_history(self, history: list) -> None:
+        """Nothing to send (metrics.jsonl is written by the run itself)."""
+
+    def finish(self, summary: dict) -> None:
+        """Nothing to finish."""
+
+    def close(self, status: str = "FINISHED") -> None:
+        """Nothing to close."""
+
+    def describe(self) -> dict:
+        """No tracked run to point to: an empty dict."""
+        return {}
 
 
 def train(config: Config | None, run_dir, resume: bool = False, progress: bool = True, epochs: int | None = None,
@@ -107,7 +118,7 @@ def train(config: Config | None, run_dir, resume: bool = False, progress: bool =
 
     When resuming, the config is read from ``run_dir/config.json`` (``config`` is ignored),
     stale temporary files are removed, and ``epochs`` may extend the run beyond its saved number
-    of epochs. ``options`` (device, precision, threads...; default :class:`~vaekit.config.RunOptions`)
+    of epochs. ``options`` (device, precision, threads...; default :class:`~vaekit.options.RunOptions`)
     are recorded in the summary. Under torchrun every rank trains; rank 0 alone writes the folder,
     evaluates and returns the summary, the other ranks return an empty dict.
 

@@ -12,7 +12,7 @@ import tyro
 from .. import io
 from ..reporting import runs
 from ..config import Config
-from ..config import RunOptions
+from ..options import RunOptions
 from ..runtime import distributed
 from ..runtime import resolve_device
 from .common import say

@@ -1,5 +1,5 @@
 """Where a run computes and in which precision: the device, autocast, gradient scaling and memory
-layout that :class:`vaekit.config.RunOptions` names (the options themselves live beside the configs)."""
+layout that :class:`vaekit.options.RunOptions` names (the options themselves live beside the configs)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,6 @@ data-parallel helpers."""
 
 from .hooks import Checkpoint, EpochLog, Progress
 from .loop import Loop, TrainingDiverged, fit, validate
-from ..config import RunOptions
+from ..options import RunOptions
 
 __all__ = ["Checkpoint", "EpochLog", "Loop", "Progress", "RunOptions", "TrainingDiverged", "fit", "validate"]

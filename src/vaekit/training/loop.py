@@ -24,7 +24,7 @@ from ..models import given
 from ..objectives import ELBO, LossTerms, build_objective
 from .. import runtime
 from ..runtime import distributed
-from ..config import RunOptions
+from ..options import RunOptions
 
 LOGGED = ("loss", "elbo", "reconstruction", "kl")
 
@@ -253,7 +253,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
             c of a conditional model (CVAE), batched together with x. With a DataLoader, a
             conditional model takes c from the second entry of each batch.
         options: device, precision, compile, channels-last, loader workers and intra-op threads
-            (:class:`~vaekit.config.RunOptions`); None keeps the model where it is, in
+            (:class:`~vaekit.options.RunOptions`); None keeps the model where it is, in
             float32. The thread count is set with ``torch.set_num_threads`` for this process
             (:func:`~vaekit.runtime.threads.choose_threads`: the option, else OMP_NUM_THREADS,
             else 1 thread for a small model and all cores for a large one) and stays set after ``fit``.
