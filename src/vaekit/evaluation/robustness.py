@@ -157,7 +157,8 @@ def _random_corner(x: torch.Tensor, epsilon: float, norm: str, generator) -> tor
 
 
 def between_class_distance(codes: torch.Tensor, y: torch.Tensor) -> float:
-    """The median Euclidean distance ‖μ_i − μ_j‖ over all pairs i < j with ``y_i ≠ y_j``.
+    """The median Euclidean distance ‖μ_i − μ_j‖ over all pairs i < j with ``y_i ≠ y_j``
+    (the middle two averaged for an even count).
 
     Args:
         codes: ``(N, latent_dim)`` encoder means; y: ``(N,)`` labels.
@@ -167,7 +168,7 @@ def between_class_distance(codes: torch.Tensor, y: torch.Tensor) -> float:
     """
     distances = torch.cdist(codes.double(), codes.double())
     pairs = (y.view(-1, 1) != y.view(1, -1)).triu(diagonal=1)
-    return distances[pairs].median().item() if pairs.any() else 0.0
+    return torch.quantile(distances[pairs], 0.5).item() if pairs.any() else 0.0
 
 
 def smoothness(model, x: torch.Tensor, labels: dict, epsilons=(0.1,), num_steps: int = 20, norm: str = "linf",
@@ -217,8 +218,8 @@ def smoothness(model, x: torch.Tensor, labels: dict, epsilons=(0.1,), num_steps:
             attacked.append((encode_mean(model, adv).cpu() - loc).norm(dim=1))
             rand = (xb + _random_corner(xb, eps, norm, generator)).clamp(0, 1)
             random.append((encode_mean(model, rand).cpu() - loc).norm(dim=1))
-        moved[f"{eps:g}"] = torch.cat(attacked).median().item()
-        noise[f"{eps:g}"] = torch.cat(random).median().item()
+        moved[f"{eps:g}"] = torch.quantile(torch.cat(attacked).double(), 0.5).item()
+        noise[f"{eps:g}"] = torch.quantile(torch.cat(random).double(), 0.5).item()
     model.train(was_training)
     pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_pairs]
     between = {n: between_class_distance(clean[pick], y.cpu()[pick]) for n, y in labels.items()}
