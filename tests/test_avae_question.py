@@ -85,6 +85,7 @@ def test_seeds_benchmark_collects_todays_schema_with_intervals(tmp_path):
             "likelihood_scale": 0.1, "decoder_activation": "sigmoid", "eval_num_samples": 2,
             "kl_diagnostic_points": 0, "batch_size": 512}
     evaluate = {"robustness": {"epsilons": [0, 0.1], "num_steps": 2, "features": ["mean", "decoded"],
+                               "attacks": ["pgd", "latent"], "smoothness": True,
                                "max_test": 50, "max_train": 300, "seed": 0}}
     spec = SweepSpec(base, {"VAE": {"model": "vae"}, "AVAE (sampled)": {"model": "avae", "aux_sample": True}},
                      (0, 1), evaluate)
@@ -95,8 +96,13 @@ def test_seeds_benchmark_collects_todays_schema_with_intervals(tmp_path):
     assert row["probe"]["digit"]["pgd"]["0.1"] == pytest.approx(sum(seeds) / 2)  # today's schema: the mean
     stats = row["aggregate"]["probe_decoded"]["color"]["clean"]
     assert stats["n"] == 2 and stats["ci95_low"] <= stats["mean"] <= stats["ci95_high"]
+    latent = [row["per_seed"][s]["probe"]["digit"]["latent"]["0.1"] for s in ("0", "1")]
+    assert row["probe"]["digit"]["latent"]["0.1"] == pytest.approx(sum(latent) / 2)
+    ratio = row["aggregate"]["smoothness"]["smoothness"]["digit"]["0.1"]
+    assert ratio["n"] == 2 and ratio["mean"] > 0
     md = rs.markdown(results, epsilons=(0, 0.1))
     assert "reconstruction g(μ(x))" in md and "AVAE (sampled)" in md
+    assert "label-free latent PGD-20" in md and "digit smoothness ε=0.1" in md
     assert rs.figure(results, tmp_path / "f.png").is_file()
     json.dumps(results)
 
@@ -106,8 +112,16 @@ def test_seeds_benchmark_on_color_fashion_mnist_uses_a_fixed_training_subset():
 
     spec = rs.spec("color-fashion-mnist", data_dir="/usr/share/datasets")
     points = spec.points()
-    assert len(points) == 18 and {p.settings["train_size"] for p in points} == {20000}
+    assert len(points) == 12 and {p.settings["train_size"] for p in points} == {20000}
     assert {p.settings["data_dir"] for p in points} == {"/usr/share/datasets"}
-    assert spec.arms["AVAE (sampled)"] == {"model": "avae", "aux_sample": True}
+    scales = {p.arm: p.settings["likelihood_scale"] for p in points}
+    assert scales == {"VAE std 0.05": 0.05, "VAE std 0.707": 0.5 ** 0.5, "AVAE std 0.707": 0.5 ** 0.5,
+                      "SE ε 0.1 std 0.707": 0.5 ** 0.5}
+    assert spec.evaluate["robustness"]["attacks"] == ["pgd", "fgsm", "latent"]
+    old = rs.spec("color-fashion-mnist", arm_names=["AVAE (sampled)"], train_size=5000)
+    assert old.arms["AVAE (sampled)"] == {"model": "avae", "aux_sample": True}
+    assert {p.settings["train_size"] for p in old.points()} == {5000}
+    with pytest.raises(ValueError, match="unknown arms"):
+        rs.spec("color-fashion-mnist", arm_names=["VAE std 1"])
     assert "a different dataset" in rs.paper_markdown("color-fashion-mnist")
     assert "a different dataset" not in rs.paper_markdown("color-digits")

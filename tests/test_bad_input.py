@@ -85,6 +85,7 @@ def test_config_file_with_strings_or_nan_literals(tmp_path, capsys, text, named)
     (["benchmark", "disentanglement", "--epochs", "0"], "--epochs"),
     (["ood", "{run}", "--input", "x.csv", "--num-samples", "0"], "--num-samples"), (["sweep", "--jobs", "0"], "--jobs"),
     (["sweep", "--seeds", "-1"], "--seeds"), (["benchmark", "robustness-seeds", "--max-test", "0"], "--max-test"),
+    (["benchmark", "robustness-seeds", "--train-size", "0"], "--train-size"),
     (["evaluate", "{run}", "--batch-size", "abc"], "--batch-size"), (["evaluate", "{run}", "--batch-size", "True"], "--batch-size"),
 ])
 def test_every_count_and_size_flag_is_checked(run, capsys, argv, flag):

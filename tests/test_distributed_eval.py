@@ -39,7 +39,9 @@ def _results(model, x, y, probe) -> dict:
     torch.manual_seed(123 + distributed.rank())  # evaluate seeds its own draws: the global state must not matter
     metrics = evaluate(model, x, num_samples=50, batch_size=15, seed=2)
     acc, adv = adversarial_accuracy(probe, x, y, 0.2, num_steps=3, batch_size=15, seed=1, return_inputs=True)
-    return {"ll": ll, "evaluate_ll": torch.tensor(metrics["log_likelihood"]), "acc": torch.tensor(acc), "adv": adv}
+    latent = adversarial_accuracy(probe, x, y, 0.2, attack="latent", num_steps=3, batch_size=15, seed=1)
+    return {"ll": ll, "evaluate_ll": torch.tensor(metrics["log_likelihood"]), "acc": torch.tensor(acc), "adv": adv,
+            "latent": torch.tensor(latent)}
 
 
 def _worker(rank: int, port: int, out: str):
@@ -63,7 +65,7 @@ def test_sharded_evaluation_equals_one_process(tmp_path):
     single = _results(model, x, y, probe)
     for rank in range(WORLD):
         got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
-        for key in ("ll", "evaluate_ll", "acc", "adv"):
+        for key in ("ll", "evaluate_ll", "acc", "adv", "latent"):
             torch.testing.assert_close(got[key], single[key], atol=1e-6, rtol=0, msg=f"{key} on rank {rank}")
     # the work was shared: each rank decoded about half the samples of log_likelihood and of evaluate
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["decoded"].item() for r in range(WORLD)]

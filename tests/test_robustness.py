@@ -283,6 +283,15 @@ def test_cli_train_refine_and_evaluate(tmp_path, capsys):
                  "--epsilons", "0", "0.1", "--consistency-steps", "2", "--fid-epochs", "1"]) == 0
     result = json.loads((tmp_path / "ss" / "robustness.json").read_text())
     assert set(result["probe"]) == {"digit", "color"} and len(result["consistency"]["digit"]) == 3
+    assert set(result["probe"]["digit"]) == {"clean", "pgd", "fgsm", "latent"}
+    assert set(result["smoothness"]["smoothness"]) == {"digit", "color"} and result["smoothness"]["num_examples"] == 40
+    assert "smoothness (median latent move" in capsys.readouterr().out
+    assert main(["evaluate", "robustness", str(tmp_path / "ss"), "--max-test", "40", "--num-steps", "2",
+                 "--epsilons", "0", "0.1", "--attacks", "latent", "--no-smoothness", "--consistency-steps", "0",
+                 "--fid-epochs", "0", "--output", str(tmp_path / "latent.json")]) == 0
+    only = json.loads((tmp_path / "latent.json").read_text())
+    assert set(only["probe"]["color"]) == {"clean", "latent"} and "smoothness" not in only
+    assert "latent PGD-2" in capsys.readouterr().out
     assert result["mse_per_example"] == pytest.approx(192 * result["mse_per_pixel"], rel=1e-4) and "fid" in result
     assert main(["train", *flags, "--model", "avae-ss", "--name", "bad"]) == 1
     assert "--init" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from ..config import Config
 from ..evaluation.consistency import consistency, iterate
 from ..evaluation.fid import FeatureNet, fid, fit_feature_net
 from ..evaluation.reconstruction import MSE_UNITS, reconstruction_mse
-from ..evaluation.robustness import probe_labels, robustness
+from ..evaluation.robustness import probe_labels, robustness, smoothness
 from ..runtime.progress import track
 
 #: The paper's ColorMNIST table (Cemgil et al. 2020, table 2): accuracies in %, time relative to the
@@ -81,8 +81,8 @@ def _test_subset(test_set, max_test: int | None, seed: int):
 
 def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: str = "linf", labels=None,
                  feature_net=None, consistency_steps: int = 10, standardize: bool = False,
-                 max_test: int | None = None, seed: int = 0, attacks=("pgd", "fgsm"), with_fid: bool = True,
-                 fid_epochs: int = 5) -> dict:
+                 max_test: int | None = None, seed: int = 0, attacks=("pgd", "fgsm", "latent"), with_fid: bool = True,
+                 fid_epochs: int = 5, with_smoothness: bool = True) -> dict:
     """Every robustness metric of one run folder, on its dataset's test split.
 
     Args:
@@ -93,6 +93,9 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
         with_fid: compute the FID (image data only).
         fid_epochs: training epochs of the FID feature net when ``feature_net`` is None.
         max_test: evaluate on a seeded random subset of this many test images (None = all).
+        attacks: subset of :data:`vaekit.evaluation.robustness.ATTACKS` ("pgd": cross-entropy
+            PGD-``num_steps``; "fgsm"; "latent": label-free PGD on the encoder-mean displacement).
+        with_smoothness: add :func:`vaekit.evaluation.robustness.smoothness` at every ε > 0.
 
     Returns:
         JSON-ready dict: ``probe`` (per label: clean, pgd and fgsm accuracies in [0, 1] per ε),
@@ -113,6 +116,10 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
     probes = rob.pop("_probes")
     mse = reconstruction_mse(model, test_set.x, splits.condition_labels(config, test_set))
     result = {"probe": rob, **mse, "units": dict(MSE_UNITS)}
+    radii = [e for e in epsilons if e > 0]
+    if with_smoothness and radii:
+        result["smoothness"] = smoothness(model, test_set.x, {n: test_set.labels[n] for n in names}, radii,
+                                          num_steps, norm, seed=seed)
     if consistency_steps > 0:
         result["consistency"] = {n: consistency(model, probes[n], test_set.x, test_set.labels[n], consistency_steps)
                                  for n in names}
@@ -125,6 +132,7 @@ def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: s
     result["training_time_s"] = sum(h["time"] for h in epochs) if epochs else math.nan
     result["training_cpu_time_s"] = sum(h.get("cpu_time", math.nan) for h in epochs) if epochs else math.nan
     result.update(num_test_examples=len(test_set), epsilons=list(epsilons), num_steps=num_steps, norm=norm,
+                  attacks=list(attacks),
                   standardize=standardize)
     return result
 

@@ -77,7 +77,8 @@ def _evaluate(run_dir: Path, epsilons, num_steps, label, max_test, seed) -> dict
     if cache.is_file() and (cached := io.read_json(cache))["settings"] == settings:
         return {s == "True": r for s, r in cached["results"].items()}
     results = {std: evaluate_run(run_dir, epsilons, num_steps, labels=[label], consistency_steps=0, standardize=std,
-                                 with_fid=False, max_test=max_test, seed=seed, attacks=("pgd",)) for std in (False, True)}
+                                 with_fid=False, max_test=max_test, seed=seed, attacks=("pgd",),
+                                 with_smoothness=False) for std in (False, True)}
     io.write_json(cache, {"settings": settings, "results": {str(k): v for k, v in results.items()}})
     return results
 

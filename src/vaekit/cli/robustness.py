@@ -16,7 +16,7 @@ from .common import COUNT, NONNEGATIVE, OUTPUT, SEED, UNIT, Checked
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateRobustnessArgs(Checked):
-    """Linear-probe accuracy of a run's representation, clean and under PGD; consistency; MSE; classifier FID."""
+    """Linear-probe accuracy of a run's representation, clean and under three attacks; encoder smoothness; consistency; MSE; classifier FID."""
 
     run: tyro.conf.Positional[str]
     """Run folder (a VAE-family model trained on labelled data)."""
@@ -26,6 +26,10 @@ class EvaluateRobustnessArgs(Checked):
     """PGD steps (step size 2.5 epsilon / num_steps, random start)."""
     norm: Literal["linf", "l2"] = "linf"
     """Norm of the attack ball."""
+    attacks: tuple[Literal["pgd", "fgsm", "latent"], ...] = ("pgd", "fgsm", "latent")
+    """Attacks on the probe: pgd (cross-entropy PGD), fgsm (one step of size epsilon), latent (label-free PGD maximising ||mu(x+delta) - mu(x)||)."""
+    smoothness: bool = True
+    """Report the smoothness figure: median latent move under the latent attack / median distance between codes of different classes."""
     labels: tuple[str, ...] = ()
     """Labels to probe (default: all of the dataset's)."""
     standardize: bool = False
@@ -86,15 +90,24 @@ def evaluate_robustness(args: EvaluateRobustnessArgs) -> None:
         result = evaluate_run(args.run, args.epsilons, args.num_steps, args.norm, args.labels or None,
                               consistency_steps=args.consistency_steps, standardize=args.standardize,
                               max_test=args.max_test, seed=args.seed, with_fid=args.fid_epochs > 0,
-                              fid_epochs=max(1, args.fid_epochs))
+                              fid_epochs=max(1, args.fid_epochs), attacks=args.attacks, with_smoothness=args.smoothness)
         main = distributed.is_main()
     if not main:
         return
     out = Path(args.output) if args.output else Path(args.run) / "robustness.json"
     io.write_json(out, result)
+    names = {"pgd": f"{args.norm} PGD-{args.num_steps}", "fgsm": f"{args.norm} FGSM",
+             "latent": f"{args.norm} latent PGD-{args.num_steps}"}
+    smooth = result.get("smoothness")
     for label, entry in result["probe"].items():
-        sweep = ", ".join(f"ε={e}: {100 * a:.1f}%" for e, a in entry["pgd"].items())
-        print(f"{label:>10}: clean {100 * entry['clean']:.1f}%; {args.norm} PGD-{args.num_steps} {sweep}", flush=True)
+        print(f"{label:>10}: clean {100 * entry['clean']:.1f}%", flush=True)
+        for attack in args.attacks:
+            sweep = ", ".join(f"ε={e}: {100 * a:.1f}%" for e, a in entry[attack].items())
+            print(f"{'':>10}  {names[attack]}: {sweep}", flush=True)
+        if smooth:
+            figures = ", ".join(f"ε={e}: {r:.3f}" for e, r in smooth["smoothness"][label].items())
+            print(f"{'':>10}  smoothness (median latent move / median between-class distance "
+                  f"{smooth['median_between_class_distance'][label]:.3f}): {figures}", flush=True)
         if "consistency" in result:
             print(f"{'':>10}  after {args.consistency_steps} iterations of x <- g(mu(x)): "
                   f"{100 * result['consistency'][label][-1]:.1f}% keep the true label", flush=True)

@@ -26,8 +26,8 @@ POINT_FILE = "sweep-point.json"
 
 def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 20, norm: str = "linf",
                      labels=None, features=("mean",), max_test: int | None = None, max_train: int | None = None,
-                     seed: int = 0) -> dict:
-    """Linear-probe accuracy of a run, clean and under PGD, for each probe input in ``features``.
+                     seed: int = 0, attacks=("pgd",), smoothness: bool = False) -> dict:
+    """Linear-probe accuracy of a run, clean and under attack, for each probe input in ``features``.
 
     The protocol of :func:`vaekit.evaluation.robustness.robustness` (Cemgil et al. 2020, sec. 6);
     the attack always starts from the pixels, whatever the probe reads.
@@ -36,16 +36,19 @@ def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 2
         features: probe inputs, each "mean", "sample" or "decoded" (see
             :class:`vaekit.evaluation.probe.LinearProbe`).
         max_test / max_train: seeded random subsets of the test / training split (None = all).
+        attacks: subset of :data:`vaekit.evaluation.robustness.ATTACKS`.
+        smoothness: add :func:`vaekit.evaluation.robustness.smoothness` (test subset, ε > 0).
 
     Returns:
-        ``{"probe": {label: {"clean": acc, "pgd": {str(ε): acc}}}}`` for the first entry of
+        ``{"probe": {label: {"clean": acc, attack: {str(ε): acc}}}}`` for the first entry of
         ``features`` (the schema of ``vaekit evaluate robustness``), ``"probe_<features>"`` for
-        the others; accuracies in [0, 1]; plus ``num_test_examples``.
+        the others; accuracies in [0, 1]; plus ``num_test_examples`` and ``"smoothness"``.
 
     Raises:
         ValueError: a dataset without labels, or unknown labels / features.
     """
     from ...evaluation.robustness import probe_labels, robustness
+    from ...evaluation.robustness import smoothness as smoothness_of
 
     model, config = io.load(run_dir), io.load_config(run_dir)
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
@@ -54,11 +57,15 @@ def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 2
     out = {"num_test_examples": len(test_set), "num_train_examples": len(train_set)}
     for i, feature in enumerate(features):
         result = robustness(model, train_set.x, {n: train_set.labels[n] for n in names}, test_set.x,
-                            {n: test_set.labels[n] for n in names}, epsilons, num_steps, norm, ("pgd",),
+                            {n: test_set.labels[n] for n in names}, epsilons, num_steps, norm, tuple(attacks),
                             seed=seed, features=feature)
         result.pop("_probes")
         out["probe" if i == 0 else f"probe_{feature}"] = result
     out["probe_features"] = list(features)
+    radii = [e for e in epsilons if e > 0]
+    if smoothness and radii:
+        out["smoothness"] = smoothness_of(model, test_set.x, {n: test_set.labels[n] for n in names}, radii,
+                                          num_steps, norm, seed=seed)
     return out
 
 
