@@ -33,6 +33,7 @@ skipped when that file exists.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -47,7 +48,8 @@ from .. import io
 from ..config import Config
 from ..data import load as load_data
 from ..detectors.bayesian_vae import PosteriorSettings, fit_posterior
-from ..detectors.ood import compute_scores, fit_background
+from ..detectors.ood import compute_scores, fit_background, fit_pixel_background
+from ..evaluation import ood
 from ..evaluation.ood import OOD_SCORES
 from ..models import build_model
 from ..pipeline.folders import prepare
@@ -81,7 +83,7 @@ class Args:
     """Training epochs of every VAE, per in-distribution data set (in the order of --in-distributions)."""
     num_posterior_samples: int = 5
     """M decoder samples of SGHMC and SWAG."""
-    ensemble_size: int = 5
+    ensemble_size: int = 10
     """Members of the deep ensemble (each one a full training run: the expensive posterior)."""
     posterior_epochs: int = 4
     """SGHMC sampling / SWAG collection epochs (after 2 burn-in epochs)."""
@@ -89,8 +91,19 @@ class Args:
     """Step size l of SGHMC and SWAG (chosen on held-out training data by benchmarks/ood_posterior_lr.py)."""
     num_samples: int = 16
     """K importance samples per log-likelihood."""
-    regret_steps: int = 30
-    """Optimisation steps of the likelihood regret."""
+    regret_steps: int = 100
+    """Adam steps of the likelihood regret with encoder fine-tuning (Xiao et al. 2020, Algorithm 1: 100)."""
+    regret_lr: float = 1e-4
+    """Its Adam learning rate (Xiao et al.: 1e-4)."""
+    regret_size: int = 200
+    """Images of the in-distribution test set and of the other data set scored by the encoder-fine-tuning regret
+    (the first ones; 100 steps on a copy of the encoder per image is the most expensive score); 0 = every test set in full."""
+    posterior_regret_steps: int = 30
+    """Adam steps of the per-example-posterior likelihood regret (lr 0.05), scored on every test set."""
+    typicality_batch_sizes: tuple[int, ...] = (1, 5, 10, 25)
+    """M of the typicality test (Nalisnick et al. 2019b); M > 1 is scored on random M-subsets of each test set."""
+    typicality_alpha: float = 0.05
+    """α of the typicality test's bootstrap threshold (its false-alarm rate on in-distribution batches)."""
     progress: bool = False
     """Show progress bars."""
 
@@ -140,7 +153,8 @@ def ood_sets(name: str, data: dict, size: int) -> dict[str, torch.Tensor]:
 
 
 def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[str, np.ndarray]]:
-    """Scores of one (in-distribution, seed) unit: method -> test set ("in" or an OOD name) -> ``(n,)``."""
+    """Scores of one (in-distribution, seed) unit: method -> test set ("in" or an OOD name) -> ``(n,)``;
+    plus "_typicality" -> "eps M=..", "rejected M=.. <set>" (the bootstrap test's threshold and rejection rates)."""
     epochs = dict(zip(args.in_distributions, args.epochs))[name]
     config = Config.from_flat(**MODEL, data="array", epochs=epochs, seed=seed)
     train = data[name]["train"]
@@ -148,28 +162,58 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     fit(model, train, config)
     model.eval()
     background = fit_background(config, train, 0.2, 1e-4)
+    pixel = fit_pixel_background(model, train, 0.2, seed)
     posteriors = {}
     for kind in POSTERIORS:
         m = args.ensemble_size if kind == "ensemble" else args.num_posterior_samples
         settings = PosteriorSettings(kind=kind, num_posterior_samples=m,
                                      epochs=args.posterior_epochs, lr=args.posterior_lr, seed=seed)
         posteriors[kind] = fit_posterior(model, train, config, settings, args.progress)
-    reference = float(compute_scores(prepare(data[name]["reference"], config), ["log_likelihood"], model,
-                                     num_samples=args.num_samples, seed=seed)["log_likelihood"].mean())
+
+    def ll(x):
+        return compute_scores(prepare(x, config), ["log_likelihood"], model, num_samples=args.num_samples,
+                              seed=seed)["log_likelihood"]
+
+    # Nalisnick et al. 2019b, Algorithm 1: Ĥ from training data, ε by bootstrap on held-out in-distribution data
+    reference = float(ll(train[:args.reference_size]).mean())
+    held_out = ll(data[name]["reference"])
+    g = torch.Generator().manual_seed(seed)
+    eps = {m: ood.bootstrap_threshold(held_out, reference, m, args.typicality_alpha, generator=g)
+           for m in args.typicality_batch_sizes}
     sets = {"in": data[name]["test"], **ood_sets(name, data, args.test_size)}
-    single = [s for s, spec in OOD_SCORES.items() if "posterior" not in spec.needs]
+    other = "digits-28" if name == "fashion-mnist" else "fashion-mnist"
     multi = [s for s, spec in OOD_SCORES.items() if "posterior" in spec.needs]
-    out: dict[str, dict[str, np.ndarray]] = {}
+    out: dict[str, dict[str, np.ndarray]] = {"_typicality": {f"eps M={m}": np.array(e) for m, e in eps.items()}}
     for set_name, x in sets.items():
         x = prepare(x, config)
-        for method, value in compute_scores(x, single, model, background, None, reference, args.num_samples,
-                                            args.regret_steps, seed).items():
-            out.setdefault(method, {})[set_name] = value.numpy()
+        scores = compute_scores(x, ["log_likelihood", "likelihood_ratio"], model, background,
+                                num_samples=args.num_samples, seed=seed)
+        scores["likelihood_ratio (pixel background)"] = ood.likelihood_ratio(scores["log_likelihood"], pixel.log_prob(x))
+        for m in args.typicality_batch_sizes:
+            key = "typicality" if m == 1 else f"typicality (M={m})"
+            batches = ood.random_batches(len(x), m, len(x), g, replace=False) if m > 1 else torch.arange(len(x))[:, None]
+            statistic = ood.typicality_statistic(scores["log_likelihood"], reference, batches)
+            scores[key] = -statistic
+            out["_typicality"][f"rejected M={m} {set_name}"] = np.array(float((statistic > eps[m]).double().mean()))
+        if set_name in ("in", other):
+            n = args.regret_size or len(x)
+            scores["likelihood_regret"] = ood.likelihood_regret(model, x[:n], args.regret_steps, args.regret_lr,
+                                                                args.num_samples, seed, method="encoder")
+        scores["likelihood_regret (per-example posterior)"] = ood.likelihood_regret(
+            model, x, args.posterior_regret_steps, None, args.num_samples, seed, method="posterior")
+        for method, value in scores.items():
+            out.setdefault(method, {})[set_name] = value.detach().float().numpy()
         for kind, posterior in posteriors.items():
             for method, value in compute_scores(x, multi, model, posterior=posterior, num_samples=args.num_samples,
                                                 seed=seed).items():
                 out.setdefault(f"{method} ({kind})", {})[set_name] = value.numpy()
     return out
+
+
+def _fingerprint(args: Args) -> str:
+    """The settings a unit's scores depend on (a cached unit computed under other settings is recomputed)."""
+    keep = {k: v for k, v in dataclasses.asdict(args).items() if k not in ("output_dir", "data_dir", "seeds", "progress")}
+    return json.dumps(keep, sort_keys=True)
 
 
 def metrics(in_scores: np.ndarray, out_scores: np.ndarray) -> dict[str, float]:
@@ -199,28 +243,52 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
     torch.set_num_threads(1)
     data = datasets(args)
     start = time.perf_counter()
-    rows, unit_seconds = [], 0.0
+    rows, tests, unit_seconds = [], [], 0.0
     for seed in args.seeds:  # seed-major: an interrupted run has whole seeds
         for name in args.in_distributions:
             path = _cache(args, name, seed)
-            if not path.is_file():
+            if not _cached(path, args):
                 t0 = time.perf_counter()
                 scores = unit_scores(name, seed, data, args)
                 flat = {f"{m}|{s}": v.astype(np.float32) for m, sets in scores.items() for s, v in sets.items()}
                 flat["_time_s"] = np.array(time.perf_counter() - t0)
+                flat["_settings"] = np.array(_fingerprint(args))
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp.npz")
                 np.savez_compressed(tmp, **flat)
                 tmp.replace(path)
                 print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
             rows += unit_rows(name, seed, path)
+            tests += typicality_rows(name, seed, path)
             with np.load(path) as f:
                 unit_seconds += float(f["_time_s"]) if "_time_s" in f.files else 0.0
-    results = {"rows": rows, "command": command, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    results = {"rows": rows, "typicality_tests": tests, "command": command, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "time_s": round(time.perf_counter() - start, 1), "units_time_s": round(unit_seconds, 1),
                "settings": dataclasses.asdict(args), "model": MODEL}
     write_report(results, args)
     return results
+
+
+def _cached(path: Path, args: Args) -> bool:
+    if not path.is_file():
+        return False
+    with np.load(path) as f:
+        return "_settings" in f.files and str(f["_settings"]) == _fingerprint(args)
+
+
+def typicality_rows(name: str, seed: int, path: Path) -> list[dict]:
+    """The typicality test at its bootstrap threshold: per M, ε and the fraction of M-batches rejected per test set
+    ("rejected": {set: fraction}; "in" = false alarms on in-distribution test batches)."""
+    with np.load(path) as f:
+        scores = {key.split("|")[1]: float(f[key]) for key in f.files if key.startswith("_typicality|")}
+    rows = {}
+    for key, value in scores.items():
+        if key.startswith("eps M="):
+            rows.setdefault(int(key[6:]), {"rejected": {}})["epsilon"] = value
+        else:  # "rejected M=25 digits-28"
+            m, set_name = key[len("rejected M="):].split(" ", 1)
+            rows.setdefault(int(m), {"rejected": {}})["rejected"][set_name] = value
+    return [{"in": name, "seed": seed, "M": m, **v} for m, v in sorted(rows.items())]
 
 
 def unit_rows(name: str, seed: int, path: Path) -> list[dict]:
@@ -232,7 +300,7 @@ def unit_rows(name: str, seed: int, path: Path) -> list[dict]:
         if key.startswith("_"):
             continue
         method, set_name = key.split("|")
-        if set_name != "in":
+        if set_name != "in" and f"{method}|in" in scores:
             rows.append({"method": method, "in": name, "out": set_name, "seed": seed,
                          **metrics(scores[f"{method}|in"], scores[key])})
     return rows
@@ -268,9 +336,32 @@ def markdown(results: dict, metric: str = "auroc") -> str:
         for method in methods:
             cells = []
             for out in outs:
+                if (name, out, method) not in table:
+                    cells.append("—")
+                    continue
                 mean, half, _ = table[(name, out, method)][metric]
                 cells.append(f"{mean:.3f} ± {half:.3f}")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def typicality_markdown(results: dict) -> str:
+    """The typicality test at its bootstrap threshold ε (α = ``typicality_alpha``): per M, mean ε and the mean
+    fraction of M-batches of each test set rejected (in: false alarms; others: detections), over seeds."""
+    tests = results.get("typicality_tests") or []
+    lines = []
+    for name in dict.fromkeys(t["in"] for t in tests):
+        group = [t for t in tests if t["in"] == name]
+        sets = list(group[0]["rejected"])
+        alpha = results.get("settings", {}).get("typicality_alpha", 0.05)
+        lines += [f"**in: {name}** — typicality test at the bootstrap threshold (α = {alpha:g}): fraction of "
+                  f"M-batches rejected, mean over {len({t['seed'] for t in group})} seeds", "",
+                  "| M | ε (nats) | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets)]
+        for m in sorted({t["M"] for t in group}):
+            rows = [t for t in group if t["M"] == m]
+            cells = [f"{np.mean([r['rejected'][k] for r in rows]):.3f}" for k in sets]
+            lines.append(f"| {m} | {np.mean([r['epsilon'] for r in rows]):.2f} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -291,7 +382,8 @@ def write_report(results: dict, args: Args) -> None:
     io.write_json(folder / "results.json", results)
     header = (f"Command: `{results['command']}` ({results['date']}; {results['machine']}; "
               f"{results['time_s']:.0f} s this call, {results.get('units_time_s', 0):.0f} s of computed units)\n\n")
-    io.atomic_write(folder / "results.md", header + "\n".join(markdown(results, m) for m in ("auroc", "auprc", "fpr95")))
+    io.atomic_write(folder / "results.md", header + "\n".join(markdown(results, m) for m in ("auroc", "auprc", "fpr95"))
+                    + "\n" + typicality_markdown(results))
     histograms(results, args, folder / "histograms.png")
 
 
@@ -312,6 +404,9 @@ def histograms(results: dict, args: Args, path: Path) -> Path:
     for row, method in enumerate(("log_likelihood", best)):
         for col, out in enumerate(outs):
             ax = axes[row, col]
+            if f"{method}|{out}" not in scores:
+                ax.set_axis_off()
+                continue
             a, b = scores[f"{method}|in"], scores[f"{method}|{out}"]
             lo, hi = np.percentile(np.r_[a, b], [0.5, 99.5])
             bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
