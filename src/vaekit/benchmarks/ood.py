@@ -415,7 +415,7 @@ def histograms(results: dict, args: Args, path: Path) -> Path:
             auroc = metrics(a, b)["auroc"]
             ax.set_title(f"{method}\nvs {out}: AUROC {auroc:.3f}", fontsize=8)
             ax.tick_params(labelsize=7)
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=6, loc="upper right")  # "best" warns when placing it is slow (a loaded machine)
     fig.suptitle(f"score histograms (seed {seed}; higher = more in-distribution)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
