@@ -16,25 +16,31 @@ Protocol (after Nalisnick et al. 2019, sec. 3, and Daxberger & Hernández-Lobato
 * every image is binarized once with a fixed seed (the models have a Bernoulli likelihood and are
   trained with dynamic binarization: log-likelihoods are real log-probabilities of binary images).
   A constant grey image therefore becomes i.i.d. Bernoulli(c) pixels.
-* models, per seed: one MLP VAE (:data:`MODEL`), the background VAE of the likelihood ratio (Ren
-  et al. 2019: trained on the training images perturbed at μ = 0.2, weight decay 1e-4), and three
-  posteriors: M = ``num_posterior_samples`` decoders from SGHMC and from SWAG (started at the VAE),
-  and a deep ensemble of ``ensemble_size`` VAEs (the VAE + more seeds).
-* scores: every name of :data:`vaekit.evaluation.ood.OOD_SCORES`; the posterior ones once per
-  posterior ("waic (sghmc)", ...). Log-likelihoods are importance sampled with K = ``num_samples``.
+* models, per seed: one MLP VAE (:data:`MODEL`), two backgrounds of the likelihood ratio (Ren et
+  al. 2019, both on the training images perturbed at μ = 0.2: the VAE retrained with weight decay
+  1e-4, and a per-pixel independent Bernoulli), and three posteriors: M = ``num_posterior_samples``
+  decoders from SGHMC and from SWAG (started at the VAE), and a deep ensemble of ``ensemble_size``
+  VAEs (the VAE + more seeds).
+* scores: every name of :data:`vaekit.evaluation.ood.OOD_SCORES`, the posterior ones once per
+  posterior ("waic (sghmc)", ...); the typicality test at each M of ``typicality_batch_sizes`` (Ĥ
+  from ``reference_size`` training images, the bootstrap threshold from the held-out reference
+  images; M > 1 scored on random M-subsets of each test set); the likelihood regret with encoder
+  fine-tuning (Xiao et al. Algorithm 1) on the first ``regret_size`` images of the in-distribution
+  test set and of the other data set, and its per-example-posterior variant on every set.
+  Log-likelihoods are importance sampled with K = ``num_samples``.
 * metrics, OOD as the positive class and minus the score as the statistic: AUROC, AUPRC (average
   precision) and FPR95 (the fraction of in-distribution test images flagged when 95 % of the OOD
   images are); per seed, then mean and 95 % Student-t interval over seeds.
 
-Resumable: every (in-distribution, seed) unit writes its scores to ``OUTPUT/scores/`` and is
-skipped when that file exists.
+Resumable: every (in-distribution, seed) unit writes its scores and the settings they were computed
+under to ``OUTPUT/scores/``; it is skipped when that file exists with the same settings. Seeds may
+run as separate processes into one folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import platform
 import sys
@@ -44,7 +50,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import io
 from ..config import Config
 from ..data import load as load_data
 from ..detectors.bayesian_vae import PosteriorSettings, fit_posterior
@@ -54,6 +59,7 @@ from ..evaluation.ood import OOD_SCORES
 from ..models import build_model
 from ..pipeline.folders import prepare
 from ..training import fit
+from .ood_report import best_method, markdown, metrics, summary, write_report  # noqa: F401  (summary: re-exported)
 
 IN_DISTRIBUTIONS = ("fashion-mnist", "digits-28")
 POSTERIORS = ("sghmc", "swag", "ensemble")
@@ -216,17 +222,6 @@ def _fingerprint(args: Args) -> str:
     return json.dumps(keep, sort_keys=True)
 
 
-def metrics(in_scores: np.ndarray, out_scores: np.ndarray) -> dict[str, float]:
-    """AUROC, AUPRC and FPR95 with OOD as the positive class and minus the score as the statistic."""
-    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
-
-    y = np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))]
-    s = -np.r_[in_scores, out_scores].astype(np.float64)
-    fpr, tpr, _ = roc_curve(y, s)
-    return {"auroc": float(roc_auc_score(y, s)), "auprc": float(average_precision_score(y, s)),
-            "fpr95": float(fpr[np.searchsorted(tpr, 0.95, side="left")])}
-
-
 def _cache(args: Args, name: str, seed: int) -> Path:
     return Path(args.output_dir) / "scores" / f"{name}-seed{seed}.npz"
 
@@ -304,123 +299,6 @@ def unit_rows(name: str, seed: int, path: Path) -> list[dict]:
             rows.append({"method": method, "in": name, "out": set_name, "seed": seed,
                          **metrics(scores[f"{method}|in"], scores[key])})
     return rows
-
-
-def summary(rows: list[dict]) -> dict:
-    """(in, out, method) -> {metric: (mean, 95 % half-width, n)} over seeds (Student t, n − 1 dof)."""
-    from scipy import stats
-
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["in"], r["out"], r["method"]), []).append(r)
-    out = {}
-    for key, group in groups.items():
-        out[key] = {}
-        for metric in ("auroc", "auprc", "fpr95"):
-            v = np.array([g[metric] for g in group])
-            half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-            out[key][metric] = (float(v.mean()), half, len(v))
-    return out
-
-
-def markdown(results: dict, metric: str = "auroc") -> str:
-    """One table per in-distribution set: methods × OOD sets, ``metric`` mean ± 95 % half-width."""
-    table = summary(results["rows"])
-    lines = []
-    for name in dict.fromkeys(r["in"] for r in results["rows"]):
-        outs = list(dict.fromkeys(r["out"] for r in results["rows"] if r["in"] == name))
-        methods = list(dict.fromkeys(r["method"] for r in results["rows"] if r["in"] == name))
-        n = table[(name, outs[0], methods[0])][metric][2]
-        lines += [f"**in: {name}** — {metric.upper()} (OOD = positive class), mean ± 95 % t-interval over {n} seeds", "",
-                  "| score | " + " | ".join(outs) + " |", "|---|" + "---|" * len(outs)]
-        for method in methods:
-            cells = []
-            for out in outs:
-                if (name, out, method) not in table:
-                    cells.append("—")
-                    continue
-                mean, half, _ = table[(name, out, method)][metric]
-                cells.append(f"{mean:.3f} ± {half:.3f}")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def typicality_markdown(results: dict) -> str:
-    """The typicality test at its bootstrap threshold ε (α = ``typicality_alpha``): per M, mean ε and the mean
-    fraction of M-batches of each test set rejected (in: false alarms; others: detections), over seeds."""
-    tests = results.get("typicality_tests") or []
-    lines = []
-    for name in dict.fromkeys(t["in"] for t in tests):
-        group = [t for t in tests if t["in"] == name]
-        sets = list(group[0]["rejected"])
-        alpha = results.get("settings", {}).get("typicality_alpha", 0.05)
-        lines += [f"**in: {name}** — typicality test at the bootstrap threshold (α = {alpha:g}): fraction of "
-                  f"M-batches rejected, mean over {len({t['seed'] for t in group})} seeds", "",
-                  "| M | ε (nats) | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets)]
-        for m in sorted({t["M"] for t in group}):
-            rows = [t for t in group if t["M"] == m]
-            cells = [f"{np.mean([r['rejected'][k] for r in rows]):.3f}" for k in sets]
-            lines.append(f"| {m} | {np.mean([r['epsilon'] for r in rows]):.2f} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def best_method(results: dict, name: str) -> str:
-    """The method with the highest AUROC averaged over the OOD sets of in-distribution ``name``."""
-    table = summary(results["rows"])
-    means: dict[str, list[float]] = {}
-    for (in_name, _, method), values in table.items():
-        if in_name == name:
-            means.setdefault(method, []).append(values["auroc"][0])
-    return max(means, key=lambda m: np.mean(means[m]))
-
-
-def write_report(results: dict, args: Args) -> None:
-    """results.json, results.md (AUROC, AUPRC, FPR95 tables) and histograms.png in ``args.output_dir``."""
-    folder = Path(args.output_dir)
-    io.write_json(folder / "results.json", results)
-    header = (f"Command: `{results['command']}` ({results['date']}; {results['machine']}; "
-              f"{results['time_s']:.0f} s this call, {results.get('units_time_s', 0):.0f} s of computed units)\n\n")
-    io.atomic_write(folder / "results.md", header + "\n".join(markdown(results, m) for m in ("auroc", "auprc", "fpr95"))
-                    + "\n" + typicality_markdown(results))
-    histograms(results, args, folder / "histograms.png")
-
-
-def histograms(results: dict, args: Args, path: Path) -> Path:
-    """Score histograms, in-distribution test vs each OOD set, of the raw log-likelihood and the best
-    score (highest mean AUROC) of the first in-distribution set and seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    name, seed = args.in_distributions[0], args.seeds[0]
-    with np.load(_cache(args, name, seed)) as f:
-        scores = {key: f[key] for key in f.files if not key.startswith("_")}
-    best = best_method(results, name)
-    outs = [k.split("|")[1] for k in scores if k.startswith("log_likelihood|") and not k.endswith("|in")]
-    fig, axes = plt.subplots(2, len(outs), figsize=(3.2 * len(outs), 5.6), squeeze=False)
-    for row, method in enumerate(("log_likelihood", best)):
-        for col, out in enumerate(outs):
-            ax = axes[row, col]
-            if f"{method}|{out}" not in scores:
-                ax.set_axis_off()
-                continue
-            a, b = scores[f"{method}|in"], scores[f"{method}|{out}"]
-            lo, hi = np.percentile(np.r_[a, b], [0.5, 99.5])
-            bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
-            ax.hist(np.clip(a, lo, hi), bins, alpha=0.6, label=f"in: {name}", density=True)
-            ax.hist(np.clip(b, lo, hi), bins, alpha=0.6, label=f"out: {out}", density=True)
-            auroc = metrics(a, b)["auroc"]
-            ax.set_title(f"{method}\nvs {out}: AUROC {auroc:.3f}", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.legend(fontsize=6, loc="upper right")  # "best" warns when placing it is slow (a loaded machine)
-    fig.suptitle(f"score histograms (seed {seed}; higher = more in-distribution)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _machine() -> str:

@@ -2,11 +2,12 @@
 
 ``fit(X)`` trains a VAE on in-distribution data (or :meth:`OODDetector.from_run` takes a trained
 run) and fits what the chosen score needs (:data:`vaekit.evaluation.ood.OOD_SCORES`): a background
-VAE on perturbed data (likelihood ratio), the mean held-out log-likelihood (typicality), or M
-decoder-weight samples (WAIC, effective sample size, posterior likelihood;
-:mod:`vaekit.detectors.bayesian_vae`). ``score_samples(X)``: higher = more in-distribution; ``decision_function`` and
-``predict`` (+1 in-distribution, −1 OOD) threshold it at the ``contamination`` quantile of held-out
-in-distribution scores, as :class:`vaekit.AnomalyDetector` does.
+on perturbed data, a VAE or per-pixel (likelihood ratio), the mean training log-likelihood and the
+bootstrap threshold (typicality), or M decoder-weight samples (WAIC, effective sample size, posterior
+likelihood, ensemble disagreement; :mod:`vaekit.detectors.bayesian_vae`). ``score_samples(X)``:
+higher = more in-distribution; ``decision_function`` and ``predict`` (+1 in-distribution, −1 OOD)
+threshold it at the ``contamination`` quantile of held-out in-distribution scores, as
+:class:`vaekit.AnomalyDetector` does (typicality: at minus the bootstrap threshold ε, α = ``contamination``).
 """
 
 from __future__ import annotations
