@@ -95,12 +95,12 @@ def test_single_model_score_formulas():
 def test_likelihood_regret_is_a_nonpositive_seeded_score(tiny_model, digits):
     x = torch.bernoulli(digits[1][:40], generator=torch.Generator().manual_seed(0))
     weights = [p.clone() for p in tiny_model.parameters()]
-    a = ood.likelihood_regret(tiny_model, x, num_steps=20, seed=3)
+    a = ood.likelihood_regret(tiny_model, x, num_steps=20, seed=3, method="posterior")
     assert a.shape == (40,) and (a <= 0).all() and (a < 0).any()
-    assert torch.equal(a, ood.likelihood_regret(tiny_model, x, num_steps=20, seed=3))
+    assert torch.equal(a, ood.likelihood_regret(tiny_model, x, num_steps=20, seed=3, method="posterior"))
     assert all(torch.equal(p, w) and p.requires_grad for p, w in zip(tiny_model.parameters(), weights))
     noise = torch.bernoulli(torch.full((40, 1, 8, 8), 0.5), generator=torch.Generator().manual_seed(1))
-    assert ood.likelihood_regret(tiny_model, noise, num_steps=20).mean() < a.mean()  # noise: larger regret
+    assert ood.likelihood_regret(tiny_model, noise, num_steps=20, method="posterior").mean() < a.mean()  # noise: larger regret
 
 
 # ---------------------------------------------------------------- the estimator
@@ -198,15 +198,23 @@ def test_benchmark_ood_tiny_and_resumable(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert set(results) >= {"rows", "command", "machine", "date"}
     methods = {r["method"] for r in results["rows"]}
-    assert len(methods) == 4 + 3 * 3 and "effective_sample_size (sghmc)" in methods
+    assert len(methods) == 9 + 4 * 3 and "effective_sample_size (sghmc)" in methods
+    assert {"ensemble_disagreement (ensemble)", "ensemble_disagreement (swag)", "typicality (M=25)",
+            "likelihood_ratio (pixel background)", "likelihood_regret (per-example posterior)"} <= methods
     assert {r["out"] for r in results["rows"]} == {"fashion-mnist", "digits-28 flipped", "uniform noise",
                                                    "gaussian noise", "constant"}
-    assert len(results["rows"]) == 13 * 5 * 3
+    # the encoder-fine-tuning regret is scored against the other data set only (its cost)
+    assert {r["out"] for r in results["rows"] if r["method"] == "likelihood_regret"} == {"fashion-mnist"}
+    assert len(results["rows"]) == (20 * 5 + 1) * 3
+    tests = results["typicality_tests"]
+    assert len(tests) == 4 * 3 and {t["M"] for t in tests} == {1, 5, 10, 25}
+    assert all(t["epsilon"] > 0 and t["in"] == "digits-28" and 0 <= t["rejected"]["in"] <= 1 for t in tests)
     for row in results["rows"]:
         assert set(row) == {"method", "in", "out", "seed", "auroc", "auprc", "fpr95"}
         assert all(0 <= row[k] <= 1 + 1e-9 for k in ("auroc", "auprc", "fpr95"))
     table = (out / "results.md").read_text()
     assert "95 % t-interval over 3 seeds" in table and "| effective_sample_size (ensemble) |" in table
+    assert "typicality test at the bootstrap threshold" in table and "| likelihood_regret | " in table and "| — |" in table
     assert (out / "histograms.png").stat().st_size > 10_000
     stamps = {p: p.stat().st_mtime_ns for p in (out / "scores").iterdir()}
     capsys.readouterr()

@@ -16,24 +16,31 @@ Protocol (after Nalisnick et al. 2019, sec. 3, and Daxberger & Hernández-Lobato
 * every image is binarized once with a fixed seed (the models have a Bernoulli likelihood and are
   trained with dynamic binarization: log-likelihoods are real log-probabilities of binary images).
   A constant grey image therefore becomes i.i.d. Bernoulli(c) pixels.
-* models, per seed: one MLP VAE (:data:`MODEL`), the background VAE of the likelihood ratio (Ren
-  et al. 2019: trained on the training images perturbed at μ = 0.2, weight decay 1e-4), and three
-  posteriors: M = ``num_posterior_samples`` decoders from SGHMC and from SWAG (started at the VAE),
-  and a deep ensemble of ``ensemble_size`` VAEs (the VAE + more seeds).
-* scores: every name of :data:`vaekit.evaluation.ood.OOD_SCORES`; the posterior ones once per
-  posterior ("waic (sghmc)", ...). Log-likelihoods are importance sampled with K = ``num_samples``.
+* models, per seed: one MLP VAE (:data:`MODEL`), two backgrounds of the likelihood ratio (Ren et
+  al. 2019, both on the training images perturbed at μ = 0.2: the VAE retrained with weight decay
+  1e-4, and a per-pixel independent Bernoulli), and three posteriors: M = ``num_posterior_samples``
+  decoders from SGHMC and from SWAG (started at the VAE), and a deep ensemble of ``ensemble_size``
+  VAEs (the VAE + more seeds).
+* scores: every name of :data:`vaekit.evaluation.ood.OOD_SCORES`, the posterior ones once per
+  posterior ("waic (sghmc)", ...); the typicality test at each M of ``typicality_batch_sizes`` (Ĥ
+  from ``reference_size`` training images, the bootstrap threshold from the held-out reference
+  images; M > 1 scored on random M-subsets of each test set); the likelihood regret with encoder
+  fine-tuning (Xiao et al. Algorithm 1) on the first ``regret_size`` images of the in-distribution
+  test set and of the other data set, and its per-example-posterior variant on every set.
+  Log-likelihoods are importance sampled with K = ``num_samples``.
 * metrics, OOD as the positive class and minus the score as the statistic: AUROC, AUPRC (average
   precision) and FPR95 (the fraction of in-distribution test images flagged when 95 % of the OOD
   images are); per seed, then mean and 95 % Student-t interval over seeds.
 
-Resumable: every (in-distribution, seed) unit writes its scores to ``OUTPUT/scores/`` and is
-skipped when that file exists.
+Resumable: every (in-distribution, seed) unit writes its scores and the settings they were computed
+under to ``OUTPUT/scores/``; it is skipped when that file exists with the same settings. Seeds may
+run as separate processes into one folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import json
 import os
 import platform
 import sys
@@ -43,15 +50,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import io
 from ..config import Config
 from ..data import load as load_data
 from ..detectors.bayesian_vae import PosteriorSettings, fit_posterior
-from ..detectors.ood import compute_scores, fit_background
+from ..detectors.ood import compute_scores, fit_background, fit_pixel_background
+from ..evaluation import ood
 from ..evaluation.ood import OOD_SCORES
 from ..models import build_model
 from ..data.splits import prepare
 from ..training import fit
+from .ood_report import best_method, markdown, metrics, summary, write_report  # noqa: F401  (summary: re-exported)
 
 IN_DISTRIBUTIONS = ("fashion-mnist", "digits-28")
 POSTERIORS = ("sghmc", "swag", "ensemble")
@@ -81,7 +89,7 @@ class Args:
     """Training epochs of every VAE, per in-distribution data set (in the order of --in-distributions)."""
     num_posterior_samples: int = 5
     """M decoder samples of SGHMC and SWAG."""
-    ensemble_size: int = 5
+    ensemble_size: int = 10
     """Members of the deep ensemble (each one a full training run: the expensive posterior)."""
     posterior_epochs: int = 4
     """SGHMC sampling / SWAG collection epochs (after 2 burn-in epochs)."""
@@ -89,8 +97,19 @@ class Args:
     """Step size l of SGHMC and SWAG (chosen on held-out training data by benchmarks/ood_posterior_lr.py)."""
     num_samples: int = 16
     """K importance samples per log-likelihood."""
-    regret_steps: int = 30
-    """Optimisation steps of the likelihood regret."""
+    regret_steps: int = 100
+    """Adam steps of the likelihood regret with encoder fine-tuning (Xiao et al. 2020, Algorithm 1: 100)."""
+    regret_lr: float = 1e-4
+    """Its Adam learning rate (Xiao et al.: 1e-4)."""
+    regret_size: int = 200
+    """Images of the in-distribution test set and of the other data set scored by the encoder-fine-tuning regret
+    (the first ones; 100 steps on a copy of the encoder per image is the most expensive score); 0 = every test set in full."""
+    posterior_regret_steps: int = 30
+    """Adam steps of the per-example-posterior likelihood regret (lr 0.05), scored on every test set."""
+    typicality_batch_sizes: tuple[int, ...] = (1, 5, 10, 25)
+    """M of the typicality test (Nalisnick et al. 2019b); M > 1 is scored on random M-subsets of each test set."""
+    typicality_alpha: float = 0.05
+    """α of the typicality test's bootstrap threshold (its false-alarm rate on in-distribution batches)."""
     progress: bool = False
     """Show progress bars."""
 
@@ -140,7 +159,8 @@ def ood_sets(name: str, data: dict, size: int) -> dict[str, torch.Tensor]:
 
 
 def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[str, np.ndarray]]:
-    """Scores of one (in-distribution, seed) unit: method -> test set ("in" or an OOD name) -> ``(n,)``."""
+    """Scores of one (in-distribution, seed) unit: method -> test set ("in" or an OOD name) -> ``(n,)``;
+    plus "_typicality" -> "eps M=..", "rejected M=.. <set>" (the bootstrap test's threshold and rejection rates)."""
     epochs = dict(zip(args.in_distributions, args.epochs))[name]
     config = Config.from_flat(**MODEL, data="array", epochs=epochs, seed=seed)
     train = data[name]["train"]
@@ -148,23 +168,47 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     fit(model, train, config)
     model.eval()
     background = fit_background(config, train, 0.2, 1e-4)
+    pixel = fit_pixel_background(model, train, 0.2, seed)
     posteriors = {}
     for kind in POSTERIORS:
         m = args.ensemble_size if kind == "ensemble" else args.num_posterior_samples
         settings = PosteriorSettings(kind=kind, num_posterior_samples=m,
                                      epochs=args.posterior_epochs, lr=args.posterior_lr, seed=seed)
         posteriors[kind] = fit_posterior(model, train, config, settings, args.progress)
-    reference = float(compute_scores(prepare(data[name]["reference"], config), ["log_likelihood"], model,
-                                     num_samples=args.num_samples, seed=seed)["log_likelihood"].mean())
+
+    def ll(x):
+        return compute_scores(prepare(x, config), ["log_likelihood"], model, num_samples=args.num_samples,
+                              seed=seed)["log_likelihood"]
+
+    # Nalisnick et al. 2019b, Algorithm 1: Ĥ from training data, ε by bootstrap on held-out in-distribution data
+    reference = float(ll(train[:args.reference_size]).mean())
+    held_out = ll(data[name]["reference"])
+    g = torch.Generator().manual_seed(seed)
+    eps = {m: ood.bootstrap_threshold(held_out, reference, m, args.typicality_alpha, generator=g)
+           for m in args.typicality_batch_sizes}
     sets = {"in": data[name]["test"], **ood_sets(name, data, args.test_size)}
-    single = [s for s, spec in OOD_SCORES.items() if "posterior" not in spec.needs]
+    other = "digits-28" if name == "fashion-mnist" else "fashion-mnist"
     multi = [s for s, spec in OOD_SCORES.items() if "posterior" in spec.needs]
-    out: dict[str, dict[str, np.ndarray]] = {}
+    out: dict[str, dict[str, np.ndarray]] = {"_typicality": {f"eps M={m}": np.array(e) for m, e in eps.items()}}
     for set_name, x in sets.items():
         x = prepare(x, config)
-        for method, value in compute_scores(x, single, model, background, None, reference, args.num_samples,
-                                            args.regret_steps, seed).items():
-            out.setdefault(method, {})[set_name] = value.numpy()
+        scores = compute_scores(x, ["log_likelihood", "likelihood_ratio"], model, background,
+                                num_samples=args.num_samples, seed=seed)
+        scores["likelihood_ratio (pixel background)"] = ood.likelihood_ratio(scores["log_likelihood"], pixel.log_prob(x))
+        for m in args.typicality_batch_sizes:
+            key = "typicality" if m == 1 else f"typicality (M={m})"
+            batches = ood.random_batches(len(x), m, len(x), g, replace=False) if m > 1 else torch.arange(len(x))[:, None]
+            statistic = ood.typicality_statistic(scores["log_likelihood"], reference, batches)
+            scores[key] = -statistic
+            out["_typicality"][f"rejected M={m} {set_name}"] = np.array(float((statistic > eps[m]).double().mean()))
+        if set_name in ("in", other):
+            n = args.regret_size or len(x)
+            scores["likelihood_regret"] = ood.likelihood_regret(model, x[:n], args.regret_steps, args.regret_lr,
+                                                                args.num_samples, seed, method="encoder")
+        scores["likelihood_regret (per-example posterior)"] = ood.likelihood_regret(
+            model, x, args.posterior_regret_steps, None, args.num_samples, seed, method="posterior")
+        for method, value in scores.items():
+            out.setdefault(method, {})[set_name] = value.detach().float().numpy()
         for kind, posterior in posteriors.items():
             for method, value in compute_scores(x, multi, model, posterior=posterior, num_samples=args.num_samples,
                                                 seed=seed).items():
@@ -172,15 +216,10 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     return out
 
 
-def metrics(in_scores: np.ndarray, out_scores: np.ndarray) -> dict[str, float]:
-    """AUROC, AUPRC and FPR95 with OOD as the positive class and minus the score as the statistic."""
-    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
-
-    y = np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))]
-    s = -np.r_[in_scores, out_scores].astype(np.float64)
-    fpr, tpr, _ = roc_curve(y, s)
-    return {"auroc": float(roc_auc_score(y, s)), "auprc": float(average_precision_score(y, s)),
-            "fpr95": float(fpr[np.searchsorted(tpr, 0.95, side="left")])}
+def _fingerprint(args: Args) -> str:
+    """The settings a unit's scores depend on (a cached unit computed under other settings is recomputed)."""
+    keep = {k: v for k, v in dataclasses.asdict(args).items() if k not in ("output_dir", "data_dir", "seeds", "progress")}
+    return json.dumps(keep, sort_keys=True)
 
 
 def _cache(args: Args, name: str, seed: int) -> Path:
@@ -199,28 +238,52 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
     torch.set_num_threads(1)
     data = datasets(args)
     start = time.perf_counter()
-    rows, unit_seconds = [], 0.0
+    rows, tests, unit_seconds = [], [], 0.0
     for seed in args.seeds:  # seed-major: an interrupted run has whole seeds
         for name in args.in_distributions:
             path = _cache(args, name, seed)
-            if not path.is_file():
+            if not _cached(path, args):
                 t0 = time.perf_counter()
                 scores = unit_scores(name, seed, data, args)
                 flat = {f"{m}|{s}": v.astype(np.float32) for m, sets in scores.items() for s, v in sets.items()}
                 flat["_time_s"] = np.array(time.perf_counter() - t0)
+                flat["_settings"] = np.array(_fingerprint(args))
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp.npz")
                 np.savez_compressed(tmp, **flat)
                 tmp.replace(path)
                 print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
             rows += unit_rows(name, seed, path)
+            tests += typicality_rows(name, seed, path)
             with np.load(path) as f:
                 unit_seconds += float(f["_time_s"]) if "_time_s" in f.files else 0.0
-    results = {"rows": rows, "command": command, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    results = {"rows": rows, "typicality_tests": tests, "command": command, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "time_s": round(time.perf_counter() - start, 1), "units_time_s": round(unit_seconds, 1),
                "settings": dataclasses.asdict(args), "model": MODEL}
     write_report(results, args)
     return results
+
+
+def _cached(path: Path, args: Args) -> bool:
+    if not path.is_file():
+        return False
+    with np.load(path) as f:
+        return "_settings" in f.files and str(f["_settings"]) == _fingerprint(args)
+
+
+def typicality_rows(name: str, seed: int, path: Path) -> list[dict]:
+    """The typicality test at its bootstrap threshold: per M, ε and the fraction of M-batches rejected per test set
+    ("rejected": {set: fraction}; "in" = false alarms on in-distribution test batches)."""
+    with np.load(path) as f:
+        scores = {key.split("|")[1]: float(f[key]) for key in f.files if key.startswith("_typicality|")}
+    rows = {}
+    for key, value in scores.items():
+        if key.startswith("eps M="):
+            rows.setdefault(int(key[6:]), {"rejected": {}})["epsilon"] = value
+        else:  # "rejected M=25 digits-28"
+            m, set_name = key[len("rejected M="):].split(" ", 1)
+            rows.setdefault(int(m), {"rejected": {}})["rejected"][set_name] = value
+    return [{"in": name, "seed": seed, "M": m, **v} for m, v in sorted(rows.items())]
 
 
 def unit_rows(name: str, seed: int, path: Path) -> list[dict]:
@@ -232,100 +295,10 @@ def unit_rows(name: str, seed: int, path: Path) -> list[dict]:
         if key.startswith("_"):
             continue
         method, set_name = key.split("|")
-        if set_name != "in":
+        if set_name != "in" and f"{method}|in" in scores:
             rows.append({"method": method, "in": name, "out": set_name, "seed": seed,
                          **metrics(scores[f"{method}|in"], scores[key])})
     return rows
-
-
-def summary(rows: list[dict]) -> dict:
-    """(in, out, method) -> {metric: (mean, 95 % half-width, n)} over seeds (Student t, n − 1 dof)."""
-    from scipy import stats
-
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["in"], r["out"], r["method"]), []).append(r)
-    out = {}
-    for key, group in groups.items():
-        out[key] = {}
-        for metric in ("auroc", "auprc", "fpr95"):
-            v = np.array([g[metric] for g in group])
-            half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-            out[key][metric] = (float(v.mean()), half, len(v))
-    return out
-
-
-def markdown(results: dict, metric: str = "auroc") -> str:
-    """One table per in-distribution set: methods × OOD sets, ``metric`` mean ± 95 % half-width."""
-    table = summary(results["rows"])
-    lines = []
-    for name in dict.fromkeys(r["in"] for r in results["rows"]):
-        outs = list(dict.fromkeys(r["out"] for r in results["rows"] if r["in"] == name))
-        methods = list(dict.fromkeys(r["method"] for r in results["rows"] if r["in"] == name))
-        n = table[(name, outs[0], methods[0])][metric][2]
-        lines += [f"**in: {name}** — {metric.upper()} (OOD = positive class), mean ± 95 % t-interval over {n} seeds", "",
-                  "| score | " + " | ".join(outs) + " |", "|---|" + "---|" * len(outs)]
-        for method in methods:
-            cells = []
-            for out in outs:
-                mean, half, _ = table[(name, out, method)][metric]
-                cells.append(f"{mean:.3f} ± {half:.3f}")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def best_method(results: dict, name: str) -> str:
-    """The method with the highest AUROC averaged over the OOD sets of in-distribution ``name``."""
-    table = summary(results["rows"])
-    means: dict[str, list[float]] = {}
-    for (in_name, _, method), values in table.items():
-        if in_name == name:
-            means.setdefault(method, []).append(values["auroc"][0])
-    return max(means, key=lambda m: np.mean(means[m]))
-
-
-def write_report(results: dict, args: Args) -> None:
-    """results.json, results.md (AUROC, AUPRC, FPR95 tables) and histograms.png in ``args.output_dir``."""
-    folder = Path(args.output_dir)
-    io.write_json(folder / "results.json", results)
-    header = (f"Command: `{results['command']}` ({results['date']}; {results['machine']}; "
-              f"{results['time_s']:.0f} s this call, {results.get('units_time_s', 0):.0f} s of computed units)\n\n")
-    io.atomic_write(folder / "results.md", header + "\n".join(markdown(results, m) for m in ("auroc", "auprc", "fpr95")))
-    histograms(results, args, folder / "histograms.png")
-
-
-def histograms(results: dict, args: Args, path: Path) -> Path:
-    """Score histograms, in-distribution test vs each OOD set, of the raw log-likelihood and the best
-    score (highest mean AUROC) of the first in-distribution set and seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    name, seed = args.in_distributions[0], args.seeds[0]
-    with np.load(_cache(args, name, seed)) as f:
-        scores = {key: f[key] for key in f.files if not key.startswith("_")}
-    best = best_method(results, name)
-    outs = [k.split("|")[1] for k in scores if k.startswith("log_likelihood|") and not k.endswith("|in")]
-    fig, axes = plt.subplots(2, len(outs), figsize=(3.2 * len(outs), 5.6), squeeze=False)
-    for row, method in enumerate(("log_likelihood", best)):
-        for col, out in enumerate(outs):
-            ax = axes[row, col]
-            a, b = scores[f"{method}|in"], scores[f"{method}|{out}"]
-            lo, hi = np.percentile(np.r_[a, b], [0.5, 99.5])
-            bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
-            ax.hist(np.clip(a, lo, hi), bins, alpha=0.6, label=f"in: {name}", density=True)
-            ax.hist(np.clip(b, lo, hi), bins, alpha=0.6, label=f"out: {out}", density=True)
-            auroc = metrics(a, b)["auroc"]
-            ax.set_title(f"{method}\nvs {out}: AUROC {auroc:.3f}", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.legend(fontsize=6)
-    fig.suptitle(f"score histograms (seed {seed}; higher = more in-distribution)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _machine() -> str:

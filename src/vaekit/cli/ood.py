@@ -22,9 +22,19 @@ class OODArgs(Checked):
     input: str
     """Rows to score: .csv (header optional), .npy or .npz, values in [0, 1] for a Bernoulli run; images may keep their (N, C, H, W) shape."""
     score: str = "likelihood_ratio"
-    """log_likelihood, likelihood_ratio, typicality, likelihood_regret, waic, effective_sample_size or posterior_log_likelihood."""
+    """log_likelihood, likelihood_ratio, typicality, likelihood_regret, waic, effective_sample_size, posterior_log_likelihood or ensemble_disagreement."""
     posterior: str = "sghmc"
-    """Posterior of the waic / effective_sample_size / posterior_log_likelihood scores: sghmc, swag or ensemble."""
+    """Posterior of the waic / effective_sample_size / posterior_log_likelihood / ensemble_disagreement scores: sghmc, swag or ensemble."""
+    background: str = "vae"
+    """Background of likelihood_ratio, fitted on perturbed training data: vae (the run's VAE retrained) or pixel (independent per-pixel Bernoulli/normal)."""
+    regret: str = "encoder"
+    """likelihood_regret method: encoder (Xiao et al. Alg. 1, fine-tune a copy of the encoder per row) or posterior (optimise each row's q(z|x), clamped at 0)."""
+    regret_steps: Annotated[int, COUNT] = 100
+    """Adam steps of likelihood_regret per row (Xiao et al.: 100)."""
+    regret_lr: Optional[float] = None
+    """Adam learning rate of likelihood_regret (default: 1e-4 for encoder, as Xiao et al.; 0.05 for posterior)."""
+    typicality_batch_size: Annotated[int, COUNT] = 1
+    """M of the typicality test: consecutive groups of M rows are tested together, each row gets its group's score; the threshold is the bootstrap's."""
     num_posterior_samples: Annotated[int, COUNT] = 5
     """M decoder samples (or ensemble members), stored as RUN/ood/posterior-<kind>-M<M>/sample-XXX.safetensors."""
     num_samples: Annotated[int, COUNT] = 100
@@ -50,7 +60,9 @@ def ood(args: OODArgs) -> None:
     x, _ = read(args.input, args.label_column)
     detector = OODDetector.from_run(args.run, score_type=args.score, posterior=args.posterior,
                                     num_posterior_samples=args.num_posterior_samples, num_samples=args.num_samples,
-                                    contamination=args.contamination, verbose=args.progress)
+                                    contamination=args.contamination, background=args.background, regret=args.regret,
+                                    regret_steps=args.regret_steps, regret_lr=args.regret_lr,
+                                    typicality_batch_size=args.typicality_batch_size, verbose=args.progress)
     scores = detector.score_samples(np.asarray(x))
     flagged = decision(scores, detector.offset_) < 0  # a non-finite score is out of distribution
     out = Path(args.output) if args.output else Path(args.run) / "ood-scores.csv"

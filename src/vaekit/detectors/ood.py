@@ -2,11 +2,12 @@
 
 ``fit(X)`` trains a VAE on in-distribution data (or :meth:`OODDetector.from_run` takes a trained
 run) and fits what the chosen score needs (:data:`vaekit.evaluation.ood.OOD_SCORES`): a background
-VAE on perturbed data (likelihood ratio), the mean held-out log-likelihood (typicality), or M
-decoder-weight samples (WAIC, effective sample size, posterior likelihood;
-:mod:`vaekit.detectors.bayesian_vae`). ``score_samples(X)``: higher = more in-distribution; ``decision_function`` and
-``predict`` (+1 in-distribution, −1 OOD) threshold it at the ``contamination`` quantile of held-out
-in-distribution scores, as :class:`vaekit.AnomalyDetector` does.
+on perturbed data, a VAE or per-pixel (likelihood ratio), the mean training log-likelihood and the
+bootstrap threshold (typicality), or M decoder-weight samples (WAIC, effective sample size, posterior
+likelihood, ensemble disagreement; :mod:`vaekit.detectors.bayesian_vae`). ``score_samples(X)``:
+higher = more in-distribution; ``decision_function`` and ``predict`` (+1 in-distribution, −1 OOD)
+threshold it at the ``contamination`` quantile of held-out in-distribution scores, as
+:class:`vaekit.AnomalyDetector` does (typicality: at minus the bootstrap threshold ε, α = ``contamination``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .. import io
 from ..config import MAX_SEED, Config
 from ..evaluation import ood
 from ..evaluation.conformal import decision
+from ..evaluation import regret as ood_regret
 from ..evaluation.likelihood import log_likelihood
 from ..models import build_model
 from ..io import load_run_split
@@ -38,20 +40,28 @@ FORMAT_VERSION = 1
 #: Held-out in-distribution examples scored to set ``offset_`` (and the typicality reference).
 MAX_REFERENCE = 1000
 _PARAMS = ("score_type", "posterior", "num_posterior_samples", "num_samples", "contamination", "mutation_rate",
-           "background_weight_decay", "regret_steps", "posterior_epochs", "posterior_lr", "model_options", "verbose")
+           "background", "background_weight_decay", "regret", "regret_steps", "regret_lr", "typicality_batch_size",
+           "posterior_epochs", "posterior_lr", "model_options", "verbose")
+BACKGROUNDS = ("vae", "pixel")
+PIXEL_BACKGROUND = "pixel-background.safetensors"
 
 
 def compute_scores(x: torch.Tensor, names, model, background=None, posterior: BayesianVAE | None = None,
-                   reference: float | None = None, num_samples: int = 100, regret_steps: int = 50,
-                   seed: int = 0, batch_size: int = 500) -> dict[str, torch.Tensor]:
+                   reference: float | None = None, num_samples: int = 100, regret_steps: int = 100,
+                   seed: int = 0, batch_size: int = 500, regret: str = "encoder", regret_lr: float | None = None,
+                   typicality_batch_size: int = 1) -> dict[str, torch.Tensor]:
     """Every OOD score in ``names`` for ``x``, sharing the log-likelihood evaluations between them.
 
     Args:
         x: ``(N, *data_shape)`` as the model sees it (binarized for a Bernoulli likelihood).
         names: names in :data:`vaekit.evaluation.ood.OOD_SCORES`.
-        model: the trained VAE; ``background``: the VAE of the likelihood ratio; ``posterior``: the
-            M samples of the posterior scores; ``reference``: mean in-distribution log p (typicality).
+        model: the trained VAE; ``background``: the likelihood ratio's background, a VAE or a
+            :class:`~vaekit.evaluation.ood.PixelBackground`; ``posterior``: the M samples of the
+            posterior scores; ``reference``: mean training log p, −Ĥ (typicality).
         num_samples: K importance samples of each log-likelihood.
+        regret, regret_steps, regret_lr: method, Adam steps and learning rate of the likelihood
+            regret (:func:`vaekit.evaluation.regret.likelihood_regret`).
+        typicality_batch_size: M of the typicality test (consecutive rows of ``x`` form the batches).
         seed: seed of every Monte Carlo draw (in a forked RNG).
 
     Returns:
@@ -79,12 +89,13 @@ def compute_scores(x: torch.Tensor, names, model, background=None, posterior: Ba
         if name == "log_likelihood":
             out[name] = cache["ll"]
         elif name == "likelihood_ratio":
-            out[name] = ood.likelihood_ratio(cache["ll"], ll(background))
+            background_ll = background.log_prob(x) if isinstance(background, ood.PixelBackground) else ll(background)
+            out[name] = ood.likelihood_ratio(cache["ll"], background_ll)
         elif name == "typicality":
-            out[name] = ood.typicality(cache["ll"], reference)
+            out[name] = ood.typicality(cache["ll"], reference, typicality_batch_size)
         elif name == "likelihood_regret":
-            parts = [ood.likelihood_regret(model, x[i:i + batch_size], regret_steps, seed=seed)
-                     for i in range(0, len(x), batch_size)]
+            parts = [ood.likelihood_regret(model, x[i:i + batch_size], regret_steps, regret_lr, seed=seed + i,
+                                           method=regret) for i in range(0, len(x), batch_size)]
             out[name] = torch.cat(parts)
         elif name == "waic":
             out[name] = ood.waic(cache["post"])
@@ -92,6 +103,8 @@ def compute_scores(x: torch.Tensor, names, model, background=None, posterior: Ba
             out[name] = ood.effective_sample_size(cache["post"])
         elif name == "posterior_log_likelihood":
             out[name] = ood.posterior_log_likelihood(cache["post"])
+        elif name == "ensemble_disagreement":
+            out[name] = ood.ensemble_disagreement(cache["post"])
     return {k: v.detach().float().cpu() for k, v in out.items()}
 
 
@@ -106,6 +119,15 @@ def fit_background(config: Config, train_x: torch.Tensor, mutation_rate: float, 
     return background.eval()
 
 
+def fit_pixel_background(model, train_x: torch.Tensor, mutation_rate: float, seed: int) -> ood.PixelBackground:
+    """A per-pixel independent background (:class:`~vaekit.evaluation.ood.PixelBackground`) fitted on
+    ``train_x`` ``(N, *data_shape)`` perturbed at ``mutation_rate`` (Ren et al. 2019, sec. 3), in the
+    family of the model's likelihood: Bernoulli for a Bernoulli / continuous-Bernoulli model, else normal."""
+    family = "bernoulli" if "bernoulli" in type(model.likelihood).__name__.lower() else "normal"
+    noisy = ood.perturb(train_x, mutation_rate, torch.Generator().manual_seed(seed))
+    return ood.PixelBackground(family).fit(noisy)
+
+
 class OODDetector(OutlierMixin, BaseEstimator):
     """Out-of-distribution detection with a VAE (scikit-learn outlier-detection conventions).
 
@@ -117,8 +139,16 @@ class OODDetector(OutlierMixin, BaseEstimator):
         num_samples: K importance samples per log-likelihood.
         contamination: fraction of held-out in-distribution examples flagged OOD by ``predict``.
         mutation_rate: μ of the likelihood ratio's background data (Ren et al. 2019, sec. 3).
-        background_weight_decay: L2 weight decay of the background model.
-        regret_steps: optimisation steps of the likelihood regret.
+        background: the likelihood ratio's background model, "vae" (the same VAE trained on the
+            perturbed data) or "pixel" (independent per-pixel Bernoulli / normal on the perturbed data).
+        background_weight_decay: L2 weight decay of the background VAE.
+        regret: likelihood-regret method, "encoder" (Xiao et al.'s Algorithm 1: fine-tune a copy of
+            the encoder on each x) or "posterior" (optimise each x's q(z|x) parameters, clamped at 0).
+        regret_steps: Adam steps of the likelihood regret (Xiao et al.: 100).
+        regret_lr: its learning rate; None = 1e-4 for "encoder" (Xiao et al.), 0.05 for "posterior".
+        typicality_batch_size: M, inputs tested together by the typicality test (Nalisnick et al. 2019b):
+            ``score_samples`` takes consecutive groups of M rows as one batch and gives each row its
+            batch's score; ``offset_`` is minus the bootstrap threshold ε at α = ``contamination``.
         posterior_epochs, posterior_lr: see :class:`~vaekit.training.bayesian_vae.PosteriorSettings`.
         model_options: :class:`~vaekit.config.Config` fields of the VAE :meth:`fit` trains, e.g.
             ``{"latent_dim": 16, "epochs": 20}`` (default Config's: Bernoulli likelihood with dynamic
@@ -132,16 +162,22 @@ class OODDetector(OutlierMixin, BaseEstimator):
 
     def __init__(self, score_type: str = "likelihood_ratio", posterior: str = "sghmc", num_posterior_samples: int = 5,
                  num_samples: int = 100, contamination: float = 0.05, mutation_rate: float = ood.DEFAULT_MUTATION_RATE,
-                 background_weight_decay: float = 1e-4, regret_steps: int = 50, posterior_epochs: int = 5,
-                 posterior_lr: float = 1e-3, model_options: dict | None = None, verbose: bool = False):
+                 background: str = "vae", background_weight_decay: float = 1e-4, regret: str = "encoder",
+                 regret_steps: int = 100, regret_lr: float | None = None, typicality_batch_size: int = 1,
+                 posterior_epochs: int = 5, posterior_lr: float = 1e-3, model_options: dict | None = None,
+                 verbose: bool = False):
         self.score_type = score_type
         self.posterior = posterior
         self.num_posterior_samples = num_posterior_samples
         self.num_samples = num_samples
         self.contamination = contamination
         self.mutation_rate = mutation_rate
+        self.background = background
         self.background_weight_decay = background_weight_decay
+        self.regret = regret
         self.regret_steps = regret_steps
+        self.regret_lr = regret_lr
+        self.typicality_batch_size = typicality_batch_size
         self.posterior_epochs = posterior_epochs
         self.posterior_lr = posterior_lr
         self.model_options = model_options
@@ -155,6 +191,12 @@ class OODDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"num_samples must be a positive integer, got {self.num_samples!r}")
         if not isinstance(self.contamination, (int, float)) or not 0 < self.contamination <= 0.5:
             raise ValueError(f"contamination must be a number in (0, 0.5], got {self.contamination!r}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"unknown background {self.background!r}; choose one of: {', '.join(BACKGROUNDS)}")
+        if self.regret not in ood_regret.METHODS:
+            raise ValueError(f"unknown regret {self.regret!r}; choose one of: {', '.join(ood_regret.METHODS)}")
+        if not isinstance(self.typicality_batch_size, int) or self.typicality_batch_size < 1:
+            raise ValueError(f"typicality_batch_size must be a positive integer, got {self.typicality_batch_size!r}")
 
     def _settings(self, seed: int) -> PosteriorSettings:
         return PosteriorSettings(kind=self.posterior, num_posterior_samples=self.num_posterior_samples,
@@ -208,7 +250,9 @@ class OODDetector(OutlierMixin, BaseEstimator):
         needs = ood.check_ood_score(self.score_type).needs
         self.model_, self.config_, self.background_, self.posterior_, self.reference_ = model.eval(), config, None, None, None
         self.n_features_in_ = int(np.prod(model.data_shape))
-        if "background" in needs:
+        if "background" in needs and self.background == "pixel":
+            self.background_ = fit_pixel_background(model, train_x, self.mutation_rate, config.train.seed)
+        elif "background" in needs:
             path = folder / f"background-mu{self.mutation_rate:g}-wd{self.background_weight_decay:g}" if folder else None
             if path is not None and (path / io.WEIGHTS).is_file():
                 self.background_ = io.load(path)
@@ -227,9 +271,15 @@ class OODDetector(OutlierMixin, BaseEstimator):
                 if path is not None:
                     self.posterior_.save(path)
         held_out = prepare(val_x[:MAX_REFERENCE], config)
-        if "reference" in needs:
-            self.reference_ = float(compute_scores(held_out, ["log_likelihood"], model, num_samples=self.num_samples,
-                                                   seed=config.train.seed)["log_likelihood"].mean())
+        if "reference" in needs:  # Nalisnick et al. 2019b, Algorithm 1: Ĥ on the training data, ε by bootstrap on held-out
+            def ll(x):
+                return compute_scores(x, ["log_likelihood"], model, num_samples=self.num_samples,
+                                      seed=config.train.seed)["log_likelihood"]
+            self.reference_ = float(ll(prepare(train_x[:MAX_REFERENCE], config)).mean())
+            epsilon = ood.bootstrap_threshold(ll(held_out), self.reference_, self.typicality_batch_size,
+                                              self.contamination, generator=torch.Generator().manual_seed(config.train.seed))
+            self.offset_ = -epsilon
+            return self
         scores = self._score(held_out)
         self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
@@ -238,7 +288,9 @@ class OODDetector(OutlierMixin, BaseEstimator):
 
     def _score(self, x: torch.Tensor) -> np.ndarray:
         result = compute_scores(x, [self.score_type], self.model_, self.background_, self.posterior_, self.reference_,
-                                self.num_samples, self.regret_steps, seed=self.config_.train.seed)
+                                self.num_samples, self.regret_steps, seed=self.config_.train.seed,
+                                regret=self.regret, regret_lr=self.regret_lr,
+                                typicality_batch_size=self.typicality_batch_size)
         return result[self.score_type].double().numpy()
 
     def score_samples(self, X) -> np.ndarray:
@@ -280,7 +332,12 @@ class OODDetector(OutlierMixin, BaseEstimator):
         ``background/`` or ``posterior/`` (M safetensors files) when the score has them. No pickle."""
         check_is_fitted(self, "offset_")
         folder = io.save(self.model_, path, self.config_)
-        if self.background_ is not None:
+        if isinstance(self.background_, ood.PixelBackground):
+            from safetensors.torch import save as save_tensors
+
+            tensors, metadata = self.background_.state()
+            io.atomic_write(folder / PIXEL_BACKGROUND, save_tensors(tensors, metadata))
+        elif self.background_ is not None:
             io.save(self.background_, folder / "background", self.config_)
         if self.posterior_ is not None:
             self.posterior_.save(folder / "posterior")
@@ -306,6 +363,8 @@ class OODDetector(OutlierMixin, BaseEstimator):
         detector = cls(**params)
         detector.model_, detector.config_ = io.load(folder), io.load_config(folder)
         detector.background_ = io.load(folder / "background") if (folder / "background").is_dir() else None
+        if (folder / PIXEL_BACKGROUND).is_file():
+            detector.background_ = ood.PixelBackground.from_state(*io.read_safetensors(folder / PIXEL_BACKGROUND))
         detector.posterior_ = BayesianVAE.load(folder / "posterior") if (folder / "posterior").is_dir() else None
         detector.reference_, detector.offset_ = record.get("reference_"), float(record["offset_"])
         detector.n_features_in_ = int(record["n_features_in_"])

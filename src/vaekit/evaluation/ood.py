@@ -13,14 +13,23 @@ Sources (the scores, their sign and their inputs):
 * likelihood ratio: Ren et al. (2019, NeurIPS, sec. 3) LLR(x) = log p_θ(x) − log p_θ₀(x),
   p_θ₀ a background model trained on inputs perturbed at mutation rate μ (sec. 3: each value
   replaced with probability μ by a uniformly drawn one) with L2 regularisation.
-* typicality test: Nalisnick, Matsukawa, Teh & Lakshminarayanan (2019, arXiv 1906.02994,
-  sec. 3 and its Algorithm 1) reject when |−(1/M) Σ log p(x_m) − Ĥ| > ε, Ĥ the entropy
-  estimated by −mean log p on in-distribution data; here for single inputs (M = 1) as a score,
-  −|log p(x) − mean log p(x_train)|.
+* typicality test: Nalisnick, Matsukawa, Teh & Lakshminarayanan (2019, "Detecting out-of-distribution
+  inputs to deep generative models using typicality", arXiv 1906.02994, sec. 3 and Algorithm 1)
+  reject a batch of M inputs when |−(1/M) Σ_m log p(x_m) − Ĥ| > ε, Ĥ = −mean log p on the
+  training data, ε the (1 − α) quantile of the statistic over M-sized bootstrap batches of held-out
+  in-distribution data. The score is minus the statistic, given to every row of its batch.
 * WAIC: Choi, Jang & Alemi (2018, "WAIC, but why?", sec. 3) WAIC(x) = E_θ[log p(x|θ)] −
   Var_θ[log p(x|θ)] over an ensemble (or posterior samples).
-* likelihood regret: Xiao, Yan & Amit (2020, NeurIPS, sec. 3) LR(x) = L(x; θ, τ̂(x)) −
-  L(x; θ, φ), the ELBO gain when q(z|x) is optimised for x alone; the score is −LR(x).
+* likelihood regret: Xiao, Yan & Amit (2020, NeurIPS, sec. 3, Algorithm 1) LR(x) = L(x; θ, φ̂(x)) −
+  L(x; θ, φ), the ELBO gain when the encoder is fine-tuned on x alone; the score is −LR(x)
+  (:mod:`vaekit.evaluation.regret`, with the per-example-posterior variant).
+* ensemble disagreement: Daxberger & Hernández-Lobato (2019, "Bayesian variational autoencoders for
+  unsupervised out-of-distribution detection", arXiv 1912.05651, sec. 3): OOD inputs are those on
+  which the posterior samples / ensemble members disagree; the score is minus the standard deviation
+  over members of log p(x|θ_m).
+* per-pixel background of the likelihood ratio: Ren et al. (2019, sec. 3) fit the background on
+  perturbed data; :class:`PixelBackground` is the simplest such model, independent per-pixel
+  Bernoulli (or Gaussian) parameters estimated on the perturbed training data.
 * effective sample size: Daxberger & Hernández-Lobato (2019, arXiv 1912.05651, sec. 3, OoD
   detection in input space): the likelihoods p(x|θ_m) of the M posterior samples, normalised to weights w_m, give
   ESS(x) = 1 / Σ_m w_m², between 1 (one sample explains x: disagreement, OoD) and M (all agree).
@@ -32,6 +41,8 @@ import dataclasses
 import math
 
 import torch
+
+from .regret import likelihood_regret  # noqa: F401  (re-exported: one of the scores)
 
 #: μ of the background data; Ren et al. (2019) tune it on validation data, here it is fixed (not tuned).
 DEFAULT_MUTATION_RATE = 0.2
@@ -81,15 +92,103 @@ def posterior_log_likelihood(log_likelihoods: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(ll, 0) - math.log(len(ll))
 
 
-def typicality(log_likelihood: torch.Tensor, reference: float) -> torch.Tensor:
-    """−|log p(x) − reference|, ``reference`` = mean log p on in-distribution data = −Ĥ (Nalisnick et al. 2019b, sec. 3, M = 1).
+def ensemble_disagreement(log_likelihoods: torch.Tensor) -> torch.Tensor:
+    """−std_m log p(x|θ_m): minus the spread of the members' log-likelihoods (Daxberger &
+    Hernández-Lobato 2019, sec. 3: OOD inputs are where the posterior samples disagree).
+
+    Unlike :func:`effective_sample_size`, which saturates at 1 as soon as one member is a few nats
+    above the others, the standard deviation keeps ranking large disagreements.
+
+    Args:
+        log_likelihoods: ``(M, batch)`` nats per example, M >= 2.
+
+    Returns:
+        ``(batch,)`` minus nats per example (unbiased std over members); 0 when all members agree,
+        higher = more in-distribution.
+    """
+    return -_check_stack(log_likelihoods).std(0, unbiased=True)
+
+
+def _groups(n: int, batch_size: int) -> torch.Tensor:
+    """Group index of each of ``n`` rows taken in consecutive groups of ``batch_size``: ``(n,)``."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"the typicality batch size M must be a positive integer, got {batch_size!r}")
+    return torch.arange(n) // batch_size
+
+
+def typicality(log_likelihood: torch.Tensor, reference: float, batch_size: int = 1) -> torch.Tensor:
+    """Minus the typicality statistic of Nalisnick et al. (2019b, sec. 3, Algorithm 1), per row.
+
+    The rows are taken in consecutive batches of M = ``batch_size`` (the last one may be smaller);
+    each batch's statistic is |−(1/M) Σ_m log p(x_m) − Ĥ| with Ĥ = −``reference``, and every row gets
+    minus its batch's statistic. M = 1 is the single-input test, −|log p(x) − reference|.
+
+    Args:
+        log_likelihood: ``(batch,)`` nats per example.
+        reference: mean log p of the training data (= −Ĥ), nats per example.
+        batch_size: M.
 
     Returns:
         ``(batch,)`` minus nats per example; 0 = as typical as can be, higher = more in-distribution.
+
+    Raises:
+        ValueError: a non-finite reference or M < 1.
     """
     if not math.isfinite(reference):
         raise ValueError(f"the typicality reference (mean in-distribution log-likelihood) must be finite, got {reference}")
-    return -(log_likelihood - reference).abs()
+    groups = _groups(len(log_likelihood), batch_size).to(log_likelihood.device)
+    count = torch.zeros(int(groups[-1]) + 1 if len(groups) else 0, dtype=log_likelihood.dtype,
+                        device=log_likelihood.device)
+    sums = count.clone().index_add_(0, groups, log_likelihood)
+    count.index_add_(0, groups, torch.ones_like(log_likelihood))
+    return -(sums / count - reference).abs()[groups]
+
+
+def typicality_statistic(log_likelihood: torch.Tensor, reference: float, batches: torch.Tensor) -> torch.Tensor:
+    """|mean_{m in batch} log p(x_m) − reference| of each batch of row indices ``batches`` ``(B, M)``: ``(B,)``
+    (= |−(1/M) Σ log p(x_m) − Ĥ|, Nalisnick et al. 2019b, Algorithm 1)."""
+    return (log_likelihood[batches].mean(-1) - reference).abs()
+
+
+def random_batches(n: int, batch_size: int, num_batches: int, generator: torch.Generator | None = None,
+                   replace: bool = True) -> torch.Tensor:
+    """``num_batches`` random batches of ``batch_size`` row indices out of ``n``: ``(num_batches, batch_size)``.
+
+    With ``replace`` the rows of a batch are drawn with replacement (the bootstrap of Nalisnick et
+    al.'s Algorithm 1); without, each batch is a random subset (needs ``batch_size <= n``).
+    """
+    _groups(1, batch_size)
+    if replace:
+        return torch.randint(n, (num_batches, batch_size), generator=generator)
+    if batch_size > n:
+        raise ValueError(f"cannot draw batches of {batch_size} distinct rows out of {n}")
+    return torch.stack([torch.randperm(n, generator=generator)[:batch_size] for _ in range(num_batches)])
+
+
+def bootstrap_threshold(log_likelihood: torch.Tensor, reference: float, batch_size: int, alpha: float = 0.05,
+                        num_bootstrap: int = 1000, generator: torch.Generator | None = None) -> float:
+    """ε of the typicality test (Nalisnick et al. 2019b, Algorithm 1): the (1 − α) quantile of the
+    statistic over ``num_bootstrap`` batches of M = ``batch_size`` rows resampled with replacement from
+    held-out in-distribution data.
+
+    Args:
+        log_likelihood: ``(n,)`` log p of held-out in-distribution data (not the data Ĥ came from).
+        reference: mean log p of the training data (= −Ĥ).
+        alpha: the test's false-alarm rate on in-distribution batches.
+
+    Returns:
+        ε in nats; a batch whose statistic exceeds it is out of distribution.
+
+    Raises:
+        ValueError: alpha outside (0, 1), fewer than 2 held-out rows, or M < 1.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if len(log_likelihood) < 2:
+        raise ValueError(f"the bootstrap needs at least 2 held-out examples, got {len(log_likelihood)}")
+    batches = random_batches(len(log_likelihood), batch_size, num_bootstrap, generator)
+    statistic = typicality_statistic(log_likelihood.double(), reference, batches)
+    return float(torch.quantile(statistic, 1 - alpha))
 
 
 def likelihood_ratio(log_likelihood: torch.Tensor, background_log_likelihood: torch.Tensor) -> torch.Tensor:
@@ -102,6 +201,71 @@ def likelihood_ratio(log_likelihood: torch.Tensor, background_log_likelihood: to
         raise ValueError(f"log-likelihoods of model and background differ in shape: {tuple(log_likelihood.shape)} "
                          f"vs {tuple(background_log_likelihood.shape)}")
     return log_likelihood - background_log_likelihood
+
+
+class PixelBackground:
+    """A per-pixel independent background model p_θ₀(x) = Π_d p(x_d; θ₀_d) for the likelihood ratio.
+
+    Ren et al. (2019, sec. 3) train the background model on perturbed inputs so that it captures
+    population-level background statistics only; this is the simplest such model: one independent
+    distribution per pixel, fitted by maximum likelihood on the perturbed training data.
+
+    Args:
+        family: "bernoulli" (binary or [0, 1] data: p_d = (Σ_n x_nd + 1) / (N + 2), Laplace-smoothed) or
+            "normal" (loc_d = mean, scale_d = max(std, ``min_scale``)).
+        min_scale: the smallest std of the "normal" family.
+
+    Raises:
+        ValueError: an unknown family.
+    """
+
+    FAMILIES = ("bernoulli", "normal")
+
+    def __init__(self, family: str = "bernoulli", min_scale: float = 1e-2):
+        if family not in self.FAMILIES:
+            raise ValueError(f"unknown background family {family!r}; choose one of: {', '.join(self.FAMILIES)}")
+        self.family, self.min_scale = family, min_scale
+        self.params: dict[str, torch.Tensor] = {}
+
+    def fit(self, x: torch.Tensor) -> "PixelBackground":
+        """Fit on ``x`` ``(N, *data_shape)`` (already perturbed; in [0, 1] for "bernoulli")."""
+        x = x.double()
+        if self.family == "bernoulli":
+            if x.min() < 0 or x.max() > 1:
+                raise ValueError("a Bernoulli background needs data in [0, 1]")
+            self.params = {"probs": ((x.sum(0) + 1) / (len(x) + 2)).float()}
+        else:
+            self.params = {"loc": x.mean(0).float(), "scale": x.std(0).clamp_min(self.min_scale).float()}
+        return self
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p_θ₀(x), summed over the pixels: ``(batch,)`` nats per example for ``x`` ``(batch, *data_shape)``.
+
+        Raises:
+            RuntimeError: before :meth:`fit`. ValueError: x of another example shape.
+        """
+        if not self.params:
+            raise RuntimeError("fit the PixelBackground before scoring")
+        shape = next(iter(self.params.values())).shape
+        if tuple(x.shape[1:]) != tuple(shape):
+            raise ValueError(f"the background was fitted on examples of shape {tuple(shape)}, got {tuple(x.shape[1:])}")
+        if self.family == "bernoulli":
+            p = self.params["probs"].to(x)
+            per_pixel = x * p.log() + (1 - x) * torch.log1p(-p)
+        else:
+            per_pixel = torch.distributions.Normal(self.params["loc"].to(x), self.params["scale"].to(x)).log_prob(x)
+        return per_pixel.flatten(1).sum(1)
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """Tensors and string metadata to store (safetensors)."""
+        return dict(self.params), {"family": self.family, "min_scale": repr(self.min_scale)}
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> "PixelBackground":
+        """Rebuild from :meth:`state`."""
+        background = cls(metadata["family"], float(metadata["min_scale"]))
+        background.params = dict(tensors)
+        return background
 
 
 def perturb(x: torch.Tensor, mutation_rate: float = DEFAULT_MUTATION_RATE,
@@ -121,76 +285,6 @@ def perturb(x: torch.Tensor, mutation_rate: float = DEFAULT_MUTATION_RATE,
     return torch.where(mask, torch.rand(x.shape, generator=generator), x)
 
 
-def likelihood_regret(model, x: torch.Tensor, num_steps: int = 50, lr: float = 0.05, num_samples: int = 16,
-                      seed: int = 0) -> torch.Tensor:
-    """Minus the likelihood regret of Xiao et al. (2020, sec. 3).
-
-    LR(x) = ELBO(x; θ, τ̂(x)) − ELBO(x; θ, φ): how much the ELBO of x improves when its posterior
-    q(z|x) is fitted to x alone instead of coming from the amortised encoder φ. Xiao et al. fine-tune
-    the encoder weights on the single x (Algorithm 1); here τ̂(x) = the per-example (loc, log scale)
-    of q(z|x), initialised at the encoder's output and improved by ``num_steps`` Adam steps (lr
-    ``lr``, one reparametrised draw each) on the ELBO, all examples of the batch at once (they are
-    independent problems). That is the non-amortised optimum the encoder fine-tuning approximates.
-    Both ELBOs are estimated with the same ``num_samples`` draws (seeded), and the optimised one is
-    kept only where it is higher, so LR >= 0.
-
-    Args:
-        model: a trained VAE (its weights are not changed).
-        x: ``(batch, *data_shape)`` as the model sees it.
-
-    Returns:
-        ``(batch,)`` −LR(x) in nats per example; higher = more in-distribution.
-    """
-    if not model.stochastic:
-        raise ValueError("likelihood regret needs a VAE (an AE has no posterior to optimise)")
-    if num_steps < 1 or num_samples < 1 or not lr > 0:
-        raise ValueError(f"need num_steps >= 1, num_samples >= 1 and lr > 0; got {num_steps}, {num_samples}, {lr}")
-    was_training = model.training
-    model.eval()
-    params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            with torch.no_grad():
-                q = model.encode(x)
-                loc, log_scale = q.mean.clone(), q.stddev.log().clone()
-                before = _elbo(model, x, loc, log_scale, num_samples, seed)
-            loc.requires_grad_(True)
-            log_scale.requires_grad_(True)
-            adam = torch.optim.Adam([loc, log_scale], lr=lr)
-            for _ in range(num_steps):
-                adam.zero_grad()
-                z = loc + log_scale.exp() * torch.randn_like(loc)
-                loss = -_elbo_at(model, x, loc, log_scale, z[None]).sum()
-                loss.backward()
-                adam.step()
-            with torch.no_grad():
-                after = _elbo(model, x, loc, log_scale, num_samples, seed)
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-        model.train(was_training)
-    return -(after - before).clamp_min(0.0)
-
-
-def _elbo_at(model, x, loc, log_scale, z):
-    """Per-example ELBO of q = N(loc, exp(log_scale)²) at draws z ``(S, batch, latent_dim)``: ``(batch,)``."""
-    from ..distributions import diagonal_normal
-
-    q = diagonal_normal(loc, log_scale.exp())
-    log_px = model.decode(z).log_prob(x)
-    return log_px.mean(0) - torch.distributions.kl_divergence(q, model.prior())
-
-
-@torch.no_grad()
-def _elbo(model, x, loc, log_scale, num_samples, seed):
-    g = torch.Generator(device=loc.device).manual_seed(seed + 1)
-    eps = torch.randn((num_samples, *loc.shape), generator=g, device=loc.device, dtype=loc.dtype)
-    return _elbo_at(model, x, loc, log_scale, loc + log_scale.exp() * eps)
-
-
 @dataclasses.dataclass(frozen=True)
 class OODScore:
     """A registered OOD score: what it needs besides the model, its unit and its source."""
@@ -200,16 +294,18 @@ class OODScore:
     source: str
 
 
-#: name -> OODScore. ``needs``: "background" (a VAE on perturbed data), "reference" (mean
-#: in-distribution log-likelihood), "posterior" (M posterior samples / ensemble members).
+#: name -> OODScore. ``needs``: "background" (a VAE or a :class:`PixelBackground` on perturbed data),
+#: "reference" (mean training log-likelihood, −Ĥ), "posterior" (M posterior samples / ensemble members).
 OOD_SCORES: dict[str, OODScore] = {
     "log_likelihood": OODScore((), "nats per example", "Nalisnick et al. 2019 (the baseline)"),
     "likelihood_ratio": OODScore(("background",), "nats per example", "Ren et al. 2019, sec. 3"),
     "typicality": OODScore(("reference",), "minus nats per example", "Nalisnick et al. 2019b, sec. 3"),
-    "likelihood_regret": OODScore((), "minus nats per example", "Xiao et al. 2020, sec. 3"),
+    "likelihood_regret": OODScore((), "minus nats per example", "Xiao et al. 2020, sec. 3, Algorithm 1"),
     "waic": OODScore(("posterior",), "nats per example", "Choi et al. 2018, sec. 3"),
     "effective_sample_size": OODScore(("posterior",), "samples, in [1, M]", "Daxberger & Hernandez-Lobato 2019, sec. 3"),
     "posterior_log_likelihood": OODScore(("posterior",), "nats per example", "log (1/M) sum_m p(x|theta_m)"),
+    "ensemble_disagreement": OODScore(("posterior",), "minus nats per example",
+                                      "Daxberger & Hernandez-Lobato 2019, sec. 3"),
 }
 
 
