@@ -24,18 +24,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--output", default="benchmarks/results/capacity-gamma")
+    parser.add_argument("--gammas", type=float, nargs="+", default=GAMMAS)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--collect-only", action="store_true", help="write the table of the finished points only")
     args = parser.parse_args()
-    base = bench.spec(models=("capacity-vae",), seeds=(0,))
+    base = bench.spec(models=("capacity-vae",), seeds=(args.seed,))
     arm = base.arms["capacity-vae"]
-    sweep = SweepSpec(base.base, {f"gamma={g:g}": {**arm, "beta": g} for g in GAMMAS}, (0,), base.evaluate)
+    sweep = SweepSpec(base.base, {f"gamma={g:g}": {**arm, "beta": g} for g in args.gammas}, (args.seed,), base.evaluate)
     rows, _ = run_and_collect(sweep, Path(args.output), bench.collect, args.jobs, args.collect_only)
     head = ["γ", "test ELBO", "KL", "index-code MI", "dim-KL", "active units", "BetaVAE", "MIG", "DCI-D", "train s"]
-    lines = ["Command: `OMP_NUM_THREADS=1 python benchmarks/capacity_gamma_check.py`  ",
-             f"Anneal: C → {arm['capacity_max']:g} nats over {arm['capacity_steps']} steps; seed 0; nats per test image.",
+    flags = "" if args.seed == 0 and tuple(args.gammas) == GAMMAS else \
+        f" --seed {args.seed} --gammas {' '.join(f'{g:g}' for g in args.gammas)} --output {args.output}"
+    lines = [f"Command: `OMP_NUM_THREADS=1 python benchmarks/capacity_gamma_check.py{flags}`  ",
+             f"Anneal: C → {arm['capacity_max']:g} nats over {arm['capacity_steps']} steps; seed {args.seed}; "
+             "nats per test image.",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in rows.items():
-        r = row["per_seed"]["0"]
+        r = row["per_seed"][str(args.seed)]
         lines.append(f"| {name.split('=')[1]} | {r['test_elbo']:.1f} | {r['kl']:.1f} | {r['kl_mi']:.2f} | "
                      f"{r['kl_dimwise']:.1f} | {r['active_units']} | {r['beta_vae.eval_accuracy']:.3f} | "
                      f"{r['mig.mig']:.3f} | {r['dci.disentanglement']:.3f} | {r['train_s']:.0f} |")
