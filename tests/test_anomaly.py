@@ -64,6 +64,30 @@ def test_standardizer_round_trip():
         wants_standardization("yes", (1, 8, 8), "gaussian")
 
 
+def test_auto_keeps_tabular_data_bounded_in_the_unit_interval():
+    """Issue 21: under standardize="auto", rows whose every value lies in [0, 1] (flat digits / 16) are
+    modelled as they are, like images (fixed likelihood scale 0.1); one value outside and they are standardised."""
+    bounded = np.random.default_rng(0).uniform(size=(200, 6))
+    bounded[0, 0], bounded[1, 1] = 0.0, 1.0  # the bounds themselves are inside
+    assert not wants_standardization("auto", (6,), "gaussian", bounded)
+    assert wants_standardization("auto", (6,), "gaussian")  # the bound is checked only when the data are given
+    for outside in (1.0 + 1e-6, -1e-6):
+        shifted = bounded.copy()
+        shifted[5, 2] = outside
+        assert wants_standardization("auto", (6,), "gaussian", shifted)
+    assert wants_standardization("yes", (6,), "gaussian", bounded) and not wants_standardization("no", (6,), "gaussian", bounded * 5)
+    fast = dict(TINY, epochs=1)
+    kept = AnomalyDetector(**fast).fit(bounded)
+    assert kept.scaler_ is None and kept.config_.model.likelihood_scale == 0.1
+    images = AnomalyDetector(**fast).fit(bounded.reshape(200, 1, 2, 3))  # the same values as images: the same model
+    assert images.config_.model.likelihood_scale == 0.1
+    np.testing.assert_allclose(kept.score_samples(bounded[:20]), images.score_samples(bounded[:20].reshape(20, 1, 2, 3)),
+                               rtol=1e-5)
+    scaled = AnomalyDetector(**fast).fit(bounded * 2)
+    assert scaled.scaler_ is not None and scaled.config_.model.likelihood_scale == "learned"
+    assert AnomalyDetector(standardize="yes", **fast).fit(bounded).scaler_ is not None
+
+
 # ---------------------------------------------------------------- scores
 
 

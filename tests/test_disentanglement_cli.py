@@ -38,7 +38,7 @@ def test_evaluate_disentanglement_needs_factors(tmp_path, capsys):
 def test_benchmark_configs_share_everything_but_the_objective():
     configs = benchmark_configs()
     assert "benchmark disentanglement" in COMMANDS and "evaluate disentanglement" in COMMANDS
-    assert [c.train.beta for c in configs.values()] == [1.0, 4.0, 6.0, 1000.0]
+    assert [c.train.beta for c in configs.values()] == [1.0, 4.0, 6.0, 2.6]
     assert configs["beta-tcvae"].model.name == "betatc" and configs["capacity-vae"].train.capacity_max == 25.0
     assert {c.model.net for c in configs.values()} == {"conv"} and configs["vae"].data.image_size == 32
     shared = {k for k in configs["vae"].to_flat() if k not in ("model", "beta", "capacity_max", "capacity_steps")}
@@ -72,6 +72,39 @@ def test_benchmark_over_seeds_resumes_and_reports_distributions(tmp_path, monkey
     capsys.readouterr()
     assert main(args) == 0  # resumed: every point is finished, nothing is trained again
     assert (tmp_path / "runs" / "vae-seed0" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_capacity_gamma_scales_the_papers_setting_by_pixels_and_anneal_steps():
+    """Issue 21: γ = 1000 (Burgess et al. 2018: 64×64, C → 25 over 100,000 steps) scaled by pixels/4096 and
+    min(1, steps/100,000); the CPU benchmark's 32×32 with a 2,080-step anneal gets 5.2, and uses half of it
+    (2.6: 5.2 still collapsed 1 seed of 5), above the 1 that pins KL to C (the β = 1 VAE's natural KL, 10.5
+    nats, is below C = 25) and far below the γ = 1000 that collapsed every seed."""
+    from vaekit.benchmarks.disentanglement import CAPACITY_PAPER, SAFETY, capacity_gamma
+
+    assert capacity_gamma(CAPACITY_PAPER["pixels"], CAPACITY_PAPER["steps"]) == 1000.0
+    assert capacity_gamma(32 * 32, 100_000) == 250.0 and capacity_gamma(64 * 64, 50_000) == 500.0
+    assert capacity_gamma(64 * 64, 400_000) == 1000.0  # longer anneals keep the paper's γ
+    config = benchmark_configs()["capacity-vae"].train
+    assert config.capacity_steps == 2080 and config.capacity_max == 25.0 and config.beta == 2.6
+    assert config.beta == round(SAFETY * capacity_gamma(32 * 32, config.capacity_steps), 2) and 1 < config.beta < 1000
+    assert benchmark_configs(full=True)["capacity-vae"].train.beta == 1000.0
+    with pytest.raises(ValueError, match="positive"):
+        capacity_gamma(0, 10)
+
+
+def test_rerunning_one_model_keeps_the_others_committed_rows(tmp_path):
+    from vaekit.benchmarks.disentanglement import kept_rows
+
+    sweep = spec()
+    row = {"changes": sweep.arms["beta-vae"], "seeds": list(sweep.seeds), "aggregate": {}}
+    stale = {"changes": {"beta": 1000.0, "capacity_max": 25.0, "capacity_steps": 2080}, "seeds": list(sweep.seeds)}
+    (tmp_path / "results.json").write_text(json.dumps({"config": sweep.base, "date": "d", "command": "c",
+                                                       "models": {"beta-vae": row, "capacity-vae": stale}}))
+    kept = kept_rows(tmp_path / "results.json", sweep, {"vae": {}})
+    assert list(kept) == ["beta-vae"] and kept["beta-vae"]["kept_from"] == "d: `c`"  # the changed model is dropped
+    assert kept_rows(tmp_path / "results.json", sweep, {"beta-vae": {}}) == {}  # a new row replaces the old one
+    assert kept_rows(tmp_path / "results.json", spec(epochs=3), {}) == {}  # other shared settings: nothing kept
+    assert kept_rows(tmp_path / "missing.json", sweep, {}) == {}
 
 
 def test_model_effect_is_the_between_model_share_of_the_spread():

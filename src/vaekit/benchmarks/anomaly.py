@@ -49,6 +49,7 @@ from ..runtime.progress import Reporter
 #: VAE settings per data set beyond AnomalyDetector's defaults (the defaults are digits' study result).
 VAE_OPTIONS: dict[str, dict] = {
     "digits": {},
+    "digits-flat": {},
     "breast-cancer": {"hidden": (64, 64), "epochs": 200, "batch_size": 32},
     "fashion-mnist": {"model_options": {"net": "mlp"}},
 }
@@ -124,6 +125,12 @@ def digit_tasks(args: Args) -> list[Task]:
     return [Task("digits", str(k), train.x[y_train != k], test.x, y_test == k) for k in args.classes]
 
 
+def flat_digit_tasks(args: Args) -> list[Task]:
+    """The :func:`digit_tasks` with each image flattened to a row ``(64,)`` in [0, 1]."""
+    return [dataclasses.replace(t, dataset="digits-flat", train=t.train.flatten(1), test=t.test.flatten(1))
+            for t in digit_tasks(args)]
+
+
 def breast_cancer_tasks(args: Args) -> list[Task]:
     """Train on benign training rows; the test split's malignant rows are the anomalies."""
     train, test = data.load("breast-cancer", "train"), data.load("breast-cancer", "test")
@@ -145,7 +152,7 @@ def fashion_tasks(args: Args) -> list[Task]:
 
 
 TASKS: dict[str, Callable[[Args], list[Task]]] = {
-    "digits": digit_tasks, "breast-cancer": breast_cancer_tasks, "fashion-mnist": fashion_tasks,
+    "digits": digit_tasks, "digits-flat": flat_digit_tasks, "breast-cancer": breast_cancer_tasks, "fashion-mnist": fashion_tasks,
 }
 
 
@@ -256,7 +263,8 @@ LAST = (("fashion-mnist", "nsf"),)
 def units(args: Args) -> list[tuple[str, str, str, int]]:
     """Every (data set, task name, family, seed): seed-major so that early stops leave whole seeds, the
     :data:`LAST` pairs after all others."""
-    names = {"digits": [str(k) for k in args.classes], "breast-cancer": ["malignant"],
+    names = {"digits": [str(k) for k in args.classes], "digits-flat": [str(k) for k in args.classes],
+             "breast-cancer": ["malignant"],
              "fashion-mnist": [str(k) for k in args.classes]}
     every = [(d, t, f, s) for s in args.seeds for d in args.datasets for t in names[d] for f in args.families]
     return sorted(every, key=lambda u: (u[0], u[2]) in LAST)  # stable: the order within each group is kept

@@ -78,7 +78,7 @@ def _fmt_mean(entry: dict, best: float) -> str:
 def markdown(results: dict) -> str:
     """One table per data set (AUROC per task, mean ± 95 % interval, AP, test FPR), and the published table."""
     lines = []
-    kinds = {"digits": "anomaly class", "breast-cancer": "anomaly label", "fashion-mnist": "normal class"}
+    kinds = {"digits": "anomaly class", "digits-flat": "anomaly class", "breast-cancer": "anomaly label", "fashion-mnist": "normal class"}
     for dataset, methods in results.items():
         methods = {m: e for m, e in methods.items() if not m.startswith("_")}
         tasks = list(next(iter(methods.values()))["tasks"])

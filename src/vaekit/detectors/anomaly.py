@@ -91,10 +91,17 @@ class AnomalyDetector(CalibratedDetector):
             the calibration split).
         calibration_fraction: fraction of the ``fit`` rows held out (not trained on) to calibrate.
         score_num_samples: Monte Carlo samples L (or K) per row when scoring.
-        latent_dim, hidden, likelihood, epochs, batch_size, lr, beta, standardize: the
+        latent_dim, hidden, likelihood, epochs, batch_size, lr, beta: the
             :class:`~vaekit.config.Config` fields of the same names.
+        standardize: "auto" (default): standardise tabular rows for the gaussian likelihood unless
+            every value of the training rows lies in [0, 1] (min >= 0 and max <= 1: flattened
+            images such as scikit-learn's ``load_digits().data / 16`` are modelled as they are,
+            like image-shaped input, with the 0.1 likelihood scale of ``likelihood_scale="auto"``);
+            "yes": always (tabular only); "no": never. See
+            :func:`vaekit.data.scaling.wants_standardization`.
         likelihood_scale: Gaussian likelihood scale: a number, "learned" (one per feature), or
-            "auto" = "learned" for standardised (tabular) data and 0.1 for data in [0, 1] (images).
+            "auto" = "learned" for standardised (tabular) data and 0.1 for data in [0, 1] (images,
+            flattened or not).
         data_shape: shape of one example (e.g. ``(1, 8, 8)``) when rows of ``X`` are flattened
             images; None = as given (2-D: tabular; 4-D: images).
         model_options: other Config fields as a dict, e.g. ``{"model": "ae", "weight_decay": 1e-4}``.
@@ -169,7 +176,7 @@ class AnomalyDetector(CalibratedDetector):
     def _fit_density(self, rows: np.ndarray, seed: int) -> None:
         config = self._config(seed)
         x = torch.from_numpy(rows).float().reshape(len(rows), *self.data_shape_)
-        standardize = wants_standardization(config.data.standardize, tuple(self.data_shape_), config.model.likelihood)
+        standardize = wants_standardization(config.data.standardize, tuple(self.data_shape_), config.model.likelihood, x)
         scaler = Standardizer.fit(x) if standardize else None
         xs = scaler.transform(x) if scaler is not None else x
         unit = bool(((xs >= 0) & (xs <= 1)).all())
