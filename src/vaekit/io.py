@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -230,8 +231,9 @@ def _remove_run(run_dir: Path) -> None:
     shutil.rmtree(run_dir)
 
 
-#: Lock files this process holds: path -> [file descriptor, depth] (:func:`hold_run` is re-entrant).
-_HELD: dict[str, list] = {}
+#: Lock files this thread holds: ``_HELD.locks``, path -> [file descriptor, depth] (:func:`hold_run`
+#: is re-entrant within a thread; another thread of the process meets the lock like another process).
+_HELD = threading.local()
 
 
 def lock_path(run_dir) -> Path:
@@ -245,7 +247,7 @@ def lock_path(run_dir) -> Path:
 def hold_run(run_dir):
     """Hold ``run_dir`` for this process: an exclusive ``flock`` on :func:`lock_path`, holding the
     process id, released (and the file removed) on exit. The kernel drops the lock of a process
-    that dies, so a lock file left by a killed run is ignored. Re-entrant within one process.
+    that dies, so a lock file left by a killed run is ignored. Re-entrant within one thread.
     Where ``fcntl`` is missing (Windows) nothing is locked.
 
     Raises:
@@ -257,19 +259,20 @@ def hold_run(run_dir):
         yield
         return
     path = str(lock_path(run_dir))
-    if path in _HELD:
-        _HELD[path][1] += 1
+    held = _HELD.__dict__.setdefault("locks", {})
+    if path in held:
+        held[path][1] += 1
         try:
             yield
         finally:
-            _HELD[path][1] -= 1
+            held[path][1] -= 1
         return
     fd = _acquire(path, run_dir, fcntl)
-    _HELD[path] = [fd, 1]
+    held[path] = [fd, 1]
     try:
         yield
     finally:
-        del _HELD[path]
+        del held[path]
         with contextlib.suppress(OSError):
             os.unlink(path)  # before unlocking: a waiting process then finds no file or a new one
         os.close(fd)
