@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import threading
@@ -20,7 +19,7 @@ import torch
 from safetensors.torch import save as save_bytes
 
 from .config import FORMAT_VERSION, Config, ModelConfig
-from .data import splits
+from .data import Dataset, splits
 from .data.scaling import Standardizer
 from .custom_nets import CodeNotTrusted
 from .models import build_model
@@ -338,6 +337,6 @@ def load_scaler(run_dir) -> Standardizer | None:
     return Standardizer.from_dict(read_json(path)) if path.is_file() else None
 
 
-def load_run_split(run_dir, config: Config, split: str) -> data.Dataset:
+def load_run_split(run_dir, config: Config, split: str) -> Dataset:
     """A split of a run's dataset as the model saw it in training: standardised with the run's scaler."""
     return splits.standardized(splits.load_dataset(config, split), load_scaler(run_dir))

@@ -55,8 +55,12 @@ class RunContext:
 
     def params(self) -> dict[str, str]:
         """Every setting of the config under its flat name (its flag), as a tracker parameter string."""
-        return {key: value if isinstance(value, str) else json.dumps(value)
-                for key, value in self.config.to_flat().items()}
+        return {key: param_value(value) for key, value in self.config.to_flat().items()}
+
+
+def param_value(value) -> str:
+    """A config value as a tracker parameter string: strings as they are, everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @dataclasses.dataclass(frozen=True)

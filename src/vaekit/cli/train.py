@@ -10,11 +10,10 @@ from typing import Annotated, Literal, Optional
 import tyro
 
 from .. import io
-from ..reporting import runs
 from ..config import Config
 from ..options import RunOptions
-from ..runtime import distributed
-from ..runtime import resolve_device
+from ..reporting import runs
+from ..runtime import distributed, resolve_device
 from .common import say
 
 
@@ -78,10 +77,10 @@ def _train(args: TrainArgs) -> None:
         try:
             if args.resume:
                 summary = runs.train_run(None, run_dir, resume=True, progress=progress, epochs=epochs,
-                                             logger=args.logger, options=args.options)
+                                         logger=args.logger, options=args.options)
             else:
                 summary = runs.train_run(args.config, run_dir, progress=progress, logger=args.logger,
-                                             options=args.options)
+                                         options=args.options)
         except KeyboardInterrupt:
             if distributed.is_main() and not (run_dir / io.CHECKPOINT).exists():
                 raise KeyboardInterrupt("no epoch finished, so no run folder is kept; start the run again") from None

@@ -5,8 +5,6 @@ conditional model. The run folder itself (its scaler file included) is :mod:`vae
 from __future__ import annotations
 
 import dataclasses
-import time
-from pathlib import Path
 
 import torch
 

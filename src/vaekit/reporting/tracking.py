@@ -20,15 +20,13 @@ same run on ``--resume`` (a run id, the last epoch it received) is kept in ``RUN
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import json
 from pathlib import Path
 
 import torch
 
 from .. import io
-from ..run import RunContext, status_of  # noqa: F401  (the tracker API: a logger is started with a RunContext)
+from ..run import RunContext, param_value  # noqa: F401  (the tracker API, re-exported for the loggers)
 from ..models import given
 
 #: File of the run folder that remembers each tracker's run id and last logged epoch.
@@ -47,11 +45,6 @@ def numeric_items(metrics: dict, prefix: str = ""):
             yield prefix + key, float(value)
         elif isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
             yield from ((f"{prefix}{key}/{i}", float(v)) for i, v in enumerate(value))
-
-
-def param_value(value) -> str:
-    """A config value as a tracker parameter string: strings as they are, everything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def vaekit_version() -> str:
