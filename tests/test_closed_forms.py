@@ -141,3 +141,50 @@ def test_fast_prior_kl_matches_the_generic_one():
     generic = torch.distributions.kl_divergence(
         torch.distributions.Normal(q.base_dist.loc, q.base_dist.scale), torch.distributions.Normal(0.0, 1.0)).sum(-1)
     torch.testing.assert_close(torch.distributions.kl_divergence(q, standard_normal(4)), generic)
+
+
+def test_lean_distributions_are_torchs_own_numbers():
+    """The hot-path builders (no argument broadcasting, one-call rsample, one fused BCE) give the
+    shapes, draws and densities torch's own constructors give, bit for bit."""
+    from torch.distributions import Bernoulli as TorchBernoulli, Independent, Normal
+
+    from vaekit.distributions import DiagonalNormal, IndependentBernoulli
+
+    g = torch.Generator().manual_seed(0)
+    loc, scale = torch.randn(6, 3, generator=g), torch.rand(6, 3, generator=g) + 0.1
+    ours, theirs = diagonal_normal(loc, scale), Independent(Normal(loc, scale), 1)
+    assert isinstance(ours, (DiagonalNormal, Independent)) and not ours._validate_args
+    assert (ours.batch_shape, ours.event_shape) == (theirs.batch_shape, theirs.event_shape)
+    for shape in ((), (4,), (2, 5)):
+        torch.manual_seed(1)
+        a = ours.rsample(shape)
+        torch.manual_seed(1)
+        assert torch.equal(a, theirs.rsample(shape))
+        assert torch.equal(ours.log_prob(a), theirs.log_prob(a))
+    assert torch.equal(ours.entropy(), theirs.entropy()) and torch.equal(ours.variance, theirs.variance)
+    with pytest.raises(ValueError, match="one shape"):
+        diagonal_normal(loc, scale[:, :2])
+    prior = standard_normal(3)
+    assert (prior.batch_shape, prior.event_shape) == (torch.Size(), torch.Size([3]))
+
+    for logits_shape, value_shape, event_ndim in (((5, 7), (5, 7), 1), ((2, 5, 7), (5, 7), 1),
+                                                  ((3, 4, 6, 6), (4, 6, 6), 3)):
+        logits, value = torch.randn(logits_shape, generator=g), torch.rand(value_shape, generator=g)
+        ours = IndependentBernoulli(logits, event_ndim)
+        theirs = Independent(TorchBernoulli(logits=logits, validate_args=False), event_ndim)
+        assert (ours.batch_shape, ours.event_shape) == (theirs.batch_shape, theirs.event_shape)
+        assert torch.equal(ours.log_prob(value), theirs.log_prob(value))
+        assert torch.equal(ours.mean, theirs.mean)
+
+
+def test_one_draw_without_a_sample_dimension_is_the_same_draw():
+    from vaekit.objectives import forward
+
+    model = build_model(Config.from_flat(net="mlp", hidden=(16,), latent_dim=3).model, (8,), seed=0)
+    x = torch.rand(5, 8)
+    torch.manual_seed(2)
+    one = forward(model, x, 1)
+    torch.manual_seed(2)
+    bare = forward(model, x, None)
+    assert bare.z.shape == (5, 3) and bare.log_px.shape == (5,) and bare.px.batch_shape == (5,)
+    assert torch.equal(one.z[0], bare.z) and torch.equal(one.log_px[0], bare.log_px)

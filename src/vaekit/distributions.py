@@ -19,8 +19,57 @@ from torch.distributions.kl import _kl_independent_independent
 MIN_SCALE = 1e-3
 
 
-def _independent(base: Distribution, event_ndim: int) -> Independent:
-    return Independent(base, event_ndim, validate_args=False)
+# Every training step builds q(z|x), the prior and p(x|z). torch's constructors broadcast their
+# arguments (``broadcast_all``) and check shapes in Python, which costs as much as a small MLP's
+# forward pass; the builders below skip that work where the shapes are known to agree, and give
+# the very same objects (the same classes and attributes, hence the same numbers and gradients).
+
+
+def _set(dist: Distribution, batch_shape: torch.Size, event_shape: torch.Size, **params) -> Distribution:
+    """Set ``params`` and the shapes on ``dist`` with validation off: what ``cls.__init__`` would
+    leave after ``Distribution.__init__(batch_shape, event_shape, validate_args=False)``."""
+    dist.__dict__.update(params, _batch_shape=batch_shape, _event_shape=event_shape, _validate_args=False)
+    return dist
+
+
+def _lean(cls, batch_shape: torch.Size, event_shape: torch.Size = torch.Size(), **params) -> Distribution:
+    """An instance of ``cls`` with ``params`` set as attributes, built without ``cls.__init__``."""
+    return _set(cls.__new__(cls), batch_shape, event_shape, **params)
+
+
+def _lean_independent(base: Distribution, event_ndim: int) -> Independent:
+    """``Independent(base, event_ndim)`` for a base with no event dimensions and at least
+    ``event_ndim`` batch dimensions, built without the constructor's checks."""
+    shape = base.batch_shape
+    cut = len(shape) - event_ndim
+    return _lean(Independent, shape[:cut], shape[cut:], base_dist=base, reinterpreted_batch_ndims=event_ndim)
+
+
+class IndependentBernoulli(Independent):
+    """Bernoulli variables with logits, independent over the last ``event_ndim`` dimensions:
+    ``Independent(Bernoulli(logits=logits), event_ndim)`` whose :meth:`log_prob` is one
+    binary cross-entropy summed over the event dimensions.
+
+    Args:
+        logits: ``(*batch, *event)`` tensor of log-odds.
+        event_ndim: how many trailing dimensions are the event (≥ 1, ≤ ``logits.dim()``).
+    """
+
+    def __init__(self, logits: torch.Tensor, event_ndim: int):
+        shape, cut = logits.shape, logits.dim() - event_ndim
+        base = _lean(torch.distributions.Bernoulli, shape, logits=logits, _param=logits)
+        _set(self, shape[:cut], shape[cut:], base_dist=base, reinterpreted_batch_ndims=event_ndim)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """log p(value) = Σ_event [v log σ(l) + (1 − v) log(1 − σ(l))] in nats, ``(*batch,)``; ``value``
+        broadcasts against the logits (e.g. x ``(batch, *event)`` against ``(num_samples, batch, *event)``)."""
+        logits = self.base_dist.logits
+        if value.shape != logits.shape:
+            logits, value = torch.broadcast_tensors(logits, value)
+        cross_entropy = F.binary_cross_entropy_with_logits(logits, value, reduction="none")
+        if self.reinterpreted_batch_ndims > 1:
+            cross_entropy = cross_entropy.flatten(-self.reinterpreted_batch_ndims)
+        return -cross_entropy.sum(-1)
 
 
 class Likelihood(nn.Module):
@@ -70,7 +119,7 @@ class Bernoulli(Likelihood):
 
     def forward(self, params: torch.Tensor) -> Distribution:
         """params: logits ``(*batch, *data_shape)`` -> Distribution with event = data dims."""
-        return _independent(torch.distributions.Bernoulli(logits=params, validate_args=False), self.event_ndim)
+        return IndependentBernoulli(params, self.event_ndim)
 
 
 class ContinuousBernoulli(Likelihood):
@@ -88,7 +137,7 @@ class ContinuousBernoulli(Likelihood):
     def forward(self, params: torch.Tensor) -> Distribution:
         """params: logits ``(*batch, *data_shape)`` -> Distribution with event = data dims."""
         base = torch.distributions.ContinuousBernoulli(logits=params, validate_args=False)
-        return _independent(base, self.event_ndim)
+        return _lean_independent(base, self.event_ndim)
 
     @property
     def name(self) -> str:
@@ -146,7 +195,7 @@ class Gaussian(Likelihood):
             scale = torch.full_like(loc, scale)
         else:
             scale = scale.expand_as(loc)
-        return _independent(Normal(loc, scale, validate_args=False), self.event_ndim)
+        return _lean_independent(_lean(Normal, loc.shape, loc=loc, scale=scale), self.event_ndim)
 
 
 class Deterministic(Distribution):
@@ -182,29 +231,62 @@ class Deterministic(Distribution):
         raise ValueError("a deterministic autoencoder has no posterior density; use a VAE")
 
 
-def diagonal_normal(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
-    """``Independent(Normal(loc, scale), 1)``: a diagonal Gaussian over the last dimension."""
-    return _independent(Normal(loc, scale, validate_args=False), 1)
+class DiagonalNormal(Independent):
+    """N(loc, diag scale²) over the last dimension: ``Independent(Normal(loc, scale), 1)``, built
+    without torch's argument broadcasting, with a one-call :meth:`rsample`.
+
+    Args:
+        loc, scale: ``(*batch, latent_dim)`` tensors of one shape (scale > 0; not checked).
+    """
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
+        shape = loc.shape
+        base = _lean(Normal, shape, loc=loc, scale=scale)
+        _set(self, shape[:-1], shape[-1:], base_dist=base, reinterpreted_batch_ndims=1)
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """loc + scale ⊙ ε, ε ~ N(0, I) (Kingma & Welling 2013, eq. 4): ``(*sample_shape, *batch, latent_dim)``;
+        the same draws as ``Normal.rsample`` from the same generator state."""
+        loc, scale = self.base_dist.loc, self.base_dist.scale
+        eps = torch.randn(torch.Size(sample_shape) + loc.shape, dtype=loc.dtype, device=loc.device)
+        return loc + eps * scale
 
 
-class StandardNormal(Independent):
+def diagonal_normal(loc: torch.Tensor, scale: torch.Tensor) -> DiagonalNormal:
+    """:class:`DiagonalNormal` ``(loc, scale)``: a diagonal Gaussian over the last dimension.
+
+    Args:
+        loc, scale: ``(*batch, latent_dim)`` tensors of one shape (scale > 0; not checked).
+
+    Raises:
+        ValueError: ``loc`` and ``scale`` of different shapes.
+    """
+    if loc.shape != scale.shape:
+        raise ValueError(f"loc and scale must have one shape, got {tuple(loc.shape)} and {tuple(scale.shape)}")
+    return DiagonalNormal(loc, scale)
+
+
+class StandardNormal(DiagonalNormal):
     """The prior N(0, I): a diagonal Gaussian with a fast closed-form KL from any diagonal Gaussian.
 
     Args:
         loc, scale: zeros and ones of shape ``(latent_dim,)`` (kept by the model as buffers).
     """
 
-    def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
-        super().__init__(Normal(loc, scale, validate_args=False), 1, validate_args=False)
+
+@register_kl(DiagonalNormal, StandardNormal)
+def _kl_standard(q: DiagonalNormal, p: StandardNormal) -> torch.Tensor:
+    """KL(N(loc, diag scale²) ‖ N(0, I)) = Σ_d ½(loc² + scale² − 1) − log scale (Kingma & Welling 2013, App. B)."""
+    loc, scale = q.base_dist.loc, q.base_dist.scale
+    return (0.5 * (loc.square() + scale.square() - 1) - scale.log()).sum(-1)
 
 
 @register_kl(Independent, StandardNormal)
-def _kl_diagonal_standard(q: Independent, p: StandardNormal) -> torch.Tensor:
-    """KL(N(loc, diag scale²) ‖ N(0, I)) = Σ_d ½(loc² + scale² − 1) − log scale (Kingma & Welling 2013, App. B)."""
+def _kl_independent_standard(q: Independent, p: StandardNormal) -> torch.Tensor:
+    """KL(q ‖ N(0, I)) for any Independent q: closed form when q is ``Independent(Normal, 1)``."""
     if not (isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1):
         return _kl_independent_independent(q, p)
-    loc, scale = q.base_dist.loc, q.base_dist.scale
-    return (0.5 * (loc.square() + scale.square() - 1) - scale.log()).sum(-1)
+    return _kl_standard(q, p)
 
 
 def standard_normal(latent_dim: int, device=None, dtype=None) -> StandardNormal:

@@ -22,7 +22,7 @@ from .registry import ModelKind, MODEL_KINDS
 def _check_input(x: torch.Tensor, data_shape) -> None:
     if not torch.is_tensor(x):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if data_shape is not None and tuple(x.shape[1:]) != tuple(data_shape):
+    if data_shape is not None and x.shape[1:] != data_shape:
         raise ValueError(
             f"x has examples of shape {tuple(x.shape[1:])} but the model expects {tuple(data_shape)} "
             f"(x: (batch, {', '.join(map(str, data_shape))}))"
@@ -85,6 +85,8 @@ class AE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> Distribution:
         """p(x|z) for z ``(*sample, batch, latent_dim)``; ``log_prob(x)`` has shape ``(*sample, batch)``."""
+        if z.dim() == 2:
+            return self.likelihood(self.decoder(z))
         lead = z.shape[:-1]
         params = self.decoder(z.reshape(-1, z.shape[-1]))
         return self.likelihood(params.reshape(*lead, *params.shape[1:]))

@@ -112,8 +112,8 @@ class BetaTC:
     def __call__(self, model, x: torch.Tensor, warmup: float = 1.0) -> LossTerms:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms` with ``mi``, ``tc``, ``dimwise_kl``
         ``(batch,)`` nats; ``kl`` is the closed form."""
-        out = forward(model, x, 1)
-        z, reconstruction = out.z[0], out.log_px[0]
+        out = forward(model, x, None)
+        z, reconstruction = out.z, out.log_px
         n = max(self.dataset_size or len(x), len(x))
         terms = kl_decomposition_terms(out.q, z, model.prior(), n, self.sampling)
         alpha, beta, gamma = (warmup * w for w in (self.alpha, self.beta, self.gamma))

@@ -115,13 +115,14 @@ class ELBO:
 
     def __call__(self, model, x: torch.Tensor, warmup: float = 1.0, capacity: float | None = None) -> LossTerms:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms` (loss: scalar mean over the batch)."""
-        out = forward(model, x, self.num_samples)
-        # one draw: log_px[0] is log_px.mean(0) without an extra op (the same numbers, gradient too)
-        reconstruction = out.log_px[0] if self.num_samples == 1 else out.log_px.mean(0)
+        # one draw: no sample dimension, so no mean over it (the same numbers and gradients)
+        one = self.num_samples == 1
+        out = forward(model, x, None if one else self.num_samples)
+        reconstruction = out.log_px if one else out.log_px.mean(0)
         kl = kl_to_prior(model, out.q)
         beta = self.beta * warmup
-        if capacity is None:
-            loss = -(reconstruction - (kl if beta == 1.0 else beta * kl)).mean()
+        if capacity is None:  # KL − log p(x|z) is exactly −(log p(x|z) − KL): one op fewer
+            loss = ((kl if beta == 1.0 else beta * kl) - reconstruction).mean()
         else:
             loss = -reconstruction.mean() + beta * (kl.mean() - capacity).abs()
         return _terms(loss, reconstruction, kl)

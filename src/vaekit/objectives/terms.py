@@ -44,13 +44,14 @@ class LossTerms:
 
 @dataclasses.dataclass(frozen=True)
 class Forward:
-    """One pass of a batch through the model: q(z|x), ``num_samples`` draws of z, p(x|z).
+    """One pass of a batch through the model: q(z|x), draws of z, p(x|z).
 
     Attributes:
         q: q(z|x) of the (corrupted, for a denoising model) input; batch ``(batch,)``.
-        z: ``(num_samples, batch, latent_dim)`` reparameterised draws.
-        px: p(x|z), batch shape ``(num_samples, batch)``.
-        log_px: ``(num_samples, batch)`` log p(x|z_l) in nats.
+        z: ``(num_samples, batch, latent_dim)`` reparameterised draws; ``(batch, latent_dim)``
+            for ``num_samples=None``.
+        px: p(x|z), batch shape ``(num_samples, batch)``; ``(batch,)`` for ``num_samples=None``.
+        log_px: log p(x|z_l) in nats, ``(num_samples, batch)``; ``(batch,)`` for ``num_samples=None``.
     """
 
     q: Distribution
@@ -59,11 +60,16 @@ class Forward:
     log_px: torch.Tensor
 
 
-def forward(model, x: torch.Tensor, num_samples: int = 1) -> Forward:
+def forward(model, x: torch.Tensor, num_samples: int | None = 1) -> Forward:
     """Encode ``x`` ``(batch, *data_shape)`` (through ``model.corrupt`` in training mode), draw
-    ``num_samples`` z = loc + scale ⊙ ε (Kingma & Welling 2013, eq. 4), decode them and score x."""
+    z = loc + scale ⊙ ε (Kingma & Welling 2013, eq. 4), decode the draws and score x.
+
+    ``num_samples`` draws per example stack on a leading sample dimension; ``None`` is one draw
+    without it (as ``q.rsample()``): the same numbers as ``num_samples=1`` with the sample
+    dimension dropped, and fewer tensor operations (the one-draw objectives use it).
+    """
     q = model.encode(model.corrupt(x))
-    z = q.rsample((num_samples,))
+    z = q.rsample() if num_samples is None else q.rsample((num_samples,))
     px = model.decode(z)
     return Forward(q, z, px, px.log_prob(x))
 
