@@ -202,7 +202,7 @@ def shard(order: torch.Tensor, batch_size: int, rank: int = 0, world_size: int =
         starts.pop()
     for i, start in enumerate(starts):
         stop = starts[i + 1] if i + 1 < len(starts) else n
-        part = order[start:stop].tensor_split(world_size)[rank]
+        part = order[start:stop] if world_size == 1 else order[start:stop].tensor_split(world_size)[rank]
         yield part, stop - start
 
 

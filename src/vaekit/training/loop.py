@@ -53,10 +53,11 @@ def _batches(train, batch_size: int, generator: torch.Generator, labels: torch.T
     shuffled index (this rank's shard of it, :func:`vaekit.distributed.shard`); a DataLoader's
     batches come as they are (c = the batch's second entry for a conditional model, else None)."""
     if torch.is_tensor(train):
-        order = torch.randperm(len(train), generator=generator)
+        # the permutation goes to the data's device once per epoch, not once per batch
+        order = torch.randperm(len(train), generator=generator).to(train.device)
         for index, global_size in distributed.shard(order, batch_size, rank, world_size):
             c = None if labels is None else labels[index.to(labels.device)]
-            yield train[index.to(train.device)], c, global_size
+            yield train[index], c, global_size
     else:
         sizes = None
         for i, batch in enumerate(train):
