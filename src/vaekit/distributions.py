@@ -284,9 +284,29 @@ def _kl_standard(q: DiagonalNormal, p: StandardNormal) -> torch.Tensor:
 @register_kl(Independent, StandardNormal)
 def _kl_independent_standard(q: Independent, p: StandardNormal) -> torch.Tensor:
     """KL(q ‖ N(0, I)) for any Independent q: closed form when q is ``Independent(Normal, 1)``."""
-    if not (isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1):
+    if not _is_diagonal_normal(q):
         return _kl_independent_independent(q, p)
     return _kl_standard(q, p)
+
+
+def _is_diagonal_normal(q: Distribution) -> bool:
+    return isinstance(q, Independent) and isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1
+
+
+def closed_form_kl(q: Distribution, p: Distribution) -> torch.Tensor:
+    """KL(q ‖ p) in nats, shape: the broadcast batch shape of ``q`` and ``p``.
+
+    ``torch.distributions.kl_divergence``, with the VAE's case, a diagonal Gaussian q against
+    the N(0, I) prior (Kingma & Welling 2013, App. B), computed without its registry lookup: the
+    lookup is a cached search over the registered type pairs that ``torch.compile`` cannot
+    trace, so a compiled training step would break its graph there.
+
+    Raises:
+        NotImplementedError: no closed form is registered for the pair (as ``kl_divergence``).
+    """
+    if type(p) is StandardNormal and _is_diagonal_normal(q):
+        return _kl_standard(q, p)
+    return kl_divergence(q, p)
 
 
 def standard_normal(latent_dim: int, device=None, dtype=None) -> StandardNormal:

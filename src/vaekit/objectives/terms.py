@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch.distributions import Distribution, kl_divergence
+from torch.distributions import Distribution
+
+from ..distributions import closed_form_kl
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,4 +80,4 @@ def kl_to_prior(model, q) -> torch.Tensor:
     """KL(q(z|x) ‖ p(z)) in nats, ``(batch,)``, in closed form; zeros for a deterministic AE."""
     if not model.stochastic:
         return q.mean.new_zeros(q.mean.shape[:-1])
-    return kl_divergence(q, model.prior())
+    return closed_form_kl(q, model.prior())
