@@ -109,6 +109,7 @@ def _worker(rank: int, port: int, out: str):
     from vaekit.runtime import files
 
     out = Path(out)
+    cpu = RunOptions(device="cpu")  # gloo on the CPU, also on a machine with a GPU (a forked child cannot use CUDA)
     with distributed.process_group("cpu"):
         assert distributed.world_size() == WORLD
         # 0. the helpers: a string from rank 0, and a failure on rank 0 stops every rank
@@ -136,7 +137,7 @@ def _worker(rank: int, port: int, out: str):
         io.atomic_write = files.atomic_write = recording_write
         distributed.shard = recording_shard
         config = Config.from_flat(epochs=2, batch_size=32, eval_num_samples=20, **TINY)
-        summary = runs.train_run(config, out / "run", progress=False)
+        summary = runs.train_run(config, out / "run", progress=False, options=cpu)
         io.atomic_write = files.atomic_write = real_write
         distributed.shard = real_shard
         (out / f"writes{rank}.json").write_text(json.dumps(written))
@@ -148,7 +149,7 @@ def _worker(rank: int, port: int, out: str):
         ae = Config.from_flat(model="ae", binarize="none", epochs=2, batch_size=32, **TINY)
         ds, x, val = _digits(ae)
         model = build_model(ae.model, ds.data_shape, seed=ae.train.seed)
-        history = fit(model, x, ae, val=val)
+        history = fit(model, x, ae, val=val, options=cpu)
         if rank == 0:
             _save(model, out / "ae_ddp.safetensors")
             (out / "ae_history.json").write_text(json.dumps(history))
@@ -157,12 +158,12 @@ def _worker(rank: int, port: int, out: str):
         vae = Config.from_flat(epochs=2, batch_size=32, **TINY)
         ds, x, val = _digits(vae)
         straight = build_model(vae.model, ds.data_shape, seed=vae.train.seed)
-        fit(straight, x, vae, val=val)
+        fit(straight, x, vae, val=val, options=cpu)
         ckpt = out / "ckpt.safetensors"
         first = build_model(vae.model, ds.data_shape, seed=vae.train.seed)
-        fit(first, x, vae.replace(epochs=1), val=val, hooks=[Checkpoint(ckpt)])
+        fit(first, x, vae.replace(epochs=1), val=val, hooks=[Checkpoint(ckpt)], options=cpu)
         resumed = build_model(vae.model, ds.data_shape, seed=vae.train.seed)
-        fit(resumed, x, vae, val=val, hooks=[Checkpoint(ckpt)], resume_from=ckpt)
+        fit(resumed, x, vae, val=val, hooks=[Checkpoint(ckpt)], resume_from=ckpt, options=cpu)
         for name, m in (("straight", straight), ("resumed", resumed)):
             _save(m, out / f"{name}{rank}.safetensors")
 
@@ -171,7 +172,7 @@ def _worker(rank: int, port: int, out: str):
         ds, x, val = _digits(cvae)
         y_train, y_val = split_validation(ds.labels["digit"], cvae)
         model = build_model(cvae.model, ds.data_shape, num_classes=10, seed=cvae.train.seed)
-        fit(model, x, cvae, val=val, labels=y_train, val_labels=y_val)
+        fit(model, x, cvae, val=val, labels=y_train, val_labels=y_val, options=cpu)
         _save(model, out / f"cvae{rank}.safetensors")
 
 
@@ -217,7 +218,7 @@ def test_two_processes_equal_one_process_with_the_global_batch(two_process_run):
     ae = Config.from_flat(model="ae", binarize="none", epochs=2, batch_size=32 * WORLD, **TINY)
     ds, x, val = _digits(ae)
     model = build_model(ae.model, ds.data_shape, seed=ae.train.seed)
-    history = fit(model, x, ae, val=val)
+    history = fit(model, x, ae, val=val, options=RunOptions(device="cpu"))
     ddp = load_file(str(two_process_run / "ae_ddp.safetensors"))
     for key, value in model.state_dict().items():
         torch.testing.assert_close(ddp[key], value, rtol=1e-4, atol=1e-5)
