@@ -25,16 +25,12 @@ MIN_SCALE = 1e-3
 # the very same objects (the same classes and attributes, hence the same numbers and gradients).
 
 
-def _set(dist: Distribution, batch_shape: torch.Size, event_shape: torch.Size, **params) -> Distribution:
-    """Set ``params`` and the shapes on ``dist`` with validation off: what ``cls.__init__`` would
-    leave after ``Distribution.__init__(batch_shape, event_shape, validate_args=False)``."""
+def _lean(cls, batch_shape: torch.Size, event_shape: torch.Size = torch.Size(), **params) -> Distribution:
+    """An instance of ``cls`` with ``params`` as attributes, built without ``cls.__init__``: what the
+    constructor leaves after ``Distribution.__init__(batch_shape, event_shape, validate_args=False)``."""
+    dist = cls.__new__(cls)
     dist.__dict__.update(params, _batch_shape=batch_shape, _event_shape=event_shape, _validate_args=False)
     return dist
-
-
-def _lean(cls, batch_shape: torch.Size, event_shape: torch.Size = torch.Size(), **params) -> Distribution:
-    """An instance of ``cls`` with ``params`` set as attributes, built without ``cls.__init__``."""
-    return _set(cls.__new__(cls), batch_shape, event_shape, **params)
 
 
 def _lean_independent(base: Distribution, event_ndim: int) -> Independent:
@@ -58,7 +54,8 @@ class IndependentBernoulli(Independent):
     def __init__(self, logits: torch.Tensor, event_ndim: int):
         shape, cut = logits.shape, logits.dim() - event_ndim
         base = _lean(torch.distributions.Bernoulli, shape, logits=logits, _param=logits)
-        _set(self, shape[:cut], shape[cut:], base_dist=base, reinterpreted_batch_ndims=event_ndim)
+        self.__dict__.update(base_dist=base, reinterpreted_batch_ndims=event_ndim, _batch_shape=shape[:cut],
+                             _event_shape=shape[cut:], _validate_args=False)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """log p(value) = Σ_event [v log σ(l) + (1 − v) log(1 − σ(l))] in nats, ``(*batch,)``; ``value``
@@ -80,6 +77,11 @@ class Likelihood(nn.Module):
     """
 
     unit_interval: bool = False
+
+    def __call__(self, params: torch.Tensor) -> Distribution:
+        """:meth:`forward`, without nn.Module's hook dispatch: a head runs once per batch and owns at
+        most a learned scale, so forward hooks on it are not supported (hook the decoder instead)."""
+        return self.forward(params)
 
     def forward(self, params: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
         """Decoder output ``(*batch, *data_shape)`` -> p(x|z) with ``log_prob(x)`` of shape ``(*batch,)``."""
@@ -242,13 +244,17 @@ class DiagonalNormal(Independent):
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
         shape = loc.shape
         base = _lean(Normal, shape, loc=loc, scale=scale)
-        _set(self, shape[:-1], shape[-1:], base_dist=base, reinterpreted_batch_ndims=1)
+        self.__dict__.update(base_dist=base, reinterpreted_batch_ndims=1, _batch_shape=shape[:-1],
+                             _event_shape=shape[-1:], _validate_args=False)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         """loc + scale ⊙ ε, ε ~ N(0, I) (Kingma & Welling 2013, eq. 4): ``(*sample_shape, *batch, latent_dim)``;
         the same draws as ``Normal.rsample`` from the same generator state."""
         loc, scale = self.base_dist.loc, self.base_dist.scale
-        eps = torch.randn(torch.Size(sample_shape) + loc.shape, dtype=loc.dtype, device=loc.device)
+        if sample_shape:
+            eps = torch.randn(torch.Size(sample_shape) + loc.shape, dtype=loc.dtype, device=loc.device)
+        else:
+            eps = torch.randn_like(loc, memory_format=torch.contiguous_format)
         return loc + eps * scale
 
 
@@ -304,7 +310,7 @@ def closed_form_kl(q: Distribution, p: Distribution) -> torch.Tensor:
     Raises:
         NotImplementedError: no closed form is registered for the pair (as ``kl_divergence``).
     """
-    if type(p) is StandardNormal and _is_diagonal_normal(q):
+    if type(p) is StandardNormal and (type(q) is DiagonalNormal or _is_diagonal_normal(q)):
         return _kl_standard(q, p)
     return kl_divergence(q, p)
 

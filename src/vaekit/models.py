@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from .distributions import Deterministic, Likelihood, StandardNormal, build_likelihood, diagonal_normal
+from .distributions import Deterministic, DiagonalNormal, Likelihood, StandardNormal, build_likelihood
 from .nets import build_nets
 from .registry import ModelKind, MODEL_KINDS
 
@@ -92,8 +92,12 @@ class AE(nn.Module):
         return self.likelihood(params.reshape(*lead, *params.shape[1:]))
 
     def prior(self) -> Distribution:
-        """p(z) = N(0, I), event shape ``(latent_dim,)``."""
-        return StandardNormal(self.prior_loc, self.prior_scale)
+        """p(z) = N(0, I), event shape ``(latent_dim,)``: one object per model, rebuilt when the
+        buffers behind it are replaced (``model.to(...)``)."""
+        loc, scale, prior = self.prior_loc, self.prior_scale, self.__dict__.get("_prior")
+        if prior is None or prior.base_dist.loc is not loc or prior.base_dist.scale is not scale:
+            prior = self.__dict__["_prior"] = StandardNormal(loc, scale)
+        return prior
 
     @torch.no_grad()
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +145,7 @@ class VAE(AE):
                 f"encoder returned loc {tuple(loc.shape)} and scale {tuple(scale.shape)}; "
                 f"expected both (batch, {self.latent_dim})"
             )
-        return diagonal_normal(loc, scale)
+        return DiagonalNormal(loc, scale)
 
 
 class CVAE(VAE):
