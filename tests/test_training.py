@@ -166,6 +166,25 @@ def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(digits, tm
     assert all(torch.isfinite(p).all() for p in fresh.parameters())
 
 
+def test_weights_that_turn_non_finite_on_an_epochs_last_step_stop_training(digits):
+    """The loss of every step is finite, but the last step of epoch 1 leaves an Inf weight: the
+    end-of-epoch check (one norm over all weights, then each weight) names it."""
+    steps = -(-len(digits) // CONFIG.train.batch_size)
+    calls = []
+
+    def poison_last_step(model, x, **schedule):
+        out = ELBO()(model, x, **schedule)
+        calls.append(1)
+        if len(calls) == steps:
+            with torch.no_grad():
+                model.decoder.net[0].bias[0] = float("inf")
+        return out
+
+    model = build_model(CONFIG.model, digits.shape[1:], seed=CONFIG.train.seed)
+    with pytest.raises(TrainingDiverged, match=r"the weights decoder\.net\.0\.bias became NaN/Inf in epoch 1"):
+        fit(model, digits, CONFIG, objective=poison_last_step)
+
+
 def test_dataloader_path_trains(digits):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(digits), batch_size=64, shuffle=True)
     model = build_model(CONFIG.model, digits.shape[1:], seed=CONFIG.train.seed)

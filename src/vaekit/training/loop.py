@@ -8,9 +8,9 @@ hooks (:mod:`vaekit.training.hooks`) that the caller passes in.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
+import operator
 import time
 from pathlib import Path
 from typing import Sequence
@@ -218,6 +218,14 @@ class Loop:
         return rng
 
 
+@torch.no_grad()
+def _weights_finite(model: nn.Module) -> bool:
+    """True when every weight is finite, told from one norm over all of them (a foreach kernel,
+    torch >= 2.6); False means "look at each" (the norm also overflows for weights beyond ~1e19)."""
+    total_norm = getattr(torch.nn.utils, "get_total_norm", None)
+    return total_norm is not None and bool(torch.isfinite(total_norm(list(model.parameters()))))
+
+
 def _check_finite(loop: Loop, losses: torch.Tensor, epoch: int) -> None:
     """Raise :class:`TrainingDiverged` if a loss of this epoch or a weight is NaN/Inf."""
     reduced = distributed.all_reduce_sum(losses)  # NaN on any rank stops every rank
@@ -225,6 +233,8 @@ def _check_finite(loop: Loop, losses: torch.Tensor, epoch: int) -> None:
     if not finite.all():
         bad = loop.step + int((~finite).nonzero()[0])
         raise TrainingDiverged(f"the loss became {reduced[~finite][0].item()} at step {bad} (epoch {epoch + 1})")
+    if _weights_finite(loop.model):
+        return
     broken = [name for name, p in loop.model.named_parameters() if not torch.isfinite(p).all()]
     if broken:
         raise TrainingDiverged(f"the weights {', '.join(broken[:3])} became NaN/Inf in epoch {epoch + 1} "
@@ -308,7 +318,8 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     # autocast context, a disabled gradient scaler is bypassed, in-memory batches are already on
     # the device. None of this changes a number (tests/test_training.py: bit for bit).
     call = step.forward if type(step) is TrainingStep else step
-    amp = runtime.autocast(device, options.precision) if options.precision != "32" else contextlib.nullcontext()
+    amp = runtime.autocast(device, options.precision) if options.precision != "32" else None
+    logged_terms = operator.attrgetter(*LOGGED[1:])  # the per-example terms of a step, in LOGGED order
     scaler = loop.scaler if loop.scaler.is_enabled() else None
     moved = torch.is_tensor(train) and not channels_last
     casts = runtime.float32_outputs(model.encoder, model.decoder) if options.precision != "32" else []
@@ -327,8 +338,11 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
             schedule = {"warmup": warmup_at(t, epoch + seen / n_train)}
             if t.capacity_max > 0:
                 schedule["capacity"] = capacity_at(t, loop.step + len(losses))
-            with amp:
+            if amp is None:
                 out = call(xb, cb, **schedule)
+            else:
+                with amp:
+                    out = call(xb, cb, **schedule)
             # DDP averages gradients over ranks: weight by this rank's share of the global batch.
             loss = out.loss if world == 1 else out.loss * (len(xb) * world / global_size)
             optimizer.zero_grad(set_to_none=True)
@@ -345,7 +359,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
                 scaler.step(optimizer)
                 scaler.update()
             losses.append(out.loss.detach())
-            terms.append([getattr(out, k) for k in LOGGED[1:]])
+            terms.append(logged_terms(out))
             seen += global_size
         losses = torch.stack(losses).float()
         _check_finite(loop, losses, epoch)
