@@ -162,10 +162,14 @@ def test_lean_distributions_are_torchs_own_numbers():
         assert torch.equal(a, theirs.rsample(shape))
         assert torch.equal(ours.log_prob(a), theirs.log_prob(a))
     assert torch.equal(ours.entropy(), theirs.entropy()) and torch.equal(ours.variance, theirs.variance)
-    with pytest.raises(ValueError, match="one shape"):
-        diagonal_normal(loc, scale[:, :2])
+    wide = diagonal_normal(loc, torch.tensor(0.5))  # broadcast, as torch's Normal
+    assert torch.equal(wide.log_prob(loc), Independent(Normal(loc, 0.5), 1).log_prob(loc))
+    expanded, reference = ours.expand((2, 6)), theirs.expand((2, 6))
+    assert isinstance(expanded, DiagonalNormal) and expanded.batch_shape == reference.batch_shape
+    assert torch.equal(expanded.log_prob(loc), reference.log_prob(loc))
     prior = standard_normal(3)
     assert (prior.batch_shape, prior.event_shape) == (torch.Size(), torch.Size([3]))
+    assert prior.expand((4,)).batch_shape == (4,)
 
     for logits_shape, value_shape, event_ndim in (((5, 7), (5, 7), 1), ((2, 5, 7), (5, 7), 1),
                                                   ((3, 4, 6, 6), (4, 6, 6), 3)):
@@ -175,6 +179,8 @@ def test_lean_distributions_are_torchs_own_numbers():
         assert (ours.batch_shape, ours.event_shape) == (theirs.batch_shape, theirs.event_shape)
         assert torch.equal(ours.log_prob(value), theirs.log_prob(value))
         assert torch.equal(ours.mean, theirs.mean)
+        wider = (2, *ours.batch_shape)
+        assert torch.equal(ours.expand(wider).log_prob(value), theirs.expand(wider).log_prob(value))
 
 
 def test_one_draw_without_a_sample_dimension_is_the_same_draw():

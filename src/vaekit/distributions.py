@@ -68,6 +68,11 @@ class IndependentBernoulli(Independent):
             cross_entropy = cross_entropy.flatten(-self.reinterpreted_batch_ndims)
         return -cross_entropy.sum(-1)
 
+    def expand(self, batch_shape, _instance=None) -> "IndependentBernoulli":
+        """The same Bernoulli variables with batch shape ``batch_shape`` (a view of the logits)."""
+        shape = torch.Size(batch_shape) + self.event_shape
+        return IndependentBernoulli(self.base_dist.logits.expand(shape), self.reinterpreted_batch_ndims)
+
 
 class Likelihood(nn.Module):
     """Base class of the likelihood heads.
@@ -257,18 +262,24 @@ class DiagonalNormal(Independent):
             eps = torch.randn_like(loc, memory_format=torch.contiguous_format)
         return loc + eps * scale
 
+    def expand(self, batch_shape, _instance=None) -> "DiagonalNormal":
+        """The same Gaussian with batch shape ``batch_shape`` (views of loc and scale)."""
+        shape = torch.Size(batch_shape) + self.event_shape
+        return type(self)(self.base_dist.loc.expand(shape), self.base_dist.scale.expand(shape))
+
 
 def diagonal_normal(loc: torch.Tensor, scale: torch.Tensor) -> DiagonalNormal:
     """:class:`DiagonalNormal` ``(loc, scale)``: a diagonal Gaussian over the last dimension.
 
     Args:
-        loc, scale: ``(*batch, latent_dim)`` tensors of one shape (scale > 0; not checked).
+        loc, scale: ``(*batch, latent_dim)`` tensors (scale > 0; not checked), broadcast against
+            each other as torch's ``Normal`` does.
 
     Raises:
-        ValueError: ``loc`` and ``scale`` of different shapes.
+        RuntimeError: shapes that do not broadcast.
     """
     if loc.shape != scale.shape:
-        raise ValueError(f"loc and scale must have one shape, got {tuple(loc.shape)} and {tuple(scale.shape)}")
+        loc, scale = torch.broadcast_tensors(loc, scale)
     return DiagonalNormal(loc, scale)
 
 
