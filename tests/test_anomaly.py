@@ -276,6 +276,18 @@ def test_train_stores_scaler_and_score_applies_it(tabular_run, capsys):
     assert len(detector.calibration_scores_) == 20  # the run's validation split: 10 % of its 200 training rows
 
 
+@pytest.mark.filterwarnings("default::UserWarning")  # shown, not raised: the CLI prints it
+def test_score_warns_in_one_line_when_the_calibration_rows_cannot_reach_fpr(tabular_run, capsys):
+    """20 calibration rows cannot give a p-value <= 0.01: one line says so, no file or source line."""
+    folder, run, x = tabular_run
+    write_csv(folder / "few.csv", x[:5], header=False)
+    capsys.readouterr()
+    assert main(["score", str(run), "--input", str(folder / "few.csv"), "--output", str(folder / "few-scores.csv"),
+                 "--fpr", "0.01", "--no-progress"]) == 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("vaekit: warning: 20 calibration rows cannot reach fpr=0.01"), err
+
+
 @pytest.mark.parametrize("content, match", [
     ("f0,f1,f2,f3,f4\n1,2,3,4,5\n1,2,nan,4,5\n1,2,3,4,inf\n", "rows 1, 2"),
     ("f0,f1,f2\n1,2,3\n", "has 3 features per row but the model was trained on 5"),

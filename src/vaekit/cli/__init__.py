@@ -15,7 +15,8 @@ import json
 import os
 import sys
 
-from .common import TRUST_CODE_HELP, json_registry, split_trust_code, terminate_as_interrupt, trust_code
+from .common import (TRUST_CODE_HELP, json_registry, one_line_warnings, split_trust_code, terminate_as_interrupt,
+                     trust_code)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         validate(args)
         from ..runtime.progress import silenced
 
-        with terminate_as_interrupt(signals), trust_code(trusted), silenced(getattr(args, "quiet", False)):
+        with (terminate_as_interrupt(signals), trust_code(trusted), silenced(getattr(args, "quiet", False)),
+              one_line_warnings()):
             handler(args)  # silenced: every long command's --quiet
     except SystemExit as e:  # a handler's own exit
         return e.code if isinstance(e.code, int) else 1

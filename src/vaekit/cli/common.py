@@ -34,6 +34,28 @@ def terminate_as_interrupt(received: list):
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def one_line_warnings():
+    """Within this context a Python warning prints as one line on stderr, ``vaekit: warning: ...``,
+    without the file, line and source line Python adds (``VAEKIT_DEBUG=1`` keeps Python's form)."""
+    import os
+    import sys
+    import warnings
+
+    if os.environ.get("VAEKIT_DEBUG"):
+        yield
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"vaekit: warning: {' '.join(str(message).split())}", file=file or sys.stderr, flush=True)
+
+    shown, warnings.showwarning = warnings.showwarning, show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
 def say(line: str) -> None:
     """Print one line of a command's output (flushed: visible in logs at once)."""
     print(line, flush=True)
