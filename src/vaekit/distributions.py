@@ -33,12 +33,19 @@ def _lean(cls, batch_shape: torch.Size, event_shape: torch.Size = torch.Size(), 
     return dist
 
 
-def _lean_independent(base: Distribution, event_ndim: int) -> Independent:
-    """``Independent(base, event_ndim)`` for a base with no event dimensions and at least
-    ``event_ndim`` batch dimensions, built without the constructor's checks."""
+def _as_independent(dist: Independent, base: Distribution, event_ndim: int) -> Independent:
+    """Set ``dist`` up as ``Independent(base, event_ndim)`` for a base with no event dimensions and at
+    least ``event_ndim`` batch dimensions, without the constructor's checks."""
     shape = base.batch_shape
     cut = len(shape) - event_ndim
-    return _lean(Independent, shape[:cut], shape[cut:], base_dist=base, reinterpreted_batch_ndims=event_ndim)
+    dist.__dict__.update(base_dist=base, reinterpreted_batch_ndims=event_ndim, _batch_shape=shape[:cut],
+                         _event_shape=shape[cut:], _validate_args=False)
+    return dist
+
+
+def _lean_independent(base: Distribution, event_ndim: int) -> Independent:
+    """``Independent(base, event_ndim)`` built without the constructor's checks (see :func:`_as_independent`)."""
+    return _as_independent(Independent.__new__(Independent), base, event_ndim)
 
 
 class IndependentBernoulli(Independent):
@@ -52,10 +59,8 @@ class IndependentBernoulli(Independent):
     """
 
     def __init__(self, logits: torch.Tensor, event_ndim: int):
-        shape, cut = logits.shape, logits.dim() - event_ndim
-        base = _lean(torch.distributions.Bernoulli, shape, logits=logits, _param=logits)
-        self.__dict__.update(base_dist=base, reinterpreted_batch_ndims=event_ndim, _batch_shape=shape[:cut],
-                             _event_shape=shape[cut:], _validate_args=False)
+        base = _lean(torch.distributions.Bernoulli, logits.shape, logits=logits, _param=logits)
+        _as_independent(self, base, event_ndim)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """log p(value) = Σ_event [v log σ(l) + (1 − v) log(1 − σ(l))] in nats, ``(*batch,)``; ``value``
@@ -247,10 +252,7 @@ class DiagonalNormal(Independent):
     """
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
-        shape = loc.shape
-        base = _lean(Normal, shape, loc=loc, scale=scale)
-        self.__dict__.update(base_dist=base, reinterpreted_batch_ndims=1, _batch_shape=shape[:-1],
-                             _event_shape=shape[-1:], _validate_args=False)
+        _as_independent(self, _lean(Normal, loc.shape, loc=loc, scale=scale), 1)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         """loc + scale ⊙ ε, ε ~ N(0, I) (Kingma & Welling 2013, eq. 4): ``(*sample_shape, *batch, latent_dim)``;
@@ -291,8 +293,7 @@ class StandardNormal(DiagonalNormal):
     """
 
 
-@register_kl(DiagonalNormal, StandardNormal)
-def _kl_standard(q: DiagonalNormal, p: StandardNormal) -> torch.Tensor:
+def _kl_standard(q: Independent, p: StandardNormal) -> torch.Tensor:
     """KL(N(loc, diag scale²) ‖ N(0, I)) = Σ_d ½(loc² + scale² − 1) − log scale (Kingma & Welling 2013, App. B)."""
     loc, scale = q.base_dist.loc, q.base_dist.scale
     return (0.5 * (loc.square() + scale.square() - 1) - scale.log()).sum(-1)
@@ -321,7 +322,7 @@ def closed_form_kl(q: Distribution, p: Distribution) -> torch.Tensor:
     Raises:
         NotImplementedError: no closed form is registered for the pair (as ``kl_divergence``).
     """
-    if type(p) is StandardNormal and (type(q) is DiagonalNormal or _is_diagonal_normal(q)):
+    if type(p) is StandardNormal and _is_diagonal_normal(q):
         return _kl_standard(q, p)
     return kl_divergence(q, p)
 
