@@ -424,7 +424,7 @@ def test_a_full_disk_names_the_file_and_the_resume_command(run, tmp_path, capsys
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(io.os, "fsync", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)
     line = error_line(*run_cli(["train", "--resume", copy, "--epochs", "2", "--no-progress"], capsys))
     assert str(checkpoint) in line and "No space left on device" in line
     assert f"vaekit train --resume {copy}" in line
