@@ -232,12 +232,12 @@ def test_resume_removes_stale_temporary_files(run, tmp_path, capsys):
 
 
 def test_ctrl_c_during_resume_names_the_resume_command(run, tmp_path, capsys, monkeypatch):
-    from vaekit.reporting import runs
+    from vaekit import run as run_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs, "train_run", interrupted)
+    monkeypatch.setattr(run_module, "train", interrupted)
     code, _, err = run_cli(["train", "--resume", run, "--no-progress"], capsys)
     assert code == 130 and f"vaekit train --resume {run}" in err and len(err.strip().splitlines()) == 1
 

@@ -214,7 +214,7 @@ def test_kl_diagnostics_hook_logs_the_decomposition(digits):
 
 
 def test_run_logs_kl_diagnostics_unless_switched_off(tmp_path):
-    from vaekit.reporting.runs import train_run
+    from vaekit.run import train as train_run
 
     config = Config.from_flat(latent_dim=2, hidden=(16,), epochs=1, eval_num_samples=5)
     train_run(config, tmp_path / "a", progress=False)

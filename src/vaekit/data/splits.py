@@ -146,7 +146,11 @@ def class_count(labels: torch.Tensor, name: str | None = None) -> int:
 
 
 def condition_labels(config: Config, dataset: data.Dataset) -> torch.Tensor | None:
-    """The class indices ``(N,)`` a conditional model is given for ``dataset``; None for other models."""
+    """The class indices ``(N,)`` a conditional model is given for ``dataset``; None for other models.
+    A config whose ``condition_on`` is resolved (:func:`resolve_condition`) is not resolved again."""
     if not config.model.spec.conditional:
         return None
-    return dataset.labels[resolve_condition(config, dataset).data.condition_on]
+    name = config.data.condition_on
+    if name is None or name not in dataset.labels:
+        name = resolve_condition(config, dataset).data.condition_on  # the default label, or the clear error
+    return dataset.labels[name]
