@@ -271,9 +271,11 @@ class RunFolder:
         return self.checkpoint.exists()
 
     def __enter__(self) -> "RunFolder":
+        if self._open:
+            raise RuntimeError(f"run folder {self.path} is already entered (one owner, entered once)")
         self.path = Path(distributed.broadcast_text(distributed.on_main(self._claim)))
         if self.resume:
-            config = load_config(self.path)
+            config = self.config or load_config(self.path)  # rank 0 read it while claiming the folder
             self.config = config if self.epochs is None else config.replace(epochs=self.epochs)
         self._open = True
         return self
@@ -283,7 +285,7 @@ class RunFolder:
         held = contextlib.ExitStack()
         try:
             if self.resume:
-                load_config(self.path)  # a folder that is no run is refused before anything is touched
+                self.config = load_config(self.path)  # a folder that is no run is refused before anything is touched
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             held.enter_context(hold_run(self.path))
