@@ -107,7 +107,7 @@ def resolve_condition(config: Config, dataset: data.Dataset) -> Config:
     Raises:
         ValueError: a conditional model on a dataset without labels, or an unknown label name.
     """
-    if not config.model.spec.conditional:
+    if not config.model.entry.conditional:
         return config
     if not dataset.labels:
         raise ValueError(f"--model {config.model.name} needs labelled data; dataset {dataset.name!r} has no labels "
@@ -147,6 +147,6 @@ def class_count(labels: torch.Tensor, name: str | None = None) -> int:
 
 def condition_labels(config: Config, dataset: data.Dataset) -> torch.Tensor | None:
     """The class indices ``(N,)`` a conditional model is given for ``dataset``; None for other models."""
-    if not config.model.spec.conditional:
+    if not config.model.entry.conditional:
         return None
     return dataset.labels[resolve_condition(config, dataset).data.condition_on]

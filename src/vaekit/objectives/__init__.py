@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .betatc import BetaTC
 from .coupling import Coupling, SelfSupervised
-from .elbo import ELBO, IWAE, elbo, elbo_terms, iwae_bound, log_importance_weights
+from .elbo import ELBO, IWAE, elbo, elbo_terms, iwae_bound, log_importance_weights, log_weights
 from .terms import Forward, LossTerms, forward, kl_to_prior
 
 #: The smooth-encoder / AVAE terms each coupling model adds to the ELBO.
@@ -28,7 +28,7 @@ def build_objective(config, dataset_size: int = 0):
     Returns:
         :class:`ELBO`, :class:`IWAE`, :class:`BetaTC`, :class:`Coupling` or :class:`SelfSupervised`.
     """
-    t, family = config.train, config.model.spec.objective
+    t, family = config.train, config.model.entry.objective
     if family == "betatc":
         return BetaTC(t.alpha, t.beta, t.gamma, t.tc_sampling, dataset_size)
     if family == "coupling":
@@ -40,4 +40,5 @@ def build_objective(config, dataset_size: int = 0):
 
 
 __all__ = ["BetaTC", "COUPLING_TERMS", "Coupling", "ELBO", "Forward", "IWAE", "LossTerms", "SelfSupervised",
-           "build_objective", "elbo", "elbo_terms", "forward", "iwae_bound", "kl_to_prior", "log_importance_weights"]
+           "build_objective", "elbo", "elbo_terms", "forward", "iwae_bound", "kl_to_prior", "log_importance_weights",
+           "log_weights"]
