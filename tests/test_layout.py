@@ -148,18 +148,20 @@ def test_config_imports_no_torch():
 
 
 def test_registry_names_match_the_classes():
-    """The torch-free registry and the classes that build its names agree: the same model names,
-    each name's graph mapped to a class with the same capabilities, the same likelihood and
-    precision names."""
+    """The one torch-free model registry agrees with the classes it names: each entry loads a class
+    whose capabilities (stochastic, conditional) are the entry's; the likelihood and precision names
+    match their builders. Five registry names are one now (no ModelKind/ModelSpec/MODEL_KINDS/CLASSES)."""
+    import vaekit.models as models
     from vaekit.distributions import LIKELIHOODS
-    from vaekit.models import CLASSES, MODELS
-    from vaekit.registry import LIKELIHOOD_NAMES, MODEL_KINDS, PRECISION_NAMES
+    from vaekit.registry import LIKELIHOOD_NAMES, MODELS, PRECISION_NAMES
     from vaekit.runtime import PRECISIONS
 
-    assert set(MODELS) == set(MODEL_KINDS) and set(CLASSES) == {k.graph for k in MODEL_KINDS.values()}
-    for name, kind in MODEL_KINDS.items():
-        spec = MODELS[name]
-        assert (spec.stochastic, spec.conditional) == (kind.stochastic, kind.conditional), name
+    assert models.MODELS is MODELS
+    for gone in ("ModelKind", "ModelSpec", "MODEL_KINDS", "CLASSES"):
+        assert not hasattr(models, gone) and not hasattr(__import__("vaekit.registry").registry, gone), gone
+    for name, entry in MODELS.items():
+        cls = entry.load()
+        assert (cls.stochastic, cls.conditional) == (entry.stochastic, entry.conditional), name
     assert set(LIKELIHOODS) == set(LIKELIHOOD_NAMES) and set(PRECISIONS) == set(PRECISION_NAMES)
 
 

@@ -113,7 +113,7 @@ def resolve_condition(config: Config, dataset: data.Dataset) -> Config:
     Raises:
         ValueError: a conditional model on a dataset without labels, or an unknown label name.
     """
-    if not config.model.spec.conditional:
+    if not config.model.entry.conditional:
         return config
     if not dataset.labels:
         raise ValueError(f"--model {config.model.name} needs labelled data; dataset {dataset.name!r} has no labels "
@@ -154,7 +154,7 @@ def class_count(labels: torch.Tensor, name: str | None = None) -> int:
 def condition_labels(config: Config, dataset: data.Dataset) -> torch.Tensor | None:
     """The class indices ``(N,)`` a conditional model is given for ``dataset``; None for other models.
     A config whose ``condition_on`` is resolved (:func:`resolve_condition`) is not resolved again."""
-    if not config.model.spec.conditional:
+    if not config.model.entry.conditional:
         return None
     name = config.data.condition_on
     if name is None or name not in dataset.labels:

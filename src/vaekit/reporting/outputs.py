@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .. import io
-from ..models import given
+from ..models import condition
 from ..run import FinishedRun
 
 
@@ -37,7 +37,7 @@ def write_figures(model, history: list[dict], test_x: torch.Tensor, run_dir,
     if len(model.data_shape) != 3:
         return paths
     x = test_x[:32]
-    view = given(model, None if labels is None else labels[:32])
+    view = condition(model, None if labels is None else labels[:32])
     paths.append(plots.reconstruction_grid(x, view.reconstruct(x), run_dir / "reconstructions.png"))
     paths.append(plots.save_image_grid(model.sample(64, generator=torch.Generator().manual_seed(0)),
                                        run_dir / "samples.png", title="decoder means of prior samples"))

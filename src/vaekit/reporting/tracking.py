@@ -28,7 +28,7 @@ import torch
 
 from .. import io
 from ..run import RunContext, param_value  # noqa: F401  (the tracker API, re-exported for the loggers)
-from ..models import given
+from ..models import condition
 
 #: File of the run folder that remembers each tracker's run id and last logged epoch.
 STATE = "tracking.json"
@@ -173,7 +173,7 @@ class TensorBoardLogger(Logger):
         model.eval()
         device = next(model.parameters()).device
         x = self.x.to(device)
-        recon = given(model, self.c).reconstruct(x)
+        recon = condition(model, self.c).reconstruct(x)
         pairs = torch.stack([x, recon], 1).flatten(0, 1)  # input, reconstruction, input, ...
         samples = model.sample(16, generator=torch.Generator().manual_seed(0))
         self.writer.add_image("reconstructions", image_grid(pairs, 8), epoch, dataformats="HWC")

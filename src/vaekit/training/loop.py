@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data.preprocess import binarize
 from .checkpoint import load_checkpoint
-from ..models import given
+from ..models import condition
 from ..objectives import ELBO, LossTerms, build_objective
 from .. import runtime
 from ..runtime import distributed
@@ -110,7 +110,7 @@ def _set_rng_state(shuffle: torch.Generator, rng: dict[str, torch.Tensor], fallb
 class TrainingStep(nn.Module):
     """The training loss of ``model`` as a module, so that DistributedDataParallel and
     torch.compile wrap one forward: ``forward(x, c, **schedule)`` returns
-    ``objective(given(model, c), x, **schedule)`` (c: the condition of a conditional model, or None)."""
+    ``objective(condition(model, c), x, **schedule)`` (c: the condition of a conditional model, or None)."""
 
     def __init__(self, model: nn.Module, objective):
         super().__init__()
@@ -119,7 +119,7 @@ class TrainingStep(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor | None, **schedule) -> LossTerms:
         """x ``(batch, *data_shape)``, c ``(batch,)`` or None -> :class:`~vaekit.objectives.LossTerms`
         (``schedule``: the warm-up factor and, when on, the capacity C)."""
-        return self.objective(given(self.model, c), x, **schedule)
+        return self.objective(condition(self.model, c), x, **schedule)
 
 
 def _wrap(model: nn.Module, objective, options: RunOptions, device: torch.device) -> nn.Module:
@@ -155,7 +155,7 @@ def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
     sums = torch.zeros(len(LOGGED), dtype=torch.float64)
     for start in range(0, len(part), batch_size):
         c = None if part_labels is None else part_labels[start:start + batch_size]
-        view, xb = given(model, c), part[start:start + batch_size].to(device)
+        view, xb = condition(model, c), part[start:start + batch_size].to(device)
         out = objective(view, xb, **schedule)
         data = elbo_pass(view, xb) if elbo_pass else out
         n = len(xb)
