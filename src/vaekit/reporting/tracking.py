@@ -8,7 +8,8 @@ numbers to a tracker. ``vaekit train --logger NAME`` picks one of :data:`LOGGERS
 - ``mlflow``: an MLflow run (:class:`vaekit.reporting.mlflow_logger.MLflowLogger`);
 - ``wandb``: a Weights & Biases run (:class:`vaekit.reporting.wandb_logger.WandbLogger`).
 
-From the API, pass a name or an instance: ``vaekit.train_run(config, "runs/a", logger=MLflowLogger(experiment="x"))``.
+From the API, pass an instance to :func:`vaekit.run.train`: ``vaekit.train(config, "runs/a",
+tracker=MLflowLogger(experiment="x"))`` (:func:`build_logger` makes one from a name).
 A tracker's own package is imported only when that tracker is chosen.
 
 The life of a logger in a run: :meth:`Logger.check` (before anything is written), then

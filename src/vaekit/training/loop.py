@@ -167,11 +167,12 @@ def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
 
 
 @dataclasses.dataclass
-class Loop:
+class TrainState:
     """The state of a training run, as hooks see it and checkpoints keep it.
 
     ``epoch`` and ``step`` count completed epochs and optimisation steps; ``history`` holds one
-    metrics dict per epoch; ``best`` the weights of the best validation loss (early stopping).
+    metrics dict per epoch; ``best`` the weights of the best validation loss (early stopping);
+    ``threads`` the intra-op thread choice the run applied (:class:`vaekit.runtime.ThreadChoice`).
     """
 
     model: nn.Module
@@ -187,6 +188,7 @@ class Loop:
     elapsed: float = 0.0
     stopped_early: bool = False
     best: dict | None = None
+    threads: object = None
 
     #: the loop fields a checkpoint stores as JSON
     SAVED = ("epoch", "step", "history", "best_loss", "bad_epochs", "elapsed", "stopped_early")
@@ -226,7 +228,7 @@ def _weights_finite(model: nn.Module) -> bool:
     return total_norm is not None and bool(torch.isfinite(total_norm(list(model.parameters()))))
 
 
-def _check_finite(loop: Loop, losses: torch.Tensor, epoch: int) -> None:
+def _check_finite(loop: TrainState, losses: torch.Tensor, epoch: int) -> None:
     """Raise :class:`TrainingDiverged` if a loss of this epoch or a weight is NaN/Inf."""
     reduced = distributed.all_reduce_sum(losses)  # NaN on any rank stops every rank
     finite = torch.isfinite(reduced)
@@ -293,14 +295,14 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     options = options or RunOptions()
     rank, world = distributed.rank(), distributed.world_size()
     model.to(device)
-    runtime.apply_threads(model, t.batch_size, options.threads, device)
+    threads = runtime.apply_threads(model, t.batch_size, options.threads, device)
     channels_last = options.channels_last and runtime.uses_conv(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     # foreach: one fused kernel per state tensor kind instead of a Python loop over parameters
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, foreach=True)
-    loop = Loop(model, optimizer, runtime.grad_scaler(device, options.precision),
-                torch.Generator().manual_seed(t.seed), config)
+    loop = TrainState(model, optimizer, runtime.grad_scaler(device, options.precision),
+                torch.Generator().manual_seed(t.seed), config, threads=threads)
     torch.manual_seed(t.seed + rank)  # ranks draw independent noise; rank 0 = one process
     dynamic = config.binarize == "dynamic"
     if torch.is_tensor(train):
