@@ -91,6 +91,9 @@ for _name, _entry in {
     "vampprior": ModelEntry(_M + "vampprior:VampPrior", "elbo", "VAE with a VampPrior (Tomczak & Welling 2018)"),
     "mixture-prior": ModelEntry(_M + "mixture_prior:MixturePriorVAE", "elbo",
                                 "VAE with a learned Gaussian-mixture prior"),
+    "miwae": ModelEntry(_M + "tighter:ImportanceWeightedVAE", "miwae", "VAE trained with MIWAE(M, K) (Rainforth et al. 2018)"),
+    "ciwae": ModelEntry(_M + "tighter:ImportanceWeightedVAE", "ciwae", "VAE trained with CIWAE(beta) (Rainforth et al. 2018)"),
+    "piwae": ModelEntry(_M + "tighter:ImportanceWeightedVAE", "piwae", "VAE trained with PIWAE(M, K) (Rainforth et al. 2018)"),
 }.items():
     register_model(_name, _entry)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from .betatc import BetaTC
 from .coupling import Coupling, SelfSupervised
 from .elbo import ELBO, IWAE, elbo, elbo_terms, iwae_bound, log_importance_weights, log_weights
+from .tighter import TighterBound
+from .tighter import build as _tighter
 from .terms import Forward, LossTerms, forward, kl_to_prior
 
 #: The smooth-encoder / AVAE terms each coupling model adds to the ELBO.
@@ -42,6 +44,7 @@ def _self_supervised(config, dataset_size: int):
 #: ``(config, dataset_size) -> objective``. A model file may register its own family here, or give
 #: its entry the builder itself.
 OBJECTIVES = {"elbo": _elbo, "betatc": _betatc, "coupling": _coupling, "self-supervised": _self_supervised}
+OBJECTIVES.update({kind: _tighter(kind) for kind in ("miwae", "ciwae", "piwae")})
 
 
 def build_objective(config, dataset_size: int = 0):
@@ -67,6 +70,6 @@ def build_objective(config, dataset_size: int = 0):
     return OBJECTIVES[family](config, dataset_size)
 
 
-__all__ = ["OBJECTIVES", "BetaTC", "COUPLING_TERMS", "Coupling", "ELBO", "Forward", "IWAE", "LossTerms", "SelfSupervised",
+__all__ = ["OBJECTIVES", "BetaTC", "COUPLING_TERMS", "Coupling", "ELBO", "Forward", "IWAE", "LossTerms", "SelfSupervised", "TighterBound",
            "build_objective", "elbo", "elbo_terms", "forward", "iwae_bound", "kl_to_prior", "log_importance_weights",
            "log_weights"]
