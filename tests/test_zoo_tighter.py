@@ -4,10 +4,10 @@ of draws, and training from the CLI."""
 
 import json
 
+import contract
 import pytest
 import torch
 
-import contract
 from vaekit.objectives import IWAE, log_weights
 from vaekit.objectives.terms import forward
 from vaekit.objectives.tighter import TighterBound, ciwae_bound, miwae_bound
