@@ -93,6 +93,7 @@ for _name, _entry in {
                                 "VAE with a learned Gaussian-mixture prior"),
     "miwae": ModelEntry(_M + "tighter:ImportanceWeightedVAE", "miwae", "VAE trained with MIWAE(M, K) (Rainforth et al. 2018)"),
     "ciwae": ModelEntry(_M + "tighter:ImportanceWeightedVAE", "ciwae", "VAE trained with CIWAE(beta) (Rainforth et al. 2018)"),
+    "ladder": ModelEntry(_M + "ladder:LadderVAE", "elbo", "Ladder VAE, two stochastic layers (Sonderby et al. 2016)"),
     "piwae": ModelEntry(_M + "tighter:ImportanceWeightedVAE", "piwae", "VAE trained with PIWAE(M, K) (Rainforth et al. 2018)"),
 }.items():
     register_model(_name, _entry)
