@@ -94,6 +94,9 @@ for _name, _entry in {
     "miwae": ModelEntry(_M + "tighter:ImportanceWeightedVAE", "miwae", "VAE trained with MIWAE(M, K) (Rainforth et al. 2018)"),
     "ciwae": ModelEntry(_M + "tighter:ImportanceWeightedVAE", "ciwae", "VAE trained with CIWAE(beta) (Rainforth et al. 2018)"),
     "ladder": ModelEntry(_M + "ladder:LadderVAE", "elbo", "Ladder VAE, two stochastic layers (Sonderby et al. 2016)"),
+    "planar-flow": ModelEntry(_M + "flows:PlanarFlowVAE", "elbo", "VAE with a planar-flow posterior (Rezende & Mohamed 2015)"),
+    "radial-flow": ModelEntry(_M + "flows:RadialFlowVAE", "elbo", "VAE with a radial-flow posterior (Rezende & Mohamed 2015)"),
+    "iaf": ModelEntry(_M + "flows:IAFVAE", "elbo", "VAE with an inverse autoregressive flow posterior (Kingma et al. 2016)"),
     "piwae": ModelEntry(_M + "tighter:ImportanceWeightedVAE", "piwae", "VAE trained with PIWAE(M, K) (Rainforth et al. 2018)"),
 }.items():
     register_model(_name, _entry)
