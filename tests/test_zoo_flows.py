@@ -6,10 +6,10 @@ trains from the CLI."""
 import json
 import math
 
+import contract
 import pytest
 import torch
 
-import contract
 from vaekit.config import Config
 from vaekit.models import build_model
 from vaekit.models.flows import FlowPosterior

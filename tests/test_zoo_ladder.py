@@ -5,10 +5,10 @@ log-likelihood agrees with log p(x) by quadrature over (z1, z2); it trains from 
 import json
 import math
 
+import contract
 import pytest
 import torch
 
-import contract
 from vaekit.evaluation import log_likelihood
 from vaekit.models.ladder import LadderPosterior, LadderPrior, merge
 

@@ -18,6 +18,7 @@ log-likelihood's general path and any caller get the density at any point.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -134,7 +135,7 @@ class FlowPosterior(Distribution):
     exact and differentiable); other points are inverted. ``mean``: the flow applied to ``loc`` (the
     image of the base mean, not E_q[z], which has no closed form)."""
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict] = {}
     support = constraints.real_vector
     has_rsample = True
 
@@ -151,13 +152,13 @@ class FlowPosterior(Distribution):
             log_q = log_q - ladj
         return z, log_q
 
-    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape=()) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.loc.shape
         z, log_q = self._push(self.loc + self.scale * torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device))
         self._last = (z, log_q)
         return z
 
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape=()) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -93,7 +94,7 @@ class LadderPrior(Distribution):
     ``log_prob(z)`` for z ``(*, latent_dim)`` -> ``(*)`` nats; ``rsample`` draws z2 ~ N(0, I) then
     z1 ~ p(z1|z2)."""
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict] = {}
     support = constraints.real_vector
     has_rsample = True
 
@@ -101,12 +102,12 @@ class LadderPrior(Distribution):
         self.top_down, self.bottom_dim, self.top_dim, self._like = top_down, bottom_dim, top_dim, like
         super().__init__(torch.Size(), torch.Size([bottom_dim + top_dim]), validate_args=False)
 
-    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape=()) -> torch.Tensor:
         z2 = torch.randn(torch.Size(sample_shape) + (self.top_dim,), dtype=self._like.dtype, device=self._like.device)
         loc, scale = self.top_down(z2)
         return torch.cat([loc + scale * torch.randn_like(loc), z2], -1)
 
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape=()) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
 
@@ -129,7 +130,7 @@ class LadderPosterior(Distribution):
     estimate (μ̂1, σ̂1) with p(z1|z2) at that draw; ``log_prob(z)``, z ``(*sample, batch, latent_dim)``,
     is log N(z2; μ̂2, σ̂2²) + log N(z1; merge at z2) in nats. ``mean`` is [μ_q at z2 = μ̂2, μ̂2]."""
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict] = {}
     support = constraints.real_vector
     has_rsample = True
 
@@ -141,13 +142,13 @@ class LadderPosterior(Distribution):
     def _bottom(self, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return merge(self.loc1, self.scale1, *self.top_down(z2))
 
-    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape=()) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.loc2.shape
         z2 = self.loc2 + self.scale2 * torch.randn(shape, dtype=self.loc2.dtype, device=self.loc2.device)
         loc, scale = self._bottom(z2)
         return torch.cat([loc + scale * torch.randn_like(loc), z2], -1)
 
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape=()) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
 
