@@ -6,9 +6,9 @@ ELBO; the bound lies below the IS log-likelihood; it trains from the CLI."""
 import json
 import math
 
+import contract
 import torch
 
-import contract
 from vaekit.config import Config
 from vaekit.evaluation import log_likelihood
 from vaekit.models import build_model

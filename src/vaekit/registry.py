@@ -98,6 +98,8 @@ for _name, _entry in {
     "radial-flow": ModelEntry(_M + "flows:RadialFlowVAE", "elbo", "VAE with a radial-flow posterior (Rezende & Mohamed 2015)"),
     "iaf": ModelEntry(_M + "flows:IAFVAE", "elbo", "VAE with an inverse autoregressive flow posterior (Kingma et al. 2016)"),
     "hvae": ModelEntry(_M + "hvae:HamiltonianVAE", "hvae", "Hamiltonian VAE, tempered leapfrog posterior (Caterini et al. 2018)"),
+    "hyperspherical": ModelEntry(_M + "hyperspherical:HypersphericalVAE", "elbo",
+                                 "S-VAE, von Mises-Fisher posterior, uniform prior (Davidson et al. 2018)"),
     "piwae": ModelEntry(_M + "tighter:ImportanceWeightedVAE", "piwae", "VAE trained with PIWAE(M, K) (Rainforth et al. 2018)"),
 }.items():
     register_model(_name, _entry)
