@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import assume, condition
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from vaekit.cli import main
@@ -105,7 +105,7 @@ def _check(world, argv: list[str], written: list[Path]) -> None:
     assert _hashes(world["run"]) == before, argv
 
 
-@condition(spec=st.sampled_from(FLAGS), data=st.data())
+@given(spec=st.sampled_from(FLAGS), data=st.data())
 def test_fuzz_flags_of_the_run_commands(world, spec, data):
     words, flag, suffix, huge_ok = spec
     values = data.draw(st.lists(st.one_of(SMALL, HUGE) if huge_ok else SMALL, min_size=0, max_size=2), label="values")
@@ -116,7 +116,7 @@ def test_fuzz_flags_of_the_run_commands(world, spec, data):
         _check(world, argv, written)
 
 
-@condition(flag=st.sampled_from(sorted(TRAIN_FLAGS)), data=st.data())
+@given(flag=st.sampled_from(sorted(TRAIN_FLAGS)), data=st.data())
 def test_fuzz_train_settings(world, flag, data):
     value = data.draw(st.one_of(SMALL, HUGE) if TRAIN_FLAGS[flag] else SMALL, label="value")
     name = data.draw(st.sampled_from(["new", "r"]), label="name")  # "r": the existing run, never touched
@@ -141,7 +141,7 @@ CONFIG = st.one_of(
     st.sampled_from([b"{", b"[]", b"null", b'{"epochs": NaN}', b'{"lr": -Infinity}', b"\xff\xfe{}", b'"text"']))
 
 
-@condition(kind=st.sampled_from(["csv", "npy", "config", "score"]), data=st.data())
+@given(kind=st.sampled_from(["csv", "npy", "config", "score"]), data=st.data())
 def test_fuzz_malformed_files(world, kind, data):
     raw = data.draw({"csv": RAW, "npy": NPY, "config": CONFIG, "score": RAW}[kind], label="bytes")
     with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
@@ -166,7 +166,7 @@ NAMES = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6))
 
 
-@condition(name=NAMES, overwrite=st.booleans())
+@given(name=NAMES, overwrite=st.booleans())
 def test_fuzz_run_names(world, name, overwrite):
     """``train --name NAME [--overwrite]`` in the folder holding the existing run: the run, the
     runs folder and the folder above it survive every name (issue 20)."""
@@ -189,7 +189,7 @@ OUTPUT_COMMANDS = [["evaluate", "--num-samples", "2"], ["sample", "--n", "4"], [
                                            "--consistency-steps", "0", "--fid-epochs", "0", "--max-test", "4"]]
 
 
-@condition(command=st.sampled_from(OUTPUT_COMMANDS), data=st.data())
+@given(command=st.sampled_from(OUTPUT_COMMANDS), data=st.data())
 def test_fuzz_output_paths(world, command, data):
     """``--output`` onto any file of the existing run (also through ``./`` and ``../r/``), or a new
     file: the run stays byte for byte unchanged (issue 20)."""
@@ -211,7 +211,7 @@ _NAMED = st.tuples(st.sampled_from(GRID_NAMES), st.lists(SMALL, min_size=1, max_
 GRID_ITEM = st.one_of(_NAMED, _NAMED, _NAMED, SMALL)  # mostly SETTING=VALUES, sometimes a bare value
 
 
-@condition(items=st.lists(GRID_ITEM, min_size=1, max_size=2))
+@given(items=st.lists(GRID_ITEM, min_size=1, max_size=2))
 def test_fuzz_sweep_grid(world, items):
     with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
         base = {"data": "array", "path": str(world["csv"]), "likelihood": "gaussian", "epochs": 1, "hidden": [8],

@@ -92,7 +92,7 @@ def reconstruction_probability(model, x: torch.Tensor, num_samples: int = DEFAUL
 
 
 @torch.no_grad()
-def elbo(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
+def elbo_score(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
          noise: torch.Tensor | None = None) -> torch.Tensor:
     """ELBO (1/L) Σ_l log p(x|z_l) − KL(q(z|x) ‖ p(z)) (β = 1; Kingma & Welling 2013, eq. 7 and 10).
 
@@ -108,7 +108,7 @@ def elbo(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
 
 
 @torch.no_grad()
-def log_likelihood(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
+def log_likelihood_score(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
                    noise: torch.Tensor | None = None) -> torch.Tensor:
     """Importance-sampled log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), K = ``num_samples``
     (Burda et al. 2015, eq. 8; the estimator of :func:`vaekit.evaluation.log_likelihood`).
@@ -187,8 +187,8 @@ class Score:
 #: name -> Score. ``sign * fn(model, x, num_samples, noise)`` is higher for more normal examples.
 SCORES: dict[str, Score] = {
     "reconstruction_probability": Score(reconstruction_probability, 1.0, "nats per example"),
-    "elbo": Score(elbo, 1.0, "nats per example"),
-    "log_likelihood": Score(log_likelihood, 1.0, "nats per example", stochastic_only=True),
+    "elbo": Score(elbo_score, 1.0, "nats per example"),
+    "log_likelihood": Score(log_likelihood_score, 1.0, "nats per example", stochastic_only=True),
     "reconstruction_error": Score(reconstruction_error, -1.0, "minus the squared error per example"),
 }
 
