@@ -12,7 +12,7 @@ import torch
 
 from vaekit.config import Config
 from vaekit.models import build_model
-from vaekit.models.flows import FlowPosterior
+from vaekit.models.flow_posterior import FlowPosterior
 
 FLOWS = ["planar-flow", "radial-flow", "iaf"]
 

@@ -1,5 +1,5 @@
 """The HVAE bound (Caterini, Doucet & Sejdinovic 2018, "Hamiltonian variational auto-encoder",
-NeurIPS, Alg. 1) as a training objective: the model (:class:`vaekit.models.hvae.HamiltonianVAE`)
+NeurIPS, Alg. 1) as a training objective: the model (:class:`vaekit.models.hamiltonian.HamiltonianVAE`)
 supplies the tempered leapfrog flow, this file the bound
 L = log p(x, z_K) + log N(ρ_K; 0, I) − log q_0(z_0|x) − log N(γ; 0, I) (nats, per example)."""
 
