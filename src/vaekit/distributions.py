@@ -462,6 +462,8 @@ def kl_per_dim(q, prior: Distribution | None = None) -> torch.Tensor | None:
     dependent dimensions, so no per-dimension KL is defined: the result is None, and reports that
     rank dimensions by it rank them by the variance of the encoder means instead.
     """
+    if not _is_diagonal_normal(q):  # a flow, a hierarchy, a vMF, ...: no per-dimension closed form
+        return None
     base = q.base_dist
     if prior is None or type(prior) is StandardNormal:
         return kl_divergence(base, Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale)))

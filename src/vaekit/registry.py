@@ -91,6 +91,16 @@ for _name, _entry in {
     "vampprior": ModelEntry(_M + "vampprior:VampPrior", "elbo", "VAE with a VampPrior (Tomczak & Welling 2018)"),
     "mixture-prior": ModelEntry(_M + "mixture_prior:MixturePriorVAE", "elbo",
                                 "VAE with a learned Gaussian-mixture prior"),
+    "miwae": ModelEntry(_M + "importance_weighted:ImportanceWeightedVAE", "miwae", "VAE trained with MIWAE(M, K) (Rainforth et al. 2018)"),
+    "ciwae": ModelEntry(_M + "importance_weighted:ImportanceWeightedVAE", "ciwae", "VAE trained with CIWAE(beta) (Rainforth et al. 2018)"),
+    "ladder": ModelEntry(_M + "ladder:LadderVAE", "elbo", "Ladder VAE, two stochastic layers (Sonderby et al. 2016)"),
+    "planar-flow": ModelEntry(_M + "flow_posterior:PlanarFlowVAE", "elbo", "VAE with a planar-flow posterior (Rezende & Mohamed 2015)"),
+    "radial-flow": ModelEntry(_M + "flow_posterior:RadialFlowVAE", "elbo", "VAE with a radial-flow posterior (Rezende & Mohamed 2015)"),
+    "iaf": ModelEntry(_M + "flow_posterior:IAFVAE", "elbo", "VAE with an inverse autoregressive flow posterior (Kingma et al. 2016)"),
+    "hvae": ModelEntry(_M + "hamiltonian:HamiltonianVAE", "hvae", "Hamiltonian VAE, tempered leapfrog posterior (Caterini et al. 2018)"),
+    "hyperspherical": ModelEntry(_M + "hyperspherical:HypersphericalVAE", "elbo",
+                                 "S-VAE, von Mises-Fisher posterior, uniform prior (Davidson et al. 2018)"),
+    "piwae": ModelEntry(_M + "importance_weighted:ImportanceWeightedVAE", "piwae", "VAE trained with PIWAE(M, K) (Rainforth et al. 2018)"),
 }.items():
     register_model(_name, _entry)
 

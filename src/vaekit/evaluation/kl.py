@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Normal
 
-from ..distributions import kl_or_estimate, kl_per_dim
+from ..distributions import DiagonalNormal, kl_or_estimate, kl_per_dim
 from ..models import condition
 from ..objectives.betatc import kl_decomposition_terms
 
@@ -32,18 +32,27 @@ def kl_decomposition(model, x: torch.Tensor, seed: int = 0, batch_size: int = 50
 
     Raises:
         ValueError: for a deterministic model (no posterior).
+
+    A posterior that is not a diagonal Gaussian (a flow, a hierarchy, a von Mises–Fisher) has no
+    mixture decomposition here: only ``kl`` (the Monte Carlo KL) is returned.
     """
     if not model.stochastic:
         raise ValueError("the KL decomposition needs a VAE (a stochastic encoder); got a deterministic AE")
     was_training = model.training
     model.eval()
-    locs, scales = [], []
+    locs, scales, kls = [], [], []
     for start in range(0, len(x), batch_size):
         c = None if labels is None else labels[start:start + batch_size]
-        base = condition(model, c).encode(x[start:start + batch_size]).base_dist
+        posterior = condition(model, c).encode(x[start:start + batch_size])
+        if not isinstance(posterior, DiagonalNormal):  # flows, hierarchies, vMF...: the total KL only
+            kls.append(kl_or_estimate(posterior, model.prior()))
+            continue
+        base = posterior.base_dist
         locs.append(base.loc)
         scales.append(base.scale)
     model.train(was_training)
+    if kls:  # Monte Carlo over MC_KL_SAMPLES draws per example; no decomposition without a diagonal Gaussian q
+        return {"kl": torch.cat(kls).mean().item()}
     loc, scale = torch.cat(locs), torch.cat(scales)
     generator = torch.Generator(device=loc.device).manual_seed(seed)
     z = loc + scale * torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)

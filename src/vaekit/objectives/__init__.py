@@ -12,6 +12,10 @@ from .betatc import BetaTC
 from .coupling import Coupling, SelfSupervised
 from .elbo import ELBO, IWAE, elbo, elbo_terms, iwae_bound, log_importance_weights, log_weights
 from .terms import Forward, LossTerms, forward, kl_to_prior
+from .hvae import HVAEBound
+from .hvae import build_objective as _hvae
+from .tighter import TighterBound
+from .tighter import build as _tighter
 
 #: The smooth-encoder / AVAE terms each coupling model adds to the ELBO.
 COUPLING_TERMS = {"avae": {"avae": True, "smooth": False}, "se": {"avae": False, "smooth": True},
@@ -42,6 +46,8 @@ def _self_supervised(config, dataset_size: int):
 #: ``(config, dataset_size) -> objective``. A model file may register its own family here, or give
 #: its entry the builder itself.
 OBJECTIVES = {"elbo": _elbo, "betatc": _betatc, "coupling": _coupling, "self-supervised": _self_supervised}
+OBJECTIVES.update({kind: _tighter(kind) for kind in ("miwae", "ciwae", "piwae")})
+OBJECTIVES["hvae"] = _hvae
 
 
 def build_objective(config, dataset_size: int = 0):
@@ -70,3 +76,4 @@ def build_objective(config, dataset_size: int = 0):
 __all__ = ["OBJECTIVES", "BetaTC", "COUPLING_TERMS", "Coupling", "ELBO", "Forward", "IWAE", "LossTerms", "SelfSupervised",
            "build_objective", "elbo", "elbo_terms", "forward", "iwae_bound", "kl_to_prior", "log_importance_weights",
            "log_weights"]
+__all__ += ["HVAEBound", "TighterBound"]
