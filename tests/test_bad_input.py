@@ -522,3 +522,65 @@ def test_ood_detector_refuses_images_of_another_shape(run):
     with pytest.raises(ValueError, match=r"examples of shape \(1, 4, 16\), but this OODDetector was fitted on "
                                          r"examples of shape \(1, 8, 8\)"):
         detector.score_samples(other)
+
+
+# --- issue 30: outputs onto inputs, --overwrite -------------------------------------------------
+
+@pytest.mark.parametrize("command", [["score"], ["ood"]])
+def test_output_onto_the_input_file_is_refused(run, tmp_path, capsys, command):
+    rows = _tiny_csv(tmp_path / "in.csv", 4, 64)
+    before = rows.read_bytes()
+    (tmp_path / "link.csv").symlink_to(rows)
+    for output in (rows, tmp_path / "link.csv", tmp_path / "sub" / ".." / "in.csv"):
+        line = error_line(*run_cli([*command, run, "--input", rows, "--output", output, "--overwrite"], capsys))
+        assert line == (f"vaekit: error: --output {output} is the file --input {rows} that the command reads; "
+                        "writing there would replace its input: choose another file name")
+    assert rows.read_bytes() == before
+
+
+def test_interpolate_output_onto_one_of_its_images_is_refused(run, tmp_path, capsys):
+    from PIL import Image
+
+    paths = [tmp_path / f"{k}.png" for k in "ab"]
+    for p in paths:
+        Image.new("L", (8, 8), 128).save(p)
+    before = paths[1].read_bytes()
+    line = error_line(*run_cli(["interpolate", run, "--images", *paths, "--output", paths[1], "--overwrite"], capsys))
+    assert "is the file --images" in line and paths[1].read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [["score"], ["sample"], ["evaluate"], ["embed"], ["report"], ["reconstruct"]])
+def test_an_existing_output_is_replaced_only_with_overwrite(run, tmp_path, capsys, command):
+    extra = ["--input", _tiny_csv(tmp_path / "rows.csv", 4, 64), "--no-progress"] if command == ["score"] else []
+    suffix = {"score": ".csv", "evaluate": ".json", "report": ".html", "sample": ".npy", "reconstruct": ".npy"}
+    out = tmp_path / f"mine{suffix.get(command[0], '')}"
+    written = Path(f"{out}.npy") if command == ["embed"] else out
+    written.write_text("my own notes")
+    argv = [*command, run, *extra, "--output", out]
+    if command == ["evaluate"]:
+        argv += ["--num-samples", "2"]
+    line = error_line(*run_cli(argv, capsys))
+    assert line == f"vaekit: error: --output {written} exists; pass --overwrite to replace it, or choose another file name"
+    assert written.read_text() == "my own notes"
+    code, out_text, err = run_cli([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert written.read_bytes() != b"my own notes" and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_output_that_is_a_folder_is_refused(run, tmp_path, capsys):
+    line = error_line(*run_cli(["sample", run, "--output", tmp_path], capsys))
+    assert line == (f"vaekit: error: --output {tmp_path} is a folder; pass the name of a file to write "
+                    "(in that folder or elsewhere)")
+
+
+def test_every_command_writing_a_file_takes_overwrite():
+    import typing
+
+    from vaekit.cli import COMMANDS
+    from vaekit.cli.common import Output
+
+    for key, command in COMMANDS.items():
+        args_type, _ = command.load()
+        hints = typing.get_type_hints(args_type, include_extras=True)
+        if any(isinstance(m, Output) for h in hints.values() for m in getattr(h, "__metadata__", ())):
+            assert "overwrite" in hints, key

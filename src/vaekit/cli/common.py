@@ -195,6 +195,7 @@ def check_args(args) -> None:
         for output in (m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Output)):
             for suffix in output.suffixes if value is not None else ():
                 check_output(f"{value}{suffix}", _flag(field.name), output.allow)
+                check_output_onto_inputs(f"{value}{suffix}", _flag(field.name), args, output.allow)
         if not bounds or value is None:
             continue
         integer = int in _scalar_types(hint.__origin__)
@@ -267,6 +268,48 @@ def check_output(path, flag: str = "--output", allow: tuple[str, ...] = ()) -> N
         if (len(parts) == 1 and parts[0] in files and parts[0] not in allow) or (len(parts) > 1 and parts[0] in subfolders):
             raise ValueError(f"{flag} {path} would replace {'/'.join(parts)}, a file the run {folder} keeps; "
                              f"choose another file name (without {flag} the command writes its own file)")
+
+
+def _input_paths(args, skip: str) -> list[tuple[str, str]]:
+    """``(flag, path)`` of every other text flag of ``args`` (one path or a tuple) naming an existing file or folder."""
+    import os
+
+    found = []
+    for field in dataclasses.fields(args):
+        value = getattr(args, field.name)
+        if field.name == skip or value is None:
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, (str, os.PathLike)) and str(v) and os.path.exists(v):
+                found.append((_flag(field.name), str(v)))
+    return found
+
+
+def check_output_onto_inputs(path, flag: str, args, allow: tuple[str, ...] = ()) -> None:
+    """Refuse an output path that is one of the command's inputs (``--input in.csv --output in.csv``,
+    spelt any way: links and ``..`` resolved), a folder, or an existing file without ``--overwrite``.
+
+    Every text flag of ``args`` naming an existing file or folder counts as an input (``--input``,
+    ``--images``, a run folder and the files inside it, ``--config-file``), so a new flag is covered
+    by declaring it. The command then writes the file atomically (``runtime.files``). A file named
+    in ``allow`` (``report.html`` for ``vaekit report``) is the command's own and is rewritten.
+
+    Raises:
+        ValueError: naming the flag, the path and what to do.
+    """
+    import os
+
+    target = os.path.realpath(path)
+    name = next((field.name for field in dataclasses.fields(args) if _flag(field.name) == flag), "")
+    for other, source in _input_paths(args, name):
+        real = os.path.realpath(source)
+        if target == real:
+            raise ValueError(f"{flag} {path} is the file {other} {source} that the command reads; writing there would "
+                             f"replace its input: choose another file name")
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a folder; pass the name of a file to write (in that folder or elsewhere)")
+    if os.path.lexists(path) and not getattr(args, "overwrite", False) and os.path.basename(path) not in allow:
+        raise ValueError(f"{flag} {path} exists; pass --overwrite to replace it, or choose another file name")
 
 
 def _scalar_types(tp) -> set:

@@ -26,6 +26,8 @@ class EvaluateArgs(Checked):
     """Test examples per chunk."""
     output: Annotated[Optional[str], OUTPUT] = None
     """JSON file to write (default RUN/evaluation.json)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
     threads: Annotated[Optional[int], COUNT] = None
     """Torch intra-op CPU threads (default: OMP_NUM_THREADS when set, else chosen from the model's size)."""
 
@@ -50,6 +52,8 @@ class DisentanglementArgs(Checked):
     """Write traversals.png, kl_per_dim.png and factor_response.png into the run folder."""
     output: Annotated[Optional[str], OUTPUT] = None
     """JSON file to write (default RUN/disentanglement.json)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
 
 
 def evaluate_run(args: EvaluateArgs) -> None:

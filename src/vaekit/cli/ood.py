@@ -43,6 +43,8 @@ class OODArgs(Checked):
     """Fraction of the run's held-out training images flagged OOD (sets the threshold)."""
     output: Annotated[Optional[str], OUTPUT] = None
     """CSV to write (default RUN/ood-scores.csv): columns index, score (higher = more in-distribution), ood (1/0)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
     label_column: Optional[str] = None
     """CSV column (name or index) or NPZ key holding a label, left out of the features."""
     progress: bool = True

@@ -44,6 +44,8 @@ class EvaluateRobustnessArgs(Checked):
     """Training epochs of the FID feature net (0 = no FID)."""
     output: Annotated[Optional[str], OUTPUT] = None
     """JSON file to write (default RUN/robustness.json)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
     quiet: bool = False
     """No progress output (a bar on a terminal, else a line per step or per 10 s on stderr)."""
 

@@ -14,6 +14,7 @@ from .. import io
 from ..evaluation import explore
 from ..models import given
 from ..reporting import plots
+from ..runtime.files import save_npy
 from .common import COUNT, FINITE, NONNEGATIVE, OUTPUT, SEED, Checked, Range, say
 from .explore import save_rows
 
@@ -28,6 +29,8 @@ class SampleArgs(Checked):
     """Number of samples."""
     output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy file (default RUN/samples-<n>.png)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
     temperature: Annotated[float, Range(0, 1000, low_open=True)] = 1.0
     """Prior standard deviation multiplier."""
     seed: Annotated[int, SEED] = 0
@@ -46,6 +49,8 @@ class ScoreArgs(Checked):
     """Rows to score: .csv (header optional), .npy or .npz, with the features the model was trained on."""
     output: Annotated[Optional[str], OUTPUT] = None
     """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), pvalue (conformal), outlier (1/0)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
     score: Optional[str] = None
     """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
     fpr: Annotated[Optional[float], Range(0, 1, low_open=True, high_open=True)] = None
@@ -80,8 +85,7 @@ def sample(args: SampleArgs) -> None:
     suffix = "" if args.label is None else f"-label{args.label}"
     out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}{suffix}.png"
     if out.suffix == ".npy":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(out, x.cpu().numpy())
+        save_npy(out, x.cpu().numpy())
     elif out.suffix == ".png":
         if len(model.data_shape) != 3:
             raise ValueError(f"a PNG grid needs image data; this model's examples have shape {model.data_shape}: use --output FILE.npy")
