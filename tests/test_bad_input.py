@@ -584,3 +584,59 @@ def test_every_command_writing_a_file_takes_overwrite():
         hints = typing.get_type_hints(args_type, include_extras=True)
         if any(isinstance(m, Output) for h in hints.values() for m in getattr(h, "__metadata__", ())):
             assert "overwrite" in hints, key
+
+
+# --- issue 30: shapes and dtypes at the API boundary -----------------------------------------------
+
+def _fit_model():
+    cfg = Config.from_flat(likelihood="bernoulli", latent_dim=2, epochs=1, hidden=[16], batch_size=25)
+    return vaekit.build_model(cfg.model, (64,), seed=0), cfg
+
+
+@pytest.mark.parametrize("make", [lambda: np.random.default_rng(0).random((50, 64)),
+                                  lambda: torch.randint(0, 2, (50, 64)),
+                                  lambda: torch.rand(50, 64, dtype=torch.float64),
+                                  lambda: np.random.default_rng(0).random((50, 64)) > 0.5])
+def test_fit_converts_numpy_float64_integer_and_bool_examples(make):
+    model, cfg = _fit_model()
+    history = vaekit.fit(model, make(), cfg)
+    assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.zeros((0, 64)), "train has shape (0, 64); expected (N, *data_shape) with N >= 1 examples and no axis of size 0, here (N, 64)"),
+    (torch.rand(50, 32), "train has examples of shape (32,) but the model was built for (64,); pass train of shape (N, 64)"),
+    (np.full((50, 64), 1e300), "train holds values beyond torch.float32's range (|x| > 3.4e+38); rescale them first"),
+    (np.array([["a"] * 64] * 3), "train must hold numbers, got a NumPy array of dtype <U1"),
+    ([[0.0] * 64] * 3, "train must be a tensor or NumPy array of shape (N, *data_shape), a Dataset or a DataLoader, got list"),
+])
+def test_fit_refuses_bad_examples_before_training(x, message):
+    model, cfg = _fit_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises((ValueError, TypeError)) as info:
+        vaekit.fit(model, x, cfg)
+    assert str(info.value).startswith(message)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing trained
+
+
+def test_fit_refuses_float_labels_naming_them():
+    cfg = Config.from_flat(model="cvae", likelihood="bernoulli", latent_dim=2, epochs=1, hidden=[16])
+    model = vaekit.build_model(cfg.model, (64,), num_classes=3, seed=0)
+    with pytest.raises(TypeError, match="labels must be integer class indices"):
+        vaekit.fit(model, torch.rand(10, 64), cfg, labels=torch.rand(10))
+    history = vaekit.fit(model, torch.rand(10, 64), cfg, labels=np.arange(10) % 3)  # NumPy ints are fine
+    assert len(history) == 1
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((50, 0), "data of shape (50, 0) has an axis of size 0 (no values per example)"),
+    ((50, 1, 0, 8), "data of shape (50, 1, 0, 8) has an axis of size 0"),
+    ((50, 4, 8, 8), "data of shape (50, 4, 8, 8) is neither (N, C, H, W) nor (N, H, W, C) images with C = 1 (grey) or 3"),
+    ((50, 8, 8, 2), "data of shape (50, 8, 8, 2) is neither"),
+])
+def test_array_files_the_figures_cannot_draw_are_refused_before_training(tmp_path, capsys, shape, message):
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).random(shape))
+    line = error_line(*run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY], capsys))
+    assert line.startswith(f"vaekit: error: {path}: {message}"), line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run without its report

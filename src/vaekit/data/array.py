@@ -285,12 +285,22 @@ def _to_data_shape(x: np.ndarray, image_shape, path: Path) -> np.ndarray:
                 f"{path}: image_shape must be (C, H, W) with C*H*W = {int(np.prod(x.shape[1:]))} "
                 f"features per example, got {image_shape}"
             )
+        if image_shape[0] not in (1, 3):
+            raise ValueError(f"{path}: image_shape {image_shape} has {image_shape[0]} channels; the run's figures draw "
+                             "C = 1 (grey) or 3 (RGB): pass --image-shape 1,H,W or 3,H,W, or leave it out for rows")
         return x.reshape(len(x), *image_shape)
     if x.ndim > 4:
         raise ValueError(f"{path}: data of shape {x.shape} has too many dimensions; expected 2 to 4")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{path}: data of shape {x.shape} has an axis of size 0 (no values per example); "
+                         "store at least one feature per row, e.g. an array of shape (N, D) with D >= 1")
     if x.ndim in (1, 3):  # (N,) -> (N, 1) column; (N, H, W) -> (N, 1, H, W) grey images
         return x[:, None]
     if x.ndim == 4 and x.shape[1] not in (1, 3):  # channels-last (N, H, W, C)
+        if x.shape[-1] not in (1, 3):
+            raise ValueError(f"{path}: data of shape {x.shape} is neither (N, C, H, W) nor (N, H, W, C) images with "
+                             "C = 1 (grey) or 3 (RGB) channels, which the run's figures draw; flatten each example "
+                             "into a row first, np.save(FILE, x.reshape(len(x), -1))")
         return np.moveaxis(x, -1, 1)
     return x
 
