@@ -640,3 +640,92 @@ def test_array_files_the_figures_cannot_draw_are_refused_before_training(tmp_pat
     line = error_line(*run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY], capsys))
     assert line.startswith(f"vaekit: error: {path}: {message}"), line
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run without its report
+
+
+# --- issue 30: columns by name, the training data file --------------------------------------------
+
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory):
+    """A run trained on a CSV with a header (columns a, b, c, d and a label column y)."""
+    folder = tmp_path_factory.mktemp("tabular")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4)) * [1, 10, 100, 1000]
+    rows = ["a,b,c,d,y"] + [",".join(f"{v:.6g}" for v in row) + f",{i % 2}" for i, row in enumerate(x)]
+    (folder / "train.csv").write_text("\n".join(rows) + "\n")
+    code = main(["train", "--data", "array", "--path", str(folder / "train.csv"), "--label-column", "y",
+                 "--likelihood", "gaussian", "--runs-dir", str(folder / "runs"), "--name", "t", *TINY])
+    assert code == 0
+    return folder / "runs" / "t", x
+
+
+def _scores(path):
+    return [line.split(",")[1] for line in Path(path).read_text().splitlines()[1:]]
+
+
+def test_csv_columns_are_matched_by_name(tabular_run, tmp_path, capsys):
+    run, x = tabular_run
+    record = json.loads((run / "data.json").read_text())
+    assert record["columns"] == ["a", "b", "c", "d"] and record["size"] > 0 and len(record["sha256"]) == 64
+    (tmp_path / "ordered.csv").write_text("a,b,c,d\n" + "\n".join(",".join(map(str, r)) for r in x[:5]) + "\n")
+    (tmp_path / "shuffled.csv").write_text("d,b,a,c\n" + "\n".join(f"{r[3]},{r[1]},{r[0]},{r[2]}" for r in x[:5]) + "\n")
+    for name in ("ordered", "shuffled"):
+        code, _, err = run_cli(["score", run, "--input", tmp_path / f"{name}.csv", "--output", tmp_path / f"{name}-s.csv",
+                                "--threshold", "0", "--no-progress"], capsys)
+        assert code == 0, err
+    assert _scores(tmp_path / "ordered-s.csv") == _scores(tmp_path / "shuffled-s.csv")
+
+
+@pytest.mark.parametrize("header, message", [
+    ("a,b,c", "missing column(s) 'd'"), ("a,b,c,d,e", "column(s) the model was not trained on 'e'"),
+    ("a,b,c,x", "missing column(s) 'd'; column(s) the model was not trained on 'x'"),
+    ("a,b,c,c", "missing column(s) 'd'; column(s) named twice 'c'"),
+])
+def test_a_missing_or_extra_column_is_refused_naming_it(tabular_run, tmp_path, capsys, header, message):
+    run, _ = tabular_run
+    path = tmp_path / "rows.csv"
+    width = len(header.split(","))
+    path.write_text(header + "\n" + "\n".join(",".join(["0.5"] * width) for _ in range(3)) + "\n")
+    for command in ("score", "ood"):
+        line = error_line(*run_cli([command, run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"], capsys))
+        assert line == (f"vaekit: error: {path}: its header does not name the model's 4 training columns ({message}); "
+                        "the model was trained on columns a, b, c, d: give exactly those (in any order), or pass "
+                        "--label-column for a label column")
+
+
+@pytest.mark.filterwarnings("default:the data file:UserWarning")  # the CLI prints it as one line
+def test_a_changed_data_file_is_reported_and_evaluated_only_when_asked(tabular_run, tmp_path, capsys):
+    run, _ = tabular_run
+    copy = tmp_path / "t"
+    shutil.copytree(run, copy)
+    data = Path(json.loads((copy / "data.json").read_text())["path"])
+    original = data.read_bytes()
+    try:
+        data.write_bytes(original.replace(b"\n1", b"\n2", 1))  # same size, one digit changed
+        line = error_line(*run_cli(["evaluate", copy, "--num-samples", "2"], capsys))
+        assert line.startswith(f"vaekit: error: the data file {data} changed since run {copy} was trained (same size, "
+                               "SHA-256 ") and line.endswith(f"recorded in {copy / 'data.json'}); restore the file the "
+                                                            "run was trained on, or pass --allow-changed-data to "
+                                                            "evaluate on it anyway")
+        code, out, err = run_cli(["evaluate", copy, "--num-samples", "2", "--allow-changed-data"], capsys)
+        assert code == 0 and "vaekit: warning: the data file" in err, err
+        assert "evaluating anyway, as asked" in err
+    finally:
+        data.write_bytes(original)
+    assert run_cli(["evaluate", copy, "--num-samples", "2", "--overwrite"], capsys)[0] == 0
+
+
+def test_a_relative_data_path_is_found_from_another_folder(tmp_path, capsys, monkeypatch):
+    work = tmp_path / "project"
+    work.mkdir()
+    _tiny_csv(work / "rows.csv", 40, 3)
+    monkeypatch.chdir(work)
+    assert main(["train", "--data", "array", "--path", "rows.csv", "--likelihood", "gaussian", "--runs-dir", "runs",
+                 "--name", "rel", *TINY]) == 0
+    monkeypatch.chdir(tmp_path)  # another folder: rows.csv is not there
+    code, out, err = run_cli(["evaluate", "project/runs/rel", "--num-samples", "2"], capsys)
+    assert code == 0, err
+    (tmp_path / "project" / "runs" / "rel" / "data.json").unlink()  # a run without the record (older runs)
+    line = error_line(*run_cli(["evaluate", "project/runs/rel", "--num-samples", "2", "--overwrite"], capsys))
+    assert line == (f"vaekit: error: the data file rows.csv (a path relative to the folder the run was trained from) of "
+                    f"run project/runs/rel does not exist from {tmp_path}; run the command from the folder the run was "
+                    "trained in, or put the file back at that path")

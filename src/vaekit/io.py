@@ -21,6 +21,7 @@ from safetensors.torch import save as save_bytes
 from .config import FORMAT_VERSION, Config, ModelConfig
 from .data import Dataset, splits
 from .data.scaling import Standardizer
+from . import runcheck
 from .custom_nets import CodeNotTrusted
 from .models import build_model
 from .runtime import files
@@ -338,5 +339,7 @@ def load_scaler(run_dir) -> Standardizer | None:
 
 
 def load_run_split(run_dir, config: Config, split: str) -> Dataset:
-    """A split of a run's dataset as the model saw it in training: standardised with the run's scaler."""
+    """A split of a run's dataset as the model saw it in training: standardised with the run's scaler.
+    Its data file is found and checked against the run's record first (:mod:`vaekit.runcheck`)."""
+    config = runcheck.checked_data(run_dir, config)
     return splits.standardized(splits.load_dataset(config, split), load_scaler(run_dir))

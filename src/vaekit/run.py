@@ -30,6 +30,7 @@ from .data.splits import (class_count, condition_labels, examples, fit_scaler, l
 from .evaluation import UNITS, evaluate_conditional
 from .evaluation.kl import KLDiagnostics
 from .io import CHECKPOINT, SCALER, clean_stale_files, initialise
+from . import runcheck
 from .models import build_model
 from .runtime import distributed
 from .training import Checkpoint, EpochLog, Progress, TrainingDiverged, fit
@@ -194,6 +195,7 @@ def _train(config: Config, run_dir: Path, resume: bool, progress: bool, tracker,
         io.write_json(run_dir / io.CONFIG, io.model_record(model, config))
         if scaler is not None:
             io.write_json(run_dir / SCALER, scaler.to_dict())
+        runcheck.record_data(run_dir, config)  # the data file's path, fingerprint and column names
         tracker.start(RunContext(run_dir, model, config, test_x, test_c, resume=resume))
     else:
         tracker = _NoTracker()

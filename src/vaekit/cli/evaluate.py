@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import tyro
 
-from .. import io
+from .. import io, runcheck
 from ..data import splits
 from ..evaluation import UNITS, evaluate_conditional
 from .common import COUNT, OUTPUT, SEED, Checked, say
@@ -30,6 +30,8 @@ class EvaluateArgs(Checked):
     """Replace an existing --output file (without it an existing file is refused)."""
     threads: Annotated[Optional[int], COUNT] = None
     """Torch intra-op CPU threads (default: OMP_NUM_THREADS when set, else chosen from the model's size)."""
+    allow_changed_data: bool = False
+    """Evaluate even when the run's data file changed since training (its size or SHA-256 differs from RUN/data.json); a warning says so."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +66,8 @@ def evaluate_run(args: EvaluateArgs) -> None:
     model, config = io.load(args.run), io.load_config(args.run)
     # a forward pass costs about a third of a training step: the policy's FLOPs of one block
     runtime.apply_threads(model, max(1, args.batch_size // 3), args.threads)
-    test_set = io.load_run_split(args.run, config, "test")
+    with runcheck.allowing_changed_data(args.allow_changed_data):
+        test_set = io.load_run_split(args.run, config, "test")
     test_images = splits.examples(test_set)
     test_x = splits.prepare(test_images, config)
     with distributed.process_group():

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import numpy as np
 import tyro
 
-from .. import io
+from .. import io, runcheck
 from .common import COUNT, OUTPUT, Checked, Range, say
 
 
@@ -59,7 +59,7 @@ def ood(args: OODArgs) -> None:
     from ..evaluation.ood import OOD_SCORES, check_ood_score
 
     check_ood_score(args.score)
-    x, _ = read(args.input, args.label_column)
+    x, _ = read(args.input, args.label_column, columns=runcheck.training_columns(args.run))
     detector = OODDetector.from_run(args.run, score_type=args.score, posterior=args.posterior,
                                     num_posterior_samples=args.num_posterior_samples, num_samples=args.num_samples,
                                     contamination=args.contamination, background=args.background, regret=args.regret,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import tyro
 
-from .. import io
+from .. import io, runcheck
 from ..evaluation import explore
 from ..models import given
 from ..reporting import plots
@@ -102,7 +102,7 @@ def score(args: ScoreArgs) -> None:
     from ..evaluation.anomaly import SCORES
     from ..evaluation.conformal import decision
 
-    x, _ = read(args.input, args.label_column)
+    x, _ = read(args.input, args.label_column, columns=runcheck.training_columns(args.run))
     detector = load_detector(args.run, args.score, args.fpr, args.num_samples, args.progress, args.threshold)
     if int(np.prod(x.shape[1:])) != detector.n_features_in_:
         raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "

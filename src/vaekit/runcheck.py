@@ -1,0 +1,131 @@
+"""Does a run folder still match what it says? Checks that :mod:`vaekit.io` calls with one-line hooks.
+
+A run folder records what it was trained on in ``data.json`` (:func:`record_data`): the data
+file's absolute path, its size in bytes and SHA-256 (its fingerprint), and the names of its CSV
+columns. Later commands use it to
+
+- find a data file given as a relative path from another folder (:func:`located`),
+- refuse to evaluate a run on a data file that changed since training, unless asked
+  (:func:`check_data`; ``vaekit evaluate --allow-changed-data``),
+- match a CSV's columns to the training columns by name (:func:`training_columns`).
+
+Every refusal is one line naming the file and what to do. The layer is io's: this module
+imports only the config, data and runtime layers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+from .runtime.files import read_json, write_json
+
+#: The record of a run's training data file.
+DATA_RECORD = "data.json"
+
+_allow_changed = contextvars.ContextVar("allow_changed_data", default=False)
+
+
+@contextlib.contextmanager
+def allowing_changed_data(enabled: bool = True):
+    """Within this context :func:`check_data` warns about a changed data file instead of refusing it."""
+    token = _allow_changed.set(enabled)
+    try:
+        yield
+    finally:
+        _allow_changed.reset(token)
+
+
+def fingerprint(path) -> dict:
+    """``{"size": bytes, "sha256": hex}`` of the file ``path`` (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def record_data(run_dir, config) -> None:
+    """Write ``RUN/data.json`` for a run trained on a user's data file (``--data array --path``):
+    its absolute path, fingerprint and CSV column names. Kept when it exists (a resumed run keeps
+    the record of the data it started on); nothing for the built-in datasets."""
+    path = config.data.path
+    target = Path(run_dir) / DATA_RECORD
+    if config.data.name != "array" or not path or target.exists() or not Path(path).is_file():
+        return
+    from .data.array import column_names
+
+    write_json(target, {"path": str(Path(path).resolve()), **fingerprint(path),
+                        "columns": column_names(path, config.data.label_column)})
+
+
+def data_record(run_dir) -> dict | None:
+    """``RUN/data.json`` (None for a run without one: built-in data, or trained before it existed)."""
+    path = Path(run_dir) / DATA_RECORD
+    return read_json(path) if path.is_file() else None
+
+
+def training_columns(run_dir) -> list[str] | None:
+    """The names of the CSV columns the run was trained on (label column left out), in order;
+    None when the run's data had no header (or was not a CSV)."""
+    record = data_record(run_dir)
+    return None if record is None else record.get("columns")
+
+
+def located(run_dir, config):
+    """``config`` with its data file as the run recorded it, when the stored path is relative and
+    does not exist from the current folder (a run used from another folder).
+
+    Raises:
+        FileNotFoundError: neither the stored path nor the recorded absolute path exists; names both and the fix.
+    """
+    path = config.data.path
+    if config.data.name != "array" or not path or Path(path).exists():
+        return config
+    record = data_record(run_dir) or {}
+    recorded = record.get("path")
+    if recorded and Path(recorded).is_file():
+        return dataclasses.replace(config, data=dataclasses.replace(config.data, path=recorded))
+    where = f" (recorded as {recorded})" if recorded else (
+        " (a path relative to the folder the run was trained from)" if not Path(path).is_absolute() else "")
+    raise FileNotFoundError(f"the data file {path}{where} of run {run_dir} does not exist from {os.getcwd()}; run the "
+                            f"command from the folder the run was trained in, or put the file back at that path")
+
+
+def check_data(run_dir, config) -> None:
+    """Refuse a run whose data file changed since training (another size or SHA-256 than
+    ``RUN/data.json`` records): its test split is no longer the one the run was evaluated on.
+    Within :func:`allowing_changed_data` it is a warning instead.
+
+    Raises:
+        ValueError: naming the file, what changed and the flag that evaluates anyway.
+    """
+    record = data_record(run_dir)
+    path = config.data.path
+    if record is None or config.data.name != "array" or not path or not Path(path).is_file():
+        return
+    now = fingerprint(path)
+    if now == {"size": record["size"], "sha256": record["sha256"]}:
+        return
+    change = (f"{record['size']} bytes then, {now['size']} now" if now["size"] != record["size"]
+              else f"same size, SHA-256 {record['sha256'][:12]}... then, {now['sha256'][:12]}... now")
+    message = (f"the data file {path} changed since run {run_dir} was trained ({change}; recorded in "
+               f"{Path(run_dir) / DATA_RECORD})")
+    if _allow_changed.get():
+        import warnings
+
+        warnings.warn(message + "; evaluating anyway, as asked", stacklevel=2)
+        return
+    raise ValueError(message + "; restore the file the run was trained on, or pass --allow-changed-data to "
+                               "evaluate on it anyway")
+
+
+def checked_data(run_dir, config):
+    """:func:`located` then :func:`check_data`: the config whose data file is the run's, checked."""
+    config = located(run_dir, config)
+    check_data(run_dir, config)
+    return config
