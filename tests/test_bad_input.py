@@ -729,3 +729,56 @@ def test_a_relative_data_path_is_found_from_another_folder(tmp_path, capsys, mon
     assert line == (f"vaekit: error: the data file rows.csv (a path relative to the folder the run was trained from) of "
                     f"run project/runs/rel does not exist from {tmp_path}; run the command from the folder the run was "
                     "trained in, or put the file back at that path")
+
+
+# --- issue 30: unbounded work ------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, flag, high", [
+    (["evaluate", "{run}", "--num-samples", "1000000000"], "--num-samples", 100000),
+    (["ood", "{run}", "--input", "{rows}", "--num-samples", "1000000000"], "--num-samples", 100000),
+    (["score", "{run}", "--input", "{rows}", "--num-samples", "1000000000"], "--num-samples", 100000),
+    (["ood", "{run}", "--input", "{rows}", "--num-posterior-samples", "1000000000"], "--num-posterior-samples", 1000),
+    (["ood", "{run}", "--input", "{rows}", "--regret-steps", "1000000000"], "--regret-steps", 100000),
+])
+def test_counts_that_multiply_work_are_bounded(run, tmp_path, capsys, argv, flag, high):
+    rows = _tiny_csv(tmp_path / "rows.csv", 4, 64)
+    argv = [str(a).format(run=run, rows=rows) for a in argv]
+    line = error_line(*run_cli(argv, capsys))
+    assert line.startswith(f"vaekit: error: {flag} must be an integer in [1, {high}], got 1000000000"), line
+
+
+def test_eval_num_samples_is_bounded_before_training(tmp_path, capsys):
+    line = error_line(*run_cli(["train", "--runs-dir", tmp_path, *TINY, "--eval-num-samples", "1000000000"], capsys))
+    assert line == ("vaekit: error: eval_num_samples must be an integer in [1, 100000] (samples per example; more runs "
+                    "for days), got 1000000000; fix the --eval-num-samples flag or the config file")
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_cli_sample_bound_is_the_config_bound():
+    from vaekit.cli.common import NUM_SAMPLES
+    from vaekit.config import MAX_NUM_SAMPLES
+
+    assert NUM_SAMPLES.high == MAX_NUM_SAMPLES
+
+
+def test_anomaly_scores_beyond_the_memory_budget_are_refused_before_allocating(run, tmp_path, capsys, monkeypatch):
+    from vaekit.runtime import budget
+
+    monkeypatch.setattr(budget, "available_bytes", lambda: 2**30)  # a machine with 1 GiB free
+    rows = _tiny_csv(tmp_path / "rows.csv", 4, 64)
+    line = error_line(*run_cli(["score", run, "--input", rows, "--num-samples", "20000", "--threshold", "0",
+                                "--no-progress"], capsys))
+    assert line == ("vaekit: error: num_samples 20000 needs about 3.7 GiB of memory for the reconstruction_probability of "
+                    "blocks of 256 rows of 64 values, more than half of the 1.0 GiB this machine has available; use at "
+                    "most num_samples 2674")
+
+
+def test_evaluate_shows_progress_of_the_log_likelihood(run, tmp_path, capsys):
+    code, out, err = run_cli(["evaluate", run, "--num-samples", "50", "--output", tmp_path / "e.json"], capsys)
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("evaluate: decoded sample")]
+    assert lines and lines[-1].startswith("evaluate: decoded sample ") and "/" in lines[-1]
+    done, total = lines[-1].split()[3].split("/")
+    assert done == total
+    code, out, err = run_cli(["evaluate", run, "--num-samples", "50", "--output", tmp_path / "f.json", "--no-progress"], capsys)
+    assert code == 0 and "decoded sample" not in err

@@ -64,6 +64,10 @@ Binarize = Literal["auto", "none", "static", "dynamic"]
 
 #: The largest seed: NumPy's RandomState and scikit-learn take seeds in [0, 2**32 - 1].
 MAX_SEED = 2**32 - 1
+#: The most importance / Monte Carlo samples per example any count takes (``--eval-num-samples``,
+#: ``--num-samples``): 100x the K = 1000 of the usual log-likelihood estimate (Burda et al. 2016 use
+#: 5000); beyond it an evaluation of a test set runs for days on one machine.
+MAX_NUM_SAMPLES = 100_000
 
 
 def _check_number(section: str, key: str, value, kind: type = float, low: float | None = None,
@@ -224,6 +228,11 @@ class TrainConfig:
         _check_choice("tc_sampling", self.tc_sampling, ("mws", "mss"))
         for key in ("num_samples", "epochs", "batch_size", "eval_num_samples", "capacity_steps", "num_steps"):
             _check_number("train", key, getattr(self, key), int, low=1)
+        for key in ("num_samples", "eval_num_samples"):
+            if getattr(self, key) > MAX_NUM_SAMPLES:
+                raise ValueError(f"{key} must be an integer in [1, {MAX_NUM_SAMPLES}] (samples per example; more "
+                                 f"runs for days), got {getattr(self, key)}; fix the --{key.replace('_', '-')} flag "
+                                 "or the config file")
         for key in ("warmup_epochs", "patience", "kl_diagnostic_points", "seed"):
             _check_number("train", key, getattr(self, key), int, low=0)
         if self.seed > MAX_SEED:

@@ -165,6 +165,12 @@ FIGURE_SIZE = Range(1, 1000)
 UNIT = Range(0, 1)
 #: Any finite number (--threshold).
 FINITE = Range()
+#: Importance / Monte Carlo samples per example (--num-samples): [1, config.MAX_NUM_SAMPLES = 100000].
+NUM_SAMPLES = Range(1, 100_000)
+#: Optimisation steps per example (--regret-steps) and posterior samples / ensemble members
+#: (--num-posterior-samples, each a decoder trained or stored): bounded likewise.
+STEPS = Range(1, 100_000)
+POSTERIOR_SAMPLES = Range(1, 1000)
 
 
 def _flag(name: str) -> str:

@@ -11,7 +11,7 @@ import tyro
 from .. import io, runcheck
 from ..data import splits
 from ..evaluation import UNITS, evaluate_conditional
-from .common import COUNT, OUTPUT, SEED, Checked, say
+from .common import COUNT, NUM_SAMPLES, OUTPUT, SEED, Checked, say
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +20,7 @@ class EvaluateArgs(Checked):
 
     run: tyro.conf.Positional[str]
     """Run folder."""
-    num_samples: Annotated[int, COUNT] = 1000
+    num_samples: Annotated[int, NUM_SAMPLES] = 1000
     """Importance samples K of the log-likelihood estimate."""
     batch_size: Annotated[int, COUNT] = 500
     """Test examples per chunk."""
@@ -30,6 +30,8 @@ class EvaluateArgs(Checked):
     """Replace an existing --output file (without it an existing file is refused)."""
     threads: Annotated[Optional[int], COUNT] = None
     """Torch intra-op CPU threads (default: OMP_NUM_THREADS when set, else chosen from the model's size)."""
+    progress: bool = True
+    """Show progress (decoded samples of the log-likelihood estimate)."""
     allow_changed_data: bool = False
     """Evaluate even when the run's data file changed since training (its size or SHA-256 differs from RUN/data.json); a warning says so."""
 
@@ -62,6 +64,7 @@ def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``; under ``torchrun`` the log-likelihood is sharded over the processes."""
     from .. import runtime
     from ..runtime import distributed
+    from ..runtime.progress import module_progress
 
     model, config = io.load(args.run), io.load_config(args.run)
     # a forward pass costs about a third of a training step: the policy's FLOPs of one block
@@ -70,7 +73,9 @@ def evaluate_run(args: EvaluateArgs) -> None:
         test_set = io.load_run_split(args.run, config, "test")
     test_images = splits.examples(test_set)
     test_x = splits.prepare(test_images, config)
-    with distributed.process_group():
+    total = len(test_x) * args.num_samples // distributed.world_size()  # decoded samples of the log-likelihood
+    with distributed.process_group(), module_progress(model.decoder, total, "evaluate", "decoded sample",
+                                                      enabled=args.progress):
         result = evaluate_conditional(model, test_x, splits.condition_labels(config, test_set),
                                       num_samples=args.num_samples, batch_size=args.batch_size,
                                       x_unbinarized=test_images)

@@ -10,7 +10,7 @@ import numpy as np
 import tyro
 
 from .. import io, runcheck
-from .common import COUNT, OUTPUT, Checked, Range, say
+from .common import COUNT, NUM_SAMPLES, OUTPUT, POSTERIOR_SAMPLES, STEPS, Checked, Range, say
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,15 +29,15 @@ class OODArgs(Checked):
     """Background of likelihood_ratio, fitted on perturbed training data: vae (the run's VAE retrained) or pixel (independent per-pixel Bernoulli/normal)."""
     regret: str = "encoder"
     """likelihood_regret method: encoder (Xiao et al. Alg. 1, fine-tune a copy of the encoder per row) or posterior (optimise each row's q(z|x), clamped at 0)."""
-    regret_steps: Annotated[int, COUNT] = 100
+    regret_steps: Annotated[int, STEPS] = 100
     """Adam steps of likelihood_regret per row (Xiao et al.: 100)."""
     regret_lr: Optional[float] = None
     """Adam learning rate of likelihood_regret (default: 1e-4 for encoder, as Xiao et al.; 0.05 for posterior)."""
     typicality_batch_size: Annotated[int, COUNT] = 1
     """M of the typicality test: consecutive groups of M rows are tested together, each row gets its group's score; the threshold is the bootstrap's."""
-    num_posterior_samples: Annotated[int, COUNT] = 5
+    num_posterior_samples: Annotated[int, POSTERIOR_SAMPLES] = 5
     """M decoder samples (or ensemble members), stored as RUN/ood/posterior-<kind>-M<M>/sample-XXX.safetensors."""
-    num_samples: Annotated[int, COUNT] = 100
+    num_samples: Annotated[int, NUM_SAMPLES] = 100
     """K importance samples per log-likelihood."""
     contamination: Annotated[float, Range(0, 0.5, low_open=True)] = 0.05
     """Fraction of the run's held-out training images flagged OOD (sets the threshold)."""

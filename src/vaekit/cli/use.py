@@ -15,7 +15,7 @@ from ..evaluation import explore
 from ..models import given
 from ..reporting import plots
 from ..runtime.files import save_npy
-from .common import COUNT, FINITE, NONNEGATIVE, OUTPUT, SEED, Checked, Range, say
+from .common import COUNT, FINITE, NONNEGATIVE, NUM_SAMPLES, OUTPUT, SEED, Checked, Range, say
 from .explore import save_rows
 
 
@@ -57,7 +57,7 @@ class ScoreArgs(Checked):
     """False-alarm rate: flag rows whose conformal p-value is <= this (default 0.05; a run is calibrated on its validation split)."""
     threshold: Annotated[Optional[float], FINITE] = None
     """Use this score threshold instead (rows scoring below it are outliers; no p-values)."""
-    num_samples: Annotated[Optional[int], COUNT] = None
+    num_samples: Annotated[Optional[int], NUM_SAMPLES] = None
     """Monte Carlo samples L per row (default 10, An & Cho 2015)."""
     label_column: Optional[str] = None
     """CSV column (name or index) or NPZ key holding a label, left out of the features."""
