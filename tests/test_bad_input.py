@@ -782,3 +782,62 @@ def test_evaluate_shows_progress_of_the_log_likelihood(run, tmp_path, capsys):
     assert done == total
     code, out, err = run_cli(["evaluate", run, "--num-samples", "50", "--output", tmp_path / "f.json", "--no-progress"], capsys)
     assert code == 0 and "decoded sample" not in err
+
+
+# --- issue 30: messages that name the file ----------------------------------------------------
+
+def test_a_deeply_nested_config_names_the_file(run, tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a":' * 100000 + "1" + "}" * 100000)
+    line = error_line(*run_cli(["train", "--config-file", deep, "--runs-dir", tmp_path / "runs"], capsys))
+    assert line.startswith(f"vaekit: error: config file {deep} nests its JSON objects or lists too deeply to be a config")
+    copy = tmp_path / "r"
+    shutil.copytree(run, copy)
+    shutil.copy(deep, copy / "config.json")
+    line = error_line(*run_cli(["evaluate", copy, "--num-samples", "2"], capsys))
+    assert line == (f"vaekit: error: {copy / 'config.json'} nests its JSON objects or lists too deeply (thousands of "
+                    "levels): it is not a file vaekit wrote; restore it from a copy (or write the run again)")
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"mean": [0.0, 1.0, 2.0, 3.0], "scale": [1.0, 0.0, 1.0, 0.0]},
+     "a scaler record needs a finite mean and a positive finite scale for every feature; 2 feature(s) have not: "
+     "1 (mean 1, scale 0), 3 (mean 3, scale 0)"),
+    ({"mean": [0.0, 1.0, 2.0, 3.0], "scale": [1.0, 1.0]}, "a scaler record's 'mean' has 4 values but 'scale' has 2; one of each per feature"),
+    ({"mean": [0.0]}, "a scaler record needs 'mean' and 'scale' lists"),
+])
+def test_a_damaged_scaler_names_the_file_and_the_features(tabular_run, tmp_path, capsys, record, message):
+    run, _ = tabular_run
+    copy = tmp_path / "t"
+    shutil.copytree(run, copy)
+    (copy / "scaler.json").write_text(json.dumps(record))
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,c,d\n1,2,3,4\n")
+    for argv in (["score", copy, "--input", rows, "--threshold", "0"], ["sample", copy, "--output", tmp_path / "x.npy"]):
+        line = error_line(*run_cli(argv, capsys))
+        assert line.startswith(f"vaekit: error: {copy / 'scaler.json'} is damaged: {message}"), line
+        assert line.endswith("; restore it from a copy of the run, or train the run again (vaekit train writes it)")
+
+
+def test_a_missing_scaler_of_a_standardised_run_is_refused(tabular_run, tmp_path, capsys):
+    run, _ = tabular_run
+    assert json.loads((run / "data.json").read_text())["standardized"] is True
+    copy = tmp_path / "t"
+    shutil.copytree(run, copy)
+    (copy / "scaler.json").unlink()
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,c,d\n1,2,3,4\n")
+    line = error_line(*run_cli(["score", copy, "--input", rows, "--threshold", "0"], capsys))
+    assert line == (f"vaekit: error: {copy / 'scaler.json'} is missing, but run {copy} standardised its features in "
+                    "training (RUN/data.json says so), so its inputs cannot be scaled as the model expects; restore it "
+                    "from a copy of the run, or train the run again (vaekit train writes it)")
+
+
+def test_evaluate_on_a_run_still_training_names_the_process(run, capsys):
+    import os
+
+    with io.hold_run(run):  # as a vaekit train does while it trains
+        line = error_line(*run_cli(["evaluate", run, "--num-samples", "2"], capsys))
+    assert line == (f"vaekit: error: run {run} is still training (process {os.getpid()}, lock {io.lock_path(run)}): its "
+                    "model and summary are not final yet; wait for it to end (or stop it: kill "
+                    f"{os.getpid()}), then run the command again")

@@ -422,6 +422,10 @@ class Config:
             raise ValueError(f"config file {path} is not UTF-8 text; pass a JSON file") from None
         except json.JSONDecodeError as e:
             raise ValueError(f"config file {path} is not valid JSON: {e}") from None
+        except RecursionError:
+            raise ValueError(f"config file {path} nests its JSON objects or lists too deeply to be a config (a config "
+                             "is at most two levels deep, e.g. {\"train\": {\"epochs\": 3}}); is this the right "
+                             "file?") from None
         except ValueError as e:  # a NaN/Infinity literal (_refuse_constant)
             raise ValueError(f"config file {path}: {e}") from None
         if not isinstance(values, dict):

@@ -333,9 +333,9 @@ def initialise(model, init) -> None:
 
 
 def load_scaler(run_dir) -> Standardizer | None:
-    """The standardiser stored in ``run_dir/scaler.json``, or None if the run has none."""
-    path = Path(run_dir) / SCALER
-    return Standardizer.from_dict(read_json(path)) if path.is_file() else None
+    """The standardiser stored in ``run_dir/scaler.json``, or None if the run has none (checked:
+    :func:`vaekit.runcheck.load_scaler`)."""
+    return runcheck.load_scaler(run_dir)
 
 
 def load_run_split(run_dir, config: Config, split: str) -> Dataset:

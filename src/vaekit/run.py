@@ -195,7 +195,7 @@ def _train(config: Config, run_dir: Path, resume: bool, progress: bool, tracker,
         io.write_json(run_dir / io.CONFIG, io.model_record(model, config))
         if scaler is not None:
             io.write_json(run_dir / SCALER, scaler.to_dict())
-        runcheck.record_data(run_dir, config)  # the data file's path, fingerprint and column names
+        runcheck.record_data(run_dir, config, scaler is not None)  # the data file's fingerprint and columns
         tracker.start(RunContext(run_dir, model, config, test_x, test_c, resume=resume))
     else:
         tracker = _NoTracker()

@@ -49,18 +49,22 @@ def fingerprint(path) -> dict:
     return {"size": os.path.getsize(path), "sha256": digest.hexdigest()}
 
 
-def record_data(run_dir, config) -> None:
-    """Write ``RUN/data.json`` for a run trained on a user's data file (``--data array --path``):
-    its absolute path, fingerprint and CSV column names. Kept when it exists (a resumed run keeps
-    the record of the data it started on); nothing for the built-in datasets."""
+def record_data(run_dir, config, standardized: bool) -> None:
+    """Write ``RUN/data.json``: whether the run standardised its features (so a missing
+    ``scaler.json`` is noticed), and for a run trained on a user's data file (``--data array
+    --path``) the file's absolute path, fingerprint and CSV column names. Kept when it exists (a
+    resumed run keeps the record of the data it started on)."""
     path = config.data.path
     target = Path(run_dir) / DATA_RECORD
-    if config.data.name != "array" or not path or target.exists() or not Path(path).is_file():
+    if target.exists():
         return
-    from .data.array import column_names
+    record = {"standardized": bool(standardized)}
+    if config.data.name == "array" and path and Path(path).is_file():
+        from .data.array import column_names
 
-    write_json(target, {"path": str(Path(path).resolve()), **fingerprint(path),
-                        "columns": column_names(path, config.data.label_column)})
+        record.update({"path": str(Path(path).resolve()), **fingerprint(path),
+                       "columns": column_names(path, config.data.label_column)})
+    write_json(target, record)
 
 
 def data_record(run_dir) -> dict | None:
@@ -106,7 +110,7 @@ def check_data(run_dir, config) -> None:
     """
     record = data_record(run_dir)
     path = config.data.path
-    if record is None or config.data.name != "array" or not path or not Path(path).is_file():
+    if record is None or "sha256" not in record or config.data.name != "array" or not path or not Path(path).is_file():
         return
     now = fingerprint(path)
     if now == {"size": record["size"], "sha256": record["sha256"]}:
@@ -129,3 +133,60 @@ def checked_data(run_dir, config):
     config = located(run_dir, config)
     check_data(run_dir, config)
     return config
+
+
+#: The scaler file of a run (``vaekit.io.SCALER``).
+SCALER = "scaler.json"
+
+
+def load_scaler(run_dir):
+    """The run's feature standardiser (``RUN/scaler.json``), or None when the run has none.
+
+    Raises:
+        FileNotFoundError: the run standardised its features (``RUN/data.json`` says so) but its
+            scaler.json is gone: scoring unstandardised data would be silently wrong.
+        ValueError: a damaged scaler.json (not JSON, missing keys, lengths that differ, zero,
+            negative or non-finite scales): the message names the file, the features and the fix.
+    """
+    from .data.scaling import Standardizer
+
+    path = Path(run_dir) / SCALER
+    fix = "restore it from a copy of the run, or train the run again (vaekit train writes it)"
+    if not path.is_file():
+        if (data_record(run_dir) or {}).get("standardized"):
+            raise FileNotFoundError(f"{path} is missing, but run {run_dir} standardised its features in training "
+                                    f"(RUN/{DATA_RECORD} says so), so its inputs cannot be scaled as the model expects; "
+                                    f"{fix}")
+        return None
+    try:
+        return Standardizer.from_dict(read_json(path))
+    except ValueError as e:
+        raise ValueError(f"{path} is damaged: {str(e).replace(f'{path} ', '')}; {fix}") from None
+
+
+def check_not_training(run_dir, lock) -> None:
+    """Refuse to use a run folder that a ``vaekit train`` is still writing: the lock file ``lock``
+    (``vaekit.io.lock_path``) is held by a live process (an exclusive ``flock``).
+
+    Raises:
+        RuntimeError: naming the run, the process and what to do.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: nothing is locked
+        return
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:  # no lock file: nothing trains there
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            raise RuntimeError(f"run {run_dir} is still training (process {pid}, lock {lock}): its model and "
+                               f"summary are not final yet; wait for it to end (or stop it: kill {pid}), then run "
+                               "the command again") from None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -66,6 +66,7 @@ def evaluate_run(args: EvaluateArgs) -> None:
     from ..runtime import distributed
     from ..runtime.progress import module_progress
 
+    runcheck.check_not_training(args.run, io.lock_path(args.run))
     model, config = io.load(args.run), io.load_config(args.run)
     # a forward pass costs about a third of a training step: the policy's FLOPs of one block
     runtime.apply_threads(model, max(1, args.batch_size // 3), args.threads)

@@ -85,6 +85,9 @@ def read_json(path) -> dict:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid JSON ({e}); the file is corrupt") from None
+    except RecursionError:
+        raise ValueError(f"{path} nests its JSON objects or lists too deeply (thousands of levels): it is not a file "
+                         "vaekit wrote; restore it from a copy (or write the run again)") from None
 
 
 def read_json_lines(path) -> list[dict]:
