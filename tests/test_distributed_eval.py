@@ -139,3 +139,33 @@ def test_map_blocks_in_one_process_is_blockwise():
     assert torch.equal(out, torch.arange(10.0, dtype=torch.float64) * 2)
     with pytest.raises(ValueError, match="block_size"):
         distributed.map_blocks(lambda xb: xb, x, 0)
+
+
+@pytest.mark.slow
+def test_score_and_ood_under_torchrun_equal_one_process(tmp_path):
+    """``torchrun --nproc-per-node 2 -m vaekit score|ood`` writes the file one process writes, byte for byte."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    src = str(Path(__file__).parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    vaekit = [sys.executable, "-m", "vaekit"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "vaekit"]
+    train = ["train", "--epochs", "1", "--latent-dim", "2", "--hidden", "16", "--eval-num-samples", "5",
+             "--no-progress", "--runs-dir", str(tmp_path), "--name", "r"]
+    assert subprocess.run(vaekit + train, env=env, capture_output=True, timeout=300).returncode == 0
+    rows = tmp_path / "rows.csv"
+    np.savetxt(rows, (np.random.default_rng(1).random((150, 64)) > 0.5).astype(float), delimiter=",", fmt="%g")
+    for command in (["score"], ["ood", "--score", "likelihood_ratio", "--background", "pixel", "--num-samples", "20"]):
+        outputs = []
+        for launcher, tag in ((vaekit, "one"), (torchrun, "two")):
+            out = tmp_path / f"{command[0]}-{tag}.csv"
+            done = subprocess.run(launcher + [command[0], str(tmp_path / "r"), "--input", str(rows), "--output", str(out),
+                                              "--no-progress", *command[1:]], env=env, capture_output=True, text=True,
+                                  timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert done.stdout.count("written:") == 1  # rank 0 alone writes and prints
+            outputs.append(out.read_bytes())
+        assert outputs[0] == outputs[1], command[0]

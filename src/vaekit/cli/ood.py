@@ -51,21 +51,49 @@ class OODArgs(Checked):
     """Show progress bars while fitting the parts the score needs."""
 
 
+#: Rows per block of a sharded ``vaekit ood`` (times --typicality-batch-size, which groups rows).
+OOD_BLOCK = 64
+
+
 def ood(args: OODArgs) -> None:
-    """``vaekit ood RUN --input FILE``: fit (or reuse, from RUN/ood/) what the score needs, score, write a CSV."""
+    """``vaekit ood RUN --input FILE``: fit (or reuse, from RUN/ood/) what the score needs, score, write a CSV.
+    Under ``torchrun`` rank 0 fits and caches the parts, the others read them, and the rows are split
+    among the processes in seeded blocks (:func:`vaekit.runtime.distributed.map_blocks`)."""
+    from ..runtime import distributed
+
+    with distributed.process_group():
+        _ood(args)
+
+
+def _ood(args: OODArgs) -> None:
     from ..data.array import read
     from ..detectors.ood import OODDetector
     from ..evaluation.conformal import decision
     from ..evaluation.ood import OOD_SCORES, check_ood_score
+    from ..runtime import distributed
 
     check_ood_score(args.score)
     x, _ = read(args.input, args.label_column, columns=runcheck.training_columns(args.run))
-    detector = OODDetector.from_run(args.run, score_type=args.score, posterior=args.posterior,
+
+    def detector_of_run():
+        return OODDetector.from_run(args.run, score_type=args.score, posterior=args.posterior,
                                     num_posterior_samples=args.num_posterior_samples, num_samples=args.num_samples,
                                     contamination=args.contamination, background=args.background, regret=args.regret,
                                     regret_steps=args.regret_steps, regret_lr=args.regret_lr,
                                     typicality_batch_size=args.typicality_batch_size, verbose=args.progress)
-    scores = detector.score_samples(np.asarray(x))
+
+    def alone():
+        with distributed.local():
+            return detector_of_run()
+
+    detector = distributed.on_main(alone)  # rank 0 fits and caches the parts in RUN/ood/ alone ...
+    if not distributed.is_main():
+        detector = alone()  # ... the other ranks read them
+    # seeded blocks: the scores do not depend on the number of processes
+    scores = distributed.map_blocks(detector.score_samples, np.asarray(x), OOD_BLOCK * args.typicality_batch_size,
+                                    seed=detector.config_.train.seed)
+    if not distributed.is_main():
+        return
     flagged = decision(scores, detector.offset_) < 0  # a non-finite score is out of distribution
     out = Path(args.output) if args.output else Path(args.run) / "ood-scores.csv"
     lines = ["index,score,ood"] + [f"{i},{s!r},{int(o)}" for i, (s, o) in enumerate(zip(scores.tolist(), flagged))]

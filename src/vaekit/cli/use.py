@@ -96,20 +96,33 @@ def sample(args: SampleArgs) -> None:
 
 
 def score(args: ScoreArgs) -> None:
-    """``vaekit score RUN --input FILE``."""
+    """``vaekit score RUN --input FILE``; under ``torchrun`` the rows are split among the processes
+    (:func:`vaekit.runtime.distributed.map_blocks`) and rank 0 writes the file."""
+    from ..runtime import distributed
+
+    with distributed.process_group():
+        _score(args)
+
+
+def _score(args: ScoreArgs) -> None:
     from ..data.array import read
     from ..detectors.anomaly import load_detector
-    from ..evaluation.anomaly import SCORES
-    from ..evaluation.conformal import decision
+    from ..evaluation.anomaly import BLOCK, SCORES
+    from ..evaluation.conformal import conformal_pvalues, decision
+    from ..runtime import distributed
 
     x, _ = read(args.input, args.label_column, columns=runcheck.training_columns(args.run))
     detector = load_detector(args.run, args.score, args.fpr, args.num_samples, args.progress, args.threshold)
     if int(np.prod(x.shape[1:])) != detector.n_features_in_:
         raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
                          f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label"))
-    scores = detector.score_samples(x)
+    scores = distributed.map_blocks(detector.score_samples, x, BLOCK)  # rows are scored independently
+    if not distributed.is_main():
+        return
     outlier = decision(scores, detector.offset_) < 0  # a non-finite score is an outlier
-    pvalues = detector.pvalues(x) if len(detector.calibration_scores_) else np.full(len(scores), np.nan)
+    # the p-values of the scores just computed (detector.pvalues(x) would score every row again)
+    pvalues = (conformal_pvalues(detector.calibration_scores_, scores) if len(detector.calibration_scores_)
+               else np.full(len(scores), np.nan))
     out = Path(args.output) if args.output else Path(args.run) / "scores.csv"
     lines = ["index,score,pvalue,outlier"] + [f"{i},{s!r},{p!r},{int(o)}" for i, (s, p, o) in
                                               enumerate(zip(scores.tolist(), pvalues.tolist(), outlier))]
