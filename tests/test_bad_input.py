@@ -841,3 +841,27 @@ def test_evaluate_on_a_run_still_training_names_the_process(run, capsys):
     assert line == (f"vaekit: error: run {run} is still training (process {os.getpid()}, lock {io.lock_path(run)}): its "
                     "model and summary are not final yet; wait for it to end (or stop it: kill "
                     f"{os.getpid()}), then run the command again")
+
+
+# --- issue 30: a run folder that no longer matches what it says ----------------------------------------
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(format_version=99), "has format_version 99, which this vaekit does not know (it reads "
+                                            "formats 1 to 2): it was written by a newer vaekit, or edited"),
+    (lambda c: c["config"]["model"].update(latent_dim=3), "does not describe the weights in"),
+    (lambda c: c["config"]["model"].update(latent_dim=10**30), ": model.latent_dim = 1000000000000000000000000000000 is "
+                                                               "beyond any network vaekit builds"),
+    (lambda c: c.update(data_shape=[1, 8, 0]), ": data_shape must be a list of sizes in [1, 2147483647], got [1, 8, 0]"),
+])
+def test_a_hand_edited_config_names_the_file_and_the_fix(run, tmp_path, capsys, edit, message):
+    copy = tmp_path / "r"
+    shutil.copytree(run, copy)
+    record = json.loads((copy / "config.json").read_text())
+    edit(record)
+    (copy / "config.json").write_text(json.dumps(record))
+    for argv in (["evaluate", copy, "--num-samples", "2"], ["sample", copy, "--output", tmp_path / "x.npy"]):
+        line = error_line(*run_cli(argv, capsys))
+        assert line.startswith(f"vaekit: error: {copy / 'config.json'}") and message in line, line
+        assert "Traceback" not in line and "size mismatch" not in line and "Overflow" not in line
+    if "latent_dim=3" in message or "describe" in message:
+        assert "(encoder.head.linear.weight is (4, 16) in the weights but (6, 16) for the config)" in line

@@ -32,7 +32,9 @@ def _port() -> int:
 
 
 def _env():
-    return {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # a node whose peer was killed fails its next collective after 20 s (vaekit.runtime.distributed.TIMEOUT_ENV)
+    return {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "VAEKIT_DISTRIBUTED_TIMEOUT": "20"}
 
 
 def _launch(nodes: int, train_args: list[str], log: Path, port: int, rdzv_id: str) -> subprocess.Popen:
@@ -117,7 +119,7 @@ def test_resume_after_one_node_is_killed(one_node, tmp_path):
             time.sleep(0.05)
         os.killpg(procs[1].pid, signal.SIGKILL)  # one node dies mid-run
         procs[1].wait(30)
-        procs[0].wait(TIMEOUT)  # the other node stops with an error: its peer is gone
+        procs[0].wait(120)  # the other node stops with an error: its peer is gone (20 s collective timeout)
         assert procs[0].returncode != 0
     finally:
         _kill(procs)

@@ -107,8 +107,9 @@ def load_record(path) -> dict:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder; pass a run folder or a folder written by vaekit.io.save")
     record = read_json(folder / CONFIG)
-    if "config" not in record or "data_shape" not in record:
+    if not isinstance(record, dict) or "config" not in record or "data_shape" not in record:
         raise ValueError(f"{folder / CONFIG} is not a vaekit config (no 'config' or 'data_shape' key)")
+    runcheck.check_record(folder / CONFIG, record)  # format_version, data_shape, sizes that can be built
     return record
 
 
@@ -158,7 +159,10 @@ def load(path, map_location: str | torch.device = "cpu", trust_code: bool | None
         model = build_model(config, tuple(record["data_shape"]), trust_code=trust_code, **record.get("extra", {}))
     except CodeNotTrusted as e:
         raise CodeNotTrusted(f"{folder / CONFIG}: {e}") from None
-    load_weights(model, folder / WEIGHTS)
+    try:
+        load_weights(model, folder / WEIGHTS)
+    except ValueError as e:  # a config.json edited by hand: name both files and the first differing tensor
+        raise runcheck.weights_mismatch(folder, model, e) from None
     return model.to(map_location).eval()
 
 

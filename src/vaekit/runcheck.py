@@ -190,3 +190,75 @@ def check_not_training(run_dir, lock) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+#: The largest integer a model setting or data dimension may hold (torch's sizes are int64; no
+#: network vaekit builds has a layer this wide: ``models`` refuses 2**31 parameters).
+MAX_SIZE = 2**31 - 1
+
+
+def _large_numbers(value, where: str):
+    """``(setting, value)`` of every integer above :data:`MAX_SIZE` (or non-finite float) in ``value``."""
+    import math
+
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and abs(value) > MAX_SIZE:
+        yield where, value
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _large_numbers(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _large_numbers(item, f"{where}[{i}]")
+
+
+def check_record(path, record: dict) -> None:
+    """Check a config.json record (``vaekit.io.load_record``) before anything is built from it: a
+    ``format_version`` this vaekit knows, a ``data_shape`` of positive sizes, model settings and
+    sizes within what can be built.
+
+    Raises:
+        ValueError: naming the file, the key and what to do.
+    """
+    from .config import FORMAT_VERSION
+
+    version = record.get("format_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise ValueError(f"{path} has format_version {version!r}, which this vaekit does not know (it reads formats "
+                         f"1 to {FORMAT_VERSION}): it was written by a newer vaekit, or edited; upgrade vaekit "
+                         "(pip install -U vaekit) or restore the file")
+    shape = record.get("data_shape")
+    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and
+                                                      1 <= d <= MAX_SIZE for d in shape)):
+        raise ValueError(f"{path}: data_shape must be a list of sizes in [1, {MAX_SIZE}], got {shape!r:.80}; "
+                         "was config.json edited by hand? restore the config.json written with the weights")
+    config = record.get("config")
+    model = config.get("model", config) if isinstance(config, dict) else config
+    for where, value in _large_numbers(model, "model"):
+        raise ValueError(f"{path}: {where} = {value!r:.40} is beyond any network vaekit builds (sizes up to "
+                         f"{MAX_SIZE}); was config.json edited by hand? restore the config.json written with the weights")
+
+
+def weights_mismatch(folder, model, error: Exception) -> Exception:
+    """The error to raise when ``model``, built from ``folder/config.json``, does not fit the weights
+    in ``folder/model.safetensors`` (:func:`vaekit.io.load_weights` raised ``error``): names both
+    files, the first tensor whose shape differs, and the likely cause (config.json edited)."""
+    from .runtime.files import read_safetensors
+
+    folder = Path(folder)
+    if "does not match the model" not in str(error):
+        return error
+    try:
+        tensors, _ = read_safetensors(folder / "model.safetensors")
+    except (OSError, ValueError):
+        return error
+    expected = model.state_dict()
+    detail = next((f"{k} is {tuple(tensors[k].shape)} in the weights but {tuple(v.shape)} for the config"
+                   for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape),
+                  f"the tensors differ: {sorted(set(expected) ^ set(tensors))[:3]}")
+    return ValueError(f"{folder / 'config.json'} does not describe the weights in {folder / 'model.safetensors'} "
+                      f"({detail}): was config.json edited by hand (e.g. latent_dim or hidden)? restore the "
+                      "config.json written with these weights, or train the run again")

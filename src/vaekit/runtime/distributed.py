@@ -24,6 +24,9 @@ from typing import Callable, Iterator
 import torch
 import torch.distributed as dist
 
+#: Seconds a collective waits for the other ranks before failing (default: torch's, 30 minutes for
+#: gloo); set it low where a dead node must be noticed quickly.
+TIMEOUT_ENV = "VAEKIT_DISTRIBUTED_TIMEOUT"
 #: Bytes reserved for a string sent by :func:`broadcast_text`.
 MAX_TEXT_BYTES = 4096
 
@@ -166,7 +169,14 @@ def process_group(device: torch.device | str = "cpu"):
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend_for(device))
+    # a rank whose peer died (a killed node) fails after this many seconds instead of torch's default
+    timeout = os.environ.get(TIMEOUT_ENV)
+    if timeout:
+        import datetime
+
+        dist.init_process_group(backend_for(device), timeout=datetime.timedelta(seconds=float(timeout)))
+    else:
+        dist.init_process_group(backend_for(device))
     finished = False
     try:
         yield
