@@ -15,7 +15,7 @@ from ..evaluation import explore
 from ..models import given
 from ..reporting import plots
 from ..runtime.files import save_npy
-from .common import COUNT, FINITE, NONNEGATIVE, NUM_SAMPLES, OUTPUT, SEED, Checked, Range, say
+from .common import FINITE, NONNEGATIVE, NUM_SAMPLES, OUTPUT, SEED, Checked, Range, say
 from .explore import save_rows
 
 
