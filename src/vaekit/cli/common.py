@@ -240,14 +240,14 @@ OUTPUT = Output()
 def run_files() -> tuple[frozenset[str], frozenset[str]]:
     """What a run folder keeps: ``(names of its files, names of its subfolders)``, from the
     constants of the code that writes them (``vaekit train``: config, weights, checkpoint,
-    metrics, summary, scaler, report, environment, tracker state and figures; a saved
+    metrics, summary, scaler, data record, report, environment, tracker state and figures; a saved
     AnomalyDetector's record; the fitted parts ``vaekit ood`` caches)."""
-    from .. import io
+    from .. import io, runcheck
     from ..detectors.anomaly import DETECTOR
     from ..detectors.ood import CACHE
     from ..reporting import gallery, report, tracking
 
-    files = {io.CONFIG, io.WEIGHTS, io.METRICS, io.SUMMARY, io.SCALER, report.REPORT,
+    files = {io.CONFIG, io.WEIGHTS, io.METRICS, io.SUMMARY, io.SCALER, runcheck.DATA_RECORD, report.REPORT,
              report.ENVIRONMENT, tracking.STATE, DETECTOR, *gallery.CAPTIONS}
     return frozenset(files), frozenset({io.CHECKPOINT.parts[0], CACHE, tracking.EVENTS})
 
