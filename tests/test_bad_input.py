@@ -522,3 +522,346 @@ def test_ood_detector_refuses_images_of_another_shape(run):
     with pytest.raises(ValueError, match=r"examples of shape \(1, 4, 16\), but this OODDetector was fitted on "
                                          r"examples of shape \(1, 8, 8\)"):
         detector.score_samples(other)
+
+
+# --- issue 30: outputs onto inputs, --overwrite -------------------------------------------------
+
+@pytest.mark.parametrize("command", [["score"], ["ood"]])
+def test_output_onto_the_input_file_is_refused(run, tmp_path, capsys, command):
+    rows = _tiny_csv(tmp_path / "in.csv", 4, 64)
+    before = rows.read_bytes()
+    (tmp_path / "link.csv").symlink_to(rows)
+    for output in (rows, tmp_path / "link.csv", tmp_path / "sub" / ".." / "in.csv"):
+        line = error_line(*run_cli([*command, run, "--input", rows, "--output", output, "--overwrite"], capsys))
+        assert line == (f"vaekit: error: --output {output} is the file --input {rows} that the command reads; "
+                        "writing there would replace its input: choose another file name")
+    assert rows.read_bytes() == before
+
+
+def test_interpolate_output_onto_one_of_its_images_is_refused(run, tmp_path, capsys):
+    from PIL import Image
+
+    paths = [tmp_path / f"{k}.png" for k in "ab"]
+    for p in paths:
+        Image.new("L", (8, 8), 128).save(p)
+    before = paths[1].read_bytes()
+    line = error_line(*run_cli(["interpolate", run, "--images", *paths, "--output", paths[1], "--overwrite"], capsys))
+    assert "is the file --images" in line and paths[1].read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [["score"], ["sample"], ["evaluate"], ["embed"], ["report"], ["reconstruct"]])
+def test_an_existing_output_is_replaced_only_with_overwrite(run, tmp_path, capsys, command):
+    extra = ["--input", _tiny_csv(tmp_path / "rows.csv", 4, 64), "--no-progress"] if command == ["score"] else []
+    suffix = {"score": ".csv", "evaluate": ".json", "report": ".html", "sample": ".npy", "reconstruct": ".npy"}
+    out = tmp_path / f"mine{suffix.get(command[0], '')}"
+    written = Path(f"{out}.npy") if command == ["embed"] else out
+    written.write_text("my own notes")
+    argv = [*command, run, *extra, "--output", out]
+    if command == ["evaluate"]:
+        argv += ["--num-samples", "2"]
+    line = error_line(*run_cli(argv, capsys))
+    assert line == f"vaekit: error: --output {written} exists; pass --overwrite to replace it, or choose another file name"
+    assert written.read_text() == "my own notes"
+    code, out_text, err = run_cli([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert written.read_bytes() != b"my own notes" and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_output_that_is_a_folder_is_refused(run, tmp_path, capsys):
+    line = error_line(*run_cli(["sample", run, "--output", tmp_path], capsys))
+    assert line == (f"vaekit: error: --output {tmp_path} is a folder; pass the name of a file to write "
+                    "(in that folder or elsewhere)")
+
+
+def test_every_command_writing_a_file_takes_overwrite():
+    import typing
+
+    from vaekit.cli import COMMANDS
+    from vaekit.cli.common import Output
+
+    for key, command in COMMANDS.items():
+        args_type, _ = command.load()
+        hints = typing.get_type_hints(args_type, include_extras=True)
+        if any(isinstance(m, Output) for h in hints.values() for m in getattr(h, "__metadata__", ())):
+            assert "overwrite" in hints, key
+
+
+# --- issue 30: shapes and dtypes at the API boundary -----------------------------------------------
+
+def _fit_model():
+    cfg = Config.from_flat(likelihood="bernoulli", latent_dim=2, epochs=1, hidden=[16], batch_size=25)
+    return vaekit.build_model(cfg.model, (64,), seed=0), cfg
+
+
+@pytest.mark.parametrize("make", [lambda: np.random.default_rng(0).random((50, 64)),
+                                  lambda: torch.randint(0, 2, (50, 64)),
+                                  lambda: torch.rand(50, 64, dtype=torch.float64),
+                                  lambda: np.random.default_rng(0).random((50, 64)) > 0.5])
+def test_fit_converts_numpy_float64_integer_and_bool_examples(make):
+    model, cfg = _fit_model()
+    history = vaekit.fit(model, make(), cfg)
+    assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.zeros((0, 64)), "train has shape (0, 64); expected (N, *data_shape) with N >= 1 examples and no axis of size 0, here (N, 64)"),
+    (torch.rand(50, 32), "train has examples of shape (32,) but the model was built for (64,); pass train of shape (N, 64)"),
+    (np.full((50, 64), 1e300), "train holds values beyond torch.float32's range (|x| > 3.4e+38); rescale them first"),
+    (np.array([["a"] * 64] * 3), "train must hold numbers, got a NumPy array of dtype <U1"),
+    ([[0.0] * 64] * 3, "train must be a tensor or NumPy array of shape (N, *data_shape), a Dataset or a DataLoader, got list"),
+])
+def test_fit_refuses_bad_examples_before_training(x, message):
+    model, cfg = _fit_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises((ValueError, TypeError)) as info:
+        vaekit.fit(model, x, cfg)
+    assert str(info.value).startswith(message)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing trained
+
+
+def test_fit_refuses_float_labels_naming_them():
+    cfg = Config.from_flat(model="cvae", likelihood="bernoulli", latent_dim=2, epochs=1, hidden=[16])
+    model = vaekit.build_model(cfg.model, (64,), num_classes=3, seed=0)
+    with pytest.raises(TypeError, match="labels must be integer class indices"):
+        vaekit.fit(model, torch.rand(10, 64), cfg, labels=torch.rand(10))
+    history = vaekit.fit(model, torch.rand(10, 64), cfg, labels=np.arange(10) % 3)  # NumPy ints are fine
+    assert len(history) == 1
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((50, 0), "data of shape (50, 0) has an axis of size 0 (no values per example)"),
+    ((50, 1, 0, 8), "data of shape (50, 1, 0, 8) has an axis of size 0"),
+    ((50, 4, 8, 8), "data of shape (50, 4, 8, 8) is neither (N, C, H, W) nor (N, H, W, C) images with C = 1 (grey) or 3"),
+    ((50, 8, 8, 2), "data of shape (50, 8, 8, 2) is neither"),
+])
+def test_array_files_the_figures_cannot_draw_are_refused_before_training(tmp_path, capsys, shape, message):
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).random(shape))
+    line = error_line(*run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY], capsys))
+    assert line.startswith(f"vaekit: error: {path}: {message}"), line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run without its report
+
+
+# --- issue 30: columns by name, the training data file --------------------------------------------
+
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory):
+    """A run trained on a CSV with a header (columns a, b, c, d and a label column y)."""
+    folder = tmp_path_factory.mktemp("tabular")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4)) * [1, 10, 100, 1000]
+    rows = ["a,b,c,d,y"] + [",".join(f"{v:.6g}" for v in row) + f",{i % 2}" for i, row in enumerate(x)]
+    (folder / "train.csv").write_text("\n".join(rows) + "\n")
+    code = main(["train", "--data", "array", "--path", str(folder / "train.csv"), "--label-column", "y",
+                 "--likelihood", "gaussian", "--runs-dir", str(folder / "runs"), "--name", "t", *TINY])
+    assert code == 0
+    return folder / "runs" / "t", x
+
+
+def _scores(path):
+    return [line.split(",")[1] for line in Path(path).read_text().splitlines()[1:]]
+
+
+def test_csv_columns_are_matched_by_name(tabular_run, tmp_path, capsys):
+    run, x = tabular_run
+    record = json.loads((run / "data.json").read_text())
+    assert record["columns"] == ["a", "b", "c", "d"] and record["size"] > 0 and len(record["sha256"]) == 64
+    (tmp_path / "ordered.csv").write_text("a,b,c,d\n" + "\n".join(",".join(map(str, r)) for r in x[:5]) + "\n")
+    (tmp_path / "shuffled.csv").write_text("d,b,a,c\n" + "\n".join(f"{r[3]},{r[1]},{r[0]},{r[2]}" for r in x[:5]) + "\n")
+    for name in ("ordered", "shuffled"):
+        code, _, err = run_cli(["score", run, "--input", tmp_path / f"{name}.csv", "--output", tmp_path / f"{name}-s.csv",
+                                "--threshold", "0", "--no-progress"], capsys)
+        assert code == 0, err
+    assert _scores(tmp_path / "ordered-s.csv") == _scores(tmp_path / "shuffled-s.csv")
+
+
+@pytest.mark.parametrize("header, message", [
+    ("a,b,c", "missing column(s) 'd'"), ("a,b,c,d,e", "column(s) the model was not trained on 'e'"),
+    ("a,b,c,x", "missing column(s) 'd'; column(s) the model was not trained on 'x'"),
+    ("a,b,c,c", "missing column(s) 'd'; column(s) named twice 'c'"),
+])
+def test_a_missing_or_extra_column_is_refused_naming_it(tabular_run, tmp_path, capsys, header, message):
+    run, _ = tabular_run
+    path = tmp_path / "rows.csv"
+    width = len(header.split(","))
+    path.write_text(header + "\n" + "\n".join(",".join(["0.5"] * width) for _ in range(3)) + "\n")
+    for command in ("score", "ood"):
+        line = error_line(*run_cli([command, run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"], capsys))
+        assert line == (f"vaekit: error: {path}: its header does not name the model's 4 training columns ({message}); "
+                        "the model was trained on columns a, b, c, d: give exactly those (in any order), or pass "
+                        "--label-column for a label column")
+
+
+@pytest.mark.filterwarnings("default:the data file:UserWarning")  # the CLI prints it as one line
+def test_a_changed_data_file_is_reported_and_evaluated_only_when_asked(tabular_run, tmp_path, capsys):
+    run, _ = tabular_run
+    copy = tmp_path / "t"
+    shutil.copytree(run, copy)
+    data = Path(json.loads((copy / "data.json").read_text())["path"])
+    original = data.read_bytes()
+    try:
+        data.write_bytes(original.replace(b"\n1", b"\n2", 1))  # same size, one digit changed
+        line = error_line(*run_cli(["evaluate", copy, "--num-samples", "2"], capsys))
+        assert line.startswith(f"vaekit: error: the data file {data} changed since run {copy} was trained (same size, "
+                               "SHA-256 ") and line.endswith(f"recorded in {copy / 'data.json'}); restore the file the "
+                                                            "run was trained on, or pass --allow-changed-data to "
+                                                            "evaluate on it anyway")
+        code, out, err = run_cli(["evaluate", copy, "--num-samples", "2", "--allow-changed-data"], capsys)
+        assert code == 0 and "vaekit: warning: the data file" in err, err
+        assert "evaluating anyway, as asked" in err
+    finally:
+        data.write_bytes(original)
+    assert run_cli(["evaluate", copy, "--num-samples", "2", "--overwrite"], capsys)[0] == 0
+
+
+def test_a_relative_data_path_is_found_from_another_folder(tmp_path, capsys, monkeypatch):
+    work = tmp_path / "project"
+    work.mkdir()
+    _tiny_csv(work / "rows.csv", 40, 3)
+    monkeypatch.chdir(work)
+    assert main(["train", "--data", "array", "--path", "rows.csv", "--likelihood", "gaussian", "--runs-dir", "runs",
+                 "--name", "rel", *TINY]) == 0
+    monkeypatch.chdir(tmp_path)  # another folder: rows.csv is not there
+    code, out, err = run_cli(["evaluate", "project/runs/rel", "--num-samples", "2"], capsys)
+    assert code == 0, err
+    (tmp_path / "project" / "runs" / "rel" / "data.json").unlink()  # a run without the record (older runs)
+    line = error_line(*run_cli(["evaluate", "project/runs/rel", "--num-samples", "2", "--overwrite"], capsys))
+    assert line == (f"vaekit: error: the data file rows.csv (a path relative to the folder the run was trained from) of "
+                    f"run project/runs/rel does not exist from {tmp_path}; run the command from the folder the run was "
+                    "trained in, or put the file back at that path")
+
+
+# --- issue 30: unbounded work ------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, flag, high", [
+    (["evaluate", "{run}", "--num-samples", "1000000000"], "--num-samples", 100000),
+    (["ood", "{run}", "--input", "{rows}", "--num-samples", "1000000000"], "--num-samples", 100000),
+    (["score", "{run}", "--input", "{rows}", "--num-samples", "1000000000"], "--num-samples", 100000),
+    (["ood", "{run}", "--input", "{rows}", "--num-posterior-samples", "1000000000"], "--num-posterior-samples", 1000),
+    (["ood", "{run}", "--input", "{rows}", "--regret-steps", "1000000000"], "--regret-steps", 100000),
+])
+def test_counts_that_multiply_work_are_bounded(run, tmp_path, capsys, argv, flag, high):
+    rows = _tiny_csv(tmp_path / "rows.csv", 4, 64)
+    argv = [str(a).format(run=run, rows=rows) for a in argv]
+    line = error_line(*run_cli(argv, capsys))
+    assert line.startswith(f"vaekit: error: {flag} must be an integer in [1, {high}], got 1000000000"), line
+
+
+def test_eval_num_samples_is_bounded_before_training(tmp_path, capsys):
+    line = error_line(*run_cli(["train", "--runs-dir", tmp_path, *TINY, "--eval-num-samples", "1000000000"], capsys))
+    assert line == ("vaekit: error: eval_num_samples must be an integer in [1, 100000] (samples per example; more runs "
+                    "for days), got 1000000000; fix the --eval-num-samples flag or the config file")
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_cli_sample_bound_is_the_config_bound():
+    from vaekit.cli.common import NUM_SAMPLES
+    from vaekit.config import MAX_NUM_SAMPLES
+
+    assert NUM_SAMPLES.high == MAX_NUM_SAMPLES
+
+
+def test_anomaly_scores_beyond_the_memory_budget_are_refused_before_allocating(run, tmp_path, capsys, monkeypatch):
+    from vaekit.runtime import budget
+
+    monkeypatch.setattr(budget, "available_bytes", lambda: 2**30)  # a machine with 1 GiB free
+    rows = _tiny_csv(tmp_path / "rows.csv", 4, 64)
+    line = error_line(*run_cli(["score", run, "--input", rows, "--num-samples", "20000", "--threshold", "0",
+                                "--no-progress"], capsys))
+    assert line == ("vaekit: error: num_samples 20000 needs about 3.7 GiB of memory for the reconstruction_probability of "
+                    "blocks of 256 rows of 64 values, more than half of the 1.0 GiB this machine has available; use at "
+                    "most num_samples 2674")
+
+
+def test_evaluate_shows_progress_of_the_log_likelihood(run, tmp_path, capsys):
+    code, out, err = run_cli(["evaluate", run, "--num-samples", "50", "--output", tmp_path / "e.json"], capsys)
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("evaluate: decoded sample")]
+    assert lines and lines[-1].startswith("evaluate: decoded sample ") and "/" in lines[-1]
+    done, total = lines[-1].split()[3].split("/")
+    assert done == total
+    code, out, err = run_cli(["evaluate", run, "--num-samples", "50", "--output", tmp_path / "f.json", "--no-progress"], capsys)
+    assert code == 0 and "decoded sample" not in err
+
+
+# --- issue 30: messages that name the file ----------------------------------------------------
+
+def test_a_deeply_nested_config_names_the_file(run, tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a":' * 100000 + "1" + "}" * 100000)
+    line = error_line(*run_cli(["train", "--config-file", deep, "--runs-dir", tmp_path / "runs"], capsys))
+    assert line.startswith(f"vaekit: error: config file {deep} nests its JSON objects or lists too deeply to be a config")
+    copy = tmp_path / "r"
+    shutil.copytree(run, copy)
+    shutil.copy(deep, copy / "config.json")
+    line = error_line(*run_cli(["evaluate", copy, "--num-samples", "2"], capsys))
+    assert line == (f"vaekit: error: {copy / 'config.json'} nests its JSON objects or lists too deeply (thousands of "
+                    "levels): it is not a file vaekit wrote; restore it from a copy (or write the run again)")
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"mean": [0.0, 1.0, 2.0, 3.0], "scale": [1.0, 0.0, 1.0, 0.0]},
+     "a scaler record needs a finite mean and a positive finite scale for every feature; 2 feature(s) have not: "
+     "1 (mean 1, scale 0), 3 (mean 3, scale 0)"),
+    ({"mean": [0.0, 1.0, 2.0, 3.0], "scale": [1.0, 1.0]}, "a scaler record's 'mean' has 4 values but 'scale' has 2; one of each per feature"),
+    ({"mean": [0.0]}, "a scaler record needs 'mean' and 'scale' lists"),
+])
+def test_a_damaged_scaler_names_the_file_and_the_features(tabular_run, tmp_path, capsys, record, message):
+    run, _ = tabular_run
+    copy = tmp_path / "t"
+    shutil.copytree(run, copy)
+    (copy / "scaler.json").write_text(json.dumps(record))
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,c,d\n1,2,3,4\n")
+    for argv in (["score", copy, "--input", rows, "--threshold", "0"], ["sample", copy, "--output", tmp_path / "x.npy"]):
+        line = error_line(*run_cli(argv, capsys))
+        assert line.startswith(f"vaekit: error: {copy / 'scaler.json'} is damaged: {message}"), line
+        assert line.endswith("; restore it from a copy of the run, or train the run again (vaekit train writes it)")
+
+
+def test_a_missing_scaler_of_a_standardised_run_is_refused(tabular_run, tmp_path, capsys):
+    run, _ = tabular_run
+    assert json.loads((run / "data.json").read_text())["standardized"] is True
+    copy = tmp_path / "t"
+    shutil.copytree(run, copy)
+    (copy / "scaler.json").unlink()
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,c,d\n1,2,3,4\n")
+    line = error_line(*run_cli(["score", copy, "--input", rows, "--threshold", "0"], capsys))
+    assert line == (f"vaekit: error: {copy / 'scaler.json'} is missing, but run {copy} standardised its features in "
+                    "training (RUN/data.json says so), so its inputs cannot be scaled as the model expects; restore it "
+                    "from a copy of the run, or train the run again (vaekit train writes it)")
+
+
+def test_evaluate_on_a_run_still_training_names_the_process(run, capsys):
+    import os
+
+    with io.hold_run(run):  # as a vaekit train does while it trains
+        line = error_line(*run_cli(["evaluate", run, "--num-samples", "2"], capsys))
+    assert line == (f"vaekit: error: run {run} is still training (process {os.getpid()}, lock {io.lock_path(run)}): its "
+                    "model and summary are not final yet; wait for it to end (or stop it: kill "
+                    f"{os.getpid()}), then run the command again")
+
+
+# --- issue 30: a run folder that no longer matches what it says ----------------------------------------
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(format_version=99), "has format_version 99, which this vaekit does not know (it reads "
+                                            "formats 1 to 2): it was written by a newer vaekit, or edited"),
+    (lambda c: c["config"]["model"].update(latent_dim=3), "does not describe the weights in"),
+    (lambda c: c["config"]["model"].update(latent_dim=10**30), ": model.latent_dim = 1000000000000000000000000000000 is "
+                                                               "beyond any network vaekit builds"),
+    (lambda c: c.update(data_shape=[1, 8, 0]), ": data_shape must be a list of sizes in [1, 2147483647], got [1, 8, 0]"),
+])
+def test_a_hand_edited_config_names_the_file_and_the_fix(run, tmp_path, capsys, edit, message):
+    copy = tmp_path / "r"
+    shutil.copytree(run, copy)
+    record = json.loads((copy / "config.json").read_text())
+    edit(record)
+    (copy / "config.json").write_text(json.dumps(record))
+    for argv in (["evaluate", copy, "--num-samples", "2"], ["sample", copy, "--output", tmp_path / "x.npy"]):
+        line = error_line(*run_cli(argv, capsys))
+        assert line.startswith(f"vaekit: error: {copy / 'config.json'}") and message in line, line
+        assert "Traceback" not in line and "size mismatch" not in line and "Overflow" not in line
+    if "latent_dim=3" in message or "describe" in message:
+        assert "(encoder.head.linear.weight is (4, 16) in the weights but (6, 16) for the config)" in line

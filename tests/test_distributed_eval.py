@@ -6,6 +6,7 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -72,3 +73,99 @@ def test_sharded_evaluation_equals_one_process(tmp_path):
     assert all(r < 2 * 70 * 50 for r in ranks) and sum(ranks) >= 2 * 70 * 50  # split, and all done
 
 
+
+
+# --- issue 30: sharding at the level of the test set (distributed.map_blocks) ----------------------
+
+_FITTED = {}  # fitted in the parent before the workers fork, so every rank holds the same objects
+
+
+def _fit_all():
+    from vaekit.detectors.anomaly import AnomalyDetector
+    from vaekit.detectors.ood import OODDetector
+
+    model, x, y, probe = _setup()
+    flat = x.reshape(len(x), -1).numpy()
+    anomaly = AnomalyDetector(latent_dim=2, epochs=1, hidden=[16], random_state=0, fpr=0.2).fit(flat)
+    ood = OODDetector(score_type="likelihood_ratio", background="pixel", num_samples=20,
+                      model_options={"epochs": 1, "hidden": [16], "latent_dim": 2}).fit(x.numpy())
+    _FITTED.update(model=model, x=x, flat=flat, anomaly=anomaly, ood=ood)
+
+
+def _sharded_results() -> dict:
+    from vaekit.evaluation.likelihood import log_likelihood
+
+    f = _FITTED
+    return {
+        "ll": distributed.map_blocks(lambda xb: log_likelihood(f["model"], xb, 30), f["x"], 15, seed=3),
+        "anomaly": torch.as_tensor(distributed.map_blocks(f["anomaly"].score_samples, f["flat"], 15)),
+        "ood": torch.as_tensor(distributed.map_blocks(f["ood"].score_samples, f["x"].numpy(), 15, seed=5)),
+    }
+
+
+def _map_worker(rank: int, port: int, out: str):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    with distributed.process_group("cpu"):
+        calls = []
+        hook = _FITTED["model"].decoder.register_forward_hook(lambda m, i, o: calls.append(i[0].numel()))
+        result = _sharded_results()
+        hook.remove()
+        result["decoded"] = torch.tensor(sum(calls))
+    torch.save(result, Path(out) / f"map{rank}.pt")
+
+
+def test_test_set_sharding_of_likelihood_anomaly_and_ood_scores_equals_one_process(tmp_path):
+    _fit_all()
+    mp.start_processes(_map_worker, args=(_port(), str(tmp_path)), nprocs=WORLD, join=True, start_method="fork")
+    calls = []
+    hook = _FITTED["model"].decoder.register_forward_hook(lambda m, i, o: calls.append(i[0].numel()))
+    single = _sharded_results()
+    hook.remove()
+    assert single["ll"].shape == (70,) and single["anomaly"].shape == (70,) and single["ood"].shape == (70,)
+    for rank in range(WORLD):
+        got = torch.load(tmp_path / f"map{rank}.pt", weights_only=True)
+        for key in ("ll", "anomaly", "ood"):
+            torch.testing.assert_close(got[key], single[key], atol=0, rtol=0, msg=f"{key} on rank {rank}")
+    # the log-likelihood's decoding was split: each rank did about half of the one process's
+    ranks = [torch.load(tmp_path / f"map{r}.pt", weights_only=True)["decoded"].item() for r in range(WORLD)]
+    assert all(0 < r < 0.75 * sum(calls) for r in ranks)
+
+
+def test_map_blocks_in_one_process_is_blockwise():
+    x = torch.arange(10.0)[:, None]
+    out = distributed.map_blocks(lambda xb: xb.sum(1) * 2, x, 3)
+    assert torch.equal(out, torch.arange(10.0, dtype=torch.float64) * 2)
+    with pytest.raises(ValueError, match="block_size"):
+        distributed.map_blocks(lambda xb: xb, x, 0)
+
+
+@pytest.mark.slow
+def test_score_and_ood_under_torchrun_equal_one_process(tmp_path):
+    """``torchrun --nproc-per-node 2 -m vaekit score|ood`` writes the file one process writes, byte for byte."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    src = str(Path(__file__).parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    vaekit = [sys.executable, "-m", "vaekit"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "vaekit"]
+    train = ["train", "--epochs", "1", "--latent-dim", "2", "--hidden", "16", "--eval-num-samples", "5",
+             "--no-progress", "--runs-dir", str(tmp_path), "--name", "r"]
+    assert subprocess.run(vaekit + train, env=env, capture_output=True, timeout=300).returncode == 0
+    rows = tmp_path / "rows.csv"
+    np.savetxt(rows, (np.random.default_rng(1).random((150, 64)) > 0.5).astype(float), delimiter=",", fmt="%g")
+    for command in (["score"], ["ood", "--score", "likelihood_ratio", "--background", "pixel", "--num-samples", "20"]):
+        outputs = []
+        for launcher, tag in ((vaekit, "one"), (torchrun, "two")):
+            out = tmp_path / f"{command[0]}-{tag}.csv"
+            done = subprocess.run(launcher + [command[0], str(tmp_path / "r"), "--input", str(rows), "--output", str(out),
+                                              "--no-progress", *command[1:]], env=env, capture_output=True, text=True,
+                                  timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert done.stdout.count("written:") == 1  # rank 0 alone writes and prints
+            outputs.append(out.read_bytes())
+        assert outputs[0] == outputs[1], command[0]

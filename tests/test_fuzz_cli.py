@@ -43,7 +43,8 @@ HUGE = st.integers(2**31, 2**70).map(str)
 #: (command words, flag, output suffix, whether huge integers are safe: False where a huge value
 #: is a legitimate, merely slow request, e.g. 10**12 importance samples).
 FLAGS = [
-    (["evaluate"], "--num-samples", ".json", False), (["evaluate"], "--batch-size", ".json", True),
+    # --num-samples is bounded (issue 30: at most 100000), so huge values are safe to draw
+    (["evaluate"], "--num-samples", ".json", True), (["evaluate"], "--batch-size", ".json", True),
     (["sample"], "--n", ".npy", True), (["sample"], "--temperature", ".npy", True), (["sample"], "--seed", ".npy", True),
     (["sample"], "--label", ".npy", True), (["reconstruct"], "--n", ".npy", True), (["manifold"], "--n", ".npy", True),
     (["manifold"], "--label", ".npy", True), (["interpolate"], "--num-steps", ".npy", True),
@@ -202,6 +203,31 @@ def test_fuzz_output_paths(world, command, data):
     with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
         output = spelling.format(run=run, t=target) if target in kept else str(Path(scratch) / target)
         _check(world, [*words, str(run), *command[len(words):], "--output", output], [])
+
+
+@given(command=st.sampled_from([["score", "--threshold", "0"], ["ood", "--score", "log_likelihood", "--num-samples", "2"]]),
+       target=st.sampled_from(["input", "./input", "sub/../input", "link", "mine", "new"]), overwrite=st.booleans())
+def test_fuzz_output_onto_the_inputs(world, command, target, overwrite):
+    """``--output`` onto the command's own ``--input`` (any spelling, a link), onto the user's existing
+    file, or a new one, with or without ``--overwrite`` (issue 30): the input is never replaced, an
+    existing file only with ``--overwrite``; one error line or exit 0; the run is unchanged."""
+    with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
+        scratch = Path(scratch)
+        (scratch / "sub").mkdir()
+        rows = scratch / "input"
+        np.savetxt(rows, np.random.default_rng(0).random((3, 64)), delimiter=",", fmt="%.4f")
+        rows = rows.rename(scratch / "input")
+        (scratch / "link").symlink_to(rows)
+        (scratch / "mine").write_text("my notes")
+        before = rows.read_bytes()
+        output = {"input": str(rows), "./input": f"{scratch}/./input", "sub/../input": f"{scratch}/sub/../input",
+                  "link": str(scratch / "link"), "mine": str(scratch / "mine"), "new": str(scratch / "new.csv")}[target]
+        argv = [command[0], str(world["run"]), "--input", str(rows), "--output", output, *command[1:], "--no-progress",
+                *(["--overwrite"] if overwrite else [])]
+        _check(world, argv, [])
+        assert rows.read_bytes() == before, argv
+        if target == "mine" and not overwrite:
+            assert (scratch / "mine").read_text() == "my notes"
 
 
 #: Settings a ``--grid`` item names: real ones, ``seed`` (refused: --seeds), an unknown and an empty name.

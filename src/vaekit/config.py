@@ -64,6 +64,10 @@ Binarize = Literal["auto", "none", "static", "dynamic"]
 
 #: The largest seed: NumPy's RandomState and scikit-learn take seeds in [0, 2**32 - 1].
 MAX_SEED = 2**32 - 1
+#: The most importance / Monte Carlo samples per example any count takes (``--eval-num-samples``,
+#: ``--num-samples``): 100x the K = 1000 of the usual log-likelihood estimate (Burda et al. 2016 use
+#: 5000); beyond it an evaluation of a test set runs for days on one machine.
+MAX_NUM_SAMPLES = 100_000
 
 
 def _check_number(section: str, key: str, value, kind: type = float, low: float | None = None,
@@ -227,6 +231,11 @@ class TrainConfig:
         _check_choice("tc_sampling", self.tc_sampling, ("mws", "mss"))
         for key in ("num_samples", "epochs", "batch_size", "eval_num_samples", "capacity_steps", "num_steps"):
             _check_number("train", key, getattr(self, key), int, low=1)
+        for key in ("num_samples", "eval_num_samples"):
+            if getattr(self, key) > MAX_NUM_SAMPLES:
+                raise ValueError(f"{key} must be an integer in [1, {MAX_NUM_SAMPLES}] (samples per example; more "
+                                 f"runs for days), got {getattr(self, key)}; fix the --{key.replace('_', '-')} flag "
+                                 "or the config file")
         for key in ("warmup_epochs", "patience", "kl_diagnostic_points", "seed"):
             _check_number("train", key, getattr(self, key), int, low=0)
         if self.seed > MAX_SEED:
@@ -247,7 +256,7 @@ class DataConfig:
     """Data: which dataset, where its files are, and how it is preprocessed."""
 
     name: Annotated[str, tyro.conf.arg(name="data")] = "digits"
-    """Dataset: digits, mnist, fashion-mnist, array, breast-cancer, color-digits, color-mnist, color-fashion-mnist, dsprites, dsprites-synthetic, celeba, image-folder."""
+    """Dataset: digits, mnist, fashion-mnist, array, breast-cancer, color-digits, color-mnist, color-fashion-mnist, dsprites, dsprites-synthetic, celeba, image-folder, npy-stream (a memory-mapped .npy, streamed)."""
     data_dir: str = "data"
     """Folder holding downloaded dataset files."""
     path: Union[str, None] = None
@@ -416,6 +425,10 @@ class Config:
             raise ValueError(f"config file {path} is not UTF-8 text; pass a JSON file") from None
         except json.JSONDecodeError as e:
             raise ValueError(f"config file {path} is not valid JSON: {e}") from None
+        except RecursionError:
+            raise ValueError(f"config file {path} nests its JSON objects or lists too deeply to be a config (a config "
+                             "is at most two levels deep, e.g. {\"train\": {\"epochs\": 3}}); is this the right "
+                             "file?") from None
         except ValueError as e:  # a NaN/Infinity literal (_refuse_constant)
             raise ValueError(f"config file {path}: {e}") from None
         if not isinstance(values, dict):

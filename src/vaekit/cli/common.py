@@ -165,6 +165,12 @@ FIGURE_SIZE = Range(1, 1000)
 UNIT = Range(0, 1)
 #: Any finite number (--threshold).
 FINITE = Range()
+#: Importance / Monte Carlo samples per example (--num-samples): [1, config.MAX_NUM_SAMPLES = 100000].
+NUM_SAMPLES = Range(1, 100_000)
+#: Optimisation steps per example (--regret-steps) and posterior samples / ensemble members
+#: (--num-posterior-samples, each a decoder trained or stored): bounded likewise.
+STEPS = Range(1, 100_000)
+POSTERIOR_SAMPLES = Range(1, 1000)
 
 
 def _flag(name: str) -> str:
@@ -195,6 +201,7 @@ def check_args(args) -> None:
         for output in (m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Output)):
             for suffix in output.suffixes if value is not None else ():
                 check_output(f"{value}{suffix}", _flag(field.name), output.allow)
+                check_output_onto_inputs(f"{value}{suffix}", _flag(field.name), args, output.allow)
         if not bounds or value is None:
             continue
         integer = int in _scalar_types(hint.__origin__)
@@ -233,14 +240,14 @@ OUTPUT = Output()
 def run_files() -> tuple[frozenset[str], frozenset[str]]:
     """What a run folder keeps: ``(names of its files, names of its subfolders)``, from the
     constants of the code that writes them (``vaekit train``: config, weights, checkpoint,
-    metrics, summary, scaler, report, environment, tracker state and figures; a saved
+    metrics, summary, scaler, data record, report, environment, tracker state and figures; a saved
     AnomalyDetector's record; the fitted parts ``vaekit ood`` caches)."""
-    from .. import io
+    from .. import io, runcheck
     from ..detectors.anomaly import DETECTOR
     from ..detectors.ood import CACHE
     from ..reporting import gallery, report, tracking
 
-    files = {io.CONFIG, io.WEIGHTS, io.METRICS, io.SUMMARY, io.SCALER, report.REPORT,
+    files = {io.CONFIG, io.WEIGHTS, io.METRICS, io.SUMMARY, io.SCALER, runcheck.DATA_RECORD, report.REPORT,
              report.ENVIRONMENT, tracking.STATE, DETECTOR, *gallery.CAPTIONS}
     return frozenset(files), frozenset({io.CHECKPOINT.parts[0], CACHE, tracking.EVENTS})
 
@@ -267,6 +274,48 @@ def check_output(path, flag: str = "--output", allow: tuple[str, ...] = ()) -> N
         if (len(parts) == 1 and parts[0] in files and parts[0] not in allow) or (len(parts) > 1 and parts[0] in subfolders):
             raise ValueError(f"{flag} {path} would replace {'/'.join(parts)}, a file the run {folder} keeps; "
                              f"choose another file name (without {flag} the command writes its own file)")
+
+
+def _input_paths(args, skip: str) -> list[tuple[str, str]]:
+    """``(flag, path)`` of every other text flag of ``args`` (one path or a tuple) naming an existing file or folder."""
+    import os
+
+    found = []
+    for field in dataclasses.fields(args):
+        value = getattr(args, field.name)
+        if field.name == skip or value is None:
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, (str, os.PathLike)) and str(v) and os.path.exists(v):
+                found.append((_flag(field.name), str(v)))
+    return found
+
+
+def check_output_onto_inputs(path, flag: str, args, allow: tuple[str, ...] = ()) -> None:
+    """Refuse an output path that is one of the command's inputs (``--input in.csv --output in.csv``,
+    spelt any way: links and ``..`` resolved), a folder, or an existing file without ``--overwrite``.
+
+    Every text flag of ``args`` naming an existing file or folder counts as an input (``--input``,
+    ``--images``, a run folder and the files inside it, ``--config-file``), so a new flag is covered
+    by declaring it. The command then writes the file atomically (``runtime.files``). A file named
+    in ``allow`` (``report.html`` for ``vaekit report``) is the command's own and is rewritten.
+
+    Raises:
+        ValueError: naming the flag, the path and what to do.
+    """
+    import os
+
+    target = os.path.realpath(path)
+    name = next((field.name for field in dataclasses.fields(args) if _flag(field.name) == flag), "")
+    for other, source in _input_paths(args, name):
+        real = os.path.realpath(source)
+        if target == real:
+            raise ValueError(f"{flag} {path} is the file {other} {source} that the command reads; writing there would "
+                             f"replace its input: choose another file name")
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a folder; pass the name of a file to write (in that folder or elsewhere)")
+    if os.path.lexists(path) and not getattr(args, "overwrite", False) and os.path.basename(path) not in allow:
+        raise ValueError(f"{flag} {path} exists; pass --overwrite to replace it, or choose another file name")
 
 
 def _scalar_types(tp) -> set:

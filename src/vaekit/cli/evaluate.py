@@ -10,10 +10,10 @@ from typing import Annotated, Literal, Optional
 
 import tyro
 
-from .. import io
+from .. import io, runcheck
 from ..data import splits
 from ..evaluation import UNITS, evaluate_conditional
-from .common import COUNT, NONNEGATIVE, OUTPUT, SEED, UNIT, Checked, say
+from .common import COUNT, NONNEGATIVE, NUM_SAMPLES, OUTPUT, SEED, UNIT, Checked, say
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,14 +22,20 @@ class EvaluateArgs(Checked):
 
     run: tyro.conf.Positional[str]
     """Run folder."""
-    num_samples: Annotated[int, COUNT] = 1000
+    num_samples: Annotated[int, NUM_SAMPLES] = 1000
     """Importance samples K of the log-likelihood estimate."""
     batch_size: Annotated[int, COUNT] = 500
     """Test examples per chunk."""
     output: Annotated[Optional[str], OUTPUT] = None
     """JSON file to write (default RUN/evaluation.json)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
     threads: Annotated[Optional[int], COUNT] = None
     """Torch intra-op CPU threads (default: OMP_NUM_THREADS when set, else chosen from the model's size)."""
+    progress: bool = True
+    """Show progress (decoded samples of the log-likelihood estimate)."""
+    allow_changed_data: bool = False
+    """Evaluate even when the run's data file changed since training (its size or SHA-256 differs from RUN/data.json); a warning says so."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +58,8 @@ class DisentanglementArgs(Checked):
     """Write traversals.png, kl_per_dim.png and factor_response.png into the run folder."""
     output: Annotated[Optional[str], OUTPUT] = None
     """JSON file to write (default RUN/disentanglement.json)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +92,8 @@ class EvaluateRobustnessArgs(Checked):
     """Training epochs of the FID feature net (0 = no FID)."""
     output: Annotated[Optional[str], OUTPUT] = None
     """JSON file to write (default RUN/robustness.json)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
     quiet: bool = False
     """No progress output (a bar on a terminal, else a line per step or per 10 s on stderr)."""
 
@@ -92,14 +102,19 @@ def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``; under ``torchrun`` the log-likelihood is sharded over the processes."""
     from .. import runtime
     from ..runtime import distributed
+    from ..runtime.progress import module_progress
 
+    runcheck.check_not_training(args.run, io.lock_path(args.run))
     model, config = io.load(args.run), io.load_config(args.run)
     # a forward pass costs about a third of a training step: the policy's FLOPs of one block
     runtime.apply_threads(model, max(1, args.batch_size // 3), args.threads)
-    test_set = io.load_run_split(args.run, config, "test")
+    with runcheck.allowing_changed_data(args.allow_changed_data):
+        test_set = io.load_run_split(args.run, config, "test")
     test_images = splits.examples(test_set)
     test_x = splits.prepare(test_images, config)
-    with distributed.process_group():
+    total = len(test_x) * args.num_samples // distributed.world_size()  # decoded samples of the log-likelihood
+    with distributed.process_group(), module_progress(model.decoder, total, "evaluate", "decoded sample",
+                                                      enabled=args.progress):
         result = evaluate_conditional(model, test_x, splits.condition_labels(config, test_set),
                                       num_samples=args.num_samples, batch_size=args.batch_size,
                                       x_unbinarized=test_images)

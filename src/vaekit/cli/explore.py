@@ -16,6 +16,7 @@ from .. import io
 from ..data import splits
 from ..evaluation import explore
 from ..reporting import plots, report
+from ..runtime.files import save_npy, save_txt
 from .common import COUNT, FIGURE_SIZE, NONNEGATIVE, OUTPUT, SEED, Checked, Output, Range
 from .common import say as _print
 
@@ -66,7 +67,7 @@ def save_rows(images: torch.Tensor, out: Path, **labels) -> None:
                          "use --output FILE.npy")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        np.save(out, images.cpu().numpy())
+        save_npy(out, images.cpu().numpy())
     else:
         plots.image_rows(images, out, **labels)
     _print(f"written: {out}")
@@ -84,6 +85,8 @@ class ReconstructArgs(Checked):
     """Number of inputs (the first n of the split)."""
     output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy (default RUN/reconstructions-<split>.png)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
 
 
 def reconstruct(args: ReconstructArgs) -> None:
@@ -94,7 +97,7 @@ def reconstruct(args: ReconstructArgs) -> None:
     recon = explore.iterate(model, x, 1, c)[1]
     out = _out(args.output, args.run, f"reconstructions-{args.split}.png")
     if out.suffix == ".npy":
-        np.save(out, recon.cpu().numpy())
+        save_npy(out, recon.cpu().numpy())
         _print(f"written: {out}")
         return
     _require_images(model, "a PNG of reconstructions")
@@ -116,6 +119,8 @@ class ManifoldArgs(Checked):
     """Class to decode with (conditional models)."""
     output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy (default RUN/manifold.png)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
 
 
 def manifold(args: ManifoldArgs) -> None:
@@ -147,6 +152,8 @@ class InterpolateArgs(Checked):
     """Interpolations, one strip each."""
     output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy (default RUN/interpolation-<split>-<i>-<j>.png, or RUN/interpolation-images.png with --images)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
 
 
 def interpolate(args: InterpolateArgs) -> None:
@@ -187,6 +194,8 @@ class TraverseArgs(Checked):
     """The values run from -span to +span (prior standard deviations)."""
     output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy (default RUN/traversals-<index>.png)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
 
 
 def traverse(args: TraverseArgs) -> None:
@@ -222,6 +231,8 @@ class IterateArgs(Checked):
     """Encode-decode steps after x."""
     output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy (default RUN/iterated-<split>.png)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
 
 
 def iterate(args: IterateArgs) -> None:
@@ -245,6 +256,8 @@ class EmbedArgs(Checked):
     """2-D projection of the scatter."""
     output: Annotated[Optional[str], Output(suffixes=(".npy", ".csv", ".png"))] = None
     """Path prefix of the .npy, .csv and .png files (default RUN/embedding-<split>)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
     seed: Annotated[int, SEED] = 0
     """Seed of the projection (t-SNE)."""
 
@@ -257,12 +270,12 @@ def embed(args: EmbedArgs) -> None:
     prefix = Path(args.output) if args.output else Path(args.run) / f"embedding-{args.split}"
     prefix.parent.mkdir(parents=True, exist_ok=True)
     label_names = list(dataset.labels)
-    np.save(prefix.with_name(prefix.name + ".npy"), codes)
+    save_npy(prefix.with_name(prefix.name + ".npy"), codes)
     columns = [codes] + [dataset.labels[k].numpy()[:, None] for k in label_names]
     header = ",".join([f"z{d}" for d in range(codes.shape[1])] + label_names)
     fmt = ["%.6g"] * codes.shape[1] + ["%d"] * len(label_names)
-    np.savetxt(prefix.with_name(prefix.name + ".csv"), np.hstack(columns), delimiter=",", header=header,
-               comments="", fmt=fmt)
+    save_txt(prefix.with_name(prefix.name + ".csv"), np.hstack(columns), delimiter=",", header=header,
+             comments="", fmt=fmt)
     colour = dataset.labels[label_names[0]].numpy() if label_names else None
     points = explore.project(codes, args.method, args.seed)
     plots.latent_scatter(points, colour, prefix.with_name(prefix.name + ".png"),
@@ -279,6 +292,8 @@ class ReportArgs(Checked):
     """One run folder, or several to compare."""
     output: Annotated[Optional[str], Output(allow=(report.REPORT,))] = None
     """HTML file (default RUN/report.html, or <parent of the first run>/comparison.html)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
 
 
 def report_runs(args: ReportArgs) -> None:

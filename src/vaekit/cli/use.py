@@ -10,11 +10,12 @@ import numpy as np
 import torch
 import tyro
 
-from .. import io
+from .. import io, runcheck
 from ..evaluation import explore
 from ..models import condition
 from ..reporting import plots
-from .common import COUNT, FINITE, NONNEGATIVE, OUTPUT, SEED, Checked, Range, say
+from ..runtime.files import save_npy
+from .common import FINITE, NONNEGATIVE, NUM_SAMPLES, OUTPUT, SEED, Checked, Range, say
 from .explore import save_rows
 
 
@@ -28,6 +29,8 @@ class SampleArgs(Checked):
     """Number of samples."""
     output: Annotated[Optional[str], OUTPUT] = None
     """.png or .npy file (default RUN/samples-<n>.png)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
     temperature: Annotated[float, Range(0, 1000, low_open=True)] = 1.0
     """Prior standard deviation multiplier."""
     seed: Annotated[int, SEED] = 0
@@ -46,13 +49,15 @@ class ScoreArgs(Checked):
     """Rows to score: .csv (header optional), .npy or .npz, with the features the model was trained on."""
     output: Annotated[Optional[str], OUTPUT] = None
     """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), pvalue (conformal), outlier (1/0)."""
+    overwrite: bool = False
+    """Replace an existing --output file (without it an existing file is refused)."""
     score: Optional[str] = None
     """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
     fpr: Annotated[Optional[float], Range(0, 1, low_open=True, high_open=True)] = None
     """False-alarm rate: flag rows whose conformal p-value is <= this (default 0.05; a run is calibrated on its validation split)."""
     threshold: Annotated[Optional[float], FINITE] = None
     """Use this score threshold instead (rows scoring below it are outliers; no p-values)."""
-    num_samples: Annotated[Optional[int], COUNT] = None
+    num_samples: Annotated[Optional[int], NUM_SAMPLES] = None
     """Monte Carlo samples L per row (default 10, An & Cho 2015)."""
     label_column: Optional[str] = None
     """CSV column (name or index) or NPZ key holding a label, left out of the features."""
@@ -80,8 +85,7 @@ def sample(args: SampleArgs) -> None:
     suffix = "" if args.label is None else f"-label{args.label}"
     out = Path(args.output) if args.output else Path(args.run) / f"samples-{args.n}{suffix}.png"
     if out.suffix == ".npy":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(out, x.cpu().numpy())
+        save_npy(out, x.cpu().numpy())
     elif out.suffix == ".png":
         if len(model.data_shape) != 3:
             raise ValueError(f"a PNG grid needs image data; this model's examples have shape {model.data_shape}: use --output FILE.npy")
@@ -92,20 +96,33 @@ def sample(args: SampleArgs) -> None:
 
 
 def score(args: ScoreArgs) -> None:
-    """``vaekit score RUN --input FILE``."""
+    """``vaekit score RUN --input FILE``; under ``torchrun`` the rows are split among the processes
+    (:func:`vaekit.runtime.distributed.map_blocks`) and rank 0 writes the file."""
+    from ..runtime import distributed
+
+    with distributed.process_group():
+        _score(args)
+
+
+def _score(args: ScoreArgs) -> None:
     from ..data.array import read
     from ..detectors.anomaly import load_detector
-    from ..evaluation.anomaly import SCORES
-    from ..evaluation.conformal import decision
+    from ..evaluation.anomaly import BLOCK, SCORES
+    from ..evaluation.conformal import conformal_pvalues, decision
+    from ..runtime import distributed
 
-    x, _ = read(args.input, args.label_column)
+    x, _ = read(args.input, args.label_column, columns=runcheck.training_columns(args.run))
     detector = load_detector(args.run, args.score, args.fpr, args.num_samples, args.progress, args.threshold)
     if int(np.prod(x.shape[1:])) != detector.n_features_in_:
         raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
                          f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label"))
-    scores = detector.score_samples(x)
+    scores = distributed.map_blocks(detector.score_samples, x, BLOCK)  # rows are scored independently
+    if not distributed.is_main():
+        return
     outlier = decision(scores, detector.offset_) < 0  # a non-finite score is an outlier
-    pvalues = detector.pvalues(x) if len(detector.calibration_scores_) else np.full(len(scores), np.nan)
+    # the p-values of the scores just computed (detector.pvalues(x) would score every row again)
+    pvalues = (conformal_pvalues(detector.calibration_scores_, scores) if len(detector.calibration_scores_)
+               else np.full(len(scores), np.nan))
     out = Path(args.output) if args.output else Path(args.run) / "scores.csv"
     lines = ["index,score,pvalue,outlier"] + [f"{i},{s!r},{p!r},{int(o)}" for i, (s, p, o) in
                                               enumerate(zip(scores.tolist(), pvalues.tolist(), outlier))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
-from . import array, breast_cancer, celeba, color, digits, dsprites, folder, mnist
+from . import array, breast_cancer, celeba, color, digits, dsprites, folder, mnist, stream
 from .base import Dataset
 
 #: name -> loader(split="train"|"test", **options) -> Dataset
@@ -16,6 +16,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "array": array.load,
     "breast-cancer": breast_cancer.load,
     "image-folder": folder.load,  # read from disk on demand: a torch Dataset, not in memory
+    "npy-stream": stream.load,  # a memory-mapped .npy file, read a batch at a time
     "dsprites": dsprites.load,
     "dsprites-synthetic": dsprites.load_synthetic,
     **color.LOADERS,

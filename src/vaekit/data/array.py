@@ -67,10 +67,14 @@ def load(
 
 
 def read(path: str | Path, label_column: str | int | None = None,
-         image_shape: tuple[int, int, int] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+         image_shape: tuple[int, int, int] | None = None,
+         columns: list[str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Read a whole ``.npy``/``.npz``/``.csv`` file, without splitting (e.g. data to score).
 
-    Same formats, shapes, scaling and checks as :func:`load`.
+    Same formats, shapes, scaling and checks as :func:`load`. ``columns``: the names of the
+    columns a model was trained on, in order (:func:`column_names` of its training file); a CSV
+    with a header is then matched by name (its columns may come in any order; a missing or extra
+    column is refused, naming it). A CSV without a header, or ``columns=None``, is read by position.
 
     Returns:
         ``(x, labels)``: float64 ``(N, *data_shape)`` and name -> int64 ``(N,)`` label codes.
@@ -78,11 +82,47 @@ def read(path: str | Path, label_column: str | int | None = None,
     Raises:
         ValueError, FileNotFoundError: as :func:`load` (the NaN/Inf message names the rows).
     """
-    x, labels, _ = _read(path, label_column, image_shape)
+    x, labels, _ = _read(path, label_column, image_shape, columns)
     return x, labels
 
 
-def _read(path, label_column, image_shape):
+def column_names(path: str | Path, label_column: str | int | None = None) -> list[str] | None:
+    """The names of the data columns of a CSV with a header (the label column left out), in
+    order; None for a CSV without a header or another kind of file. Reads the first line only."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        return None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            first = next((row for row in csv.reader(handle) if any(cell.strip() for cell in row)), None)
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return None
+    named = isinstance(label_column, str) and not label_column.lstrip("-").isdigit()
+    if first is None or not (named or _looks_like_header([first])):
+        return None
+    names = [cell.strip() for cell in first]
+    label = _column_index(label_column, names, path)
+    return [name for j, name in enumerate(names) if j != label]
+
+
+def _by_name(names: list[str], data_columns: list[int], columns: list[str], path: Path) -> list[int]:
+    """The positions of ``columns`` (the training columns, in order) among this file's data columns."""
+    have = [names[j] for j in data_columns]
+    missing = [c for c in columns if c not in have]
+    extra = [c for c in have if c not in columns]
+    twice = sorted({c for c in have if have.count(c) > 1})
+    if missing or extra or twice:
+        what = "; ".join(part for part in (
+            f"missing column(s) {', '.join(map(repr, missing))}" if missing else "",
+            f"column(s) the model was not trained on {', '.join(map(repr, extra))}" if extra else "",
+            f"column(s) named twice {', '.join(map(repr, twice))}" if twice else "") if part)
+        raise ValueError(f"{path}: its header does not name the model's {len(columns)} training columns ({what}); "
+                         f"the model was trained on columns {', '.join(columns)}: give exactly those (in any order), "
+                         "or pass --label-column for a label column")
+    return [data_columns[have.index(c)] for c in columns]
+
+
+def _read(path, label_column, image_shape, columns=None):
     """(float64 data, {name: int64 codes}, label to stratify by) of a checked file."""
     path = Path(path)
     if path.is_dir():
@@ -91,8 +131,10 @@ def _read(path, label_column, image_shape):
         raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
-    reader = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv}[path.suffix.lower()]
-    x, labels, stratify_by = reader(path, label_column)
+    if path.suffix.lower() == ".csv":
+        x, labels, stratify_by = _read_csv(path, label_column, columns)
+    else:
+        x, labels, stratify_by = {".npy": _read_npy, ".npz": _read_npz}[path.suffix.lower()](path, label_column)
     is_bytes = x.dtype == np.uint8
     x = _to_data_shape(x.astype(np.float64), image_shape, path)
     if is_bytes and x.ndim == 4:
@@ -180,8 +222,9 @@ def _numeric(x: np.ndarray, source) -> np.ndarray:
     return x
 
 
-def _read_csv(path: Path, label_column):
-    """(float64 (N, D) data, {name: string labels}, label name) from a .csv file."""
+def _read_csv(path: Path, label_column, columns=None):
+    """(float64 (N, D) data, {name: string labels}, label name) from a .csv file; with a header and
+    ``columns``, the data columns in the order of ``columns`` (:func:`_by_name`)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
@@ -204,7 +247,8 @@ def _read_csv(path: Path, label_column):
                 f"{path}: non-blank line {line} has {len(row)} columns, but the first line has {width}"
             )
     named = isinstance(label_column, str) and not label_column.lstrip("-").isdigit()
-    if named or _looks_like_header(rows):
+    header = named or _looks_like_header(rows)
+    if header:
         names, rows = [cell.strip() for cell in rows[0]], rows[1:]
         if not rows:
             raise ValueError(f"{path} has a header but no data rows")
@@ -214,6 +258,8 @@ def _read_csv(path: Path, label_column):
     data_columns = [j for j in range(width) if j != label]
     if not data_columns:
         raise ValueError(f"{path}: no data columns are left besides the label column")
+    if header and columns is not None:
+        data_columns = _by_name(names, data_columns, list(columns), path)
     table = np.array(rows, dtype=object)
     x = _parse_numbers(table[:, data_columns], [names[j] for j in data_columns], path)
     if label is None:
@@ -285,12 +331,22 @@ def _to_data_shape(x: np.ndarray, image_shape, path: Path) -> np.ndarray:
                 f"{path}: image_shape must be (C, H, W) with C*H*W = {int(np.prod(x.shape[1:]))} "
                 f"features per example, got {image_shape}"
             )
+        if image_shape[0] not in (1, 3):
+            raise ValueError(f"{path}: image_shape {image_shape} has {image_shape[0]} channels; the run's figures draw "
+                             "C = 1 (grey) or 3 (RGB): pass --image-shape 1,H,W or 3,H,W, or leave it out for rows")
         return x.reshape(len(x), *image_shape)
     if x.ndim > 4:
         raise ValueError(f"{path}: data of shape {x.shape} has too many dimensions; expected 2 to 4")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{path}: data of shape {x.shape} has an axis of size 0 (no values per example); "
+                         "store at least one feature per row, e.g. an array of shape (N, D) with D >= 1")
     if x.ndim in (1, 3):  # (N,) -> (N, 1) column; (N, H, W) -> (N, 1, H, W) grey images
         return x[:, None]
     if x.ndim == 4 and x.shape[1] not in (1, 3):  # channels-last (N, H, W, C)
+        if x.shape[-1] not in (1, 3):
+            raise ValueError(f"{path}: data of shape {x.shape} is neither (N, C, H, W) nor (N, H, W, C) images with "
+                             "C = 1 (grey) or 3 (RGB) channels, which the run's figures draw; flatten each example "
+                             "into a row first, np.save(FILE, x.reshape(len(x), -1))")
         return np.moveaxis(x, -1, 1)
     return x
 

@@ -70,13 +70,25 @@ class Standardizer:
         """Rebuild from :meth:`to_dict` output.
 
         Raises:
-            ValueError: missing keys, lengths that differ, or a non-positive scale.
+            ValueError: missing keys, lengths that differ, or a non-positive or non-finite scale
+                (or a non-finite mean): the message names the features.
         """
         if not isinstance(values, dict) or not {"mean", "scale"} <= set(values):
             raise ValueError(f"a scaler record needs 'mean' and 'scale' lists, got {values!r:.80}")
-        mean, scale = (np.asarray(values[k], dtype=np.float64) for k in ("mean", "scale"))
-        if mean.ndim != 1 or mean.shape != scale.shape or not (scale > 0).all():
-            raise ValueError(f"a scaler record needs equal-length mean and positive scale, got {mean.shape} and {scale.shape}")
+        try:
+            mean, scale = (np.asarray(values[k], dtype=np.float64) for k in ("mean", "scale"))
+        except (TypeError, ValueError):
+            raise ValueError("a scaler record's 'mean' and 'scale' must be lists of numbers") from None
+        if mean.ndim != 1 or scale.ndim != 1:
+            raise ValueError(f"a scaler record's 'mean' and 'scale' must be flat lists, got shapes {mean.shape} and {scale.shape}")
+        if mean.shape != scale.shape:
+            raise ValueError(f"a scaler record's 'mean' has {len(mean)} values but 'scale' has {len(scale)}; "
+                             "one of each per feature")
+        bad = np.flatnonzero(~(np.isfinite(scale) & (scale > 0)) | ~np.isfinite(mean))
+        if len(bad):
+            shown = ", ".join(f"{j} (mean {mean[j]:g}, scale {scale[j]:g})" for j in bad[:5])
+            raise ValueError(f"a scaler record needs a finite mean and a positive finite scale for every feature; "
+                             f"{len(bad)} feature(s) have not: {shown}{', ...' if len(bad) > 5 else ''}")
         return cls(mean, scale)
 
 

@@ -54,6 +54,11 @@ def fit_scaler(config: Config, train_set: data.Dataset) -> Standardizer | None:
     ``data.standardize`` does not ask for one (see :func:`vaekit.data.scaling.wants_standardization`)."""
     if not wants_standardization(config.data.standardize, train_set.data_shape, config.model.likelihood):
         return None
+    if not isinstance(train_set, data.Dataset):  # streamed from disk: no in-memory x to fit on
+        if config.data.standardize == "yes":
+            raise ValueError(f"--standardize yes needs the data in memory; --data {config.data.name} streams it "
+                             "from disk: standardise the file yourself, or pass --standardize no")
+        return None
     return Standardizer.fit(train_set.x)
 
 

@@ -28,7 +28,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .. import io
+from .. import io, runcheck
 from ..data import splits
 from ..config import Config
 from ..data.base import check_finite
@@ -331,7 +331,7 @@ class AnomalyDetector(CalibratedDetector):
             detector.offset_ = float(offset)
             return detector
         try:
-            train_x = splits.load_dataset(config, "train").x
+            train_x = splits.load_dataset(runcheck.checked_data(run_dir, config), "train").x
         except (OSError, ValueError) as e:
             raise ValueError(f"the outlier threshold is calibrated on the run's validation split, but its training "
                              f"data cannot be read ({e}); run from the folder it was trained in, or give a threshold "

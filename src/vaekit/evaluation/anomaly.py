@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from ..runtime.budget import check_memory
 from ..runtime.progress import track
 from ..distributions import DiagonalNormal
 from ..objectives import kl_to_prior, log_weights
@@ -249,10 +250,15 @@ def score_samples(model, x: torch.Tensor, score: str = "reconstruction_probabili
         likelihood scores, minus the squared error for ``reconstruction_error``).
 
     Raises:
-        ValueError: unknown score, bad ``num_samples``/``noise``, or data of the wrong shape.
+        ValueError: unknown score, bad ``num_samples``/``noise``, data of the wrong shape, or a
+            ``num_samples`` whose blocks need more than half the available memory
+            (:func:`vaekit.runtime.budget.check_memory`).
     """
     spec = check_score(score, model)
     _check_num_samples(num_samples)
+    # a block decodes (num_samples, BLOCK, *data_shape): the decoder's parameters and the log-density terms
+    check_memory("num_samples", num_samples, BLOCK * 4 * (3 * math.prod(x.shape[1:]) + 2 * model.latent_dim),
+                 f"the {score} of blocks of {BLOCK} rows of {math.prod(x.shape[1:])} values")
     if noise is None:
         noise = draw_noise(num_samples, model.latent_dim, seed)
     was_training = model.training

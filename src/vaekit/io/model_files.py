@@ -17,6 +17,7 @@ from ..custom_nets import CodeNotTrusted
 from ..models import build_model
 from ..runtime import files
 from ..runtime.files import read_json, read_safetensors, write_json
+from .. import runcheck
 
 __all__ = ["CONFIG", "FORMAT_VERSION", "WEIGHTS", "initialise", "load", "load_config", "load_record", "load_weights",
            "model_config", "model_record", "save", "save_weights"]
@@ -95,8 +96,9 @@ def load_record(path) -> dict:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder; pass a run folder or a folder written by vaekit.io.save")
     record = read_json(folder / CONFIG)
-    if "config" not in record or "data_shape" not in record:
+    if not isinstance(record, dict) or "config" not in record or "data_shape" not in record:
         raise ValueError(f"{folder / CONFIG} is not a vaekit config (no 'config' or 'data_shape' key)")
+    runcheck.check_record(folder / CONFIG, record)  # format_version, data_shape, sizes that can be built
     return record
 
 
@@ -146,7 +148,10 @@ def load(path, map_location: str | torch.device = "cpu", trust_code: bool | None
         model = build_model(config, tuple(record["data_shape"]), trust_code=trust_code, **record.get("extra", {}))
     except CodeNotTrusted as e:
         raise CodeNotTrusted(f"{folder / CONFIG}: {e}") from None
-    load_weights(model, folder / WEIGHTS)
+    try:
+        load_weights(model, folder / WEIGHTS)
+    except ValueError as e:  # a config.json edited by hand: name both files and the first differing tensor
+        raise runcheck.weights_mismatch(folder, model, e) from None
     return model.to(map_location).eval()
 
 

@@ -19,6 +19,7 @@ from ..data import Dataset, splits
 from ..data.scaling import Standardizer
 from ..runtime import distributed, files
 from ..runtime.files import read_json, read_json_lines
+from .. import runcheck
 from .model_files import CONFIG, WEIGHTS, load, load_config, model_record, save_weights
 
 CHECKPOINT = Path("checkpoint") / "last.safetensors"
@@ -197,13 +198,15 @@ def load_run(run_dir, map_location="cpu") -> tuple:
 
 
 def load_scaler(run_dir) -> Standardizer | None:
-    """The standardiser stored in ``run_dir/scaler.json``, or None if the run has none."""
-    path = Path(run_dir) / SCALER
-    return Standardizer.from_dict(read_json(path)) if path.is_file() else None
+    """The standardiser stored in ``run_dir/scaler.json``, or None if the run has none (checked:
+    :func:`vaekit.runcheck.load_scaler`)."""
+    return runcheck.load_scaler(run_dir)
 
 
 def load_run_split(run_dir, config: Config, split: str) -> Dataset:
-    """A split of a run's dataset as the model saw it in training: standardised with the run's scaler."""
+    """A split of a run's dataset as the model saw it in training: standardised with the run's scaler.
+    Its data file is found and checked against the run's record first (:mod:`vaekit.runcheck`)."""
+    config = runcheck.checked_data(run_dir, config)
     return splits.standardized(splits.load_dataset(config, split), load_scaler(run_dir))
 
 
@@ -312,10 +315,12 @@ class RunFolder:
 
     def write_config(self, model, config: Config, scaler: Standardizer | None = None) -> None:
         """``config.json``: the record that rebuilds ``model`` with the run's whole ``config``
-        (:func:`~vaekit.io.model_files.model_record`), and ``scaler.json`` when the run standardises its features."""
+        (:func:`~vaekit.io.model_files.model_record`), ``scaler.json`` when the run standardises its
+        features, and ``data.json``: the data file's fingerprint and columns (:func:`vaekit.runcheck.record_data`)."""
         files.write_json(self.path / CONFIG, model_record(model, config))
         if scaler is not None:
             files.write_json(self.path / SCALER, scaler.to_dict())
+        runcheck.record_data(self.path, config, scaler is not None)
 
     def write_metrics(self, history: list[dict]) -> None:
         """``metrics.jsonl``: one JSON line per epoch, the whole history replaced atomically."""

@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from .. import io
+from ..runcheck import DATA_RECORD
 from ..run import FinishedRun
 from .gallery import CAPTIONS
 
 ENVIRONMENT = "environment.json"
 REPORT = "report.html"
 #: JSON files of a run folder that the report shows in their own sections.
-OWN_JSON = {io.CONFIG, "summary.json", ENVIRONMENT}
+OWN_JSON = {io.CONFIG, "summary.json", ENVIRONMENT, io.SCALER, DATA_RECORD}  # the run's own records, not results
 #: Lists longer than this are shortened in tables.
 MAX_LIST = 16
 

@@ -24,13 +24,98 @@ from typing import Callable, Iterator
 import torch
 import torch.distributed as dist
 
+#: Seconds a collective waits for the other ranks before failing (default: torch's, 30 minutes for
+#: gloo); set it low where a dead node must be noticed quickly.
+TIMEOUT_ENV = "VAEKIT_DISTRIBUTED_TIMEOUT"
 #: Bytes reserved for a string sent by :func:`broadcast_text`.
 MAX_TEXT_BYTES = 4096
 
 
+#: Depth of :func:`local` blocks: inside one, this process computes alone (a world of 1).
+_local_depth = 0
+
+
 def is_initialized() -> bool:
-    """True inside an initialised process group."""
-    return dist.is_available() and dist.is_initialized()
+    """True inside an initialised process group (and outside a :func:`local` block)."""
+    return _local_depth == 0 and dist.is_available() and dist.is_initialized()
+
+
+@contextmanager
+def local():
+    """Within this block every helper here acts as in a single process (rank 0 of a world of 1),
+    so library code that would share its work among the ranks (e.g. the log-likelihood) computes
+    this rank's own part of a sharded test set alone (:func:`map_blocks`)."""
+    global _local_depth
+    _local_depth += 1
+    try:
+        yield
+    finally:
+        _local_depth -= 1
+
+
+def _gather_rows(part: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """Every rank's ``part`` (``counts[r]`` rows each, any trailing shape), concatenated in rank order."""
+    widest = max(counts)
+    padded = torch.zeros(widest, *part.shape[1:], dtype=part.dtype)
+    padded[:len(part)] = part
+    return torch.cat([piece[:n] for piece, n in zip(all_gather(padded), counts)])
+
+
+def map_blocks(fn: Callable, x, block_size: int, seed: int | None = None):
+    """``fn`` over the test set ``x`` in fixed blocks of ``block_size`` rows, the blocks split among
+    the ranks of the process group and the results gathered: every rank returns all of them.
+
+    This shards an evaluation at the level of the test set: block b (rows ``b*block_size`` onwards)
+    is computed by one rank, inside :func:`local` (library code does not share it again), after
+    ``torch.manual_seed(seed + b)`` when ``seed`` is given, so a block's result depends only on
+    its rows and its index: any number of processes, one included, returns the same values (equal
+    to one process running the same blocks). The blocks go to the ranks in contiguous runs of
+    near-equal length (``tensor_split``).
+
+    Args:
+        fn: ``fn(xb) -> (len(xb), ...)`` tensor or NumPy array, per-row results of a block.
+        x: ``(N, ...)`` tensor or NumPy array.
+        block_size: rows per block (a multiple of any grouping ``fn`` makes, e.g. typicality's M).
+        seed: seeds torch's global generator before each block (for ``fn`` that draws from it).
+
+    Returns:
+        ``(N, ...)`` results in row order: a float64 tensor, or a NumPy array when ``fn`` returns one.
+
+    Raises:
+        ValueError: ``block_size`` < 1.
+    """
+    import numpy as np
+
+    if not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+    n = len(x)
+    blocks = list(range(0, n, block_size))
+    world, me = world_size(), rank()
+    mine = [blocks[i] for i in torch.arange(len(blocks)).tensor_split(world)[me].tolist()] if blocks else []
+    outputs, as_numpy = [], False
+    with local():
+        for start in mine:
+            if seed is not None:
+                torch.manual_seed(seed + start // block_size)
+            out = fn(x[start:start + block_size])
+            as_numpy = as_numpy or isinstance(out, np.ndarray)
+            outputs.append(torch.as_tensor(np.asarray(out) if isinstance(out, np.ndarray) else out.detach().cpu()).double())
+    part = torch.cat(outputs) if outputs else None
+    if world == 1:
+        result = part if part is not None else torch.zeros(0, dtype=torch.float64)
+    else:
+        counts = [min(n, b + block_size) - b for b in blocks]
+        per_rank = [sum(counts[i] for i in chunk.tolist()) for chunk in torch.arange(len(blocks)).tensor_split(world)]
+        tail = tuple(part.shape[1:]) if part is not None else ()
+        # every rank must send one shape: agree on the trailing shape of a rank that computed a block
+        shape = torch.tensor([float(part is not None), len(tail), *tail, *([0] * 8)][:10], dtype=torch.int64)
+        shape = next(s for s in all_gather(shape) if s[0] == 1)
+        tail = tuple(shape[2:2 + int(shape[1])].tolist())
+        part = part if part is not None else torch.zeros(0, *tail, dtype=torch.float64)
+        result = _gather_rows(part, per_rank)
+    broadcast_flag = torch.tensor([float(as_numpy)])
+    as_numpy = bool(all_reduce_sum(broadcast_flag).item() > 0)
+    return result.numpy() if as_numpy else result
 
 
 def rank() -> int:
@@ -84,7 +169,14 @@ def process_group(device: torch.device | str = "cpu"):
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend_for(device))
+    # a rank whose peer died (a killed node) fails after this many seconds instead of torch's default
+    timeout = os.environ.get(TIMEOUT_ENV)
+    if timeout:
+        import datetime
+
+        dist.init_process_group(backend_for(device), timeout=datetime.timedelta(seconds=float(timeout)))
+    else:
+        dist.init_process_group(backend_for(device))
     finished = False
     try:
         yield

@@ -49,6 +49,28 @@ def atomic_write(path, data: bytes | str) -> None:
         raise
 
 
+def save_npy(path, array) -> None:
+    """Atomically write ``array`` as a ``.npy`` file (``numpy.save`` into memory, then :func:`atomic_write`)."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    atomic_write(path, buffer.getvalue())
+
+
+def save_txt(path, array, **kwargs) -> None:
+    """Atomically write ``array`` as text (``numpy.savetxt``'s ``kwargs``), e.g. a CSV."""
+    import io
+
+    import numpy as np
+
+    buffer = io.StringIO()
+    np.savetxt(buffer, array, **kwargs)
+    atomic_write(path, buffer.getvalue())
+
+
 def write_json(path, obj) -> None:
     """Atomically write ``obj`` as indented JSON."""
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
@@ -63,6 +85,9 @@ def read_json(path) -> dict:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid JSON ({e}); the file is corrupt") from None
+    except RecursionError:
+        raise ValueError(f"{path} nests its JSON objects or lists too deeply (thousands of levels): it is not a file "
+                         "vaekit wrote; restore it from a copy (or write the run again)") from None
 
 
 def read_json_lines(path) -> list[dict]:

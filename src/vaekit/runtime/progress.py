@@ -90,3 +90,32 @@ def track(items: Iterable, desc: str, unit: str = "step", total: int | None = No
             reporter.update(1)
     finally:
         reporter.close()
+
+
+@contextmanager
+def module_progress(module, total: int, desc: str, unit: str = "sample", **kwargs):
+    """Progress of a long computation measured by the rows ``module`` (e.g. a model's decoder)
+    processes: a forward hook counts the leading positions of its first input (all but the last
+    axis), reported against ``total`` (the expected count, capped there). The computation itself
+    is not changed, so any evaluation shows progress without knowing its internals."""
+    reporter = Reporter(total, desc, unit, **kwargs)
+    counted = [0]
+
+    def hook(_module, inputs, _output):
+        first = inputs[0] if inputs else None
+        if first is None or not hasattr(first, "numel") or first.dim() == 0:
+            return
+        rows = first.numel() // max(1, first.shape[-1])
+        step = min(rows, total - counted[0])
+        if step > 0:
+            counted[0] += step
+            reporter.update(step)
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield reporter
+    finally:
+        handle.remove()
+        if counted[0] < total:
+            reporter.update(total - counted[0], force=True)
+        reporter.close()
