@@ -130,6 +130,31 @@ def _wrap(model: nn.Module, objective, options: RunOptions, device: torch.device
     return torch.compile(step) if options.compile else step
 
 
+def build_optimizer(model: nn.Module, train) -> torch.optim.Adam:
+    """Adam over ``model``'s parameters with ``train``'s lr and weight decay
+    (:class:`~vaekit.config.TrainConfig`).
+
+    ``train.fused_optimizer``: torch's fused step (``fused=True``: one kernel updates every
+    parameter, on CPU and CUDA since torch 2.4), where torch has it for the parameters' device;
+    elsewhere, and with ``fused_optimizer=False``, the foreach step (one kernel per state tensor
+    kind). Both compute Adam (Kingma & Ba 2015, algorithm 1) and differ in rounding only.
+    :func:`optimizer_kind` tells which one an optimizer uses.
+    """
+    params = list(model.parameters())
+    settings = {"lr": train.lr, "weight_decay": train.weight_decay}
+    if train.fused_optimizer:
+        try:
+            return torch.optim.Adam(params, fused=True, **settings)
+        except RuntimeError:  # no fused kernel for this device or dtype (e.g. MPS on older torch)
+            pass
+    return torch.optim.Adam(params, foreach=True, **settings)
+
+
+def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
+    """``"fused"`` or ``"foreach"``: the step ``optimizer`` takes (from its parameter groups)."""
+    return "fused" if optimizer.param_groups[0].get("fused") else "foreach"
+
+
 @torch.no_grad()
 def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
              labels: torch.Tensor | None = None, **schedule) -> dict[str, float]:
@@ -194,13 +219,17 @@ class Loop:
     def state(self) -> dict:
         """JSON-ready loop state (and the gradient scaler's, when in use)."""
         state = {k: getattr(self, k) for k in self.SAVED}
+        state["optimizer"] = optimizer_kind(self.optimizer)
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
         return state
 
     def resume(self, path) -> None:
         """Restore weights, optimizer, loop state and RNG states from the checkpoint ``path``."""
+        kind = {k: self.optimizer.param_groups[0].get(k) for k in ("fused", "foreach")}
         state, rng = load_checkpoint(path, self.model, self.optimizer)
+        for group in self.optimizer.param_groups:  # the step the config asks for, not the checkpoint's
+            group.update(kind)
         for key in self.SAVED:
             if key in state:
                 setattr(self, key, state[key])
@@ -297,8 +326,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     channels_last = options.channels_last and runtime.uses_conv(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    # foreach: one fused kernel per state tensor kind instead of a Python loop over parameters
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, foreach=True)
+    optimizer = build_optimizer(model, t)
     loop = Loop(model, optimizer, runtime.grad_scaler(device, options.precision),
                 torch.Generator().manual_seed(t.seed), config)
     torch.manual_seed(t.seed + rank)  # ranks draw independent noise; rank 0 = one process
