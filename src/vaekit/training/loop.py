@@ -177,16 +177,16 @@ def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
     world, rank = distributed.world_size(), distributed.rank()
     part = x.tensor_split(world)[rank]
     part_labels = None if labels is None else labels.tensor_split(world)[rank]
-    sums = torch.zeros(len(LOGGED), dtype=torch.float64)
+    rows = [torch.zeros(len(LOGGED), dtype=torch.float64, device=device)]
     for start in range(0, len(part), batch_size):
         c = None if part_labels is None else part_labels[start:start + batch_size]
         view, xb = given(model, c), part[start:start + batch_size].to(device)
         out = objective(view, xb, **schedule)
         data = elbo_pass(view, xb) if elbo_pass else out
-        n = len(xb)
-        sums += torch.tensor([out.loss.item() * n] + [getattr(data, key).sum().item() for key in LOGGED[1:]],
-                             dtype=torch.float64)
-    sums = distributed.all_reduce_sum(sums)
+        # float64 sums of float32 values, as on the host: one transfer at the end, not one per batch
+        rows.append(torch.stack([out.loss.double() * len(xb)] + [getattr(data, key).sum().double()
+                                                                  for key in LOGGED[1:]]))
+    sums = distributed.all_reduce_sum(torch.stack(rows).sum(0).cpu())
     model.train(was_training)
     return {key: value / len(x) for key, value in zip(LOGGED, sums.tolist())}
 
@@ -320,7 +320,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     t = config.train
     device = runtime.resolve_device(options.device) if options else next(model.parameters()).device
     options = options or RunOptions()
-    rank, world = distributed.rank(), distributed.world_size()
+    rank = distributed.rank()
     model.to(device)
     runtime.apply_threads(model, t.batch_size, options.threads, device)
     channels_last = options.channels_last and runtime.uses_conv(model)
@@ -347,12 +347,33 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     # the device. None of this changes a number (tests/test_training.py: bit for bit).
     call = step.forward if type(step) is TrainingStep else step
     amp = runtime.autocast(device, options.precision) if options.precision != "32" else None
-    logged_terms = operator.attrgetter(*LOGGED[1:])  # the per-example terms of a step, in LOGGED order
     scaler = loop.scaler if loop.scaler.is_enabled() else None
     moved = torch.is_tensor(train) and not channels_last
     casts = runtime.float32_outputs(model.encoder, model.decoder) if options.precision != "32" else []
     model.train()
     epochs = [] if loop.stopped_early else range(loop.epoch, t.epochs)
+    try:
+        _epochs(loop, epochs, train, labels, val, val_labels, hooks, objective, call, amp, scaler, moved, dynamic,
+                channels_last, n_train, device)
+    finally:  # a checkpoint still being written is on disk before fit returns or raises
+        for hook in hooks:
+            getattr(hook, "flush", lambda *_: None)(loop)
+    for hook in hooks:
+        getattr(hook, "close", lambda *_: None)(loop)
+    for cast in casts:
+        cast.remove()
+    if t.patience > 0 and loop.best is not None:
+        model.load_state_dict(loop.best)
+    model.eval()
+    return loop.history
+
+
+def _epochs(loop: Loop, epochs, train, labels, val, val_labels, hooks, objective, call, amp, scaler, moved: bool,
+            dynamic: bool, channels_last: bool, n_train: int, device: torch.device) -> None:
+    """The epochs of :func:`fit` (its prepared step, data and hooks)."""
+    model, optimizer, t = loop.model, loop.optimizer, loop.config.train
+    rank, world = distributed.rank(), distributed.world_size()
+    logged_terms = operator.attrgetter(*LOGGED[1:])  # the per-example terms of a step, in LOGGED order
     for epoch in epochs:
         start, cpu_start = time.perf_counter(), time.process_time()
         losses, terms = [], []
@@ -420,11 +441,3 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
             getattr(hook, "epoch_end", lambda *_: None)(loop)
         if loop.stopped_early:
             break
-    for hook in hooks:
-        getattr(hook, "close", lambda *_: None)(loop)
-    for cast in casts:
-        cast.remove()
-    if t.patience > 0 and loop.best is not None:
-        model.load_state_dict(loop.best)
-    model.eval()
-    return loop.history
