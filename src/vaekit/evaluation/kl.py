@@ -36,14 +36,16 @@ def kl_decomposition(model, x: torch.Tensor, seed: int = 0, batch_size: int = 50
     if not model.stochastic:
         raise ValueError("the KL decomposition needs a VAE (a stochastic encoder); got a deterministic AE")
     was_training = model.training
-    model.eval()
+    if was_training:
+        model.eval()
     locs, scales = [], []
     for start in range(0, len(x), batch_size):
         c = None if labels is None else labels[start:start + batch_size]
         base = given(model, c).encode(x[start:start + batch_size]).base_dist
         locs.append(base.loc)
         scales.append(base.scale)
-    model.train(was_training)
+    if was_training:
+        model.train()
     loc, scale = torch.cat(locs), torch.cat(scales)
     generator = torch.Generator(device=loc.device).manual_seed(seed)
     z = loc + scale * torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)

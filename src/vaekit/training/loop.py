@@ -172,7 +172,8 @@ def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
     objective = objective or ELBO()
     elbo_pass = None if getattr(objective, "scores_data", True) else ELBO()
     was_training = model.training
-    model.eval()
+    if was_training:  # (a walk over every submodule: skipped when fit has switched already)
+        model.eval()
     device = next(model.parameters()).device
     world, rank = distributed.world_size(), distributed.rank()
     part = x.tensor_split(world)[rank]
@@ -187,7 +188,8 @@ def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
         rows.append(torch.stack([out.loss.double() * len(xb)] + [getattr(data, key).sum().double()
                                                                   for key in LOGGED[1:]]))
     sums = distributed.all_reduce_sum(torch.stack(rows).sum(0).cpu())
-    model.train(was_training)
+    if was_training:
+        model.train()
     return {key: value / len(x) for key, value in zip(LOGGED, sums.tolist())}
 
 
@@ -284,7 +286,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
         config: the run's :class:`~vaekit.config.Config` (train settings; ``binarize``).
         val: optional ``(M, *data_shape)`` tensor for validation metrics and early stopping.
         hooks: objects with optional ``metrics(loop, metrics)`` (add entries to an epoch's
-            metrics), ``epoch_end(loop)`` (after the epoch is recorded) and ``close(loop)``
+            metrics; the model is in eval mode), ``epoch_end(loop)`` (after the epoch is recorded) and ``close(loop)``
             methods, called in order (:mod:`vaekit.training.hooks`: progress, KL diagnostics,
             checkpoints, logs).
         resume_from: a checkpoint written by :class:`~vaekit.training.hooks.Checkpoint` to
@@ -421,6 +423,7 @@ def _epochs(loop: Loop, epochs, train, labels, val, val_labels, hooks, objective
                    **{f"train_{k}": v / seen
                       for k, v in zip(LOGGED, distributed.all_reduce_sum(torch.stack(sums).float()).tolist())},
                    **schedule}
+        model.eval()  # once for validation and the metrics hooks (KL diagnostics)
         if val is not None and len(val):
             # the objective being trained, with its full weights (warm-up over) and the capacity reached
             final = {"capacity": capacity_at(t, loop.step)} if t.capacity_max > 0 else {}
@@ -432,6 +435,7 @@ def _epochs(loop: Loop, epochs, train, labels, val, val_labels, hooks, objective
                 loop.bad_epochs += 1
         for hook in hooks:
             getattr(hook, "metrics", lambda *_: None)(loop, metrics)
+        model.train()
         metrics["time"] = time.perf_counter() - start
         metrics["cpu_time"] = time.process_time() - cpu_start
         loop.history.append(metrics)
