@@ -164,6 +164,43 @@ def test_embed_and_project(x):
         explore.project(codes, "umap")
 
 
+@pytest.mark.parametrize("shape", [(200, 8), (50, 3), (7, 12)])
+def test_pca_matches_scikit_learn_up_to_sign(shape):
+    """explore.pca (a torch SVD, no scikit-learn import) gives scikit-learn's PCA: the same mean,
+    explained variances and directions up to the sign of each, hence the same 2-D projection up
+    to the sign of each column; ``project`` and the principal grid use it."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=shape) @ rng.normal(size=(shape[1], shape[1])) + rng.normal(size=shape[1])
+    reference = PCA(2).fit(codes)
+    mean, components, variance = explore.pca(codes, 2)
+    np.testing.assert_allclose(mean.numpy(), reference.mean_, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(variance.numpy(), reference.explained_variance_, rtol=1e-8)
+    signs = np.sign(np.sum(components.numpy() * reference.components_, axis=1))
+    assert set(signs) <= {-1.0, 1.0}
+    np.testing.assert_allclose(components.numpy() * signs[:, None], reference.components_, atol=1e-8)
+    np.testing.assert_allclose(explore.project(codes, "pca") * signs, reference.transform(codes), atol=1e-8)
+    with pytest.raises(ValueError, match="n_components"):
+        explore.pca(codes, shape[1] + 1)
+
+
+def test_figures_import_neither_scikit_learn_nor_scipy_stats(tmp_path):
+    """The run's figures (latent scatter by PCA, principal grid over Gaussian quantiles) are drawn
+    without importing scikit-learn or scipy.stats (seconds of a short run's wall time)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from vaekit.reporting import gallery; from vaekit.config import ModelConfig; "
+            "from vaekit.models import build_model; torch.manual_seed(0); "
+            "m = build_model(ModelConfig(latent_dim=3, hidden=(8,)), (1, 8, 8)); "
+            f"gallery.write_figures(m, torch.rand(20, 1, 8, 8), {str(tmp_path)!r}); "
+            "print(sorted(k for k in ('sklearn', 'scipy.stats') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert (tmp_path / "latent_scatter.png").is_file() and (tmp_path / "principal_grid.png").is_file()
+
+
 def test_read_image_resizes_and_scales(tmp_path):
     from PIL import Image
 

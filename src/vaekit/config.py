@@ -188,6 +188,8 @@ class TrainConfig:
     """Adam learning rate."""
     weight_decay: float = 0.0
     """Adam weight decay."""
+    fused_optimizer: bool = True
+    """Fused Adam step (torch's one-kernel step, on CPU and CUDA; with it vaekit.fit trains the digits MLP 1.16x faster than a hand-written loop, 1.0x without: benchmarks/fit_overhead.py) where torch has it for the device, else the foreach step; --no-fused-optimizer = the foreach step. The two round differently (last bits), so a run resumes with the step it started with."""
     grad_clip: float = 0.0
     """Clip the global gradient norm to this value (0 = off)."""
     patience: int = 0
@@ -225,8 +227,9 @@ class TrainConfig:
 
     def _validate(self) -> None:
         """Raise ValueError/TypeError for an invalid setting (the message names it and the fix)."""
-        if not isinstance(self.aux_sample, bool):
-            raise TypeError(f"aux_sample must be true or false, got {self.aux_sample!r}")
+        for key in ("aux_sample", "fused_optimizer"):
+            if not isinstance(getattr(self, key), bool):
+                raise TypeError(f"{key} must be true or false, got {getattr(self, key)!r}")
         _check_choice("objective", self.objective, ("elbo", "iwae"))
         _check_choice("tc_sampling", self.tc_sampling, ("mws", "mss"))
         for key in ("num_samples", "epochs", "batch_size", "eval_num_samples", "capacity_steps", "num_steps"):

@@ -39,7 +39,8 @@ def kl_decomposition(model, x: torch.Tensor, seed: int = 0, batch_size: int = 50
     if not model.stochastic:
         raise ValueError("the KL decomposition needs a VAE (a stochastic encoder); got a deterministic AE")
     was_training = model.training
-    model.eval()
+    if was_training:
+        model.eval()
     locs, scales, kls = [], [], []
     for start in range(0, len(x), batch_size):
         c = None if labels is None else labels[start:start + batch_size]
@@ -50,7 +51,8 @@ def kl_decomposition(model, x: torch.Tensor, seed: int = 0, batch_size: int = 50
         base = posterior.base_dist
         locs.append(base.loc)
         scales.append(base.scale)
-    model.train(was_training)
+    if was_training:
+        model.train()
     if kls:  # Monte Carlo over MC_KL_SAMPLES draws per example; no decomposition without a diagonal Gaussian q
         return {"kl": torch.cat(kls).mean().item()}
     loc, scale = torch.cat(locs), torch.cat(scales)

@@ -119,9 +119,13 @@ def load_config(path) -> Config:
     """
     record = load_record(path)
     try:
-        return Config.from_dict(record["config"])
+        config = Config.from_dict(record["config"])
     except (TypeError, ValueError) as e:
         raise ValueError(f"{Path(path) / CONFIG}: {e}") from None
+    saved = record["config"].get("train", record["config"])
+    if isinstance(saved, dict) and "fused_optimizer" not in saved:
+        config = config.replace(fused_optimizer=False)  # a run from before the setting: the foreach Adam step
+    return config
 
 
 def load(path, map_location: str | torch.device = "cpu", trust_code: bool | None = None):

@@ -54,41 +54,47 @@ def write_figures(model, test_x: torch.Tensor, run_dir, c: torch.Tensor | None =
     title = f"encoder means of {len(codes)} test examples (PCA)"
     if model.conditional:
         title += "\nz given c: a CVAE's code holds style, the class is in c"
-    paths = [plots.latent_scatter(explore.project(codes, "pca"), colour, run_dir / "latent_scatter.png", title,
-                                  name or "label")]
+    tasks = [lambda: plots.latent_scatter(explore.project(codes, "pca"), colour, run_dir / "latent_scatter.png",
+                                          title, name or "label")]
     if len(model.data_shape) != 3:
-        return paths
+        return plots.write_parallel(tasks)
     if model.conditional:
-        paths.append(plots.image_rows(explore.class_grid(model, 10, generator=generator),
-                                      run_dir / "class_samples.png", row_labels=[f"class {k}" for k in range(model.num_classes)],
-                                      title="one row per class, the same z in each column"))
+        tasks.append(lambda: plots.image_rows(explore.class_grid(model, 10, generator=generator),
+                                              run_dir / "class_samples.png",
+                                              row_labels=[f"class {k}" for k in range(model.num_classes)],
+                                              title="one row per class, the same z in each column"))
     c0 = None if c is None else int(c[0])
     if model.latent_dim > 2 and len(test_x) >= 3:
-        paths.append(plots.save_image_grid(explore.manifold(model, test_x, 15, c=c0, labels=c),
-                                           run_dir / "principal_grid.png", ncols=15,
-                                           title="decoded grid over the 2 principal directions of the codes"
-                                           + ("" if c0 is None else f" (class {c0})")))
+        tasks.append(lambda: plots.save_image_grid(explore.manifold(model, test_x, 15, c=c0, labels=c),
+                                                   run_dir / "principal_grid.png", ncols=15,
+                                                   title="decoded grid over the 2 principal directions of the codes"
+                                                   + ("" if c0 is None else f" (class {c0})")))
     elif model.latent_dim == 2 and model.conditional:
-        paths.append(plots.save_image_grid(explore.manifold(model, n=15, c=c0), run_dir / "latent_manifold.png",
-                                           ncols=15, title=f"decoded Gaussian quantiles of z (class {c0})"))
+        tasks.append(lambda: plots.save_image_grid(explore.manifold(model, n=15, c=c0), run_dir / "latent_manifold.png",
+                                                   ncols=15, title=f"decoded Gaussian quantiles of z (class {c0})"))
     dims, scores = explore.kl_order(model, test_x, c)
     dims = dims[:max_dims]
     unit = "KL" if model.stochastic else "var"
-    paths.append(plots.image_rows(
+    tasks.append(lambda: plots.image_rows(
         explore.traverse(model, codes[0], dims, TRAVERSAL_VALUES, c=c0), run_dir / "traversals.png",
         row_labels=[f"z{d} ({unit} {scores[d]:.2f})" for d in dims],
         col_labels=[f"{v:.1f}" for v in TRAVERSAL_VALUES.tolist()], title="latent traversals of test input 0"))
     pair = _pair(colour if c is None else c, len(test_x))
     pc = None if c is None else c[pair]
-    strips = torch.stack([explore.interpolate(model, test_x[pair], 10, m, pc) for m in explore.INTERPOLATIONS])
-    paths.append(plots.image_rows(strips, run_dir / "interpolation.png", row_labels=list(explore.INTERPOLATIONS),
-                                  title=f"test inputs {_describe(pair[0], colour, name)} → {_describe(pair[1], colour, name)}"))
-    n = min(8, len(test_x))
-    steps = explore.iterate(model, test_x[:n], 6, None if c is None else c[:n]).transpose(0, 1)
-    paths.append(plots.image_rows(steps, run_dir / "iterated.png", row_labels=[f"x{i}" for i in range(n)],
-                                  col_labels=["x"] + [str(i) for i in range(1, steps.shape[1])],
-                                  title="iterated encode-decode"))
-    return paths
+
+    def interpolation() -> Path:
+        strips = torch.stack([explore.interpolate(model, test_x[pair], 10, m, pc) for m in explore.INTERPOLATIONS])
+        return plots.image_rows(strips, run_dir / "interpolation.png", row_labels=list(explore.INTERPOLATIONS),
+                                title=f"test inputs {_describe(pair[0], colour, name)} → {_describe(pair[1], colour, name)}")
+
+    def iterated() -> Path:
+        n = min(8, len(test_x))
+        steps = explore.iterate(model, test_x[:n], 6, None if c is None else c[:n]).transpose(0, 1)
+        return plots.image_rows(steps, run_dir / "iterated.png", row_labels=[f"x{i}" for i in range(n)],
+                                col_labels=["x"] + [str(i) for i in range(1, steps.shape[1])],
+                                title="iterated encode-decode")
+
+    return plots.write_parallel(tasks + [interpolation, iterated])
 
 
 def _pair(labels: torch.Tensor | None, n: int) -> torch.Tensor:

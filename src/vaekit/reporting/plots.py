@@ -1,12 +1,19 @@
 """Matplotlib figures: loss curves, image grids, labelled image rows, the latent manifold, latent
-scatter plots. Each writes one PNG."""
+scatter plots. Each writes one PNG.
+
+Figures are :class:`matplotlib.figure.Figure` objects drawn by the Agg canvas, without pyplot:
+no global figure registry, no backend choice, so several figures can be drawn at once from
+threads (:func:`write_parallel`) and nothing has to be closed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt  # no backend forced: matplotlib picks Agg where there is no display
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable
+
 import numpy as np
+from matplotlib.figure import Figure
 import torch
 
 from ..evaluation import explore
@@ -27,7 +34,7 @@ def image_grid(images: torch.Tensor, ncols: int) -> np.ndarray:
 def save_image_grid(images: torch.Tensor, path, ncols: int = 8, title: str | None = None) -> Path:
     """Write ``(n, C, H, W)`` images in [0, 1] as a PNG grid of ``ncols`` columns."""
     grid = image_grid(images, ncols)
-    fig, ax = plt.subplots(figsize=(max(2.0, grid.shape[1] / 16), max(2.0, grid.shape[0] / 16)))
+    fig, ax = _subplots(figsize=(max(2.0, grid.shape[1] / 16), max(2.0, grid.shape[0] / 16)))
     ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     if title:
@@ -57,7 +64,7 @@ def image_rows(images: torch.Tensor, path, row_labels=None, col_labels=None, tit
     rows, cols = images.shape[:2]
     grid = image_grid(images.reshape(rows * cols, *images.shape[2:]), cols)
     h, w = images.shape[-2:]
-    fig, ax = plt.subplots(figsize=(max(2.5, cols * max(w, 14) / 20 + 1), max(1.0, rows * max(h, 14) / 20)))
+    fig, ax = _subplots(figsize=(max(2.5, cols * max(w, 14) / 20 + 1), max(1.0, rows * max(h, 14) / 20)))
     ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([c * (w + 1) + w / 2 - 0.5 for c in range(cols)] if col_labels is not None else [])
     ax.set_yticks([r * (h + 1) + h / 2 - 0.5 for r in range(rows)] if row_labels is not None else [])
@@ -76,7 +83,7 @@ def image_rows(images: torch.Tensor, path, row_labels=None, col_labels=None, tit
 def latent_scatter(points, labels, path, title: str = "encoder means", label_name: str = "label") -> Path:
     """2-D scatter of projected codes ``(N, 2)``, coloured by integer ``labels`` ``(N,)`` (or one colour)."""
     points = np.asarray(points)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, ax = _subplots(figsize=(5.5, 4.5))
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.7)
     else:
@@ -91,7 +98,7 @@ def latent_scatter(points, labels, path, title: str = "encoder means", label_nam
 
 def loss_curves(history: list[dict], path) -> Path:
     """Train and validation loss (nats per example) against epochs."""
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _subplots(figsize=(5, 3.5))
     epochs = [h["epoch"] for h in history]
     for key in ("train_loss", "val_loss"):
         if history and key in history[0]:
@@ -108,9 +115,29 @@ def _save(fig, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def _subplots(*grid, **settings):
+    """``(figure, axes)`` as ``pyplot.subplots`` gives them, for a figure outside pyplot."""
+    figure_keys = {k: settings.pop(k) for k in ("figsize", "layout") if k in settings}
+    fig = Figure(**figure_keys)
+    return fig, fig.subplots(*grid, **settings)
+
+
+def write_parallel(tasks: Iterable[Callable[[], Path | list[Path]]], workers: int = 4) -> list[Path]:
+    """Run figure-writing callables (each returns the path, or paths, it wrote) in ``workers``
+    threads and return every path in the order of ``tasks``; the first error is raised once all
+    have finished. The threads overlap the PNG encoding (zlib, outside Python's GIL) and any torch
+    work of the tasks; the matplotlib drawing itself takes turns under the GIL."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(task) for task in tasks]
+    paths: list[Path] = []
+    for future in futures:
+        result = future.result()
+        paths.extend(result if isinstance(result, list) else [result])
+    return paths
 
 
 def roc_curves(panels: dict, path) -> Path:
@@ -118,7 +145,7 @@ def roc_curves(panels: dict, path) -> Path:
 
     Labels starting with "vae" are drawn solid (the reconstruction probability thicker), others dashed.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
+    fig, axes = _subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, (title, curves) in zip(axes[0], panels.items()):
         for label, (fpr, tpr) in curves.items():
             ax.plot(fpr, tpr, label=label, lw=2 if label.startswith("vae: reconstruction_probability") else 1.2,
@@ -144,7 +171,7 @@ def kl_per_dim_bars(kl_per_dim, path) -> Path:
     """Bar chart of the KL of each latent dimension (nats per example), sorted decreasingly."""
     kl = np.asarray(kl_per_dim)
     order = np.argsort(-kl)
-    fig, ax = plt.subplots(figsize=(max(3.0, 0.4 * len(kl)), 3))
+    fig, ax = _subplots(figsize=(max(3.0, 0.4 * len(kl)), 3))
     ax.bar(range(len(kl)), kl[order])
     ax.set_xticks(range(len(kl)), [f"z{d}" for d in order])
     ax.set_ylabel("KL(q(z_d|x) || p(z_d)) (nats)")
@@ -165,7 +192,7 @@ def factor_response(codes: np.ndarray, classes: np.ndarray, factor_names, factor
     """
     dims = list(range(codes.shape[1])) if dims is None else list(dims)
     columns = [k for k in range(len(factor_names)) if k != group]
-    fig, axes = plt.subplots(len(dims), len(columns), figsize=(2.2 * len(columns), 1.4 * len(dims)),
+    fig, axes = _subplots(len(dims), len(columns), figsize=(2.2 * len(columns), 1.4 * len(dims)),
                              squeeze=False, sharey="row", layout="constrained")
     for j, k in enumerate(columns):
         size = len(factor_values[k])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .plots import _save, image_grid, plt
+from .plots import _save, _subplots, image_grid
 
 
 def accuracy_bars(table: dict[str, dict[str, float]], path, title: str = "") -> object:
@@ -17,7 +17,7 @@ def accuracy_bars(table: dict[str, dict[str, float]], path, title: str = "") -> 
     models = list(table)
     columns = list(next(iter(table.values())))
     width = 0.8 / max(1, len(models))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(columns)), 3.8))
+    fig, ax = _subplots(figsize=(max(6, 1.2 * len(columns)), 3.8))
     for i, model in enumerate(models):
         ax.bar(np.arange(len(columns)) + i * width, [table[model][c] for c in columns], width, label=model)
     ax.set_xticks(np.arange(len(columns)) + 0.4 - width / 2, columns, rotation=20)
@@ -31,7 +31,7 @@ def accuracy_bars(table: dict[str, dict[str, float]], path, title: str = "") -> 
 
 def accuracy_curves(curves: dict[str, dict[str, float]], path, title: str = "") -> object:
     """Accuracy (percent) against ε, one line per model; ``curves``: model -> {str(ε): accuracy %}."""
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _subplots(figsize=(5, 3.5))
     for model, curve in curves.items():
         eps = [float(e) for e in curve]
         ax.plot(eps, list(curve.values()), marker="o", label=model)
@@ -50,7 +50,7 @@ def iterates_figure(iterates: dict[str, torch.Tensor], path, num_images: int = 6
     Args:
         iterates: model name -> ``(T + 1, N, C, H, W)`` from :func:`vaekit.evaluation.consistency.iterate`.
     """
-    fig, axes = plt.subplots(1, len(iterates), figsize=(3.2 * len(iterates), 0.45 * num_images + 0.8))
+    fig, axes = _subplots(1, len(iterates), figsize=(3.2 * len(iterates), 0.45 * num_images + 0.8))
     for ax, (name, its) in zip(np.atleast_1d(axes), iterates.items()):
         its = its[:, :num_images]  # (T+1, n, C, H, W) -> rows of images, columns of steps
         grid = image_grid(its.transpose(0, 1).reshape(-1, *its.shape[2:]), ncols=its.shape[0])

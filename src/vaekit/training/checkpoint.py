@@ -21,6 +21,11 @@ def save_checkpoint(path, model, optimizer, state: dict, extra: dict[str, torch.
         state: JSON-serialisable loop state (epoch, step, history, ...).
         extra: name -> tensor, e.g. RNG states (uint8) and the best weights so far.
     """
+    files.atomic_write(path, checkpoint_bytes(model, optimizer, state, extra))
+
+
+def checkpoint_bytes(model, optimizer, state: dict, extra: dict[str, torch.Tensor]) -> bytes:
+    """The bytes :func:`save_checkpoint` writes (a snapshot: later steps do not change them)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     scalars: dict[str, dict] = {}
@@ -33,7 +38,7 @@ def save_checkpoint(path, model, optimizer, state: dict, extra: dict[str, torch.
     tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in extra.items()})
     metadata = {"state": json.dumps(state), "param_groups": json.dumps(opt["param_groups"]),
                 "optim_scalars": json.dumps(scalars), "format_version": str(FORMAT_VERSION)}
-    files.atomic_write(path, save_bytes(tensors, metadata=metadata))
+    return save_bytes(tensors, metadata=metadata)
 
 
 def load_checkpoint(path, model, optimizer) -> tuple[dict, dict[str, torch.Tensor]]:

@@ -1,37 +1,64 @@
 """What a training run does besides training, as hooks of :func:`vaekit.training.fit`
 (:class:`vaekit.evaluation.kl.KLDiagnostics` is one more, from the evaluation layer).
 
-A hook has any of three methods, called in the order the hooks are given: ``metrics(loop,
+A hook has any of four methods, called in the order the hooks are given: ``metrics(loop,
 metrics)`` adds entries to an epoch's metrics before they are recorded; ``epoch_end(loop)`` runs
-after the epoch is recorded (``loop.history[-1]``); ``close(loop)`` runs once at the end.
+after the epoch is recorded (``loop.history[-1]``); ``flush(loop)`` finishes work left running
+(a checkpoint being written), at the end and also when training raises; ``close(loop)`` runs
+once at the end.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from ..runtime import distributed
+from ..runtime import distributed, files
 from ..runtime.progress import Reporter
-from .checkpoint import save_checkpoint
+from .checkpoint import checkpoint_bytes
 
 
 class Checkpoint:
     """Write model, optimizer, loop state and RNG states to ``path`` after every epoch,
-    atomically (rank 0 writes; every rank takes part in gathering the RNG states)."""
+    atomically (rank 0 writes; every rank takes part in gathering the RNG states).
+
+    The state is snapshotted into bytes at the end of the epoch; writing them (and the fsync
+    that makes them durable) runs in a background thread while the next epoch trains, and is
+    waited for before the next checkpoint, at the end of training and when training raises
+    (``flush``), so the file on disk is always a whole checkpoint of a finished epoch. An error
+    of the write (e.g. a full disk) is raised at the next epoch's end or by ``flush``.
+    """
 
     def __init__(self, path):
         self.path = Path(path)
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
 
     def epoch_end(self, loop) -> None:
-        """Replace the checkpoint with this epoch's state."""
+        """Replace the checkpoint with this epoch's state (written in the background)."""
         rng = loop.rng_state()  # a collective under DDP: every rank calls it
         if distributed.is_main():
-            save_checkpoint(self.path, loop.model, loop.optimizer, loop.state(), rng)
+            payload = checkpoint_bytes(loop.model, loop.optimizer, loop.state(), rng)
+            self.flush(loop)
+            self._writer = self._writer or ThreadPoolExecutor(1, thread_name_prefix="vaekit-checkpoint")
+            self._pending = self._writer.submit(files.atomic_write, self.path, payload)
+
+    def flush(self, loop=None) -> None:
+        """Wait until the last checkpoint is on disk; raise the error of its write, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def close(self, loop) -> None:
         """The checkpoint rank 0 wrote exists for every rank from here on."""
+        try:
+            self.flush(loop)
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown()
+                self._writer = None
         distributed.barrier()
 
 

@@ -130,6 +130,31 @@ def _wrap(model: nn.Module, objective, options: RunOptions, device: torch.device
     return torch.compile(step) if options.compile else step
 
 
+def build_optimizer(model: nn.Module, train) -> torch.optim.Adam:
+    """Adam over ``model``'s parameters with ``train``'s lr and weight decay
+    (:class:`~vaekit.config.TrainConfig`).
+
+    ``train.fused_optimizer``: torch's fused step (``fused=True``: one kernel updates every
+    parameter, on CPU and CUDA since torch 2.4), where torch has it for the parameters' device;
+    elsewhere, and with ``fused_optimizer=False``, the foreach step (one kernel per state tensor
+    kind). Both compute Adam (Kingma & Ba 2015, algorithm 1) and differ in rounding only.
+    :func:`optimizer_kind` tells which one an optimizer uses.
+    """
+    params = list(model.parameters())
+    settings = {"lr": train.lr, "weight_decay": train.weight_decay}
+    if train.fused_optimizer:
+        try:
+            return torch.optim.Adam(params, fused=True, **settings)
+        except RuntimeError:  # no fused kernel for this device or dtype (e.g. MPS on older torch)
+            pass
+    return torch.optim.Adam(params, foreach=True, **settings)
+
+
+def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
+    """``"fused"`` or ``"foreach"``: the step ``optimizer`` takes (from its parameter groups)."""
+    return "fused" if optimizer.param_groups[0].get("fused") else "foreach"
+
+
 @torch.no_grad()
 def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
              labels: torch.Tensor | None = None, **schedule) -> dict[str, float]:
@@ -147,22 +172,24 @@ def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
     objective = objective or ELBO()
     elbo_pass = None if getattr(objective, "scores_data", True) else ELBO()
     was_training = model.training
-    model.eval()
+    if was_training:  # (a walk over every submodule: skipped when fit has switched already)
+        model.eval()
     device = next(model.parameters()).device
     world, rank = distributed.world_size(), distributed.rank()
     part = x.tensor_split(world)[rank]
     part_labels = None if labels is None else labels.tensor_split(world)[rank]
-    sums = torch.zeros(len(LOGGED), dtype=torch.float64)
+    rows = [torch.zeros(len(LOGGED), dtype=torch.float64, device=device)]
     for start in range(0, len(part), batch_size):
         c = None if part_labels is None else part_labels[start:start + batch_size]
         view, xb = condition(model, c), part[start:start + batch_size].to(device)
         out = objective(view, xb, **schedule)
         data = elbo_pass(view, xb) if elbo_pass else out
-        n = len(xb)
-        sums += torch.tensor([out.loss.item() * n] + [getattr(data, key).sum().item() for key in LOGGED[1:]],
-                             dtype=torch.float64)
-    sums = distributed.all_reduce_sum(sums)
-    model.train(was_training)
+        # float64 sums of float32 values, as on the host: one transfer at the end, not one per batch
+        rows.append(torch.stack([out.loss.double() * len(xb)] + [getattr(data, key).sum().double()
+                                                                  for key in LOGGED[1:]]))
+    sums = distributed.all_reduce_sum(torch.stack(rows).sum(0).cpu())
+    if was_training:
+        model.train()
     return {key: value / len(x) for key, value in zip(LOGGED, sums.tolist())}
 
 
@@ -196,13 +223,17 @@ class TrainState:
     def state(self) -> dict:
         """JSON-ready loop state (and the gradient scaler's, when in use)."""
         state = {k: getattr(self, k) for k in self.SAVED}
+        state["optimizer"] = optimizer_kind(self.optimizer)
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
         return state
 
     def resume(self, path) -> None:
         """Restore weights, optimizer, loop state and RNG states from the checkpoint ``path``."""
+        kind = {k: self.optimizer.param_groups[0].get(k) for k in ("fused", "foreach")}
         state, rng = load_checkpoint(path, self.model, self.optimizer)
+        for group in self.optimizer.param_groups:  # the step the config asks for, not the checkpoint's
+            group.update(kind)
         for key in self.SAVED:
             if key in state:
                 setattr(self, key, state[key])
@@ -320,7 +351,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
         config: the run's :class:`~vaekit.config.Config` (train settings; ``binarize``).
         val: optional ``(M, *data_shape)`` tensor for validation metrics and early stopping.
         hooks: objects with optional ``metrics(loop, metrics)`` (add entries to an epoch's
-            metrics), ``epoch_end(loop)`` (after the epoch is recorded) and ``close(loop)``
+            metrics; the model is in eval mode), ``epoch_end(loop)`` (after the epoch is recorded) and ``close(loop)``
             methods, called in order (:mod:`vaekit.training.hooks`: progress, KL diagnostics,
             checkpoints, logs).
         resume_from: a checkpoint written by :class:`~vaekit.training.hooks.Checkpoint` to
@@ -360,16 +391,15 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     t = config.train
     device = runtime.resolve_device(options.device) if options else next(model.parameters()).device
     options = options or RunOptions()
-    rank, world = distributed.rank(), distributed.world_size()
+    rank = distributed.rank()
     model.to(device)
     threads = runtime.apply_threads(model, t.batch_size, options.threads, device)
     channels_last = options.channels_last and runtime.uses_conv(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    # foreach: one fused kernel per state tensor kind instead of a Python loop over parameters
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, foreach=True)
+    optimizer = build_optimizer(model, t)
     loop = TrainState(model, optimizer, runtime.grad_scaler(device, options.precision),
-                torch.Generator().manual_seed(t.seed), config, threads=threads)
+                      torch.Generator().manual_seed(t.seed), config, threads=threads)
     torch.manual_seed(t.seed + rank)  # ranks draw independent noise; rank 0 = one process
     dynamic = config.binarize == "dynamic"
     if torch.is_tensor(train):
@@ -388,12 +418,33 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     # the device. None of this changes a number (tests/test_training.py: bit for bit).
     call = step.forward if type(step) is TrainingStep else step
     amp = runtime.autocast(device, options.precision) if options.precision != "32" else None
-    logged_terms = operator.attrgetter(*LOGGED[1:])  # the per-example terms of a step, in LOGGED order
     scaler = loop.scaler if loop.scaler.is_enabled() else None
     moved = torch.is_tensor(train) and not channels_last
     casts = runtime.float32_outputs(model.encoder, model.decoder) if options.precision != "32" else []
     model.train()
     epochs = [] if loop.stopped_early else range(loop.epoch, t.epochs)
+    try:
+        _epochs(loop, epochs, train, labels, val, val_labels, hooks, objective, call, amp, scaler, moved, dynamic,
+                channels_last, n_train, device)
+    finally:  # a checkpoint still being written is on disk before fit returns or raises
+        for hook in hooks:
+            getattr(hook, "flush", lambda *_: None)(loop)
+    for hook in hooks:
+        getattr(hook, "close", lambda *_: None)(loop)
+    for cast in casts:
+        cast.remove()
+    if t.patience > 0 and loop.best is not None:
+        model.load_state_dict(loop.best)
+    model.eval()
+    return loop.history
+
+
+def _epochs(loop: TrainState, epochs, train, labels, val, val_labels, hooks, objective, call, amp, scaler, moved: bool,
+            dynamic: bool, channels_last: bool, n_train: int, device: torch.device) -> None:
+    """The epochs of :func:`fit` (its prepared step, data and hooks)."""
+    model, optimizer, t = loop.model, loop.optimizer, loop.config.train
+    rank, world = distributed.rank(), distributed.world_size()
+    logged_terms = operator.attrgetter(*LOGGED[1:])  # the per-example terms of a step, in LOGGED order
     for epoch in epochs:
         start, cpu_start = time.perf_counter(), time.process_time()
         losses, terms = [], []
@@ -441,6 +492,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
                    **{f"train_{k}": v / seen
                       for k, v in zip(LOGGED, distributed.all_reduce_sum(torch.stack(sums).float()).tolist())},
                    **schedule}
+        model.eval()  # once for validation and the metrics hooks (KL diagnostics)
         if val is not None and len(val):
             # the objective being trained, with its full weights (warm-up over) and the capacity reached
             final = {"capacity": capacity_at(t, loop.step)} if t.capacity_max > 0 else {}
@@ -452,6 +504,7 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
                 loop.bad_epochs += 1
         for hook in hooks:
             getattr(hook, "metrics", lambda *_: None)(loop, metrics)
+        model.train()
         metrics["time"] = time.perf_counter() - start
         metrics["cpu_time"] = time.process_time() - cpu_start
         loop.history.append(metrics)
@@ -461,11 +514,3 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
             getattr(hook, "epoch_end", lambda *_: None)(loop)
         if loop.stopped_early:
             break
-    for hook in hooks:
-        getattr(hook, "close", lambda *_: None)(loop)
-    for cast in casts:
-        cast.remove()
-    if t.patience > 0 and loop.best is not None:
-        model.load_state_dict(loop.best)
-    model.eval()
-    return loop.history
