@@ -91,6 +91,13 @@ for _name, _entry in {
     "vampprior": ModelEntry(_M + "vampprior:VampPrior", "elbo", "VAE with a VampPrior (Tomczak & Welling 2018)"),
     "mixture-prior": ModelEntry(_M + "mixture_prior:MixturePriorVAE", "elbo",
                                 "VAE with a learned Gaussian-mixture prior"),
+    "wae": ModelEntry(_M + "wae:WAE", "mmd", "WAE-MMD, IMQ kernel (Tolstikhin et al. 2018)", stochastic=False,
+                      tractable_likelihood=False),
+    "wae-rbf": ModelEntry(_M + "wae:WAERBF", "mmd", "WAE-MMD, RBF kernel (Tolstikhin et al. 2018)", stochastic=False,
+                          tractable_likelihood=False),
+    "infovae": ModelEntry(_M + "infovae:InfoVAE", "mmd", "InfoVAE-MMD (Zhao et al. 2019)"),
+    "swae": ModelEntry(_M + "swae:SWAE", "sliced-wasserstein", "sliced-Wasserstein AE (Kolouri et al. 2019)",
+                       stochastic=False, tractable_likelihood=False),
 }.items():
     register_model(_name, _entry)
 

@@ -38,10 +38,30 @@ def _self_supervised(config, dataset_size: int):
     return SelfSupervised(config.train.rho)
 
 
+def _mmd(config, dataset_size: int):
+    from .mmd import MMDRegularised
+    from .settings import model_options
+
+    o = model_options(config)
+    if "alpha" in o:  # InfoVAE (Zhao et al. 2019, eq. 6): KL weight 1 − α, MMD weight α + λ − 1
+        return MMDRegularised(o["alpha"] + o["lbd"] - 1, o["kernel"], tuple(o["scales"]), 1 - o["alpha"])
+    return MMDRegularised(o["reg_weight"], o["kernel"], tuple(o["scales"]))
+
+
+def _sliced(config, dataset_size: int):
+    from .settings import model_options
+    from .sliced import SlicedWasserstein
+
+    o = model_options(config)
+    return SlicedWasserstein(o["reg_weight"], o["num_projections"], o["p"])
+
+
 #: objective family name (a :class:`~vaekit.registry.ModelEntry`'s ``objective``) -> builder
 #: ``(config, dataset_size) -> objective``. A model file may register its own family here, or give
 #: its entry the builder itself.
 OBJECTIVES = {"elbo": _elbo, "betatc": _betatc, "coupling": _coupling, "self-supervised": _self_supervised}
+OBJECTIVES["mmd"] = _mmd
+OBJECTIVES["sliced-wasserstein"] = _sliced
 
 
 def build_objective(config, dataset_size: int = 0):
