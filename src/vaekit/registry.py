@@ -98,6 +98,8 @@ for _name, _entry in {
     "infovae": ModelEntry(_M + "infovae:InfoVAE", "mmd", "InfoVAE-MMD (Zhao et al. 2019)"),
     "swae": ModelEntry(_M + "swae:SWAE", "sliced-wasserstein", "sliced-Wasserstein AE (Kolouri et al. 2019)",
                        stochastic=False, tractable_likelihood=False),
+    "rae-l2": ModelEntry(_M + "rae:RAE", "rae", "RAE-L2 (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
+    "rae-gp": ModelEntry(_M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
 }.items():
     register_model(_name, _entry)
 

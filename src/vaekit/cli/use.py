@@ -34,6 +34,8 @@ class SampleArgs(Checked):
     """Seed of the prior draws."""
     label: Annotated[Optional[int], NONNEGATIVE] = None
     """Class to sample (conditional models); without it a CVAE writes one row per class from the same draws."""
+    sampler: Optional[str] = None
+    """Latent sampler: prior (the model's own), normal (N(0, I)), gmm, two-stage or maf (fitted on the run's training codes); default: the model's (gmm for an RAE, else prior)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +76,11 @@ def sample(args: SampleArgs) -> None:
         save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
                                title="one row per class, the same z in each column")
         return
-    x = condition(model, args.label).sample(args.n, args.temperature, generator=generator)
+    name = args.sampler or getattr(model, "default_sampler", "prior")
+    if name == "prior":
+        x = condition(model, args.label).sample(args.n, args.temperature, generator=generator)
+    else:
+        x = _fitted_sample(args, model, name, generator)
     scaler = io.load_scaler(args.run)
     x = scaler.inverse_transform(x) if scaler is not None else x  # tabular runs: back to feature units
     suffix = "" if args.label is None else f"-label{args.label}"
@@ -89,6 +95,24 @@ def sample(args: SampleArgs) -> None:
     else:
         raise ValueError(f"--output must end in .png or .npy, got {out.name}")
     say(f"written: {out} ({args.n} samples)")
+
+
+def _fitted_sample(args: SampleArgs, model, name: str, generator: torch.Generator) -> torch.Tensor:
+    """Decoder means of ``args.n`` draws of the sampler ``name`` fitted on the run's training codes."""
+    from ..data import splits
+    from ..evaluation.samplers import SAMPLERS, fit_sampler, generate
+
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown --sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+    if args.temperature != 1.0 and name != "normal":
+        raise ValueError(f"--temperature applies to the prior and normal samplers, not to {name!r}")
+    options = {"temperature": args.temperature} if name == "normal" else {}
+    x_train = None
+    if SAMPLERS[name].needs_data:
+        config = io.load_config(args.run)
+        x_train = splits.prepare(io.load_run_split(args.run, config, "train").x, config)
+    sampler = fit_sampler(name, model, x_train, **options)
+    return generate(model, sampler, args.n, generator)
 
 
 def score(args: ScoreArgs) -> None:

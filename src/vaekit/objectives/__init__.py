@@ -64,6 +64,17 @@ OBJECTIVES["mmd"] = _mmd
 OBJECTIVES["sliced-wasserstein"] = _sliced
 
 
+def _rae(config, dataset_size: int):
+    from .rae import RAELoss
+    from .settings import model_options
+
+    o = model_options(config)
+    return RAELoss(o["embedding_weight"], o["reg_weight"], config.model.entry.load().regulariser)
+
+
+OBJECTIVES["rae"] = _rae
+
+
 def build_objective(config, dataset_size: int = 0):
     """The training objective of a :class:`~vaekit.config.Config` (model name + train settings): the
     builder its registry entry names (:data:`OBJECTIVES`) or brings (a callable).
