@@ -10,7 +10,7 @@ import torch
 import contract
 from vaekit.config import Config
 from vaekit.objectives import build_objective
-from vaekit.objectives.rae import RAELoss, decoder_l2, jacobian_norm
+from vaekit.objectives.rae_terms import RAELoss, decoder_l2, jacobian_norm
 
 
 class Linear(torch.nn.Module):

@@ -99,6 +99,7 @@ for _name, _entry in {
     "swae": ModelEntry(_M + "swae:SWAE", "sliced-wasserstein", "sliced-Wasserstein AE (Kolouri et al. 2019)",
                        stochastic=False, tractable_likelihood=False),
     "rae-l2": ModelEntry(_M + "rae:RAE", "rae", "RAE-L2 (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
+    "logcosh-vae": ModelEntry(_M + "logcosh:LogCoshVAE", "elbo", "VAE with the log-cosh reconstruction density"),
     "rae-gp": ModelEntry(_M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
 }.items():
     register_model(_name, _entry)

@@ -92,8 +92,12 @@ def _draw_chunks(num_samples: int, batch: int, data_size: int, max_memory_mb: fl
 
 
 def _fused(model) -> bool:
-    """True when the decoder's output feeds a head whose log-density is fused (:func:`_log_density`)."""
+    """True when the decoder's output feeds a head whose log-density is fused (:func:`_log_density`):
+    a model that overrides ``decode`` (e.g. the LogCosh-VAE, whose p(x|z) is not its head's) never is."""
+    from ..models import AE
+
     return (not getattr(model, "conditional", False) and hasattr(model, "decoder")
+            and getattr(type(model), "decode", None) is AE.decode
             and isinstance(model.likelihood, (Bernoulli, Gaussian)))
 
 

@@ -41,6 +41,20 @@ def training_codes(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tens
     return codes.float()
 
 
+def _train(parameters, loss, y: torch.Tensor, epochs: int, lr: float, seed: int) -> None:
+    """Adam on ``loss(batch)`` over shuffled batches of ``y`` for ``epochs`` (global RNG forked, seeded)."""
+    parameters = list(parameters)
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(epochs):
+            for idx in torch.randperm(len(y)).split(BATCH_SIZE):
+                optimizer.zero_grad()
+                loss(y[idx]).backward()
+                torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+                optimizer.step()
+
+
 class LatentSampler:
     """A distribution over z: :meth:`fit` it on a model and data, :meth:`sample` codes."""
 
@@ -127,7 +141,7 @@ class GaussianMixtureSampler(LatentSampler):
 
 class TwoStageSampler(LatentSampler):
     """A second VAE on the codes (Dai & Wipf 2019, sec. 4): an MLP VAE with ``latent_dim`` equal to
-    the codes', a Gaussian decoder of learned scale γ, trained with vaekit's loop for ``epochs``;
+    the codes', a Gaussian decoder of learned scale γ, trained on the ELBO with Adam for ``epochs``;
     z = decoder mean of u ~ N(0, I). The codes are standardised per dimension first (undone on
     sampling). The decoder mean loses the variance of γ, which shrinks with training (Dai & Wipf,
     Theorem 5): short fits under-disperse (on a 2-D mixture the sample std is 0.73× the codes'
@@ -135,21 +149,22 @@ class TwoStageSampler(LatentSampler):
 
     name = "two-stage"
 
-    def __init__(self, hidden: tuple = (256, 256), epochs: int = 2 * EPOCHS, seed: int = 0):
-        self.hidden, self.epochs, self.seed = tuple(hidden), int(epochs), int(seed)
+    def __init__(self, hidden: tuple = (256, 256), epochs: int = 2 * EPOCHS, lr: float = 1e-3, seed: int = 0):
+        self.hidden, self.epochs, self.lr, self.seed = tuple(hidden), int(epochs), float(lr), int(seed)
 
     def _fit(self, codes):
         from ..config import Config
         from ..models import build_model
-        from ..training import fit
+        from ..objectives import ELBO
 
         self.loc, self.scale = codes.mean(0), codes.std(0).clamp_min(1e-6)
         y = (codes - self.loc) / self.scale
         config = Config.from_flat(model="vae", net="mlp", likelihood="gaussian", likelihood_scale="learned",
-                                  latent_dim=codes.shape[1], hidden=self.hidden, epochs=self.epochs,
-                                  batch_size=BATCH_SIZE, seed=self.seed, binarize="none", decoder_activation="identity")
+                                  latent_dim=codes.shape[1], hidden=self.hidden, decoder_activation="identity")
         self.second = build_model(config.model, (codes.shape[1],), unit_interval=False, seed=self.seed)
-        fit(self.second, y, config)
+        objective = ELBO()
+        _train(self.second.parameters(), lambda batch: objective(self.second, batch).loss, y, self.epochs, self.lr,
+               self.seed)
         self.second.eval()
 
     @torch.no_grad()
@@ -176,14 +191,8 @@ class MAFSampler(LatentSampler):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.flow = zuko.flows.MAF(codes.shape[1], transforms=self.transforms, hidden_features=self.hidden)
-            optimizer = torch.optim.Adam(self.flow.parameters(), lr=self.lr)
-            for _ in range(self.epochs):
-                for idx in torch.randperm(len(y)).split(BATCH_SIZE):
-                    loss = -self.flow().log_prob(y[idx]).mean()
-                    optimizer.zero_grad()
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.flow.parameters(), 5.0)
-                    optimizer.step()
+        _train(self.flow.parameters(), lambda batch: -self.flow().log_prob(batch).mean(), y, self.epochs, self.lr,
+               self.seed)
         self.flow.eval()
 
     @torch.no_grad()

@@ -12,7 +12,7 @@ from .wae import check_positive
 
 class RAE(AE):
     """RAE (Ghosh et al. 2020, eq. 11): a deterministic autoencoder trained with
-    −log p(x|z) + β·½‖z‖² + λ·L_REG (:class:`vaekit.objectives.rae.RAELoss`); L_REG is the decoder's
+    −log p(x|z) + β·½‖z‖² + λ·L_REG (:class:`vaekit.objectives.rae_terms.RAELoss`); L_REG is the decoder's
     L2 weight norm (RAE-L2, this class) or its gradient penalty (RAE-GP, :class:`RAEGP`). The L2
     penalty is part of the loss (not an optimizer weight decay), so the one optimizer trains it.
 
@@ -47,7 +47,7 @@ class RAE(AE):
 
 class RAEGP(RAE):
     """RAE-GP (Ghosh et al. 2020, sec. 2.2): :class:`RAE` with the decoder's gradient penalty
-    ‖∂g(z)/∂z‖²_F at the codes (Hutchinson's estimate, :func:`vaekit.objectives.rae.jacobian_norm`)
+    ‖∂g(z)/∂z‖²_F at the codes (Hutchinson's estimate, :func:`vaekit.objectives.rae_terms.jacobian_norm`)
     instead of its L2 weight norm."""
 
     regulariser = "gp"

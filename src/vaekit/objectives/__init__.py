@@ -65,7 +65,7 @@ OBJECTIVES["sliced-wasserstein"] = _sliced
 
 
 def _rae(config, dataset_size: int):
-    from .rae import RAELoss
+    from .rae_terms import RAELoss
     from .settings import model_options
 
     o = model_options(config)
