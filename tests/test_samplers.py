@@ -1,11 +1,11 @@
 """Latent samplers (vaekit.evaluation.samplers): each fitted sampler recovers the distribution of
 known codes, the prior sampler is the model's prior, and ``vaekit sample --sampler`` runs them."""
 
+import contract
 import numpy as np
 import pytest
 import torch
 
-import contract
 from vaekit.evaluation.samplers import SAMPLERS, fit_sampler, generate, training_codes
 
 

@@ -3,11 +3,11 @@ exact Jacobian norm of a linear decoder, and training + ex-post GMM sampling fro
 
 import json
 
+import contract
 import numpy as np
 import pytest
 import torch
 
-import contract
 from vaekit.config import Config
 from vaekit.objectives import build_objective
 from vaekit.objectives.rae_terms import RAELoss, decoder_l2, jacobian_norm

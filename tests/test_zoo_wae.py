@@ -3,11 +3,11 @@ and scipy, the objectives' weights, and that the regulariser pulls the codes to 
 
 import math
 
+import contract
 import numpy as np
 import pytest
 import torch
 
-import contract
 from vaekit.config import Config
 from vaekit.models import build_model
 from vaekit.objectives import build_objective
@@ -21,7 +21,7 @@ def test_mmd_is_the_unbiased_u_statistic_of_a_brute_force_double_sum():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(7, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64) + 1
     for kernel, k in (("imq", lambda d2, c: c / (c + d2)), ("rbf", lambda d2, c: np.exp(-d2 / c))):
-        def gram(a, b):
+        def gram(a, b, k=k):
             d2 = cdist(a.numpy(), b.numpy(), "sqeuclidean")
             return sum(k(d2, 2 * 3 * s) for s in (0.5, 1.0, 2.0))
         kxx, kyy, kxy = gram(x, x), gram(y, y), gram(x, y)

@@ -100,6 +100,8 @@ for _name, _entry in {
                        stochastic=False, tractable_likelihood=False),
     "rae-l2": ModelEntry(_M + "rae:RAE", "rae", "RAE-L2 (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
     "logcosh-vae": ModelEntry(_M + "logcosh:LogCoshVAE", "elbo", "VAE with the log-cosh reconstruction density"),
+    "msssim-vae": ModelEntry(_M + "msssim:MSSSIMVAE", "elbo", "VAE with the MS-SSIM reconstruction score (Snell et al. 2017)",
+                             tractable_likelihood=False),
     "rae-gp": ModelEntry(_M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
 }.items():
     register_model(_name, _entry)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -26,15 +26,15 @@ class SampleArgs(Checked):
     """Run folder."""
     n: Annotated[int, Range(1, 10000)] = 64
     """Number of samples."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """.png or .npy file (default RUN/samples-<n>.png)."""
     temperature: Annotated[float, Range(0, 1000, low_open=True)] = 1.0
     """Prior standard deviation multiplier."""
     seed: Annotated[int, SEED] = 0
     """Seed of the prior draws."""
-    label: Annotated[Optional[int], NONNEGATIVE] = None
+    label: Annotated[int | None, NONNEGATIVE] = None
     """Class to sample (conditional models); without it a CVAE writes one row per class from the same draws."""
-    sampler: Optional[str] = None
+    sampler: str | None = None
     """Latent sampler: prior (the model's own), normal (N(0, I)), gmm, two-stage or maf (fitted on the run's training codes); default: the model's (gmm for an RAE, else prior)."""
 
 
@@ -46,17 +46,17 @@ class ScoreArgs(Checked):
     """Run folder (vaekit train) or folder of a saved vaekit.AnomalyDetector."""
     input: str
     """Rows to score: .csv (header optional), .npy or .npz, with the features the model was trained on."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), pvalue (conformal), outlier (1/0)."""
-    score: Optional[str] = None
+    score: str | None = None
     """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
-    fpr: Annotated[Optional[float], Range(0, 1, low_open=True, high_open=True)] = None
+    fpr: Annotated[float | None, Range(0, 1, low_open=True, high_open=True)] = None
     """False-alarm rate: flag rows whose conformal p-value is <= this (default 0.05; a run is calibrated on its validation split)."""
-    threshold: Annotated[Optional[float], FINITE] = None
+    threshold: Annotated[float | None, FINITE] = None
     """Use this score threshold instead (rows scoring below it are outliers; no p-values)."""
-    num_samples: Annotated[Optional[int], COUNT] = None
+    num_samples: Annotated[int | None, COUNT] = None
     """Monte Carlo samples L per row (default 10, An & Cho 2015)."""
-    label_column: Optional[str] = None
+    label_column: str | None = None
     """CSV column (name or index) or NPZ key holding a label, left out of the features."""
     progress: bool = True
     """Show a progress bar."""

@@ -61,7 +61,7 @@ class LatentSampler:
     name = ""
     needs_data = True
 
-    def fit(self, model, x: torch.Tensor | None = None) -> "LatentSampler":
+    def fit(self, model, x: torch.Tensor | None = None) -> LatentSampler:
         self.latent_dim = model.latent_dim
         if self.needs_data:
             if x is None or not torch.is_tensor(x) or len(x) < 2:

@@ -9,6 +9,7 @@ density it defines (:class:`LogCosh`), so the ELBO and the IS log-likelihood are
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -33,7 +34,7 @@ class LogCosh(Distribution):
         loc: μ, any shape. scale: s > 0, broadcastable. alpha: α > 0 (sharpness; 10 in PyTorch-VAE).
     """
 
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    arg_constraints: ClassVar[dict] = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, alpha: float = 10.0, validate_args=None):

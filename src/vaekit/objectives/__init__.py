@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from .betatc import BetaTC
 from .coupling import Coupling, SelfSupervised
-from .elbo import ELBO, IWAE, elbo, elbo_terms, iwae_bound, log_importance_weights, log_weights
+from .elbo import (
+    ELBO,
+    IWAE,
+    elbo,
+    elbo_terms,
+    iwae_bound,
+    log_importance_weights,
+    log_weights,
+)
 from .terms import Forward, LossTerms, forward, kl_to_prior
 
 #: The smooth-encoder / AVAE terms each coupling model adds to the ELBO.
@@ -98,6 +106,22 @@ def build_objective(config, dataset_size: int = 0):
     return OBJECTIVES[family](config, dataset_size)
 
 
-__all__ = ["OBJECTIVES", "BetaTC", "COUPLING_TERMS", "Coupling", "ELBO", "Forward", "IWAE", "LossTerms", "SelfSupervised",
-           "build_objective", "elbo", "elbo_terms", "forward", "iwae_bound", "kl_to_prior", "log_importance_weights",
-           "log_weights"]
+__all__ = [
+    "COUPLING_TERMS",
+    "ELBO",
+    "IWAE",
+    "OBJECTIVES",
+    "BetaTC",
+    "Coupling",
+    "Forward",
+    "LossTerms",
+    "SelfSupervised",
+    "build_objective",
+    "elbo",
+    "elbo_terms",
+    "forward",
+    "iwae_bound",
+    "kl_to_prior",
+    "log_importance_weights",
+    "log_weights",
+]

@@ -26,6 +26,7 @@ from torch.distributions import Normal
 
 from .elbo import _terms
 from .terms import LossTerms, forward, kl_to_prior
+
 #: Rows of the (M, M, latent_dim) density matrix computed at once.
 _ROW_CHUNK = 256
 

@@ -73,7 +73,7 @@ def mmd_unbiased(x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scales=S
     kxx = kernel_matrix(x, x, kernel, scales, prior_variance)
     kyy = kernel_matrix(y, y, kernel, scales, prior_variance)
     kxy = kernel_matrix(x, y, kernel, scales, prior_variance)
-    off = lambda k, size: (k.sum() - k.diagonal().sum()) / (size * (size - 1))  # noqa: E731
+    off = lambda k, size: (k.sum() - k.diagonal().sum()) / (size * (size - 1))
     return off(kxx, n) + off(kyy, m) - 2 * kxy.mean()
 
 
