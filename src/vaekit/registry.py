@@ -102,6 +102,9 @@ for _name, _entry in {
     "logcosh-vae": ModelEntry(_M + "logcosh:LogCoshVAE", "elbo", "VAE with the log-cosh reconstruction density"),
     "msssim-vae": ModelEntry(_M + "msssim:MSSSIMVAE", "elbo", "VAE with the MS-SSIM reconstruction score (Snell et al. 2017)",
                              tractable_likelihood=False),
+    "factorvae": ModelEntry(_M + "factorvae:FactorVAE", "factor", "FactorVAE (Kim & Mnih 2018)"),
+    "dip-vae-i": ModelEntry(_M + "dipvae:DIPVAE", "dip", "DIP-VAE-I (Kumar et al. 2018)"),
+    "dip-vae-ii": ModelEntry(_M + "dipvae:DIPVAEII", "dip", "DIP-VAE-II (Kumar et al. 2018)"),
     "rae-gp": ModelEntry(_M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
 }.items():
     register_model(_name, _entry)

@@ -83,6 +83,26 @@ def _rae(config, dataset_size: int):
 OBJECTIVES["rae"] = _rae
 
 
+def _dip(config, dataset_size: int):
+    from .dip import DIP
+    from .settings import model_options
+
+    o, cls = model_options(config), config.model.entry.load()
+    lambda_d = cls.diagonal_ratio * o["lambda_od"] if o["lambda_d"] is None else o["lambda_d"]
+    return DIP(o["lambda_od"], lambda_d, cls.kind, config.train.beta)
+
+
+def _factor(config, dataset_size: int):
+    from .factor import FactorLoss
+    from .settings import model_options
+
+    return FactorLoss(model_options(config)["gamma"], config.train.beta)
+
+
+OBJECTIVES["dip"] = _dip
+OBJECTIVES["factor"] = _factor
+
+
 def build_objective(config, dataset_size: int = 0):
     """The training objective of a :class:`~vaekit.config.Config` (model name + train settings): the
     builder its registry entry names (:data:`OBJECTIVES`) or brings (a callable).
