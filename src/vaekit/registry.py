@@ -105,6 +105,8 @@ for _name, _entry in {
     "factorvae": ModelEntry(_M + "factorvae:FactorVAE", "factor", "FactorVAE (Kim & Mnih 2018)"),
     "dip-vae-i": ModelEntry(_M + "dipvae:DIPVAE", "dip", "DIP-VAE-I (Kumar et al. 2018)"),
     "dip-vae-ii": ModelEntry(_M + "dipvae:DIPVAEII", "dip", "DIP-VAE-II (Kumar et al. 2018)"),
+    "aae": ModelEntry(_M + "aae:AdversarialAE", "adversarial", "adversarial autoencoder (Makhzani et al. 2016)",
+                      stochastic=False, tractable_likelihood=False),
     "rae-gp": ModelEntry(_M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
 }.items():
     register_model(_name, _entry)

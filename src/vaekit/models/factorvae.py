@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..distributions import Likelihood
+from .discriminator import call_detached, check_hidden, mlp_discriminator
 from .vae import VAE
 
 
@@ -44,15 +45,8 @@ class FactorVAE(VAE):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
             raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")
-        if not isinstance(disc_hidden, (list, tuple)) or not disc_hidden or not all(
-                isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in disc_hidden):
-            raise ValueError(f"disc_hidden must be a non-empty list of positive integers, got {disc_hidden!r}")
-        self.gamma, self.disc_hidden = float(gamma), tuple(disc_hidden)
-        layers, width = [], self.latent_dim
-        for h in self.disc_hidden:
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
-            width = h
-        self.discriminator = nn.Sequential(*layers, nn.Linear(width, 1))
+        self.gamma, self.disc_hidden = float(gamma), check_hidden(disc_hidden)
+        self.discriminator = mlp_discriminator(self.latent_dim, self.disc_hidden)
 
     def extra_config(self) -> dict:
         """γ and D's widths."""
@@ -61,7 +55,4 @@ class FactorVAE(VAE):
     def tc_logits(self, z: torch.Tensor, detach_discriminator: bool = False) -> torch.Tensor:
         """D's logits log D(z)/(1 − D(z)) ``(batch,)`` for codes ``z`` ``(batch, d)``; with
         ``detach_discriminator`` the gradient reaches z only, not D's parameters."""
-        if not detach_discriminator:
-            return self.discriminator(z).squeeze(-1)
-        params = {k: v.detach() for k, v in self.discriminator.named_parameters()}
-        return torch.func.functional_call(self.discriminator, params, (z,)).squeeze(-1)
+        return (call_detached(self.discriminator, z) if detach_discriminator else self.discriminator(z)).squeeze(-1)

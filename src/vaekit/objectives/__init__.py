@@ -99,6 +99,14 @@ def _factor(config, dataset_size: int):
     return FactorLoss(model_options(config)["gamma"], config.train.beta)
 
 
+def _adversarial(config, dataset_size: int):
+    from .adversarial import AdversarialLoss
+    from .settings import model_options
+
+    return AdversarialLoss(model_options(config)["reg_weight"])
+
+
+OBJECTIVES["adversarial"] = _adversarial
 OBJECTIVES["dip"] = _dip
 OBJECTIVES["factor"] = _factor
 
