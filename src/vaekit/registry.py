@@ -107,6 +107,8 @@ for _name, _entry in {
     "dip-vae-ii": ModelEntry(_M + "dipvae:DIPVAEII", "dip", "DIP-VAE-II (Kumar et al. 2018)"),
     "aae": ModelEntry(_M + "aae:AdversarialAE", "adversarial", "adversarial autoencoder (Makhzani et al. 2016)",
                       stochastic=False, tractable_likelihood=False),
+    "vqvae": ModelEntry(_M + "vqvae:VQVAE", "vq", "VQ-VAE with EMA codebook and an autoregressive code prior "
+                        "(van den Oord et al. 2017)", stochastic=False, tractable_likelihood=False),
     "rae-gp": ModelEntry(_M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
 }.items():
     register_model(_name, _entry)

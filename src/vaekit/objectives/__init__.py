@@ -106,7 +106,15 @@ def _adversarial(config, dataset_size: int):
     return AdversarialLoss(model_options(config)["reg_weight"])
 
 
+def _vq(config, dataset_size: int):
+    from .settings import model_options
+    from .vq import VQLoss
+
+    return VQLoss(model_options(config)["commitment"])
+
+
 OBJECTIVES["adversarial"] = _adversarial
+OBJECTIVES["vq"] = _vq
 OBJECTIVES["dip"] = _dip
 OBJECTIVES["factor"] = _factor
 
