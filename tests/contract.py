@@ -20,8 +20,19 @@ SHAPES = {"mlp": (1, 8, 8), "conv": (3, 28, 28), "tabular": (5,)}
 
 
 def cases(names):
-    """(model, likelihood, shape) triples of the contract for the model ``names``."""
-    return list(itertools.product(sorted(names), LIKELIHOODS, SHAPES))
+    """(model, likelihood, shape) triples of the contract for the model ``names``, less those the
+    model refuses (:meth:`vaekit.models.AE.refuses`: e.g. the MS-SSIM VAE takes images only)."""
+    return [(m, l, s) for m, l, s in itertools.product(sorted(names), LIKELIHOODS, SHAPES) if takes(m, l, s)]
+
+
+def takes(model_name, likelihood, shape_key):
+    """Whether the model can be built for the contract's ``likelihood`` and shape ``shape_key``."""
+    return MODELS[model_name].load().refuses(SHAPES[shape_key], likelihood[1]) is None
+
+
+def model_shapes(names):
+    """(model, shape) pairs of the contract (Bernoulli head) for the model ``names``."""
+    return [(m, s) for m, s in itertools.product(sorted(names), SHAPES) if takes(m, ("bernoulli", 1.0), s)]
 
 
 #: options that keep the contract's models small (each model's own settings)

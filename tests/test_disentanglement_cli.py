@@ -38,13 +38,16 @@ def test_evaluate_disentanglement_needs_factors(tmp_path, capsys):
 def test_benchmark_configs_share_everything_but_the_objective():
     configs = benchmark_configs()
     assert "benchmark disentanglement" in COMMANDS and "evaluate disentanglement" in COMMANDS
-    assert [c.train.beta for c in configs.values()] == [1.0, 4.0, 6.0, 2.6]
+    assert {k: configs[k].train.beta for k in ("vae", "beta-vae", "beta-tcvae", "capacity-vae")} == {
+        "vae": 1.0, "beta-vae": 4.0, "beta-tcvae": 6.0, "capacity-vae": 2.6}
+    assert [configs[k].model.name for k in ("factor-vae", "dip-vae-i", "dip-vae-ii")] == ["factorvae", "dip-vae-i",
+                                                                                           "dip-vae-ii"]
     assert configs["beta-tcvae"].model.name == "betatc" and configs["capacity-vae"].train.capacity_max == 25.0
     assert {c.model.net for c in configs.values()} == {"conv"} and configs["vae"].data.image_size == 32
     shared = {k for k in configs["vae"].to_flat() if k not in ("model", "beta", "capacity_max", "capacity_steps")}
     assert all(c.to_flat()[k] == configs["vae"].to_flat()[k] for c in configs.values() for k in shared)
     sweep = spec(seeds=(0, 1, 2, 3, 4))
-    assert len(sweep.points()) == 20 and sweep.arms["vae"] == {}
+    assert len(sweep.points()) == 5 * len(configs) and sweep.arms["vae"] == {}
     assert sweep.arms["beta-tcvae"] == {"model": "betatc", "beta": 6.0}
 
 

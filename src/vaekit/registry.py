@@ -101,6 +101,25 @@ for _name, _entry in {
     "hyperspherical": ModelEntry(_M + "hyperspherical:HypersphericalVAE", "elbo",
                                  "S-VAE, von Mises-Fisher posterior, uniform prior (Davidson et al. 2018)"),
     "piwae": ModelEntry(_M + "importance_weighted:ImportanceWeightedVAE", "piwae", "VAE trained with PIWAE(M, K) (Rainforth et al. 2018)"),
+    "wae": ModelEntry(_M + "wae:WAE", "mmd", "WAE-MMD, IMQ kernel (Tolstikhin et al. 2018)", stochastic=False,
+                      tractable_likelihood=False),
+    "wae-rbf": ModelEntry(_M + "wae:WAERBF", "mmd", "WAE-MMD, RBF kernel (Tolstikhin et al. 2018)", stochastic=False,
+                          tractable_likelihood=False),
+    "infovae": ModelEntry(_M + "infovae:InfoVAE", "mmd", "InfoVAE-MMD (Zhao et al. 2019)"),
+    "swae": ModelEntry(_M + "swae:SWAE", "sliced-wasserstein", "sliced-Wasserstein AE (Kolouri et al. 2019)",
+                       stochastic=False, tractable_likelihood=False),
+    "rae-l2": ModelEntry(_M + "rae:RAE", "rae", "RAE-L2 (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
+    "logcosh-vae": ModelEntry(_M + "logcosh:LogCoshVAE", "elbo", "VAE with the log-cosh reconstruction density"),
+    "msssim-vae": ModelEntry(_M + "msssim:MSSSIMVAE", "elbo", "VAE with the MS-SSIM reconstruction score (Snell et al. 2017)",
+                             tractable_likelihood=False),
+    "factorvae": ModelEntry(_M + "factorvae:FactorVAE", "factor", "FactorVAE (Kim & Mnih 2018)"),
+    "dip-vae-i": ModelEntry(_M + "dipvae:DIPVAE", "dip", "DIP-VAE-I (Kumar et al. 2018)"),
+    "dip-vae-ii": ModelEntry(_M + "dipvae:DIPVAEII", "dip", "DIP-VAE-II (Kumar et al. 2018)"),
+    "aae": ModelEntry(_M + "aae:AdversarialAE", "adversarial", "adversarial autoencoder (Makhzani et al. 2016)",
+                      stochastic=False, tractable_likelihood=False),
+    "vqvae": ModelEntry(_M + "vqvae:VQVAE", "vq", "VQ-VAE with EMA codebook and an autoregressive code prior "
+                        "(van den Oord et al. 2017)", stochastic=False, tractable_likelihood=False),
+    "rae-gp": ModelEntry(_M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
 }.items():
     register_model(_name, _entry)
 

@@ -39,6 +39,9 @@ MODELS = {
     "beta-vae": {"model": "vae", "beta": 4.0},
     "beta-tcvae": {"model": "betatc", "beta": 6.0},
     "capacity-vae": {"model": "vae", "capacity_max": 25.0},  # beta (γ) from capacity_gamma(), per scale
+    "factor-vae": {"model": "factorvae"},  # γ = 10 (Kim & Mnih 2018 sweep 10-100 on dSprites)
+    "dip-vae-i": {"model": "dip-vae-i"},  # λ_od = 10, λ_d = 100 (Kumar et al. 2018, sec. 4: λ_d = 10 λ_od)
+    "dip-vae-ii": {"model": "dip-vae-ii"},  # λ_od = λ_d = 10
 }
 
 #: Burgess et al. 2018's dSprites setting (sec. 5 and appendix A.1): γ = 1000 on 64×64 images,
@@ -95,7 +98,7 @@ SEEDS = (0, 1, 2, 3, 4)
 
 def benchmark_configs(data: str = "dsprites-synthetic", data_dir: str = "data", full: bool = False,
                       seed: int = 0, latent_dim: int = 10, epochs: int | None = None) -> dict[str, Config]:
-    """The four configs of the benchmark: same net, data, optimiser and budget; the capacity
+    """The configs of the benchmark, one per model of :data:`MODELS`: same net, data, optimiser and budget; the capacity
     reaches 25 nats (Burgess et al. 2018, dSprites) after two thirds of the steps, with γ (the
     capacity model's ``beta``) from :func:`capacity_gamma` for the image size and that anneal (times
     :data:`SAFETY` below the paper's budget: 2.6 on the CPU scale, 1000 with ``full``)."""

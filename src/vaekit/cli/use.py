@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ class SampleArgs(Checked):
     """Run folder."""
     n: Annotated[int, Range(1, 10000)] = 64
     """Number of samples."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """.png or .npy file (default RUN/samples-<n>.png)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
@@ -35,8 +35,10 @@ class SampleArgs(Checked):
     """Prior standard deviation multiplier."""
     seed: Annotated[int, SEED] = 0
     """Seed of the prior draws."""
-    label: Annotated[Optional[int], NONNEGATIVE] = None
+    label: Annotated[int | None, NONNEGATIVE] = None
     """Class to sample (conditional models); without it a CVAE writes one row per class from the same draws."""
+    sampler: str | None = None
+    """Latent sampler: prior (the model's own), normal (N(0, I)), gmm, two-stage or maf (fitted on the run's training codes); default: the model's (gmm for an RAE, else prior)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,19 +49,19 @@ class ScoreArgs(Checked):
     """Run folder (vaekit train) or folder of a saved vaekit.AnomalyDetector."""
     input: str
     """Rows to score: .csv (header optional), .npy or .npz, with the features the model was trained on."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), pvalue (conformal), outlier (1/0)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
     score: Optional[str] = None
     """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
-    fpr: Annotated[Optional[float], Range(0, 1, low_open=True, high_open=True)] = None
+    fpr: Annotated[float | None, Range(0, 1, low_open=True, high_open=True)] = None
     """False-alarm rate: flag rows whose conformal p-value is <= this (default 0.05; a run is calibrated on its validation split)."""
-    threshold: Annotated[Optional[float], FINITE] = None
+    threshold: Annotated[float | None, FINITE] = None
     """Use this score threshold instead (rows scoring below it are outliers; no p-values)."""
     num_samples: Annotated[Optional[int], NUM_SAMPLES] = None
     """Monte Carlo samples L per row (default 10, An & Cho 2015)."""
-    label_column: Optional[str] = None
+    label_column: str | None = None
     """CSV column (name or index) or NPZ key holding a label, left out of the features."""
     progress: bool = True
     """Show a progress bar."""
@@ -79,7 +81,11 @@ def sample(args: SampleArgs) -> None:
         save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
                                title="one row per class, the same z in each column")
         return
-    x = condition(model, args.label).sample(args.n, args.temperature, generator=generator)
+    name = args.sampler or getattr(model, "default_sampler", "prior")
+    if name == "prior":
+        x = condition(model, args.label).sample(args.n, args.temperature, generator=generator)
+    else:
+        x = _fitted_sample(args, model, name, generator)
     scaler = io.load_scaler(args.run)
     x = scaler.inverse_transform(x) if scaler is not None else x  # tabular runs: back to feature units
     suffix = "" if args.label is None else f"-label{args.label}"
@@ -93,6 +99,24 @@ def sample(args: SampleArgs) -> None:
     else:
         raise ValueError(f"--output must end in .png or .npy, got {out.name}")
     say(f"written: {out} ({args.n} samples)")
+
+
+def _fitted_sample(args: SampleArgs, model, name: str, generator: torch.Generator) -> torch.Tensor:
+    """Decoder means of ``args.n`` draws of the sampler ``name`` fitted on the run's training codes."""
+    from ..data import splits
+    from ..evaluation.samplers import SAMPLERS, fit_sampler, generate
+
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown --sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+    if args.temperature != 1.0 and name != "normal":
+        raise ValueError(f"--temperature applies to the prior and normal samplers, not to {name!r}")
+    options = {"temperature": args.temperature} if name == "normal" else {}
+    x_train = None
+    if SAMPLERS[name].needs_data:
+        config = io.load_config(args.run)
+        x_train = splits.prepare(io.load_run_split(args.run, config, "train").x, config)
+    sampler = fit_sampler(name, model, x_train, **options)
+    return generate(model, sampler, args.n, generator)
 
 
 def score(args: ScoreArgs) -> None:

@@ -92,8 +92,12 @@ def _draw_chunks(num_samples: int, batch: int, data_size: int, max_memory_mb: fl
 
 
 def _fused(model) -> bool:
-    """True when the decoder's output feeds a head whose log-density is fused (:func:`_log_density`)."""
+    """True when the decoder's output feeds a head whose log-density is fused (:func:`_log_density`):
+    a model that overrides ``decode`` (e.g. the LogCosh-VAE, whose p(x|z) is not its head's) never is."""
+    from ..models import AE
+
     return (not getattr(model, "conditional", False) and hasattr(model, "decoder")
+            and getattr(type(model), "decode", None) is AE.decode
             and isinstance(model.likelihood, (Bernoulli, Gaussian)))
 
 
@@ -267,18 +271,30 @@ def _evaluate(model, x: torch.Tensor, num_samples: int, batch_size: int) -> dict
             kl_dims.append(per_dim.sum(0))
     n = len(x)
     result = {key: v / n for key, v in sums.items()}
-    if model.stochastic:
+    bound = model.stochastic and tractable(model)
+    if bound:
         result["elbo"] = result["reconstruction"] - result["kl"]
-    else:
+    if not model.stochastic:
         del result["kl"]
     mu = torch.cat(means)
     result["active_units"] = int((mu.var(0, unbiased=True) > 0.01).sum()) if n > 1 else 0
     if model.stochastic:
         if kl_dims:  # a prior with dependent dimensions has no per-dimension KL
             result["kl_per_dim"] = (torch.stack(kl_dims).sum(0) / n).tolist()
+    if bound:
         result["log_likelihood"] = log_likelihood(model, x, num_samples, batch_size=batch_size).mean().item()
     model.train(was_training)
     return result
+
+
+def tractable(model) -> bool:
+    """Whether a model's registry entry says it has a likelihood bound (``tractable_likelihood``; e.g.
+    the MS-SSIM VAE's reconstruction score is not a normalised density, so its "ELBO" bounds nothing).
+    A model built from custom modules, outside the registry, is taken to have one."""
+    from ..registry import MODELS
+
+    entry = MODELS.get(getattr(getattr(model, "config", None), "name", None))
+    return entry is None or entry.tractable_likelihood
 
 
 #: Units of the numbers :func:`evaluate` reports, written beside them in summary.json.

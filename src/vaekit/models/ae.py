@@ -10,7 +10,13 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from ..distributions import Deterministic, Likelihood, StandardNormal, build_likelihood, sample_prior
+from ..distributions import (
+    Deterministic,
+    Likelihood,
+    StandardNormal,
+    build_likelihood,
+    sample_prior,
+)
 from ..nets import build_nets
 
 
@@ -55,6 +61,13 @@ class AE(nn.Module):
         self.register_buffer("prior_loc", torch.zeros(self.latent_dim), persistent=False)
         self.register_buffer("prior_scale", torch.ones(self.latent_dim), persistent=False)
 
+    @classmethod
+    def refuses(cls, data_shape, likelihood_scale) -> str | None:
+        """Why this model cannot be built for examples of ``data_shape`` with the head's
+        ``likelihood_scale`` (a float or "learned"), or None when it can (every model but a few: the
+        MS-SSIM VAE takes images and no learned scale). The contract suite skips refused cases."""
+        return None
+
     def extra_config(self) -> dict:
         """Keyword arguments, beyond the config and data shape, that :func:`build_model` needs to rebuild this model."""
         return {}
@@ -72,7 +85,7 @@ class AE(nn.Module):
                           **cls.net_options(**kwargs))
 
     @classmethod
-    def from_config(cls, config, data_shape, *, trust_code: bool | None = None, **kwargs) -> "AE":
+    def from_config(cls, config, data_shape, *, trust_code: bool | None = None, **kwargs) -> AE:
         """Build the model from a resolved :class:`~vaekit.config.ModelConfig` (see
         :func:`vaekit.models.build_model`, which seeds, checks the size and resolves the config first).
         ``kwargs``: the model's options (``config.options``) and saved extras (:meth:`extra_config`)."""

@@ -79,7 +79,7 @@ class CVAE(VAE):
         params = self.decoder(z.reshape(-1, z.shape[-1]), onehot.reshape(-1, self.num_classes))
         return self.likelihood(params.reshape(*lead, *params.shape[1:]))
 
-    def condition(self, c) -> "Conditioned":
+    def condition(self, c) -> Conditioned:
         """This model with c fixed: an object with the unconditional API (encode(x), decode(z),
         transform, reconstruct, sample, prior, ...), so that every objective and evaluation
         written for p(x) works on p(x|c) unchanged."""

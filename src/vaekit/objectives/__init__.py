@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from .betatc import BetaTC
 from .coupling import Coupling, SelfSupervised
-from .elbo import ELBO, IWAE, elbo, elbo_terms, iwae_bound, log_importance_weights, log_weights
+from .elbo import (
+    ELBO,
+    IWAE,
+    elbo,
+    elbo_terms,
+    iwae_bound,
+    log_importance_weights,
+    log_weights,
+)
 from .terms import Forward, LossTerms, forward, kl_to_prior
 from .hvae import HVAEBound
 from .hvae import build_objective as _hvae
@@ -42,12 +50,79 @@ def _self_supervised(config, dataset_size: int):
     return SelfSupervised(config.train.rho)
 
 
+def _mmd(config, dataset_size: int):
+    from .mmd import MMDRegularised
+    from .settings import model_options
+
+    o = model_options(config)
+    if "alpha" in o:  # InfoVAE (Zhao et al. 2019, eq. 6): KL weight 1 − α, MMD weight α + λ − 1
+        return MMDRegularised(o["alpha"] + o["lbd"] - 1, o["kernel"], tuple(o["scales"]), 1 - o["alpha"])
+    return MMDRegularised(o["reg_weight"], o["kernel"], tuple(o["scales"]))
+
+
+def _sliced(config, dataset_size: int):
+    from .settings import model_options
+    from .sliced import SlicedWasserstein
+
+    o = model_options(config)
+    return SlicedWasserstein(o["reg_weight"], o["num_projections"], o["p"])
+
+
 #: objective family name (a :class:`~vaekit.registry.ModelEntry`'s ``objective``) -> builder
 #: ``(config, dataset_size) -> objective``. A model file may register its own family here, or give
 #: its entry the builder itself.
 OBJECTIVES = {"elbo": _elbo, "betatc": _betatc, "coupling": _coupling, "self-supervised": _self_supervised}
 OBJECTIVES.update({kind: _tighter(kind) for kind in ("miwae", "ciwae", "piwae")})
 OBJECTIVES["hvae"] = _hvae
+OBJECTIVES["mmd"] = _mmd
+OBJECTIVES["sliced-wasserstein"] = _sliced
+
+
+def _rae(config, dataset_size: int):
+    from .rae_terms import RAELoss
+    from .settings import model_options
+
+    o = model_options(config)
+    return RAELoss(o["embedding_weight"], o["reg_weight"], config.model.entry.load().regulariser)
+
+
+OBJECTIVES["rae"] = _rae
+
+
+def _dip(config, dataset_size: int):
+    from .dip import DIP
+    from .settings import model_options
+
+    o, cls = model_options(config), config.model.entry.load()
+    lambda_d = cls.diagonal_ratio * o["lambda_od"] if o["lambda_d"] is None else o["lambda_d"]
+    return DIP(o["lambda_od"], lambda_d, cls.kind, config.train.beta)
+
+
+def _factor(config, dataset_size: int):
+    from .factor import FactorLoss
+    from .settings import model_options
+
+    return FactorLoss(model_options(config)["gamma"], config.train.beta)
+
+
+def _adversarial(config, dataset_size: int):
+    from .adversarial import AdversarialLoss
+    from .settings import model_options
+
+    return AdversarialLoss(model_options(config)["reg_weight"])
+
+
+def _vq(config, dataset_size: int):
+    from .settings import model_options
+    from .vq import VQLoss
+
+    return VQLoss(model_options(config)["commitment"])
+
+
+OBJECTIVES["adversarial"] = _adversarial
+OBJECTIVES["vq"] = _vq
+OBJECTIVES["dip"] = _dip
+OBJECTIVES["factor"] = _factor
 
 
 def build_objective(config, dataset_size: int = 0):
@@ -73,7 +148,24 @@ def build_objective(config, dataset_size: int = 0):
     return OBJECTIVES[family](config, dataset_size)
 
 
-__all__ = ["OBJECTIVES", "BetaTC", "COUPLING_TERMS", "Coupling", "ELBO", "Forward", "IWAE", "LossTerms", "SelfSupervised",
-           "build_objective", "elbo", "elbo_terms", "forward", "iwae_bound", "kl_to_prior", "log_importance_weights",
-           "log_weights"]
+__all__ = [
+    "COUPLING_TERMS",
+    "ELBO",
+    "IWAE",
+    "OBJECTIVES",
+    "BetaTC",
+    "Coupling",
+    "Forward",
+    "LossTerms",
+    "SelfSupervised",
+    "build_objective",
+    "elbo",
+    "elbo_terms",
+    "forward",
+    "iwae_bound",
+    "kl_to_prior",
+    "log_importance_weights",
+    "log_weights",
+]
 __all__ += ["HVAEBound", "TighterBound"]
+

@@ -25,6 +25,7 @@ import torch
 
 from .elbo import _terms
 from .terms import LossTerms, forward, kl_to_prior
+
 #: Rows of the (M, M, latent_dim) density matrix computed at once.
 _ROW_CHUNK = 256
 _HALF_LOG_2PI = math.log(math.sqrt(2 * math.pi))

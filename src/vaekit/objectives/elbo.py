@@ -13,6 +13,7 @@ import torch
 
 from .terms import LossTerms, forward, kl_to_prior
 
+
 def check_data(model, x) -> None:
     """Check ``x`` at the API boundary before a bound is computed on it: a tensor, finite, and in
     the support of the model's likelihood (values in [0, 1] for Bernoulli heads; see
