@@ -8,7 +8,7 @@ Compares, in one process and alternating rounds (the machine is shared; the rati
              (a 256-vector per row instead of the 784x256 first layer; same iterates to 1e-4)
 at several chunk sizes. Writes seconds per row (100 steps) and the speed-up to --output.
 
-    python benchmarks/regret_speed.py --rows 64 --rounds 2 --output benchmarks/results/regret_speed.json
+    python benchmarks/regret_speed.py --rows 32 --rounds 1 --chunks 32 --output benchmarks/results/regret_speed.json
 """
 
 from __future__ import annotations
