@@ -48,10 +48,10 @@ def likelihood_regret(model, x: torch.Tensor, num_steps: int = 100, lr: float | 
         method: "encoder" (Algorithm 1, fine-tune a copy of the encoder per x, no clamp) or
             "posterior" (optimise the per-example q(z|x) parameters; regret clamped at 0).
         chunk_size: examples fine-tuned at once by "encoder" (memory: ~4 copies of the encoder's
-            weights per example); None = 256 when the first-layer reduction applies (binary x, an MLP
-            encoder: ~0.3 MB per example for the benchmark's encoder), else 64. Larger chunks spread
-            the per-step Python overhead: 0.18 s of CPU per row at 256 against 0.44 at 32
-            (benchmarks/regret_speed.py). The scores do not depend on it.
+            weights per example); None = 32 when the first-layer reduction applies (binary x, an MLP
+            encoder), else 64. 32 rows of the benchmark's encoder (~9 MB of weights) stay in cache:
+            0.10 s of CPU per row at 32 against 0.18 at 256 (benchmarks/regret_speed.py). The scores
+            do not depend on it.
 
     Returns:
         ``(batch,)`` −LR(x) in nats per example; higher = more in-distribution.
@@ -65,7 +65,7 @@ def likelihood_regret(model, x: torch.Tensor, num_steps: int = 100, lr: float | 
         raise ValueError(f"unknown likelihood-regret method {method!r}; choose one of: {', '.join(METHODS)}")
     lr = DEFAULT_LR[method] if lr is None else lr
     if chunk_size is None:
-        chunk_size = 64 if method == "posterior" or _binary_first_layer(model.encoder, x) is None else 256
+        chunk_size = 64 if method == "posterior" or _binary_first_layer(model.encoder, x) is None else 32
     if num_steps < 1 or num_samples < 1 or not lr > 0 or chunk_size < 1:
         raise ValueError(f"need num_steps >= 1, num_samples >= 1, lr > 0 and chunk_size >= 1; got {num_steps}, "
                          f"{num_samples}, {lr}, {chunk_size}")
