@@ -388,3 +388,7 @@ def test_benchmark_one_class_mnist_tasks_use_the_real_subset():
         assert task.train.shape == (400, 1, 28, 28) and torch.equal(task.test, test.x)
         assert task.is_anomaly.sum() == 900 and not task.is_anomaly[test.labels["digit"].numpy() == k].any()
     assert len(TASKS["mnist"](Args(datasets=("mnist",), classes=(3,), train_size=50))[0].train) == 50
+    from vaekit.benchmarks.anomaly import units
+
+    every = units(Args(datasets=("mnist",), classes=(0, 7)))
+    assert len(every) == 2 * 4 * 3 and every[-1][2] == "nsf" and {u[1] for u in every} == {"0", "7"}

@@ -283,7 +283,7 @@ def units(args: Args) -> list[tuple[str, str, str, int]]:
     :data:`LAST` pairs after all others."""
     names = {"digits": [str(k) for k in args.classes], "digits-flat": [str(k) for k in args.classes],
              "breast-cancer": ["malignant"],
-             "fashion-mnist": [str(k) for k in args.classes]}
+             "fashion-mnist": [str(k) for k in args.classes], "mnist": [str(k) for k in args.classes]}
     every = [(d, t, f, s) for s in args.seeds for d in args.datasets for t in names[d] for f in args.families]
     return sorted(every, key=lambda u: (u[0], u[2]) in LAST)  # stable: the order within each group is kept
 
