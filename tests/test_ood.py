@@ -250,6 +250,11 @@ def test_benchmark_ood_mnist_in_distribution_and_as_ood_set(tmp_path, capsys):
     torch.testing.assert_close(sets["mnist"].sort(0).values, data["mnist"]["test"].sort(0).values)  # MNIST's test images
     with pytest.raises(ValueError, match="posterior"):
         bench.run(dataclasses.replace(args, posteriors=("laplace",)))
+    # --collect-only: the finished seed only, nothing computed; nothing finished -> a clear error
+    collected = bench.run(dataclasses.replace(args, seeds=(0, 1), collect_only=True))
+    assert collected["seeds_finished"] == {"mnist": [0]} and len(collected["rows"]) == len(results["rows"])
+    with pytest.raises(ValueError, match="no finished unit"):
+        bench.run(dataclasses.replace(args, seeds=(1,), collect_only=True))
 
 
 def test_benchmark_metrics_and_interval():

@@ -123,6 +123,8 @@ class Args:
     """α of the typicality test's bootstrap threshold (its false-alarm rate on in-distribution batches)."""
     progress: bool = False
     """Show progress bars."""
+    collect_only: bool = False
+    """Compute nothing: write the report from the units already in OUTPUT/scores/ (e.g. the seeds an interrupted run finished)."""
 
 
 def digits_28(split: str) -> torch.Tensor:
@@ -238,7 +240,7 @@ def _fingerprint(args: Args, name: str) -> str:
     """The settings the scores of in-distribution ``name`` depend on (a cached unit computed under other settings
     is recomputed); the other in-distribution sets of the call and their epochs do not count."""
     keep = {k: v for k, v in dataclasses.asdict(args).items()
-            if k not in ("output_dir", "data_dir", "seeds", "progress", "in_distributions", "epochs")}
+            if k not in ("output_dir", "data_dir", "seeds", "progress", "in_distributions", "epochs", "collect_only")}
     keep["epochs"] = dict(zip(args.in_distributions, args.epochs))[name]
     return json.dumps(keep, sort_keys=True)
 
@@ -263,6 +265,8 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
     for seed in args.seeds:  # seed-major: an interrupted run has whole seeds
         for name in args.in_distributions:
             path = _cache(args, name, seed)
+            if not _cached(path, args, name) and args.collect_only:
+                continue
             if not _cached(path, args, name):
                 t0 = time.perf_counter()
                 scores = unit_scores(name, seed, data, args)
@@ -278,9 +282,12 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
             tests += typicality_rows(name, seed, path)
             with np.load(path) as f:
                 unit_seconds += float(f["_time_s"]) if "_time_s" in f.files else 0.0
+    if not rows:
+        raise ValueError(f"no finished unit in {Path(args.output_dir) / 'scores'} under these settings to collect")
     results = {"rows": rows, "typicality_tests": tests, "command": command, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "time_s": round(time.perf_counter() - start, 1), "units_time_s": round(unit_seconds, 1),
-               "settings": dataclasses.asdict(args), "model": MODEL}
+               "settings": dataclasses.asdict(args), "model": MODEL,
+               "seeds_finished": {name: sorted({r["seed"] for r in rows if r["in"] == name}) for name in args.in_distributions}}
     write_report(results, args)
     return results
 
