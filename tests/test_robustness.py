@@ -172,7 +172,7 @@ def test_color_mnist_from_idx_files(tmp_path):
     for prefix, n in (("train", 5), ("t10k", 3)):
         write_idx(tmp_path / "mnist" / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
         write_idx(tmp_path / "mnist" / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n, dtype=np.uint8))
-    ds = data.load("color-mnist", "test", data_dir=tmp_path, download=False)
+    ds = data.load("color-mnist-full", "test", data_dir=tmp_path, download=False)
     assert ds.x.shape == (21, 3, 28, 28) and ds.labels["color"].max() == 6
 
 

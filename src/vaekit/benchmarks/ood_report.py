@@ -118,7 +118,7 @@ def histograms(results: dict, args, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    name, seed = args.in_distributions[0], args.seeds[0]
+    name, seed = results["rows"][0]["in"], results["rows"][0]["seed"]  # the first unit computed (or collected)
     with np.load(Path(args.output_dir) / "scores" / f"{name}-seed{seed}.npz") as f:
         scores = {key: f[key] for key in f.files if not key.startswith("_")}
     best = best_method(results, name)

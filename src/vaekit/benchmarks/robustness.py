@@ -64,6 +64,7 @@ BASE = {
                         likelihood_scale=math.sqrt(0.5), decoder_activation="sigmoid", lr=1e-3, batch_size=64,
                         rho=0.975, epochs=10, eval_num_samples=100),
 }
+BASE["color-mnist-full"] = BASE["color-mnist"]
 DEFAULT_EPSILONS = (0.0, 0.02, 0.05, 0.1, 0.2)
 
 
@@ -124,7 +125,7 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
     """Train every row of :data:`ROWS` with one base config and write the table and figures.
 
     Args:
-        data: "color-digits" (offline) or "color-mnist" (needs the MNIST files).
+        data: "color-digits", "color-mnist" (offline) or "color-mnist-full" (needs the MNIST files).
         out_dir: folder for ``runs/``, ``results.json``, ``results.md``, ``accuracy_bars.png``,
             ``accuracy_vs_epsilon.png`` and ``consistency.png``.
         epsilons: radii of the ε sweep (the table shows 0.1 and 0.2 when present).

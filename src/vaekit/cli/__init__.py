@@ -69,7 +69,7 @@ COMMANDS: dict[str, Command] = {
     "ood": Command("cli.ood", "OODArgs", "ood",
                    "Out-of-distribution scores of every row of a file under a trained VAE run: a CSV of index, score, ood."),
     "benchmark ood": Command("benchmarks.ood", "Args", "run_cli",
-                             "Benchmark OOD scores (likelihood, likelihood ratio, typicality, WAIC, likelihood regret, BVAE ESS) on Fashion-MNIST and digits-28."),
+                             "Benchmark OOD scores (likelihood, likelihood ratio, typicality, WAIC, likelihood regret, BVAE ESS) on Fashion-MNIST and MNIST (and digits-28)."),
     "benchmark disentanglement": Command("cli.benchmark", "BenchmarkDisentanglementArgs", "benchmark_disentanglement",
                                          "Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE on dSprites and report every disentanglement metric."),
     "benchmark robustness": Command("cli.robustness", "BenchmarkRobustnessArgs", "benchmark_robustness",

