@@ -21,7 +21,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from vaekit import data, io
-from vaekit.reporting import runs
+from vaekit.reporting.outputs import write_outputs
+from vaekit.run import train
 from vaekit.reporting import report
 from vaekit.config import Config
 
@@ -55,8 +56,7 @@ def main() -> None:
             folder = Path(args.runs_dir) / f"{model_name}-seed{seed}"
             config = Config.from_flat(model=model_name, latent_dim=8, epochs=args.epochs, seed=seed)
             start = time.perf_counter()
-            summary = runs.train_run(config, io.create_run_dir(args.runs_dir, folder.name, config, overwrite=True),
-                                     progress=False)
+            summary = train(config, io.RunFolder(folder, overwrite=True), progress=False, outputs=[write_outputs])
             wall = time.perf_counter() - start
             start = time.perf_counter()
             report.write_report(folder)

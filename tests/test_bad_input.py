@@ -232,12 +232,12 @@ def test_resume_removes_stale_temporary_files(run, tmp_path, capsys):
 
 
 def test_ctrl_c_during_resume_names_the_resume_command(run, tmp_path, capsys, monkeypatch):
-    from vaekit.reporting import runs
+    from vaekit import run as run_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs, "train_run", interrupted)
+    monkeypatch.setattr(run_module, "train", interrupted)
     code, _, err = run_cli(["train", "--resume", run, "--no-progress"], capsys)
     assert code == 130 and f"vaekit train --resume {run}" in err and len(err.strip().splitlines()) == 1
 
@@ -424,7 +424,7 @@ def test_a_full_disk_names_the_file_and_the_resume_command(run, tmp_path, capsys
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(io.os, "fsync", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)
     line = error_line(*run_cli(["train", "--resume", copy, "--epochs", "2", "--no-progress"], capsys))
     assert str(checkpoint) in line and "No space left on device" in line
     assert f"vaekit train --resume {copy}" in line

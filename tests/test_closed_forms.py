@@ -11,7 +11,7 @@ from torch import nn
 
 from vaekit import VAE, Gaussian, elbo, iwae_bound
 from vaekit.config import Config
-from vaekit.distributions import Bernoulli, ContinuousBernoulli, diagonal_normal, standard_normal
+from vaekit.distributions import Bernoulli, ContinuousBernoulli, StandardNormal, diagonal_normal
 from vaekit.evaluation import log_likelihood
 from vaekit.models import build_model
 
@@ -19,7 +19,7 @@ from vaekit.models import build_model
 def test_kl_matches_monte_carlo():
     g = torch.Generator().manual_seed(0)
     loc, scale = torch.randn(3, 4, generator=g), torch.rand(3, 4, generator=g) + 0.3
-    q, p = diagonal_normal(loc, scale), standard_normal(4)
+    q, p = diagonal_normal(loc, scale), StandardNormal(torch.zeros(4), torch.ones(4))
     closed = torch.distributions.kl_divergence(q, p)
     torch.manual_seed(0)
     z = q.sample((200_000,))
@@ -140,7 +140,7 @@ def test_fast_prior_kl_matches_the_generic_one():
     q = diagonal_normal(torch.randn(5, 4, generator=g), torch.rand(5, 4, generator=g) + 0.1)
     generic = torch.distributions.kl_divergence(
         torch.distributions.Normal(q.base_dist.loc, q.base_dist.scale), torch.distributions.Normal(0.0, 1.0)).sum(-1)
-    torch.testing.assert_close(torch.distributions.kl_divergence(q, standard_normal(4)), generic)
+    torch.testing.assert_close(torch.distributions.kl_divergence(q, StandardNormal(torch.zeros(4), torch.ones(4))), generic)
 
 
 def test_lean_distributions_are_torchs_own_numbers():
@@ -167,7 +167,7 @@ def test_lean_distributions_are_torchs_own_numbers():
     expanded, reference = ours.expand((2, 6)), theirs.expand((2, 6))
     assert isinstance(expanded, DiagonalNormal) and expanded.batch_shape == reference.batch_shape
     assert torch.equal(expanded.log_prob(loc), reference.log_prob(loc))
-    prior = standard_normal(3)
+    prior = StandardNormal(torch.zeros(3), torch.ones(3))
     assert (prior.batch_shape, prior.event_shape) == (torch.Size(), torch.Size([3]))
     assert prior.expand((4,)).batch_shape == (4,)
 

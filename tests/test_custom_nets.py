@@ -107,7 +107,7 @@ def test_contract_shapes_gradients_and_exact_round_trip(user_nets, tmp_path, mod
     model = vaekit.build_model(config.model, shape, trust_code=True, **extra, seed=config.train.seed)
     assert type(model.encoder).__module__ == MODULE and type(model.decoder).__name__ == "Decoder"
     assert model.encoder.body[0].out_features == 24 and model.decoder.net[0].out_features == 20  # kwargs reached them
-    view = model.given(1) if model.conditional else model
+    view = model.condition(1) if model.conditional else model
     x = torch.rand(4, *shape, generator=torch.Generator().manual_seed(0))
     q = view.encode(x)
     assert q.mean.shape == (4, 3) and view.decode(q.rsample((2,))).log_prob(x).shape == (2, 4)
@@ -120,7 +120,7 @@ def test_contract_shapes_gradients_and_exact_round_trip(user_nets, tmp_path, mod
     io.save(model, tmp_path / "m")
     assert io.load_config(tmp_path / "m").model.encoder == spec("Encoder", width=24)  # plain JSON in config.json
     loaded = io.load(tmp_path / "m", trust_code=True)
-    lview = loaded.given(1) if loaded.conditional else loaded
+    lview = loaded.condition(1) if loaded.conditional else loaded
     model.eval()
     torch.testing.assert_close(lview.transform(x), view.transform(x), rtol=0, atol=0)
     z = torch.randn(3, 3)

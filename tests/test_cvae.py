@@ -11,7 +11,7 @@ from vaekit import build_model, data, fit, io
 from vaekit.training import Checkpoint
 from vaekit.config import Config
 from vaekit.evaluation import evaluate, evaluate_conditional
-from vaekit.models import CVAE, given
+from vaekit.models import CVAE, condition
 from vaekit.data.splits import condition_labels, resolve_condition
 
 torch.set_num_threads(1)
@@ -99,7 +99,7 @@ def test_condition_formats_and_errors():
     with pytest.raises(TypeError, match="condition c must be"):
         model.transform(x, "three")
     with pytest.raises(ValueError, match="conditional: pass the class labels"):
-        given(model)
+        condition(model)
     with pytest.raises(ValueError, match="num_classes >= 2"):
         build_model(model.config, SHAPE, num_classes=1)
 

@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 from vaekit import Config, build_model, fit
 from vaekit.training import Checkpoint
 from vaekit.runtime import distributed
-from vaekit.reporting import runs
+from vaekit import run
+from vaekit.reporting.outputs import write_outputs
 from vaekit.data.splits import load_dataset, prepare, split_validation
 from vaekit.options import RunOptions
 
@@ -137,7 +138,7 @@ def _worker(rank: int, port: int, out: str):
         io.atomic_write = files.atomic_write = recording_write
         distributed.shard = recording_shard
         config = Config.from_flat(epochs=2, batch_size=32, eval_num_samples=20, **TINY)
-        summary = runs.train_run(config, out / "run", progress=False, options=cpu)
+        summary = run.train(config, out / "run", progress=False, options=cpu, outputs=[write_outputs])
         io.atomic_write = files.atomic_write = real_write
         distributed.shard = real_shard
         (out / f"writes{rank}.json").write_text(json.dumps(written))

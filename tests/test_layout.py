@@ -99,6 +99,46 @@ def test_evaluation_does_not_import_training():
     assert not leaks, leaks
 
 
+def reached(name: str) -> set[str]:
+    """Every vaekit module ``name`` imports, directly or through others (at the top or inside functions)."""
+    seen, todo = set(), [name]
+    while todo:
+        for nxt in GRAPH[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_evaluation_never_reaches_the_benchmarks():
+    """Evaluating a run needs no benchmark protocol: evaluation/ reaches no module of benchmarks/
+    (sweeps included), and neither does any ``vaekit evaluate ...`` command; the protocols sit on top
+    and only call down."""
+    from vaekit.cli import COMMANDS
+
+    leaks = {a: sorted(b for b in reached(a) if b.startswith("vaekit.benchmarks"))
+             for a in GRAPH if a.startswith("vaekit.evaluation")}
+    assert not any(leaks.values()), {a: b for a, b in leaks.items() if b}
+    evaluate = {f"vaekit.{c.module}" for name, c in COMMANDS.items() if name.split()[0] == "evaluate"}
+    assert evaluate == {"vaekit.cli.evaluate"}, evaluate
+    for module in evaluate:
+        assert not [b for b in reached(module) if b.startswith("vaekit.benchmarks")], module
+
+
+def test_train_goes_straight_down():
+    """``vaekit train``: the CLI opens one RunFolder and calls one ``vaekit.run.train``; the run
+    imports no reporting (figures and report come in as its outputs) and only io owns the folder."""
+    assert "vaekit.reporting.runs" not in MODULES  # the old second way to train is gone
+    run = reached("vaekit.run")
+    assert not [m for m in run if m.startswith(("vaekit.reporting", "vaekit.benchmarks", "vaekit.cli"))], run
+    called = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+              for module in ("vaekit.run", "vaekit.cli.train")
+              for node in ast.walk(ast.parse(MODULES[module].read_text())) if isinstance(node, ast.Call)}
+    # RunFolder locks, creates and cleans up, once; fit applies the threads, once
+    assert not called & {"hold_run", "discard_unstarted", "create_run_dir", "clean_stale_files",
+                         "apply_threads"}, called
+    assert {"RunFolder", "in_runs_dir", "train"} <= called
+
+
 def test_config_imports_no_torch():
     """``import vaekit.config`` reads the registry (plain data), never torch."""
     code = "import sys, vaekit.config; print('torch' in sys.modules)"
@@ -108,18 +148,20 @@ def test_config_imports_no_torch():
 
 
 def test_registry_names_match_the_classes():
-    """The torch-free registry and the classes that build its names agree: the same model names,
-    each name's graph mapped to a class with the same capabilities, the same likelihood and
-    precision names."""
+    """The one torch-free model registry agrees with the classes it names: each entry loads a class
+    whose capabilities (stochastic, conditional) are the entry's; the likelihood and precision names
+    match their builders. Five registry names are one now (no ModelKind/ModelSpec/MODEL_KINDS/CLASSES)."""
+    import vaekit.models as models
     from vaekit.distributions import LIKELIHOODS
-    from vaekit.models import CLASSES, MODELS
-    from vaekit.registry import LIKELIHOOD_NAMES, MODEL_KINDS, PRECISION_NAMES
+    from vaekit.registry import LIKELIHOOD_NAMES, MODELS, PRECISION_NAMES
     from vaekit.runtime import PRECISIONS
 
-    assert set(MODELS) == set(MODEL_KINDS) and set(CLASSES) == {k.graph for k in MODEL_KINDS.values()}
-    for name, kind in MODEL_KINDS.items():
-        spec = MODELS[name]
-        assert (spec.stochastic, spec.conditional) == (kind.stochastic, kind.conditional), name
+    assert models.MODELS is MODELS
+    for gone in ("ModelKind", "ModelSpec", "MODEL_KINDS", "CLASSES"):
+        assert not hasattr(models, gone) and not hasattr(__import__("vaekit.registry").registry, gone), gone
+    for name, entry in MODELS.items():
+        cls = entry.load()
+        assert (cls.stochastic, cls.conditional) == (entry.stochastic, entry.conditional), name
     assert set(LIKELIHOODS) == set(LIKELIHOOD_NAMES) and set(PRECISIONS) == set(PRECISION_NAMES)
 
 

@@ -14,7 +14,7 @@ import torch
 from vaekit import Config, build_model
 from vaekit.evaluation import log_likelihood
 from vaekit.evaluation.likelihood import decoder_rows
-from vaekit.models import given
+from vaekit.models import condition
 
 
 def _chunk_sizes(total, chunk):
@@ -70,9 +70,9 @@ def test_conditional_view_same_estimate():
                         seed=1, num_classes=3).eval()
     x = (torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     torch.manual_seed(3)
-    expected = reference_log_likelihood(given(model, 2), x, 200, max_memory_mb=1e6)
+    expected = reference_log_likelihood(condition(model, 2), x, 200, max_memory_mb=1e6)
     torch.manual_seed(3)
-    fast = log_likelihood(given(model, 2), x, 200)
+    fast = log_likelihood(condition(model, 2), x, 200)
     assert abs(fast.mean().item() - expected.mean().item()) <= 1e-5
 
 

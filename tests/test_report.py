@@ -16,7 +16,9 @@ import pytest
 import torch
 
 from vaekit import io
-from vaekit.reporting import runs
+from vaekit.reporting import tracking
+from vaekit.reporting.outputs import write_outputs
+from vaekit.run import train
 from vaekit.reporting import report
 from vaekit.config import Config
 
@@ -65,7 +67,7 @@ def run_dir(tmp_path_factory):
     """A tiny VAE on the digits (latent_dim 3: principal grid), with an extra evaluation result."""
     folder = tmp_path_factory.mktemp("runs") / "vae-digits"
     config = Config.from_flat(model="vae", latent_dim=3, hidden=(64,), epochs=3, eval_num_samples=10)
-    runs.train_run(config, folder, progress=False)
+    train(config, folder, progress=False, outputs=[write_outputs])
     io.write_json(folder / "evaluation-k50.json", {"test": {"log_likelihood": -31.25}, "num_samples": 50})
     report.write_report(folder)
     return folder
@@ -112,7 +114,8 @@ def test_image_check_catches_a_broken_image(run_dir, tmp_path):
 @needs_chromium
 def test_comparison_page_renders(run_dir, tmp_path):
     other = tmp_path / "ae-digits"
-    runs.train_run(Config.from_flat(model="ae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5), other, progress=False)
+    train(Config.from_flat(model="ae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5), other, progress=False,
+          outputs=[write_outputs])
     out = report.write_comparison([run_dir, other], tmp_path / "comparison.html")
     statuses = image_status(out, tmp_path)
     assert len(statuses) == 2 and all(s["ok"] for s in statuses)
@@ -138,7 +141,7 @@ def test_tensorboard_logger_writes_scalars_and_images(tmp_path):
 
     folder = tmp_path / "tb"
     config = Config.from_flat(model="cvae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5)
-    runs.train_run(config, folder, progress=False, logger="tensorboard")
+    train(config, folder, progress=False, tracker=tracking.build_logger("tensorboard"), outputs=[write_outputs])
     assert len((folder / "metrics.jsonl").read_text().splitlines()) == 2
     events = EventAccumulator(str(folder / "tensorboard"), size_guidance={"images": 0}).Reload()
     tags = events.Tags()
@@ -152,5 +155,5 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     config = Config.from_flat(model="vae", latent_dim=2, hidden=(16,), epochs=1, eval_num_samples=2)
     with pytest.raises(ImportError, match="pip install tensorboard"):
-        runs.train_run(config, tmp_path / "run", progress=False, logger="tensorboard")
+        train(config, tmp_path / "run", progress=False, tracker=tracking.build_logger("tensorboard"))
     assert not (tmp_path / "run").exists()  # failed before writing anything

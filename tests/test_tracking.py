@@ -12,12 +12,19 @@ from pathlib import Path
 import pytest
 
 from vaekit import io
-from vaekit.reporting import runs
 from vaekit._version import __version__
 from vaekit.cli import main
 from vaekit.config import Config
 from vaekit.reporting import tracking
 from vaekit.reporting.tracking import STATE, Logger, numeric_items, param_value
+from vaekit.io import RunFolder
+from vaekit.reporting.outputs import write_outputs
+from vaekit.run import train
+
+
+def train_tracked(config, folder, logger):
+    """A run as ``vaekit train --logger LOGGER`` makes it: the tracker, figures and report."""
+    return train(config, folder, progress=False, tracker=tracking.build_logger(logger), outputs=[write_outputs])
 
 CONFIG = Config.from_flat(latent_dim=2, hidden=(16,), epochs=2, eval_num_samples=5)
 FILES = {"report.html", "summary.json", "model.safetensors", "config.json", "metrics.jsonl", "loss_curves.png",
@@ -65,7 +72,7 @@ def test_mlflow_run_read_back_matches_the_run_folder(mlflow_runs, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     run_dir = mlflow_runs / "a"
-    summary = runs.train_run(CONFIG, run_dir, progress=False, logger="mlflow")
+    summary = train_tracked(CONFIG, run_dir, "mlflow")
     assert (mlflow_runs / "mlflow.db").is_file()  # embedded store beside the run folders
     run_id = state(run_dir)["mlflow"]["run_id"]
     assert summary["tracking"]["run_id"] == run_id
@@ -95,10 +102,10 @@ def test_mlflow_run_read_back_matches_the_run_folder(mlflow_runs, monkeypatch):
 def test_mlflow_resume_continues_the_same_run(mlflow_runs, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     run_dir = mlflow_runs / "resumed"
-    runs.train_run(CONFIG.replace(epochs=1), run_dir, progress=False, logger="mlflow")
+    train_tracked(CONFIG.replace(epochs=1), run_dir, "mlflow")
     run_id = state(run_dir)["mlflow"]["run_id"]
     assert tracking.stored_logger(run_dir) == "mlflow"
-    runs.train_run(None, run_dir, resume=True, epochs=3, progress=False)  # no logger given: the run's own
+    train_tracked(None, RunFolder(run_dir, resume=True, epochs=3), tracking.stored_logger(run_dir))  # the run's own
     assert state(run_dir)["mlflow"] == {**state(run_dir)["mlflow"], "run_id": run_id, "last_epoch": 3}
     client = client_of(mlflow_runs)
     run = client.get_run(run_id)
@@ -113,7 +120,7 @@ def test_mlflow_resume_continues_the_same_run(mlflow_runs, monkeypatch):
     saved = state(run_dir)
     saved["mlflow"]["run_id"] = "0" * 32
     (run_dir / STATE).write_text(json.dumps(saved))
-    runs.train_run(None, run_dir, resume=True, progress=False, logger="mlflow")
+    train_tracked(None, run_dir, "mlflow")
     new_id = state(run_dir)["mlflow"]["run_id"]
     assert new_id != run_id and metric_series(client, new_id, expected) == expected
 
@@ -203,9 +210,9 @@ def wandb_offline(monkeypatch):
 
 def test_wandb_offline_run_holds_the_metrics(tmp_path, wandb_offline):
     run_dir = tmp_path / "w"
-    runs.train_run(CONFIG.replace(epochs=1), run_dir, progress=False, logger="wandb")
+    train_tracked(CONFIG.replace(epochs=1), run_dir, "wandb")
     run_id = state(run_dir)["wandb"]["id"]
-    runs.train_run(None, run_dir, resume=True, epochs=2, progress=False, logger="wandb")  # same W&B run
+    train_tracked(None, RunFolder(run_dir, resume=True, epochs=2), "wandb")  # same W&B run
     assert state(run_dir)["wandb"]["id"] == run_id and state(run_dir)["wandb"]["last_epoch"] == 2
     assert len(list(run_dir.glob(f"wandb/offline-run-*-{run_id}*"))) == 2  # two sessions of one run id
     wait_for_exit_records(run_dir)
@@ -255,7 +262,7 @@ def test_a_logger_instance_from_the_api(tmp_path):
             self.calls.append(("close", status))
 
     recorder = Recorder()
-    runs.train_run(CONFIG, tmp_path / "r", progress=False, logger=recorder)
+    train_tracked(CONFIG, tmp_path / "r", recorder)
     assert recorder.calls[:2] == [("log", 1), ("log", 2)] and recorder.calls[-1] == ("close", "FINISHED")
     assert {"report.html", "summary.json", "model.safetensors"} <= set(recorder.calls[2][1])
     assert state(tmp_path / "r") == {"recorder": {"last_epoch": 2}}
@@ -266,14 +273,14 @@ def test_a_logger_instance_from_the_api(tmp_path):
 
     broken = Broken()
     with pytest.raises(KeyboardInterrupt):
-        runs.train_run(CONFIG, tmp_path / "b", progress=False, logger=broken)
+        train_tracked(CONFIG, tmp_path / "b", broken)
     assert broken.calls == [("close", "KILLED")]
     with pytest.raises(ValueError, match="unknown logger 'neptune'; choose one of: jsonl, tensorboard, mlflow, wandb"):
-        runs.train_run(CONFIG, tmp_path / "n", progress=False, logger="neptune")
+        train_tracked(CONFIG, tmp_path / "n", "neptune")
 
 
 def test_trackers_are_imported_only_when_chosen():
-    code = ("import sys, vaekit, vaekit.cli, vaekit.run, vaekit.reporting.runs, vaekit.benchmarks.sweeps.engine, vaekit.reporting.mlflow_logger, vaekit.reporting.wandb_logger; "
+    code = ("import sys, vaekit, vaekit.cli, vaekit.run, vaekit.reporting.outputs, vaekit.benchmarks.sweeps.engine, vaekit.reporting.mlflow_logger, vaekit.reporting.wandb_logger; "
             "print(sorted(m for m in ('mlflow', 'wandb') if m in sys.modules))")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)

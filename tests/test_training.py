@@ -225,10 +225,10 @@ def test_kl_diagnostics_hook_logs_the_decomposition(digits):
 
 
 def test_run_logs_kl_diagnostics_unless_switched_off(tmp_path):
-    from vaekit.reporting.runs import train_run
+    from vaekit import run
 
     config = Config.from_flat(latent_dim=2, hidden=(16,), epochs=1, eval_num_samples=5)
-    train_run(config, tmp_path / "a", progress=False)
-    train_run(config.replace(kl_diagnostic_points=0), tmp_path / "b", progress=False)
+    run.train(config, tmp_path / "a", progress=False)
+    run.train(config.replace(kl_diagnostic_points=0), tmp_path / "b", progress=False)
     assert "val_kl_mi" in io.read_json_lines(tmp_path / "a" / "metrics.jsonl")[0]
     assert not any(k.startswith("val_kl_") for k in io.read_json_lines(tmp_path / "b" / "metrics.jsonl")[0])

@@ -20,7 +20,7 @@ _NAMES = {
     "BetaTC": "objectives", "Coupling": "objectives", "ELBO": "objectives", "IWAE": "objectives",
     "LossTerms": "objectives", "SelfSupervised": "objectives", "build_objective": "objectives",
     "elbo": "objectives", "iwae_bound": "objectives",
-    "RunOptions": "options", "fit": "training", "train_run": "reporting.runs",
+    "RunOptions": "options", "fit": "training", "train": "run", "RunFolder": "io",
     "AnomalyDetector": "detectors.anomaly", "FlowDetector": "detectors.flows",
 }
 #: public module name -> its path below vaekit
@@ -45,7 +45,8 @@ def __dir__():
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from . import data, evaluation, io, run, training
-    from .reporting.runs import train_run
+    from .io import RunFolder
+    from .run import train
     from .config import Config, DataConfig, ModelConfig, TrainConfig
     from .detectors.anomaly import AnomalyDetector
     from .detectors.flows import FlowDetector

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, Union
 
 import tyro
 
-from .registry import LIKELIHOOD_NAMES, MODEL_KINDS, check_spec
+from .registry import LIKELIHOOD_NAMES, MODELS, check_options, check_spec
 
 _DEFERRED = False
 
@@ -96,7 +96,7 @@ class ModelConfig:
     """Model: what rebuilds the network (saved with the weights)."""
 
     name: Annotated[str, tyro.conf.arg(name="model")] = "vae"
-    """Model: ae, vae, cvae, betatc, avae, se, se-avae, avae-ss."""
+    """Model: a name of the model registry (vaekit.registry.MODELS; `vaekit train --help` and README list them)."""
     latent_dim: int = 8
     """Number of latent dimensions."""
     net: Literal["auto", "mlp", "conv"] = "auto"
@@ -119,6 +119,8 @@ class ModelConfig:
     """Custom encoder by import path, as JSON: {"target": "mypkg.nets:Encoder", "kwargs": {...}} (replaces the --net encoder; rebuilding it imports that code, so loading needs --trust-code)."""
     decoder: Union[dict, None] = None
     """Custom decoder by import path, as JSON: {"target": "mypkg.nets:Decoder", "kwargs": {...}} (as --encoder)."""
+    options: Union[dict, None] = None
+    """Settings of the chosen model's own class, as JSON, e.g. {"num_components": 50} for vampprior (see the model table); saved with the weights."""
 
     def __post_init__(self):
         if not _DEFERRED:
@@ -126,7 +128,7 @@ class ModelConfig:
 
     def _validate(self) -> None:
         """Raise ValueError/TypeError for an invalid setting (the message names it and the fix)."""
-        _check_choice("model", self.name, sorted(MODEL_KINDS))
+        _check_choice("model", self.name, sorted(MODELS))
         _check_number("model", "latent_dim", self.latent_dim, int, low=1)
         _check_choice("net", self.net, ("auto", "mlp", "conv"))
         for key, widths in (("hidden", self.hidden), ("channels", self.channels)):
@@ -142,6 +144,7 @@ class ModelConfig:
         _check_number("model", "noise_std", self.noise_std, low=0)
         check_spec("encoder", self.encoder)
         check_spec("decoder", self.decoder)
+        check_options(self.options)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
@@ -158,9 +161,9 @@ class ModelConfig:
         return cls(**settings)
 
     @property
-    def spec(self):
-        """What the model can and needs (:class:`vaekit.registry.ModelKind`)."""
-        return MODEL_KINDS[self.name]
+    def entry(self):
+        """The model's registry entry: its class, objective and capabilities (:class:`vaekit.registry.ModelEntry`)."""
+        return MODELS[self.name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -324,7 +327,7 @@ class Config:
         for key, cls in SECTIONS.items():
             if not isinstance(getattr(self, key), cls):
                 raise TypeError(f"Config.{key} must be a {cls.__name__}, got {type(getattr(self, key)).__name__}")
-        spec = self.model.spec
+        spec = self.model.entry
         name = self.model.name
         if spec.objective != "elbo" and self.train.objective != "elbo":
             raise ValueError(f"--model {name} trains its own objective; use --objective elbo, got {self.train.objective!r}")

@@ -12,7 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal, constraints, kl_divergence, register_kl
+from torch.distributions import (Distribution, Independent, MixtureSameFamily, Normal, constraints, kl_divergence,
+                                 register_kl)
 from torch.distributions.kl import _kl_independent_independent
 
 #: Smallest learned Gaussian scale, so a learned-variance likelihood cannot collapse onto a pixel.
@@ -327,10 +328,69 @@ def closed_form_kl(q: Distribution, p: Distribution) -> torch.Tensor:
     return kl_divergence(q, p)
 
 
-def standard_normal(latent_dim: int, device=None, dtype=None) -> StandardNormal:
-    """The prior N(0, I) over ``latent_dim`` dimensions, batch shape ``()``."""
-    zeros = torch.zeros(latent_dim, device=device, dtype=dtype)
-    return StandardNormal(zeros, torch.ones_like(zeros))
+#: Draws of the Monte Carlo KL(q ‖ p) when no closed form is registered and no draws are given.
+MC_KL_SAMPLES = 16
+
+
+def kl_or_estimate(q: Distribution, prior: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(q(z|x) ‖ p(z)) in nats, ``(batch,)``: in closed form where one is registered
+    (:func:`closed_form_kl`), else the Monte Carlo estimate E_q[log q(z|x) − log p(z)] over ``z``.
+
+    Args:
+        q: the posterior, batch ``(batch,)``, event ``(latent_dim,)``.
+        prior: p(z), event ``(latent_dim,)`` (a VampPrior, a Gaussian mixture, ... has no closed form).
+        z: draws of q to average over, ``(num_samples, batch, latent_dim)`` or ``(batch, latent_dim)``
+            (the objectives pass the reconstruction's own draws, as Tomczak & Welling 2018, eq. 5,
+            do); None draws :data:`MC_KL_SAMPLES` fresh reparameterised ones.
+
+    Returns:
+        ``(batch,)`` nats per example: exact, or an unbiased estimate with the stated draws.
+    """
+    try:
+        return closed_form_kl(q, prior)
+    except NotImplementedError:
+        pass
+    if z is None:
+        z = q.rsample((MC_KL_SAMPLES,))
+    gap = q.log_prob(z) - prior.log_prob(z)
+    return gap if gap.dim() == len(q.batch_shape) else gap.mean(0)
+
+
+def sample_prior(prior: Distribution, n: int, temperature: float = 1.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` draws of the prior, ``(n, latent_dim)``, from ``generator`` (default: the global RNG).
+
+    A diagonal Gaussian p(z) = N(m, diag s²) is drawn as m + temperature·s·ε (so N(0, I) gives
+    temperature·ε, vaekit's samples as before); a mixture of diagonal Gaussians (VampPrior, mixture
+    priors) picks a component by its weight and draws it likewise. Any other prior is drawn with
+    its own ``sample`` at temperature 1, in an RNG forked from ``generator``'s next seed.
+
+    Raises:
+        ValueError: ``n`` < 0, a temperature that is not > 0, or a temperature ≠ 1 for a prior that is
+            neither a diagonal Gaussian nor a mixture of them.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"the number of samples must be an integer >= 0, got {n!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if isinstance(prior, DiagonalNormal):
+        loc, scale = prior.base_dist.loc, prior.base_dist.scale
+        eps = torch.randn(n, loc.shape[-1], generator=generator, dtype=loc.dtype).to(loc.device)
+        return loc + (temperature * eps if type(prior) is StandardNormal else temperature * scale * eps)
+    if isinstance(prior, MixtureSameFamily) and _is_diagonal_normal(prior.component_distribution):
+        components = prior.component_distribution.base_dist
+        loc, scale = components.loc, components.scale  # (K, latent_dim)
+        probs = prior.mixture_distribution.probs.detach().to("cpu", torch.float64)
+        index = torch.multinomial(probs, n, replacement=True, generator=generator).to(loc.device)
+        eps = torch.randn(n, loc.shape[-1], generator=generator, dtype=loc.dtype).to(loc.device)
+        return loc[index] + temperature * scale[index] * eps
+    if temperature != 1.0:
+        raise ValueError(f"temperature {temperature} needs a Gaussian or Gaussian-mixture prior; "
+                         f"{type(prior).__name__} is sampled at temperature 1")
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return prior.sample((n,))
 
 
 #: Registry: likelihood name -> builder ``(data_shape, scale, mean_activation, event_ndim) -> Likelihood``.
@@ -394,7 +454,18 @@ def coupling_kl(q: Distribution, q_prime: Distribution, rho: float) -> torch.Ten
     return per_dim.sum(-1)
 
 
-def kl_per_dim(q) -> torch.Tensor:
-    """KL(q(z_d|x) ‖ N(0, 1)) per dimension in closed form, ``(batch, latent_dim)`` nats."""
+def kl_per_dim(q, prior: Distribution | None = None) -> torch.Tensor | None:
+    """KL(q(z_d|x) ‖ p(z_d)) per latent dimension, ``(batch, latent_dim)`` nats, in closed form.
+
+    ``prior`` None or N(0, I) compares each dimension with N(0, 1); a diagonal-Gaussian prior with its
+    own marginal N(m_d, s_d²). Any other prior (a mixture, a VampPrior, a hyperspherical one) has
+    dependent dimensions, so no per-dimension KL is defined: the result is None, and reports that
+    rank dimensions by it rank them by the variance of the encoder means instead.
+    """
     base = q.base_dist
-    return kl_divergence(base, Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale)))
+    if prior is None or type(prior) is StandardNormal:
+        return kl_divergence(base, Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale)))
+    if _is_diagonal_normal(prior) and _is_diagonal_normal(q):
+        marginal = prior.base_dist
+        return kl_divergence(base, Normal(marginal.loc.expand_as(base.loc), marginal.scale.expand_as(base.scale)))
+    return None

@@ -1,58 +1,98 @@
-"""What vaekit can build, as plain data: the model names and what each can and needs, and the
-likelihood names. No torch is imported here, so :mod:`vaekit.config` validates a config against these
-tables without loading torch; :mod:`vaekit.models` and :mod:`vaekit.distributions` map each name to
-its class (``tests/test_layout.py`` checks that the name sets agree).
+"""What vaekit can build, as plain data: the one model registry (name -> class, objective,
+capabilities) and the likelihood names. No torch is imported here (classes are named by import path
+and loaded on use), so :mod:`vaekit.config` validates a config against these tables without loading
+torch. A new model is one file plus one :func:`register_model` call (``tests/test_custom_model.py``
+defines one inside the test file and runs the whole contract suite on it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import re
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelKind:
-    """What a model name is: its graphical model, the family of its training loss, what it needs.
+class ModelEntry:
+    """One registered model: the class that builds it, the objective that trains it, what it can and needs.
 
     Attributes:
-        graph: the graphical model, "ae", "vae" or "cvae" (names that share one share a class of
-            :mod:`vaekit.models`; their objective differs).
-        objective: the family of its training loss in :mod:`vaekit.objectives` (elbo, betatc,
-            coupling, self-supervised).
+        cls: the class (an ``nn.Module`` with ``encode``, ``decode``, ``prior``), or its import path
+            ``"module.path:ClassName"`` so that this table stays free of torch (:meth:`load` imports it).
+        objective: the family of its training loss, a name of :data:`vaekit.objectives.OBJECTIVES`
+            (elbo, betatc, coupling, self-supervised, ...), or a callable ``(config, dataset_size) ->
+            objective`` for a model that brings its own.
         summary: one line for ``--help`` and README.
+        stochastic: the encoder is a distribution (a VAE), not a point (an AE).
+        conditional: encoder and decoder take a condition c (class labels).
+        tractable_likelihood: the model has an importance-sampled log p(x) (a density q(z|x) and a
+            prior with ``log_prob``); False for an AE and for models trained without a likelihood.
         needs_labels: trains on labelled data (the condition of a conditional model).
         needs_init: refines a trained run (``--init RUN``).
     """
 
-    graph: str
-    objective: str
-    summary: str
+    cls: Any
+    objective: Any = "elbo"
+    summary: str = ""
+    stochastic: bool = True
+    conditional: bool = False
+    tractable_likelihood: bool = True
     needs_labels: bool = False
     needs_init: bool = False
 
-    @property
-    def stochastic(self) -> bool:
-        """Whether the encoder is a distribution (a VAE) rather than a point (an AE)."""
-        return self.graph != "ae"
-
-    @property
-    def conditional(self) -> bool:
-        """Whether encoder and decoder take a condition c."""
-        return self.graph == "cvae"
+    def load(self) -> type:
+        """The model class (imported on first use when given as ``"module:Name"``)."""
+        if isinstance(self.cls, str):
+            module, _, name = self.cls.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return self.cls
 
 
-#: model name -> :class:`ModelKind`.
-MODEL_KINDS: dict[str, ModelKind] = {
-    "ae": ModelKind("ae", "elbo", "(denoising) autoencoder"),
-    "vae": ModelKind("vae", "elbo", "VAE / beta-VAE / IWAE"),
-    "cvae": ModelKind("cvae", "elbo", "conditional VAE", needs_labels=True),
-    "betatc": ModelKind("vae", "betatc", "beta-TCVAE"),
-    "avae": ModelKind("vae", "coupling", "autoencoding VAE"),
-    "se": ModelKind("vae", "coupling", "smooth encoder"),
-    "se-avae": ModelKind("vae", "coupling", "smooth encoder + AVAE"),
-    "avae-ss": ModelKind("vae", "self-supervised", "AVAE-SS refinement of a trained VAE", needs_init=True),
-}
+#: The one model registry: name -> :class:`ModelEntry`. Add a model with :func:`register_model`.
+MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, entry: ModelEntry, *, replace: bool = False) -> ModelEntry:
+    """Register ``entry`` under ``name`` (the ``--model`` value): after this call the model is built,
+    trained, saved, loaded and evaluated like the built-in ones.
+
+    Raises:
+        TypeError: ``entry`` is not a :class:`ModelEntry`.
+        ValueError: a name that is not lower-case letters, digits and ``-``, or one already taken
+            (unless ``replace``).
+    """
+    if not isinstance(entry, ModelEntry):
+        raise TypeError(f"register_model takes a vaekit.registry.ModelEntry, got {type(entry).__name__}")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+        raise ValueError(f"a model name is lower-case letters, digits and '-', got {name!r}")
+    if name in MODELS and not replace:
+        raise ValueError(f"model {name!r} is already registered; pass replace=True to replace it")
+    MODELS[name] = entry
+    return entry
+
+
+def unregister_model(name: str) -> None:
+    """Remove a registered model (tests that register one of their own clean up with it)."""
+    MODELS.pop(name, None)
+
+
+_M = "vaekit.models."
+for _name, _entry in {
+    "ae": ModelEntry(_M + "ae:AE", "elbo", "(denoising) autoencoder", stochastic=False, tractable_likelihood=False),
+    "vae": ModelEntry(_M + "vae:VAE", "elbo", "VAE / beta-VAE / IWAE"),
+    "cvae": ModelEntry(_M + "cvae:CVAE", "elbo", "conditional VAE", conditional=True, needs_labels=True),
+    "betatc": ModelEntry(_M + "vae:VAE", "betatc", "beta-TCVAE"),
+    "avae": ModelEntry(_M + "vae:VAE", "coupling", "autoencoding VAE"),
+    "se": ModelEntry(_M + "vae:VAE", "coupling", "smooth encoder"),
+    "se-avae": ModelEntry(_M + "vae:VAE", "coupling", "smooth encoder + AVAE"),
+    "avae-ss": ModelEntry(_M + "vae:VAE", "self-supervised", "AVAE-SS refinement of a trained VAE", needs_init=True),
+    "vampprior": ModelEntry(_M + "vampprior:VampPrior", "elbo", "VAE with a VampPrior (Tomczak & Welling 2018)"),
+    "mixture-prior": ModelEntry(_M + "mixture_prior:MixturePriorVAE", "elbo",
+                                "VAE with a learned Gaussian-mixture prior"),
+}.items():
+    register_model(_name, _entry)
 
 #: likelihood heads of :data:`vaekit.distributions.LIKELIHOODS`, by name.
 LIKELIHOOD_NAMES: tuple[str, ...] = ("bernoulli", "continuous-bernoulli", "gaussian")
@@ -87,3 +127,20 @@ def check_spec(role: str, spec) -> None:
     except (TypeError, ValueError) as e:
         raise ValueError(f"{role} kwargs must be JSON (numbers, strings, lists, objects) so the run folder "
                          f"stays JSON + safetensors; {e}") from None
+
+
+def check_options(options) -> None:
+    """Validate a config's model ``options`` without importing anything (the model class checks the
+    names when it is built).
+
+    Raises:
+        ValueError: not None or a JSON object of finite values keyed by identifiers.
+    """
+    if options is None:
+        return
+    if not isinstance(options, dict) or not all(isinstance(k, str) and k.isidentifier() for k in options):
+        raise ValueError(f'options must be a JSON object of model settings like {{"num_components": 50}}, got {options!r}')
+    try:
+        json.dumps(options, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"options must be JSON with finite numbers (the run folder stays JSON + safetensors); {e}") from None

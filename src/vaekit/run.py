@@ -1,13 +1,15 @@
 """One run, start to end: train a config in a run folder, evaluate it on the test split, save it.
 
-The script reads top to bottom: data, model, hooks, :func:`vaekit.training.fit`, test summary,
-weights. What a run reports beyond that (a tracker, figures, ``report.html``) comes in as hooks
-(``tracker``, ``outputs``): :func:`vaekit.reporting.runs.train_run` supplies them, so this layer
-imports no reporting.
+The script reads top to bottom: data, model, config.json, hooks, :func:`vaekit.training.fit`,
+test summary, weights and summary.json. The folder is owned by a :class:`vaekit.io.RunFolder`
+(lock, creation or resume, cleanup, every file written once). What a run reports beyond that (a
+tracker, figures, ``report.html``) comes in from the caller as ``tracker`` and ``outputs``
+(``vaekit train`` passes :func:`vaekit.reporting.outputs.write_outputs`), built from what is in
+memory, so this layer imports no reporting.
 
-Every file is written atomically, so a run killed at any moment resumes (``resume=True``) to the
-same end state. A run that fails before its first checkpoint leaves no folder behind; one that
-fails later leaves a folder that ``--resume`` continues.
+Every file is written atomically, so a run killed at any moment resumes to the same end state. A
+run that fails before its first checkpoint leaves no folder behind; one that fails later leaves a
+folder that ``--resume`` continues.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from typing import Callable, Sequence
 
 import torch
 
-from . import data, io, runtime
+from . import data
 from .config import Config
 from .options import RunOptions
 from .data.splits import (class_count, condition_labels, examples, fit_scaler, load_dataset, prepare, resolve_condition,
                           split_validation, standardized, streamed_splits)
 from .evaluation import UNITS, evaluate_conditional
 from .evaluation.kl import KLDiagnostics
-from .io import CHECKPOINT, SCALER, clean_stale_files, initialise
+from .io import RunFolder, initialise
 from .models import build_model
 from .runtime import distributed
 from .training import Checkpoint, EpochLog, Progress, TrainingDiverged, fit
@@ -68,13 +70,16 @@ class FinishedRun:
     """What the ``outputs`` hooks of :func:`train` are given once the weights and summary are saved.
 
     Attributes:
-        model: the trained model (on the CPU, eval mode). history: one metrics dict per epoch.
+        run_dir: the run folder. model: the trained model (on the CPU, eval mode).
+        config: the run's whole :class:`~vaekit.config.Config` (as in ``config.json``).
+        history: one metrics dict per epoch (as in ``metrics.jsonl``).
         test_x: ``(N, *data_shape)`` test inputs as the model sees them. c: their condition or None.
         labels: the test split's label columns (name -> ``(N,)``). summary: ``summary.json``'s dict.
     """
 
     run_dir: Path
     model: torch.nn.Module
+    config: Config
     history: list
     test_x: torch.Tensor
     c: torch.Tensor | None
@@ -107,66 +112,93 @@ class _NoTracker:
         return {}
 
 
-def train(config: Config | None, run_dir, resume: bool = False, progress: bool = True, epochs: int | None = None,
+def train(config: Config | None, folder: RunFolder | str | Path, *, progress: bool = True,
           options: RunOptions | None = None, trust_code: bool | None = None, tracker=None,
           outputs: Sequence[Callable[[FinishedRun], None]] = ()) -> dict:
-    """Train ``config`` in ``run_dir`` (made by :func:`vaekit.io.create_run_dir` or new), evaluate
-    on the test split, save the weights and return the summary (also in ``summary.json``).
+    """Train ``config`` in the run folder ``folder``, evaluate on the test split, save the weights
+    and return the summary (also in ``summary.json``).
 
-    Metrics always go to ``metrics.jsonl``. ``tracker`` (a :class:`vaekit.reporting.tracking.Logger`,
-    or None for none) also receives them; ``outputs`` are called on rank 0 once the folder holds the
-    weights and ``summary.json`` (figures, report). :func:`vaekit.reporting.runs.train_run` is this
-    with the tracker chosen by name and the figures and ``report.html`` as outputs.
-    ``trust_code`` allows the custom encoder/decoder a config names (:mod:`vaekit.custom_nets`).
-    ``progress``: a bar on a terminal, otherwise plain lines (:class:`vaekit.training.Progress`).
-
-    When resuming, the config is read from ``run_dir/config.json`` (``config`` is ignored),
-    stale temporary files are removed, and ``epochs`` may extend the run beyond its saved number
-    of epochs. ``options`` (device, precision, threads...; default :class:`~vaekit.options.RunOptions`)
-    are recorded in the summary. Under torchrun every rank trains; rank 0 alone writes the folder,
-    evaluates and returns the summary, the other ranks return an empty dict.
+    ``folder``: a :class:`~vaekit.io.RunFolder` (the CLI's: entered here unless the caller
+    entered it), or a path: a new run folder there, or with ``config=None`` the resume of the run
+    in it. On resume the run's own config is used (``RunFolder(path, resume=True, epochs=N)``
+    extends it; a ``config`` given for a resumed folder may differ from the saved one only in its
+    epochs). Metrics always go to ``metrics.jsonl``. ``tracker`` (a
+    :class:`vaekit.reporting.tracking.Logger`, or None for none) also receives them; ``outputs``
+    are called on rank 0 with the :class:`FinishedRun` once the folder holds the weights and
+    ``summary.json`` (``vaekit train`` passes :func:`vaekit.reporting.outputs.write_outputs`:
+    figures, ``report.html``). ``trust_code`` allows the custom encoder/decoder a config names
+    (:mod:`vaekit.custom_nets`). ``progress``: a bar on a terminal, otherwise plain lines
+    (:class:`vaekit.training.Progress`). ``options`` (device, precision, threads...; default
+    :class:`~vaekit.options.RunOptions`) are recorded in the summary. Under torchrun every rank
+    trains; rank 0 alone writes the folder, evaluates and returns the summary, the other ranks
+    return an empty dict.
 
     Raises:
         ValueError / FileNotFoundError: bad data, config or files (clear messages).
         TrainingDiverged: a loss, weight or test metric became NaN/Inf; the message says whether
             a checkpoint to resume from is kept (a run that diverged in its first epoch leaves
             no folder).
-        FileExistsError: another live process trains in ``run_dir`` (:func:`vaekit.io.hold_run`);
-            nothing is touched.
+        FileExistsError: the folder exists (a new run), or another live process trains in it
+            (:func:`vaekit.io.hold_run`); nothing is touched.
         OSError: a full disk (ENOSPC/EDQUOT): the message says whether the checkpoint is kept and
             names the ``--resume`` command.
     """
-    run_dir = Path(run_dir)
-    if resume:
-        config = io.load_config(run_dir)
-        if epochs is not None:
-            config = config.replace(epochs=epochs)
-    with io.hold_run(run_dir) if distributed.is_main() else contextlib.nullcontext():  # one process per folder
-        if resume and distributed.is_main():
-            clean_stale_files(run_dir)
-        created = distributed.is_main() and not resume and not (run_dir / CHECKPOINT).exists()
+    if not isinstance(folder, RunFolder):
+        folder = RunFolder(folder, resume=config is None)
+    with contextlib.nullcontext(folder) if folder.is_open else folder:
+        if folder.resume:
+            config = _resumed_config(folder.config, config)
+        elif config is None:
+            raise ValueError(f"train needs a config for the new run folder {folder.path} (None resumes a run: "
+                             f"pass RunFolder({str(folder.path)!r}, resume=True))")
         try:
-            return _train(config, run_dir, resume, progress, tracker or _NoTracker(), options or RunOptions(),
-                          trust_code, tuple(outputs))
-        except BaseException as e:
-            kept = (run_dir / CHECKPOINT).exists()
-            if created:
-                io.discard_unstarted(run_dir)
-            if isinstance(e, TrainingDiverged):
-                state = (f"the checkpoint of the last good epoch is kept: continue with --resume {run_dir} "
-                         "after lowering --lr or setting --grad-clip") if kept else \
-                    ("no epoch completed, so no run folder is kept; lower --lr or set --grad-clip")
-                raise TrainingDiverged(f"{e}; {state}") from None
-            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-                state = (f"the checkpoint of the last finished epoch is kept: free some space, then continue with: "
-                         f"vaekit train --resume {run_dir}") if kept else \
-                    "no epoch finished, so no run folder is kept; free some space and start the run again"
-                raise OSError(e.errno, f"{e.strerror or e}; {state}") from e
-            raise
+            return _run(config, folder, progress, tracker or _NoTracker(), options or RunOptions(), trust_code,
+                        tuple(outputs))
+        except TrainingDiverged as e:
+            state = (f"the checkpoint of the last good epoch is kept: continue with --resume {folder.path} "
+                     "after lowering --lr or setting --grad-clip") if folder.has_checkpoint() else \
+                ("no epoch completed, so no run folder is kept; lower --lr or set --grad-clip")
+            raise TrainingDiverged(f"{e}; {state}") from None
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            state = (f"the checkpoint of the last finished epoch is kept: free some space, then continue with: "
+                     f"vaekit train --resume {folder.path}") if folder.has_checkpoint() else \
+                "no epoch finished, so no run folder is kept; free some space and start the run again"
+            raise OSError(e.errno, f"{e.strerror or e}; {state}") from e
 
 
-def _train(config: Config, run_dir: Path, resume: bool, progress: bool, tracker, options: RunOptions,
-           trust_code: bool | None, outputs: tuple) -> dict:
+def _resumed_config(saved: Config, given: Config | None) -> Config:
+    """The config of a resumed run: the saved one, with the epochs of ``given`` when given.
+
+    Raises:
+        ValueError: ``given`` differs from the saved config in more than its epochs ("auto"
+            settings are saved resolved, so "auto" matches any value).
+    """
+    if given is None:
+        return saved
+    old, new = saved.to_flat(), given.to_flat()
+    changed = [k for k, v in new.items() if k != "epochs" and v != "auto" and old.get(k) != v]
+    if changed:
+        raise ValueError(f"a resumed run keeps its saved config; {', '.join(changed)} differ (only epochs may change, "
+                         "to extend the run)")
+    return saved.replace(epochs=given.train.epochs)
+
+
+class _Finished:
+    """A hook that keeps the training state the loop ends with (its thread choice, for the summary)."""
+
+    state = None
+
+    def close(self, state) -> None:
+        """Keep ``state``."""
+        self.state = state
+
+
+def _run(config: Config, folder: RunFolder, progress: bool, tracker, options: RunOptions,
+         trust_code: bool | None, outputs: tuple) -> dict:
+    """The run, top to bottom: data, model, config.json, hooks, :func:`~vaekit.training.fit`,
+    test summary, weights and summary.json, the caller's outputs."""
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
     scaler = fit_scaler(config, train_set)
     train_set, test_set = standardized(train_set, scaler), standardized(test_set, scaler)
@@ -177,7 +209,7 @@ def _train(config: Config, run_dir: Path, resume: bool, progress: bool, tracker,
     model = build_model(config.model, train_set.data_shape, train_set.unit_interval, seed=config.train.seed,
                         trust_code=trust_code, **extra)
     config = dataclasses.replace(config, model=model.config)  # "auto" settings resolved for this data
-    if config.train.init and not resume:
+    if config.train.init and not folder.resume:
         initialise(model, config.train.init)
     if isinstance(train_set, data.Dataset):
         model.likelihood.check_support(train_set.x)
@@ -189,59 +221,46 @@ def _train(config: Config, run_dir: Path, resume: bool, progress: bool, tracker,
         train_x, val_x, test_x = streamed_splits(train_set, config, options.num_workers)
         test_images = test_x if config.binarize == "none" else examples(test_set, options.num_workers)
     train_c, val_c = (None, None) if train_c is None else split_validation(train_c, config)
-    if distributed.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        io.write_json(run_dir / io.CONFIG, io.model_record(model, config))
-        if scaler is not None:
-            io.write_json(run_dir / SCALER, scaler.to_dict())
-        tracker.start(RunContext(run_dir, model, config, test_x, test_c, resume=resume))
+    main = distributed.is_main()
+    if main:
+        folder.write_config(model, config, scaler)
+        tracker.start(RunContext(folder.path, model, config, test_x, test_c, resume=folder.resume))
     else:
         tracker = _NoTracker()
 
     def log(history):
-        io.atomic_write(run_dir / io.METRICS, "".join(json.dumps(h) + "\n" for h in history))
+        folder.write_metrics(history)
         tracker.log_history(history)
 
-    threads = runtime.apply_threads(model, config.train.batch_size, options.threads,
-                                    runtime.resolve_device(options.device))  # fit applies the same choice
-    hooks = [*_diagnostics(model, config, train_x, val_x, train_c, val_c), Checkpoint(run_dir / CHECKPOINT),
-             EpochLog(log), *([Progress(config.train.epochs)] if progress else [])]
+    finished = _Finished()
+    hooks = [*_diagnostics(model, config, train_x, val_x, train_c, val_c), Checkpoint(folder.checkpoint),
+             EpochLog(log), *([Progress(config.train.epochs)] if progress else []), finished]
     try:
-        history = fit(model, train_x, config, val=val_x, hooks=hooks, resume_from=run_dir / CHECKPOINT if resume else None,
+        history = fit(model, train_x, config, val=val_x, hooks=hooks,
+                      resume_from=folder.checkpoint if folder.resume else None,
                       labels=train_c, val_labels=val_c, options=options)
-        summary = _finish(model, config, history, run_dir, test_x, test_images, test_c, options, log, tracker,
-                          threads, num_train=len(train_x), num_val=0 if val_x is None else len(val_x))
-        if summary:  # rank 0: figures, report... (the hooks of the caller)
-            finished = FinishedRun(run_dir, model, history, test_x, test_c, test_set.labels, summary)
+        device = next(model.parameters()).device
+        # every rank evaluates: the importance-sampled log-likelihood is sharded over the ranks;
+        # the MSE is measured on the test data before binarization
+        summary = summarize(model, config, test_x.to(device), history, test_c, test_images.to(device))
+        if main:
+            tracker.log_history(history)  # any epoch the tracker has not received (a resumed finished run)
+            summary.update({"num_train_examples": len(train_x), "num_val_examples": 0 if val_x is None else len(val_x),
+                            "run_options": options.to_dict(), "device": str(device),
+                            "world_size": distributed.world_size(), "threads": finished.state.threads.to_dict()})
+            if tracker.describe():
+                summary["tracking"] = tracker.describe()
+            folder.write_summary(model, summary)
+            model.cpu()
+            run = FinishedRun(folder.path, model, config, history, test_x, test_c, test_set.labels, summary)
             for output in outputs:
-                output(finished)
-        tracker.finish(summary)
+                output(run)
+        tracker.finish(summary if main else {})
     except BaseException as error:
         tracker.close(status_of(error))
         raise
     tracker.close()
-    return summary
-
-
-def _finish(model, config: Config, history: list[dict], run_dir: Path, test_x, test_images, test_c,
-            options: RunOptions, log, tracker, threads: runtime.ThreadChoice, num_train: int, num_val: int) -> dict:
-    """After training: the test summary (every rank evaluates: the importance-sampled
-    log-likelihood is sharded over the ranks; the MSE is measured on ``test_images``, the test
-    data before binarization), then on rank 0 (other ranks return {}): metrics.jsonl (and any
-    epoch the tracker missed), weights and summary.json."""
-    device = next(model.parameters()).device
-    summary = summarise(model, config, test_x.to(device), history, test_c, test_images.to(device))
-    if not distributed.is_main():
-        return {}
-    log(history)
-    summary.update({"num_train_examples": num_train, "num_val_examples": num_val, "run_options": options.to_dict(), "device": str(device), "world_size": distributed.world_size(),
-                    "threads": threads.to_dict()})
-    if tracker.describe():
-        summary["tracking"] = tracker.describe()
-    io.save(model, run_dir, config)
-    io.write_json(run_dir / io.SUMMARY, summary)
-    model.cpu()
-    return summary
+    return summary if main else {}
 
 
 def _diagnostics(model, config: Config, train_x, val_x, train_c, val_c) -> list:
@@ -253,7 +272,7 @@ def _diagnostics(model, config: Config, train_x, val_x, train_c, val_c) -> list:
     return []
 
 
-def summarise(model, config: Config, test_x: torch.Tensor, history: list[dict],
+def summarize(model, config: Config, test_x: torch.Tensor, history: list[dict],
               labels: torch.Tensor | None = None, test_images: torch.Tensor | None = None) -> dict:
     """Test metrics with their units, and how the run went (``labels``: the condition of a CVAE;
     ``test_images``: ``test_x`` before binarization, on which the MSE is measured, default ``test_x``).

@@ -1,4 +1,4 @@
-"""Disentanglement of a trained run (metrics + figures), and the benchmark that trains VAE,
+"""The disentanglement benchmark: it trains VAE,
 β-VAE, β-TCVAE and the capacity-annealed β-VAE with one convolutional architecture and budget on
 dSprites over >= 5 seeds, reported as distributions over seeds per model and metric (the
 presentation of Locatello et al. 2019, "Challenging Common Assumptions in the Unsupervised
@@ -7,7 +7,8 @@ the model does).
 
 Every (model, seed) point is a normal run folder trained and evaluated by ``vaekit sweep``'s
 engine (:func:`vaekit.benchmarks.sweeps.engine.run_sweep`): ``--jobs N`` at a time, resumable (finished
-points are reused, killed ones resumed from their checkpoint).
+points are reused, killed ones resumed from their checkpoint). The metrics of one run are
+:func:`vaekit.evaluation.runs.disentanglement_of_run` (``vaekit evaluate disentanglement``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,7 @@ from .. import io
 from ..config import Config
 from ..data import dsprites
 from ..data.base import TEST_FRACTION
-from ..data.factors import grid_classes
-from ..evaluation.disentanglement import METRICS, grid_codes
-from ..data.splits import load_dataset
 from .sweeps.engine import run_and_collect
-from .sweeps.points import disentanglement_report
 from .sweeps.points import finished_points
 from .sweeps.results import INTERVAL, per_seed_figure, summarize
 from .sweeps.spec import SweepSpec
@@ -94,41 +91,6 @@ SCALES = {
              "hidden": (256,), "dci": {}},
 }
 SEEDS = (0, 1, 2, 3, 4)
-
-
-def evaluate_run(run_dir, metrics=tuple(METRICS), seed: int = 0, num_train: int | None = None,
-                 num_eval: int | None = None, overrides: dict | None = None, figures: bool = True,
-                 output=None) -> dict:
-    """Disentanglement metrics of a run on its dataset's factor grid, written to
-    ``RUN/disentanglement.json``, with figures (traversals, KL per dimension, factor response).
-
-    Raises:
-        ValueError: the run was not trained on a dataset with ground-truth factors.
-    """
-    run_dir = Path(run_dir)
-    model, config = io.load(run_dir), io.load_config(run_dir)
-    dataset = load_dataset(config, "test")
-    codes = grid_codes(model, dataset)
-    report = {"run": str(run_dir), **disentanglement_report(model, config, dataset, metrics, seed, num_train, num_eval,
-                                                             overrides, codes=codes)}
-    if "kl" in report and figures:
-        report["figures"] = [str(p) for p in write_figures(model, dataset, codes, report["kl"]["kl_per_dim"], run_dir)]
-    io.write_json(Path(output) if output else run_dir / "disentanglement.json", report)
-    return report
-
-
-def write_figures(model, dataset, codes: np.ndarray, kl_per_dim, folder) -> list[Path]:
-    """Latent traversals of one test image (rows sorted by KL), the KL per dimension bar chart,
-    and the mean code of each latent against each factor, per shape."""
-    from ..reporting import plots
-
-    folder = Path(folder)
-    z = model.transform(dataset.x[:1].to(next(model.parameters()).device))[0]
-    order = list(np.argsort(-np.asarray(kl_per_dim)))
-    return [plots.traversal_figure(model, z, kl_per_dim, folder / "traversals.png"),
-            plots.kl_per_dim_bars(kl_per_dim, folder / "kl_per_dim.png"),
-            plots.factor_response(codes, grid_classes(dataset.factor_sizes), dataset.factor_names,
-                                  dataset.factor_values, folder / "factor_response.png", dims=order)]
 
 
 def benchmark_configs(data: str = "dsprites-synthetic", data_dir: str = "data", full: bool = False,

@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 
 from .. import io
-from ..reporting import runs
+from ..reporting.outputs import write_outputs
+from ..run import train
 from ..data import splits
 from ..config import Config
-from ..evaluation.consistency import consistency, iterate
-from ..evaluation.fid import FeatureNet, fid, fit_feature_net
-from ..evaluation.reconstruction import MSE_UNITS, reconstruction_mse
-from ..evaluation.robustness import probe_labels, robustness, smoothness
+from ..evaluation.consistency import iterate
+from ..evaluation.fid import FeatureNet, fit_feature_net
+from ..evaluation.runs import robustness_of_run, seeded_subset
 from ..runtime.progress import track
 
 #: The paper's ColorMNIST table (Cemgil et al. 2020, table 2): accuracies in %, time relative to the
@@ -73,77 +73,12 @@ def base_config(data: str = "color-digits", **overrides) -> Config:
     return Config.from_flat(**values)
 
 
-def _test_subset(test_set, max_test: int | None, seed: int):
-    if max_test is None or max_test >= len(test_set):
-        return test_set
-    return test_set.subset(torch.randperm(len(test_set), generator=torch.Generator().manual_seed(seed))[:max_test])
-
-
-def evaluate_run(run_dir, epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: str = "linf", labels=None,
-                 feature_net=None, consistency_steps: int = 10, standardize: bool = False,
-                 max_test: int | None = None, seed: int = 0, attacks=("pgd", "fgsm", "latent"), with_fid: bool = True,
-                 fid_epochs: int = 5, with_smoothness: bool = True) -> dict:
-    """Every robustness metric of one run folder, on its dataset's test split.
-
-    Args:
-        run_dir: a run folder of a VAE-family model trained on labelled image data.
-        epsilons: attack radii in [0, 1] pixel units.
-        labels: label names to probe (default: all the dataset's labels).
-        feature_net: FID feature net (trained on the training split when None).
-        with_fid: compute the FID (image data only).
-        fid_epochs: training epochs of the FID feature net when ``feature_net`` is None.
-        max_test: evaluate on a seeded random subset of this many test images (None = all).
-        attacks: subset of :data:`vaekit.evaluation.robustness.ATTACKS` ("pgd": cross-entropy
-            PGD-``num_steps``; "fgsm"; "latent": label-free PGD on the encoder-mean displacement).
-        with_smoothness: add :func:`vaekit.evaluation.robustness.smoothness` at every ε > 0.
-
-    Returns:
-        JSON-ready dict: ``probe`` (per label: clean, pgd and fgsm accuracies in [0, 1] per ε),
-        ``consistency`` (per label: accuracy after 0..T iterations), ``mse_per_pixel`` and
-        ``mse_per_example`` (:func:`vaekit.evaluation.reconstruction_mse`, the MSE that
-        ``vaekit evaluate`` reports; ``units`` says it), ``fid`` (classifier features), ``training_time_s`` (wall clock) and
-        ``training_cpu_time_s`` (CPU seconds of the training loop, validation included).
-
-    Raises:
-        ValueError: a dataset without labels or with unknown ``labels``; FileNotFoundError: no run.
-    """
-    model, config = io.load(run_dir), io.load_config(run_dir)
-    train_set, test_set = splits.load_dataset(config, "train"), _test_subset(splits.load_dataset(config, "test"),
-                                                                           max_test, seed)
-    names = probe_labels(test_set, labels)
-    rob = robustness(model, train_set.x, {n: train_set.labels[n] for n in names}, test_set.x,
-                     {n: test_set.labels[n] for n in names}, epsilons, num_steps, norm, attacks, standardize, seed)
-    probes = rob.pop("_probes")
-    mse = reconstruction_mse(model, test_set.x, splits.condition_labels(config, test_set))
-    result = {"probe": rob, **mse, "units": dict(MSE_UNITS)}
-    radii = [e for e in epsilons if e > 0]
-    if with_smoothness and radii:
-        result["smoothness"] = smoothness(model, test_set.x, {n: test_set.labels[n] for n in names}, radii,
-                                          num_steps, norm, seed=seed)
-    if consistency_steps > 0:
-        result["consistency"] = {n: consistency(model, probes[n], test_set.x, test_set.labels[n], consistency_steps)
-                                 for n in names}
-    if with_fid and test_set.is_image:
-        net = feature_net or fit_feature_net(train_set.x, train_set.labels, epochs=fid_epochs, seed=seed)
-        samples = model.sample(len(test_set), generator=torch.Generator().manual_seed(seed))
-        result["fid"] = fid(net, test_set.x, samples)
-    history = Path(run_dir) / "metrics.jsonl"
-    epochs = io.read_json_lines(history) if history.is_file() else []
-    result["training_time_s"] = sum(h["time"] for h in epochs) if epochs else math.nan
-    result["training_cpu_time_s"] = sum(h.get("cpu_time", math.nan) for h in epochs) if epochs else math.nan
-    result.update(num_test_examples=len(test_set), epsilons=list(epsilons), num_steps=num_steps, norm=norm,
-                  attacks=list(attacks),
-                  standardize=standardize)
-    return result
-
-
 def _train(config: Config, run_dir: Path, progress: bool) -> None:
-    run_dir = io.create_run_dir(run_dir.parent, run_dir.name, config, overwrite=True)
-    runs.train_run(config, run_dir, progress=progress)
+    train(config, io.RunFolder(run_dir, overwrite=True), progress=progress, outputs=[write_outputs])
 
 
 def table_rows(results: dict, labels: tuple[str, str], epsilons=(0.1, 0.2)) -> dict[str, list[float]]:
-    """Rows of the paper's table from :func:`evaluate_run` results: per label clean and PGD
+    """Rows of the paper's table from :func:`~vaekit.evaluation.runs.robustness_of_run` results: per label clean and PGD
     accuracies (%), training CPU time relative to the VAE, MSE per image, FID."""
     vae_time = results["VAE"]["training_cpu_time_s"]
     rows = {}
@@ -180,7 +115,7 @@ def _run_row(config_values: dict, run_dir: str, eval_kwargs: dict, feature_net_p
     net = FeatureNet(train_set.data_shape, {k: int(v.max()) + 1 for k, v in train_set.labels.items()})
     io.load_weights(net, feature_net_path)
     _train(config, Path(run_dir), progress)
-    return evaluate_run(run_dir, feature_net=net.eval(), **eval_kwargs)
+    return robustness_of_run(*io.load_run(run_dir), feature_net=net.eval(), **eval_kwargs)
 
 
 def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robustness", epsilons=DEFAULT_EPSILONS,
@@ -199,7 +134,7 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
         **overrides: changes to :func:`base_config` (e.g. ``epochs=20``).
 
     Returns:
-        ``{"config": ..., "results": {row: evaluate_run(...)}, "table": rows, "markdown": str}``.
+        ``{"config": ..., "results": {row: robustness_of_run(...)}, "table": rows, "markdown": str}``.
     """
     out = Path(out_dir)
     base = base_config(data, seed=seed, **overrides)
@@ -254,7 +189,7 @@ def write_figures(results: dict, run_dirs: dict, labels, out: Path, max_test=Non
     plots_robustness.accuracy_curves(curves, out / "accuracy_vs_epsilon.png", f"{labels[0]} probe under L∞ PGD")
     shown = [n for n in ("VAE", "AVAE") if n in run_dirs]
     models = {n: io.load(run_dirs[n]) for n in shown}
-    test = _test_subset(splits.load_dataset(io.load_config(run_dirs[shown[0]]), "test"), max_test, seed)
+    test = seeded_subset(splits.load_dataset(io.load_config(run_dirs[shown[0]]), "test"), max_test, seed)
     pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:6]
     plots_robustness.iterates_figure({n: iterate(m, test.x[pick], 10) for n, m in models.items()},
                                      out / "consistency.png")

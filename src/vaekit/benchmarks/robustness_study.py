@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from .. import io
-from .robustness import DEFAULT_EPSILONS, _train, base_config, evaluate_run
+from ..evaluation.runs import robustness_of_run
+from .robustness import DEFAULT_EPSILONS, _train, base_config
 
 #: variant name -> changes to the benchmark's base config.
 VARIANTS = {
@@ -76,9 +77,10 @@ def _evaluate(run_dir: Path, epsilons, num_steps, label, max_test, seed) -> dict
     settings = [list(epsilons), num_steps, label, max_test, seed]
     if cache.is_file() and (cached := io.read_json(cache))["settings"] == settings:
         return {s == "True": r for s, r in cached["results"].items()}
-    results = {std: evaluate_run(run_dir, epsilons, num_steps, labels=[label], consistency_steps=0, standardize=std,
-                                 with_fid=False, max_test=max_test, seed=seed, attacks=("pgd",),
-                                 with_smoothness=False) for std in (False, True)}
+    run = io.load_run(run_dir)
+    results = {std: robustness_of_run(*run, epsilons, num_steps, labels=[label], consistency_steps=0, standardize=std,
+                                      with_fid=False, max_test=max_test, seed=seed, attacks=("pgd",),
+                                      with_smoothness=False) for std in (False, True)}
     io.write_json(cache, {"settings": settings, "results": {str(k): v for k, v in results.items()}})
     return results
 

@@ -62,7 +62,7 @@ COMMANDS: dict[str, Command] = {
                      "Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, pvalue, outlier."),
     "evaluate disentanglement": Command("cli.evaluate", "DisentanglementArgs", "evaluate_disentanglement",
                                         "Disentanglement metrics (BetaVAE, FactorVAE, MIG, DCI, SAP) of a run trained on dsprites or dsprites-synthetic, with figures."),
-    "evaluate robustness": Command("cli.robustness", "EvaluateRobustnessArgs", "evaluate_robustness",
+    "evaluate robustness": Command("cli.evaluate", "EvaluateRobustnessArgs", "evaluate_robustness",
                                    "Linear-probe accuracy of a run's representation, clean and under PGD; consistency; MSE; classifier FID."),
     "benchmark anomaly": Command("benchmarks.anomaly", "Args", "run_cli",
                                  "Benchmark VAE anomaly scores, normalizing flows (MAF, NSF) and scikit-learn detectors on digits, breast cancer and Fashion-MNIST."),

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import tyro
@@ -12,7 +10,6 @@ import tyro
 from .. import io
 from ..config import Config
 from ..options import RunOptions
-from ..reporting import runs
 from ..runtime import distributed, resolve_device
 from .common import say
 
@@ -54,6 +51,13 @@ def train(args: TrainArgs) -> None:
 
 
 def _train(args: TrainArgs) -> None:
+    """Check the flags, choose the tracker, then one :class:`~vaekit.io.RunFolder` and one
+    :func:`vaekit.run.train` with the figures and report as its output."""
+    from .. import run
+    from ..reporting import tracking
+    from ..reporting.outputs import write_outputs
+
+    epochs = None
     if args.resume:
         given = _given(args.config)
         epochs = given.pop("epochs", None)
@@ -61,30 +65,22 @@ def _train(args: TrainArgs) -> None:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
             raise ValueError(f"--resume continues {args.resume} with its saved config; drop {flags} "
                              "(only --epochs may change, to extend the run)")
-    with contextlib.ExitStack() as held:
-        def claim() -> str:
-            """On rank 0: hold the run folder (io.hold_run) for the whole run, then create it."""
-            path = Path(args.resume) if args.resume else io.run_path(args.runs_dir, args.name, args.config)
-            if args.resume:
-                io.load_config(path)  # a folder that is no run is refused before anything is made
-            held.enter_context(io.hold_run(path))
-            if not args.resume:
-                io.create_run_dir(path.parent, path.name, args.config, args.overwrite)
-            return str(path)
-
-        run_dir = Path(distributed.broadcast_text(distributed.on_main(claim)))
-        progress = args.progress and not args.quiet
-        try:
-            if args.resume:
-                summary = runs.train_run(None, run_dir, resume=True, progress=progress, epochs=epochs,
-                                         logger=args.logger, options=args.options)
-            else:
-                summary = runs.train_run(args.config, run_dir, progress=progress, logger=args.logger,
-                                         options=args.options)
-        except KeyboardInterrupt:
-            if distributed.is_main() and not (run_dir / io.CHECKPOINT).exists():
-                raise KeyboardInterrupt("no epoch finished, so no run folder is kept; start the run again") from None
-            raise KeyboardInterrupt(f"continue it with: vaekit train --resume {run_dir}") from None
+        folder = io.RunFolder(args.resume, resume=True, epochs=epochs)
+    else:
+        folder = io.RunFolder.in_runs_dir(args.runs_dir, args.name, args.config, args.overwrite)
+    # the tracker (the run's own on --resume) is built before the folder: an unusable one fails with nothing written
+    logger = args.logger or (tracking.stored_logger(args.resume) if args.resume else "jsonl")
+    tracker = tracking.build_logger(logger)
+    progress = args.progress and not args.quiet
+    try:
+        with folder:
+            summary = run.train(folder.config if args.resume else args.config, folder, progress=progress,
+                            options=args.options, tracker=tracker, outputs=[write_outputs])
+    except KeyboardInterrupt:
+        if distributed.is_main() and not folder.has_checkpoint():
+            raise KeyboardInterrupt("no epoch finished, so no run folder is kept; start the run again") from None
+        raise KeyboardInterrupt(f"continue it with: vaekit train --resume {folder.path}") from None
+    run_dir = folder.path
     if not distributed.is_main():
         return
     test = summary["test"]

@@ -12,7 +12,7 @@ import tyro
 
 from .. import io
 from ..evaluation import explore
-from ..models import given
+from ..models import condition
 from ..reporting import plots
 from .common import COUNT, FINITE, NONNEGATIVE, OUTPUT, SEED, Checked, Range, say
 from .explore import save_rows
@@ -74,7 +74,7 @@ def sample(args: SampleArgs) -> None:
         save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
                                title="one row per class, the same z in each column")
         return
-    x = given(model, args.label).sample(args.n, args.temperature, generator=generator)
+    x = condition(model, args.label).sample(args.n, args.temperature, generator=generator)
     scaler = io.load_scaler(args.run)
     x = scaler.inverse_transform(x) if scaler is not None else x  # tabular runs: back to feature units
     suffix = "" if args.label is None else f"-label{args.label}"

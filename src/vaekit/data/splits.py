@@ -10,8 +10,7 @@ import torch
 
 from .. import data
 from ..config import Config
-from .preprocess import prepare as _prepare
-from .preprocess import split_validation as _split
+from .preprocess import EVAL_BINARIZE_SEED, binarize
 from .scaling import Standardizer, wants_standardization
 
 
@@ -66,14 +65,21 @@ def standardized(dataset: data.Dataset, scaler: Standardizer | None) -> data.Dat
 
 
 def prepare(x: torch.Tensor, config: Config, training: bool = False) -> torch.Tensor:
-    """Data as the model of ``config`` sees it (:func:`vaekit.data.preprocess.prepare` with the
-    config's resolved binarize mode)."""
-    return _prepare(x, config.binarize, training)
+    """Data as the model of ``config`` sees it, for its resolved ``binarize`` mode (none, static,
+    dynamic): evaluation data are binarized once with a fixed seed when static or dynamic; training
+    data only when static (dynamic draws anew per batch, in the training loop)."""
+    mode = config.binarize
+    if mode == "none" or (training and mode == "dynamic"):
+        return x
+    return binarize(x, torch.Generator().manual_seed(EVAL_BINARIZE_SEED + (0 if training else 1)))
 
 
 def split_validation(x: torch.Tensor, config: Config) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split the training split into (train, validation) with ``val_fraction``, seeded by ``seed``."""
-    return _split(x, config.data.val_fraction, config.train.seed)
+    """Split ``x`` ``(N, ...)`` (the training split) into (train, validation) with
+    ``data.val_fraction`` of N in validation, seeded by ``train.seed``."""
+    n_val = int(round(config.data.val_fraction * len(x)))
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.train.seed))
+    return x[order[n_val:]], x[order[:n_val]]
 
 
 def examples(dataset, num_workers: int = 0) -> torch.Tensor:
@@ -107,7 +113,7 @@ def resolve_condition(config: Config, dataset: data.Dataset) -> Config:
     Raises:
         ValueError: a conditional model on a dataset without labels, or an unknown label name.
     """
-    if not config.model.spec.conditional:
+    if not config.model.entry.conditional:
         return config
     if not dataset.labels:
         raise ValueError(f"--model {config.model.name} needs labelled data; dataset {dataset.name!r} has no labels "
@@ -146,7 +152,11 @@ def class_count(labels: torch.Tensor, name: str | None = None) -> int:
 
 
 def condition_labels(config: Config, dataset: data.Dataset) -> torch.Tensor | None:
-    """The class indices ``(N,)`` a conditional model is given for ``dataset``; None for other models."""
-    if not config.model.spec.conditional:
+    """The class indices ``(N,)`` a conditional model is given for ``dataset``; None for other models.
+    A config whose ``condition_on`` is resolved (:func:`resolve_condition`) is not resolved again."""
+    if not config.model.entry.conditional:
         return None
-    return dataset.labels[resolve_condition(config, dataset).data.condition_on]
+    name = config.data.condition_on
+    if name is None or name not in dataset.labels:
+        name = resolve_condition(config, dataset).data.condition_on  # the default label, or the clear error
+    return dataset.labels[name]

@@ -29,7 +29,8 @@ from typing import Callable
 import torch
 
 from ..runtime.progress import track
-from ..objectives import kl_to_prior
+from ..distributions import DiagonalNormal
+from ..objectives import kl_to_prior, log_weights
 
 #: L, the number of posterior samples of :func:`reconstruction_probability` (An & Cho 2015 use L = 10).
 DEFAULT_NUM_SAMPLES = 10
@@ -57,6 +58,8 @@ def posterior_draws(model, x: torch.Tensor, num_samples: int, noise: torch.Tenso
     loc = q.mean
     if not model.stochastic:
         return q, loc.expand(num_samples, *loc.shape)
+    if not isinstance(q, DiagonalNormal):  # no location-scale form: its own draws (no common random numbers)
+        return q, q.rsample((num_samples,))
     if noise is None:
         noise = torch.randn(num_samples, loc.shape[-1], dtype=loc.dtype, device=loc.device)
     if tuple(noise.shape) != (num_samples, loc.shape[-1]):
@@ -89,7 +92,7 @@ def reconstruction_probability(model, x: torch.Tensor, num_samples: int = DEFAUL
 
 
 @torch.no_grad()
-def elbo(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
+def elbo_score(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
          noise: torch.Tensor | None = None) -> torch.Tensor:
     """ELBO (1/L) Σ_l log p(x|z_l) − KL(q(z|x) ‖ p(z)) (β = 1; Kingma & Welling 2013, eq. 7 and 10).
 
@@ -101,11 +104,11 @@ def elbo(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
     """
     _check_num_samples(num_samples)
     q, z = posterior_draws(model, x, num_samples, noise)
-    return model.decode(z).log_prob(x).mean(0) - kl_to_prior(model, q)
+    return model.decode(z).log_prob(x).mean(0) - kl_to_prior(model, q, z)
 
 
 @torch.no_grad()
-def log_likelihood(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
+def log_likelihood_score(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
                    noise: torch.Tensor | None = None) -> torch.Tensor:
     """Importance-sampled log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), K = ``num_samples``
     (Burda et al. 2015, eq. 8; the estimator of :func:`vaekit.evaluation.log_likelihood`).
@@ -120,7 +123,7 @@ def log_likelihood(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLE
     if not model.stochastic:
         raise ValueError("the log_likelihood score needs a VAE; an AE has no likelihood")
     q, z = posterior_draws(model, x, num_samples, noise)
-    log_w = model.decode(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
+    log_w = log_weights(model, x, q, z)
     return torch.logsumexp(log_w, dim=0) - math.log(num_samples)
 
 
@@ -156,9 +159,9 @@ def all_scores(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
     q, z = posterior_draws(model, x, num_samples, noise)
     log_px = model.decode(z).log_prob(x)
     rp = torch.logsumexp(log_px, dim=0) - math.log(num_samples)
-    elbo_value = log_px.mean(0) - kl_to_prior(model, q)
+    elbo_value = log_px.mean(0) - kl_to_prior(model, q, z)
     if model.stochastic:
-        log_w = log_px + model.prior().log_prob(z) - q.log_prob(z)
+        log_w = log_weights(model, x, q, z, log_px)
         ll = torch.logsumexp(log_w, dim=0) - math.log(num_samples)
     else:
         ll = torch.full_like(rp, float("nan"))
@@ -184,8 +187,8 @@ class Score:
 #: name -> Score. ``sign * fn(model, x, num_samples, noise)`` is higher for more normal examples.
 SCORES: dict[str, Score] = {
     "reconstruction_probability": Score(reconstruction_probability, 1.0, "nats per example"),
-    "elbo": Score(elbo, 1.0, "nats per example"),
-    "log_likelihood": Score(log_likelihood, 1.0, "nats per example", stochastic_only=True),
+    "elbo": Score(elbo_score, 1.0, "nats per example"),
+    "log_likelihood": Score(log_likelihood_score, 1.0, "nats per example", stochastic_only=True),
     "reconstruction_error": Score(reconstruction_error, -1.0, "minus the squared error per example"),
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models import given
+from ..models import condition
 from .likelihood import evaluate
 from .reconstruction import MSE_UNITS, reconstruction_mse
 
@@ -53,9 +53,9 @@ def evaluate_conditional(model, x: torch.Tensor, labels: torch.Tensor | None = N
     parts, weights, means = [], [], []
     for c in torch.unique(labels).tolist():
         xc = x[labels == c]
-        parts.append(evaluate(given(model, c), xc, num_samples=num_samples, batch_size=batch_size))
+        parts.append(evaluate(condition(model, c), xc, num_samples=num_samples, batch_size=batch_size))
         weights.append(len(xc) / len(x))
-        means.append(given(model, c).transform(xc))
+        means.append(condition(model, c).transform(xc))
     result = {key: sum(w * p[key] for w, p in zip(weights, parts)) for key in _AVERAGES if key in parts[0]}
     result["kl_per_dim"] = [sum(w * p["kl_per_dim"][d] for w, p in zip(weights, parts))
                             for d in range(model.latent_dim)]

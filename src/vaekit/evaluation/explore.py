@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..distributions import kl_per_dim
-from ..models import given
+from ..distributions import kl_per_dim, sample_prior
+from ..models import condition
 
 
 def _device(model) -> dict:
@@ -32,7 +32,7 @@ def embed(model, x: torch.Tensor, c=None, batch_size: int = 500) -> torch.Tensor
     out = []
     for start in range(0, len(x), batch_size):
         cb = c[start:start + batch_size] if torch.is_tensor(c) and c.dim() else c
-        out.append(given(model, cb).transform(x[start:start + batch_size].to(_device(model)["device"])))
+        out.append(condition(model, cb).transform(x[start:start + batch_size].to(_device(model)["device"])))
     return torch.cat(out).cpu() if out else torch.empty(0, model.latent_dim)
 
 
@@ -144,15 +144,20 @@ def kl_order(model, x: torch.Tensor, c=None, batch_size: int = 500) -> tuple[lis
     Returns:
         ``(dims, scores)``: dims a permutation of range(latent_dim), scores ``(latent_dim,)`` in dims' original order.
     """
+    scores = None
     if model.stochastic:
         total = torch.zeros(model.latent_dim)
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
                 cb = c[start:start + batch_size] if torch.is_tensor(c) and c.dim() else c
-                q = given(model, cb).encode(x[start:start + batch_size].to(_device(model)["device"]))
-                total += kl_per_dim(q).sum(0).cpu()
-        scores = total / len(x)
-    else:
+                q = condition(model, cb).encode(x[start:start + batch_size].to(_device(model)["device"]))
+                per_dim = kl_per_dim(q, model.prior())
+                if per_dim is None:  # a prior with dependent dimensions: no per-dimension KL
+                    break
+                total += per_dim.sum(0).cpu()
+            else:
+                scores = total / len(x)
+    if scores is None:  # an AE, or no per-dimension KL: the variance of the code over x
         scores = embed(model, x, c, batch_size).var(0)
     return torch.argsort(scores, descending=True, stable=True).tolist(), scores
 
@@ -185,7 +190,7 @@ def traverse(model, z: torch.Tensor, dims, values, c=None) -> torch.Tensor:
     rows = torch.arange(len(dims))
     codes[rows, :, torch.tensor(dims, dtype=torch.long)] = values
     flat = codes.reshape(-1, model.latent_dim)
-    images = given(model, c).decode(flat).mean
+    images = condition(model, c).decode(flat).mean
     return images.reshape(len(dims), len(values), *images.shape[1:])
 
 
@@ -196,7 +201,7 @@ def iterate(model, x: torch.Tensor, num_steps: int = 5, c=None) -> torch.Tensor:
     Shows what the model keeps of an input and where repeated reconstruction drifts (towards
     the model's attractors). Works for any model, deterministic or not (means throughout).
     """
-    view = given(model, c)
+    view = condition(model, c)
     steps = [x.to(_device(model)["device"])]
     for _ in range(num_steps):
         steps.append(view.reconstruct(steps[-1]))
@@ -249,7 +254,7 @@ def manifold(model, x: torch.Tensor | None = None, n: int = 15, c=None, labels=N
     else:
         raise ValueError(f"a latent grid needs latent_dim = 2, or latent_dim > 2 and data x; "
                          f"got latent_dim={model.latent_dim}{'' if x is not None else ' and no x'}")
-    return given(model, c).decode(codes.to(**_device(model))).mean
+    return condition(model, c).decode(codes.to(**_device(model))).mean
 
 
 @torch.no_grad()
@@ -263,7 +268,7 @@ def class_grid(model, num_samples: int = 8, temperature: float = 1.0,
     """
     if not model.conditional:
         raise ValueError(f"class_grid needs a conditional model (cvae), got {type(model).__name__}")
-    z = temperature * torch.randn(num_samples, model.latent_dim, generator=generator)
+    z = sample_prior(model.prior(), num_samples, temperature, generator)
     z = z.to(**_device(model)).expand(model.num_classes, num_samples, model.latent_dim)
     classes = torch.arange(model.num_classes).repeat_interleave(num_samples)
     images = model.decode(z.reshape(-1, model.latent_dim), classes).mean

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch.distributions import Normal
 
-from ..distributions import kl_per_dim
-from ..models import given
+from ..distributions import kl_or_estimate, kl_per_dim
+from ..models import condition
 from ..objectives.betatc import kl_decomposition_terms
 
 #: Examples of the validation (or training) set on which the training loop logs the decomposition.
@@ -40,7 +40,7 @@ def kl_decomposition(model, x: torch.Tensor, seed: int = 0, batch_size: int = 50
     locs, scales = [], []
     for start in range(0, len(x), batch_size):
         c = None if labels is None else labels[start:start + batch_size]
-        base = given(model, c).encode(x[start:start + batch_size]).base_dist
+        base = condition(model, c).encode(x[start:start + batch_size]).base_dist
         locs.append(base.loc)
         scales.append(base.scale)
     model.train(was_training)
@@ -48,11 +48,16 @@ def kl_decomposition(model, x: torch.Tensor, seed: int = 0, batch_size: int = 50
     generator = torch.Generator(device=loc.device).manual_seed(seed)
     z = loc + scale * torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
     q = torch.distributions.Independent(Normal(loc, scale), 1)
-    terms = kl_decomposition_terms(q, z, model.prior(), len(x), "mss")
+    prior = model.prior()
+    terms = kl_decomposition_terms(q, z, prior, len(x), "mss")
     means = {key: value.mean().item() for key, value in terms.items()}
-    per_dim = kl_per_dim(q).mean(0)
-    return {"kl_mi": means["mi"], "kl_tc": means["tc"], "kl_dimwise": means["dimwise_kl"],
-            "kl_mc": sum(means.values()), "kl": per_dim.sum().item(), "kl_per_dim": per_dim.tolist()}
+    per_dim = kl_per_dim(q, prior)
+    out = {"kl_mi": means["mi"], "kl_tc": means["tc"], "kl_dimwise": means["dimwise_kl"],
+           "kl_mc": sum(means.values())}
+    if per_dim is None:  # a prior with dependent dimensions: the total KL only (closed form or Monte Carlo)
+        return {**out, "kl": kl_or_estimate(q, prior, z).mean().item()}
+    per_dim = per_dim.mean(0)
+    return {**out, "kl": per_dim.sum().item(), "kl_per_dim": per_dim.tolist()}
 
 
 class KLDiagnostics:

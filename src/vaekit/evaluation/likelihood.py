@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..distributions import Bernoulli, Gaussian, kl_per_dim
+from ..distributions import Bernoulli, DiagonalNormal, Gaussian, StandardNormal, kl_per_dim
 from ..objectives import elbo_terms
 from ..objectives.elbo import check_data
 from ..runtime import distributed
@@ -97,17 +97,29 @@ def _fused(model) -> bool:
             and isinstance(model.likelihood, (Bernoulli, Gaussian)))
 
 
-def _sub_log_weights(model, loc, scale, log_scale, eps, xb, flat, sign, rows) -> torch.Tensor:
-    """log w ``(k, b)`` of b examples (encoder output ``loc``, ``scale`` ``(b, d)``) for the
-    standard-normal draws ``eps`` ``(k, b, d)``, decoded ``rows`` codes at a time."""
+def _sub_log_weights(model, q, loc, scale, log_scale, eps, xb, flat, sign, rows) -> torch.Tensor:
+    """log w ``(k, b)`` of b examples (their posterior ``q``, and for a diagonal-Gaussian q its
+    ``loc``, ``scale`` ``(b, d)``) for the draws ``eps`` ``(k, b, d)``, decoded ``rows`` codes at a time.
+
+    z = loc + scale·ε for a diagonal-Gaussian q, else k draws of ``q.sample`` (``eps`` then only sets k).
+    log p(z) − log q(z|x) is the closed form Σ_d ½(ε² − z²) + log σ_d only when the prior *is*
+    :class:`~vaekit.distributions.StandardNormal` (checked by type, never assumed); any other prior
+    (VampPrior, mixtures, ...) goes through ``model.prior().log_prob`` and ``q.log_prob``."""
     k, b = eps.shape[:2]
-    out = torch.empty(k, b, dtype=loc.dtype, device=loc.device)
+    out = torch.empty(k, b, dtype=eps.dtype, device=eps.device)
     per_call = max(1, rows // b)
+    prior = model.prior()
+    standard = type(prior) is StandardNormal and loc is not None
     for k0 in range(0, k, per_call):
         e = eps[k0:k0 + per_call]
-        z = loc + scale * e
-        # log p(z) − log q(z|x) at z = μ + σ·ε, closed form: Σ_d ½(ε² − z²) + log σ_d (2π cancels)
-        prior_ratio = (e * e - z * z).sum(-1).mul_(0.5).add_(log_scale)
+        if loc is None:
+            z = q.sample((len(e),))
+        else:
+            z = loc + scale * e
+        if standard:  # log p(z) − log q(z|x) at z = μ + σ·ε, closed form (2π cancels)
+            prior_ratio = (e * e - z * z).sum(-1).mul_(0.5).add_(log_scale)
+        else:
+            prior_ratio = prior.log_prob(z) - q.log_prob(z)
         if flat is not None:
             params = model.decoder(z.reshape(-1, z.shape[-1])).reshape(len(e), b, -1)
             log_px = _log_density(model, params, flat, sign)
@@ -127,24 +139,32 @@ def _block_estimate(model, xb: torch.Tensor, num_samples: int, rows: int, max_me
     step = max(1, min(rows, -(-len(xb) // world)))
     slices = [slice(s, s + step) for s in range(0, len(xb), step)]
     mine = [(unit + i) % world == rank for i in range(len(slices))]
-    normal = model.encode(xb).base_dist
+    q = model.encode(xb)
+    gaussian = isinstance(q, DiagonalNormal)
+    # any other posterior is encoded once per work unit (torch distributions cannot be sliced)
+    parts = {} if gaussian else {i: model.encode(xb[sl]) for i, (sl, own) in enumerate(zip(slices, mine)) if own}
     fused = _fused(model)
     flat = xb.reshape(len(xb), -1) if fused else None  # a view: x is never copied per sample
     binary = fused and isinstance(model.likelihood, Bernoulli) and bool(((flat == 0) | (flat == 1)).all())
     sign = 1 - 2 * flat if binary else None  # (b, D), once per block
     latent = model.latent_dim
-    dtype, device = normal.loc.dtype, normal.loc.device
+    dtype, device = q.mean.dtype, q.mean.device
     running = None
     for k in _draw_chunks(num_samples, len(xb), size, max_memory_mb):
         eps = torch.randn((k, len(xb), latent), generator=generator, dtype=dtype, device=device)
         if not any(mine):
             continue  # drawn all the same: the stream stays that of one process
         lse = torch.zeros(len(xb), dtype=dtype, device=device)
-        for sl, own in zip(slices, mine):
+        for i, (sl, own) in enumerate(zip(slices, mine)):
             if own:
-                log_w = _sub_log_weights(model, normal.loc[sl], normal.scale[sl], normal.scale[sl].log().sum(-1),
-                                         eps[:, sl], xb[sl], None if flat is None else flat[sl],
-                                         None if sign is None else sign[sl], rows)
+                if gaussian:
+                    normal = q.base_dist
+                    q_sl, loc, scale = DiagonalNormal(normal.loc[sl], normal.scale[sl]), normal.loc[sl], normal.scale[sl]
+                    log_scale = scale.log().sum(-1)
+                else:
+                    q_sl, loc, scale, log_scale = parts[i], None, None, None
+                log_w = _sub_log_weights(model, q_sl, loc, scale, log_scale, eps[:, sl], xb[sl],
+                                         None if flat is None else flat[sl], None if sign is None else sign[sl], rows)
                 lse[sl] = torch.logsumexp(log_w, dim=0)
         running = lse if running is None else torch.logaddexp(running, lse)
     out = torch.zeros(len(xb), dtype=dtype, device=device)
@@ -162,10 +182,12 @@ def log_likelihood(model, x: torch.Tensor, num_samples: int = 1000, batch_size: 
     """Importance-sampled estimate of log p(x) (Burda et al. 2015, eq. 8 at evaluation; Rezende 2014).
 
     log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k = μ(x) + σ(x)·ε_k, ε_k ~ N(0, I),
-    K = ``num_samples`` exactly. Each block of examples is encoded once; its draws are decoded a
-    cache-sized number of codes at a time (:func:`decoder_rows`), x broadcast, never copied;
-    log p(z) − log q(z|x) is computed in closed form from the draws, and the Bernoulli and
-    Gaussian log-densities are fused (other heads use their ``torch.distributions`` ``log_prob``).
+    K = ``num_samples`` exactly; p(z) is the model's own prior, ``model.prior()``. Each block of
+    examples is encoded once; its draws are decoded a cache-sized number of codes at a time
+    (:func:`decoder_rows`), x broadcast, never copied; log p(z) − log q(z|x) is computed in closed
+    form from the draws when the prior is N(0, I) (:class:`~vaekit.distributions.StandardNormal`, by
+    type), else from ``prior.log_prob`` and ``q.log_prob``; the Bernoulli and Gaussian
+    log-densities are fused (other heads use their ``torch.distributions`` ``log_prob``).
     The draws come from ``generator`` (default: the global RNG) in the order and chunks of vaekit
     0.2's implementation, so the same seed gives the same estimate (to float rounding; checked
     against a copy of it in ``tests/test_likelihood_fast.py``).
@@ -176,7 +198,7 @@ def log_likelihood(model, x: torch.Tensor, num_samples: int = 1000, batch_size: 
     in the same RNG state (as :func:`evaluate` ensures by seeding) or pass generators seeded alike.
 
     Args:
-        model: a VAE (an AE has no likelihood); a conditional model through ``given(model, c)``.
+        model: a VAE (an AE has no likelihood); a conditional model through ``condition(model, c)``.
         x: ``(batch, *data_shape)``.
         num_samples: K importance samples per example.
         batch_size: examples per block (default: all of them).
@@ -240,8 +262,9 @@ def _evaluate(model, x: torch.Tensor, num_samples: int, batch_size: int) -> dict
         for key, v in values.items():
             sums[key] = sums.get(key, 0.0) + v.sum().item()
         means.append(q.mean)
-        if model.stochastic:
-            kl_dims.append(kl_per_dim(q).sum(0))
+        per_dim = kl_per_dim(q, model.prior()) if model.stochastic else None
+        if per_dim is not None:
+            kl_dims.append(per_dim.sum(0))
     n = len(x)
     result = {key: v / n for key, v in sums.items()}
     if model.stochastic:
@@ -251,7 +274,8 @@ def _evaluate(model, x: torch.Tensor, num_samples: int, batch_size: int) -> dict
     mu = torch.cat(means)
     result["active_units"] = int((mu.var(0, unbiased=True) > 0.01).sum()) if n > 1 else 0
     if model.stochastic:
-        result["kl_per_dim"] = (torch.stack(kl_dims).sum(0) / n).tolist()
+        if kl_dims:  # a prior with dependent dimensions has no per-dimension KL
+            result["kl_per_dim"] = (torch.stack(kl_dims).sum(0) / n).tolist()
         result["log_likelihood"] = log_likelihood(model, x, num_samples, batch_size=batch_size).mean().item()
     model.train(was_training)
     return result

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models import given
+from ..models import condition
 
 #: Units of the two numbers, written beside them wherever they are reported.
 MSE_UNITS = {
@@ -55,7 +55,7 @@ def reconstruction_mse(model, x: torch.Tensor, labels: torch.Tensor | None = Non
     total = 0.0
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size].to(device)
-        view = given(model, None if labels is None else labels[start:start + batch_size].to(device))
+        view = condition(model, None if labels is None else labels[start:start + batch_size].to(device))
         total += (view.reconstruct(xb) - xb).pow(2).sum().item()
     model.train(was_training)
     per_example = total / len(x)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from ..distributions import diagonal_normal
+from ..distributions import diagonal_normal, kl_or_estimate
 
 METHODS = ("encoder", "posterior")
 #: Adam learning rate of each method: 1e-4 is Xiao et al.'s (Algorithm 1, sec. 4); 0.05 moves a
@@ -90,7 +90,7 @@ def likelihood_regret(model, x: torch.Tensor, num_steps: int = 100, lr: float | 
 def _elbo_at(model, x, loc, scale, z):
     """Per-example ELBO of q = N(loc, scale²) at draws z ``(S, batch, latent_dim)``: ``(batch,)``."""
     log_px = model.decode(z).log_prob(x)
-    return log_px.mean(0) - torch.distributions.kl_divergence(diagonal_normal(loc, scale), model.prior())
+    return log_px.mean(0) - kl_or_estimate(diagonal_normal(loc, scale), model.prior(), z)
 
 
 def _draws(loc: torch.Tensor, num_samples: int, seed: int) -> torch.Tensor:

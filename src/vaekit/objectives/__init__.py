@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .betatc import BetaTC
 from .coupling import Coupling, SelfSupervised
-from .elbo import ELBO, IWAE, elbo, elbo_terms, iwae_bound, log_importance_weights
+from .elbo import ELBO, IWAE, elbo, elbo_terms, iwae_bound, log_importance_weights, log_weights
 from .terms import Forward, LossTerms, forward, kl_to_prior
 
 #: The smooth-encoder / AVAE terms each coupling model adds to the ELBO.
@@ -18,26 +18,55 @@ COUPLING_TERMS = {"avae": {"avae": True, "smooth": False}, "se": {"avae": False,
                   "se-avae": {"avae": True, "smooth": True}}
 
 
+def _elbo(config, dataset_size: int):
+    t = config.train
+    return IWAE(t.num_samples) if t.objective == "iwae" else ELBO(t.beta, t.num_samples)
+
+
+def _betatc(config, dataset_size: int):
+    t = config.train
+    return BetaTC(t.alpha, t.beta, t.gamma, t.tc_sampling, dataset_size)
+
+
+def _coupling(config, dataset_size: int):
+    t = config.train
+    return Coupling(t.rho, epsilon=t.epsilon, num_steps=t.num_steps, num_samples=t.num_samples,
+                    aux="sample" if t.aux_sample else "mean", beta=t.beta, **COUPLING_TERMS[config.model.name])
+
+
+def _self_supervised(config, dataset_size: int):
+    return SelfSupervised(config.train.rho)
+
+
+#: objective family name (a :class:`~vaekit.registry.ModelEntry`'s ``objective``) -> builder
+#: ``(config, dataset_size) -> objective``. A model file may register its own family here, or give
+#: its entry the builder itself.
+OBJECTIVES = {"elbo": _elbo, "betatc": _betatc, "coupling": _coupling, "self-supervised": _self_supervised}
+
+
 def build_objective(config, dataset_size: int = 0):
-    """The training objective of a :class:`~vaekit.config.Config` (model name + train settings).
+    """The training objective of a :class:`~vaekit.config.Config` (model name + train settings): the
+    builder its registry entry names (:data:`OBJECTIVES`) or brings (a callable).
 
     Args:
         config: the run's configuration.
         dataset_size: N, the number of training examples (the β-TCVAE's mixture estimators).
 
     Returns:
-        :class:`ELBO`, :class:`IWAE`, :class:`BetaTC`, :class:`Coupling` or :class:`SelfSupervised`.
+        an objective: ``objective(model, x, warmup=1.0, **schedule) -> LossTerms``.
+
+    Raises:
+        ValueError: an entry whose objective family is not registered.
     """
-    t, family = config.train, config.model.spec.objective
-    if family == "betatc":
-        return BetaTC(t.alpha, t.beta, t.gamma, t.tc_sampling, dataset_size)
-    if family == "coupling":
-        return Coupling(t.rho, epsilon=t.epsilon, num_steps=t.num_steps, num_samples=t.num_samples,
-                        aux="sample" if t.aux_sample else "mean", beta=t.beta, **COUPLING_TERMS[config.model.name])
-    if family == "self-supervised":
-        return SelfSupervised(t.rho)
-    return IWAE(t.num_samples) if t.objective == "iwae" else ELBO(t.beta, t.num_samples)
+    family = config.model.entry.objective
+    if callable(family):
+        return family(config, dataset_size)
+    if family not in OBJECTIVES:
+        raise ValueError(f"model {config.model.name!r} names the objective {family!r}, which is not registered; "
+                         f"known: {', '.join(sorted(OBJECTIVES))}")
+    return OBJECTIVES[family](config, dataset_size)
 
 
-__all__ = ["BetaTC", "COUPLING_TERMS", "Coupling", "ELBO", "Forward", "IWAE", "LossTerms", "SelfSupervised",
-           "build_objective", "elbo", "elbo_terms", "forward", "iwae_bound", "kl_to_prior", "log_importance_weights"]
+__all__ = ["OBJECTIVES", "BetaTC", "COUPLING_TERMS", "Coupling", "ELBO", "Forward", "IWAE", "LossTerms", "SelfSupervised",
+           "build_objective", "elbo", "elbo_terms", "forward", "iwae_bound", "kl_to_prior", "log_importance_weights",
+           "log_weights"]

@@ -119,4 +119,4 @@ class BetaTC:
         alpha, beta, gamma = (warmup * w for w in (self.alpha, self.beta, self.gamma))
         penalty = alpha * terms["mi"] + beta * terms["tc"] + gamma * terms["dimwise_kl"]
         loss = -(reconstruction - penalty).mean()
-        return _terms(loss, reconstruction, kl_to_prior(model, out.q), **terms)
+        return _terms(loss, reconstruction, kl_to_prior(model, out.q, out.z), **terms)

@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 import torch
 
 from ..attacks import pgd
-from ..distributions import Deterministic, coupling_kl, diagonal_normal
+from ..distributions import Deterministic, coupling_kl, diagonal_normal, sample_prior
 from .elbo import _terms
 from .terms import LossTerms, forward, kl_to_prior
 
@@ -73,7 +73,7 @@ class Coupling:
     def __call__(self, model, x: torch.Tensor, warmup: float = 1.0) -> LossTerms:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms` with ``coupling`` ``(batch,)`` nats."""
         out = forward(model, x, self.num_samples)
-        reconstruction, kl = out.log_px.mean(0), kl_to_prior(model, out.q)
+        reconstruction, kl = out.log_px.mean(0), kl_to_prior(model, out.q, out.z)
         coupling = torch.zeros_like(kl)
         if self.avae:
             aux = out.px.mean if self.aux == "mean" else out.px.sample()
@@ -104,13 +104,12 @@ class SelfSupervised:
 
     def __call__(self, model, x: torch.Tensor, warmup: float = 1.0) -> LossTerms:
         """x ``(batch, *data_shape)`` (its size only) -> :class:`LossTerms`."""
-        p = next(model.parameters())
-        z = torch.randn(len(x), model.latent_dim, device=p.device, dtype=p.dtype)
+        z = sample_prior(model.prior(), len(x))  # z ~ p(z), the model's own prior
         with torch.no_grad():
             generated = model.decode(z).mean
         q = model.encode(generated)
         coupling = coupling_kl(Deterministic(z), q, self.rho)
         with torch.no_grad():
             reconstruction = model.decode(q.rsample()).log_prob(generated)
-            kl = kl_to_prior(model, q)
+            kl = kl_to_prior(model, q)  # closed form, or Monte Carlo with its own draws
         return _terms(coupling.mean(), reconstruction, kl, coupling=coupling)

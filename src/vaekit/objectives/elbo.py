@@ -43,7 +43,7 @@ def elbo_terms(model, x: torch.Tensor, num_samples: int = 1) -> dict[str, torch.
     """
     check_data(model, x)
     out = forward(model, x, num_samples)
-    return {"reconstruction": out.log_px.mean(0), "kl": kl_to_prior(model, out.q)}
+    return {"reconstruction": out.log_px.mean(0), "kl": kl_to_prior(model, out.q, out.z)}
 
 
 def elbo(model, x: torch.Tensor, beta: float = 1.0, num_samples: int = 1) -> torch.Tensor:
@@ -66,6 +66,20 @@ def elbo(model, x: torch.Tensor, beta: float = 1.0, num_samples: int = 1) -> tor
     return terms["reconstruction"] - beta * terms["kl"]
 
 
+def log_weights(model, x: torch.Tensor, q, z: torch.Tensor, log_px: torch.Tensor | None = None) -> torch.Tensor:
+    """log w = log p(x|z) + log p(z) − log q(z|x) at the draws ``z`` ``(num_samples, batch, latent_dim)``
+    of ``q`` = q(z|x): ``(num_samples, batch)`` nats. The one place vaekit forms importance weights
+    (the IWAE bound, the IS log-likelihood's general path, the anomaly and OOD scores): p(z) is the
+    model's own prior, ``model.prior()``, whatever its family.
+
+    Args:
+        log_px: log p(x|z) ``(num_samples, batch)`` when the caller has it already (not recomputed).
+    """
+    if log_px is None:
+        log_px = model.decode(z).log_prob(x)
+    return log_px + model.prior().log_prob(z) - q.log_prob(z)
+
+
 def log_importance_weights(model, x: torch.Tensor, num_samples: int) -> torch.Tensor:
     """log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x), z_k ~ q(z|x): ``(num_samples, batch)``.
 
@@ -77,8 +91,7 @@ def log_importance_weights(model, x: torch.Tensor, num_samples: int) -> torch.Te
         raise ValueError("importance weights need a stochastic encoder; an AE has no likelihood bound")
     check_data(model, x)
     q = model.encode(x)
-    z = q.rsample((num_samples,))
-    return model.decode(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
+    return log_weights(model, x, q, q.rsample((num_samples,)))
 
 
 def iwae_bound(model, x: torch.Tensor, num_samples: int = 5) -> torch.Tensor:
@@ -107,7 +120,7 @@ class ELBO:
     supplies only the schedule: ``warmup`` w in [0, 1] (KL warm-up; the KL weight is w·β) and,
     when ``capacity_max > 0``, the capacity C (nats), with which the loss is Burgess et al.
     2018's (eq. 8) −E_q log p(x|z) + w·β·|KL − C|, the KL averaged over the batch. A CVAE is
-    trained on the same bound of log p(x|c) (Sohn et al. 2015, eq. 4) through ``model.given(c)``.
+    trained on the same bound of log p(x|c) (Sohn et al. 2015, eq. 4) through ``model.condition(c)``.
     """
 
     beta: float = 1.0
@@ -119,7 +132,7 @@ class ELBO:
         one = self.num_samples == 1
         out = forward(model, x, None if one else self.num_samples)
         reconstruction = out.log_px if one else out.log_px.mean(0)
-        kl = kl_to_prior(model, out.q)
+        kl = kl_to_prior(model, out.q, out.z)
         beta = self.beta * warmup
         if capacity is None:  # KL − log p(x|z) is exactly −(log p(x|z) − KL): one op fewer
             loss = ((kl if beta == 1.0 else beta * kl) - reconstruction).mean()
@@ -141,9 +154,9 @@ class IWAE:
     def __call__(self, model, x: torch.Tensor, warmup: float = 1.0) -> LossTerms:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms`."""
         out = forward(model, x, self.num_samples)
-        log_w = out.log_px + model.prior().log_prob(out.z) - out.q.log_prob(out.z)
+        log_w = log_weights(model, x, out.q, out.z, out.log_px)
         bound = torch.logsumexp(log_w, dim=0) - math.log(self.num_samples)
-        return _terms(-bound.mean(), out.log_px.mean(0), kl_to_prior(model, out.q))
+        return _terms(-bound.mean(), out.log_px.mean(0), kl_to_prior(model, out.q, out.z))
 
 
 def _terms(loss: torch.Tensor, reconstruction: torch.Tensor, kl: torch.Tensor, **extra) -> LossTerms:

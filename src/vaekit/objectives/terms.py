@@ -14,7 +14,7 @@ import dataclasses
 import torch
 from torch.distributions import Distribution
 
-from ..distributions import closed_form_kl
+from ..distributions import kl_or_estimate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +76,10 @@ def forward(model, x: torch.Tensor, num_samples: int | None = 1) -> Forward:
     return Forward(q, z, px, px.log_prob(x))
 
 
-def kl_to_prior(model, q) -> torch.Tensor:
-    """KL(q(z|x) ‖ p(z)) in nats, ``(batch,)``, in closed form; zeros for a deterministic AE."""
+def kl_to_prior(model, q, z: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(q(z|x) ‖ p(z)) in nats, ``(batch,)``, against the model's own prior ``model.prior()``: in
+    closed form where one is registered, else the Monte Carlo estimate over the draws ``z`` of q
+    (:func:`~vaekit.distributions.kl_or_estimate`); zeros for a deterministic AE."""
     if not model.stochastic:
         return q.mean.new_zeros(q.mean.shape[:-1])
-    return closed_form_kl(q, model.prior())
+    return kl_or_estimate(q, model.prior(), z)

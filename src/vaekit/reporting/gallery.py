@@ -103,3 +103,21 @@ def _pair(labels: torch.Tensor | None, n: int) -> torch.Tensor:
 def _describe(i: torch.Tensor, labels: torch.Tensor | None, name: str | None) -> str:
     """``"3 (digit 5)"``: a test index and its label when there is one."""
     return f"{int(i)}" if labels is None else f"{int(i)} ({name} {int(labels[i])})"
+
+
+def disentanglement_figures(model, dataset, codes, kl_per_dim, folder) -> list[Path]:
+    """The figures of ``vaekit evaluate disentanglement`` in ``folder``: latent traversals of one
+    test image (rows sorted by KL), the KL per dimension bar chart, and the mean code of each
+    latent against each factor, per shape (``codes``: ``(N, latent_dim)`` encoder means of the
+    factor grid ``dataset``, :func:`vaekit.evaluation.disentanglement.grid_codes`). Returns the paths."""
+    import numpy as np
+
+    from ..data.factors import grid_classes
+
+    folder = Path(folder)
+    z = model.transform(dataset.x[:1].to(next(model.parameters()).device))[0]
+    order = list(np.argsort(-np.asarray(kl_per_dim)))
+    return [plots.traversal_figure(model, z, kl_per_dim, folder / "traversals.png"),
+            plots.kl_per_dim_bars(kl_per_dim, folder / "kl_per_dim.png"),
+            plots.factor_response(codes, grid_classes(dataset.factor_sizes), dataset.factor_names,
+                                  dataset.factor_values, folder / "factor_response.png", dims=order)]

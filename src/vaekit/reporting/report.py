@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import json
 import os
 import platform
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import io
+from ..run import FinishedRun
 from .gallery import CAPTIONS
 
 ENVIRONMENT = "environment.json"
@@ -106,7 +106,7 @@ def _figures(run_dir: Path) -> list[dict]:
 
 
 def collect(run_dir) -> dict:
-    """Everything a report shows about one run folder (see the module docstring).
+    """Everything a report shows about one run folder (see the module docstring), read from its files.
 
     Raises:
         FileNotFoundError / ValueError: not a run folder (no config.json), or corrupt JSON.
@@ -114,15 +114,20 @@ def collect(run_dir) -> dict:
     run_dir = Path(run_dir)
     record = io.load_record(run_dir)
     summary = io.read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
-    test, units = summary.get("test", {}), summary.get("units", {})
-    history = _read_history(run_dir)
     env_path = run_dir / ENVIRONMENT
     env = io.read_json(env_path) if env_path.is_file() else {**environment(), "note": "recorded when the report was built"}
+    return _page(run_dir, io.load_config(run_dir).to_flat(), record, summary, _read_history(run_dir), env)
+
+
+def _page(run_dir: Path, config: dict, record: dict, summary: dict, history: list[dict], env: dict) -> dict:
+    """The report's context of one run: its settings, record, summary, history and environment as
+    given, and the files of the folder that are no part of the run itself (figures, other JSON results)."""
+    test, units = summary.get("test", {}), summary.get("units", {})
     results = [{"name": p.name, "rows": flatten(io.read_json(p))}
                for p in sorted(run_dir.glob("*.json")) if p.name not in OWN_JSON]
     return {
         "name": run_dir.resolve().name, "path": str(run_dir),
-        "config": io.load_config(run_dir).to_flat(), "data_shape": record["data_shape"], "extra": record.get("extra", {}),
+        "config": config, "data_shape": record["data_shape"], "extra": record.get("extra", {}),
         "metrics": [{"key": k, "value": format_value(v), "unit": units.get(k, "")} for k, v in test.items()],
         "test": test,
         "run_facts": [(k, format_value(v)) for k, v in summary.items() if k not in ("test", "units")],
@@ -139,14 +144,24 @@ def _render(template: str, **context) -> str:
 
 
 def write_report(run_dir, output=None) -> Path:
-    """Render ``report.html`` of a run folder (or ``output``) and return its path.
+    """Render ``report.html`` of a run folder (or ``output``) from its files and return its path.
 
     Raises:
         FileNotFoundError / ValueError: ``run_dir`` is not a run folder.
     """
-    run = collect(run_dir)
     out = Path(output) if output else Path(run_dir) / REPORT
-    io.atomic_write(out, _render("report.html.j2", run=run))
+    io.atomic_write(out, _render("report.html.j2", run=collect(run_dir)))
+    return out
+
+
+def write_run_report(run: FinishedRun, env: dict) -> Path:
+    """Render ``report.html`` of a run that has just finished, from what is in memory: its config,
+    model record, summary and history (:class:`vaekit.run.FinishedRun`) and ``env``
+    (:func:`environment`); the figures and further JSON results are the folder's files. Returns its path."""
+    page = _page(Path(run.run_dir), run.config.to_flat(), io.model_record(run.model, run.config), run.summary,
+                 run.history, env)
+    out = Path(run.run_dir) / REPORT
+    io.atomic_write(out, _render("report.html.j2", run=page))
     return out
 
 
@@ -179,4 +194,4 @@ def default_comparison_path(run_dirs) -> Path:
     return Path(run_dirs[0]).resolve().parent / "comparison.html"
 
 
-__all__ = ["collect", "environment", "write_comparison", "write_report"]
+__all__ = ["collect", "environment", "write_comparison", "write_report", "write_run_report"]

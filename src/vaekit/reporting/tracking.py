@@ -8,7 +8,8 @@ numbers to a tracker. ``vaekit train --logger NAME`` picks one of :data:`LOGGERS
 - ``mlflow``: an MLflow run (:class:`vaekit.reporting.mlflow_logger.MLflowLogger`);
 - ``wandb``: a Weights & Biases run (:class:`vaekit.reporting.wandb_logger.WandbLogger`).
 
-From the API, pass a name or an instance: ``vaekit.train_run(config, "runs/a", logger=MLflowLogger(experiment="x"))``.
+From the API, pass an instance to :func:`vaekit.run.train`: ``vaekit.train(config, "runs/a",
+tracker=MLflowLogger(experiment="x"))`` (:func:`build_logger` makes one from a name).
 A tracker's own package is imported only when that tracker is chosen.
 
 The life of a logger in a run: :meth:`Logger.check` (before anything is written), then
@@ -27,7 +28,7 @@ import torch
 
 from .. import io
 from ..run import RunContext, param_value  # noqa: F401  (the tracker API, re-exported for the loggers)
-from ..models import given
+from ..models import condition
 
 #: File of the run folder that remembers each tracker's run id and last logged epoch.
 STATE = "tracking.json"
@@ -172,7 +173,7 @@ class TensorBoardLogger(Logger):
         model.eval()
         device = next(model.parameters()).device
         x = self.x.to(device)
-        recon = given(model, self.c).reconstruct(x)
+        recon = condition(model, self.c).reconstruct(x)
         pairs = torch.stack([x, recon], 1).flatten(0, 1)  # input, reconstruction, input, ...
         samples = model.sample(16, generator=torch.Generator().manual_seed(0))
         self.writer.add_image("reconstructions", image_grid(pairs, 8), epoch, dataformats="HWC")

@@ -2,7 +2,7 @@
 data-parallel helpers."""
 
 from .hooks import Checkpoint, EpochLog, Progress
-from .loop import Loop, TrainingDiverged, fit, validate
+from .loop import TrainingDiverged, TrainState, fit, validate
 from ..options import RunOptions
 
-__all__ = ["Checkpoint", "EpochLog", "Loop", "Progress", "RunOptions", "TrainingDiverged", "fit", "validate"]
+__all__ = ["Checkpoint", "EpochLog", "Progress", "RunOptions", "TrainState", "TrainingDiverged", "fit", "validate"]

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data.preprocess import binarize
 from .checkpoint import load_checkpoint
-from ..models import given
+from ..models import condition
 from ..objectives import ELBO, LossTerms, build_objective
 from .. import runtime
 from ..runtime import distributed
@@ -110,7 +110,7 @@ def _set_rng_state(shuffle: torch.Generator, rng: dict[str, torch.Tensor], fallb
 class TrainingStep(nn.Module):
     """The training loss of ``model`` as a module, so that DistributedDataParallel and
     torch.compile wrap one forward: ``forward(x, c, **schedule)`` returns
-    ``objective(given(model, c), x, **schedule)`` (c: the condition of a conditional model, or None)."""
+    ``objective(condition(model, c), x, **schedule)`` (c: the condition of a conditional model, or None)."""
 
     def __init__(self, model: nn.Module, objective):
         super().__init__()
@@ -119,7 +119,7 @@ class TrainingStep(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor | None, **schedule) -> LossTerms:
         """x ``(batch, *data_shape)``, c ``(batch,)`` or None -> :class:`~vaekit.objectives.LossTerms`
         (``schedule``: the warm-up factor and, when on, the capacity C)."""
-        return self.objective(given(self.model, c), x, **schedule)
+        return self.objective(condition(self.model, c), x, **schedule)
 
 
 def _wrap(model: nn.Module, objective, options: RunOptions, device: torch.device) -> nn.Module:
@@ -155,7 +155,7 @@ def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
     sums = torch.zeros(len(LOGGED), dtype=torch.float64)
     for start in range(0, len(part), batch_size):
         c = None if part_labels is None else part_labels[start:start + batch_size]
-        view, xb = given(model, c), part[start:start + batch_size].to(device)
+        view, xb = condition(model, c), part[start:start + batch_size].to(device)
         out = objective(view, xb, **schedule)
         data = elbo_pass(view, xb) if elbo_pass else out
         n = len(xb)
@@ -167,11 +167,12 @@ def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
 
 
 @dataclasses.dataclass
-class Loop:
+class TrainState:
     """The state of a training run, as hooks see it and checkpoints keep it.
 
     ``epoch`` and ``step`` count completed epochs and optimisation steps; ``history`` holds one
-    metrics dict per epoch; ``best`` the weights of the best validation loss (early stopping).
+    metrics dict per epoch; ``best`` the weights of the best validation loss (early stopping);
+    ``threads`` the intra-op thread choice the run applied (:class:`vaekit.runtime.ThreadChoice`).
     """
 
     model: nn.Module
@@ -187,6 +188,7 @@ class Loop:
     elapsed: float = 0.0
     stopped_early: bool = False
     best: dict | None = None
+    threads: object = None
 
     #: the loop fields a checkpoint stores as JSON
     SAVED = ("epoch", "step", "history", "best_loss", "bad_epochs", "elapsed", "stopped_early")
@@ -226,7 +228,7 @@ def _weights_finite(model: nn.Module) -> bool:
     return total_norm is not None and bool(torch.isfinite(total_norm(list(model.parameters()))))
 
 
-def _check_finite(loop: Loop, losses: torch.Tensor, epoch: int) -> None:
+def _check_finite(loop: TrainState, losses: torch.Tensor, epoch: int) -> None:
     """Raise :class:`TrainingDiverged` if a loss of this epoch or a weight is NaN/Inf."""
     reduced = distributed.all_reduce_sum(losses)  # NaN on any rank stops every rank
     finite = torch.isfinite(reduced)
@@ -293,14 +295,14 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     options = options or RunOptions()
     rank, world = distributed.rank(), distributed.world_size()
     model.to(device)
-    runtime.apply_threads(model, t.batch_size, options.threads, device)
+    threads = runtime.apply_threads(model, t.batch_size, options.threads, device)
     channels_last = options.channels_last and runtime.uses_conv(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     # foreach: one fused kernel per state tensor kind instead of a Python loop over parameters
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, foreach=True)
-    loop = Loop(model, optimizer, runtime.grad_scaler(device, options.precision),
-                torch.Generator().manual_seed(t.seed), config)
+    loop = TrainState(model, optimizer, runtime.grad_scaler(device, options.precision),
+                torch.Generator().manual_seed(t.seed), config, threads=threads)
     torch.manual_seed(t.seed + rank)  # ranks draw independent noise; rank 0 = one process
     dynamic = config.binarize == "dynamic"
     if torch.is_tensor(train):

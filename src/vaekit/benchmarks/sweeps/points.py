@@ -12,12 +12,13 @@ import json
 import math
 from pathlib import Path
 
-import torch
 
 from ... import io
 from ...data.splits import load_dataset
-from ...io import CHECKPOINT, create_run_dir
-from ...reporting.runs import train_run
+from ...evaluation.runs import disentanglement_report, seeded_subset
+from ...io import CHECKPOINT, RunFolder
+from ...reporting.outputs import write_outputs
+from ...run import train
 from .spec import Point, SweepSpec
 
 #: The cached metrics of a finished point (flat ``{"test.elbo": ..., ...}``).
@@ -52,7 +53,7 @@ def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 2
 
     model, config = io.load(run_dir), io.load_config(run_dir)
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
-    train_set, test_set = _subset(train_set, max_train, seed), _subset(test_set, max_test, seed)
+    train_set, test_set = seeded_subset(train_set, max_train, seed), seeded_subset(test_set, max_test, seed)
     names = probe_labels(test_set, labels)
     out = {"num_test_examples": len(test_set), "num_train_examples": len(train_set)}
     for i, feature in enumerate(features):
@@ -69,16 +70,10 @@ def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 2
     return out
 
 
-def _subset(dataset, size: int | None, seed: int):
-    if size is None or size >= len(dataset):
-        return dataset
-    return dataset.subset(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size])
-
-
 def disentanglement(run_dir, metrics=None, seed: int = 0, num_train: int | None = None, num_eval: int | None = None,
                     overrides: dict | None = None) -> dict:
     """Disentanglement metrics of a run on its dataset's test split of the factor grid, and the KL
-    decomposition of its posterior: :func:`disentanglement_report` of the run's model and data.
+    decomposition of its posterior: :func:`vaekit.evaluation.runs.disentanglement_report` of the run's model and data.
 
     Raises:
         ValueError: the run was not trained on a dataset with ground-truth factors.
@@ -86,39 +81,6 @@ def disentanglement(run_dir, metrics=None, seed: int = 0, num_train: int | None 
     config = io.load_config(run_dir)
     return disentanglement_report(io.load(run_dir), config, load_dataset(config, "test"), metrics, seed, num_train,
                                   num_eval, overrides)
-
-
-def disentanglement_report(model, config, dataset, metrics=None, seed: int = 0, num_train: int | None = None,
-                           num_eval: int | None = None, overrides: dict | None = None, codes=None) -> dict:
-    """Disentanglement metrics of ``model`` on the factor dataset ``dataset`` (a test split), and
-    the KL decomposition of its posterior (Chen et al. 2018, eq. 2: index-code MI, total
-    correlation, dimension-wise KL; nats per example).
-
-    Args:
-        metrics: names from :data:`vaekit.evaluation.disentanglement.METRICS` (default all).
-        num_train / num_eval / overrides: metric sizes (see
-            :func:`vaekit.evaluation.disentanglement.evaluate_disentanglement`).
-        codes: the grid's codes when already computed (:func:`~vaekit.evaluation.disentanglement.grid_codes`).
-
-    Returns:
-        ``{"data", "factor_sizes", "factor_names", "seed", "metrics", "headline"}`` plus ``"kl"``
-        for a stochastic model (over the first ``DIAGNOSTIC_POINTS`` test images, ``"points"``).
-
-    Raises:
-        ValueError: a dataset without ground-truth factors.
-    """
-    from ...evaluation.disentanglement import METRICS, evaluate_disentanglement, headline
-    from ...evaluation.kl import DIAGNOSTIC_POINTS, kl_decomposition
-
-    results = evaluate_disentanglement(model, dataset, tuple(metrics or METRICS), seed, num_train, num_eval,
-                                       overrides, codes=codes)
-    report = {"data": config.data.name, "factor_sizes": list(dataset.factor_sizes),
-              "factor_names": list(dataset.factor_names), "seed": seed, "metrics": results,
-              "headline": headline(results)}
-    if model.stochastic:
-        report["kl"] = kl_decomposition(model, dataset.x[:DIAGNOSTIC_POINTS], seed=seed)
-        report["kl"]["points"] = min(len(dataset.x), DIAGNOSTIC_POINTS)
-    return report
 
 
 #: Evaluations a sweep can run on every point: name -> function(run_dir, **settings) -> JSON dict.
@@ -182,9 +144,8 @@ def train_point(point: Point, run_dir: Path) -> dict:
         if (run_dir / "summary.json").is_file():
             return io.read_json(run_dir / "summary.json")
         if (run_dir / CHECKPOINT).is_file():
-            return train_run(None, run_dir, resume=True, progress=False)
-    run_dir = create_run_dir(run_dir.parent, run_dir.name, config, overwrite=True)
-    return train_run(config, run_dir, progress=False)
+            return train(None, RunFolder(run_dir, resume=True), progress=False, outputs=[write_outputs])
+    return train(config, RunFolder(run_dir, overwrite=True), progress=False, outputs=[write_outputs])
 
 
 def evaluate_point(run_dir: Path, name: str, settings: dict) -> dict:
