@@ -85,7 +85,7 @@ def test_config_file_then_flags_override(tmp_path, capsys):
 
 def error_line(code, err):
     assert code != 0
-    lines = [l for l in err.strip().splitlines() if l.strip()]
+    lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 

@@ -1,6 +1,8 @@
 """The conditional VAE: model contract, training with labels, evaluation of log p(x|c), and
 conditional samples that a classifier trained on the real digits recognises as the requested class."""
 
+import math
+
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -109,11 +111,23 @@ def test_fit_needs_labels():
 
 
 def test_fit_with_a_dataloader_takes_labels_from_batches():
-    model, config = tiny(epochs=1, batch_size=4)
+    """The condition comes from each batch's second entry: the same batches give the same loss
+    (fit is seeded), the same images with other labels give another loss and other weights."""
+    torch.manual_seed(0)
     x, c = torch.rand(8, *SHAPE), torch.arange(8) % 10
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, c), batch_size=4)
-    history = fit(model, loader, config)
-    assert len(history) == 1 and history[0]["train_loss"] > 0
+
+    def run(labels):
+        model, config = tiny(epochs=1, batch_size=4)
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, labels), batch_size=4)
+        history = fit(model, loader, config)
+        assert len(history) == 1 and history[0]["step"] == 2 and math.isfinite(history[0]["train_loss"])
+        return history[0]["train_loss"], torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    loss, weights = run(c)
+    again, same_weights = run(c.clone())
+    other, other_weights = run((c + 5) % 10)
+    assert again == loss and torch.equal(same_weights, weights)
+    assert other != loss and not torch.equal(other_weights, weights)
 
 
 def test_condition_on_resolution(digits):

@@ -54,3 +54,15 @@ def test_every_package_a_test_imports_is_installed_by_test():
             if not providers & (INSTALLED | skipped_ok):
                 missing.setdefault(module, []).append(path.name)
     assert not missing, f"imported by tests but not installed by .[test]: {missing}"
+
+
+def test_ci_runs_the_readme_test_command_verbatim_then_lint_and_docs():
+    """`.ci/run` runs README's one-line test command as written (so README's command is what CI
+    proves), then the lint and type checks and the strict docs build."""
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^pip install torch==\S+ && pip install -e \"\.\[test\]\" && python3 -m pytest -q$", readme, re.M)
+    assert len(commands) == 1, "README has exactly one test command line"
+    ci = (ROOT / ".ci/run").read_text().splitlines()
+    assert commands[0] in ci
+    after = ci[ci.index(commands[0]):]
+    assert "bash .ci/lint" in after and any("mkdocs build --strict" in line for line in after)

@@ -313,13 +313,14 @@ def test_benchmark_writes_table_and_figures(tmp_path):
 def test_study_trains_pairs_and_reuses_runs(tmp_path):
     from vaekit.benchmarks.robustness_study import run_study
 
-    kwargs = dict(out_dir=tmp_path, variants=("base", "ρ = 0.9"), epsilons=(0, 0.1), num_steps=2, max_test=40,
+    kwargs = dict(out_dir=tmp_path, variants=("base", "ρ = 0.9", "2× epochs"), epsilons=(0, 0.1), num_steps=2, max_test=40,
                   epochs=1, hidden=(16,), latent_dim=4)
     messages = []
     report = run_study(log=messages.append, **kwargs)
     assert [(r["variant"], r["model"], r["probe"]) for r in report["rows"][:2]] == [
         ("base", "vae", "raw"), ("base", "vae", "standardised")]
-    assert len(report["rows"]) == 8 and sum("training" in m for m in messages) == 3  # the VAE ignores ρ
+    # the VAE ignores ρ (its base run is reused); "2× epochs" trains both models for twice the base epochs
+    assert len(report["rows"]) == 12 and sum("training" in m for m in messages) == 5
     assert (tmp_path / "study.md").is_file()
     messages.clear()
     again = run_study(log=messages.append, **kwargs)

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import math
 import numbers
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import tyro
 
@@ -78,9 +78,10 @@ def _check_number(section: str, key: str, value, kind: type = float, low: float 
                         f"({type(value).__name__}); fix the --{key.replace('_', '-')} flag or the config file")
     if not math.isfinite(value):
         raise ValueError(f"{key} must be a finite number, got {value!r}; fix the --{key.replace('_', '-')} flag or the config file")
-    if low is not None and (value <= low if low_open else value < low):
+    number = float(value)  # a Real that is finite: compare as a float
+    if low is not None and (number <= low if low_open else number < low):
         raise ValueError(f"{key} must be {'>' if low_open else '>='} {low:g}, got {value!r}")
-    if high is not None and (value >= high if high_open else value > high):
+    if high is not None and (number >= high if high_open else number > high):
         raise ValueError(f"{key} must be {'<' if high_open else '<='} {high:g}, got {value!r}")
 
 
@@ -160,7 +161,8 @@ class ModelConfig:
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"unknown model setting(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        settings: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**settings)
 
     @property
     def entry(self):

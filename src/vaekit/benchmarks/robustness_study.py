@@ -48,7 +48,7 @@ def run_study(data: str = "color-digits", out_dir="benchmarks/results/robustness
     for variant in variants:
         changes = dict(VARIANTS[variant])
         if "epochs" in changes:
-            changes["epochs"] = 2 * base.epochs
+            changes["epochs"] = 2 * base.train.epochs  # was base.epochs: an AttributeError (found by mypy)
         for model in ("vae", "avae"):
             config = base.replace(model=model, **changes)
             key = json.dumps({k: v for k, v in config.to_flat().items() if not (model == "vae" and k == "rho")},

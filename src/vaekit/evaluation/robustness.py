@@ -95,7 +95,7 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
         target = probe.class_index(yb)
 
         def loss(inputs):
-            return F.cross_entropy(probe.decision_function(inputs), target, reduction="none")
+            return F.cross_entropy(probe.decision_function(inputs), target, reduction="none")  # noqa: B023 (used in this iteration only)
 
         if attack == "pgd":
             adv = pgd(loss, xb, epsilon, num_steps=num_steps, norm=norm, generator=generator)

@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from ..config import Config
 from ..data import Dataset, splits
@@ -184,7 +185,7 @@ def clean_stale_files(run_dir) -> list[Path]:
     return stale
 
 
-def load_run(run_dir, map_location="cpu") -> tuple:
+def load_run(run_dir, map_location="cpu") -> tuple[Any, Config, list[dict]]:
     """A finished run as its evaluations take it: ``(model, config, history)``: the trained model
     (:func:`~vaekit.io.model_files.load`, eval mode), the run's whole :class:`~vaekit.config.Config`
     and its per-epoch metrics (``metrics.jsonl``; empty when the folder has none).

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sized
 
 _silenced = False
 
@@ -46,7 +46,7 @@ class Reporter:
         self.enabled = enabled and not _silenced and int(os.environ.get("RANK", 0)) == 0
         self.start = self.last = time.perf_counter() if start is None else start
         self.printed = False
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar, made on the first update on a terminal
         self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def update(self, n: int = 1, force: bool = False, **values) -> None:
@@ -81,7 +81,7 @@ class Reporter:
 
 def track(items: Iterable, desc: str, unit: str = "step", total: int | None = None, **kwargs) -> Iterator:
     """Yield ``items`` and report progress after each (a :class:`Reporter`; ``kwargs`` go to it)."""
-    if total is None and hasattr(items, "__len__"):
+    if total is None and isinstance(items, Sized):
         total = len(items)
     reporter = Reporter(total, desc, unit, **kwargs)
     try:

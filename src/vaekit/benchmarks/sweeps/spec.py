@@ -105,7 +105,7 @@ def parse_assignments(items, what: str = "--grid") -> dict[str, list]:
         ``--seeds``: a seed in the settings would be overwritten by the point's own).
     """
     fields = set(FLAT)
-    out = {}
+    out: dict[str, list] = {}
     for item in items:
         if "=" not in item:
             raise ValueError(f"{what} {item!r}: expected SETTING=VALUE[,VALUE...], e.g. {what} model=vae,avae")
