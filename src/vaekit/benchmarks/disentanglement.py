@@ -271,9 +271,11 @@ def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsp
     out = Path(out_dir)
     sweep = spec(data, data_dir, full, seeds, epochs, models)
     try:
+        if not models:  # baselines only: every model keeps its earlier row (kept_rows)
+            raise LookupError
         rows, wall_s = run_and_collect(sweep, out, collect, jobs, collect_only, log)
-    except ValueError:
-        if not collect_only:
+    except (ValueError, LookupError) as e:
+        if isinstance(e, ValueError) and not collect_only:
             raise
         rows, wall_s = {}, wall_time(out / "results.json", 0.0, True)  # no run folders here: the kept rows only
     every = spec(data, data_dir, full, seeds, epochs)
@@ -283,7 +285,7 @@ def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsp
         raise ValueError(f"no finished points in {out}/runs and no earlier results with these settings")
     scale = SCALES["full" if full else "default"]
     base_rows = baseline_rows(benchmark_configs(data, data_dir, full, epochs=epochs)["vae"], baselines, seeds,
-                              scale["dci"], out / "baselines", log) if baselines else {}
+                              scale["dci"], out / "baselines", log, cached_only=collect_only) if baselines else {}
     import torch
 
     results = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -38,6 +38,22 @@ def baseline_seeds(name: str, seeds) -> tuple[int, ...]:
     return seeds if BASELINES[name].random else seeds[:1]
 
 
+def _settings(name: str, config, seed: int, dci: dict) -> dict:
+    return {"baseline": name, "seed": seed, "metric_seed": 0,
+            "metrics": [m for m in METRICS if m not in SKIPPED.get(name, {})], "dci": dci,
+            "latent_dim": config.model.latent_dim, "data": config.data.name,
+            "image_size": config.data.image_size, "grid_step": config.data.grid_step,
+            "model": config.model.name, "channels": list(config.model.channels), "hidden": list(config.model.hidden)}
+
+
+def cached_result(name: str, config, seed: int, dci: dict, folder) -> dict | None:
+    """The cached report of :func:`evaluate_baseline` with these settings, or None."""
+    path = Path(folder) / f"{name}-seed{seed}.json"
+    if path.is_file() and (cached := io.read_json(path)).get("settings") == _settings(name, config, seed, dci):
+        return cached
+    return None
+
+
 def evaluate_baseline(name: str, config, seed: int, dci: dict, folder) -> dict:
     """Metrics of baseline ``name`` with ``seed`` on ``config``'s factor grid (fits on its training
     split), cached in ``folder/<name>-seed<seed>.json``; returns the cached report.
@@ -47,14 +63,11 @@ def evaluate_baseline(name: str, config, seed: int, dci: dict, folder) -> dict:
             and the encoder of the untrained VAE.
         dci: the DCI numbers of points (``{"num_train": ..., "num_test": ...}``), as for the models.
     """
-    metrics = [m for m in METRICS if m not in SKIPPED.get(name, {})]
-    settings = {"baseline": name, "seed": seed, "metric_seed": 0, "metrics": metrics, "dci": dci,
-                "latent_dim": config.model.latent_dim, "data": config.data.name,
-                "image_size": config.data.image_size, "grid_step": config.data.grid_step,
-                "model": config.model.name, "channels": list(config.model.channels), "hidden": list(config.model.hidden)}
+    settings = _settings(name, config, seed, dci)
     path = Path(folder) / f"{name}-seed{seed}.json"
-    if path.is_file() and (cached := io.read_json(path)).get("settings") == settings:
+    if (cached := cached_result(name, config, seed, dci, folder)) is not None:
         return cached
+    metrics = settings["metrics"]
     test, train = load_dataset(config, "test"), load_dataset(config, "train")
     start = time.perf_counter()
     codes = baseline_codes(name, test, train.x, config.model.latent_dim, seed, config.model)
@@ -70,11 +83,15 @@ def evaluate_baseline(name: str, config, seed: int, dci: dict, folder) -> dict:
 
 
 def baseline_rows(config, names=tuple(BASELINES), seeds=(0, 1, 2, 3, 4), dci: dict | None = None, folder="baselines",
-                  log=print) -> dict:
+                  log=print, cached_only: bool = False) -> dict:
     """Rows of the benchmark's tables for ``names``: per baseline its seeds, every seed's headline
     metrics and their :func:`~vaekit.benchmarks.sweeps.results.summarize` over seeds (the shape of
     :func:`vaekit.benchmarks.disentanglement.collect`'s rows), plus ``description``, ``skipped`` and
     ``published_beta_vae_score`` (Higgins et al. 2017).
+
+    Seeds run in the outer loop (seed 0 of every baseline first), so a stopped run has every
+    baseline; ``cached_only`` computes nothing and reports the (baseline, seed) results already in
+    ``folder`` (a baseline with none is left out).
 
     Raises:
         ValueError: unknown baseline names.
@@ -82,12 +99,22 @@ def baseline_rows(config, names=tuple(BASELINES), seeds=(0, 1, 2, 3, 4), dci: di
     unknown = sorted(set(names) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
-    rows = {}
-    for name in names:
-        per_seed = {}
-        for seed in baseline_seeds(name, seeds):
+    done: dict[str, dict] = {name: {} for name in names}
+    for seed in sorted(set(int(s) for s in seeds), key=list(seeds).index):
+        for name in names:
+            if seed not in baseline_seeds(name, seeds):
+                continue
+            if cached_only:
+                cached = cached_result(name, config, seed, dci or {}, folder)
+                if cached is not None:
+                    done[name][seed] = cached
+                continue
             log(f"baseline {name} seed {seed}")
-            per_seed[seed] = evaluate_baseline(name, config, seed, dci or {}, folder)
+            done[name][seed] = evaluate_baseline(name, config, seed, dci or {}, folder)
+    rows = {}
+    for name, per_seed in done.items():
+        if not per_seed:
+            continue
         reports = [per_seed[s] for s in sorted(per_seed)]
         keys = list(reports[0]["headline"])
         rows[name] = {"kind": "baseline", "description": reports[0]["description"], "seeds": sorted(per_seed),

@@ -12,10 +12,10 @@ the metrics run on exactly the points a trained model's codes are scored on.
 A baseline is ``codes(dataset, train_x, latent_dim, seed, model_config) -> (G, D) float64``:
 
 - ``raw-pixels``: the flattened image, D = pixels (deterministic: one seed is all there is).
-- ``pca``: ``sklearn.decomposition.PCA(latent_dim, svd_solver="full")`` fitted on ``train_x``
-  (deterministic: the full SVD, signs fixed by scikit-learn's ``svd_flip``).
+- ``pca``: ``sklearn.decomposition.PCA(latent_dim, svd_solver="full")`` fitted on the pixels of
+  ``train_x`` that vary (deterministic: the full SVD, signs fixed by scikit-learn's ``svd_flip``).
 - ``ica``: ``sklearn.decomposition.FastICA(latent_dim, whiten="unit-variance", random_state=seed)``
-  fitted on ``train_x`` (random: the unmixing matrix starts from a seeded draw).
+  fitted on the pixels of ``train_x`` that vary (random: the unmixing matrix starts from a seeded draw).
 - ``untrained-vae``: encoder means of :func:`vaekit.models.build_model` ``(model_config, seed=seed)``
   without any training step (random: the weight initialisation).
 """
@@ -50,13 +50,17 @@ def raw_pixels(dataset, train_x, latent_dim: int, seed: int, model_config=None) 
 
 
 def _fit_transform(estimator, dataset, train_x) -> np.ndarray:
+    """``estimator`` fitted on the training images' pixels that vary (a pixel constant over the
+    training set is in no component; FastICA's unit-variance whitening divides by zero on it),
+    then applied to the same pixels of every grid image."""
     train = _flat(train_x)
     if len(train) < 2:
         raise ValueError(f"fitting a baseline needs at least 2 training images, got {len(train)}")
+    varying = train.std(axis=0) > 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # FastICA's ConvergenceWarning: reported by the score, not fatal
-        estimator.fit(train)
-    return estimator.transform(_grid_images(dataset)).astype(np.float64)
+        estimator.fit(train[:, varying])
+    return estimator.transform(_grid_images(dataset)[:, varying]).astype(np.float64)
 
 
 def pca(dataset, train_x, latent_dim: int, seed: int, model_config=None) -> np.ndarray:
