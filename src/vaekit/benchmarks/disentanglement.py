@@ -299,6 +299,7 @@ def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsp
                "model_effect_active": model_effect({k: r for k, r in rows.items() if _active(r)}),
                "model_effect_with_baselines": model_effect({**rows, **base_rows}, min_seeds=1) if base_rows else {},
                "wall_time_s": wall_s}
+    results["traversals"] = sorted(p.name for p in out.glob("*-traversals.png"))
     io.write_json(out / "results.json", results)
     io.atomic_write(out / "results.md", markdown(results))
     figure(results, out / "per_seed.png")
@@ -359,6 +360,9 @@ def markdown(results: dict) -> str:
                           for k in ("test_elbo", *KL_KEYS, "active_units")]
         cells.append(f"{agg['train_s']['mean']:.0f}" if "train_s" in agg else "–")
         lines.append("| " + " | ".join(cells) + " |")
+    if results.get("traversals"):
+        lines += ["", "Latent traversals (one row per latent, sorted by KL): "
+                  + ", ".join(f"[{name}]({name})" for name in results["traversals"]) + "."]
     kept = {name: row["kept_from"] for name, row in models.items() if row.get("kept_from")}
     lines += [f"Kept from an earlier run with the same settings: {name} ({when})." for name, when in kept.items()]
     lines += ["", f"Mean over seeds [{results.get('interval', INTERVAL)}].",

@@ -43,7 +43,8 @@ def _settings(name: str, config, seed: int, dci: dict) -> dict:
             "metrics": [m for m in METRICS if m not in SKIPPED.get(name, {})], "dci": dci,
             "latent_dim": config.model.latent_dim, "data": config.data.name,
             "image_size": config.data.image_size, "grid_step": config.data.grid_step,
-            "model": config.model.name, "channels": list(config.model.channels), "hidden": list(config.model.hidden)}
+            "model": config.model.name, "channels": list(config.model.channels), "hidden": list(config.model.hidden),
+            **({"fitted_on": "training pixels that vary"} if name in ("pca", "ica") else {})}
 
 
 def cached_result(name: str, config, seed: int, dci: dict, folder) -> dict | None:
