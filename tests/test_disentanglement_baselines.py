@@ -121,9 +121,12 @@ def test_baseline_rows_seeds_cache_and_tables(grid, tmp_path, monkeypatch):
     rows_of.baseline_rows(config, names=("ica",), seeds=(0, 1), dci={"num_train": 30, "num_test": 20},
                           folder=tmp_path, log=lines.append)
     assert len(calls) == 7  # other settings: recomputed
-    cached = rows_of.baseline_rows(config, names=("raw-pixels", "ica", "pca"), seeds=(0, 1, 2), dci=dci,
+    names = ("raw-pixels", "ica", "pca")
+    cached = rows_of.baseline_rows(config, names=names, seeds=(0, 1, 2), dci=dci, folder=tmp_path, cached_only=True)
+    assert set(cached) == {"raw-pixels"} and cached["raw-pixels"] == rows["raw-pixels"]  # ica was overwritten
+    cached = rows_of.baseline_rows(config, names=names, seeds=(0, 1, 2), dci={"num_train": 30, "num_test": 20},
                                    folder=tmp_path, cached_only=True)
-    assert len(calls) == 7 and set(cached) == {"raw-pixels", "ica"} and cached["ica"]["seeds"] == [0, 1]
+    assert len(calls) == 7 and set(cached) == {"ica"} and cached["ica"]["seeds"] == [0, 1]
 
     models = {"vae": {"seeds": [0, 1], "aggregate": {"beta_vae.eval_accuracy": bench.summarize([0.70, 0.72])}}}
     results = {"command": "c", "date": "d", "machine": "m", "models": models, "baselines": rows,
