@@ -102,8 +102,8 @@ class Baseline:
 #: name -> Baseline (the rows the disentanglement benchmark puts under the trained models).
 BASELINES: dict[str, Baseline] = {
     "raw-pixels": Baseline(raw_pixels, False, "the flattened image (Higgins et al. 2017, fig. 6)"),
-    "pca": Baseline(pca, False, "PCA, latent_dim components fitted on the training images (scikit-learn, full SVD)"),
-    "ica": Baseline(ica, True, "FastICA, latent_dim components fitted on the training images (scikit-learn)"),
+    "pca": Baseline(pca, False, "PCA, latent_dim components fitted on the training images' pixels that vary (scikit-learn, full SVD)"),
+    "ica": Baseline(ica, True, "FastICA, latent_dim components fitted on the training images' pixels that vary (scikit-learn)"),
     "untrained-vae": Baseline(untrained_vae, True, "the benchmark's VAE encoder at its initialisation, no training"),
 }
 
