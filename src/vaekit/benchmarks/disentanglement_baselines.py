@@ -118,7 +118,7 @@ def baseline_rows(config, names=tuple(BASELINES), seeds=(0, 1, 2, 3, 4), dci: di
             continue
         reports = [per_seed[s] for s in sorted(per_seed)]
         keys = list(reports[0]["headline"])
-        rows[name] = {"kind": "baseline", "description": reports[0]["description"], "seeds": sorted(per_seed),
+        rows[name] = {"kind": "baseline", "description": BASELINES[name].description, "seeds": sorted(per_seed),
                       "code_dim": reports[0]["code_dim"], "skipped": reports[0]["skipped"],
                       "published_beta_vae_score": PUBLISHED_BETA_VAE_SCORE.get(name),
                       "per_seed": {str(s): per_seed[s]["headline"] for s in sorted(per_seed)},
