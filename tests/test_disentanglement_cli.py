@@ -59,8 +59,8 @@ def test_benchmark_over_seeds_resumes_and_reports_distributions(tmp_path, monkey
     monkeypatch.setitem(bench.SCALES, "default", {"image_size": 16, "grid_step": 8, "epochs": 1, "batch_size": 64,
                                                   "lr": 1e-3, "net": "mlp", "hidden": (32,),
                                                   "dci": {"num_train": 100, "num_test": 50}})
-    args = ["benchmark", "disentanglement", "--models", "vae", "beta-tcvae", "--seeds", "0", "1", "--jobs", "1",
-            "--output", str(tmp_path)]
+    args = ["benchmark", "disentanglement", "--models", "vae", "beta-tcvae", "--baselines", "--seeds", "0", "1",
+            "--jobs", "1", "--output", str(tmp_path)]  # no baselines: tests/test_disentanglement_baselines.py
     assert main(args) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     row = results["models"]["beta-tcvae"]

@@ -25,13 +25,18 @@ from .. import io
 from ..config import Config
 from ..data import dsprites
 from ..data.base import TEST_FRACTION
+from ..evaluation.disentanglement.baselines import BASELINES, PUBLISHED_BETA_VAE_SCORE
+from .disentanglement_baselines import baseline_rows
 from .sweeps.engine import run_and_collect
-from .sweeps.points import finished_points
+from .sweeps.points import finished_points, wall_time
 from .sweeps.results import INTERVAL, per_seed_figure, summarize
 from .sweeps.spec import SweepSpec
 
-#: Published BetaVAE scores on dSprites (Higgins et al. 2017, table 1 / fig. 6).
-PUBLISHED = {"vae": 0.6158, "beta-vae": 0.9923}
+#: Published BetaVAE scores on dSprites (Higgins et al. 2017, fig. 6), models and baselines.
+PUBLISHED = PUBLISHED_BETA_VAE_SCORE
+PUBLISHED_SOURCE = ("Higgins et al. 2017, \"β-VAE: Learning Basic Visual Concepts with a Constrained Variational "
+                    "Framework\", ICLR, fig. 6 (BetaVAE-metric accuracy on dSprites, 64×64, full grid, one model per "
+                    "row), as quoted by seed 003")
 
 #: Benchmark models: name -> config changes on the shared base (one architecture and budget).
 MODELS = {
@@ -161,19 +166,21 @@ def collect(out_dir, sweep: SweepSpec) -> dict:
     return models
 
 
-def model_effect(models: dict) -> dict:
+def model_effect(models: dict, min_seeds: int = 2) -> dict:
     """Per headline metric: how much of the spread over all runs the model explains beyond the
     seed — a one-way ANOVA over models (``scipy.stats.f_oneway``: F, p) and η² = between-model sum
     of squares / total sum of squares (1 = the model decides everything, 0 = the seed does).
-    Metrics with fewer than 2 models of >= 2 seeds are left out."""
+    Only rows of at least ``min_seeds`` seeds take part (1 admits the deterministic baselines, raw
+    pixels and PCA: a group of one value adds to the between-model sum of squares and nothing to the
+    within); metrics with fewer than 2 such rows, or no within-row spread at all, are left out."""
     import numpy as np
     from scipy import stats
 
     out = {}
     for key, _ in COLUMNS:
         groups = [np.asarray(row["aggregate"][key]["values"]) for row in models.values()
-                  if key in row["aggregate"] and row["aggregate"][key]["n"] >= 2]
-        if len(groups) < 2:
+                  if key in row["aggregate"] and row["aggregate"][key]["n"] >= min_seeds]
+        if len(groups) < 2 or sum(len(g) for g in groups) <= len(groups):
             continue
         values = np.concatenate(groups)
         total = float(((values - values.mean()) ** 2).sum())
@@ -210,23 +217,41 @@ def kept_rows(results_path, sweep: SweepSpec, rows: dict) -> dict:
 def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsprites-synthetic",
                   data_dir: str = "data", full: bool = False, seeds=SEEDS, epochs: int | None = None,
                   models=tuple(MODELS), jobs: int = 2, collect_only: bool = False, command: str = "",
-                  log=print) -> dict:
+                  log=print, baselines=tuple(BASELINES)) -> dict:
     """Train (or resume) and evaluate every (model, seed) point in ``out_dir/runs``; write
     ``results.json``, ``results.md`` and ``per_seed.png`` in ``out_dir`` and return the results.
 
     ``collect_only`` writes the results of the points finished so far without training. Models
     not trained here keep their rows of an earlier ``results.json`` when their settings are
-    unchanged (:func:`kept_rows`).
+    unchanged (:func:`kept_rows`). ``baselines`` (names of
+    :data:`vaekit.evaluation.disentanglement.baselines.BASELINES`) are scored on the same grid,
+    metrics and metric seed (random ones once per seed; cached in ``out_dir/baselines``), also
+    with ``collect_only``, and take part in a second ANOVA (``model_effect_with_baselines``).
 
     Raises:
         ValueError: unknown models, or no finished point to report.
     """
+    unknown = sorted(set(baselines) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
     out = Path(out_dir)
     sweep = spec(data, data_dir, full, seeds, epochs, models)
-    rows, wall_s = run_and_collect(sweep, out, collect, jobs, collect_only, log)
+    try:
+        if not models:  # baselines only: every model keeps its earlier row (kept_rows)
+            raise LookupError
+        rows, wall_s = run_and_collect(sweep, out, collect, jobs, collect_only, log)
+    except (ValueError, LookupError) as e:
+        if isinstance(e, ValueError) and not collect_only:
+            raise
+        rows, wall_s = {}, wall_time(out / "results.json", 0.0, True)  # no run folders here: the kept rows only
     every = spec(data, data_dir, full, seeds, epochs)
     rows = {**kept_rows(out / "results.json", every, rows), **rows}
     rows = {name: rows[name] for name in MODELS if name in rows}
+    if not rows and not baselines:
+        raise ValueError(f"no finished points in {out}/runs and no earlier results with these settings")
+    scale = SCALES["full" if full else "default"]
+    base_rows = baseline_rows(benchmark_configs(data, data_dir, full, epochs=epochs)["vae"], baselines, seeds,
+                              scale["dci"], out / "baselines", log, cached_only=collect_only) if baselines else {}
     import torch
 
     results = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -235,9 +260,12 @@ def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsp
                "scale": "full" if full else "default", "config": sweep.base, "seeds": list(seeds),
                "dci_points": sweep.evaluate["disentanglement"]["overrides"]["dci"] or "reference",
                "interval": INTERVAL, "published_beta_vae_score": PUBLISHED, "models": rows,
+               "baselines": base_rows, "published_source": PUBLISHED_SOURCE,
                "model_effect": model_effect(rows),
                "model_effect_active": model_effect({k: r for k, r in rows.items() if _active(r)}),
+               "model_effect_with_baselines": model_effect({**rows, **base_rows}, min_seeds=1) if base_rows else {},
                "wall_time_s": wall_s}
+    results["traversals"] = sorted(p.name for p in out.glob("*-traversals.png"))
     io.write_json(out / "results.json", results)
     io.atomic_write(out / "results.md", markdown(results))
     figure(results, out / "per_seed.png")
@@ -253,26 +281,39 @@ def _cell(stats: dict, digits: int = 3) -> str:
 def markdown(results: dict) -> str:
     """Two tables as Markdown: the metrics per model (mean [95 % t interval] over seeds, and the
     spread min–max), then test ELBO, the KL decomposition and training time."""
-    models = results["models"]
+    models, baselines = results["models"], results.get("baselines") or {}
+    rows = {**models, **{f"{name} (baseline)": row for name, row in baselines.items()}}
     head = ["model", "seeds", *[c for _, c in COLUMNS]]
     lines = [f"Command: `{results['command']}`  ", f"Date: {results['date']}; machine: {results['machine']}  ", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, row in models.items():
+    for name, row in rows.items():
         agg = row["aggregate"]
         lines.append("| " + " | ".join([name, str(len(row["seeds"]))] +
                                        [_cell(agg[k]) if k in agg else "–" for k, _ in COLUMNS]) + " |")
     lines += ["", "Spread over seeds (min – max):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, row in models.items():
+    for name, row in rows.items():
         agg = row["aggregate"]
         lines.append("| " + " | ".join([name, str(len(row["seeds"]))] + [
             f"{min(agg[k]['values']):.3f} – {max(agg[k]['values']):.3f}" if k in agg else "–" for k, _ in COLUMNS]) + " |")
+    if baselines:
+        lines += ["", "Baselines (same grid, metrics, metric seed and numbers of points as the models; "
+                      "n=1: deterministic, one value):", ""]
+        lines += [f"- {name}: {row['description']}" + (f"; code of {row['code_dim']} dimensions" if row.get("code_dim") else "")
+                  + "".join(f"; {why}" for why in row.get("skipped", {}).values()) for name, row in baselines.items()]
+        lines += ["", f"BetaVAE score beside the published one ({results.get('published_source', PUBLISHED_SOURCE)}):", "",
+                  "| representation | ours (32×32 synthetic dSprites, grid step 4) | Higgins et al. 2017 |", "|---|---|---|"]
+        ours = {**{n: r for n, r in baselines.items()}, **models}
+        for name, published in (results.get("published_beta_vae_score") or PUBLISHED).items():
+            cell = _cell(ours[name]["aggregate"]["beta_vae.eval_accuracy"]) if name in ours else "not run"
+            lines.append(f"| {name} | {cell} | {published:.4f} |")
     effect, active = results.get("model_effect") or {}, results.get("model_effect_active") or {}
+    with_baselines = results.get("model_effect_with_baselines") or {}
     if effect:
         keys = [k for k, _ in COLUMNS if k in effect]
         lines += ["", "How much the model decides beyond the seed (one-way ANOVA over models; η² = between-model "
                       "share of the total sum of squares; p of the F test):", "",
                   "| models | " + " | ".join(c for k, c in COLUMNS if k in effect) + " |", "|" + "---|" * (1 + len(keys))]
-        for group, table in (("all", effect), ("not collapsed", active)):
+        for group, table in (("all", effect), ("not collapsed", active), ("models + baselines", with_baselines)):
             for field, label, fmt in (("eta_squared", "η²", "{:.2f}"), ("p", "p", "{:.2g}")):
                 if table:
                     lines.append(f"| {group}: {label} | " + " | ".join(
@@ -285,11 +326,14 @@ def markdown(results: dict) -> str:
                           for k in ("test_elbo", *KL_KEYS, "active_units")]
         cells.append(f"{agg['train_s']['mean']:.0f}" if "train_s" in agg else "–")
         lines.append("| " + " | ".join(cells) + " |")
+    if results.get("traversals"):
+        lines += ["", "Latent traversals (one row per latent, sorted by KL): "
+                  + ", ".join(f"[{name}]({name})" for name in results["traversals"]) + "."]
     kept = {name: row["kept_from"] for name, row in models.items() if row.get("kept_from")}
     lines += [f"Kept from an earlier run with the same settings: {name} ({when})." for name, when in kept.items()]
     lines += ["", f"Mean over seeds [{results.get('interval', INTERVAL)}].",
-              "Published BetaVAE score on dSprites (Higgins et al. 2017, one seed, 64×64, full grid): "
-              "β-VAE 0.9923, VAE 0.6158.",
+              "Published BetaVAE score on dSprites (Higgins et al. 2017, fig. 6, one model per row, 64×64, full grid): "
+              + ", ".join(f"{k} {v:.4f}" for k, v in (results.get("published_beta_vae_score") or PUBLISHED).items()) + ".",
               "KL terms: nats per example on test images (Chen et al. 2018 decomposition, exact mixture).", ""]
     return "\n".join(lines)
 
@@ -298,5 +342,6 @@ def figure(results: dict, path) -> Path:
     """Per-seed values (dots) and the mean with its 95 % t interval per model, one panel per
     headline metric (Locatello et al. 2019, fig. 7 shows the same distributions as violins)."""
     aggregated = {name: row["aggregate"] for name, row in results["models"].items()}
+    aggregated.update({f"{name} (baseline)": row["aggregate"] for name, row in (results.get("baselines") or {}).items()})
     metrics = [k for k, _ in COLUMNS if any(k in a for a in aggregated.values())]
     return per_seed_figure(aggregated, metrics, path, xlim=(-0.02, 1.02))

@@ -12,7 +12,7 @@ from .common import COUNT, SEED, Checked, benchmark_command, say
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkDisentanglementArgs(Checked):
-    """Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE (conv net) on dSprites over 5 seeds; every disentanglement metric as mean, 95 % t interval and per-seed values."""
+    """Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE (conv net) on dSprites over 5 seeds, beside raw-pixel, PCA, ICA and untrained-encoder baselines; every disentanglement metric as mean, 95 % t interval and per-seed values."""
 
     data: Literal["dsprites-synthetic", "dsprites"] = "dsprites-synthetic"
     """Dataset with ground-truth factors."""
@@ -24,6 +24,8 @@ class BenchmarkDisentanglementArgs(Checked):
     """Epochs per model (default 24 on CPU, 36 with --full)."""
     models: tuple[str, ...] = ("vae", "beta-vae", "beta-tcvae", "capacity-vae")
     """Models to train."""
+    baselines: tuple[str, ...] = ("raw-pixels", "pca", "ica", "untrained-vae")
+    """Baseline rows scored on the same grid and metrics (random ones over --seeds; none: --baselines with no name)."""
     seeds: Annotated[tuple[int, ...], SEED] = (0, 1, 2, 3, 4)
     """Training seeds of every model (the metrics use seed 0 for all)."""
     jobs: Annotated[int, COUNT] = 2
@@ -40,7 +42,8 @@ def benchmark_disentanglement(args: BenchmarkDisentanglementArgs) -> None:
 
     command = benchmark_command("vaekit benchmark disentanglement")
     results = run_benchmark(args.output, args.data, args.data_dir, args.full, args.seeds, args.epochs, args.models,
-                            args.jobs, args.collect_only, command=command, log=say)
+                            args.jobs, args.collect_only, command=command, log=say,
+                            baselines=args.baselines)
     say(markdown(results))
     say(f"written: {Path(args.output) / 'results.md'}, results.json and per_seed.png")
 

@@ -16,12 +16,14 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from .common import Representation, check_points, varying_factor_batches
+from .common import CHUNK, Representation, batch_codes, check_points, varying_factors
 
 
 def _features(dataset, representation, n, batch_size, rng):
-    (z1, z2), k = varying_factor_batches(dataset, representation, n, batch_size, rng, fixed_rows="pairs")
-    return np.abs(z1 - z2).mean(axis=1), k
+    (first, second), k = varying_factors(dataset, n, batch_size, rng, fixed_rows="pairs")
+    features = [np.abs(batch_codes(representation, first[i:i + CHUNK]) - batch_codes(representation, second[i:i + CHUNK]))
+                .mean(axis=1) for i in range(0, n, CHUNK)]
+    return np.concatenate(features), k
 
 
 def beta_vae_score(dataset, representation: Representation, seed: int = 0, num_train: int = 10_000,

@@ -81,25 +81,41 @@ def factor_entropy(factors: np.ndarray) -> np.ndarray:
     return np.array([mutual_info_score(f, f) for f in factors.T])
 
 
-def varying_factor_batches(dataset, representation: Representation, n: int, batch_size: int,
-                           rng: np.random.Generator, fixed_rows: str):
-    """``n`` batches of ``batch_size`` observations, each with one factor k held fixed.
+def varying_factors(dataset, n: int, batch_size: int, rng: np.random.Generator, fixed_rows: str):
+    """Factor classes of ``n`` batches of ``batch_size`` observations, each with one factor k held fixed.
 
     ``fixed_rows="pairs"``: two batches per point, the second sharing factor k with the first row
     by row (BetaVAE score); ``"batch"``: one batch whose rows all share the first row's factor k
-    (FactorVAE score). Returns (codes ``(n, batch_size, D)`` or a pair of them, k ``(n,)``).
+    (FactorVAE score). Returns (int ``(n, batch_size, K)`` or a pair of them, k ``(n,)``); the
+    codes come from :func:`batch_codes`, a chunk of points at a time.
     """
     k = rng.integers(0, len(dataset.factor_sizes), n)
     points = np.arange(n)
     first = dataset.sample_factors(n * batch_size, rng).reshape(n, batch_size, -1)
     if fixed_rows == "batch":
         first[points, :, k] = first[points, 0, k][:, None]
-        return _codes(representation, first), k
+        return first, k
     second = dataset.sample_factors(n * batch_size, rng).reshape(n, batch_size, -1)
     second[points, :, k] = first[points, :, k]
-    return (_codes(representation, first), _codes(representation, second)), k
+    return (first, second), k
 
 
-def _codes(representation: Representation, factors: np.ndarray) -> np.ndarray:
+#: Points whose codes are looked up at once by the batch metrics: bounds their memory at
+#: CHUNK × batch_size × D × 8 bytes (134 MB for 64 observations of a 1,024-pixel code).
+CHUNK = 256
+
+
+def batch_codes(representation: Representation, factors: np.ndarray) -> np.ndarray:
+    """Codes of factor batches ``(n, batch, K)``: float64 ``(n, batch, D)``."""
     n, batch, k = factors.shape
     return np.asarray(representation(factors.reshape(-1, k)), dtype=np.float64).reshape(n, batch, -1)
+
+
+def varying_factor_batches(dataset, representation: Representation, n: int, batch_size: int,
+                           rng: np.random.Generator, fixed_rows: str):
+    """:func:`varying_factors` with their codes: (codes ``(n, batch_size, D)`` or a pair of them, k ``(n,)``).
+    All ``n`` batches are held at once; the metrics use :func:`varying_factors` and :data:`CHUNK`."""
+    factors, k = varying_factors(dataset, n, batch_size, rng, fixed_rows)
+    if fixed_rows == "batch":
+        return batch_codes(representation, factors), k
+    return (batch_codes(representation, factors[0]), batch_codes(representation, factors[1])), k

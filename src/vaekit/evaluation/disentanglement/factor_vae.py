@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import Representation, check_points, sample_codes, varying_factor_batches
+from .common import CHUNK, Representation, batch_codes, check_points, sample_codes, varying_factors
 
 
 def _votes(dataset, representation, n, batch_size, rng, scale, active):
-    codes, k = varying_factor_batches(dataset, representation, n, batch_size, rng, fixed_rows="batch")
-    ratio = codes[:, :, active].var(axis=1, ddof=1) / scale[active] ** 2
+    factors, k = varying_factors(dataset, n, batch_size, rng, fixed_rows="batch")
+    ratio = np.concatenate([batch_codes(representation, factors[i:i + CHUNK])[:, :, active].var(axis=1, ddof=1)
+                            for i in range(0, n, CHUNK)]) / scale[active] ** 2
     dims = np.flatnonzero(active)[ratio.argmin(axis=1)]
     votes = np.zeros((len(dataset.factor_sizes), len(active)), dtype=np.int64)
     np.add.at(votes, (k, dims), 1)
