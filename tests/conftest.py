@@ -23,31 +23,59 @@ settings.load_profile("ci")
 # can also say `@pytest.mark.slow` itself.
 #: whole files of end-to-end tests
 SLOW_FILES = {
-    "test_cli.py", "test_custom_nets.py", "test_disentanglement_cli.py", "test_distributed.py", "test_docs.py",
-    "test_explore_cli.py", "test_fast_start.py", "test_fuzz_cli.py", "test_readme.py", "test_report.py",
-    "test_sweep.py", "test_tracking.py",
+    "test_cli.py",
+    "test_custom_nets.py",
+    "test_disentanglement_cli.py",
+    "test_distributed.py",
+    "test_docs.py",
+    "test_explore_cli.py",
+    "test_fast_start.py",
+    "test_fuzz_cli.py",
+    "test_readme.py",
+    "test_report.py",
+    "test_sweep.py",
+    "test_tracking.py",
 }
 #: single tests (by function name; every parameter of a parametrised test) in otherwise fast files
 SLOW_TESTS = {
-    "test_anomaly.py": {"test_auto_keeps_tabular_data_bounded_in_the_unit_interval",
-                        "test_benchmark_command_writes_table_json_and_figure_and_resumes"},
+    "test_anomaly.py": {
+        "test_auto_keeps_tabular_data_bounded_in_the_unit_interval",
+        "test_benchmark_command_writes_table_json_and_figure_and_resumes",
+    },
     "test_avae_question.py": {"test_seeds_benchmark_collects_todays_schema_with_intervals"},
     "test_bad_input.py": {"test_a_run_folder_is_held_while_it_trains_and_sigterm_names_the_resume_command"},
     "test_betatc.py": {"test_decomposition_matches_quadrature"},
-    "test_cvae.py": {"test_conditional_samples_show_the_requested_class", "test_training_improves_and_conditioning_helps"},
-    "test_detectors.py": {"test_flow_log_density_matches_a_gaussian",
-                          "test_flow_logit_density_integrates_to_one_on_the_unit_square",
-                          "test_pyod_adapter_follows_pyods_contract"},
-    "test_disentanglement_metrics.py": {"test_duplicated_codes", "test_ground_truth_scores_one",
-                                        "test_uninformative_codes_score_chance"},
+    "test_cvae.py": {
+        "test_conditional_samples_show_the_requested_class",
+        "test_training_improves_and_conditioning_helps",
+    },
+    "test_detectors.py": {
+        "test_flow_log_density_matches_a_gaussian",
+        "test_flow_logit_density_integrates_to_one_on_the_unit_square",
+        "test_pyod_adapter_follows_pyods_contract",
+    },
+    "test_disentanglement_metrics.py": {
+        "test_duplicated_codes",
+        "test_ground_truth_scores_one",
+        "test_uninformative_codes_score_chance",
+    },
     "test_layout.py": {"test_config_imports_no_torch", "test_light_imports", "test_old_run_folder_loads"},
-    "test_likelihood_fast.py": {"test_default_settings_same_draws_as_the_reference", "test_same_estimate_as_the_reference"},
+    "test_likelihood_fast.py": {
+        "test_default_settings_same_draws_as_the_reference",
+        "test_same_estimate_as_the_reference",
+    },
     "test_ood.py": {"test_benchmark_ood_tiny_and_resumable", "test_cli_ood_end_to_end"},
     "test_ood_scores.py": {"test_cli_new_score_options"},
-    "test_posterior.py": {"test_sghmc_matches_closed_form_posterior", "test_sghmc_zero_temperature_is_momentum_sgd_to_the_map",
-                          "test_swag_recovers_mean_and_covariance_of_posterior_iterates"},
-    "test_robustness.py": {"test_benchmark_writes_table_and_figures", "test_cli_train_refine_and_evaluate",
-                           "test_study_trains_pairs_and_reuses_runs"},
+    "test_posterior.py": {
+        "test_sghmc_matches_closed_form_posterior",
+        "test_sghmc_zero_temperature_is_momentum_sgd_to_the_map",
+        "test_swag_recovers_mean_and_covariance_of_posterior_iterates",
+    },
+    "test_robustness.py": {
+        "test_benchmark_writes_table_and_figures",
+        "test_cli_train_refine_and_evaluate",
+        "test_study_trains_pairs_and_reuses_runs",
+    },
     "test_runtime.py": {"test_compile_wraps_the_training_step"},
     "test_threads.py": {"test_train_records_threads_and_logs_progress_lines"},
 }

@@ -15,14 +15,16 @@ from vaekit.models import MODELS, build_model
 from vaekit.objectives import build_objective, elbo, iwae_bound
 
 #: every registered likelihood; the Gaussian with a fixed and with a learned scale
-LIKELIHOODS = [(name, scale) for name in LIKELIHOOD_NAMES for scale in ((0.3, "learned") if name == "gaussian" else (1.0,))]
+LIKELIHOODS = [
+    (name, scale) for name in LIKELIHOOD_NAMES for scale in ((0.3, "learned") if name == "gaussian" else (1.0,))
+]
 SHAPES = {"mlp": (1, 8, 8), "conv": (3, 28, 28), "tabular": (5,)}
 
 
 def cases(names):
     """(model, likelihood, shape) triples of the contract for the model ``names``, less those the
     model refuses (:meth:`vaekit.models.AE.refuses`: e.g. the MS-SSIM VAE takes images only)."""
-    return [(m, l, s) for m, l, s in itertools.product(sorted(names), LIKELIHOODS, SHAPES) if takes(m, l, s)]
+    return [(m, lk, s) for m, lk, s in itertools.product(sorted(names), LIKELIHOODS, SHAPES) if takes(m, lk, s)]
 
 
 def takes(model_name, likelihood, shape_key):
@@ -46,9 +48,19 @@ def conditioned(model):
 
 def make(model, likelihood, shape_key, seed=0):
     name, scale = likelihood
-    config = Config.from_flat(model=model, likelihood=name, likelihood_scale=scale, latent_dim=3, hidden=(16,),
-                    channels=(4, 8), net="conv" if shape_key == "conv" else "mlp", seed=seed, binarize="none",
-                    init="a-trained-vae-run" if model == "avae-ss" else None, options=small_options(model))
+    config = Config.from_flat(
+        model=model,
+        likelihood=name,
+        likelihood_scale=scale,
+        latent_dim=3,
+        hidden=(16,),
+        channels=(4, 8),
+        net="conv" if shape_key == "conv" else "mlp",
+        seed=seed,
+        binarize="none",
+        init="a-trained-vae-run" if model == "avae-ss" else None,
+        options=small_options(model),
+    )
     shape = SHAPES[shape_key]
     return conditioned(build_model(config.model, shape, unit_interval=True, seed=config.train.seed)), shape, config
 

@@ -12,9 +12,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from vaekit import AnomalyDetector, Config, build_model, data
-from vaekit.detectors.anomaly import load_detector
 from vaekit.cli import main
 from vaekit.data.scaling import Standardizer, wants_standardization
+from vaekit.detectors.anomaly import load_detector
 from vaekit.evaluation import anomaly as scores_module
 from vaekit.evaluation.anomaly import SCORES, reconstruction_probability, score_samples
 
@@ -52,7 +52,9 @@ def test_standardizer_round_trip():
     x = torch.from_numpy(normal_data()).float()
     scaler = Standardizer.fit(x)
     z = scaler.transform(x)
-    assert torch.allclose(z.mean(0), torch.zeros(5), atol=1e-5) and torch.allclose(z.std(0, unbiased=False), torch.ones(5), atol=1e-4)
+    assert torch.allclose(z.mean(0), torch.zeros(5), atol=1e-5) and torch.allclose(
+        z.std(0, unbiased=False), torch.ones(5), atol=1e-4
+    )
     again = Standardizer.from_dict(scaler.to_dict())
     assert np.array_equal(again.mean, scaler.mean) and np.array_equal(again.scale, scaler.scale)
     assert torch.allclose(again.inverse_transform(z), x, atol=1e-4)
@@ -75,14 +77,17 @@ def test_auto_keeps_tabular_data_bounded_in_the_unit_interval():
         shifted = bounded.copy()
         shifted[5, 2] = outside
         assert wants_standardization("auto", (6,), "gaussian", shifted)
-    assert wants_standardization("yes", (6,), "gaussian", bounded) and not wants_standardization("no", (6,), "gaussian", bounded * 5)
+    assert wants_standardization("yes", (6,), "gaussian", bounded) and not wants_standardization(
+        "no", (6,), "gaussian", bounded * 5
+    )
     fast = dict(TINY, epochs=1)
     kept = AnomalyDetector(**fast).fit(bounded)
     assert kept.scaler_ is None and kept.config_.model.likelihood_scale == 0.1
     images = AnomalyDetector(**fast).fit(bounded.reshape(200, 1, 2, 3))  # the same values as images: the same model
     assert images.config_.model.likelihood_scale == 0.1
-    np.testing.assert_allclose(kept.score_samples(bounded[:20]), images.score_samples(bounded[:20].reshape(20, 1, 2, 3)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        kept.score_samples(bounded[:20]), images.score_samples(bounded[:20].reshape(20, 1, 2, 3)), rtol=1e-5
+    )
     scaled = AnomalyDetector(**fast).fit(bounded * 2)
     assert scaled.scaler_ is not None and scaled.config_.model.likelihood_scale == "learned"
     assert AnomalyDetector(standardize="yes", **fast).fit(bounded).scaler_ is not None
@@ -123,7 +128,9 @@ def test_all_scores_match_the_single_score_functions():
 
 
 def test_ae_reconstruction_probability_is_deterministic_likelihood():
-    model = build_model(Config.from_flat(model="ae", likelihood="gaussian", hidden=(16,)).model, (4,), unit_interval=False).eval()
+    model = build_model(
+        Config.from_flat(model="ae", likelihood="gaussian", hidden=(16,)).model, (4,), unit_interval=False
+    ).eval()
     x = torch.randn(5, 4)
     with torch.no_grad():
         expected = model.decode(model.encode(x).mean).log_prob(x)
@@ -182,8 +189,9 @@ def test_save_load_identical_scores(fitted, tmp_path):
 
 
 def test_clone_get_set_params_and_pipeline():
-    detector = AnomalyDetector(score_type="elbo", fpr=0.2, latent_dim=2, hidden=(8,), epochs=2,
-                               model_options={"beta": 2.0})
+    detector = AnomalyDetector(
+        score_type="elbo", fpr=0.2, latent_dim=2, hidden=(8,), epochs=2, model_options={"beta": 2.0}
+    )
     copy = clone(detector)
     assert copy.get_params() == detector.get_params() and copy is not detector
     assert detector.get_params()["hidden"] is detector.hidden  # stored verbatim
@@ -197,12 +205,15 @@ def test_clone_get_set_params_and_pipeline():
     assert hasattr(copy, "offset_") and not hasattr(clone(copy), "offset_")
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.array([[1.0, 2.0], [np.nan, 1.0], [1.0, np.inf]]), "Input X contains"),
-    (np.ones(5), "Expected 2D array"),
-    (np.array([["a", "b"], ["c", "d"]]), "could not convert"),
-    (np.zeros((0, 3)), "0 sample"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.array([[1.0, 2.0], [np.nan, 1.0], [1.0, np.inf]]), "Input X contains"),
+        (np.ones(5), "Expected 2D array"),
+        (np.array([["a", "b"], ["c", "d"]]), "could not convert"),
+        (np.zeros((0, 3)), "0 sample"),
+    ],
+)
 def test_fit_rejects_bad_data(bad, match):
     with pytest.raises(ValueError, match=match):
         AnomalyDetector(epochs=1).fit(bad)
@@ -248,10 +259,33 @@ def tabular_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     x = normal_data(250)
     write_csv(folder / "normal.csv", x)
-    argv = ["train", "--data", "array", "--path", str(folder / "normal.csv"), "--likelihood", "gaussian",
-            "--likelihood-scale", "learned", "--latent-dim", "2", "--hidden", "32", "32", "--epochs", "10",
-            "--batch-size", "32", "--eval-num-samples", "5", "--runs-dir", str(folder / "runs"), "--name", "t",
-            "--no-progress"]
+    argv = [
+        "train",
+        "--data",
+        "array",
+        "--path",
+        str(folder / "normal.csv"),
+        "--likelihood",
+        "gaussian",
+        "--likelihood-scale",
+        "learned",
+        "--latent-dim",
+        "2",
+        "--hidden",
+        "32",
+        "32",
+        "--epochs",
+        "10",
+        "--batch-size",
+        "32",
+        "--eval-num-samples",
+        "5",
+        "--runs-dir",
+        str(folder / "runs"),
+        "--name",
+        "t",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     return folder, folder / "runs" / "t", x
 
@@ -264,8 +298,12 @@ def test_train_stores_scaler_and_score_applies_it(tabular_run, capsys):
     rows = np.vstack([x[:10], x[:10] + 50 * x.std(0)])
     write_csv(folder / "new.csv", rows, header=False)
     capsys.readouterr()
-    assert main(["score", str(run), "--input", str(folder / "new.csv"), "--output", str(folder / "s.csv"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            ["score", str(run), "--input", str(folder / "new.csv"), "--output", str(folder / "s.csv"), "--no-progress"]
+        )
+        == 0
+    )
     assert "20 rows" in capsys.readouterr().out
     table = np.genfromtxt(folder / "s.csv", delimiter=",", names=True)
     assert table.dtype.names == ("index", "score", "pvalue", "outlier") and len(table) == 20
@@ -282,18 +320,37 @@ def test_score_warns_in_one_line_when_the_calibration_rows_cannot_reach_fpr(tabu
     folder, run, x = tabular_run
     write_csv(folder / "few.csv", x[:5], header=False)
     capsys.readouterr()
-    assert main(["score", str(run), "--input", str(folder / "few.csv"), "--output", str(folder / "few-scores.csv"),
-                 "--fpr", "0.01", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(run),
+                "--input",
+                str(folder / "few.csv"),
+                "--output",
+                str(folder / "few-scores.csv"),
+                "--fpr",
+                "0.01",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("vaekit: warning: 20 calibration rows cannot reach fpr=0.01"), err
+    assert len(err.splitlines()) == 1 and err.startswith(
+        "vaekit: warning: 20 calibration rows cannot reach fpr=0.01"
+    ), err
 
 
-@pytest.mark.parametrize("content, match", [
-    ("f0,f1,f2,f3,f4\n1,2,3,4,5\n1,2,nan,4,5\n1,2,3,4,inf\n", "rows 1, 2"),
-    ("f0,f1,f2\n1,2,3\n", "has 3 features per row but the model was trained on 5"),
-    ("f0,f1,f2,f3,f4\n1,2,3,4,5\n1,x,3,4,5\n", "column 'f1', row 1 .* holds 'x'"),
-    ("", "is empty"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("f0,f1,f2,f3,f4\n1,2,3,4,5\n1,2,nan,4,5\n1,2,3,4,inf\n", "rows 1, 2"),
+        ("f0,f1,f2\n1,2,3\n", "has 3 features per row but the model was trained on 5"),
+        ("f0,f1,f2,f3,f4\n1,2,3,4,5\n1,x,3,4,5\n", "column 'f1', row 1 .* holds 'x'"),
+        ("", "is empty"),
+    ],
+)
 def test_score_bad_input_one_line(tabular_run, tmp_path, capsys, content, match):
     _, run, _ = tabular_run
     (tmp_path / "bad.csv").write_text(content)
@@ -320,16 +377,38 @@ def test_benchmark_metrics_against_known_values():
     assert t_interval([1.0, 2.0, 3.0]) == pytest.approx(2.4841, abs=1e-4) and t_interval([1.0]) is None
     from vaekit.benchmarks.anomaly_report import paired_differences
 
-    results = {"digits": {"flow: MAF log-density": {"seeds": [0, 1, 2], "seed_mean_auroc": [0.90, 0.92, 0.94]},
-                          "vae: reconstruction_probability": {"seeds": [0, 1], "seed_mean_auroc": [0.95, 0.95]}}}
+    results = {
+        "digits": {
+            "flow: MAF log-density": {"seeds": [0, 1, 2], "seed_mean_auroc": [0.90, 0.92, 0.94]},
+            "vae: reconstruction_probability": {"seeds": [0, 1], "seed_mean_auroc": [0.95, 0.95]},
+        }
+    }
     # paired on the seeds both finished: differences -0.05 and -0.03 -> mean -0.04, t_{0.975,1} * 0.01414 / sqrt(2)
-    assert paired_differences(results) == "- digits: flow: MAF log-density − vae: reconstruction_probability: -0.040 ± 0.127 (2 seeds)"
+    assert (
+        paired_differences(results)
+        == "- digits: flow: MAF log-density − vae: reconstruction_probability: -0.040 ± 0.127 (2 seeds)"
+    )
 
 
 def test_benchmark_command_writes_table_json_and_figure_and_resumes(tmp_path, capsys):
     out = tmp_path / "bench"
-    argv = ["benchmark", "anomaly", "--datasets", "digits", "breast-cancer", "--classes", "7", "--seeds", "0", "1",
-            "--epochs", "1", "--output-dir", str(out), "--no-progress"]
+    argv = [
+        "benchmark",
+        "anomaly",
+        "--datasets",
+        "digits",
+        "breast-cancer",
+        "--classes",
+        "7",
+        "--seeds",
+        "0",
+        "1",
+        "--epochs",
+        "1",
+        "--output-dir",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv + ["--shard", "0/2"]) == 0
     first = sorted(p.name for p in (out / "parts").iterdir())
     assert len(first) == 8  # 16 units (2 seeds x 2 tasks x 4 families), every 2nd one
@@ -344,8 +423,15 @@ def test_benchmark_command_writes_table_json_and_figure_and_resumes(tmp_path, ca
     record = json.loads((out / "anomaly.json").read_text())
     assert record["units_finished"] == record["units"] == 16
     methods = record["results"]["digits"]
-    assert {"vae: reconstruction_probability", "vae: log_likelihood", "flow: MAF log-density", "IsolationForest",
-            "LocalOutlierFactor", "OneClassSVM", "PCA reconstruction error"} <= set(methods)
+    assert {
+        "vae: reconstruction_probability",
+        "vae: log_likelihood",
+        "flow: MAF log-density",
+        "IsolationForest",
+        "LocalOutlierFactor",
+        "OneClassSVM",
+        "PCA reconstruction error",
+    } <= set(methods)
     for name in ("vae: reconstruction_probability", "flow: NSF log-density"):
         entry = methods[name]
         assert entry["seeds"] == [0, 1] and entry["ci95"] is not None and 0 <= entry["test_fpr"] <= 1

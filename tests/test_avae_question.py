@@ -13,8 +13,15 @@ from vaekit.objectives import build_objective
 
 
 def _config(**changes):
-    return Config.from_flat(model="avae", latent_dim=3, hidden=(16,), likelihood="gaussian", likelihood_scale=0.3,
-                            decoder_activation="sigmoid", **changes)
+    return Config.from_flat(
+        model="avae",
+        latent_dim=3,
+        hidden=(16,),
+        likelihood="gaussian",
+        likelihood_scale=0.3,
+        decoder_activation="sigmoid",
+        **changes,
+    )
 
 
 def _model(**changes):
@@ -81,14 +88,33 @@ def test_seeds_benchmark_collects_todays_schema_with_intervals(tmp_path):
     from vaekit.benchmarks.sweeps.engine import run_sweep
     from vaekit.benchmarks.sweeps.spec import SweepSpec
 
-    base = {"data": "color-digits", "epochs": 1, "hidden": [16], "latent_dim": 4, "likelihood": "gaussian",
-            "likelihood_scale": 0.1, "decoder_activation": "sigmoid", "eval_num_samples": 2,
-            "kl_diagnostic_points": 0, "batch_size": 512}
-    evaluate = {"robustness": {"epsilons": [0, 0.1], "num_steps": 2, "features": ["mean", "decoded"],
-                               "attacks": ["pgd", "latent"], "smoothness": True,
-                               "max_test": 50, "max_train": 300, "seed": 0}}
-    spec = SweepSpec(base, {"VAE": {"model": "vae"}, "AVAE (sampled)": {"model": "avae", "aux_sample": True}},
-                     (0, 1), evaluate)
+    base = {
+        "data": "color-digits",
+        "epochs": 1,
+        "hidden": [16],
+        "latent_dim": 4,
+        "likelihood": "gaussian",
+        "likelihood_scale": 0.1,
+        "decoder_activation": "sigmoid",
+        "eval_num_samples": 2,
+        "kl_diagnostic_points": 0,
+        "batch_size": 512,
+    }
+    evaluate = {
+        "robustness": {
+            "epsilons": [0, 0.1],
+            "num_steps": 2,
+            "features": ["mean", "decoded"],
+            "attacks": ["pgd", "latent"],
+            "smoothness": True,
+            "max_test": 50,
+            "max_train": 300,
+            "seed": 0,
+        }
+    }
+    spec = SweepSpec(
+        base, {"VAE": {"model": "vae"}, "AVAE (sampled)": {"model": "avae", "aux_sample": True}}, (0, 1), evaluate
+    )
     run_sweep(spec, tmp_path, log=lambda *_: None)
     results = rs.collect(tmp_path, spec)
     row = results["AVAE (sampled)"]
@@ -115,8 +141,12 @@ def test_seeds_benchmark_on_color_fashion_mnist_uses_a_fixed_training_subset():
     assert len(points) == 12 and {p.settings["train_size"] for p in points} == {20000}
     assert {p.settings["data_dir"] for p in points} == {"/usr/share/datasets"}
     scales = {p.arm: p.settings["likelihood_scale"] for p in points}
-    assert scales == {"VAE std 0.05": 0.05, "VAE std 0.707": 0.5 ** 0.5, "AVAE std 0.707": 0.5 ** 0.5,
-                      "SE ε 0.1 std 0.707": 0.5 ** 0.5}
+    assert scales == {
+        "VAE std 0.05": 0.05,
+        "VAE std 0.707": 0.5**0.5,
+        "AVAE std 0.707": 0.5**0.5,
+        "SE ε 0.1 std 0.707": 0.5**0.5,
+    }
     assert spec.evaluate["robustness"]["attacks"] == ["pgd", "fgsm", "latent"]
     old = rs.spec("color-fashion-mnist", arm_names=["AVAE (sampled)"], train_size=5000)
     assert old.arms["AVAE (sampled)"] == {"model": "avae", "aux_sample": True}
@@ -136,6 +166,6 @@ def test_seeds_benchmark_on_color_mnist_reads_the_real_subset_offline():
     points = rs.spec("color-mnist").points()
     assert len(points) == 12 and all(p.settings.get("train_size") is None for p in points)
     assert {p.settings["epochs"] for p in points} == {100} and {p.settings["data"] for p in points} == {"color-mnist"}
-    assert {p.arm: p.settings["likelihood_scale"] for p in points}["AVAE std 0.707"] == 0.5 ** 0.5
+    assert {p.arm: p.settings["likelihood_scale"] for p in points}["AVAE std 0.707"] == 0.5**0.5
     Config.from_flat(**{k: tuple(v) if isinstance(v, list) else v for k, v in points[0].settings.items()})
     assert "a different dataset" not in rs.paper_markdown("color-mnist")

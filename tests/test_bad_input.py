@@ -40,25 +40,42 @@ def run(tmp_path_factory):
 
 # --- numbers in settings ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("settings, flag", [
-    ({"beta": float("nan")}, "beta"), ({"lr": float("inf")}, "lr"), ({"weight_decay": float("nan")}, "weight_decay"),
-    ({"epochs": True}, "epochs"), ({"latent_dim": 2.0}, "latent_dim"), ({"noise_std": "0.1"}, "noise_std"),
-])
+
+@pytest.mark.parametrize(
+    "settings, flag",
+    [
+        ({"beta": float("nan")}, "beta"),
+        ({"lr": float("inf")}, "lr"),
+        ({"weight_decay": float("nan")}, "weight_decay"),
+        ({"epochs": True}, "epochs"),
+        ({"latent_dim": 2.0}, "latent_dim"),
+        ({"noise_std": "0.1"}, "noise_std"),
+    ],
+)
 def test_config_refuses_non_finite_bools_and_strings(settings, flag):
     with pytest.raises((ValueError, TypeError), match=flag):
         Config.from_flat(**settings)
 
 
-@pytest.mark.parametrize("flags, named", [(["--model", "ae", "--noise-std", "nan"], "noise_std"),
-                                          (["--beta", "nan"], "beta"), (["--lr", "inf"], "lr")])
+@pytest.mark.parametrize(
+    "flags, named",
+    [(["--model", "ae", "--noise-std", "nan"], "noise_std"), (["--beta", "nan"], "beta"), (["--lr", "inf"], "lr")],
+)
 def test_cli_non_finite_setting_names_its_flag(tmp_path, capsys, flags, named):
     line = error_line(*run_cli(["train", "--runs-dir", tmp_path, *flags, *TINY], capsys))
     assert named in line and "finite" in line and "--" + named.replace("_", "-") in line
     assert not any(tmp_path.iterdir())  # refused before a folder was made
 
 
-@pytest.mark.parametrize("text, named", [('{"beta": "4"}', "beta"), ('{"epochs": NaN}', "NaN"),
-                                         ('{"lr": Infinity}', "Infinity"), ('{"train": {"epochs": "3"}}', "epochs")])
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ('{"beta": "4"}', "beta"),
+        ('{"epochs": NaN}', "NaN"),
+        ('{"lr": Infinity}', "Infinity"),
+        ('{"train": {"epochs": "3"}}', "epochs"),
+    ],
+)
 def test_config_file_with_strings_or_nan_literals(tmp_path, capsys, text, named):
     path = tmp_path / "c.json"
     path.write_text(text)
@@ -68,26 +85,40 @@ def test_config_file_with_strings_or_nan_literals(tmp_path, capsys, text, named)
 
 # --- CLI counts and sizes -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, flag", [
-    (["evaluate", "{run}", "--batch-size", "-3"], "--batch-size"), (["evaluate", "{run}", "--batch-size", "0"], "--batch-size"),
-    (["evaluate", "{run}", "--num-samples", "0"], "--num-samples"), (["sample", "{run}", "--n", "0"], "--n"),
-    (["sample", "{run}", "--temperature", "nan"], "--temperature"), (["reconstruct", "{run}", "--n", "-5"], "--n"),
-    (["manifold", "{run}", "--n", "0"], "--n"), (["interpolate", "{run}", "--num-steps", "1"], "--num-steps"),
-    (["traverse", "{run}", "--num-dims", "0"], "--num-dims"), (["traverse", "{run}", "--span", "inf"], "--span"),
-    (["iterate", "{run}", "--num-steps", "-1"], "--num-steps"), (["iterate", "{run}", "--index"], "--index"),
-    (["embed", "{run}", "--seed", "-1"], "--seed"),
-    (["evaluate", "robustness", "{run}", "--max-test", "0"], "--max-test"),
-    (["evaluate", "robustness", "{run}", "--epsilons", "nan"], "--epsilons"),
-    (["evaluate", "robustness", "{run}", "--fid-epochs", "-1"], "--fid-epochs"),
-    (["evaluate", "disentanglement", "{run}", "--num-train", "0"], "--num-train"),
-    (["score", "{run}", "--input", "x.csv", "--fpr", "2"], "--fpr"),
-    (["benchmark", "robustness", "--jobs", "0"], "--jobs"), (["benchmark", "anomaly", "--classes", "11"], "classes"),
-    (["benchmark", "disentanglement", "--epochs", "0"], "--epochs"),
-    (["ood", "{run}", "--input", "x.csv", "--num-samples", "0"], "--num-samples"), (["sweep", "--jobs", "0"], "--jobs"),
-    (["sweep", "--seeds", "-1"], "--seeds"), (["benchmark", "robustness-seeds", "--max-test", "0"], "--max-test"),
-    (["benchmark", "robustness-seeds", "--train-size", "0"], "--train-size"),
-    (["evaluate", "{run}", "--batch-size", "abc"], "--batch-size"), (["evaluate", "{run}", "--batch-size", "True"], "--batch-size"),
-])
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["evaluate", "{run}", "--batch-size", "-3"], "--batch-size"),
+        (["evaluate", "{run}", "--batch-size", "0"], "--batch-size"),
+        (["evaluate", "{run}", "--num-samples", "0"], "--num-samples"),
+        (["sample", "{run}", "--n", "0"], "--n"),
+        (["sample", "{run}", "--temperature", "nan"], "--temperature"),
+        (["reconstruct", "{run}", "--n", "-5"], "--n"),
+        (["manifold", "{run}", "--n", "0"], "--n"),
+        (["interpolate", "{run}", "--num-steps", "1"], "--num-steps"),
+        (["traverse", "{run}", "--num-dims", "0"], "--num-dims"),
+        (["traverse", "{run}", "--span", "inf"], "--span"),
+        (["iterate", "{run}", "--num-steps", "-1"], "--num-steps"),
+        (["iterate", "{run}", "--index"], "--index"),
+        (["embed", "{run}", "--seed", "-1"], "--seed"),
+        (["evaluate", "robustness", "{run}", "--max-test", "0"], "--max-test"),
+        (["evaluate", "robustness", "{run}", "--epsilons", "nan"], "--epsilons"),
+        (["evaluate", "robustness", "{run}", "--fid-epochs", "-1"], "--fid-epochs"),
+        (["evaluate", "disentanglement", "{run}", "--num-train", "0"], "--num-train"),
+        (["score", "{run}", "--input", "x.csv", "--fpr", "2"], "--fpr"),
+        (["benchmark", "robustness", "--jobs", "0"], "--jobs"),
+        (["benchmark", "anomaly", "--classes", "11"], "classes"),
+        (["benchmark", "disentanglement", "--epochs", "0"], "--epochs"),
+        (["ood", "{run}", "--input", "x.csv", "--num-samples", "0"], "--num-samples"),
+        (["sweep", "--jobs", "0"], "--jobs"),
+        (["sweep", "--seeds", "-1"], "--seeds"),
+        (["benchmark", "robustness-seeds", "--max-test", "0"], "--max-test"),
+        (["benchmark", "robustness-seeds", "--train-size", "0"], "--train-size"),
+        (["evaluate", "{run}", "--batch-size", "abc"], "--batch-size"),
+        (["evaluate", "{run}", "--batch-size", "True"], "--batch-size"),
+    ],
+)
 def test_every_count_and_size_flag_is_checked(run, capsys, argv, flag):
     before = _hashes(run)
     line = error_line(*run_cli([a.replace("{run}", str(run)) for a in argv], capsys))
@@ -102,11 +133,13 @@ def test_usage_errors_are_one_line_with_a_hint(capsys):
 
 # --- data files -------------------------------------------------------------------------------------
 
+
 def test_non_utf8_csv_names_the_file_line_and_fix(tmp_path, capsys):
     path = tmp_path / "latin1.csv"
     path.write_bytes("a,b\n0.1,0.2\n0.3,caf\xe9\n".encode("latin-1"))
-    line = error_line(*run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY],
-                               capsys))
+    line = error_line(
+        *run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY], capsys)
+    )
     assert str(path) in line and "not UTF-8" in line and "line 3" in line and "iconv" in line
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
@@ -114,8 +147,9 @@ def test_non_utf8_csv_names_the_file_line_and_fix(tmp_path, capsys):
 def test_one_row_csv_needs_two(tmp_path, capsys):
     path = tmp_path / "one.csv"
     path.write_text("0.1,0.2,0.3\n")
-    line = error_line(*run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY],
-                               capsys))
+    line = error_line(
+        *run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY], capsys)
+    )
     assert str(path) in line and "1 example" in line and "at least 2" in line
 
 
@@ -124,8 +158,27 @@ def test_cvae_labels_that_are_codes_not_classes(tmp_path, capsys):
     path = tmp_path / "codes.csv"
     y = np.where(np.arange(40) % 2 == 0, 0, 10**9)
     np.savetxt(path, np.column_stack([rng.random((40, 4)), y]), delimiter=",", fmt="%.6g")
-    line = error_line(*run_cli(["train", "--model", "cvae", "--data", "array", "--path", path, "--label-column", "4",
-                                "--likelihood", "gaussian", "--runs-dir", tmp_path / "runs", *TINY], capsys))
+    line = error_line(
+        *run_cli(
+            [
+                "train",
+                "--model",
+                "cvae",
+                "--data",
+                "array",
+                "--path",
+                path,
+                "--label-column",
+                "4",
+                "--likelihood",
+                "gaussian",
+                "--runs-dir",
+                tmp_path / "runs",
+                *TINY,
+            ],
+            capsys,
+        )
+    )
     assert "1000000000" in line and "class indices 0..K-1" in line and "return_inverse" in line
     from vaekit.data.splits import class_count
 
@@ -143,6 +196,7 @@ def test_truncated_metrics_in_report(run, tmp_path, capsys):
 
 
 # --- the Python API -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("value, message", [(5.0, r"needs data in \[0, 1\]"), (float("nan"), "NaN/Inf")])
 def test_bounds_check_the_support_of_a_bernoulli_model(run, value, message):
@@ -173,10 +227,31 @@ def test_io_save_onto_a_file_is_a_value_error(run, tmp_path):
 
 # --- faults: divergence, folders, interruption ----------------------------------------------------------
 
+
 def test_divergence_exits_non_zero_and_says_no_checkpoint(tmp_path, capsys):
-    line = error_line(*run_cli(["train", "--lr", "1e8", "--epochs", "3", "--latent-dim", "2", "--hidden", "16",
-                                "--eval-num-samples", "5", "--no-progress", "--runs-dir", tmp_path, "--name", "d"],
-                               capsys))
+    line = error_line(
+        *run_cli(
+            [
+                "train",
+                "--lr",
+                "1e8",
+                "--epochs",
+                "3",
+                "--latent-dim",
+                "2",
+                "--hidden",
+                "16",
+                "--eval-num-samples",
+                "5",
+                "--no-progress",
+                "--runs-dir",
+                tmp_path,
+                "--name",
+                "d",
+            ],
+            capsys,
+        )
+    )
     assert ("became" in line or "not finite" in line) and "at step" in line and "lower --lr" in line
     if (tmp_path / "d").exists():  # an epoch completed: the checkpoint it names is really there
         assert "continue with --resume" in line and (tmp_path / "d" / "checkpoint" / "last.safetensors").is_file()
@@ -192,8 +267,23 @@ def test_failed_run_before_its_first_checkpoint_leaves_no_folder(tmp_path, capsy
     for i in range(12):
         Image.fromarray(np.full((8, 8), 20 * i, dtype=np.uint8)).save(folder / f"{i}.png")
     (folder / "broken.png").write_bytes(b"not a png")
-    code, _, err = run_cli(["train", "--data", "image-folder", "--path", folder, "--image-size", "8",
-                            "--runs-dir", tmp_path / "runs", "--name", "bad", *TINY], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--data",
+            "image-folder",
+            "--path",
+            folder,
+            "--image-size",
+            "8",
+            "--runs-dir",
+            tmp_path / "runs",
+            "--name",
+            "bad",
+            *TINY,
+        ],
+        capsys,
+    )
     assert code != 0 and len(err.strip().splitlines()) == 1 and "broken.png" in err, err
     assert not (tmp_path / "runs" / "bad").exists()  # the name is free again
 
@@ -244,14 +334,37 @@ def test_ctrl_c_during_resume_names_the_resume_command(run, tmp_path, capsys, mo
 
 # --- one MSE, figures kept ------------------------------------------------------------------------------
 
+
 def test_one_mse_definition_in_evaluate_and_robustness(run, tmp_path, capsys):
     from vaekit.evaluation import UNITS, reconstruction_mse
     from vaekit.io import load_run_split
 
     assert run_cli(["evaluate", run, "--num-samples", "2", "--output", tmp_path / "e.json"], capsys)[0] == 0
-    assert run_cli(["evaluate", "robustness", run, "--num-steps", "1", "--epsilons", "0", "--consistency-steps", "0",
-                    "--fid-epochs", "0", "--output", tmp_path / "r.json"], capsys)[0] == 0
-    evaluation, robustness = json.loads((tmp_path / "e.json").read_text()), json.loads((tmp_path / "r.json").read_text())
+    assert (
+        run_cli(
+            [
+                "evaluate",
+                "robustness",
+                run,
+                "--num-steps",
+                "1",
+                "--epsilons",
+                "0",
+                "--consistency-steps",
+                "0",
+                "--fid-epochs",
+                "0",
+                "--output",
+                tmp_path / "r.json",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
+    evaluation, robustness = (
+        json.loads((tmp_path / "e.json").read_text()),
+        json.loads((tmp_path / "r.json").read_text()),
+    )
     summary = json.loads((run / "summary.json").read_text())
     model, config = io.load(run), io.load_config(run)
     direct = reconstruction_mse(model, load_run_split(run, config, "test").x)  # grey test images, not binarized
@@ -279,16 +392,20 @@ def test_interpolate_and_iterate_keep_the_figures_training_wrote(run, capsys):
 def _hashes(folder):
     import hashlib
 
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_empty_npy_file(tmp_path, capsys):
     """Found by tests/test_fuzz_cli.py: an empty .npy gave an internal EOFError."""
     path = tmp_path / "empty.npy"
     path.write_bytes(b"")
-    line = error_line(*run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY],
-                               capsys))
+    line = error_line(
+        *run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY], capsys)
+    )
     assert str(path) in line and "numpy.save" in line
 
 
@@ -302,6 +419,7 @@ def test_a_network_too_large_to_build_is_refused_before_allocating(tmp_path, cap
 
 
 # --- issue 20: nothing a user types destroys a run ------------------------------------------------
+
 
 def _tiny_csv(path, rows=24, columns=3):
     np.savetxt(path, np.random.default_rng(0).random((rows, columns)), delimiter=",", fmt="%.5f")
@@ -336,10 +454,20 @@ def test_overwrite_replaces_only_run_folders(tmp_path, capsys):
     assert (runs / "notes" / "thesis.tex").read_text() == "years of work" and (runs / "afile").read_text() == "a file"
 
 
-@pytest.mark.parametrize("command", [["score"], ["ood"], ["evaluate"], ["evaluate", "robustness"], ["sample"],
-                                     ["embed"], ["report"]])
-@pytest.mark.parametrize("target", ["model.safetensors", "config.json", "checkpoint/last.safetensors",
-                                    "metrics.jsonl", "summary.json", "../r/./model.safetensors"])
+@pytest.mark.parametrize(
+    "command", [["score"], ["ood"], ["evaluate"], ["evaluate", "robustness"], ["sample"], ["embed"], ["report"]]
+)
+@pytest.mark.parametrize(
+    "target",
+    [
+        "model.safetensors",
+        "config.json",
+        "checkpoint/last.safetensors",
+        "metrics.jsonl",
+        "summary.json",
+        "../r/./model.safetensors",
+    ],
+)
 def test_output_onto_a_file_the_run_keeps_is_refused(run, tmp_path, capsys, command, target):
     before = _hashes(run)
     extra = ["--input", _tiny_csv(tmp_path / "rows.csv", 4, 64)] if command[0] in ("score", "ood") else []
@@ -356,7 +484,9 @@ def test_every_file_training_writes_is_protected(run):
 
     outputs = ("evaluation.json", "robustness.json", "scores.csv", "ood-scores.csv")  # commands' own outputs
     files = [p for p in run.rglob("*") if p.is_file() and p.name not in outputs and "-test" not in p.name]
-    assert {"config.json", "model.safetensors", "last.safetensors", "summary.json", "report.html"} <= {p.name for p in files}
+    assert {"config.json", "model.safetensors", "last.safetensors", "summary.json", "report.html"} <= {
+        p.name for p in files
+    }
     for path in files:
         with pytest.raises(ValueError, match="would replace"):
             check_output(path)
@@ -438,9 +568,11 @@ def test_values_beyond_float32_are_refused_naming_rows_and_columns(run, tmp_path
     for suffix in (".npy", ".csv"):
         path = tmp_path / f"big{suffix}"
         np.save(path, x) if suffix == ".npy" else np.savetxt(path, x, delimiter=",", fmt="%.17g")
-        for argv in (["score", run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"],
-                     ["ood", run, "--input", path, "--output", tmp_path / "o.csv", "--no-progress"],
-                     ["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY]):
+        for argv in (
+            ["score", run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"],
+            ["ood", run, "--input", path, "--output", tmp_path / "o.csv", "--no-progress"],
+            ["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY],
+        ):
             line = error_line(*run_cli(argv, capsys))
             assert "beyond float32's range" in line and "rows 4" in line and "columns 7" in line, line
     assert not (tmp_path / "s.csv").exists() and not list((tmp_path / "runs").glob("*"))  # no run folder left
@@ -500,11 +632,17 @@ def test_malformed_input_files_are_one_line(run, tmp_path, capsys):
     field.write_text("0.1," + "1" * 200_000 + "\n0.2,0.3\n")
     folder = tmp_path / "folder.csv"
     folder.mkdir()
-    expected = {huge: "header claims an array of shape (1000000000, 64)", objects: "objects.npz",
-                field: "line 1: field larger than field limit", folder: "is a folder"}
+    expected = {
+        huge: "header claims an array of shape (1000000000, 64)",
+        objects: "objects.npz",
+        field: "line 1: field larger than field limit",
+        folder: "is a folder",
+    }
     for path, message in expected.items():
-        for argv in (["score", run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"],
-                     ["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY]):
+        for argv in (
+            ["score", run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"],
+            ["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY],
+        ):
             line = error_line(*run_cli(argv, capsys))
             assert message in line and str(path) in line, line
     assert "never unpickles" in error_line(*run_cli(["score", run, "--input", objects], capsys))
@@ -519,12 +657,16 @@ def test_ood_detector_refuses_images_of_another_shape(run):
     assert detector.score_samples(good).shape == (2,)
     assert detector.score_samples(good.reshape(2, -1)).shape == (2,)  # rows of the right length are reshaped
     other = good.reshape(2, shape[0], shape[1] // 2, shape[2] * 2)  # as many features, another image shape
-    with pytest.raises(ValueError, match=r"examples of shape \(1, 4, 16\), but this OODDetector was fitted on "
-                                         r"examples of shape \(1, 8, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"examples of shape \(1, 4, 16\), but this OODDetector was fitted on "
+        r"examples of shape \(1, 8, 8\)",
+    ):
         detector.score_samples(other)
 
 
 # --- issue 30: outputs onto inputs, --overwrite -------------------------------------------------
+
 
 @pytest.mark.parametrize("command", [["score"], ["ood"]])
 def test_output_onto_the_input_file_is_refused(run, tmp_path, capsys, command):
@@ -533,8 +675,10 @@ def test_output_onto_the_input_file_is_refused(run, tmp_path, capsys, command):
     (tmp_path / "link.csv").symlink_to(rows)
     for output in (rows, tmp_path / "link.csv", tmp_path / "sub" / ".." / "in.csv"):
         line = error_line(*run_cli([*command, run, "--input", rows, "--output", output, "--overwrite"], capsys))
-        assert line == (f"vaekit: error: --output {output} is the file --input {rows} that the command reads; "
-                        "writing there would replace its input: choose another file name")
+        assert line == (
+            f"vaekit: error: --output {output} is the file --input {rows} that the command reads; "
+            "writing there would replace its input: choose another file name"
+        )
     assert rows.read_bytes() == before
 
 
@@ -560,7 +704,9 @@ def test_an_existing_output_is_replaced_only_with_overwrite(run, tmp_path, capsy
     if command == ["evaluate"]:
         argv += ["--num-samples", "2"]
     line = error_line(*run_cli(argv, capsys))
-    assert line == f"vaekit: error: --output {written} exists; pass --overwrite to replace it, or choose another file name"
+    assert (
+        line == f"vaekit: error: --output {written} exists; pass --overwrite to replace it, or choose another file name"
+    )
     assert written.read_text() == "my own notes"
     code, out_text, err = run_cli([*argv, "--overwrite"], capsys)
     assert code == 0, err
@@ -569,8 +715,10 @@ def test_an_existing_output_is_replaced_only_with_overwrite(run, tmp_path, capsy
 
 def test_an_output_that_is_a_folder_is_refused(run, tmp_path, capsys):
     line = error_line(*run_cli(["sample", run, "--output", tmp_path], capsys))
-    assert line == (f"vaekit: error: --output {tmp_path} is a folder; pass the name of a file to write "
-                    "(in that folder or elsewhere)")
+    assert line == (
+        f"vaekit: error: --output {tmp_path} is a folder; pass the name of a file to write "
+        "(in that folder or elsewhere)"
+    )
 
 
 def test_every_command_writing_a_file_takes_overwrite():
@@ -588,28 +736,49 @@ def test_every_command_writing_a_file_takes_overwrite():
 
 # --- issue 30: shapes and dtypes at the API boundary -----------------------------------------------
 
+
 def _fit_model():
     cfg = Config.from_flat(likelihood="bernoulli", latent_dim=2, epochs=1, hidden=[16], batch_size=25)
     return vaekit.build_model(cfg.model, (64,), seed=0), cfg
 
 
-@pytest.mark.parametrize("make", [lambda: np.random.default_rng(0).random((50, 64)),
-                                  lambda: torch.randint(0, 2, (50, 64)),
-                                  lambda: torch.rand(50, 64, dtype=torch.float64),
-                                  lambda: np.random.default_rng(0).random((50, 64)) > 0.5])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.random.default_rng(0).random((50, 64)),
+        lambda: torch.randint(0, 2, (50, 64)),
+        lambda: torch.rand(50, 64, dtype=torch.float64),
+        lambda: np.random.default_rng(0).random((50, 64)) > 0.5,
+    ],
+)
 def test_fit_converts_numpy_float64_integer_and_bool_examples(make):
     model, cfg = _fit_model()
     history = vaekit.fit(model, make(), cfg)
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
 
 
-@pytest.mark.parametrize("x, message", [
-    (np.zeros((0, 64)), "train has shape (0, 64); expected (N, *data_shape) with N >= 1 examples and no axis of size 0, here (N, 64)"),
-    (torch.rand(50, 32), "train has examples of shape (32,) but the model was built for (64,); pass train of shape (N, 64)"),
-    (np.full((50, 64), 1e300), "train holds values beyond torch.float32's range (|x| > 3.4e+38); rescale them first"),
-    (np.array([["a"] * 64] * 3), "train must hold numbers, got a NumPy array of dtype <U1"),
-    ([[0.0] * 64] * 3, "train must be a tensor or NumPy array of shape (N, *data_shape), a Dataset or a DataLoader, got list"),
-])
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (
+            np.zeros((0, 64)),
+            "train has shape (0, 64); expected (N, *data_shape) with N >= 1 examples and no axis of size 0, here (N, 64)",
+        ),
+        (
+            torch.rand(50, 32),
+            "train has examples of shape (32,) but the model was built for (64,); pass train of shape (N, 64)",
+        ),
+        (
+            np.full((50, 64), 1e300),
+            "train holds values beyond torch.float32's range (|x| > 3.4e+38); rescale them first",
+        ),
+        (np.array([["a"] * 64] * 3), "train must hold numbers, got a NumPy array of dtype <U1"),
+        (
+            [[0.0] * 64] * 3,
+            "train must be a tensor or NumPy array of shape (N, *data_shape), a Dataset or a DataLoader, got list",
+        ),
+    ],
+)
 def test_fit_refuses_bad_examples_before_training(x, message):
     model, cfg = _fit_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -628,21 +797,30 @@ def test_fit_refuses_float_labels_naming_them():
     assert len(history) == 1
 
 
-@pytest.mark.parametrize("shape, message", [
-    ((50, 0), "data of shape (50, 0) has an axis of size 0 (no values per example)"),
-    ((50, 1, 0, 8), "data of shape (50, 1, 0, 8) has an axis of size 0"),
-    ((50, 4, 8, 8), "data of shape (50, 4, 8, 8) is neither (N, C, H, W) nor (N, H, W, C) images with C = 1 (grey) or 3"),
-    ((50, 8, 8, 2), "data of shape (50, 8, 8, 2) is neither"),
-])
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((50, 0), "data of shape (50, 0) has an axis of size 0 (no values per example)"),
+        ((50, 1, 0, 8), "data of shape (50, 1, 0, 8) has an axis of size 0"),
+        (
+            (50, 4, 8, 8),
+            "data of shape (50, 4, 8, 8) is neither (N, C, H, W) nor (N, H, W, C) images with C = 1 (grey) or 3",
+        ),
+        ((50, 8, 8, 2), "data of shape (50, 8, 8, 2) is neither"),
+    ],
+)
 def test_array_files_the_figures_cannot_draw_are_refused_before_training(tmp_path, capsys, shape, message):
     path = tmp_path / "x.npy"
     np.save(path, np.random.default_rng(0).random(shape))
-    line = error_line(*run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY], capsys))
+    line = error_line(
+        *run_cli(["train", "--data", "array", "--path", path, "--runs-dir", tmp_path / "runs", *TINY], capsys)
+    )
     assert line.startswith(f"vaekit: error: {path}: {message}"), line
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run without its report
 
 
 # --- issue 30: columns by name, the training data file --------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tabular_run(tmp_path_factory):
@@ -652,8 +830,24 @@ def tabular_run(tmp_path_factory):
     x = rng.normal(size=(60, 4)) * [1, 10, 100, 1000]
     rows = ["a,b,c,d,y"] + [",".join(f"{v:.6g}" for v in row) + f",{i % 2}" for i, row in enumerate(x)]
     (folder / "train.csv").write_text("\n".join(rows) + "\n")
-    code = main(["train", "--data", "array", "--path", str(folder / "train.csv"), "--label-column", "y",
-                 "--likelihood", "gaussian", "--runs-dir", str(folder / "runs"), "--name", "t", *TINY])
+    code = main(
+        [
+            "train",
+            "--data",
+            "array",
+            "--path",
+            str(folder / "train.csv"),
+            "--label-column",
+            "y",
+            "--likelihood",
+            "gaussian",
+            "--runs-dir",
+            str(folder / "runs"),
+            "--name",
+            "t",
+            *TINY,
+        ]
+    )
     assert code == 0
     return folder / "runs" / "t", x
 
@@ -667,29 +861,51 @@ def test_csv_columns_are_matched_by_name(tabular_run, tmp_path, capsys):
     record = json.loads((run / "data.json").read_text())
     assert record["columns"] == ["a", "b", "c", "d"] and record["size"] > 0 and len(record["sha256"]) == 64
     (tmp_path / "ordered.csv").write_text("a,b,c,d\n" + "\n".join(",".join(map(str, r)) for r in x[:5]) + "\n")
-    (tmp_path / "shuffled.csv").write_text("d,b,a,c\n" + "\n".join(f"{r[3]},{r[1]},{r[0]},{r[2]}" for r in x[:5]) + "\n")
+    (tmp_path / "shuffled.csv").write_text(
+        "d,b,a,c\n" + "\n".join(f"{r[3]},{r[1]},{r[0]},{r[2]}" for r in x[:5]) + "\n"
+    )
     for name in ("ordered", "shuffled"):
-        code, _, err = run_cli(["score", run, "--input", tmp_path / f"{name}.csv", "--output", tmp_path / f"{name}-s.csv",
-                                "--threshold", "0", "--no-progress"], capsys)
+        code, _, err = run_cli(
+            [
+                "score",
+                run,
+                "--input",
+                tmp_path / f"{name}.csv",
+                "--output",
+                tmp_path / f"{name}-s.csv",
+                "--threshold",
+                "0",
+                "--no-progress",
+            ],
+            capsys,
+        )
         assert code == 0, err
     assert _scores(tmp_path / "ordered-s.csv") == _scores(tmp_path / "shuffled-s.csv")
 
 
-@pytest.mark.parametrize("header, message", [
-    ("a,b,c", "missing column(s) 'd'"), ("a,b,c,d,e", "column(s) the model was not trained on 'e'"),
-    ("a,b,c,x", "missing column(s) 'd'; column(s) the model was not trained on 'x'"),
-    ("a,b,c,c", "missing column(s) 'd'; column(s) named twice 'c'"),
-])
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ("a,b,c", "missing column(s) 'd'"),
+        ("a,b,c,d,e", "column(s) the model was not trained on 'e'"),
+        ("a,b,c,x", "missing column(s) 'd'; column(s) the model was not trained on 'x'"),
+        ("a,b,c,c", "missing column(s) 'd'; column(s) named twice 'c'"),
+    ],
+)
 def test_a_missing_or_extra_column_is_refused_naming_it(tabular_run, tmp_path, capsys, header, message):
     run, _ = tabular_run
     path = tmp_path / "rows.csv"
     width = len(header.split(","))
     path.write_text(header + "\n" + "\n".join(",".join(["0.5"] * width) for _ in range(3)) + "\n")
     for command in ("score", "ood"):
-        line = error_line(*run_cli([command, run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"], capsys))
-        assert line == (f"vaekit: error: {path}: its header does not name the model's 4 training columns ({message}); "
-                        "the model was trained on columns a, b, c, d: give exactly those (in any order), or pass "
-                        "--label-column for a label column")
+        line = error_line(
+            *run_cli([command, run, "--input", path, "--output", tmp_path / "s.csv", "--no-progress"], capsys)
+        )
+        assert line == (
+            f"vaekit: error: {path}: its header does not name the model's 4 training columns ({message}); "
+            "the model was trained on columns a, b, c, d: give exactly those (in any order), or pass "
+            "--label-column for a label column"
+        )
 
 
 @pytest.mark.filterwarnings("default:the data file:UserWarning")  # the CLI prints it as one line
@@ -702,10 +918,13 @@ def test_a_changed_data_file_is_reported_and_evaluated_only_when_asked(tabular_r
     try:
         data.write_bytes(original.replace(b"\n1", b"\n2", 1))  # same size, one digit changed
         line = error_line(*run_cli(["evaluate", copy, "--num-samples", "2"], capsys))
-        assert line.startswith(f"vaekit: error: the data file {data} changed since run {copy} was trained (same size, "
-                               "SHA-256 ") and line.endswith(f"recorded in {copy / 'data.json'}); restore the file the "
-                                                            "run was trained on, or pass --allow-changed-data to "
-                                                            "evaluate on it anyway")
+        assert line.startswith(
+            f"vaekit: error: the data file {data} changed since run {copy} was trained (same size, SHA-256 "
+        ) and line.endswith(
+            f"recorded in {copy / 'data.json'}); restore the file the "
+            "run was trained on, or pass --allow-changed-data to "
+            "evaluate on it anyway"
+        )
         code, out, err = run_cli(["evaluate", copy, "--num-samples", "2", "--allow-changed-data"], capsys)
         assert code == 0 and "vaekit: warning: the data file" in err, err
         assert "evaluating anyway, as asked" in err
@@ -719,27 +938,54 @@ def test_a_relative_data_path_is_found_from_another_folder(tmp_path, capsys, mon
     work.mkdir()
     _tiny_csv(work / "rows.csv", 40, 3)
     monkeypatch.chdir(work)
-    assert main(["train", "--data", "array", "--path", "rows.csv", "--likelihood", "gaussian", "--runs-dir", "runs",
-                 "--name", "rel", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "array",
+                "--path",
+                "rows.csv",
+                "--likelihood",
+                "gaussian",
+                "--runs-dir",
+                "runs",
+                "--name",
+                "rel",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     monkeypatch.chdir(tmp_path)  # another folder: rows.csv is not there
     code, out, err = run_cli(["evaluate", "project/runs/rel", "--num-samples", "2"], capsys)
     assert code == 0, err
     (tmp_path / "project" / "runs" / "rel" / "data.json").unlink()  # a run without the record (older runs)
     line = error_line(*run_cli(["evaluate", "project/runs/rel", "--num-samples", "2", "--overwrite"], capsys))
-    assert line == (f"vaekit: error: the data file rows.csv (a path relative to the folder the run was trained from) of "
-                    f"run project/runs/rel does not exist from {tmp_path}; run the command from the folder the run was "
-                    "trained in, or put the file back at that path")
+    assert line == (
+        f"vaekit: error: the data file rows.csv (a path relative to the folder the run was trained from) of "
+        f"run project/runs/rel does not exist from {tmp_path}; run the command from the folder the run was "
+        "trained in, or put the file back at that path"
+    )
 
 
 # --- issue 30: unbounded work ------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, flag, high", [
-    (["evaluate", "{run}", "--num-samples", "1000000000"], "--num-samples", 100000),
-    (["ood", "{run}", "--input", "{rows}", "--num-samples", "1000000000"], "--num-samples", 100000),
-    (["score", "{run}", "--input", "{rows}", "--num-samples", "1000000000"], "--num-samples", 100000),
-    (["ood", "{run}", "--input", "{rows}", "--num-posterior-samples", "1000000000"], "--num-posterior-samples", 1000),
-    (["ood", "{run}", "--input", "{rows}", "--regret-steps", "1000000000"], "--regret-steps", 100000),
-])
+
+@pytest.mark.parametrize(
+    "argv, flag, high",
+    [
+        (["evaluate", "{run}", "--num-samples", "1000000000"], "--num-samples", 100000),
+        (["ood", "{run}", "--input", "{rows}", "--num-samples", "1000000000"], "--num-samples", 100000),
+        (["score", "{run}", "--input", "{rows}", "--num-samples", "1000000000"], "--num-samples", 100000),
+        (
+            ["ood", "{run}", "--input", "{rows}", "--num-posterior-samples", "1000000000"],
+            "--num-posterior-samples",
+            1000,
+        ),
+        (["ood", "{run}", "--input", "{rows}", "--regret-steps", "1000000000"], "--regret-steps", 100000),
+    ],
+)
 def test_counts_that_multiply_work_are_bounded(run, tmp_path, capsys, argv, flag, high):
     rows = _tiny_csv(tmp_path / "rows.csv", 4, 64)
     argv = [str(a).format(run=run, rows=rows) for a in argv]
@@ -749,8 +995,10 @@ def test_counts_that_multiply_work_are_bounded(run, tmp_path, capsys, argv, flag
 
 def test_eval_num_samples_is_bounded_before_training(tmp_path, capsys):
     line = error_line(*run_cli(["train", "--runs-dir", tmp_path, *TINY, "--eval-num-samples", "1000000000"], capsys))
-    assert line == ("vaekit: error: eval_num_samples must be an integer in [1, 100000] (samples per example; more runs "
-                    "for days), got 1000000000; fix the --eval-num-samples flag or the config file")
+    assert line == (
+        "vaekit: error: eval_num_samples must be an integer in [1, 100000] (samples per example; more runs "
+        "for days), got 1000000000; fix the --eval-num-samples flag or the config file"
+    )
     assert not any(tmp_path.iterdir())
 
 
@@ -766,11 +1014,14 @@ def test_anomaly_scores_beyond_the_memory_budget_are_refused_before_allocating(r
 
     monkeypatch.setattr(budget, "available_bytes", lambda: 2**30)  # a machine with 1 GiB free
     rows = _tiny_csv(tmp_path / "rows.csv", 4, 64)
-    line = error_line(*run_cli(["score", run, "--input", rows, "--num-samples", "20000", "--threshold", "0",
-                                "--no-progress"], capsys))
-    assert line == ("vaekit: error: num_samples 20000 needs about 3.7 GiB of memory for the reconstruction_probability of "
-                    "blocks of 256 rows of 64 values, more than half of the 1.0 GiB this machine has available; use at "
-                    "most num_samples 2674")
+    line = error_line(
+        *run_cli(["score", run, "--input", rows, "--num-samples", "20000", "--threshold", "0", "--no-progress"], capsys)
+    )
+    assert line == (
+        "vaekit: error: num_samples 20000 needs about 3.7 GiB of memory for the reconstruction_probability of "
+        "blocks of 256 rows of 64 values, more than half of the 1.0 GiB this machine has available; use at "
+        "most num_samples 2674"
+    )
 
 
 def test_evaluate_shows_progress_of_the_log_likelihood(run, tmp_path, capsys):
@@ -780,32 +1031,47 @@ def test_evaluate_shows_progress_of_the_log_likelihood(run, tmp_path, capsys):
     assert lines and lines[-1].startswith("evaluate: decoded sample ") and "/" in lines[-1]
     done, total = lines[-1].split()[3].split("/")
     assert done == total
-    code, out, err = run_cli(["evaluate", run, "--num-samples", "50", "--output", tmp_path / "f.json", "--no-progress"], capsys)
+    code, out, err = run_cli(
+        ["evaluate", run, "--num-samples", "50", "--output", tmp_path / "f.json", "--no-progress"], capsys
+    )
     assert code == 0 and "decoded sample" not in err
 
 
 # --- issue 30: messages that name the file ----------------------------------------------------
 
+
 def test_a_deeply_nested_config_names_the_file(run, tmp_path, capsys):
     deep = tmp_path / "deep.json"
     deep.write_text('{"a":' * 100000 + "1" + "}" * 100000)
     line = error_line(*run_cli(["train", "--config-file", deep, "--runs-dir", tmp_path / "runs"], capsys))
-    assert line.startswith(f"vaekit: error: config file {deep} nests its JSON objects or lists too deeply to be a config")
+    assert line.startswith(
+        f"vaekit: error: config file {deep} nests its JSON objects or lists too deeply to be a config"
+    )
     copy = tmp_path / "r"
     shutil.copytree(run, copy)
     shutil.copy(deep, copy / "config.json")
     line = error_line(*run_cli(["evaluate", copy, "--num-samples", "2"], capsys))
-    assert line == (f"vaekit: error: {copy / 'config.json'} nests its JSON objects or lists too deeply (thousands of "
-                    "levels): it is not a file vaekit wrote; restore it from a copy (or write the run again)")
+    assert line == (
+        f"vaekit: error: {copy / 'config.json'} nests its JSON objects or lists too deeply (thousands of "
+        "levels): it is not a file vaekit wrote; restore it from a copy (or write the run again)"
+    )
 
 
-@pytest.mark.parametrize("record, message", [
-    ({"mean": [0.0, 1.0, 2.0, 3.0], "scale": [1.0, 0.0, 1.0, 0.0]},
-     "a scaler record needs a finite mean and a positive finite scale for every feature; 2 feature(s) have not: "
-     "1 (mean 1, scale 0), 3 (mean 3, scale 0)"),
-    ({"mean": [0.0, 1.0, 2.0, 3.0], "scale": [1.0, 1.0]}, "a scaler record's 'mean' has 4 values but 'scale' has 2; one of each per feature"),
-    ({"mean": [0.0]}, "a scaler record needs 'mean' and 'scale' lists"),
-])
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        (
+            {"mean": [0.0, 1.0, 2.0, 3.0], "scale": [1.0, 0.0, 1.0, 0.0]},
+            "a scaler record needs a finite mean and a positive finite scale for every feature; 2 feature(s) have not: "
+            "1 (mean 1, scale 0), 3 (mean 3, scale 0)",
+        ),
+        (
+            {"mean": [0.0, 1.0, 2.0, 3.0], "scale": [1.0, 1.0]},
+            "a scaler record's 'mean' has 4 values but 'scale' has 2; one of each per feature",
+        ),
+        ({"mean": [0.0]}, "a scaler record needs 'mean' and 'scale' lists"),
+    ],
+)
 def test_a_damaged_scaler_names_the_file_and_the_features(tabular_run, tmp_path, capsys, record, message):
     run, _ = tabular_run
     copy = tmp_path / "t"
@@ -813,7 +1079,10 @@ def test_a_damaged_scaler_names_the_file_and_the_features(tabular_run, tmp_path,
     (copy / "scaler.json").write_text(json.dumps(record))
     rows = tmp_path / "rows.csv"
     rows.write_text("a,b,c,d\n1,2,3,4\n")
-    for argv in (["score", copy, "--input", rows, "--threshold", "0"], ["sample", copy, "--output", tmp_path / "x.npy"]):
+    for argv in (
+        ["score", copy, "--input", rows, "--threshold", "0"],
+        ["sample", copy, "--output", tmp_path / "x.npy"],
+    ):
         line = error_line(*run_cli(argv, capsys))
         assert line.startswith(f"vaekit: error: {copy / 'scaler.json'} is damaged: {message}"), line
         assert line.endswith("; restore it from a copy of the run, or train the run again (vaekit train writes it)")
@@ -828,9 +1097,11 @@ def test_a_missing_scaler_of_a_standardised_run_is_refused(tabular_run, tmp_path
     rows = tmp_path / "rows.csv"
     rows.write_text("a,b,c,d\n1,2,3,4\n")
     line = error_line(*run_cli(["score", copy, "--input", rows, "--threshold", "0"], capsys))
-    assert line == (f"vaekit: error: {copy / 'scaler.json'} is missing, but run {copy} standardised its features in "
-                    "training (RUN/data.json says so), so its inputs cannot be scaled as the model expects; restore it "
-                    "from a copy of the run, or train the run again (vaekit train writes it)")
+    assert line == (
+        f"vaekit: error: {copy / 'scaler.json'} is missing, but run {copy} standardised its features in "
+        "training (RUN/data.json says so), so its inputs cannot be scaled as the model expects; restore it "
+        "from a copy of the run, or train the run again (vaekit train writes it)"
+    )
 
 
 def test_evaluate_on_a_run_still_training_names_the_process(run, capsys):
@@ -838,21 +1109,35 @@ def test_evaluate_on_a_run_still_training_names_the_process(run, capsys):
 
     with io.hold_run(run):  # as a vaekit train does while it trains
         line = error_line(*run_cli(["evaluate", run, "--num-samples", "2"], capsys))
-    assert line == (f"vaekit: error: run {run} is still training (process {os.getpid()}, lock {io.lock_path(run)}): its "
-                    "model and summary are not final yet; wait for it to end (or stop it: kill "
-                    f"{os.getpid()}), then run the command again")
+    assert line == (
+        f"vaekit: error: run {run} is still training (process {os.getpid()}, lock {io.lock_path(run)}): its "
+        "model and summary are not final yet; wait for it to end (or stop it: kill "
+        f"{os.getpid()}), then run the command again"
+    )
 
 
 # --- issue 30: a run folder that no longer matches what it says ----------------------------------------
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda c: c.update(format_version=99), "has format_version 99, which this vaekit does not know (it reads "
-                                            "formats 1 to 2): it was written by a newer vaekit, or edited"),
-    (lambda c: c["config"]["model"].update(latent_dim=3), "does not describe the weights in"),
-    (lambda c: c["config"]["model"].update(latent_dim=10**30), ": model.latent_dim = 1000000000000000000000000000000 is "
-                                                               "beyond any network vaekit builds"),
-    (lambda c: c.update(data_shape=[1, 8, 0]), ": data_shape must be a list of sizes in [1, 2147483647], got [1, 8, 0]"),
-])
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda c: c.update(format_version=99),
+            "has format_version 99, which this vaekit does not know (it reads "
+            "formats 1 to 2): it was written by a newer vaekit, or edited",
+        ),
+        (lambda c: c["config"]["model"].update(latent_dim=3), "does not describe the weights in"),
+        (
+            lambda c: c["config"]["model"].update(latent_dim=10**30),
+            ": model.latent_dim = 1000000000000000000000000000000 is beyond any network vaekit builds",
+        ),
+        (
+            lambda c: c.update(data_shape=[1, 8, 0]),
+            ": data_shape must be a list of sizes in [1, 2147483647], got [1, 8, 0]",
+        ),
+    ],
+)
 def test_a_hand_edited_config_names_the_file_and_the_fix(run, tmp_path, capsys, edit, message):
     copy = tmp_path / "r"
     shutil.copytree(run, copy)

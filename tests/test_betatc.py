@@ -10,11 +10,10 @@ from scipy.stats import norm
 from torch.distributions import Independent, Normal
 
 from vaekit import Config, build_model, fit
-from vaekit.evaluation.kl import KLDiagnostics, kl_decomposition
-from vaekit.objectives import BetaTC, build_objective
-from vaekit.objectives.betatc import kl_decomposition_terms, log_weight_matrix
 from vaekit.distributions import StandardNormal
-from vaekit.objectives import ELBO
+from vaekit.evaluation.kl import KLDiagnostics, kl_decomposition
+from vaekit.objectives import ELBO, BetaTC, build_objective
+from vaekit.objectives.betatc import kl_decomposition_terms, log_weight_matrix
 from vaekit.training.loop import capacity_at
 
 LOC = torch.tensor([[-1.0, 0.5], [0.8, 0.2], [0.3, -1.2]], dtype=torch.float64)
@@ -48,15 +47,15 @@ def exact_terms():
     grid = np.linspace(-7, 7, 1401)
     step = grid[1] - grid[0]
     loc, scale = LOC.numpy(), SCALE.numpy()
-    dens = [norm.pdf(grid[None, :], loc[:, d:d + 1], scale[:, d:d + 1]) for d in range(2)]  # (3, G) each
+    dens = [norm.pdf(grid[None, :], loc[:, d : d + 1], scale[:, d : d + 1]) for d in range(2)]  # (3, G) each
     joint = np.einsum("ni,nj->ij", dens[0], dens[1]) / 3
     prior = np.outer(norm.pdf(grid), norm.pdf(grid))
-    kl_joint = np.sum(joint * np.log(joint / prior)) * step ** 2
+    kl_joint = np.sum(joint * np.log(joint / prior)) * step**2
     dimwise = 0.0
     for d in range(2):
         marginal = dens[d].mean(0)
         dimwise += np.sum(marginal * np.log(marginal / norm.pdf(grid))) * step
-    average_kl = np.mean(np.sum(0.5 * (scale ** 2 + loc ** 2 - 1) - np.log(scale), axis=1))
+    average_kl = np.mean(np.sum(0.5 * (scale**2 + loc**2 - 1) - np.log(scale), axis=1))
     return {"mi": average_kl - kl_joint, "tc": kl_joint - dimwise, "dimwise_kl": dimwise, "kl": average_kl}
 
 
@@ -67,7 +66,9 @@ def test_decomposition_matches_quadrature():
     q = Independent(Normal(LOC.repeat(repeats, 1), SCALE.repeat(repeats, 1)), 1)
     torch.manual_seed(0)
     z = q.sample()
-    terms = kl_decomposition_terms(q, z, StandardNormal(torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)), len(z), "mss")
+    terms = kl_decomposition_terms(
+        q, z, StandardNormal(torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)), len(z), "mss"
+    )
     exact = exact_terms()
     for key in ("mi", "tc", "dimwise_kl"):
         assert terms[key].mean().item() == pytest.approx(exact[key], abs=0.03), key

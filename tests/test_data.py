@@ -9,10 +9,9 @@ import gzip
 import numpy as np
 import pytest
 import torch
-
-from vaekit import data
 from sklearn.datasets import load_digits
 
+from vaekit import data
 from vaekit.data import mnist
 from vaekit.data.base import fixed_split
 
@@ -164,10 +163,14 @@ def test_download_uses_official_checksums(tmp_path, monkeypatch):
     ds = data.load("mnist", "train", data_dir=tmp_path)
     np.testing.assert_array_equal(ds.labels["digit"].numpy(), fake["train"][1])
     assert calls == [
-        ("https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
-         "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-        ("https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
-         "md5:d53e105ee54ea40749a09fcbcd1e9432"),
+        (
+            "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
+            "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        ),
+        (
+            "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
+            "md5:d53e105ee54ea40749a09fcbcd1e9432",
+        ),
     ]
 
 
@@ -235,8 +238,7 @@ def test_image_shape_option(tmp_path):
 def test_npz_data_and_labels(tmp_path):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(5), 10)
-    np.savez(tmp_path / "d.npz", meta=np.arange(3), X=rng.uniform(size=(50, 3)), y=y,
-             kind=np.array(["b", "a"] * 25))
+    np.savez(tmp_path / "d.npz", meta=np.arange(3), X=rng.uniform(size=(50, 3)), y=y, kind=np.array(["b", "a"] * 25))
     train = data.load("array", "train", path=tmp_path / "d.npz")
     assert train.data_shape == (3,) and set(train.labels) == {"y", "kind"}
     assert train.labels["kind"].dtype == torch.long and set(train.labels["kind"].tolist()) == {0, 1}

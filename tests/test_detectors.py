@@ -21,8 +21,9 @@ FAST_VAE = {"latent_dim": 2, "hidden": (8,), "epochs": 2, "batch_size": 32, "sco
 FAST_FLOW = {"transforms": 2, "hidden": (8,), "bins": 4, "epochs": 2, "batch_size": 32, "random_state": 0}
 
 
-@parametrize_with_checks([AnomalyDetector(**FAST_VAE), FlowDetector(flow="maf", **FAST_FLOW),
-                          FlowDetector(flow="nsf", **FAST_FLOW)])
+@parametrize_with_checks(
+    [AnomalyDetector(**FAST_VAE), FlowDetector(flow="maf", **FAST_FLOW), FlowDetector(flow="nsf", **FAST_FLOW)]
+)
 def test_scikit_learn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # tiny check data sets: "calibration set too small"
@@ -48,7 +49,7 @@ def test_scores_do_not_depend_on_the_rest_of_the_batch(digits_detectors):
         vae.set_params(score_type=name)
         full = vae.score_samples(x)
         assert np.array_equal(vae.score_samples(x[order]), full[order]), name
-        parts = np.concatenate([vae.score_samples(x[i:i + n]) for i, n in ((0, 1), (1, 7), (8, 300), (308, 52))])
+        parts = np.concatenate([vae.score_samples(x[i : i + n]) for i, n in ((0, 1), (1, 7), (8, 300), (308, 52))])
         assert np.array_equal(parts, full), name
         assert np.array_equal(vae.score_samples(x[::-1]), full[::-1]), name  # negative strides
     vae.set_params(score_type="reconstruction_probability")
@@ -65,7 +66,9 @@ def test_common_random_numbers_are_fixed_by_random_state(digits_detectors):
     assert torch.equal(state, torch.get_rng_state())  # scoring leaves the global RNG alone
     torch.manual_seed(123)  # and the global RNG plays no part in the scores
     assert np.array_equal(vae.score_samples(x[:50]), first)
-    other = AnomalyDetector(latent_dim=2, hidden=(32,), epochs=3, random_state=0).fit(data.load("digits", "train").x[:400].numpy())
+    other = AnomalyDetector(latent_dim=2, hidden=(32,), epochs=3, random_state=0).fit(
+        data.load("digits", "train").x[:400].numpy()
+    )
     assert np.array_equal(other.score_samples(x[:50]), first)  # same random_state: same model, same noise
 
 
@@ -93,8 +96,9 @@ def test_false_alarm_rate_holds_on_held_out_digits(seed):
     train, test = data.load("digits", "train"), data.load("digits", "test")
     normal_train = train.x[train.labels["digit"] != 0].numpy()
     normal_test = test.x[test.labels["digit"] != 0].numpy()
-    detector = AnomalyDetector(latent_dim=2, hidden=(64,), epochs=5, fpr=0.1, calibration_fraction=0.3,
-                               random_state=seed).fit(normal_train)
+    detector = AnomalyDetector(
+        latent_dim=2, hidden=(64,), epochs=5, fpr=0.1, calibration_fraction=0.3, random_state=seed
+    ).fit(normal_train)
     alarms = int((detector.predict(normal_test) == -1).sum())
     low, high = false_alarm_interval(len(detector.calibration_scores_), len(normal_test), 0.1, level=0.99)
     assert low <= alarms <= high, (alarms, low, high, len(normal_test))
@@ -156,8 +160,9 @@ def test_pyod_adapter_follows_pyods_contract():
 
     from vaekit.detectors.pyod import PyODAdapter
 
-    x_train, x_test, y_train, y_test = generate_data(n_train=300, n_test=200, n_features=4, contamination=0.1,
-                                                      random_state=0)
+    x_train, x_test, y_train, y_test = generate_data(
+        n_train=300, n_test=200, n_features=4, contamination=0.1, random_state=0
+    )
     vae = AnomalyDetector(latent_dim=2, hidden=(32,), epochs=30, random_state=0)
     adapter = PyODAdapter(vae, contamination=0.1).fit(x_train)
     assert isinstance(adapter, pyod_base.BaseDetector)

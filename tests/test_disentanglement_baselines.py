@@ -22,8 +22,15 @@ def grid():
 
 
 def _config(latent_dim=3):
-    return Config.from_flat(data="dsprites-synthetic", image_size=16, grid_step=8, net="mlp", hidden=(16,),
-                            latent_dim=latent_dim, binarize="none")
+    return Config.from_flat(
+        data="dsprites-synthetic",
+        image_size=16,
+        grid_step=8,
+        net="mlp",
+        hidden=(16,),
+        latent_dim=latent_dim,
+        binarize="none",
+    )
 
 
 def test_codes_of_each_baseline(grid):
@@ -45,8 +52,9 @@ def test_codes_of_each_baseline(grid):
     untrained = baseline_codes("untrained-vae", test, train.x, 3, seed=2, model_config=config.model)
     model = build_model(config.model, tuple(test.x.shape[1:]), True, seed=2)
     assert np.array_equal(untrained, grid_codes(model, test))
-    assert not np.allclose(untrained, baseline_codes("untrained-vae", test, train.x, 3, seed=3,
-                                                     model_config=config.model))
+    assert not np.allclose(
+        untrained, baseline_codes("untrained-vae", test, train.x, 3, seed=3, model_config=config.model)
+    )
 
 
 def test_bad_baseline_inputs(grid):
@@ -81,8 +89,10 @@ def test_chunked_batch_metrics_match_the_whole_batch(grid, monkeypatch):
         monkeypatch.setattr(factor_vae, "CHUNK", chunk)
         features, k2 = beta_vae._features(test, rep, 7, 5, np.random.default_rng(0))
         assert np.array_equal(k, k2) and np.array_equal(features, np.abs(z1 - z2).mean(axis=1))
-        results[chunk] = (beta_vae_score(test, rep, num_train=50, num_eval=20, batch_size=4),
-                          factor_vae_score(test, rep, num_train=50, num_eval=20, num_variance_estimate=100))
+        results[chunk] = (
+            beta_vae_score(test, rep, num_train=50, num_eval=20, batch_size=4),
+            factor_vae_score(test, rep, num_train=50, num_eval=20, num_variance_estimate=100),
+        )
     assert results[3] == results[10_000]
 
 
@@ -92,9 +102,12 @@ def test_baseline_rows_seeds_cache_and_tables(grid, tmp_path, monkeypatch):
     from vaekit.evaluation.disentanglement import METRICS
 
     # the metrics at toy sizes (the benchmark uses the reference sizes)
-    small = {"beta_vae": {"num_train": 40, "num_eval": 20, "batch_size": 4},
-             "factor_vae": {"num_train": 40, "num_eval": 20, "num_variance_estimate": 100},
-             "mig": {"num_train": 100}, "sap": {"num_train": 60, "num_test": 30}}
+    small = {
+        "beta_vae": {"num_train": 40, "num_eval": 20, "batch_size": 4},
+        "factor_vae": {"num_train": 40, "num_eval": 20, "num_variance_estimate": 100},
+        "mig": {"num_train": 100},
+        "sap": {"num_train": 60, "num_test": 30},
+    }
     real = rows_of.evaluate_disentanglement
 
     def evaluate(model, dataset, metrics, seed, overrides, codes):
@@ -107,31 +120,42 @@ def test_baseline_rows_seeds_cache_and_tables(grid, tmp_path, monkeypatch):
     config = _config()
     dci = {"num_train": 40, "num_test": 20}
     lines = []
-    rows = rows_of.baseline_rows(config, names=("raw-pixels", "ica", "untrained-vae"), seeds=(0, 1), dci=dci,
-                                 folder=tmp_path, log=lines.append)
+    rows = rows_of.baseline_rows(
+        config, names=("raw-pixels", "ica", "untrained-vae"), seeds=(0, 1), dci=dci, folder=tmp_path, log=lines.append
+    )
     assert calls == ["raw-pixels", "ica", "untrained-vae", "ica", "untrained-vae"]  # seed 0 of every baseline first
     assert rows["raw-pixels"]["seeds"] == [0] and rows["ica"]["seeds"] == [0, 1]
     assert "dci.disentanglement" not in rows["raw-pixels"]["aggregate"] and "dci" in rows["raw-pixels"]["skipped"]
     assert set(rows["ica"]["aggregate"]) == {f"{m}.{k}" for m in METRICS for k in METRICS[m].headline}
     assert rows["untrained-vae"]["published_beta_vae_score"] == PUBLISHED_BETA_VAE_SCORE["untrained-vae"] == 0.4414
     assert all(0 <= v <= 1 for row in rows.values() for s in row["per_seed"].values() for v in s.values())
-    again = rows_of.baseline_rows(config, names=("raw-pixels", "ica", "untrained-vae"), seeds=(0, 1), dci=dci,
-                                  folder=tmp_path, log=lines.append)
+    again = rows_of.baseline_rows(
+        config, names=("raw-pixels", "ica", "untrained-vae"), seeds=(0, 1), dci=dci, folder=tmp_path, log=lines.append
+    )
     assert len(calls) == 5 and again == rows  # cached: nothing recomputed
-    rows_of.baseline_rows(config, names=("ica",), seeds=(0, 1), dci={"num_train": 30, "num_test": 20},
-                          folder=tmp_path, log=lines.append)
+    rows_of.baseline_rows(
+        config, names=("ica",), seeds=(0, 1), dci={"num_train": 30, "num_test": 20}, folder=tmp_path, log=lines.append
+    )
     assert len(calls) == 7  # other settings: recomputed
     names = ("raw-pixels", "ica", "pca")
     cached = rows_of.baseline_rows(config, names=names, seeds=(0, 1, 2), dci=dci, folder=tmp_path, cached_only=True)
     assert set(cached) == {"raw-pixels"} and cached["raw-pixels"] == rows["raw-pixels"]  # ica was overwritten
-    cached = rows_of.baseline_rows(config, names=names, seeds=(0, 1, 2), dci={"num_train": 30, "num_test": 20},
-                                   folder=tmp_path, cached_only=True)
+    cached = rows_of.baseline_rows(
+        config, names=names, seeds=(0, 1, 2), dci={"num_train": 30, "num_test": 20}, folder=tmp_path, cached_only=True
+    )
     assert len(calls) == 7 and set(cached) == {"ica"} and cached["ica"]["seeds"] == [0, 1]
 
     models = {"vae": {"seeds": [0, 1], "aggregate": {"beta_vae.eval_accuracy": bench.summarize([0.70, 0.72])}}}
-    results = {"command": "c", "date": "d", "machine": "m", "models": models, "baselines": rows,
-               "published_beta_vae_score": bench.PUBLISHED, "model_effect": {},
-               "model_effect_with_baselines": bench.model_effect({**models, **rows}, min_seeds=1)}
+    results = {
+        "command": "c",
+        "date": "d",
+        "machine": "m",
+        "models": models,
+        "baselines": rows,
+        "published_beta_vae_score": bench.PUBLISHED,
+        "model_effect": {},
+        "model_effect_with_baselines": bench.model_effect({**models, **rows}, min_seeds=1),
+    }
     text = bench.markdown(results)
     assert "| raw-pixels (baseline) | 1 |" in text and "| ica (baseline) | 2 |" in text
     assert "| pca | not run | 0.8490 |" in text and "| infogan | not run | 0.7350 |" in text

@@ -11,13 +11,55 @@ from vaekit.cli import COMMANDS, main
 @pytest.mark.slow
 def test_train_then_evaluate_disentanglement(tmp_path, capsys):
     runs = str(tmp_path)
-    assert main(["train", "--data", "dsprites-synthetic", "--image-size", "16", "--grid-step", "8", "--model",
-                 "betatc", "--beta", "6", "--latent-dim", "4", "--hidden", "64", "--epochs", "1",
-                 "--eval-num-samples", "2", "--runs-dir", runs, "--name", "tc", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "dsprites-synthetic",
+                "--image-size",
+                "16",
+                "--grid-step",
+                "8",
+                "--model",
+                "betatc",
+                "--beta",
+                "6",
+                "--latent-dim",
+                "4",
+                "--hidden",
+                "64",
+                "--epochs",
+                "1",
+                "--eval-num-samples",
+                "2",
+                "--runs-dir",
+                runs,
+                "--name",
+                "tc",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     history = [json.loads(line) for line in (tmp_path / "tc" / "metrics.jsonl").read_text().splitlines()]
     assert {"val_kl_mi", "val_kl_tc", "val_kl_dimwise", "val_kl_per_dim"} <= set(history[-1])
-    assert main(["evaluate", "disentanglement", f"{runs}/tc", "--num-train", "300", "--num-eval", "100",
-                 "--dci-num-train", "100"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "disentanglement",
+                f"{runs}/tc",
+                "--num-train",
+                "300",
+                "--num-eval",
+                "100",
+                "--dci-num-train",
+                "100",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "tc" / "disentanglement.json").read_text())
     assert set(report["metrics"]) == {"beta_vae", "factor_vae", "mig", "dci", "sap"}
     assert report["metrics"]["dci"]["arguments"]["num_train"] == 100
@@ -28,8 +70,27 @@ def test_train_then_evaluate_disentanglement(tmp_path, capsys):
 
 
 def test_evaluate_disentanglement_needs_factors(tmp_path, capsys):
-    assert main(["train", "--epochs", "1", "--hidden", "16", "--latent-dim", "2", "--eval-num-samples", "2",
-                 "--runs-dir", str(tmp_path), "--name", "d", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "1",
+                "--hidden",
+                "16",
+                "--latent-dim",
+                "2",
+                "--eval-num-samples",
+                "2",
+                "--runs-dir",
+                str(tmp_path),
+                "--name",
+                "d",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["evaluate", "disentanglement", str(tmp_path / "d")]) == 1
     assert "ground-truth factors" in capsys.readouterr().err
@@ -39,9 +100,16 @@ def test_benchmark_configs_share_everything_but_the_objective():
     configs = benchmark_configs()
     assert "benchmark disentanglement" in COMMANDS and "evaluate disentanglement" in COMMANDS
     assert {k: configs[k].train.beta for k in ("vae", "beta-vae", "beta-tcvae", "capacity-vae")} == {
-        "vae": 1.0, "beta-vae": 4.0, "beta-tcvae": 6.0, "capacity-vae": 2.6}
-    assert [configs[k].model.name for k in ("factor-vae", "dip-vae-i", "dip-vae-ii")] == ["factorvae", "dip-vae-i",
-                                                                                           "dip-vae-ii"]
+        "vae": 1.0,
+        "beta-vae": 4.0,
+        "beta-tcvae": 6.0,
+        "capacity-vae": 2.6,
+    }
+    assert [configs[k].model.name for k in ("factor-vae", "dip-vae-i", "dip-vae-ii")] == [
+        "factorvae",
+        "dip-vae-i",
+        "dip-vae-ii",
+    ]
     assert configs["beta-tcvae"].model.name == "betatc" and configs["capacity-vae"].train.capacity_max == 25.0
     assert {c.model.net for c in configs.values()} == {"conv"} and configs["vae"].data.image_size == 32
     shared = {k for k in configs["vae"].to_flat() if k not in ("model", "beta", "capacity_max", "capacity_steps")}
@@ -56,11 +124,35 @@ def test_benchmark_over_seeds_resumes_and_reports_distributions(tmp_path, monkey
     """The benchmark end to end at a toy scale: 2 models x 2 seeds, then a rerun that trains nothing."""
     from vaekit.benchmarks import disentanglement as bench
 
-    monkeypatch.setitem(bench.SCALES, "default", {"image_size": 16, "grid_step": 8, "epochs": 1, "batch_size": 64,
-                                                  "lr": 1e-3, "net": "mlp", "hidden": (32,),
-                                                  "dci": {"num_train": 100, "num_test": 50}})
-    args = ["benchmark", "disentanglement", "--models", "vae", "beta-tcvae", "--baselines", "--seeds", "0", "1",
-            "--jobs", "1", "--output", str(tmp_path)]  # no baselines: tests/test_disentanglement_baselines.py
+    monkeypatch.setitem(
+        bench.SCALES,
+        "default",
+        {
+            "image_size": 16,
+            "grid_step": 8,
+            "epochs": 1,
+            "batch_size": 64,
+            "lr": 1e-3,
+            "net": "mlp",
+            "hidden": (32,),
+            "dci": {"num_train": 100, "num_test": 50},
+        },
+    )
+    args = [
+        "benchmark",
+        "disentanglement",
+        "--models",
+        "vae",
+        "beta-tcvae",
+        "--baselines",
+        "--seeds",
+        "0",
+        "1",
+        "--jobs",
+        "1",
+        "--output",
+        str(tmp_path),
+    ]  # no baselines: tests/test_disentanglement_baselines.py
     assert main(args) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     row = results["models"]["beta-tcvae"]
@@ -68,7 +160,9 @@ def test_benchmark_over_seeds_resumes_and_reports_distributions(tmp_path, monkey
     mig = row["aggregate"]["mig.mig"]
     assert mig["n"] == 2 and mig["ci95_low"] <= mig["mean"] <= mig["ci95_high"] and len(mig["values"]) == 2
     assert row["per_seed"]["0"]["mig.mig"] != row["per_seed"]["1"]["mig.mig"]  # the seed moves the score
-    assert (tmp_path / "per_seed.png").stat().st_size > 0 and "| beta-tcvae | 2 |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "per_seed.png").stat().st_size > 0 and "| beta-tcvae | 2 |" in (
+        tmp_path / "results.md"
+    ).read_text()
     effect = results["model_effect"]["mig.mig"]
     assert 0 <= effect["eta_squared"] <= 1 and 0 <= effect["p"] <= 1 and effect["runs"] == 4
     stamp = (tmp_path / "runs" / "vae-seed0" / "model.safetensors").stat().st_mtime_ns
@@ -101,8 +195,11 @@ def test_rerunning_one_model_keeps_the_others_committed_rows(tmp_path):
     sweep = spec()
     row = {"changes": sweep.arms["beta-vae"], "seeds": list(sweep.seeds), "aggregate": {}}
     stale = {"changes": {"beta": 1000.0, "capacity_max": 25.0, "capacity_steps": 2080}, "seeds": list(sweep.seeds)}
-    (tmp_path / "results.json").write_text(json.dumps({"config": sweep.base, "date": "d", "command": "c",
-                                                       "models": {"beta-vae": row, "capacity-vae": stale}}))
+    (tmp_path / "results.json").write_text(
+        json.dumps(
+            {"config": sweep.base, "date": "d", "command": "c", "models": {"beta-vae": row, "capacity-vae": stale}}
+        )
+    )
     kept = kept_rows(tmp_path / "results.json", sweep, {"vae": {}})
     assert list(kept) == ["beta-vae"] and kept["beta-vae"]["kept_from"] == "d: `c`"  # the changed model is dropped
     assert kept_rows(tmp_path / "results.json", sweep, {"beta-vae": {}}) == {}  # a new row replaces the old one

@@ -9,7 +9,14 @@ import torch
 
 from vaekit.data.factors import FactorDataset
 from vaekit.evaluation.disentanglement import (
-    METRICS, beta_vae_score, dci_from_importance, dci_score, factor_vae_score, mig_score, sap_score)
+    METRICS,
+    beta_vae_score,
+    dci_from_importance,
+    dci_score,
+    factor_vae_score,
+    mig_score,
+    sap_score,
+)
 
 SIZES = (3, 4, 2, 3, 4)  # five factors: a duplicated code has D = 10 dimensions
 
@@ -39,8 +46,9 @@ def run_all(representation):
     data = toy()
     return {
         "beta_vae": beta_vae_score(data, representation, num_train=500, num_eval=300)["eval_accuracy"],
-        "factor_vae": factor_vae_score(data, representation, num_train=500, num_eval=300,
-                                       num_variance_estimate=1000)["eval_accuracy"],
+        "factor_vae": factor_vae_score(data, representation, num_train=500, num_eval=300, num_variance_estimate=1000)[
+            "eval_accuracy"
+        ],
         "mig": mig_score(data, representation, num_train=2000)["mig"],
         "dci": dci_score(data, representation, num_train=200, num_test=200),
         "sap": sap_score(data, representation, num_train=1000, num_test=500)["sap"],
@@ -85,12 +93,15 @@ def test_duplicated_codes():
 
 def test_dci_closed_forms():
     assert dci_from_importance(np.eye(4)) == pytest.approx((1.0, 1.0), abs=1e-6)
-    assert dci_from_importance(np.tile(np.eye(5), (2, 1))) == pytest.approx((1.0, 1 - math.log(2) / math.log(10)), abs=1e-6)
+    assert dci_from_importance(np.tile(np.eye(5), (2, 1))) == pytest.approx(
+        (1.0, 1 - math.log(2) / math.log(10)), abs=1e-6
+    )
     assert dci_from_importance(np.ones((3, 3))) == pytest.approx((0.0, 0.0), abs=1e-6)
 
 
 def test_factor_vae_votes_use_full_code_indices():
     """A collapsed first dimension is pruned; each factor's votes must land on its own code (k + 1)."""
+
     def shifted(factors):
         return np.concatenate([np.zeros((len(factors), 1)), factors], axis=1).astype(float)
 
@@ -103,8 +114,9 @@ def test_factor_vae_votes_use_full_code_indices():
 
 def test_seeded_and_checked():
     data = toy()
-    assert beta_vae_score(data, noise, seed=3, num_train=50, num_eval=50) == \
-        beta_vae_score(data, noise, seed=3, num_train=50, num_eval=50)
+    assert beta_vae_score(data, noise, seed=3, num_train=50, num_eval=50) == beta_vae_score(
+        data, noise, seed=3, num_train=50, num_eval=50
+    )
     with pytest.raises(ValueError, match="num_train"):
         mig_score(data, ground_truth, num_train=1)
     with pytest.raises(ValueError, match="shape"):

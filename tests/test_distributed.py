@@ -16,13 +16,12 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from vaekit import Config, build_model, fit
-from vaekit.training import Checkpoint
-from vaekit.runtime import distributed
-from vaekit import run
-from vaekit.reporting.outputs import write_outputs
+from vaekit import Config, build_model, fit, run
 from vaekit.data.splits import load_dataset, prepare, split_validation
 from vaekit.options import RunOptions
+from vaekit.reporting.outputs import write_outputs
+from vaekit.runtime import distributed
+from vaekit.training import Checkpoint
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 WORLD = 2
@@ -31,7 +30,10 @@ TINY = dict(hidden=(16,), latent_dim=2, lr=3e-3, seed=3)
 
 # --- sharding, one process ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("n,batch_size,world", [(10, 3, 1), (1293, 64, 2), (13, 2, 3), (9, 4, 2), (129, 64, 2), (5, 100, 4)])
+
+@pytest.mark.parametrize(
+    "n,batch_size,world", [(10, 3, 1), (1293, 64, 2), (13, 2, 3), (9, 4, 2), (129, 64, 2), (5, 100, 4)]
+)
 def test_shards_are_disjoint_and_cover_the_epoch(n, batch_size, world):
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     parts = [list(distributed.shard(order, batch_size, r, world)) for r in range(world)]
@@ -44,14 +46,16 @@ def test_shards_are_disjoint_and_cover_the_epoch(n, batch_size, world):
         assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
         assert {parts[r][step][1] for r in range(world)} == {sum(sizes)}  # the global batch size
         # the parts of one global batch are consecutive slices of the permutation
-        assert torch.equal(torch.cat([parts[r][step][0] for r in range(world)]),
-                           order[sum(s[1] for s in parts[0][:step]):][:sum(sizes)])
+        assert torch.equal(
+            torch.cat([parts[r][step][0] for r in range(world)]),
+            order[sum(s[1] for s in parts[0][:step]) :][: sum(sizes)],
+        )
 
 
 def test_one_process_shard_is_plain_batching():
     order = torch.randperm(100)
     batches = [index for index, _ in distributed.shard(order, 32, 0, 1)]
-    assert [b.tolist() for b in batches] == [order[s:s + 32].tolist() for s in range(0, 100, 32)]
+    assert [b.tolist() for b in batches] == [order[s : s + 32].tolist() for s in range(0, 100, 32)]
 
 
 def test_shard_errors():
@@ -86,6 +90,7 @@ def test_batch_sampler_matches_the_tensor_path():
 
 # --- two gloo processes ------------------------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,8 +108,9 @@ def _save(model, path):
 
 
 def _worker(rank: int, port: int, out: str):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     from vaekit import io
     from vaekit.runtime import files
@@ -245,14 +251,44 @@ def test_resume_under_ddp_equals_an_uninterrupted_run(two_process_run):
 def test_torchrun_cli(tmp_path):
     """``python -m torch.distributed.run --nproc_per_node 2 -m vaekit train`` end to end, then --resume."""
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", "-m", "vaekit", "train"]
-    args = ["--epochs", "1", "--hidden", "16", "--latent-dim", "2", "--eval-num-samples", "10", "--no-progress",
-            "--device", "cpu", "--runs-dir", str(tmp_path), "--name", "ddp"]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        "-m",
+        "vaekit",
+        "train",
+    ]
+    args = [
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "2",
+        "--eval-num-samples",
+        "10",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "ddp",
+    ]
     done = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("run folder:") == 1  # rank 0 alone prints
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs_trained"] == 1
-    resumed = subprocess.run(launch + ["--resume", str(tmp_path / "ddp"), "--no-progress", "--device", "cpu"],
-                             env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        launch + ["--resume", str(tmp_path / "ddp"), "--no-progress", "--device", "cpu"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]

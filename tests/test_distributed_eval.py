@@ -41,13 +41,19 @@ def _results(model, x, y, probe) -> dict:
     metrics = evaluate(model, x, num_samples=50, batch_size=15, seed=2)
     acc, adv = adversarial_accuracy(probe, x, y, 0.2, num_steps=3, batch_size=15, seed=1, return_inputs=True)
     latent = adversarial_accuracy(probe, x, y, 0.2, attack="latent", num_steps=3, batch_size=15, seed=1)
-    return {"ll": ll, "evaluate_ll": torch.tensor(metrics["log_likelihood"]), "acc": torch.tensor(acc), "adv": adv,
-            "latent": torch.tensor(latent)}
+    return {
+        "ll": ll,
+        "evaluate_ll": torch.tensor(metrics["log_likelihood"]),
+        "acc": torch.tensor(acc),
+        "adv": adv,
+        "latent": torch.tensor(latent),
+    }
 
 
 def _worker(rank: int, port: int, out: str):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     model, x, y, probe = _setup()
     with distributed.process_group("cpu"):
@@ -73,8 +79,6 @@ def test_sharded_evaluation_equals_one_process(tmp_path):
     assert all(r < 2 * 70 * 50 for r in ranks) and sum(ranks) >= 2 * 70 * 50  # split, and all done
 
 
-
-
 # --- issue 30: sharding at the level of the test set (distributed.map_blocks) ----------------------
 
 _FITTED = {}  # fitted in the parent before the workers fork, so every rank holds the same objects
@@ -87,8 +91,12 @@ def _fit_all():
     model, x, y, probe = _setup()
     flat = x.reshape(len(x), -1).numpy()
     anomaly = AnomalyDetector(latent_dim=2, epochs=1, hidden=[16], random_state=0, fpr=0.2).fit(flat)
-    ood = OODDetector(score_type="likelihood_ratio", background="pixel", num_samples=20,
-                      model_options={"epochs": 1, "hidden": [16], "latent_dim": 2}).fit(x.numpy())
+    ood = OODDetector(
+        score_type="likelihood_ratio",
+        background="pixel",
+        num_samples=20,
+        model_options={"epochs": 1, "hidden": [16], "latent_dim": 2},
+    ).fit(x.numpy())
     _FITTED.update(model=model, x=x, flat=flat, anomaly=anomaly, ood=ood)
 
 
@@ -104,8 +112,9 @@ def _sharded_results() -> dict:
 
 
 def _map_worker(rank: int, port: int, out: str):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     with distributed.process_group("cpu"):
         calls = []
@@ -153,8 +162,22 @@ def test_score_and_ood_under_torchrun_equal_one_process(tmp_path):
     env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     vaekit = [sys.executable, "-m", "vaekit"]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "vaekit"]
-    train = ["train", "--epochs", "1", "--latent-dim", "2", "--hidden", "16", "--eval-num-samples", "5",
-             "--no-progress", "--runs-dir", str(tmp_path), "--name", "r"]
+    train = [
+        "train",
+        "--epochs",
+        "1",
+        "--latent-dim",
+        "2",
+        "--hidden",
+        "16",
+        "--eval-num-samples",
+        "5",
+        "--no-progress",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "r",
+    ]
     assert subprocess.run(vaekit + train, env=env, capture_output=True, timeout=300).returncode == 0
     rows = tmp_path / "rows.csv"
     np.savetxt(rows, (np.random.default_rng(1).random((150, 64)) > 0.5).astype(float), delimiter=",", fmt="%g")
@@ -162,9 +185,23 @@ def test_score_and_ood_under_torchrun_equal_one_process(tmp_path):
         outputs = []
         for launcher, tag in ((vaekit, "one"), (torchrun, "two")):
             out = tmp_path / f"{command[0]}-{tag}.csv"
-            done = subprocess.run(launcher + [command[0], str(tmp_path / "r"), "--input", str(rows), "--output", str(out),
-                                              "--no-progress", *command[1:]], env=env, capture_output=True, text=True,
-                                  timeout=300)
+            done = subprocess.run(
+                launcher
+                + [
+                    command[0],
+                    str(tmp_path / "r"),
+                    "--input",
+                    str(rows),
+                    "--output",
+                    str(out),
+                    "--no-progress",
+                    *command[1:],
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert done.returncode == 0, done.stderr[-2000:]
             assert done.stdout.count("written:") == 1  # rank 0 alone writes and prints
             outputs.append(out.read_bytes())

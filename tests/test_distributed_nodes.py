@@ -20,8 +20,23 @@ from safetensors.torch import load_file
 SRC = str(Path(__file__).parents[1] / "src")
 EPOCHS, BATCH = 8, 8  # per process; the global batch of two nodes is 16 (small: epochs last long enough to kill one)
 #: a deterministic AE on grey values: the only randomness is the shuffling, identical on every rank
-ARGS = ["--model", "ae", "--binarize", "none", "--hidden", "16", "--latent-dim", "2", "--kl-diagnostic-points", "0",
-        "--no-progress", "--device", "cpu", "--threads", "1"]
+ARGS = [
+    "--model",
+    "ae",
+    "--binarize",
+    "none",
+    "--hidden",
+    "16",
+    "--latent-dim",
+    "2",
+    "--kl-diagnostic-points",
+    "0",
+    "--no-progress",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
 TIMEOUT = 240  # seconds per launch
 
 
@@ -33,15 +48,37 @@ def _port() -> int:
 
 def _env():
     # a node whose peer was killed fails its next collective after 20 s (vaekit.runtime.distributed.TIMEOUT_ENV)
-    return {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "VAEKIT_DISTRIBUTED_TIMEOUT": "20"}
+    return {
+        **os.environ,
+        "PYTHONPATH": SRC,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "VAEKIT_DISTRIBUTED_TIMEOUT": "20",
+    }
 
 
 def _launch(nodes: int, train_args: list[str], log: Path, port: int, rdzv_id: str) -> subprocess.Popen:
-    rendezvous = (["--standalone"] if nodes == 1 else
-                  ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", rdzv_id])
-    argv = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nodes), "--nproc-per-node", "1",
-            "--max-restarts", "0", *rendezvous, "-m", "vaekit", "train", *train_args]
+    rendezvous = (
+        ["--standalone"]
+        if nodes == 1
+        else ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", rdzv_id]
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        str(nodes),
+        "--nproc-per-node",
+        "1",
+        "--max-restarts",
+        "0",
+        *rendezvous,
+        "-m",
+        "vaekit",
+        "train",
+        *train_args,
+    ]
     with open(log, "w") as handle:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(argv, env=_env(), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -109,8 +146,15 @@ def _assert_same_training(run, reference):
 @pytest.fixture(scope="module")
 def one_node(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("one-node")
-    procs = [_launch(1, [*ARGS, "--epochs", str(EPOCHS), "--batch-size", str(2 * BATCH), "--runs-dir", str(tmp),
-                         "--name", "one"], tmp / "one.log", 0, "")]
+    procs = [
+        _launch(
+            1,
+            [*ARGS, "--epochs", str(EPOCHS), "--batch-size", str(2 * BATCH), "--runs-dir", str(tmp), "--name", "one"],
+            tmp / "one.log",
+            0,
+            "",
+        )
+    ]
     try:
         _finish(procs, tmp, "one")
     finally:
@@ -120,8 +164,11 @@ def one_node(tmp_path_factory):
 
 @pytest.mark.slow
 def test_two_nodes_match_one_node_with_the_same_global_batch(one_node, tmp_path):
-    procs = _two_nodes([*ARGS, "--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--runs-dir", str(tmp_path),
-                        "--name", "two"], tmp_path, "two")
+    procs = _two_nodes(
+        [*ARGS, "--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--runs-dir", str(tmp_path), "--name", "two"],
+        tmp_path,
+        "two",
+    )
     try:
         _finish(procs, tmp_path, "two")
     finally:
@@ -136,8 +183,11 @@ def test_two_nodes_match_one_node_with_the_same_global_batch(one_node, tmp_path)
 @pytest.mark.slow
 def test_resume_after_one_node_is_killed(one_node, tmp_path):
     run = tmp_path / "killed"
-    procs = _two_nodes([*ARGS, "--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--runs-dir", str(tmp_path),
-                        "--name", "killed"], tmp_path, "first")
+    procs = _two_nodes(
+        [*ARGS, "--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--runs-dir", str(tmp_path), "--name", "killed"],
+        tmp_path,
+        "first",
+    )
     try:
         deadline = time.monotonic() + TIMEOUT
         while not (run / "checkpoint" / "last.safetensors").is_file():  # the first epoch is checkpointed

@@ -19,9 +19,27 @@ import pytest
 from postgres_server import postgres_url
 
 SRC = str(Path(__file__).parents[1] / "src")
-GRID = ["--grid", "lr=0.001,0.002", "--seeds", "0", "1", "--set", "data=digits", "--set", "epochs=3",
-        "--set", "hidden=[16]", "--set", "latent_dim=2", "--set", "eval_num_samples=5",
-        "--set", "kl_diagnostic_points=0", "--set", "batch_size=64"]
+GRID = [
+    "--grid",
+    "lr=0.001,0.002",
+    "--seeds",
+    "0",
+    "1",
+    "--set",
+    "data=digits",
+    "--set",
+    "epochs=3",
+    "--set",
+    "hidden=[16]",
+    "--set",
+    "latent_dim=2",
+    "--set",
+    "eval_num_samples=5",
+    "--set",
+    "kl_diagnostic_points=0",
+    "--set",
+    "batch_size=64",
+]
 TIMEOUT = 420  # seconds: the whole test is bounded; every process is killed at the end
 
 
@@ -48,8 +66,11 @@ def _wait_for(condition, what, deadline):
 
 
 def _values(report):
-    return {arm: {k: v for k, v in metrics.items() if k.startswith("test.")}
-            for arm, seeds in report["arms"].items() for metrics in [seeds]}
+    return {
+        arm: {k: v for k, v in metrics.items() if k.startswith("test.")}
+        for arm, seeds in report["arms"].items()
+        for metrics in [seeds]
+    }
 
 
 def test_two_workers_on_postgresql_survive_a_killed_worker(server, tmp_path):
@@ -101,9 +122,15 @@ def test_two_workers_on_postgresql_survive_a_killed_worker(server, tmp_path):
             for seed, metrics in seeds.items():
                 for key, value in metrics.items():
                     if key.startswith("test."):
-                        assert shared_report["arms"][arm][seed][key] == pytest.approx(value, rel=1e-6, abs=1e-9), (arm, seed, key)
+                        assert shared_report["arms"][arm][seed][key] == pytest.approx(value, rel=1e-6, abs=1e-9), (
+                            arm,
+                            seed,
+                            key,
+                        )
         for arm, stats in one_report["aggregate"].items():
-            assert shared_report["aggregate"][arm]["test.elbo"]["mean"] == pytest.approx(stats["test.elbo"]["mean"], rel=1e-6)
+            assert shared_report["aggregate"][arm]["test.elbo"]["mean"] == pytest.approx(
+                stats["test.elbo"]["mean"], rel=1e-6
+            )
     finally:
         for p in procs:
             if p.poll() is None:

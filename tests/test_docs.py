@@ -21,8 +21,17 @@ pytestmark = pytest.mark.slow  # a subprocess build of the whole site
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--hide-scrollbars",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WIDTH, HEIGHT = 1280, 900
 
 
@@ -31,16 +40,30 @@ def site(tmp_path_factory) -> Path:
     """The site built by ``mkdocs build --strict`` into a temporary folder."""
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "WARNING" not in done.stderr, done.stderr[-4000:]
     return out
 
 
 def test_site_has_the_guides_the_benchmarks_and_the_api_reference(site):
-    for page in ["index.html", "guide/index.html", "speed/index.html", "robustness/index.html",
-                 "disentanglement/index.html", "anomaly/index.html", "ood/index.html", "api/index.html"]:
+    for page in [
+        "index.html",
+        "guide/index.html",
+        "speed/index.html",
+        "robustness/index.html",
+        "disentanglement/index.html",
+        "anomaly/index.html",
+        "ood/index.html",
+        "api/index.html",
+    ]:
         assert (site / page).is_file(), page
     home = (site / "index.html").read_text()
     assert 'src="images/fashion-mnist-2d.png"' in home and (site / "images/fashion-mnist-2d.png").is_file()
@@ -67,15 +90,27 @@ def test_every_markdown_page_is_in_the_site(site):
 
 
 def screenshot(page: Path, shot: Path, tmp_path: Path) -> None:
-    done = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / ('profile-' + shot.stem)}",
-                           f"--window-size={WIDTH},{HEIGHT}", "--virtual-time-budget=10000",
-                           f"--screenshot={shot}", page.resolve().as_uri()],
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / ('profile-' + shot.stem)}",
+            f"--window-size={WIDTH},{HEIGHT}",
+            "--virtual-time-budget=10000",
+            f"--screenshot={shot}",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium): "
-                    "the rendered pages are not checked")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="chromium is not installed (apt-get install -y chromium): the rendered pages are not checked",
+)
 @pytest.mark.parametrize("page", ["index.html", "api/objectives/index.html"])
 def test_pages_render_in_chromium(site, page, tmp_path):
     """A screenshot of the page is a PNG of the window's size that is not blank: many colours, text

@@ -36,13 +36,22 @@ def test_synthetic_grid_and_determinism():
 
 def test_render_follows_the_factors():
     base = np.array([0, 0.75, 0.0, 0.5, 0.5])
-    rows = np.array([base, [0, 1.0, 0, 0.5, 0.5], [0, 0.75, 0, 0.9, 0.5], [0, 0.75, 0, 0.5, 0.9],
-                     [1, 0.75, 0, 0.5, 0.5], [2, 0.75, 0, 0.5, 0.5], [0, 0.75, np.pi / 4, 0.5, 0.5]])
+    rows = np.array(
+        [
+            base,
+            [0, 1.0, 0, 0.5, 0.5],
+            [0, 0.75, 0, 0.9, 0.5],
+            [0, 0.75, 0, 0.5, 0.9],
+            [1, 0.75, 0, 0.5, 0.5],
+            [2, 0.75, 0, 0.5, 0.5],
+            [0, 0.75, np.pi / 4, 0.5, 0.5],
+        ]
+    )
     images = dsprites.render(rows, 64).astype(float)
     ys, xs = np.mgrid[:64, :64]
     area = images.sum((1, 2))
     cx, cy = (images * xs).sum((1, 2)) / area, (images * ys).sum((1, 2)) / area
-    assert area[1] > area[0]                       # scale grows the sprite
+    assert area[1] > area[0]  # scale grows the sprite
     assert cx[2] > cx[0] + 10 and abs(cy[2] - cy[0]) < 1  # pos_x moves it right only
     assert cy[3] > cy[0] + 10 and abs(cx[3] - cx[0]) < 1  # pos_y moves it down only
     assert not np.array_equal(images[0], images[4]) and not np.array_equal(images[4], images[5])

@@ -191,11 +191,13 @@ def test_figures_import_neither_scikit_learn_nor_scipy_stats(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, torch; from vaekit.reporting import gallery; from vaekit.config import ModelConfig; "
-            "from vaekit.models import build_model; torch.manual_seed(0); "
-            "m = build_model(ModelConfig(latent_dim=3, hidden=(8,)), (1, 8, 8)); "
-            f"gallery.write_figures(m, torch.rand(20, 1, 8, 8), {str(tmp_path)!r}); "
-            "print(sorted(k for k in ('sklearn', 'scipy.stats') if k in sys.modules))")
+    code = (
+        "import sys, torch; from vaekit.reporting import gallery; from vaekit.config import ModelConfig; "
+        "from vaekit.models import build_model; torch.manual_seed(0); "
+        "m = build_model(ModelConfig(latent_dim=3, hidden=(8,)), (1, 8, 8)); "
+        f"gallery.write_figures(m, torch.rand(20, 1, 8, 8), {str(tmp_path)!r}); "
+        "print(sorted(k for k in ('sklearn', 'scipy.stats') if k in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert (tmp_path / "latent_scatter.png").is_file() and (tmp_path / "principal_grid.png").is_file()

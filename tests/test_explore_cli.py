@@ -2,7 +2,6 @@
 for an unconditional VAE (latent_dim 4) and a CVAE (latent_dim 2)."""
 
 import json
-
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +18,34 @@ TINY = ["--epochs", "2", "--hidden", "32", "--eval-num-samples", "5", "--no-prog
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs")
-    assert main(["train", "--model", "vae", "--latent-dim", "4", "--runs-dir", str(folder), "--name", "vae", *TINY]) == 0
-    assert main(["train", "--model", "cvae", "--latent-dim", "2", "--runs-dir", str(folder), "--name", "cvae", *TINY]) == 0
+    assert (
+        main(["train", "--model", "vae", "--latent-dim", "4", "--runs-dir", str(folder), "--name", "vae", *TINY]) == 0
+    )
+    assert (
+        main(["train", "--model", "cvae", "--latent-dim", "2", "--runs-dir", str(folder), "--name", "cvae", *TINY]) == 0
+    )
     return folder
 
 
 def test_commands_registered():
-    assert {"sample", "reconstruct", "manifold", "interpolate", "traverse", "iterate", "embed", "report"} <= set(COMMANDS)
+    assert {"sample", "reconstruct", "manifold", "interpolate", "traverse", "iterate", "embed", "report"} <= set(
+        COMMANDS
+    )
 
 
 def test_train_writes_figures_and_report(runs_dir):
     vae, cvae = runs_dir / "vae", runs_dir / "cvae"
-    for name in ("report.html", "environment.json", "latent_scatter.png", "traversals.png", "interpolation.png",
-                 "iterated.png", "reconstructions.png", "samples.png", "loss_curves.png"):
+    for name in (
+        "report.html",
+        "environment.json",
+        "latent_scatter.png",
+        "traversals.png",
+        "interpolation.png",
+        "iterated.png",
+        "reconstructions.png",
+        "samples.png",
+        "loss_curves.png",
+    ):
         assert (vae / name).is_file() and (cvae / name).is_file(), name
     assert (vae / "principal_grid.png").is_file() and (cvae / "latent_manifold.png").is_file()
     assert (cvae / "class_samples.png").is_file()
@@ -49,8 +63,10 @@ def test_sample_with_label_and_class_grid(runs_dir, tmp_path):
     grid = np.load(tmp_path / "grid.npy")
     assert grid.shape == (10, 2, 1, 8, 8)
     assert main(["sample", run, "--n", "20"]) == 0 and (runs_dir / "cvae" / "class-samples-20.png").is_file()
-    assert main(["sample", str(runs_dir / "vae"), "--n", "4", "--temperature", "0.5",
-                 "--output", str(tmp_path / "t.png")]) == 0
+    assert (
+        main(["sample", str(runs_dir / "vae"), "--n", "4", "--temperature", "0.5", "--output", str(tmp_path / "t.png")])
+        == 0
+    )
 
 
 def test_sample_label_needs_conditional_model(runs_dir, capsys):
@@ -86,12 +102,28 @@ def test_interpolate_image_files(runs_dir, tmp_path):
 
     for i, name in enumerate(("a.png", "b.png")):
         array = np.zeros((32, 32), dtype=np.uint8)
-        array[:, i * 16:(i + 1) * 16] = 255
+        array[:, i * 16 : (i + 1) * 16] = 255
         Image.fromarray(array).save(tmp_path / name)
     images = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
     assert main(["interpolate", str(runs_dir / "vae"), "--images", *images, "--output", str(tmp_path / "f.png")]) == 0
-    assert main(["interpolate", str(runs_dir / "cvae"), "--images", *images, "--labels", "1", "7",
-                 "--method", "spherical", "--output", str(tmp_path / "g.npy")]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                str(runs_dir / "cvae"),
+                "--images",
+                *images,
+                "--labels",
+                "1",
+                "7",
+                "--method",
+                "spherical",
+                "--output",
+                str(tmp_path / "g.npy"),
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "g.npy").shape == (1, 10, 1, 8, 8)
     assert main(["interpolate", str(runs_dir / "cvae"), "--images", *images]) == 1
 
@@ -139,8 +171,26 @@ def test_tabular_cvae_end_to_end(tmp_path, capsys):
     x = rng.normal(size=(120, 5))
     table = np.hstack([x, (x[:, :1] > 0).astype(int)])
     np.savetxt(tmp_path / "t.csv", table, delimiter=",", header="a,b,c,d,e,cls", comments="", fmt="%.5f")
-    args = ["train", "--data", "array", "--path", str(tmp_path / "t.csv"), "--label-column", "cls", "--model", "cvae",
-            "--likelihood", "gaussian", "--latent-dim", "2", "--runs-dir", str(tmp_path), "--name", "tab", *TINY]
+    args = [
+        "train",
+        "--data",
+        "array",
+        "--path",
+        str(tmp_path / "t.csv"),
+        "--label-column",
+        "cls",
+        "--model",
+        "cvae",
+        "--likelihood",
+        "gaussian",
+        "--latent-dim",
+        "2",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "tab",
+        *TINY,
+    ]
     assert main(args) == 0
     run = tmp_path / "tab"
     assert {p.name for p in run.glob("*.png")} == {"loss_curves.png", "latent_scatter.png"}

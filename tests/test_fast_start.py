@@ -32,8 +32,10 @@ def test_digits_and_split_equal_scikit_learn(tmp_path, monkeypatch):
 
 
 def test_cached_split_loads_without_scikit_learn(tmp_path):
-    code = ("import sys; from vaekit.data import digits; digits.load('train'); "
-            "assert 'sklearn' not in sys.modules, 'sklearn imported'")
+    code = (
+        "import sys; from vaekit.data import digits; digits.load('train'); "
+        "assert 'sklearn' not in sys.modules, 'sklearn imported'"
+    )
     env = {**os.environ, "PYTHONPATH": SRC, "VAEKIT_CACHE": str(tmp_path), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-c", code], env=env, check=False)  # the first run fills the cache
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

@@ -17,10 +17,10 @@ the ``ci`` profile of tests/conftest.py; ``--hypothesis-profile thorough`` runs 
 
 import contextlib
 import hashlib
-import shutil
 import io as _io
 import json
 import math
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,12 +31,52 @@ from hypothesis import strategies as st
 
 from vaekit.cli import main
 
-TINY = ["--epochs", "1", "--latent-dim", "2", "--hidden", "8", "--eval-num-samples", "2", "--no-progress",
-        "--kl-diagnostic-points", "0"]
+TINY = [
+    "--epochs",
+    "1",
+    "--latent-dim",
+    "2",
+    "--hidden",
+    "8",
+    "--eval-num-samples",
+    "2",
+    "--no-progress",
+    "--kl-diagnostic-points",
+    "0",
+]
 
 #: Values for any flag: special literals, small integers, any float's repr, huge integers.
-SPECIAL = ["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "0", "-0", "-1", "-3", "1e30", "-1e30", "1e308", "1e-320",
-           "True", "False", "true", "abc", "", " ", "1.5", "0.5", "2", "3", "1e9", "0x10", "٣", "None", "[1]"]
+SPECIAL = [
+    "nan",
+    "NaN",
+    "-nan",
+    "inf",
+    "-inf",
+    "Infinity",
+    "0",
+    "-0",
+    "-1",
+    "-3",
+    "1e30",
+    "-1e30",
+    "1e308",
+    "1e-320",
+    "True",
+    "False",
+    "true",
+    "abc",
+    "",
+    " ",
+    "1.5",
+    "0.5",
+    "2",
+    "3",
+    "1e9",
+    "0x10",
+    "٣",
+    "None",
+    "[1]",
+]
 SMALL = st.one_of(st.sampled_from(SPECIAL), st.integers(-5, 12).map(str), st.floats().map(repr))
 HUGE = st.integers(2**31, 2**70).map(str)
 
@@ -44,22 +84,47 @@ HUGE = st.integers(2**31, 2**70).map(str)
 #: is a legitimate, merely slow request, e.g. 10**12 importance samples).
 FLAGS = [
     # --num-samples is bounded (issue 30: at most 100000), so huge values are safe to draw
-    (["evaluate"], "--num-samples", ".json", True), (["evaluate"], "--batch-size", ".json", True),
-    (["sample"], "--n", ".npy", True), (["sample"], "--temperature", ".npy", True), (["sample"], "--seed", ".npy", True),
-    (["sample"], "--label", ".npy", True), (["reconstruct"], "--n", ".npy", True), (["manifold"], "--n", ".npy", True),
-    (["manifold"], "--label", ".npy", True), (["interpolate"], "--num-steps", ".npy", True),
-    (["interpolate"], "--index", ".npy", True), (["traverse"], "--num-values", ".npy", True),
-    (["traverse"], "--span", ".npy", True), (["traverse"], "--num-dims", ".npy", True),
-    (["traverse"], "--index", ".npy", True), (["traverse"], "--dims", ".npy", True),
-    (["iterate"], "--num-steps", ".npy", True), (["iterate"], "--index", ".npy", True), (["embed"], "--seed", "", True),
+    (["evaluate"], "--num-samples", ".json", True),
+    (["evaluate"], "--batch-size", ".json", True),
+    (["sample"], "--n", ".npy", True),
+    (["sample"], "--temperature", ".npy", True),
+    (["sample"], "--seed", ".npy", True),
+    (["sample"], "--label", ".npy", True),
+    (["reconstruct"], "--n", ".npy", True),
+    (["manifold"], "--n", ".npy", True),
+    (["manifold"], "--label", ".npy", True),
+    (["interpolate"], "--num-steps", ".npy", True),
+    (["interpolate"], "--index", ".npy", True),
+    (["traverse"], "--num-values", ".npy", True),
+    (["traverse"], "--span", ".npy", True),
+    (["traverse"], "--num-dims", ".npy", True),
+    (["traverse"], "--index", ".npy", True),
+    (["traverse"], "--dims", ".npy", True),
+    (["iterate"], "--num-steps", ".npy", True),
+    (["iterate"], "--index", ".npy", True),
+    (["embed"], "--seed", "", True),
 ]
 #: Settings of ``vaekit train`` (on a tiny CSV): whether huge integers are safe (no for
 #: num_samples: 10**12 Monte Carlo samples is a legitimate, merely huge request; a huge latent_dim
 #: is refused by vaekit.models.MAX_PARAMETERS).
-TRAIN_FLAGS = {"--lr": True, "--beta": True, "--noise-std": True, "--weight-decay": True, "--grad-clip": True,
-               "--rho": True, "--val-fraction": True, "--likelihood-scale": True, "--batch-size": True,
-               "--warmup-epochs": True, "--patience": True, "--latent-dim": True, "--num-samples": False,
-               "--alpha": True, "--epsilon": True, "--capacity-max": True}
+TRAIN_FLAGS = {
+    "--lr": True,
+    "--beta": True,
+    "--noise-std": True,
+    "--weight-decay": True,
+    "--grad-clip": True,
+    "--rho": True,
+    "--val-fraction": True,
+    "--likelihood-scale": True,
+    "--batch-size": True,
+    "--warmup-epochs": True,
+    "--patience": True,
+    "--latent-dim": True,
+    "--num-samples": False,
+    "--alpha": True,
+    "--epsilon": True,
+    "--capacity-max": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +138,11 @@ def world(tmp_path_factory):
 
 
 def _hashes(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _finite(value) -> bool:
@@ -123,23 +191,55 @@ def test_fuzz_train_settings(world, flag, data):
     name = data.draw(st.sampled_from(["new", "r"]), label="name")  # "r": the existing run, never touched
     with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
         runs = world["run"].parent if name == "r" else Path(scratch)
-        argv = ["train", "--data", "array", "--path", str(world["csv"]), "--likelihood", "gaussian",
-                "--runs-dir", str(runs), "--name", name, *TINY, flag, value]
+        argv = [
+            "train",
+            "--data",
+            "array",
+            "--path",
+            str(world["csv"]),
+            "--likelihood",
+            "gaussian",
+            "--runs-dir",
+            str(runs),
+            "--name",
+            name,
+            *TINY,
+            flag,
+            value,
+        ]
         _check(world, argv, [runs / name / "summary.json"])
 
 
-CSV_TEXT = st.lists(st.sampled_from(["0.1", "1", "-2", "nan", "inf", "", "x", ",", "\n", "\r\n", '"', " ", "1e400",
-                                     "y,z", "0,1", "\x00"]), max_size=40).map("".join)
-RAW = st.one_of(CSV_TEXT.map(lambda t: t.encode()), st.binary(max_size=200),
-                CSV_TEXT.map(lambda t: t.encode() + b"\xe9\xff"))
-NPY = st.sampled_from([b"", b"\x93NUMPY", b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }"])
+CSV_TEXT = st.lists(
+    st.sampled_from(
+        ["0.1", "1", "-2", "nan", "inf", "", "x", ",", "\n", "\r\n", '"', " ", "1e400", "y,z", "0,1", "\x00"]
+    ),
+    max_size=40,
+).map("".join)
+RAW = st.one_of(
+    CSV_TEXT.map(lambda t: t.encode()), st.binary(max_size=200), CSV_TEXT.map(lambda t: t.encode() + b"\xe9\xff")
+)
+NPY = st.sampled_from(
+    [b"", b"\x93NUMPY", b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }"]
+)
 CONFIG = st.one_of(
-    st.dictionaries(st.sampled_from(["epochs", "lr", "beta", "latent_dim", "model", "data", "hidden", "seed", "nope",
-                                     "train", "model_x"]),
-                    st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(), st.text(max_size=5),
-                              st.lists(st.integers(-1, 3), max_size=3), st.dictionaries(st.just("epochs"), st.integers(-1, 2))),
-                    max_size=4).map(lambda d: json.dumps(d).encode()),
-    st.sampled_from([b"{", b"[]", b"null", b'{"epochs": NaN}', b'{"lr": -Infinity}', b"\xff\xfe{}", b'"text"']))
+    st.dictionaries(
+        st.sampled_from(
+            ["epochs", "lr", "beta", "latent_dim", "model", "data", "hidden", "seed", "nope", "train", "model_x"]
+        ),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(-3, 3),
+            st.floats(),
+            st.text(max_size=5),
+            st.lists(st.integers(-1, 3), max_size=3),
+            st.dictionaries(st.just("epochs"), st.integers(-1, 2)),
+        ),
+        max_size=4,
+    ).map(lambda d: json.dumps(d).encode()),
+    st.sampled_from([b"{", b"[]", b"null", b'{"epochs": NaN}', b'{"lr": -Infinity}', b"\xff\xfe{}", b'"text"']),
+)
 
 
 @given(kind=st.sampled_from(["csv", "npy", "config", "score"]), data=st.data())
@@ -150,21 +250,63 @@ def test_fuzz_malformed_files(world, kind, data):
         path = scratch / ("c.json" if kind == "config" else f"f.{'npy' if kind == 'npy' else 'csv'}")
         path.write_bytes(raw)
         if kind == "score":
-            argv = ["score", str(world["run"]), "--input", str(path), "--output", str(scratch / "s.csv"),
-                    "--num-samples", "1", "--no-progress"]
+            argv = [
+                "score",
+                str(world["run"]),
+                "--input",
+                str(path),
+                "--output",
+                str(scratch / "s.csv"),
+                "--num-samples",
+                "1",
+                "--no-progress",
+            ]
         elif kind == "config":
             argv = ["train", "--config-file", str(path), "--runs-dir", str(scratch), "--name", "c", *TINY]
         else:
-            argv = ["train", "--data", "array", "--path", str(path), "--likelihood", "gaussian",
-                    "--runs-dir", str(scratch), "--name", "f", *TINY]
+            argv = [
+                "train",
+                "--data",
+                "array",
+                "--path",
+                str(path),
+                "--likelihood",
+                "gaussian",
+                "--runs-dir",
+                str(scratch),
+                "--name",
+                "f",
+                *TINY,
+            ]
         _check(world, argv, [scratch / "c" / "summary.json", scratch / "f" / "summary.json"])
 
 
 #: Run names: the ones that once deleted the runs folder or its parent (issue 20), paths, and any text.
 NAMES = st.one_of(
-    st.sampled_from([".", "..", "/", "r", "r/", "./r", "../r", "r/..", "a/b", "", " ", "~", "...", "\\", "/tmp",
-                     "r\x00", "-", "--overwrite"]),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6))
+    st.sampled_from(
+        [
+            ".",
+            "..",
+            "/",
+            "r",
+            "r/",
+            "./r",
+            "../r",
+            "r/..",
+            "a/b",
+            "",
+            " ",
+            "~",
+            "...",
+            "\\",
+            "/tmp",
+            "r\x00",
+            "-",
+            "--overwrite",
+        ]
+    ),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6),
+)
 
 
 @given(name=NAMES, overwrite=st.booleans())
@@ -173,8 +315,21 @@ def test_fuzz_run_names(world, name, overwrite):
     runs folder and the folder above it survive every name (issue 20)."""
     assume(not (overwrite and name == "r"))  # replacing the run by its own name is what --overwrite is for
     runs = world["run"].parent
-    argv = ["train", "--data", "array", "--path", str(world["csv"]), "--likelihood", "gaussian",
-            "--runs-dir", str(runs), "--name", name, *(["--overwrite"] if overwrite else []), *TINY]
+    argv = [
+        "train",
+        "--data",
+        "array",
+        "--path",
+        str(world["csv"]),
+        "--likelihood",
+        "gaussian",
+        "--runs-dir",
+        str(runs),
+        "--name",
+        name,
+        *(["--overwrite"] if overwrite else []),
+        *TINY,
+    ]
     before = set(runs.iterdir())
     try:
         _check(world, argv, [])
@@ -185,9 +340,27 @@ def test_fuzz_run_names(world, name, overwrite):
 
 
 #: Commands that take --output, with the flags that make them quick.
-OUTPUT_COMMANDS = [["evaluate", "--num-samples", "2"], ["sample", "--n", "4"], ["reconstruct", "--n", "2"],
-                   ["embed"], ["report"], ["evaluate", "robustness", "--num-steps", "1", "--epsilons", "0",
-                                           "--consistency-steps", "0", "--fid-epochs", "0", "--max-test", "4"]]
+OUTPUT_COMMANDS = [
+    ["evaluate", "--num-samples", "2"],
+    ["sample", "--n", "4"],
+    ["reconstruct", "--n", "2"],
+    ["embed"],
+    ["report"],
+    [
+        "evaluate",
+        "robustness",
+        "--num-steps",
+        "1",
+        "--epsilons",
+        "0",
+        "--consistency-steps",
+        "0",
+        "--fid-epochs",
+        "0",
+        "--max-test",
+        "4",
+    ],
+]
 
 
 @given(command=st.sampled_from(OUTPUT_COMMANDS), data=st.data())
@@ -196,17 +369,23 @@ def test_fuzz_output_paths(world, command, data):
     file: the run stays byte for byte unchanged (issue 20)."""
     run = world["run"]
     kept = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
-    target = data.draw(st.one_of(st.sampled_from(kept), st.sampled_from(["out.npy", "out.png", "out.json", "out"])),
-                       label="target")
+    target = data.draw(
+        st.one_of(st.sampled_from(kept), st.sampled_from(["out.npy", "out.png", "out.json", "out"])), label="target"
+    )
     spelling = data.draw(st.sampled_from(["{run}/{t}", "{run}/./{t}", "{run}/../r/{t}"]), label="spelling")
     words = command[:2] if command[:2] == ["evaluate", "robustness"] else command[:1]
     with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
         output = spelling.format(run=run, t=target) if target in kept else str(Path(scratch) / target)
-        _check(world, [*words, str(run), *command[len(words):], "--output", output], [])
+        _check(world, [*words, str(run), *command[len(words) :], "--output", output], [])
 
 
-@given(command=st.sampled_from([["score", "--threshold", "0"], ["ood", "--score", "log_likelihood", "--num-samples", "2"]]),
-       target=st.sampled_from(["input", "./input", "sub/../input", "link", "mine", "new"]), overwrite=st.booleans())
+@given(
+    command=st.sampled_from(
+        [["score", "--threshold", "0"], ["ood", "--score", "log_likelihood", "--num-samples", "2"]]
+    ),
+    target=st.sampled_from(["input", "./input", "sub/../input", "link", "mine", "new"]),
+    overwrite=st.booleans(),
+)
 def test_fuzz_output_onto_the_inputs(world, command, target, overwrite):
     """``--output`` onto the command's own ``--input`` (any spelling, a link), onto the user's existing
     file, or a new one, with or without ``--overwrite`` (issue 30): the input is never replaced, an
@@ -220,10 +399,25 @@ def test_fuzz_output_onto_the_inputs(world, command, target, overwrite):
         (scratch / "link").symlink_to(rows)
         (scratch / "mine").write_text("my notes")
         before = rows.read_bytes()
-        output = {"input": str(rows), "./input": f"{scratch}/./input", "sub/../input": f"{scratch}/sub/../input",
-                  "link": str(scratch / "link"), "mine": str(scratch / "mine"), "new": str(scratch / "new.csv")}[target]
-        argv = [command[0], str(world["run"]), "--input", str(rows), "--output", output, *command[1:], "--no-progress",
-                *(["--overwrite"] if overwrite else [])]
+        output = {
+            "input": str(rows),
+            "./input": f"{scratch}/./input",
+            "sub/../input": f"{scratch}/sub/../input",
+            "link": str(scratch / "link"),
+            "mine": str(scratch / "mine"),
+            "new": str(scratch / "new.csv"),
+        }[target]
+        argv = [
+            command[0],
+            str(world["run"]),
+            "--input",
+            str(rows),
+            "--output",
+            output,
+            *command[1:],
+            "--no-progress",
+            *(["--overwrite"] if overwrite else []),
+        ]
         _check(world, argv, [])
         assert rows.read_bytes() == before, argv
         if target == "mine" and not overwrite:
@@ -231,18 +425,43 @@ def test_fuzz_output_onto_the_inputs(world, command, target, overwrite):
 
 
 #: Settings a ``--grid`` item names: real ones, ``seed`` (refused: --seeds), an unknown and an empty name.
-GRID_NAMES = ["lr", "beta", "latent_dim", "noise_std", "model", "likelihood", "hidden", "batch_size", "seed", "nope", ""]
+GRID_NAMES = [
+    "lr",
+    "beta",
+    "latent_dim",
+    "noise_std",
+    "model",
+    "likelihood",
+    "hidden",
+    "batch_size",
+    "seed",
+    "nope",
+    "",
+]
 _NAMED = st.tuples(st.sampled_from(GRID_NAMES), st.lists(SMALL, min_size=1, max_size=2)).map(
-    lambda t: f"{t[0]}={','.join(t[1])}")
+    lambda t: f"{t[0]}={','.join(t[1])}"
+)
 GRID_ITEM = st.one_of(_NAMED, _NAMED, _NAMED, SMALL)  # mostly SETTING=VALUES, sometimes a bare value
 
 
 @given(items=st.lists(GRID_ITEM, min_size=1, max_size=2))
 def test_fuzz_sweep_grid(world, items):
     with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
-        base = {"data": "array", "path": str(world["csv"]), "likelihood": "gaussian", "epochs": 1, "hidden": [8],
-                "latent_dim": 2, "eval_num_samples": 2, "kl_diagnostic_points": 0}
-        argv = ["sweep", *(a for item in items for a in ("--grid", item)),
-                *(a for k, v in base.items() for a in ("--set", f"{k}={json.dumps(v) if k != 'path' else v}")),
-                "--out", str(Path(scratch) / "sweep")]
+        base = {
+            "data": "array",
+            "path": str(world["csv"]),
+            "likelihood": "gaussian",
+            "epochs": 1,
+            "hidden": [8],
+            "latent_dim": 2,
+            "eval_num_samples": 2,
+            "kl_diagnostic_points": 0,
+        }
+        argv = [
+            "sweep",
+            *(a for item in items for a in ("--grid", item)),
+            *(a for k, v in base.items() for a in ("--set", f"{k}={json.dumps(v) if k != 'path' else v}")),
+            "--out",
+            str(Path(scratch) / "sweep"),
+        ]
         _check(world, argv, [])  # the report's intervals are NaN for one seed: only the exit contract

@@ -8,8 +8,7 @@ from torch import nn
 from torch.distributions import Independent, Normal
 
 from vaekit.attacks import fgsm, pgd
-from vaekit.evaluation.robustness import (adversarial_accuracy, between_class_distance, latent_attack,
-                                          smoothness)
+from vaekit.evaluation.robustness import adversarial_accuracy, between_class_distance, latent_attack, smoothness
 
 
 class Encoder(nn.Module):

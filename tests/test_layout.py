@@ -50,7 +50,7 @@ def imports(name: str) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")
             if node.level:
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -86,16 +86,25 @@ def test_runtime_imports_nothing_of_vaekit():
     """The bottom layer: runtime/, the registry and the version import no other part of vaekit."""
     bottom = [a for a in GRAPH if layer(a) == 0 and a != "vaekit"]
     assert "vaekit.runtime.distributed" in bottom and "vaekit.registry" in bottom
-    leaks = [f"{a} -> {b}" for a in bottom for b in GRAPH[a]
-             if not (a.startswith("vaekit.runtime") and b.startswith("vaekit.runtime"))]
+    leaks = [
+        f"{a} -> {b}"
+        for a in bottom
+        for b in GRAPH[a]
+        if not (a.startswith("vaekit.runtime") and b.startswith("vaekit.runtime"))
+    ]
     assert not leaks, leaks
 
 
 def test_evaluation_does_not_import_training():
     """Evaluating a model needs no training loop: evaluation/ reads the runtime (ranks, progress)
     from the bottom layer, not from training/."""
-    leaks = [f"{a} -> {b}" for a in GRAPH if a.startswith("vaekit.evaluation")
-             for b in GRAPH[a] if b.startswith("vaekit.training")]
+    leaks = [
+        f"{a} -> {b}"
+        for a in GRAPH
+        if a.startswith("vaekit.evaluation")
+        for b in GRAPH[a]
+        if b.startswith("vaekit.training")
+    ]
     assert not leaks, leaks
 
 
@@ -115,8 +124,11 @@ def test_evaluation_never_reaches_the_benchmarks():
     and only call down."""
     from vaekit.cli import COMMANDS
 
-    leaks = {a: sorted(b for b in reached(a) if b.startswith("vaekit.benchmarks"))
-             for a in GRAPH if a.startswith("vaekit.evaluation")}
+    leaks = {
+        a: sorted(b for b in reached(a) if b.startswith("vaekit.benchmarks"))
+        for a in GRAPH
+        if a.startswith("vaekit.evaluation")
+    }
     assert not any(leaks.values()), {a: b for a, b in leaks.items() if b}
     evaluate = {f"vaekit.{c.module}" for name, c in COMMANDS.items() if name.split()[0] == "evaluate"}
     assert evaluate == {"vaekit.cli.evaluate"}, evaluate
@@ -130,20 +142,29 @@ def test_train_goes_straight_down():
     assert "vaekit.reporting.runs" not in MODULES  # the old second way to train is gone
     run = reached("vaekit.run")
     assert not [m for m in run if m.startswith(("vaekit.reporting", "vaekit.benchmarks", "vaekit.cli"))], run
-    called = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-              for module in ("vaekit.run", "vaekit.cli.train")
-              for node in ast.walk(ast.parse(MODULES[module].read_text())) if isinstance(node, ast.Call)}
+    called = {
+        node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        for module in ("vaekit.run", "vaekit.cli.train")
+        for node in ast.walk(ast.parse(MODULES[module].read_text()))
+        if isinstance(node, ast.Call)
+    }
     # RunFolder locks, creates and cleans up, once; fit applies the threads, once
-    assert not called & {"hold_run", "discard_unstarted", "create_run_dir", "clean_stale_files",
-                         "apply_threads"}, called
+    assert not called & {"hold_run", "discard_unstarted", "create_run_dir", "clean_stale_files", "apply_threads"}, (
+        called
+    )
     assert {"RunFolder", "in_runs_dir", "train"} <= called
 
 
 def test_config_imports_no_torch():
     """``import vaekit.config`` reads the registry (plain data), never torch."""
     code = "import sys, vaekit.config; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SRC.parent), "PATH": "/usr/bin:/bin"}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(SRC.parent), "PATH": "/usr/bin:/bin"},
+    ).stdout
     assert out.strip() == "False"
 
 
@@ -166,8 +187,7 @@ def test_registry_names_match_the_classes():
 
 
 def test_no_import_runs_up_a_layer():
-    upward = [f"{a} -> {b}" for a, targets in GRAPH.items() for b in targets
-              if layer(b) > layer(a) and a != "vaekit"]
+    upward = [f"{a} -> {b}" for a, targets in GRAPH.items() for b in targets if layer(b) > layer(a) and a != "vaekit"]
     assert not upward, "imports from a higher layer: " + ", ".join(sorted(upward))
 
 
@@ -182,7 +202,7 @@ def test_no_import_cycle():
             if nxt.startswith(node + ".") or node == "vaekit":
                 continue  # a package importing its own children (re-exports) is not a cycle
             if state.get(nxt) == "open":
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -206,15 +226,23 @@ def test_no_two_modules_share_a_name_for_different_things():
     assert set(repeated) <= {"anomaly", "robustness", "disentanglement", "explore", "train", "ood", "sweep"}, repeated
 
 
-@pytest.mark.parametrize("code", [
-    "import vaekit, sys; print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib','jinja2','sklearn','scipy'}))",
-    "import sys; from vaekit.cli import main; main(['--help']); "
-    "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib','jinja2','sklearn','scipy','torch'}))",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import vaekit, sys; print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib','jinja2','sklearn','scipy'}))",
+        "import sys; from vaekit.cli import main; main(['--help']); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib','jinja2','sklearn','scipy','torch'}))",
+    ],
+)
 def test_light_imports(code):
     """``import vaekit`` loads no plotting, templating or scikit-learn/SciPy; ``vaekit --help`` not even torch."""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SRC.parent), "PATH": "/usr/bin:/bin"}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(SRC.parent), "PATH": "/usr/bin:/bin"},
+    ).stdout
     assert out.strip().splitlines()[-1] == "[]"
 
 
@@ -251,9 +279,12 @@ def test_old_run_folder_loads(tmp_path, capsys):
 def test_no_merge_conflict_markers_in_the_docs_or_sources():
     root = SRC.parents[1]
     files = [root / "README.md", *(root / "docs").rglob("*.md"), *SRC.rglob("*.py"), *(root / "tests").glob("*.py")]
-    marked = [f"{path.relative_to(root)}:{i}" for path in files
-              for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-              if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "=" * 7]
+    marked = [
+        f"{path.relative_to(root)}:{i}"
+        for path in files
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "=" * 7
+    ]
     assert not marked, f"unresolved merge conflict markers: {marked}"
 
 

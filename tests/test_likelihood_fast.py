@@ -28,7 +28,7 @@ def reference_log_likelihood(model, x, num_samples=1000, batch_size=None, max_me
     per_pair = 4 * 4 * max(math.prod(x.shape[1:]), 256)
     results = []
     for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
+        xb = x[start : start + batch_size]
         chunk = max(1, int(max_memory_mb * 2**20 // (per_pair * len(xb))))
         running = None
         for k in _chunk_sizes(num_samples, chunk):
@@ -55,8 +55,11 @@ def test_same_estimate_as_the_reference(case):
     flat, shape = CASES[case]
     model = build_model(Config.from_flat(**flat).model, shape, True, seed=1).eval()
     g = torch.Generator().manual_seed(0)
-    x = (torch.rand(40, *shape, generator=g) > 0.5).float() if "bernoulli" == flat["likelihood"] else \
-        torch.rand(40, *shape, generator=g)
+    x = (
+        (torch.rand(40, *shape, generator=g) > 0.5).float()
+        if "bernoulli" == flat["likelihood"]
+        else torch.rand(40, *shape, generator=g)
+    )
     torch.manual_seed(7)
     expected = reference_log_likelihood(model, x, num_samples=300, batch_size=16, max_memory_mb=1e6)
     torch.manual_seed(7)
@@ -66,8 +69,9 @@ def test_same_estimate_as_the_reference(case):
 
 
 def test_conditional_view_same_estimate():
-    model = build_model(Config.from_flat(model="cvae", likelihood="bernoulli").model, (1, 8, 8), True,
-                        seed=1, num_classes=3).eval()
+    model = build_model(
+        Config.from_flat(model="cvae", likelihood="bernoulli").model, (1, 8, 8), True, seed=1, num_classes=3
+    ).eval()
     x = (torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     torch.manual_seed(3)
     expected = reference_log_likelihood(condition(model, 2), x, 200, max_memory_mb=1e6)

@@ -12,9 +12,9 @@ from sklearn.base import clone
 
 from vaekit import Config, build_model, data, fit
 from vaekit.cli import main
+from vaekit.detectors.bayesian_vae import BayesianVAE, PosteriorSettings, decoder_parameters, fit_posterior
 from vaekit.detectors.ood import OODDetector
 from vaekit.evaluation import ood
-from vaekit.detectors.bayesian_vae import BayesianVAE, PosteriorSettings, decoder_parameters, fit_posterior
 
 torch.set_num_threads(1)
 TINY = {"latent_dim": 2, "hidden": (32, 32), "epochs": 8}
@@ -47,8 +47,12 @@ def test_posterior_samples_reload_bit_identical(kind, tiny_model, digits, tmp_pa
     ll = bvae.log_likelihoods(x, num_samples=20)
     assert ll.shape == (3, 50) and torch.isfinite(ll).all()
     folder = bvae.save(tmp_path / kind)
-    assert sorted(p.name for p in folder.iterdir()) == ["posterior.json", "sample-000.safetensors",
-                                                       "sample-001.safetensors", "sample-002.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "posterior.json",
+        "sample-000.safetensors",
+        "sample-001.safetensors",
+        "sample-002.safetensors",
+    ]
     again = BayesianVAE.load(folder)
     assert again.settings == settings and again.num_posterior_samples == 3 and again.config == CONFIG
     assert torch.equal(again.log_likelihoods(x, num_samples=20), ll)  # bit-identical
@@ -101,7 +105,9 @@ def test_likelihood_regret_is_a_nonpositive_seeded_score(tiny_model, digits):
     assert torch.equal(a, ood.likelihood_regret(tiny_model, x, num_steps=20, seed=3, method="posterior"))
     assert all(torch.equal(p, w) and p.requires_grad for p, w in zip(tiny_model.parameters(), weights))
     noise = torch.bernoulli(torch.full((40, 1, 8, 8), 0.5), generator=torch.Generator().manual_seed(1))
-    assert ood.likelihood_regret(tiny_model, noise, num_steps=20, method="posterior").mean() < a.mean()  # noise: larger regret
+    assert (
+        ood.likelihood_regret(tiny_model, noise, num_steps=20, method="posterior").mean() < a.mean()
+    )  # noise: larger regret
 
 
 # ---------------------------------------------------------------- the estimator
@@ -151,14 +157,46 @@ def test_detector_errors(digits):
 
 def test_cli_ood_end_to_end(tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert main(["train", "--runs-dir", str(runs), "--name", "r", "--epochs", "3", "--latent-dim", "2",
-                 "--hidden", "32", "--eval-num-samples", "5", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--runs-dir",
+                str(runs),
+                "--name",
+                "r",
+                "--epochs",
+                "3",
+                "--latent-dim",
+                "2",
+                "--hidden",
+                "32",
+                "--eval-num-samples",
+                "5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     run = runs / "r"
     test = data.load("digits", "test").x[:30].numpy()
     noise = np.random.default_rng(0).uniform(size=(30, 1, 8, 8))
     np.save(tmp_path / "x.npy", np.r_[test, noise])
-    args = ["ood", str(run), "--input", str(tmp_path / "x.npy"), "--score", "waic", "--posterior", "swag",
-            "--num-posterior-samples", "2", "--num-samples", "8", "--no-progress"]
+    args = [
+        "ood",
+        str(run),
+        "--input",
+        str(tmp_path / "x.npy"),
+        "--score",
+        "waic",
+        "--posterior",
+        "swag",
+        "--num-posterior-samples",
+        "2",
+        "--num-samples",
+        "8",
+        "--no-progress",
+    ]
     capsys.readouterr()
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -188,22 +226,63 @@ def test_benchmark_ood_tiny_and_resumable(tmp_path, capsys):
 
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 200), ("t10k", 60)):
-        write_idx(tmp_path / "fashion-mnist" / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(
+            tmp_path / "fashion-mnist" / f"{prefix}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
         write_idx(tmp_path / "fashion-mnist" / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
     out = tmp_path / "bench"
-    args = ["benchmark", "ood", "--data-dir", str(tmp_path), "--output-dir", str(out), "--in-distributions", "digits-28",
-            "--epochs", "1", "--seeds", "0", "1", "2", "--train-size", "200", "--test-size", "30", "--reference-size", "20",
-            "--num-posterior-samples", "2", "--ensemble-size", "2", "--posterior-epochs", "1", "--num-samples", "4",
-            "--regret-steps", "2"]
+    args = [
+        "benchmark",
+        "ood",
+        "--data-dir",
+        str(tmp_path),
+        "--output-dir",
+        str(out),
+        "--in-distributions",
+        "digits-28",
+        "--epochs",
+        "1",
+        "--seeds",
+        "0",
+        "1",
+        "2",
+        "--train-size",
+        "200",
+        "--test-size",
+        "30",
+        "--reference-size",
+        "20",
+        "--num-posterior-samples",
+        "2",
+        "--ensemble-size",
+        "2",
+        "--posterior-epochs",
+        "1",
+        "--num-samples",
+        "4",
+        "--regret-steps",
+        "2",
+    ]
     assert main(args) == 0
     results = json.loads((out / "results.json").read_text())
     assert set(results) >= {"rows", "command", "machine", "date"}
     methods = {r["method"] for r in results["rows"]}
     assert len(methods) == 9 + 4 * 3 and "effective_sample_size (sghmc)" in methods
-    assert {"ensemble_disagreement (ensemble)", "ensemble_disagreement (swag)", "typicality (M=25)",
-            "likelihood_ratio (pixel background)", "likelihood_regret (per-example posterior)"} <= methods
-    assert {r["out"] for r in results["rows"]} == {"fashion-mnist", "digits-28 flipped", "uniform noise",
-                                                   "gaussian noise", "constant"}
+    assert {
+        "ensemble_disagreement (ensemble)",
+        "ensemble_disagreement (swag)",
+        "typicality (M=25)",
+        "likelihood_ratio (pixel background)",
+        "likelihood_regret (per-example posterior)",
+    } <= methods
+    assert {r["out"] for r in results["rows"]} == {
+        "fashion-mnist",
+        "digits-28 flipped",
+        "uniform noise",
+        "gaussian noise",
+        "constant",
+    }
     # the encoder-fine-tuning regret is scored against the other data set only (its cost)
     assert {r["out"] for r in results["rows"] if r["method"] == "likelihood_regret"} == {"fashion-mnist"}
     assert len(results["rows"]) == (20 * 5 + 1) * 3
@@ -215,7 +294,9 @@ def test_benchmark_ood_tiny_and_resumable(tmp_path, capsys):
         assert all(0 <= row[k] <= 1 + 1e-9 for k in ("auroc", "auprc", "fpr95"))
     table = (out / "results.md").read_text()
     assert "95 % t-interval over 3 seeds" in table and "| effective_sample_size (ensemble) |" in table
-    assert "typicality test at the bootstrap threshold" in table and "| likelihood_regret | " in table and "| — |" in table
+    assert (
+        "typicality test at the bootstrap threshold" in table and "| likelihood_regret | " in table and "| — |" in table
+    )
     assert (out / "histograms.png").stat().st_size > 10_000
     stamps = {p: p.stat().st_mtime_ns for p in (out / "scores").iterdir()}
     capsys.readouterr()
@@ -232,11 +313,26 @@ def test_benchmark_ood_mnist_in_distribution_and_as_ood_set(tmp_path, capsys):
 
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 200), ("t10k", 60)):
-        write_idx(tmp_path / "fashion-mnist" / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(
+            tmp_path / "fashion-mnist" / f"{prefix}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
         write_idx(tmp_path / "fashion-mnist" / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
-    args = bench.Args(output_dir=str(tmp_path / "bench"), data_dir=str(tmp_path), in_distributions=("mnist",), epochs=(1,),
-                      seeds=(0,), train_size=100, test_size=20, reference_size=20, posteriors=(), num_samples=2,
-                      regret_steps=2, posterior_regret_steps=2, typicality_batch_sizes=(1, 5))
+    args = bench.Args(
+        output_dir=str(tmp_path / "bench"),
+        data_dir=str(tmp_path),
+        in_distributions=("mnist",),
+        epochs=(1,),
+        seeds=(0,),
+        train_size=100,
+        test_size=20,
+        reference_size=20,
+        posteriors=(),
+        num_samples=2,
+        regret_steps=2,
+        posterior_regret_steps=2,
+        typicality_batch_sizes=(1, 5),
+    )
     data = bench.datasets(args)
     assert data["mnist"]["train"].shape == (100, 1, 28, 28) and data["mnist"]["test"].shape == (20, 1, 28, 28)
     assert not torch.equal(data["mnist"]["reference"][:1], data["mnist"]["train"][:1])
@@ -245,9 +341,13 @@ def test_benchmark_ood_mnist_in_distribution_and_as_ood_set(tmp_path, capsys):
     assert outs == {"fashion-mnist", "mnist flipped", "uniform noise", "gaussian noise", "constant"}
     assert {r["out"] for r in results["rows"] if r["method"] == "likelihood_regret"} == {"fashion-mnist"}
     assert not any("(sghmc)" in r["method"] or "(ensemble)" in r["method"] for r in results["rows"])
-    sets = bench.ood_sets("fashion-mnist", {**data, **bench.datasets(dataclasses.replace(args, in_distributions=("fashion-mnist",)))}, 20)
+    sets = bench.ood_sets(
+        "fashion-mnist", {**data, **bench.datasets(dataclasses.replace(args, in_distributions=("fashion-mnist",)))}, 20
+    )
     assert list(sets)[:2] == ["mnist", "digits-28"]
-    torch.testing.assert_close(sets["mnist"].sort(0).values, data["mnist"]["test"].sort(0).values)  # MNIST's test images
+    torch.testing.assert_close(
+        sets["mnist"].sort(0).values, data["mnist"]["test"].sort(0).values
+    )  # MNIST's test images
     with pytest.raises(ValueError, match="posterior"):
         bench.run(dataclasses.replace(args, posteriors=("laplace",)))
     # --collect-only: the finished seed only, nothing computed; nothing finished -> a clear error
@@ -264,7 +364,9 @@ def test_benchmark_metrics_and_interval():
     assert m == {"auroc": 1.0, "auprc": 1.0, "fpr95": 0.0}
     m = metrics(np.array([0.0, -1.0]), np.array([3.0, 2.0, 1.0]))  # the failure: OOD scored higher
     assert m["auroc"] == 0.0 and m["fpr95"] == 1.0
-    rows = [{"method": "a", "in": "i", "out": "o", "seed": s, "auroc": v, "auprc": v, "fpr95": v}
-            for s, v in enumerate([0.5, 0.6, 0.7])]
+    rows = [
+        {"method": "a", "in": "i", "out": "o", "seed": s, "auroc": v, "auprc": v, "fpr95": v}
+        for s, v in enumerate([0.5, 0.6, 0.7])
+    ]
     mean, half, n = summary(rows)[("i", "o", "a")]["auroc"]
     assert n == 3 and abs(mean - 0.6) < 1e-12 and abs(half - 4.302652729911275 * 0.1 / math.sqrt(3)) < 1e-9

@@ -47,8 +47,11 @@ def test_ensemble_disagreement_formula_and_identical_members(tiny_model, digits)
     with pytest.raises(ValueError, match=r"\(M, batch\)"):
         ood.ensemble_disagreement(ll[:1])
     # M identical members agree exactly: the score is 0 for every input, in or out of distribution
-    same = BayesianVAE([copy.deepcopy(tiny_model) for _ in range(3)], PosteriorSettings(kind="ensemble",
-                                                                                        num_posterior_samples=3), CONFIG)
+    same = BayesianVAE(
+        [copy.deepcopy(tiny_model) for _ in range(3)],
+        PosteriorSettings(kind="ensemble", num_posterior_samples=3),
+        CONFIG,
+    )
     x = torch.cat([_binary(digits[1][:10]), _binary(torch.full((10, 1, 8, 8), 0.5))])
     scores = compute_scores(x, ["ensemble_disagreement"], tiny_model, posterior=same, num_samples=4)
     assert torch.equal(scores["ensemble_disagreement"], torch.zeros(20))
@@ -58,8 +61,12 @@ def test_ensemble_disagreement_formula_and_identical_members(tiny_model, digits)
         for p in other.decoder.parameters():
             p.add_(0.3 * torch.randn_like(p))
     mixed = BayesianVAE([tiny_model, other], PosteriorSettings(kind="ensemble", num_posterior_samples=2), CONFIG)
-    assert (compute_scores(x, ["ensemble_disagreement"], tiny_model, posterior=mixed,
-                           num_samples=4)["ensemble_disagreement"] < 0).all()
+    assert (
+        compute_scores(x, ["ensemble_disagreement"], tiny_model, posterior=mixed, num_samples=4)[
+            "ensemble_disagreement"
+        ]
+        < 0
+    ).all()
 
 
 # ---------------------------------------------------------------- likelihood regret, Algorithm 1
@@ -85,7 +92,7 @@ def test_encoder_regret_is_per_example_fine_tuning(tiny_model, digits, binary):
     expected = []
     for i in range(3):
         encoder = copy.deepcopy(tiny_model.encoder)
-        xi, ei = x[i:i + 1], eps[:, i:i + 1]
+        xi, ei = x[i : i + 1], eps[:, i : i + 1]
         with torch.no_grad():
             loc, scale = encoder(xi)
             before = _elbo_at(tiny_model, xi, loc, scale, loc + scale * ei)
@@ -93,7 +100,7 @@ def test_encoder_regret_is_per_example_fine_tuning(tiny_model, digits, binary):
         for step in range(steps):
             adam.zero_grad()
             loc, scale = encoder(xi)
-            loss = -_elbo_at(tiny_model, xi, loc, scale, (loc + scale * noise[step][i:i + 1])[None]).sum()
+            loss = -_elbo_at(tiny_model, xi, loc, scale, (loc + scale * noise[step][i : i + 1])[None]).sum()
             loss.backward()
             adam.step()
         with torch.no_grad():
@@ -110,7 +117,9 @@ def test_encoder_regret_sign_conventions(tiny_model, digits):
     x = _binary(digits[1][:20])
     a = ood.likelihood_regret(tiny_model, x, 30, 1e-3, 8, seed=1)
     assert a.shape == (20,) and (a < 0).double().mean() > 0.5  # fine-tuning mostly improves the ELBO
-    torch.testing.assert_close(a, ood.likelihood_regret(tiny_model, x, 30, 1e-3, 8, seed=1, chunk_size=7))  # chunks: same
+    torch.testing.assert_close(
+        a, ood.likelihood_regret(tiny_model, x, 30, 1e-3, 8, seed=1, chunk_size=7)
+    )  # chunks: same
     wrecked = ood.likelihood_regret(tiny_model, x, 5, 1.0, 8, seed=1)
     assert (wrecked > 0).any()  # no clamp at 0
     assert (ood.likelihood_regret(tiny_model, x, 5, 1.0, 8, seed=1, method="posterior") <= 0).all()
@@ -153,11 +162,12 @@ def test_typicality_batches_and_bootstrap_threshold():
 
 def test_detector_typicality_threshold_is_the_bootstrap(digits):
     train, test = digits[0].numpy(), digits[1][:100].numpy()
-    detector = OODDetector(score_type="typicality", typicality_batch_size=10, model_options=TINY,
-                           num_samples=4).fit(train)
+    detector = OODDetector(score_type="typicality", typicality_batch_size=10, model_options=TINY, num_samples=4).fit(
+        train
+    )
     assert detector.offset_ < 0
     a = detector.score_samples(test)
-    assert all(len(set(a[i:i + 10])) == 1 for i in range(0, 100, 10))  # one score per batch of 10 rows
+    assert all(len(set(a[i : i + 10])) == 1 for i in range(0, 100, 10))  # one score per batch of 10 rows
     noise = np.random.default_rng(0).uniform(size=(100, 1, 8, 8))
     assert (detector.predict(noise) == -1).all() and (detector.predict(test) == 1).mean() >= 0.7
 
@@ -206,8 +216,13 @@ def test_pixel_background_ratio_separates_what_the_likelihood_cannot():
 
     def model_ll(x):  # the in-distribution's exact log-likelihood: a mixture of the two shapes × background
         top, bottom = x.flatten(1)[:, :32], x.flatten(1)[:, 32:]
-        per_shape = torch.stack([(top * math.log(0.99) + (1 - top) * math.log(0.01)) * s
-                                 + (top * math.log(0.01) + (1 - top) * math.log(0.99)) * (1 - s) for s in shapes])
+        per_shape = torch.stack(
+            [
+                (top * math.log(0.99) + (1 - top) * math.log(0.01)) * s
+                + (top * math.log(0.01) + (1 - top) * math.log(0.99)) * (1 - s)
+                for s in shapes
+            ]
+        )
         shape_ll = torch.logsumexp(per_shape.sum(-1), 0) - math.log(2)
         return shape_ll + (bottom * math.log(0.2) + (1 - bottom) * math.log(0.8)).sum(1)
 
@@ -222,8 +237,9 @@ def test_pixel_background_ratio_separates_what_the_likelihood_cannot():
 
 def test_detector_pixel_background_end_to_end(digits, tmp_path):
     train, test = digits[0].numpy(), digits[1][:60].numpy()
-    detector = OODDetector(score_type="likelihood_ratio", background="pixel", model_options=TINY,
-                           num_samples=4).fit(train)
+    detector = OODDetector(score_type="likelihood_ratio", background="pixel", model_options=TINY, num_samples=4).fit(
+        train
+    )
     assert isinstance(detector.background_, ood.PixelBackground)
     a = detector.score_samples(test)
     again = OODDetector.load(detector.save(tmp_path / "pixel"))
@@ -237,17 +253,38 @@ def test_detector_pixel_background_end_to_end(digits, tmp_path):
 
 def test_cli_new_score_options(tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert main(["train", "--runs-dir", str(runs), "--name", "r", "--epochs", "3", "--latent-dim", "2",
-                 "--hidden", "32", "--eval-num-samples", "5", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--runs-dir",
+                str(runs),
+                "--name",
+                "r",
+                "--epochs",
+                "3",
+                "--latent-dim",
+                "2",
+                "--hidden",
+                "32",
+                "--eval-num-samples",
+                "5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     run = runs / "r"
     x = np.r_[data.load("digits", "test").x[:20].numpy(), np.random.default_rng(0).uniform(size=(20, 1, 8, 8))]
     np.save(tmp_path / "x.npy", x)
     base = ["ood", str(run), "--input", str(tmp_path / "x.npy"), "--num-samples", "4", "--no-progress"]
-    for extra in (["--score", "likelihood_ratio", "--background", "pixel"],
-                  ["--score", "typicality", "--typicality-batch-size", "5"],
-                  ["--score", "likelihood_regret", "--regret-steps", "3"],
-                  ["--score", "likelihood_regret", "--regret", "posterior", "--regret-steps", "3"],
-                  ["--score", "ensemble_disagreement", "--posterior", "swag", "--num-posterior-samples", "2"]):
+    for extra in (
+        ["--score", "likelihood_ratio", "--background", "pixel"],
+        ["--score", "typicality", "--typicality-batch-size", "5"],
+        ["--score", "likelihood_regret", "--regret-steps", "3"],
+        ["--score", "likelihood_regret", "--regret", "posterior", "--regret-steps", "3"],
+        ["--score", "ensemble_disagreement", "--posterior", "swag", "--num-posterior-samples", "2"],
+    ):
         capsys.readouterr()
         assert main(base + extra + ["--output", str(tmp_path / "s.csv")]) == 0, extra
         assert f"scored 40 rows with {extra[1]}" in capsys.readouterr().out

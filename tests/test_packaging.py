@@ -8,8 +8,9 @@ import ast
 import importlib.metadata
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -60,9 +61,11 @@ def test_ci_runs_the_readme_test_command_verbatim_then_lint_and_docs():
     """`.ci/run` runs README's one-line test command as written (so README's command is what CI
     proves), then the lint and type checks and the strict docs build."""
     readme = (ROOT / "README.md").read_text()
-    commands = re.findall(r"^pip install torch==\S+ && pip install -e \"\.\[test\]\" && python3 -m pytest -q$", readme, re.M)
+    commands = re.findall(
+        r"^pip install torch==\S+ && pip install -e \"\.\[test\]\" && python3 -m pytest -q$", readme, re.M
+    )
     assert len(commands) == 1, "README has exactly one test command line"
     ci = (ROOT / ".ci/run").read_text().splitlines()
     assert commands[0] in ci
-    after = ci[ci.index(commands[0]):]
+    after = ci[ci.index(commands[0]) :]
     assert "bash .ci/lint" in after and any("mkdocs build --strict" in line for line in after)

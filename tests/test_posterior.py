@@ -1,8 +1,6 @@
 """Posterior samplers against the closed-form posterior of Bayesian linear regression:
 SGHMC (Chen et al. 2014) samples and SWAG's (Maddox et al. 2019) Gaussian."""
 
-import math
-
 import pytest
 import torch
 
@@ -17,9 +15,9 @@ def regression(n=50, d=3, noise=0.5, prior_std=1.0, seed=0):
     x = torch.randn(n, d, generator=g, dtype=torch.float64)
     w = torch.randn(d, generator=g, dtype=torch.float64)
     y = x @ w + noise * torch.randn(n, generator=g, dtype=torch.float64)
-    precision = x.T @ x / noise ** 2 + torch.eye(d, dtype=torch.float64) / prior_std ** 2
+    precision = x.T @ x / noise**2 + torch.eye(d, dtype=torch.float64) / prior_std**2
     cov = torch.linalg.inv(precision)
-    mu = cov @ x.T @ y / noise ** 2
+    mu = cov @ x.T @ y / noise**2
     return x, y, noise, prior_std, mu, cov
 
 
@@ -32,7 +30,7 @@ def potential(w, x, y, noise, prior_std, batch=None, generator=None):
     else:
         idx = torch.rand(len(w), n, generator=generator).argsort(1)[:, :batch]  # (chains, batch)
         resid, scale = y[idx] - (x[idx] * w[:, None, :]).sum(-1), n / batch
-    return scale * (resid ** 2).sum() / (2 * noise ** 2) + (w ** 2).sum() / (2 * prior_std ** 2)
+    return scale * (resid**2).sum() / (2 * noise**2) + (w**2).sum() / (2 * prior_std**2)
 
 
 @pytest.mark.parametrize("batch", [None, 25])

@@ -52,8 +52,9 @@ def exact_marginal(x, m, s):
 
 
 def mixture_model(encoder, m, s):
-    model = MixturePriorVAE(encoder, linear_decoder(), Gaussian(SIGMA, (D,)), latent_dim=d, data_shape=(D,),
-                            num_components=1).double()
+    model = MixturePriorVAE(
+        encoder, linear_decoder(), Gaussian(SIGMA, (D,)), latent_dim=d, data_shape=(D,), num_components=1
+    ).double()
     with torch.no_grad():
         model.component_loc.copy_(m[None])
         model.component_raw_scale.copy_(torch.log(torch.expm1(s - 1e-3))[None])
@@ -62,8 +63,11 @@ def mixture_model(encoder, m, s):
 
 M = torch.tensor([2.5, -3.0], dtype=torch.float64)
 S = torch.tensor([0.4, 0.3], dtype=torch.float64)
-X = (W @ M + B + torch.tensor([[0.3, -0.2, 0.1, 0.4], [-0.5, 0.2, 0.3, -0.1], [0.0, 0.6, -0.2, 0.2]],
-                                dtype=torch.float64))
+X = (
+    W @ M
+    + B
+    + torch.tensor([[0.3, -0.2, 0.1, 0.4], [-0.5, 0.2, 0.3, -0.1], [0.0, 0.6, -0.2, 0.2]], dtype=torch.float64)
+)
 
 
 def test_exact_posterior_gives_the_exact_marginal_under_a_non_standard_prior():
@@ -88,11 +92,15 @@ def test_vampprior_linear_gaussian_matches_its_closed_form_mixture():
     """VampPrior with a linear-Gaussian decoder: p(x) = (1/K) Σ_k N(x; W μ_k + b, W Σ_k Wᵀ + σ² I),
     μ_k, Σ_k the encoder's posterior at pseudo-input u_k."""
     encoder = LinearPosterior(M, S)
-    model = VampPrior(encoder, linear_decoder(), Gaussian(SIGMA, (D,)), latent_dim=d, data_shape=(D,),
-                      num_components=3).double().eval()
+    model = (
+        VampPrior(encoder, linear_decoder(), Gaussian(SIGMA, (D,)), latent_dim=d, data_shape=(D,), num_components=3)
+        .double()
+        .eval()
+    )
     with torch.no_grad():
-        model.pseudo_inputs.copy_(torch.tensor([[3.0, -5.0, 2.0, 3.0], [0.0, -8.0, 4.0, 5.0], [4.0, -3.0, 1.0, 1.0]],
-                                               dtype=torch.float64))
+        model.pseudo_inputs.copy_(
+            torch.tensor([[3.0, -5.0, 2.0, 3.0], [0.0, -8.0, 4.0, 5.0], [4.0, -3.0, 1.0, 1.0]], dtype=torch.float64)
+        )
         loc, scale = encoder(model.components())
     exact = torch.logsumexp(torch.stack([exact_marginal(X, loc[k], scale[k]) for k in range(3)]), 0) - math.log(3)
     torch.manual_seed(0)
@@ -116,8 +124,9 @@ def brute_force(model, x, half_width=8.0, n=401):
 
 @pytest.mark.parametrize("name", ["vampprior", "mixture-prior"])
 def test_nonlinear_decoder_matches_brute_force_quadrature(name):
-    config = Config.from_flat(model=name, latent_dim=2, hidden=(16,), net="mlp", likelihood="bernoulli",
-                              options={"num_components": 3})
+    config = Config.from_flat(
+        model=name, latent_dim=2, hidden=(16,), net="mlp", likelihood="bernoulli", options={"num_components": 3}
+    )
     torch.manual_seed(0)
     model = build_model(config.model, (6,), seed=1).double().eval()
     with torch.no_grad():
@@ -159,7 +168,14 @@ def test_sampling_uses_the_prior():
     z = sample_prior(model.prior(), 4000, generator=torch.Generator().manual_seed(0))
     assert (z[:, 0] - 6).abs().max() < 0.5 and 0.4 < (z[:, 1] > 0).float().mean() < 0.6
     g = torch.Generator().manual_seed(0)
-    torch.testing.assert_close(model.sample(5, generator=g), model.decode(
-        sample_prior(model.prior(), 5, generator=torch.Generator().manual_seed(0))).mean)
-    assert F.mse_loss(sample_prior(model.prior(), 10, temperature=0.5, generator=torch.Generator().manual_seed(1))[:, 0],
-                      torch.full((10,), 6.0)) < 0.1
+    torch.testing.assert_close(
+        model.sample(5, generator=g),
+        model.decode(sample_prior(model.prior(), 5, generator=torch.Generator().manual_seed(0))).mean,
+    )
+    assert (
+        F.mse_loss(
+            sample_prior(model.prior(), 10, temperature=0.5, generator=torch.Generator().manual_seed(1))[:, 0],
+            torch.full((10,), 6.0),
+        )
+        < 0.1
+    )

@@ -25,8 +25,10 @@ DOCUMENTS = ["docs/guide.md", "docs/anomaly.md"]
 def python_blocks(path: Path) -> list[tuple[int, str]]:
     """``(line number of the block's first line, code)`` for every ```python block of ``path``."""
     text = path.read_text()
-    return [(text.count("\n", 0, m.start(1)) + 1, m.group(1))
-            for m in re.finditer(r"^```python\n(.*?)^```", text, flags=re.S | re.M)]
+    return [
+        (text.count("\n", 0, m.start(1)) + 1, m.group(1))
+        for m in re.finditer(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+    ]
 
 
 def run_blocks(document: str) -> dict:

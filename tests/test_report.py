@@ -16,18 +16,25 @@ import pytest
 import torch
 
 from vaekit import io
-from vaekit.reporting import tracking
+from vaekit.config import Config
+from vaekit.reporting import report, tracking
 from vaekit.reporting.outputs import write_outputs
 from vaekit.run import train
-from vaekit.reporting import report
-from vaekit.config import Config
 
 torch.set_num_threads(1)
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 #: Injected into a copy of the page: records, after load, whether every image decoded.
 IMAGE_CHECK = """<script>
@@ -46,8 +53,12 @@ window.addEventListener('load', function () {
 def chromium(page: Path, tmp_path: Path, *args: str) -> str:
     """Run headless Chromium on a local page with a fresh profile; returns stdout."""
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    done = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -76,12 +87,28 @@ def run_dir(tmp_path_factory):
 def test_report_is_self_contained_and_lists_everything(run_dir):
     page = (run_dir / "report.html").read_text()
     pngs = sorted(p.name for p in run_dir.glob("*.png"))
-    assert {"loss_curves.png", "reconstructions.png", "samples.png", "principal_grid.png", "traversals.png",
-            "latent_scatter.png", "interpolation.png", "iterated.png"} <= set(pngs)
+    assert {
+        "loss_curves.png",
+        "reconstructions.png",
+        "samples.png",
+        "principal_grid.png",
+        "traversals.png",
+        "latent_scatter.png",
+        "interpolation.png",
+        "iterated.png",
+    } <= set(pngs)
     assert page.count('src="data:image/png;base64,') == len(pngs)
     assert not re.search(r'(src|href)="(https?:|file:|/)', page)  # nothing outside the file
-    for text in ("evaluation-k50.json", "-31.25", "log_likelihood", "nats per example", "torch", "python",
-                 "training_time_s", "latent_dim"):
+    for text in (
+        "evaluation-k50.json",
+        "-31.25",
+        "log_likelihood",
+        "nats per example",
+        "torch",
+        "python",
+        "training_time_s",
+        "latent_dim",
+    ):
         assert text in page, text
 
 
@@ -105,8 +132,11 @@ def test_report_renders_in_chromium(run_dir, tmp_path):
 @needs_chromium
 def test_image_check_catches_a_broken_image(run_dir, tmp_path):
     broken = tmp_path / "broken.html"
-    broken.write_text((run_dir / "report.html").read_text().replace(
-        "</body>", '<img alt="broken" src="data:image/png;base64,AAAA"></body>'))
+    broken.write_text(
+        (run_dir / "report.html")
+        .read_text()
+        .replace("</body>", '<img alt="broken" src="data:image/png;base64,AAAA"></body>')
+    )
     statuses = image_status(broken, tmp_path)
     assert [s["alt"] for s in statuses if not s["ok"]] == ["broken"]
 
@@ -114,8 +144,12 @@ def test_image_check_catches_a_broken_image(run_dir, tmp_path):
 @needs_chromium
 def test_comparison_page_renders(run_dir, tmp_path):
     other = tmp_path / "ae-digits"
-    train(Config.from_flat(model="ae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5), other, progress=False,
-          outputs=[write_outputs])
+    train(
+        Config.from_flat(model="ae", latent_dim=2, hidden=(32,), epochs=2, eval_num_samples=5),
+        other,
+        progress=False,
+        outputs=[write_outputs],
+    )
     out = report.write_comparison([run_dir, other], tmp_path / "comparison.html")
     statuses = image_status(out, tmp_path)
     assert len(statuses) == 2 and all(s["ok"] for s in statuses)

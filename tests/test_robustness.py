@@ -9,7 +9,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vaekit import Config, build_model, data, fit, io
-from vaekit.attacks import fgsm, pgd
+from vaekit.attacks import pgd
 from vaekit.cli import main
 from vaekit.data import color
 from vaekit.data.mnist import write_idx
@@ -22,8 +22,9 @@ from vaekit.objectives import ELBO, build_objective
 from vaekit.objectives.coupling import smooth_point
 
 torch.set_num_threads(1)
-TINY = dict(data="color-digits", hidden=(32,), latent_dim=4, likelihood="gaussian", likelihood_scale=0.1,
-            eval_num_samples=5)
+TINY = dict(
+    data="color-digits", hidden=(32,), latent_dim=4, likelihood="gaussian", likelihood_scale=0.1, eval_num_samples=5
+)
 
 
 def _rand_q(*shape, seed=0):
@@ -38,7 +39,7 @@ def _rand_q(*shape, seed=0):
 def test_coupling_matches_monte_carlo(rho):
     q, q_prime = _rand_q(3, 4, seed=1), _rand_q(3, 4, seed=2)
     z = q.sample((200_000,))  # (S, 3, 4)
-    target = Normal(rho * z, math.sqrt(1 - rho ** 2))
+    target = Normal(rho * z, math.sqrt(1 - rho**2))
     mc = kl_divergence(Normal(q_prime.mean, q_prime.stddev), target).sum(-1).mean(0)
     exact = coupling_kl(q, q_prime, rho)
     assert exact.shape == (3,)
@@ -48,7 +49,7 @@ def test_coupling_matches_monte_carlo(rho):
 def test_coupling_zero_at_the_coupled_conditional_and_errors():
     z = torch.randn(5, 3)
     rho = 0.9
-    matched = diagonal_normal(rho * z, torch.full_like(z, math.sqrt(1 - rho ** 2)))
+    matched = diagonal_normal(rho * z, torch.full_like(z, math.sqrt(1 - rho**2)))
     torch.testing.assert_close(coupling_kl(Deterministic(z), matched, rho), torch.zeros(5), atol=1e-5, rtol=0)
     assert (coupling_kl(_rand_q(5, 3), _rand_q(5, 3, seed=3), rho) > 0).all()
     with pytest.raises(ValueError, match="rho must be in"):
@@ -147,8 +148,12 @@ def test_self_supervised_loss_uses_no_data_and_leaves_the_decoder():
 
 
 def test_config_validation():
-    for bad, match in [({"rho": 1.0}, "rho"), ({"epsilon": -0.1}, "epsilon"), ({"num_steps": 0}, "num_steps"),
-                       ({"model": "avae-ss"}, "--init")]:
+    for bad, match in [
+        ({"rho": 1.0}, "rho"),
+        ({"epsilon": -0.1}, "epsilon"),
+        ({"num_steps": 0}, "num_steps"),
+        ({"model": "avae-ss"}, "--init"),
+    ]:
         with pytest.raises(ValueError, match=match):
             Config.from_flat(**bad)
     assert Config.from_json("configs/avae-official.json").model.likelihood_scale == pytest.approx(math.sqrt(0.5))
@@ -182,11 +187,14 @@ def test_celeba_folder(tmp_path):
     names = ["Smiling", "Male"]
     rows = [f"{i:06d}.jpg " + " ".join(("1" if (i + j) % 2 else "-1") for j in range(2)) for i in range(1, 6)]
     (tmp_path / "list_attr_celeba.txt").write_text("5\n" + " ".join(names) + "\n" + "\n".join(rows) + "\n")
-    (tmp_path / "list_eval_partition.txt").write_text("".join(f"{i:06d}.jpg {0 if i < 4 else 2}\n" for i in range(1, 6)))
+    (tmp_path / "list_eval_partition.txt").write_text(
+        "".join(f"{i:06d}.jpg {0 if i < 4 else 2}\n" for i in range(1, 6))
+    )
     (tmp_path / "img_align_celeba").mkdir()
     for i in range(1, 6):
         Image.fromarray(np.random.default_rng(i).integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(
-            tmp_path / "img_align_celeba" / f"{i:06d}.jpg")
+            tmp_path / "img_align_celeba" / f"{i:06d}.jpg"
+        )
     train, test = data.load("celeba", "train", path=tmp_path), data.load("celeba", "test", path=tmp_path)
     assert train.x.shape == (3, 3, 64, 64) and test.x.shape == (2, 3, 64, 64)
     assert 0 <= train.x.min() and train.x.max() <= 1
@@ -235,6 +243,7 @@ def test_probe_attack_is_real(trained):
 def test_probe_standardisation_is_folded_into_the_layer(trained):
     model, train, test = trained
     from sklearn.linear_model import LogisticRegression
+
     from vaekit.evaluation.probe import encode_mean
 
     probe = LinearProbe(model, standardize=True).fit(train.x, train.labels["digit"])
@@ -254,7 +263,7 @@ def test_consistency_and_fid(trained):
     assert len(scores) == 4 and scores[0] == pytest.approx(probe.score(test.x, test.labels["color"]))
     net = fit_feature_net(train.x[:500], {k: v[:500] for k, v in train.labels.items()}, epochs=1)
     assert fid(net, test.x, test.x) == pytest.approx(0.0, abs=1e-3)
-    assert fid(net, test.x, model.sample(len(test.x))) > fid(net, test.x, train.x[:len(test.x)])
+    assert fid(net, test.x, model.sample(len(test.x))) > fid(net, test.x, train.x[: len(test.x)])
 
 
 def test_frechet_distance_closed_form():
@@ -270,25 +279,83 @@ def test_frechet_distance_closed_form():
 
 
 def test_cli_train_refine_and_evaluate(tmp_path, capsys):
-    flags = ["--data", "color-digits", "--hidden", "16", "--latent-dim", "4", "--likelihood", "gaussian",
-             "--likelihood-scale", "0.1", "--epochs", "1", "--eval-num-samples", "2", "--runs-dir", str(tmp_path),
-             "--no-progress"]
+    flags = [
+        "--data",
+        "color-digits",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "4",
+        "--likelihood",
+        "gaussian",
+        "--likelihood-scale",
+        "0.1",
+        "--epochs",
+        "1",
+        "--eval-num-samples",
+        "2",
+        "--runs-dir",
+        str(tmp_path),
+        "--no-progress",
+    ]
     assert main(["train", *flags, "--model", "vae", "--name", "vae"]) == 0
     assert main(["train", *flags, "--model", "avae-ss", "--init", str(tmp_path / "vae"), "--name", "ss"]) == 0
     vae, ss = io.load(tmp_path / "vae"), io.load(tmp_path / "ss")
     for name, p in vae.decoder.state_dict().items():
         assert torch.equal(p, ss.decoder.state_dict()[name])  # AVAE-SS refines the encoder only
     assert not torch.equal(vae.encoder.head.linear.weight, ss.encoder.head.linear.weight)
-    assert main(["evaluate", "robustness", str(tmp_path / "ss"), "--max-test", "40", "--num-steps", "3",
-                 "--epsilons", "0", "0.1", "--consistency-steps", "2", "--fid-epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "robustness",
+                str(tmp_path / "ss"),
+                "--max-test",
+                "40",
+                "--num-steps",
+                "3",
+                "--epsilons",
+                "0",
+                "0.1",
+                "--consistency-steps",
+                "2",
+                "--fid-epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "ss" / "robustness.json").read_text())
     assert set(result["probe"]) == {"digit", "color"} and len(result["consistency"]["digit"]) == 3
     assert set(result["probe"]["digit"]) == {"clean", "pgd", "fgsm", "latent"}
     assert set(result["smoothness"]["smoothness"]) == {"digit", "color"} and result["smoothness"]["num_examples"] == 40
     assert "smoothness (median latent move" in capsys.readouterr().out
-    assert main(["evaluate", "robustness", str(tmp_path / "ss"), "--max-test", "40", "--num-steps", "2",
-                 "--epsilons", "0", "0.1", "--attacks", "latent", "--no-smoothness", "--consistency-steps", "0",
-                 "--fid-epochs", "0", "--output", str(tmp_path / "latent.json")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "robustness",
+                str(tmp_path / "ss"),
+                "--max-test",
+                "40",
+                "--num-steps",
+                "2",
+                "--epsilons",
+                "0",
+                "0.1",
+                "--attacks",
+                "latent",
+                "--no-smoothness",
+                "--consistency-steps",
+                "0",
+                "--fid-epochs",
+                "0",
+                "--output",
+                str(tmp_path / "latent.json"),
+            ]
+        )
+        == 0
+    )
     only = json.loads((tmp_path / "latent.json").read_text())
     assert set(only["probe"]["color"]) == {"clean", "latent"} and "smoothness" not in only
     assert "latent PGD-2" in capsys.readouterr().out
@@ -301,8 +368,17 @@ def test_cli_train_refine_and_evaluate(tmp_path, capsys):
 def test_benchmark_writes_table_and_figures(tmp_path):
     from vaekit.benchmarks.robustness import run_benchmark
 
-    report = run_benchmark(out_dir=tmp_path, rows=("VAE", "AVAE", "SE 5 steps, ε 0.1", "AVAE SS"), epsilons=(0, 0.1),
-                           num_steps=2, max_test=40, epochs=1, hidden=(16,), latent_dim=4, log=lambda _: None)
+    report = run_benchmark(
+        out_dir=tmp_path,
+        rows=("VAE", "AVAE", "SE 5 steps, ε 0.1", "AVAE SS"),
+        epsilons=(0, 0.1),
+        num_steps=2,
+        max_test=40,
+        epochs=1,
+        hidden=(16,),
+        latent_dim=4,
+        log=lambda _: None,
+    )
     assert list(report["table"]) == ["VAE", "AVAE", "SE 5 steps, ε 0.1", "AVAE SS"]
     assert report["table"]["VAE"][-3] == 1.0
     for name in ("results.json", "results.md", "accuracy_bars.png", "accuracy_vs_epsilon.png", "consistency.png"):
@@ -313,12 +389,22 @@ def test_benchmark_writes_table_and_figures(tmp_path):
 def test_study_trains_pairs_and_reuses_runs(tmp_path):
     from vaekit.benchmarks.robustness_study import run_study
 
-    kwargs = dict(out_dir=tmp_path, variants=("base", "ρ = 0.9", "2× epochs"), epsilons=(0, 0.1), num_steps=2, max_test=40,
-                  epochs=1, hidden=(16,), latent_dim=4)
+    kwargs = dict(
+        out_dir=tmp_path,
+        variants=("base", "ρ = 0.9", "2× epochs"),
+        epsilons=(0, 0.1),
+        num_steps=2,
+        max_test=40,
+        epochs=1,
+        hidden=(16,),
+        latent_dim=4,
+    )
     messages = []
     report = run_study(log=messages.append, **kwargs)
     assert [(r["variant"], r["model"], r["probe"]) for r in report["rows"][:2]] == [
-        ("base", "vae", "raw"), ("base", "vae", "standardised")]
+        ("base", "vae", "raw"),
+        ("base", "vae", "standardised"),
+    ]
     # the VAE ignores ρ (its base run is reused); "2× epochs" trains both models for twice the base epochs
     assert len(report["rows"]) == 12 and sum("training" in m for m in messages) == 5
     assert (tmp_path / "study.md").is_file()
@@ -329,9 +415,31 @@ def test_study_trains_pairs_and_reuses_runs(tmp_path):
 
 def test_evaluate_robustness_needs_labels(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((50, 1, 8, 8)).astype(np.float32))
-    assert main(["train", "--data", "array", "--path", str(tmp_path / "x.npy"), "--hidden", "8", "--latent-dim", "2",
-                 "--epochs", "1", "--eval-num-samples", "2", "--runs-dir", str(tmp_path), "--name", "r",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "array",
+                "--path",
+                str(tmp_path / "x.npy"),
+                "--hidden",
+                "8",
+                "--latent-dim",
+                "2",
+                "--epochs",
+                "1",
+                "--eval-num-samples",
+                "2",
+                "--runs-dir",
+                str(tmp_path),
+                "--name",
+                "r",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["evaluate", "robustness", str(tmp_path / "r")]) == 1
     assert "no labels" in capsys.readouterr().err

@@ -100,8 +100,9 @@ def test_figures_and_report_come_from_the_run_in_memory(tmp_path, monkeypatch):
         raise AssertionError("read back from disk")
 
     pages, render = [], report._render
-    monkeypatch.setattr(report, "_render", lambda template, **context: pages.append(context["run"]) or
-                        render(template, **context))
+    monkeypatch.setattr(
+        report, "_render", lambda template, **context: pages.append(context["run"]) or render(template, **context)
+    )
     for name in ("load_record", "load_config", "read_json", "read_json_lines"):
         monkeypatch.setattr(io, name, refused)
     summary = run.train(CONFIG, tmp_path / "a", progress=False, outputs=[write_outputs])

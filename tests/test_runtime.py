@@ -1,7 +1,6 @@
 """Run options on the CPU: mixed precision, channels-last, torch.compile, devices, and the
 DataLoader path for images read from disk with worker processes."""
 
-import functools
 import json
 
 import numpy as np
@@ -9,13 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from vaekit import Config, build_model, fit
-from vaekit.training import Checkpoint
-from vaekit import runtime
+from vaekit import Config, build_model, fit, runtime
 from vaekit.cli import main
 from vaekit.data.folder import ImageFolder
 from vaekit.data.splits import load_dataset
 from vaekit.options import RunOptions
+from vaekit.training import Checkpoint
 from vaekit.training.loop import data_loader
 
 TINY = Config.from_flat(epochs=1, batch_size=64, hidden=(16,), latent_dim=2)
@@ -71,8 +69,13 @@ def test_grad_scaler_state_is_checkpointed_and_resumed(digits, tmp_path):
     straight = build_model(config.model, digits.data_shape, seed=config.train.seed)
     fit(straight, digits.x, config, options=options)
     ckpt = tmp_path / "last.safetensors"
-    fit(build_model(config.model, digits.data_shape, seed=config.train.seed), digits.x, config.replace(epochs=1), hooks=[Checkpoint(ckpt)],
-        options=options)
+    fit(
+        build_model(config.model, digits.data_shape, seed=config.train.seed),
+        digits.x,
+        config.replace(epochs=1),
+        hooks=[Checkpoint(ckpt)],
+        options=options,
+    )
     resumed = build_model(config.model, digits.data_shape, seed=config.train.seed)
     fit(resumed, digits.x, config, hooks=[Checkpoint(ckpt)], resume_from=ckpt, options=options)
     from vaekit.io import read_safetensors
@@ -138,8 +141,16 @@ def test_fit_streams_an_image_folder_with_workers(tmp_path):
     """A Dataset read from disk: batched by fit through a DataLoader with a worker process."""
     _write_images(tmp_path / "faces", n=20)
     images = ImageFolder(tmp_path / "faces", "all", image_size=8)
-    config = Config.from_flat(epochs=2, batch_size=6, hidden=(16,), latent_dim=2, net="conv", channels=(4,),
-                    likelihood="gaussian", likelihood_scale=0.1)
+    config = Config.from_flat(
+        epochs=2,
+        batch_size=6,
+        hidden=(16,),
+        latent_dim=2,
+        net="conv",
+        channels=(4,),
+        likelihood="gaussian",
+        likelihood_scale=0.1,
+    )
     model = build_model(config.model, images.data_shape, seed=config.train.seed)
     history = fit(model, images, config, options=RunOptions(device="cpu", num_workers=1))
     assert len(history) == 2 and history[-1]["step"] == 2 * 4 and np.isfinite(history[-1]["train_loss"])
@@ -155,10 +166,36 @@ def test_fit_streams_an_image_folder_with_workers(tmp_path):
 def test_cli_trains_and_evaluates_an_image_folder(tmp_path, capsys):
     """``vaekit train --data image-folder --path DIR --num-workers 1`` streams the training images."""
     _write_images(tmp_path / "faces", n=30)
-    args = ["train", "--data", "image-folder", "--path", str(tmp_path / "faces"), "--image-size", "8",
-            "--net", "conv", "--channels", "4", "--hidden", "16", "--latent-dim", "2", "--epochs", "2",
-            "--eval-num-samples", "5", "--num-workers", "1", "--batch-size", "8", "--runs-dir", str(tmp_path / "runs"), "--name", "f",
-            "--no-progress"]
+    args = [
+        "train",
+        "--data",
+        "image-folder",
+        "--path",
+        str(tmp_path / "faces"),
+        "--image-size",
+        "8",
+        "--net",
+        "conv",
+        "--channels",
+        "4",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "2",
+        "--epochs",
+        "2",
+        "--eval-num-samples",
+        "5",
+        "--num-workers",
+        "1",
+        "--batch-size",
+        "8",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--name",
+        "f",
+        "--no-progress",
+    ]
     assert main(args) == 0, capsys.readouterr().err
     run = tmp_path / "runs" / "f"
     summary = json.loads((run / "summary.json").read_text())

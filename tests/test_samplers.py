@@ -1,11 +1,11 @@
 """Latent samplers (vaekit.evaluation.samplers): each fitted sampler recovers the distribution of
 known codes, the prior sampler is the model's prior, and ``vaekit sample --sampler`` runs them."""
 
-import contract
 import numpy as np
 import pytest
 import torch
 
+import contract
 from vaekit.evaluation.samplers import SAMPLERS, fit_sampler, generate, training_codes
 
 
@@ -38,8 +38,9 @@ def test_the_gmm_sampler_recovers_a_known_mixture():
     torch.testing.assert_close(torch.cov(z.T), torch.cov(codes.T), atol=0.06, rtol=0)
     assert (z[:, 0] > 0.5).float().mean().item() == pytest.approx(0.3, abs=0.02)
     # the same generator seed, the same draws
-    torch.testing.assert_close(sampler.sample(5, torch.Generator().manual_seed(3)),
-                               sampler.sample(5, torch.Generator().manual_seed(3)))
+    torch.testing.assert_close(
+        sampler.sample(5, torch.Generator().manual_seed(3)), sampler.sample(5, torch.Generator().manual_seed(3))
+    )
 
 
 def test_the_maf_learns_a_standard_normal_to_within_a_tenth_of_a_nat():
@@ -87,12 +88,34 @@ def test_bad_sampler_requests_are_refused():
 def test_cli_samples_with_each_sampler(tmp_path, capsys):
     from vaekit.cli import main
 
-    assert main(["train", "--model", "vae", "--epochs", "1", "--latent-dim", "2", "--hidden", "16",
-                 "--runs-dir", str(tmp_path), "--name", "run", "--no-progress", "--threads", "1",
-                 "--eval-num-samples", "4"]) in (0, None)
+    assert main(
+        [
+            "train",
+            "--model",
+            "vae",
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "16",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--no-progress",
+            "--threads",
+            "1",
+            "--eval-num-samples",
+            "4",
+        ]
+    ) in (0, None)
     run = tmp_path / "run"
     for name in ("normal", "gmm", "maf"):
-        assert main(["sample", str(run), "--sampler", name, "--n", "5", "--output", str(tmp_path / f"{name}.npy")]) in (0, None)
+        assert main(["sample", str(run), "--sampler", name, "--n", "5", "--output", str(tmp_path / f"{name}.npy")]) in (
+            0,
+            None,
+        )
         x = np.load(tmp_path / f"{name}.npy")
         assert x.shape == (5, 1, 8, 8) and np.isfinite(x).all()
     assert main(["sample", str(run), "--sampler", "nope"]) not in (0, None)

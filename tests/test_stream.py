@@ -20,8 +20,9 @@ def images(tmp_path):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_streamed_npy_trains_as_the_same_data_in_memory(images, workers):
     path, x = images
-    config = Config.from_flat(data="npy-stream", hidden=[16], latent_dim=2, epochs=2, batch_size=32,
-                              kl_diagnostic_points=0)
+    config = Config.from_flat(
+        data="npy-stream", hidden=[16], latent_dim=2, epochs=2, batch_size=32, kl_diagnostic_points=0
+    )
     stream = NpyStream(path, "all")
     assert stream.data_shape == (1, 8, 8) and stream.unit_interval and len(stream) == 300
     assert isinstance(stream.array, np.memmap)  # nothing read into memory up front
@@ -39,23 +40,61 @@ def test_a_streamed_npy_trains_as_the_same_data_in_memory(images, workers):
 
 def test_vaekit_train_streams_an_npy_file(images, tmp_path, capsys):
     path, _ = images
-    code = main(["train", "--data", "npy-stream", "--path", str(path), "--epochs", "1", "--hidden", "16",
-                 "--latent-dim", "2", "--eval-num-samples", "5", "--no-progress", "--num-workers", "1",
-                 "--runs-dir", str(tmp_path / "runs"), "--name", "s", "--kl-diagnostic-points", "0"])
+    code = main(
+        [
+            "train",
+            "--data",
+            "npy-stream",
+            "--path",
+            str(path),
+            "--epochs",
+            "1",
+            "--hidden",
+            "16",
+            "--latent-dim",
+            "2",
+            "--eval-num-samples",
+            "5",
+            "--no-progress",
+            "--num-workers",
+            "1",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--name",
+            "s",
+            "--kl-diagnostic-points",
+            "0",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "runs" / "s" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("array, message", [
-    (np.zeros((5, 4, 8, 8)), "shape (5, 4, 8, 8); expected (N, D) rows, (N, H, W) grey images or (N, C, H, W)"),
-    (np.zeros((1, 8)), "has 1 row(s); the 80/20 train/test split needs at least 2"),
-    (np.array([[0.0, np.nan], [1.0, 2.0]]), "row 0 holds NaN or Inf values"),
-    (np.zeros((5, 0)), "shape (5, 0)"),
-])
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros((5, 4, 8, 8)), "shape (5, 4, 8, 8); expected (N, D) rows, (N, H, W) grey images or (N, C, H, W)"),
+        (np.zeros((1, 8)), "has 1 row(s); the 80/20 train/test split needs at least 2"),
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), "row 0 holds NaN or Inf values"),
+        (np.zeros((5, 0)), "shape (5, 0)"),
+    ],
+)
 def test_bad_npy_stream_files_are_one_line(tmp_path, capsys, array, message):
     path = tmp_path / "bad.npy"
     np.save(path, array)
-    code = main(["train", "--data", "npy-stream", "--path", str(path), "--epochs", "1", "--runs-dir",
-                 str(tmp_path / "runs"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data",
+            "npy-stream",
+            "--path",
+            str(path),
+            "--epochs",
+            "1",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and message in err[0] and str(path) in err[0], err

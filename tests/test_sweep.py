@@ -9,13 +9,20 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vaekit.cli import main
 from vaekit.benchmarks.sweeps import engine as sweep_mod
 from vaekit.benchmarks.sweeps.results import aggregate, summarize
 from vaekit.benchmarks.sweeps.spec import SweepSpec, from_dict, grid_arms, parse_assignments
+from vaekit.cli import main
 
-TINY = {"data": "digits", "epochs": 1, "hidden": [16], "latent_dim": 2, "eval_num_samples": 2,
-        "kl_diagnostic_points": 0, "batch_size": 256}
+TINY = {
+    "data": "digits",
+    "epochs": 1,
+    "hidden": [16],
+    "latent_dim": 2,
+    "eval_num_samples": 2,
+    "kl_diagnostic_points": 0,
+    "batch_size": 256,
+}
 
 
 def _spec(n_arms=2, seeds=(0, 1)):
@@ -25,6 +32,7 @@ def _spec(n_arms=2, seeds=(0, 1)):
 
 def _logging_runner(log_path, die_on=None, sleep=0.3):
     """A point runner that appends '<pid> <key>' to a log; on ``die_on`` the process dies (a kill)."""
+
     def run(point, out_dir, evaluate):
         with open(log_path, "a") as f:
             f.write(f"{os.getpid()} {point.key}\n")
@@ -32,12 +40,21 @@ def _logging_runner(log_path, die_on=None, sleep=0.3):
             os._exit(1)  # no clean-up, no tell: the trial stays RUNNING with a stale heartbeat
         time.sleep(sleep)
         return {"value": float(point.seed)}
+
     return run
 
 
 def _work(spec_dict, out, log_path, die_on=None):
-    sweep_mod.work_grid(SweepSpec(**spec_dict), out, None, None, heartbeat_interval=1, grace_period=2,
-                        runner=_logging_runner(log_path, die_on), log=lambda *_: None)
+    sweep_mod.work_grid(
+        SweepSpec(**spec_dict),
+        out,
+        None,
+        None,
+        heartbeat_interval=1,
+        grace_period=2,
+        runner=_logging_runner(log_path, die_on),
+        log=lambda *_: None,
+    )
 
 
 def _trials(out):
@@ -122,8 +139,9 @@ def test_grid_flags_and_sweep_file():
     grid = parse_assignments(["model=vae,avae", "noise_std=0,0.2", "hidden=[32,32]"])
     assert grid == {"model": ["vae", "avae"], "noise_std": [0, 0.2], "hidden": [[32, 32]]}
     assert len(grid_arms(grid)) == 4
-    spec = from_dict({"base": TINY, "grid": {"model": ["vae", "ae"]}, "arms": {"wide": {"hidden": [64]}},
-                      "seeds": [3, 4]})
+    spec = from_dict(
+        {"base": TINY, "grid": {"model": ["vae", "ae"]}, "arms": {"wide": {"hidden": [64]}}, "seeds": [3, 4]}
+    )
     assert [p.key for p in spec.points()][:3] == ["model-vae-seed3", "model-ae-seed3", "wide-seed3"]
     with pytest.raises(ValueError, match="not a setting"):
         parse_assignments(["modle=vae"])
@@ -153,8 +171,22 @@ def test_cli_sweep_end_to_end_report(tmp_path, capsys):
 
 def test_search_mode_runs_optuna_sampler(tmp_path):
     sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-    code = main(["sweep", "--search", "random", "--search-space", "lr=float:1e-3:1e-2:log", "--n-trials", "2",
-                 "--metric", "test.elbo", *sets, "--out", str(tmp_path / "s")])
+    code = main(
+        [
+            "sweep",
+            "--search",
+            "random",
+            "--search-space",
+            "lr=float:1e-3:1e-2:log",
+            "--n-trials",
+            "2",
+            "--metric",
+            "test.elbo",
+            *sets,
+            "--out",
+            str(tmp_path / "s"),
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "s" / "sweep-report.json").read_text())
     assert report["states"]["COMPLETE"] == 2 and report["best"]["value"] is not None
@@ -186,7 +218,9 @@ def _one_error_line(capsys) -> str:
     return err[0]
 
 
-@pytest.mark.parametrize("argv", [["--grid", "seed=1,2"], ["--set", "seed=3"], ["--grid", "lr=0.001", "--set", "seed=1"]])
+@pytest.mark.parametrize(
+    "argv", [["--grid", "seed=1,2"], ["--set", "seed=3"], ["--grid", "lr=0.001", "--set", "seed=1"]]
+)
 def test_seed_in_grid_or_set_is_refused_pointing_to_seeds(tmp_path, capsys, argv):
     assert main(["sweep", *argv, *SETS, "--out", str(tmp_path / "s")]) == 1
     assert "--seeds" in _one_error_line(capsys)
@@ -226,8 +260,9 @@ def test_jobs_above_the_cores_are_clamped_with_a_line(monkeypatch):
 
     with tempfile.TemporaryDirectory() as out:
         sweep_mod.run_sweep(_spec(1, (0,)), out, jobs=64, log=lines.append)
-    assert lines == ["--jobs 64 is more than the 1 CPU core(s) this process may use; running 1 worker(s), "
-                     "one point per core"]
+    assert lines == [
+        "--jobs 64 is more than the 1 CPU core(s) this process may use; running 1 worker(s), one point per core"
+    ]
     assert 1 <= sweep_mod.max_jobs() <= (os.cpu_count() or 1)
 
 
@@ -235,8 +270,9 @@ def test_trust_code_reaches_the_workers_and_a_rerun_retries_failed_points(tmp_pa
     out = tmp_path / "s"
     argv = ["sweep", "--grid", "lr=0.001,0.002", ENCODER, *SETS, "--out", str(out)]
     assert main(argv) == 1  # custom code without trust: both points fail (before any training)
-    assert "2 of 2 sweep point(s) failed" in _one_error_line(capsys) and "CodeNotTrusted" in \
-        json.dumps(json.loads((out / "sweep-report.json").read_text())["failures"])
+    assert "2 of 2 sweep point(s) failed" in _one_error_line(capsys) and "CodeNotTrusted" in json.dumps(
+        json.loads((out / "sweep-report.json").read_text())["failures"]
+    )
     monkeypatch.setattr(sweep_mod, "max_jobs", lambda: 2)  # two worker processes even on a 1-core runner
     assert main([*argv, "--jobs", "2", "--trust-code"]) == 0  # the same sweep again: failed points retried
     assert "retrying 2 point(s)" in capsys.readouterr().out
@@ -260,17 +296,20 @@ def test_a_rerun_of_a_failed_point_claimed_twice_runs_it_once(tmp_path):
     assert sweep_mod.claimed_before(study, storage, second, key) == storage.get_trial(first).number
 
 
-@pytest.mark.parametrize("url,secret", [
-    ("postgresql://user:s3cr3tpw@localhost:1/db", "s3cr3tpw"),
-    ("mysql+pymysql://u:s3cr3tpw@127.0.0.1:1/db", "s3cr3tpw"),
-    ("postgresql://user:s3cr3tpw@host:notaport/db", "s3cr3tpw"),
-    ("user:s3cr3tpw@host", "s3cr3tpw"),  # not a URL SQLAlchemy can parse
-    ("postgresql://u@localhost:1/db?password=s3cr3tpw&sslmode=require", "s3cr3tpw"),
-    ("postgresql://user:p%40ss%2Fw0rd@localhost:1/db", "p@ss/w0rd"),
-])
+@pytest.mark.parametrize(
+    "url,secret",
+    [
+        ("postgresql://user:s3cr3tpw@localhost:1/db", "s3cr3tpw"),
+        ("mysql+pymysql://u:s3cr3tpw@127.0.0.1:1/db", "s3cr3tpw"),
+        ("postgresql://user:s3cr3tpw@host:notaport/db", "s3cr3tpw"),
+        ("user:s3cr3tpw@host", "s3cr3tpw"),  # not a URL SQLAlchemy can parse
+        ("postgresql://u@localhost:1/db?password=s3cr3tpw&sslmode=require", "s3cr3tpw"),
+        ("postgresql://user:p%40ss%2Fw0rd@localhost:1/db", "p@ss/w0rd"),
+    ],
+)
 def test_a_storage_password_is_never_printed(tmp_path, capsys, url, secret):
-    from vaekit.cli.sweep import SweepArgs, sweep_command
     from vaekit.benchmarks.sweeps.storage import hide_password, scrub
+    from vaekit.cli.sweep import SweepArgs, sweep_command
 
     assert main(["sweep", *SETS, "--storage", url, "--out", str(tmp_path / "s")]) == 1
     line = _one_error_line(capsys)
@@ -311,7 +350,7 @@ def test_a_damaged_sweep_db_is_one_line_saying_to_move_it_away(tmp_path, capsys,
     if damage == "garbage":
         db.write_bytes(np.random.default_rng(0).bytes(5000))
     else:
-        db.write_bytes(db.read_bytes()[:db.stat().st_size // 3])
+        db.write_bytes(db.read_bytes()[: db.stat().st_size // 3])
     assert main(["sweep", *SETS, "--out", str(out)]) == 1
     line = _one_error_line(capsys)
     assert f"{db} is not a readable sweep database" in line and f"mv {db} {db}.broken" in line

@@ -6,9 +6,8 @@ import json
 import pytest
 import torch
 
-from vaekit import Config, build_model, fit
+from vaekit import Config, build_model, fit, runtime
 from vaekit.cli import main
-from vaekit import runtime
 from vaekit.options import RunOptions
 from vaekit.runtime import choose_threads, idle_cores
 
@@ -78,8 +77,17 @@ def test_train_records_threads_and_logs_progress_lines(tmp_path, capsys, monkeyp
     """``vaekit train > log.txt 2>&1``: stderr is not a terminal, so progress comes as plain lines;
     the run records the thread choice; --quiet silences progress."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    common = ["train", "--epochs", "2", "--runs-dir", str(tmp_path), "--eval-num-samples", "10",
-              "--kl-diagnostic-points", "0"]
+    common = [
+        "train",
+        "--epochs",
+        "2",
+        "--runs-dir",
+        str(tmp_path),
+        "--eval-num-samples",
+        "10",
+        "--kl-diagnostic-points",
+        "0",
+    ]
     assert main(common + ["--name", "a", "--threads", "1"]) == 0
     err = capsys.readouterr().err
     assert "train: epoch 1/2 loss" in err and "train: epoch 2/2" in err and " elbo " in err

@@ -15,10 +15,10 @@ from vaekit import io
 from vaekit._version import __version__
 from vaekit.cli import main
 from vaekit.config import Config
-from vaekit.reporting import tracking
-from vaekit.reporting.tracking import STATE, Logger, numeric_items, param_value
 from vaekit.io import RunFolder
+from vaekit.reporting import tracking
 from vaekit.reporting.outputs import write_outputs
+from vaekit.reporting.tracking import STATE, Logger, numeric_items, param_value
 from vaekit.run import train
 
 
@@ -26,9 +26,18 @@ def train_tracked(config, folder, logger):
     """A run as ``vaekit train --logger LOGGER`` makes it: the tracker, figures and report."""
     return train(config, folder, progress=False, tracker=tracking.build_logger(logger), outputs=[write_outputs])
 
+
 CONFIG = Config.from_flat(latent_dim=2, hidden=(16,), epochs=2, eval_num_samples=5)
-FILES = {"report.html", "summary.json", "model.safetensors", "config.json", "metrics.jsonl", "loss_curves.png",
-         "samples.png", "reconstructions.png"}
+FILES = {
+    "report.html",
+    "summary.json",
+    "model.safetensors",
+    "config.json",
+    "metrics.jsonl",
+    "loss_curves.png",
+    "samples.png",
+    "reconstructions.png",
+}
 
 
 def jsonl(run_dir) -> list[dict]:
@@ -83,8 +92,12 @@ def test_mlflow_run_read_back_matches_the_run_folder(mlflow_runs, monkeypatch):
     # parameters: the whole config, as saved in config.json, under the flat names (the flags)
     saved = io.load_config(run_dir).to_flat()
     assert run.data.params == {k: param_value(v) for k, v in saved.items()} and "latent_dim" in saved
-    assert {"model": "vae", "data": "digits", "vaekit_version": __version__, "data_shape": "[1, 8, 8]"}.items() \
-        <= run.data.tags.items()
+    assert {
+        "model": "vae",
+        "data": "digits",
+        "vaekit_version": __version__,
+        "data_shape": "[1, 8, 8]",
+    }.items() <= run.data.tags.items()
     # metrics: every numeric entry of every epoch of metrics.jsonl, step = epoch, exact values
     expected = expected_series(jsonl(run_dir))
     assert {"train_loss", "val_elbo", "val_kl_per_dim/1", "beta"} <= set(expected)
@@ -128,9 +141,26 @@ def test_mlflow_resume_continues_the_same_run(mlflow_runs, monkeypatch):
 def test_mlflow_cli_honours_the_tracking_uri(mlflow_runs, tmp_path, monkeypatch, capsys):
     """MLFLOW_TRACKING_URI wins over the embedded store: the run lands in the store it names."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_runs.resolve() / 'mlflow.db'}")
-    code = main(["train", "--runs-dir", str(tmp_path / "elsewhere"), "--name", "env", "--epochs", "1",
-                     "--latent-dim", "2", "--hidden", "16", "--eval-num-samples", "5", "--no-progress",
-                     "--logger", "mlflow"])
+    code = main(
+        [
+            "train",
+            "--runs-dir",
+            str(tmp_path / "elsewhere"),
+            "--name",
+            "env",
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "16",
+            "--eval-num-samples",
+            "5",
+            "--no-progress",
+            "--logger",
+            "mlflow",
+        ]
+    )
     assert code == 0
     assert "tracked: logger mlflow" in capsys.readouterr().out
     assert not (tmp_path / "elsewhere" / "mlflow.db").exists()
@@ -156,13 +186,13 @@ def wandb_records(path):
         if left < 7:  # a block's tail too short for a record header is padding
             pos += left
             continue
-        _, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
+        _, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
         if length == 0 and kind == 0:
             pos += left
             continue
         if pos + 7 + length > len(raw):  # still being written
             return
-        pieces += raw[pos + 7:pos + 7 + length]
+        pieces += raw[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):
             record = pb.Record()
@@ -191,7 +221,9 @@ def wandb_history(run_dir) -> tuple[dict[str, list[tuple[int, float]]], dict, li
             records.append(record)
             kind = record.WhichOneof("record_type")
             if kind == "history":
-                row = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+                row = {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item
+                }
                 for key, value in row.items():
                     if not key.startswith("_"):
                         series.setdefault(key, []).append((row["_step"], float(value)))
@@ -280,8 +312,10 @@ def test_a_logger_instance_from_the_api(tmp_path):
 
 
 def test_trackers_are_imported_only_when_chosen():
-    code = ("import sys, vaekit, vaekit.cli, vaekit.run, vaekit.reporting.outputs, vaekit.benchmarks.sweeps.engine, vaekit.reporting.mlflow_logger, vaekit.reporting.wandb_logger; "
-            "print(sorted(m for m in ('mlflow', 'wandb') if m in sys.modules))")
+    code = (
+        "import sys, vaekit, vaekit.cli, vaekit.run, vaekit.reporting.outputs, vaekit.benchmarks.sweeps.engine, vaekit.reporting.mlflow_logger, vaekit.reporting.wandb_logger; "
+        "print(sorted(m for m in ('mlflow', 'wandb') if m in sys.modules))"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

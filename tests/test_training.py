@@ -9,11 +9,11 @@ import torch
 
 import vaekit
 from vaekit import data, io
-from vaekit.evaluation.kl import KLDiagnostics
-from vaekit.training import Checkpoint
 from vaekit.config import Config
+from vaekit.evaluation.kl import KLDiagnostics
 from vaekit.models import build_model
 from vaekit.objectives import ELBO, BetaTC, build_objective, elbo_terms
+from vaekit.training import Checkpoint
 from vaekit.training.checkpoint import load_checkpoint
 from vaekit.training.loop import TrainingDiverged, build_optimizer, fit, optimizer_kind, validate, warmup_at
 
@@ -136,7 +136,7 @@ def test_beta_vae_trains_exactly_as_a_hand_written_loop_on_elbo_terms(digits):
     for epoch in range(t.epochs):
         order, total, seen = torch.randperm(len(x), generator=shuffle), 0.0, 0
         for start in range(0, len(x), t.batch_size):
-            xb = x[order[start:start + t.batch_size]]
+            xb = x[order[start : start + t.batch_size]]
             w = min(1.0, (epoch + seen / len(x)) / t.warmup_epochs)
             terms = elbo_terms(reference, xb)
             loss = -(terms["reconstruction"] - t.beta * w * terms["kl"]).mean()

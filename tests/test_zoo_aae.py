@@ -1,11 +1,11 @@
 """Adversarial AE (Makhzani et al. 2016): the one-optimizer split of its three terms, its options,
 and that the adversarial regulariser pulls the codes to N(0, I) on the digits."""
 
-import contract
 import pytest
 import torch
 import torch.nn.functional as F
 
+import contract
 from vaekit.config import Config
 from vaekit.objectives import build_objective
 from vaekit.objectives.adversarial import AdversarialLoss
@@ -57,8 +57,16 @@ def test_the_adversary_pulls_the_codes_to_the_prior_on_the_digits():
     train, test = datasets.load("digits").x, datasets.load("digits", split="test").x
     mmd = {}
     for name in ("ae", "aae"):
-        config = Config.from_flat(model=name, latent_dim=4, hidden=(64,), epochs=8, batch_size=64, seed=0,
-                                  likelihood="gaussian", likelihood_scale=0.3)
+        config = Config.from_flat(
+            model=name,
+            latent_dim=4,
+            hidden=(64,),
+            epochs=8,
+            batch_size=64,
+            seed=0,
+            likelihood="gaussian",
+            likelihood_scale=0.3,
+        )
         model = build_model(config.model, train.shape[1:], seed=0)
         fit(model, train, config)
         model.eval()

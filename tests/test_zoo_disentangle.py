@@ -4,11 +4,11 @@ the one-optimizer split (each loss term reaches only its own parameters)."""
 
 import math
 
-import contract
 import numpy as np
 import pytest
 import torch
 
+import contract
 from vaekit.config import Config
 from vaekit.objectives import build_objective
 from vaekit.objectives.dip import DIP, aggregate_covariance, moment_penalty
@@ -31,8 +31,9 @@ def test_dip_covariances_are_numpys_and_the_penalty_is_eq_6():
 def test_dip_options_and_loss():
     assert build_objective(Config.from_flat(model="dip-vae-i")) == DIP(10.0, 100.0, "i", 1.0)
     assert build_objective(Config.from_flat(model="dip-vae-ii")) == DIP(10.0, 10.0, "ii", 1.0)
-    assert build_objective(Config.from_flat(model="dip-vae-i", options={"lambda_od": 2.0, "lambda_d": 3.0})) == \
-        DIP(2.0, 3.0, "i", 1.0)
+    assert build_objective(Config.from_flat(model="dip-vae-i", options={"lambda_od": 2.0, "lambda_d": 3.0})) == DIP(
+        2.0, 3.0, "i", 1.0
+    )
     model, shape, _ = contract.make("dip-vae-i", ("bernoulli", 1.0), "mlp")
     x = contract.batch(shape, n=8)
     torch.manual_seed(0)
@@ -90,8 +91,11 @@ def test_each_factorvae_term_reaches_only_its_own_parameters():
     torch.manual_seed(0)
     q = model.encode(x)
     z = q.rsample()
-    vae_part = (torch.distributions.kl_divergence(q, model.prior()) - model.decode(z).log_prob(x)
-                + 50.0 * model.tc_logits(z, detach_discriminator=True)).mean()
+    vae_part = (
+        torch.distributions.kl_divergence(q, model.prior())
+        - model.decode(z).log_prob(x)
+        + 50.0 * model.tc_logits(z, detach_discriminator=True)
+    ).mean()
     alone = grads(model, vae_part)
     for k, g in alone.items():
         if k.startswith("discriminator."):
@@ -104,12 +108,17 @@ def test_factorvae_options_and_the_disentanglement_benchmark_lists_both():
     from vaekit.benchmarks.disentanglement import MODELS as BENCHMARK
     from vaekit.models import build_model
 
-    assert build_objective(Config.from_flat(model="factorvae", options={"gamma": 35.0}, beta=2.0)) == FactorLoss(35.0, 2.0)
+    assert build_objective(Config.from_flat(model="factorvae", options={"gamma": 35.0}, beta=2.0)) == FactorLoss(
+        35.0, 2.0
+    )
     for options in ({"gamma": -1.0}, {"disc_hidden": []}):
         with pytest.raises(ValueError):
             build_model(Config.from_flat(model="factorvae", options=options, latent_dim=2, hidden=(8,)).model, (5,))
-    assert {BENCHMARK[k]["model"] for k in ("factor-vae", "dip-vae-i", "dip-vae-ii")} == {"factorvae", "dip-vae-i",
-                                                                                          "dip-vae-ii"}
+    assert {BENCHMARK[k]["model"] for k in ("factor-vae", "dip-vae-i", "dip-vae-ii")} == {
+        "factorvae",
+        "dip-vae-i",
+        "dip-vae-ii",
+    }
 
 
 @pytest.mark.parametrize("name", ["factorvae", "dip-vae-ii"])
@@ -118,8 +127,27 @@ def test_trains_from_the_cli_on_the_digits(tmp_path, name):
 
     from vaekit.cli import main
 
-    assert main(["train", "--model", name, "--epochs", "1", "--latent-dim", "3", "--hidden", "32",
-                 "--eval-num-samples", "8", "--runs-dir", str(tmp_path), "--name", "run", "--no-progress",
-                 "--threads", "1"]) in (0, None)
+    assert main(
+        [
+            "train",
+            "--model",
+            name,
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "3",
+            "--hidden",
+            "32",
+            "--eval-num-samples",
+            "8",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    ) in (0, None)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert math.isfinite(summary["test"]["log_likelihood"])

@@ -6,10 +6,10 @@ trains from the CLI."""
 import json
 import math
 
-import contract
 import pytest
 import torch
 
+import contract
 from vaekit.config import Config
 from vaekit.models import build_model
 from vaekit.models.flow_posterior import FlowPosterior
@@ -18,8 +18,9 @@ FLOWS = ["planar-flow", "radial-flow", "iaf"]
 
 
 def model(name, latent_dim=3, seed=0, num_flows=3):
-    config = Config.from_flat(model=name, latent_dim=latent_dim, hidden=(16,), seed=seed, binarize="none",
-                              options={"num_flows": num_flows})
+    config = Config.from_flat(
+        model=name, latent_dim=latent_dim, hidden=(16,), seed=seed, binarize="none", options={"num_flows": num_flows}
+    )
     m = build_model(config.model, (1, 8, 8), seed=seed).double()
     with torch.no_grad():  # move the flows away from their near-identity start
         for p in m.flows.parameters():
@@ -36,6 +37,7 @@ def test_log_prob_is_the_change_of_variables_formula(name):
     torch.manual_seed(0)
     z0 = q.loc + q.scale * torch.randn_like(q.loc)
     for i in range(2):
+
         def push(v, i=i):
             z = v
             for t in q.transforms:
@@ -93,9 +95,30 @@ def test_it_trains_from_the_cli(name, tmp_path):
     from vaekit import io
     from vaekit.cli import main
 
-    code = main(["train", "--model", name, "--epochs", "1", "--latent-dim", "2", "--hidden", "16",
-                 "--options", '{"num_flows": 2, "iaf_hidden": 8}', "--eval-num-samples", "8",
-                 "--runs-dir", str(tmp_path), "--name", "run", "--no-progress", "--threads", "1"])
+    code = main(
+        [
+            "train",
+            "--model",
+            name,
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "16",
+            "--options",
+            '{"num_flows": 2, "iaf_hidden": 8}',
+            "--eval-num-samples",
+            "8",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code in (0, None)
     assert len(io.load(tmp_path / "run").flows) == 2
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

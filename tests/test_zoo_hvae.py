@@ -6,9 +6,9 @@ ELBO; the bound lies below the IS log-likelihood; it trains from the CLI."""
 import json
 import math
 
-import contract
 import torch
 
+import contract
 from vaekit.config import Config
 from vaekit.evaluation import log_likelihood
 from vaekit.models import build_model
@@ -16,8 +16,14 @@ from vaekit.objectives import HVAEBound, elbo
 
 
 def model(seed=0, **options):
-    config = Config.from_flat(model="hvae", latent_dim=3, hidden=(16,), seed=seed, binarize="none",
-                              options={"num_leapfrog": 4, "step_size": 0.2, **options})
+    config = Config.from_flat(
+        model="hvae",
+        latent_dim=3,
+        hidden=(16,),
+        seed=seed,
+        binarize="none",
+        options={"num_leapfrog": 4, "step_size": 0.2, **options},
+    )
     return build_model(config.model, (1, 8, 8), seed=seed).double()
 
 
@@ -70,9 +76,30 @@ def test_it_trains_from_the_cli(tmp_path):
     from vaekit import io
     from vaekit.cli import main
 
-    code = main(["train", "--model", "hvae", "--epochs", "1", "--latent-dim", "2", "--hidden", "16",
-                 "--options", '{"num_leapfrog": 2}', "--eval-num-samples", "8",
-                 "--runs-dir", str(tmp_path), "--name", "run", "--no-progress", "--threads", "1"])
+    code = main(
+        [
+            "train",
+            "--model",
+            "hvae",
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "16",
+            "--options",
+            '{"num_leapfrog": 2}',
+            "--eval-num-samples",
+            "8",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code in (0, None)
     assert io.load(tmp_path / "run").num_leapfrog == 2
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

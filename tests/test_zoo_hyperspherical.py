@@ -59,9 +59,28 @@ def test_it_trains_from_the_cli(tmp_path):
     from vaekit import io
     from vaekit.cli import main
 
-    code = main(["train", "--model", "hyperspherical", "--epochs", "1", "--latent-dim", "3", "--hidden", "16",
-                 "--eval-num-samples", "8", "--runs-dir", str(tmp_path), "--name", "run", "--no-progress",
-                 "--threads", "1"])
+    code = main(
+        [
+            "train",
+            "--model",
+            "hyperspherical",
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "3",
+            "--hidden",
+            "16",
+            "--eval-num-samples",
+            "8",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code in (0, None)
     model = io.load(tmp_path / "run")
     assert model.encode(torch.rand(2, 1, 8, 8)).rsample().norm(dim=-1).allclose(torch.ones(2))

@@ -5,10 +5,10 @@ log-likelihood agrees with log p(x) by quadrature over (z1, z2); it trains from 
 import json
 import math
 
-import contract
 import pytest
 import torch
 
+import contract
 from vaekit.evaluation import log_likelihood
 from vaekit.models.ladder import LadderPosterior, LadderPrior, merge
 
@@ -34,7 +34,9 @@ def test_the_merge_is_the_normalised_product_of_the_two_gaussians():
     scale_a, scale_b = torch.rand(5, generator=g) + 0.2, torch.rand(5, generator=g) + 0.2
     loc, scale = merge(loc_a, scale_a, loc_b, scale_b)
     z = torch.linspace(-10, 10, 20001).unsqueeze(-1)
-    product = torch.distributions.Normal(loc_a, scale_a).log_prob(z) + torch.distributions.Normal(loc_b, scale_b).log_prob(z)
+    product = torch.distributions.Normal(loc_a, scale_a).log_prob(z) + torch.distributions.Normal(
+        loc_b, scale_b
+    ).log_prob(z)
     density = (product - torch.logsumexp(product, 0) - math.log(z[1, 0] - z[0, 0])).exp()
     mean = (density * z).sum(0) * (z[1, 0] - z[0, 0])
     var = (density * (z - mean) ** 2).sum(0) * (z[1, 0] - z[0, 0])
@@ -85,9 +87,30 @@ def test_it_trains_from_the_cli(tmp_path):
     from vaekit import io
     from vaekit.cli import main
 
-    code = main(["train", "--model", "ladder", "--epochs", "1", "--latent-dim", "4", "--hidden", "16",
-                 "--options", '{"top_dim": 2, "hidden_top": 8}', "--eval-num-samples", "8",
-                 "--runs-dir", str(tmp_path), "--name", "run", "--no-progress", "--threads", "1"])
+    code = main(
+        [
+            "train",
+            "--model",
+            "ladder",
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "4",
+            "--hidden",
+            "16",
+            "--options",
+            '{"top_dim": 2, "hidden_top": 8}',
+            "--eval-num-samples",
+            "8",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code in (0, None)
     model = io.load(tmp_path / "run")
     assert (model.top_dim, model.bottom_dim) == (2, 2)

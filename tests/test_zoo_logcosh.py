@@ -3,10 +3,10 @@ log-cosh loss plus constants, and the IS log-likelihood goes through the model's
 
 import math
 
-import contract
 import pytest
 import torch
 
+import contract
 from vaekit.models.logcosh import LogCosh, log_cosh
 
 

@@ -3,11 +3,11 @@ exact Jacobian norm of a linear decoder, and training + ex-post GMM sampling fro
 
 import json
 
-import contract
 import numpy as np
 import pytest
 import torch
 
+import contract
 from vaekit.config import Config
 from vaekit.objectives import build_objective
 from vaekit.objectives.rae_terms import RAELoss, decoder_l2, jacobian_norm
@@ -50,7 +50,8 @@ def test_the_rae_loss_is_reconstruction_plus_code_plus_decoder_penalty():
     out = RAELoss(0.5, 0.1, "l2")(model, x)
     z = model.encode(x).mean
     expected = (0.25 * z.square().sum(-1) - model.decode(z).log_prob(x)).mean() + 0.1 * sum(
-        p.square().sum() for p in model.decoder.parameters())
+        p.square().sum() for p in model.decoder.parameters()
+    )
     torch.testing.assert_close(out.loss, expected)
     torch.testing.assert_close(decoder_l2(model), sum(p.square().sum() for p in model.decoder.parameters()))
     with pytest.raises(ValueError, match="regulariser"):
@@ -69,8 +70,26 @@ def test_rae_gp_trains_from_the_cli_and_samples_from_its_ex_post_mixture(tmp_pat
     from vaekit import io
     from vaekit.cli import main
 
-    code = main(["train", "--model", "rae-gp", "--epochs", "2", "--latent-dim", "3", "--hidden", "32",
-                 "--runs-dir", str(tmp_path), "--name", "run", "--no-progress", "--threads", "1"])
+    code = main(
+        [
+            "train",
+            "--model",
+            "rae-gp",
+            "--epochs",
+            "2",
+            "--latent-dim",
+            "3",
+            "--hidden",
+            "32",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code in (0, None)
     run = tmp_path / "run"
     model = io.load(run)

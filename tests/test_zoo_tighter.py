@@ -4,10 +4,10 @@ of draws, and training from the CLI."""
 
 import json
 
-import contract
 import pytest
 import torch
 
+import contract
 from vaekit.objectives import IWAE, log_weights
 from vaekit.objectives.terms import forward
 from vaekit.objectives.tighter import TighterBound, ciwae_bound, miwae_bound
@@ -52,8 +52,12 @@ def test_the_bounds_order_on_one_set_of_draws():
     iwae = torch.logsumexp(log_w, 0) - torch.log(torch.tensor(12.0))
     assert (elbo <= miwae + 1e-6).all() and (miwae <= iwae + 1e-6).all()
     # group m is draws m*K .. m*K + K - 1
-    torch.testing.assert_close(miwae, torch.stack([torch.logsumexp(log_w[4 * m:4 * m + 4], 0) - torch.log(torch.tensor(4.0))
-                                                   for m in range(3)]).mean(0))
+    torch.testing.assert_close(
+        miwae,
+        torch.stack(
+            [torch.logsumexp(log_w[4 * m : 4 * m + 4], 0) - torch.log(torch.tensor(4.0)) for m in range(3)]
+        ).mean(0),
+    )
     mid = ciwae_bound(log_w, 0.25)
     torch.testing.assert_close(mid, 0.25 * elbo + 0.75 * iwae)
 
@@ -94,9 +98,30 @@ def test_it_trains_from_the_cli(name, tmp_path):
     from vaekit import io
     from vaekit.cli import main
 
-    code = main(["train", "--model", name, "--epochs", "1", "--latent-dim", "2", "--hidden", "16",
-                 "--options", '{"num_bounds": 2, "num_particles": 3}', "--eval-num-samples", "8",
-                 "--runs-dir", str(tmp_path), "--name", "run", "--no-progress", "--threads", "1"])
+    code = main(
+        [
+            "train",
+            "--model",
+            name,
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "16",
+            "--options",
+            '{"num_bounds": 2, "num_particles": 3}',
+            "--eval-num-samples",
+            "8",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code in (0, None)
     model = io.load(tmp_path / "run")
     assert (model.num_bounds, model.num_particles) == (2, 3)

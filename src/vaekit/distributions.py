@@ -12,8 +12,15 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import (Distribution, Independent, MixtureSameFamily, Normal, constraints, kl_divergence,
-                                 register_kl)
+from torch.distributions import (
+    Distribution,
+    Independent,
+    MixtureSameFamily,
+    Normal,
+    constraints,
+    kl_divergence,
+    register_kl,
+)
 from torch.distributions.kl import _kl_independent_independent
 
 #: Smallest learned Gaussian scale, so a learned-variance likelihood cannot collapse onto a pixel.
@@ -39,8 +46,13 @@ def _as_independent(dist: Independent, base: Distribution, event_ndim: int) -> I
     least ``event_ndim`` batch dimensions, without the constructor's checks."""
     shape = base.batch_shape
     cut = len(shape) - event_ndim
-    dist.__dict__.update(base_dist=base, reinterpreted_batch_ndims=event_ndim, _batch_shape=shape[:cut],
-                         _event_shape=shape[cut:], _validate_args=False)
+    dist.__dict__.update(
+        base_dist=base,
+        reinterpreted_batch_ndims=event_ndim,
+        _batch_shape=shape[:cut],
+        _event_shape=shape[cut:],
+        _validate_args=False,
+    )
     return dist
 
 
@@ -74,7 +86,7 @@ class IndependentBernoulli(Independent):
             cross_entropy = cross_entropy.flatten(-self.reinterpreted_batch_ndims)
         return -cross_entropy.sum(-1)
 
-    def expand(self, batch_shape, _instance=None) -> "IndependentBernoulli":
+    def expand(self, batch_shape, _instance=None) -> IndependentBernoulli:
         """The same Bernoulli variables with batch shape ``batch_shape`` (a view of the logits)."""
         shape = torch.Size(batch_shape) + self.event_shape
         return IndependentBernoulli(self.base_dist.logits.expand(shape), self.reinterpreted_batch_ndims)
@@ -101,8 +113,10 @@ class Likelihood(nn.Module):
     def check_support(self, x: torch.Tensor) -> None:
         """Raise ValueError if ``x`` holds NaN/Inf, or values outside [0, 1] for a Bernoulli head."""
         if not torch.isfinite(x).all():
-            raise ValueError(f"data holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s) of {x.numel()}; "
-                             "remove or impute them first")
+            raise ValueError(
+                f"data holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s) of {x.numel()}; "
+                "remove or impute them first"
+            )
         if self.unit_interval and (x.min() < 0 or x.max() > 1):
             raise ValueError(
                 f"the {self.name} likelihood needs data in [0, 1], got values in "
@@ -174,7 +188,9 @@ class Gaussian(Likelihood):
             ``data_shape``.
     """
 
-    def __init__(self, scale: float | str = 1.0, data_shape=None, mean_activation: str = "identity", event_ndim: int = 1):
+    def __init__(
+        self, scale: float | str = 1.0, data_shape=None, mean_activation: str = "identity", event_ndim: int = 1
+    ):
         super().__init__()
         if mean_activation not in ("identity", "sigmoid"):
             raise ValueError(f"mean_activation must be 'identity' or 'sigmoid', got {mean_activation!r}")
@@ -265,7 +281,7 @@ class DiagonalNormal(Independent):
             eps = torch.randn_like(loc, memory_format=torch.contiguous_format)
         return loc + eps * scale
 
-    def expand(self, batch_shape, _instance=None) -> "DiagonalNormal":
+    def expand(self, batch_shape, _instance=None) -> DiagonalNormal:
         """The same Gaussian with batch shape ``batch_shape`` (views of loc and scale)."""
         shape = torch.Size(batch_shape) + self.event_shape
         return type(self)(self.base_dist.loc.expand(shape), self.base_dist.scale.expand(shape))
@@ -356,8 +372,9 @@ def kl_or_estimate(q: Distribution, prior: Distribution, z: torch.Tensor | None 
     return gap if gap.dim() == len(q.batch_shape) else gap.mean(0)
 
 
-def sample_prior(prior: Distribution, n: int, temperature: float = 1.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_prior(
+    prior: Distribution, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``n`` draws of the prior, ``(n, latent_dim)``, from ``generator`` (default: the global RNG).
 
     A diagonal Gaussian p(z) = N(m, diag s²) is drawn as m + temperature·s·ε (so N(0, I) gives
@@ -385,8 +402,10 @@ def sample_prior(prior: Distribution, n: int, temperature: float = 1.0,
         eps = torch.randn(n, loc.shape[-1], generator=generator, dtype=loc.dtype).to(loc.device)
         return loc[index] + temperature * scale[index] * eps
     if temperature != 1.0:
-        raise ValueError(f"temperature {temperature} needs a Gaussian or Gaussian-mixture prior; "
-                         f"{type(prior).__name__} is sampled at temperature 1")
+        raise ValueError(
+            f"temperature {temperature} needs a Gaussian or Gaussian-mixture prior; "
+            f"{type(prior).__name__} is sampled at temperature 1"
+        )
     seed = int(torch.randint(2**62, (1,), generator=generator))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -397,8 +416,9 @@ def sample_prior(prior: Distribution, n: int, temperature: float = 1.0,
 LIKELIHOODS = {
     "bernoulli": lambda data_shape, scale, mean_activation, event_ndim: Bernoulli(event_ndim),
     "continuous-bernoulli": lambda data_shape, scale, mean_activation, event_ndim: ContinuousBernoulli(event_ndim),
-    "gaussian": lambda data_shape, scale, mean_activation, event_ndim: Gaussian(scale, data_shape, mean_activation,
-                                                                               event_ndim),
+    "gaussian": lambda data_shape, scale, mean_activation, event_ndim: Gaussian(
+        scale, data_shape, mean_activation, event_ndim
+    ),
 }
 
 
@@ -444,13 +464,18 @@ def coupling_kl(q: Distribution, q_prime: Distribution, rho: float) -> torch.Ten
     if not 0 <= rho < 1:
         raise ValueError(f"rho must be in [0, 1), got {rho!r}")
     if q.event_shape != q_prime.event_shape:
-        raise ValueError(f"q and q_prime must have the same event shape, got {tuple(q.event_shape)} "
-                         f"and {tuple(q_prime.event_shape)}")
+        raise ValueError(
+            f"q and q_prime must have the same event shape, got {tuple(q.event_shape)} and {tuple(q_prime.event_shape)}"
+        )
     mean, var = q.mean, q.variance
     mean_p, var_p = q_prime.mean, q_prime.variance
-    one_minus = 1.0 - rho ** 2
-    per_dim = ((var_p + rho ** 2 * var + (mean_p - rho * mean) ** 2) / (2 * one_minus)
-               - 0.5 * torch.log(var_p) + 0.5 * math.log(one_minus) - 0.5)
+    one_minus = 1.0 - rho**2
+    per_dim = (
+        (var_p + rho**2 * var + (mean_p - rho * mean) ** 2) / (2 * one_minus)
+        - 0.5 * torch.log(var_p)
+        + 0.5 * math.log(one_minus)
+        - 0.5
+    )
     return per_dim.sum(-1)
 
 

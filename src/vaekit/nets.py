@@ -108,8 +108,16 @@ def conv_plan(side: int, channels) -> list[int]:
 class ConvEncoder(nn.Module):
     """Stride-2 4x4 convolutions down to a 4-7 pixel map, then a dense layer and a Gaussian head."""
 
-    def __init__(self, data_shape, latent_dim, channels=(32, 64, 64, 64), hidden=256, activation="relu",
-                 stochastic=True, cond_dim=0):
+    def __init__(
+        self,
+        data_shape,
+        latent_dim,
+        channels=(32, 64, 64, 64),
+        hidden=256,
+        activation="relu",
+        stochastic=True,
+        cond_dim=0,
+    ):
         super().__init__()
         c_in, side, _ = data_shape
         plan = conv_plan(side, channels)
@@ -139,8 +147,10 @@ class ConvDecoder(nn.Module):
         plan = conv_plan(side, channels)
         self.start = (plan[-1], side >> len(plan), side >> len(plan))
         self.dense = nn.Sequential(
-            nn.Linear(latent_dim + cond_dim, hidden), ACTIVATIONS[activation](),
-            nn.Linear(hidden, math.prod(self.start)), ACTIVATIONS[activation](),
+            nn.Linear(latent_dim + cond_dim, hidden),
+            ACTIVATIONS[activation](),
+            nn.Linear(hidden, math.prod(self.start)),
+            ACTIVATIONS[activation](),
         )
         layers: list[nn.Module] = []
         widths = list(reversed(plan))
@@ -173,8 +183,9 @@ def choose_net(net: str, data_shape) -> str:
     return net
 
 
-def build_nets(config, data_shape, stochastic: bool = True, cond_dim: int = 0,
-               trust_code: bool | None = None) -> tuple[nn.Module, nn.Module]:
+def build_nets(
+    config, data_shape, stochastic: bool = True, cond_dim: int = 0, trust_code: bool | None = None
+) -> tuple[nn.Module, nn.Module]:
     """The encoder and decoder a :class:`~vaekit.config.Config` describes for ``data_shape``.
 
     A config's ``encoder`` / ``decoder`` import path replaces the built-in body of that role
@@ -192,8 +203,9 @@ def build_nets(config, data_shape, stochastic: bool = True, cond_dim: int = 0,
     if config.encoder:
         enc = custom_nets.build_custom("encoder", config.encoder, data_shape, config.latent_dim, stochastic, cond_dim)
     elif net == "conv":
-        enc = ConvEncoder(data_shape, config.latent_dim, config.channels, _width(config), config.activation,
-                          stochastic, cond_dim)
+        enc = ConvEncoder(
+            data_shape, config.latent_dim, config.channels, _width(config), config.activation, stochastic, cond_dim
+        )
     else:
         enc = MLPEncoder(data_shape, config.latent_dim, config.hidden, config.activation, stochastic, cond_dim)
     if config.decoder:

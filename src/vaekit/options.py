@@ -45,9 +45,12 @@ class RunOptions:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"num_workers must be an integer >= 0, got {self.num_workers!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
-                                         or self.threads < 1):
-            raise ValueError(f"threads must be an integer >= 1 (or unset for the automatic choice), got {self.threads!r}")
+        if self.threads is not None and (
+            not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1
+        ):
+            raise ValueError(
+                f"threads must be an integer >= 1 (or unset for the automatic choice), got {self.threads!r}"
+            )
 
     def to_dict(self) -> dict:
         """JSON-ready dict of every field."""

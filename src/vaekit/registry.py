@@ -89,37 +89,94 @@ for _name, _entry in {
     "se-avae": ModelEntry(_M + "vae:VAE", "coupling", "smooth encoder + AVAE"),
     "avae-ss": ModelEntry(_M + "vae:VAE", "self-supervised", "AVAE-SS refinement of a trained VAE", needs_init=True),
     "vampprior": ModelEntry(_M + "vampprior:VampPrior", "elbo", "VAE with a VampPrior (Tomczak & Welling 2018)"),
-    "mixture-prior": ModelEntry(_M + "mixture_prior:MixturePriorVAE", "elbo",
-                                "VAE with a learned Gaussian-mixture prior"),
-    "miwae": ModelEntry(_M + "importance_weighted:ImportanceWeightedVAE", "miwae", "VAE trained with MIWAE(M, K) (Rainforth et al. 2018)"),
-    "ciwae": ModelEntry(_M + "importance_weighted:ImportanceWeightedVAE", "ciwae", "VAE trained with CIWAE(beta) (Rainforth et al. 2018)"),
+    "mixture-prior": ModelEntry(
+        _M + "mixture_prior:MixturePriorVAE", "elbo", "VAE with a learned Gaussian-mixture prior"
+    ),
+    "miwae": ModelEntry(
+        _M + "importance_weighted:ImportanceWeightedVAE",
+        "miwae",
+        "VAE trained with MIWAE(M, K) (Rainforth et al. 2018)",
+    ),
+    "ciwae": ModelEntry(
+        _M + "importance_weighted:ImportanceWeightedVAE",
+        "ciwae",
+        "VAE trained with CIWAE(beta) (Rainforth et al. 2018)",
+    ),
     "ladder": ModelEntry(_M + "ladder:LadderVAE", "elbo", "Ladder VAE, two stochastic layers (Sonderby et al. 2016)"),
-    "planar-flow": ModelEntry(_M + "flow_posterior:PlanarFlowVAE", "elbo", "VAE with a planar-flow posterior (Rezende & Mohamed 2015)"),
-    "radial-flow": ModelEntry(_M + "flow_posterior:RadialFlowVAE", "elbo", "VAE with a radial-flow posterior (Rezende & Mohamed 2015)"),
-    "iaf": ModelEntry(_M + "flow_posterior:IAFVAE", "elbo", "VAE with an inverse autoregressive flow posterior (Kingma et al. 2016)"),
-    "hvae": ModelEntry(_M + "hamiltonian:HamiltonianVAE", "hvae", "Hamiltonian VAE, tempered leapfrog posterior (Caterini et al. 2018)"),
-    "hyperspherical": ModelEntry(_M + "hyperspherical:HypersphericalVAE", "elbo",
-                                 "S-VAE, von Mises-Fisher posterior, uniform prior (Davidson et al. 2018)"),
-    "piwae": ModelEntry(_M + "importance_weighted:ImportanceWeightedVAE", "piwae", "VAE trained with PIWAE(M, K) (Rainforth et al. 2018)"),
-    "wae": ModelEntry(_M + "wae:WAE", "mmd", "WAE-MMD, IMQ kernel (Tolstikhin et al. 2018)", stochastic=False,
-                      tractable_likelihood=False),
-    "wae-rbf": ModelEntry(_M + "wae:WAERBF", "mmd", "WAE-MMD, RBF kernel (Tolstikhin et al. 2018)", stochastic=False,
-                          tractable_likelihood=False),
+    "planar-flow": ModelEntry(
+        _M + "flow_posterior:PlanarFlowVAE", "elbo", "VAE with a planar-flow posterior (Rezende & Mohamed 2015)"
+    ),
+    "radial-flow": ModelEntry(
+        _M + "flow_posterior:RadialFlowVAE", "elbo", "VAE with a radial-flow posterior (Rezende & Mohamed 2015)"
+    ),
+    "iaf": ModelEntry(
+        _M + "flow_posterior:IAFVAE", "elbo", "VAE with an inverse autoregressive flow posterior (Kingma et al. 2016)"
+    ),
+    "hvae": ModelEntry(
+        _M + "hamiltonian:HamiltonianVAE", "hvae", "Hamiltonian VAE, tempered leapfrog posterior (Caterini et al. 2018)"
+    ),
+    "hyperspherical": ModelEntry(
+        _M + "hyperspherical:HypersphericalVAE",
+        "elbo",
+        "S-VAE, von Mises-Fisher posterior, uniform prior (Davidson et al. 2018)",
+    ),
+    "piwae": ModelEntry(
+        _M + "importance_weighted:ImportanceWeightedVAE",
+        "piwae",
+        "VAE trained with PIWAE(M, K) (Rainforth et al. 2018)",
+    ),
+    "wae": ModelEntry(
+        _M + "wae:WAE",
+        "mmd",
+        "WAE-MMD, IMQ kernel (Tolstikhin et al. 2018)",
+        stochastic=False,
+        tractable_likelihood=False,
+    ),
+    "wae-rbf": ModelEntry(
+        _M + "wae:WAERBF",
+        "mmd",
+        "WAE-MMD, RBF kernel (Tolstikhin et al. 2018)",
+        stochastic=False,
+        tractable_likelihood=False,
+    ),
     "infovae": ModelEntry(_M + "infovae:InfoVAE", "mmd", "InfoVAE-MMD (Zhao et al. 2019)"),
-    "swae": ModelEntry(_M + "swae:SWAE", "sliced-wasserstein", "sliced-Wasserstein AE (Kolouri et al. 2019)",
-                       stochastic=False, tractable_likelihood=False),
-    "rae-l2": ModelEntry(_M + "rae:RAE", "rae", "RAE-L2 (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
+    "swae": ModelEntry(
+        _M + "swae:SWAE",
+        "sliced-wasserstein",
+        "sliced-Wasserstein AE (Kolouri et al. 2019)",
+        stochastic=False,
+        tractable_likelihood=False,
+    ),
+    "rae-l2": ModelEntry(
+        _M + "rae:RAE", "rae", "RAE-L2 (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False
+    ),
     "logcosh-vae": ModelEntry(_M + "logcosh:LogCoshVAE", "elbo", "VAE with the log-cosh reconstruction density"),
-    "msssim-vae": ModelEntry(_M + "msssim:MSSSIMVAE", "elbo", "VAE with the MS-SSIM reconstruction score (Snell et al. 2017)",
-                             tractable_likelihood=False),
+    "msssim-vae": ModelEntry(
+        _M + "msssim:MSSSIMVAE",
+        "elbo",
+        "VAE with the MS-SSIM reconstruction score (Snell et al. 2017)",
+        tractable_likelihood=False,
+    ),
     "factorvae": ModelEntry(_M + "factorvae:FactorVAE", "factor", "FactorVAE (Kim & Mnih 2018)"),
     "dip-vae-i": ModelEntry(_M + "dipvae:DIPVAE", "dip", "DIP-VAE-I (Kumar et al. 2018)"),
     "dip-vae-ii": ModelEntry(_M + "dipvae:DIPVAEII", "dip", "DIP-VAE-II (Kumar et al. 2018)"),
-    "aae": ModelEntry(_M + "aae:AdversarialAE", "adversarial", "adversarial autoencoder (Makhzani et al. 2016)",
-                      stochastic=False, tractable_likelihood=False),
-    "vqvae": ModelEntry(_M + "vqvae:VQVAE", "vq", "VQ-VAE with EMA codebook and an autoregressive code prior "
-                        "(van den Oord et al. 2017)", stochastic=False, tractable_likelihood=False),
-    "rae-gp": ModelEntry(_M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False),
+    "aae": ModelEntry(
+        _M + "aae:AdversarialAE",
+        "adversarial",
+        "adversarial autoencoder (Makhzani et al. 2016)",
+        stochastic=False,
+        tractable_likelihood=False,
+    ),
+    "vqvae": ModelEntry(
+        _M + "vqvae:VQVAE",
+        "vq",
+        "VQ-VAE with EMA codebook and an autoregressive code prior (van den Oord et al. 2017)",
+        stochastic=False,
+        tractable_likelihood=False,
+    ),
+    "rae-gp": ModelEntry(
+        _M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False
+    ),
 }.items():
     register_model(_name, _entry)
 
@@ -150,12 +207,16 @@ def check_spec(role: str, spec) -> None:
         raise ValueError(f"{role} kwargs must be a JSON object of keyword arguments, got {kwargs!r}")
     reserved = sorted({"data_shape", "latent_dim", "stochastic", "cond_dim"} & set(kwargs))
     if reserved:
-        raise ValueError(f"{role} kwargs may not set {', '.join(reserved)}: vaekit passes them from the config and data")
+        raise ValueError(
+            f"{role} kwargs may not set {', '.join(reserved)}: vaekit passes them from the config and data"
+        )
     try:
         json.dumps(kwargs, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{role} kwargs must be JSON (numbers, strings, lists, objects) so the run folder "
-                         f"stays JSON + safetensors; {e}") from None
+        raise ValueError(
+            f"{role} kwargs must be JSON (numbers, strings, lists, objects) so the run folder "
+            f"stays JSON + safetensors; {e}"
+        ) from None
 
 
 def check_options(options) -> None:
@@ -168,8 +229,12 @@ def check_options(options) -> None:
     if options is None:
         return
     if not isinstance(options, dict) or not all(isinstance(k, str) and k.isidentifier() for k in options):
-        raise ValueError(f'options must be a JSON object of model settings like {{"num_components": 50}}, got {options!r}')
+        raise ValueError(
+            f'options must be a JSON object of model settings like {{"num_components": 50}}, got {options!r}'
+        )
     try:
         json.dumps(options, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"options must be JSON with finite numbers (the run folder stays JSON + safetensors); {e}") from None
+        raise ValueError(
+            f"options must be JSON with finite numbers (the run folder stays JSON + safetensors); {e}"
+        ) from None

@@ -19,20 +19,30 @@ import dataclasses
 import errno
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
 from . import data
 from .config import Config
-from .options import RunOptions
-from .data.splits import (class_count, condition_labels, examples, fit_scaler, load_dataset, prepare, resolve_condition,
-                          split_validation, standardized, streamed_splits)
+from .data.splits import (
+    class_count,
+    condition_labels,
+    examples,
+    fit_scaler,
+    load_dataset,
+    prepare,
+    resolve_condition,
+    split_validation,
+    standardized,
+    streamed_splits,
+)
 from .evaluation import UNITS, evaluate_conditional
 from .evaluation.kl import KLDiagnostics
 from .io import RunFolder, initialise
 from .models import build_model
+from .options import RunOptions
 from .runtime import distributed
 from .training import Checkpoint, EpochLog, Progress, TrainingDiverged, fit
 
@@ -112,9 +122,16 @@ class _NoTracker:
         return {}
 
 
-def train(config: Config | None, folder: RunFolder | str | Path, *, progress: bool = True,
-          options: RunOptions | None = None, trust_code: bool | None = None, tracker=None,
-          outputs: Sequence[Callable[[FinishedRun], None]] = ()) -> dict:
+def train(
+    config: Config | None,
+    folder: RunFolder | str | Path,
+    *,
+    progress: bool = True,
+    options: RunOptions | None = None,
+    trust_code: bool | None = None,
+    tracker=None,
+    outputs: Sequence[Callable[[FinishedRun], None]] = (),
+) -> dict:
     """Train ``config`` in the run folder ``folder``, evaluate on the test split, save the weights
     and return the summary (also in ``summary.json``).
 
@@ -149,22 +166,35 @@ def train(config: Config | None, folder: RunFolder | str | Path, *, progress: bo
         if folder.resume:
             config = _resumed_config(folder.config, config)
         elif config is None:
-            raise ValueError(f"train needs a config for the new run folder {folder.path} (None resumes a run: "
-                             f"pass RunFolder({str(folder.path)!r}, resume=True))")
+            raise ValueError(
+                f"train needs a config for the new run folder {folder.path} (None resumes a run: "
+                f"pass RunFolder({str(folder.path)!r}, resume=True))"
+            )
         try:
-            return _run(config, folder, progress, tracker or _NoTracker(), options or RunOptions(), trust_code,
-                        tuple(outputs))
+            return _run(
+                config, folder, progress, tracker or _NoTracker(), options or RunOptions(), trust_code, tuple(outputs)
+            )
         except TrainingDiverged as e:
-            state = (f"the checkpoint of the last good epoch is kept: continue with --resume {folder.path} "
-                     "after lowering --lr or setting --grad-clip") if folder.has_checkpoint() else \
-                ("no epoch completed, so no run folder is kept; lower --lr or set --grad-clip")
+            state = (
+                (
+                    f"the checkpoint of the last good epoch is kept: continue with --resume {folder.path} "
+                    "after lowering --lr or setting --grad-clip"
+                )
+                if folder.has_checkpoint()
+                else ("no epoch completed, so no run folder is kept; lower --lr or set --grad-clip")
+            )
             raise TrainingDiverged(f"{e}; {state}") from None
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            state = (f"the checkpoint of the last finished epoch is kept: free some space, then continue with: "
-                     f"vaekit train --resume {folder.path}") if folder.has_checkpoint() else \
-                "no epoch finished, so no run folder is kept; free some space and start the run again"
+            state = (
+                (
+                    f"the checkpoint of the last finished epoch is kept: free some space, then continue with: "
+                    f"vaekit train --resume {folder.path}"
+                )
+                if folder.has_checkpoint()
+                else "no epoch finished, so no run folder is kept; free some space and start the run again"
+            )
             raise OSError(e.errno, f"{e.strerror or e}; {state}") from e
 
 
@@ -180,8 +210,10 @@ def _resumed_config(saved: Config, given: Config | None) -> Config:
     old, new = saved.to_flat(), given.to_flat()
     changed = [k for k, v in new.items() if k != "epochs" and v != "auto" and old.get(k) != v]
     if changed:
-        raise ValueError(f"a resumed run keeps its saved config; {', '.join(changed)} differ (only epochs may change, "
-                         "to extend the run)")
+        raise ValueError(
+            f"a resumed run keeps its saved config; {', '.join(changed)} differ (only epochs may change, "
+            "to extend the run)"
+        )
     return saved.replace(epochs=given.train.epochs)
 
 
@@ -195,8 +227,15 @@ class _Finished:
         self.state = state
 
 
-def _run(config: Config, folder: RunFolder, progress: bool, tracker, options: RunOptions,
-         trust_code: bool | None, outputs: tuple) -> dict:
+def _run(
+    config: Config,
+    folder: RunFolder,
+    progress: bool,
+    tracker,
+    options: RunOptions,
+    trust_code: bool | None,
+    outputs: tuple,
+) -> dict:
     """The run, top to bottom: data, model, config.json, hooks, :func:`~vaekit.training.fit`,
     test summary, weights and summary.json, the caller's outputs."""
     train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
@@ -204,10 +243,17 @@ def _run(config: Config, folder: RunFolder, progress: bool, tracker, options: Ru
     train_set, test_set = standardized(train_set, scaler), standardized(test_set, scaler)
     config = resolve_condition(config, train_set)
     train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
-    extra = {} if train_c is None else {
-        "num_classes": class_count(torch.cat([train_c, test_c]), config.data.condition_on)}
-    model = build_model(config.model, train_set.data_shape, train_set.unit_interval, seed=config.train.seed,
-                        trust_code=trust_code, **extra)
+    extra = (
+        {} if train_c is None else {"num_classes": class_count(torch.cat([train_c, test_c]), config.data.condition_on)}
+    )
+    model = build_model(
+        config.model,
+        train_set.data_shape,
+        train_set.unit_interval,
+        seed=config.train.seed,
+        trust_code=trust_code,
+        **extra,
+    )
     config = dataclasses.replace(config, model=model.config)  # "auto" settings resolved for this data
     if config.train.init and not folder.resume:
         initialise(model, config.train.init)
@@ -233,21 +279,41 @@ def _run(config: Config, folder: RunFolder, progress: bool, tracker, options: Ru
         tracker.log_history(history)
 
     finished = _Finished()
-    hooks = [*_diagnostics(model, config, train_x, val_x, train_c, val_c), Checkpoint(folder.checkpoint),
-             EpochLog(log), *([Progress(config.train.epochs)] if progress else []), finished]
+    hooks = [
+        *_diagnostics(model, config, train_x, val_x, train_c, val_c),
+        Checkpoint(folder.checkpoint),
+        EpochLog(log),
+        *([Progress(config.train.epochs)] if progress else []),
+        finished,
+    ]
     try:
-        history = fit(model, train_x, config, val=val_x, hooks=hooks,
-                      resume_from=folder.checkpoint if folder.resume else None,
-                      labels=train_c, val_labels=val_c, options=options)
+        history = fit(
+            model,
+            train_x,
+            config,
+            val=val_x,
+            hooks=hooks,
+            resume_from=folder.checkpoint if folder.resume else None,
+            labels=train_c,
+            val_labels=val_c,
+            options=options,
+        )
         device = next(model.parameters()).device
         # every rank evaluates: the importance-sampled log-likelihood is sharded over the ranks;
         # the MSE is measured on the test data before binarization
         summary = summarize(model, config, test_x.to(device), history, test_c, test_images.to(device))
         if main:
             tracker.log_history(history)  # any epoch the tracker has not received (a resumed finished run)
-            summary.update({"num_train_examples": len(train_x), "num_val_examples": 0 if val_x is None else len(val_x),
-                            "run_options": options.to_dict(), "device": str(device),
-                            "world_size": distributed.world_size(), "threads": finished.state.threads.to_dict()})
+            summary.update(
+                {
+                    "num_train_examples": len(train_x),
+                    "num_val_examples": 0 if val_x is None else len(val_x),
+                    "run_options": options.to_dict(),
+                    "device": str(device),
+                    "world_size": distributed.world_size(),
+                    "threads": finished.state.threads.to_dict(),
+                }
+            )
             if tracker.describe():
                 summary["tracking"] = tracker.describe()
             folder.write_summary(model, summary)
@@ -272,8 +338,14 @@ def _diagnostics(model, config: Config, train_x, val_x, train_c, val_c) -> list:
     return []
 
 
-def summarize(model, config: Config, test_x: torch.Tensor, history: list[dict],
-              labels: torch.Tensor | None = None, test_images: torch.Tensor | None = None) -> dict:
+def summarize(
+    model,
+    config: Config,
+    test_x: torch.Tensor,
+    history: list[dict],
+    labels: torch.Tensor | None = None,
+    test_images: torch.Tensor | None = None,
+) -> dict:
     """Test metrics with their units, and how the run went (``labels``: the condition of a CVAE;
     ``test_images``: ``test_x`` before binarization, on which the MSE is measured, default ``test_x``).
 
@@ -301,8 +373,11 @@ def summarize(model, config: Config, test_x: torch.Tensor, history: list[dict],
     if model.stochastic and summary["test"].get("active_units") == 0:
         summary["note_collapse"] = (
             "no latent dimension is active (posterior collapse): the decoder ignores z. With a Gaussian "
-            "likelihood on [0, 1] pixels try a smaller --likelihood-scale (e.g. 0.1) or --likelihood-scale learned")
+            "likelihood on [0, 1] pixels try a smaller --likelihood-scale (e.g. 0.1) or --likelihood-scale learned"
+        )
     if config.model.likelihood == "bernoulli" and config.binarize == "none":
-        summary["note"] = ("Bernoulli likelihood on non-binary data: the ELBO and log-likelihood are negative "
-                           "cross-entropies, not log-likelihoods; use --binarize static|dynamic for likelihoods")
+        summary["note"] = (
+            "Bernoulli likelihood on non-binary data: the ELBO and log-likelihood are negative "
+            "cross-entropies, not log-likelihoods; use --binarize static|dynamic for likelihoods"
+        )
     return summary

@@ -62,8 +62,13 @@ def record_data(run_dir, config, standardized: bool) -> None:
     if config.data.name == "array" and path and Path(path).is_file():
         from .data.array import column_names
 
-        record.update({"path": str(Path(path).resolve()), **fingerprint(path),
-                       "columns": column_names(path, config.data.label_column)})
+        record.update(
+            {
+                "path": str(Path(path).resolve()),
+                **fingerprint(path),
+                "columns": column_names(path, config.data.label_column),
+            }
+        )
     write_json(target, record)
 
 
@@ -94,10 +99,15 @@ def located(run_dir, config):
     recorded = record.get("path")
     if recorded and Path(recorded).is_file():
         return dataclasses.replace(config, data=dataclasses.replace(config.data, path=recorded))
-    where = f" (recorded as {recorded})" if recorded else (
-        " (a path relative to the folder the run was trained from)" if not Path(path).is_absolute() else "")
-    raise FileNotFoundError(f"the data file {path}{where} of run {run_dir} does not exist from {os.getcwd()}; run the "
-                            f"command from the folder the run was trained in, or put the file back at that path")
+    where = (
+        f" (recorded as {recorded})"
+        if recorded
+        else (" (a path relative to the folder the run was trained from)" if not Path(path).is_absolute() else "")
+    )
+    raise FileNotFoundError(
+        f"the data file {path}{where} of run {run_dir} does not exist from {os.getcwd()}; run the "
+        f"command from the folder the run was trained in, or put the file back at that path"
+    )
 
 
 def check_data(run_dir, config) -> None:
@@ -115,17 +125,23 @@ def check_data(run_dir, config) -> None:
     now = fingerprint(path)
     if now == {"size": record["size"], "sha256": record["sha256"]}:
         return
-    change = (f"{record['size']} bytes then, {now['size']} now" if now["size"] != record["size"]
-              else f"same size, SHA-256 {record['sha256'][:12]}... then, {now['sha256'][:12]}... now")
-    message = (f"the data file {path} changed since run {run_dir} was trained ({change}; recorded in "
-               f"{Path(run_dir) / DATA_RECORD})")
+    change = (
+        f"{record['size']} bytes then, {now['size']} now"
+        if now["size"] != record["size"]
+        else f"same size, SHA-256 {record['sha256'][:12]}... then, {now['sha256'][:12]}... now"
+    )
+    message = (
+        f"the data file {path} changed since run {run_dir} was trained ({change}; recorded in "
+        f"{Path(run_dir) / DATA_RECORD})"
+    )
     if _allow_changed.get():
         import warnings
 
         warnings.warn(message + "; evaluating anyway, as asked", stacklevel=2)
         return
-    raise ValueError(message + "; restore the file the run was trained on, or pass --allow-changed-data to "
-                               "evaluate on it anyway")
+    raise ValueError(
+        message + "; restore the file the run was trained on, or pass --allow-changed-data to evaluate on it anyway"
+    )
 
 
 def checked_data(run_dir, config):
@@ -154,9 +170,11 @@ def load_scaler(run_dir):
     fix = "restore it from a copy of the run, or train the run again (vaekit train writes it)"
     if not path.is_file():
         if (data_record(run_dir) or {}).get("standardized"):
-            raise FileNotFoundError(f"{path} is missing, but run {run_dir} standardised its features in training "
-                                    f"(RUN/{DATA_RECORD} says so), so its inputs cannot be scaled as the model expects; "
-                                    f"{fix}")
+            raise FileNotFoundError(
+                f"{path} is missing, but run {run_dir} standardised its features in training "
+                f"(RUN/{DATA_RECORD} says so), so its inputs cannot be scaled as the model expects; "
+                f"{fix}"
+            )
         return None
     try:
         return Standardizer.from_dict(read_json(path))
@@ -184,9 +202,11 @@ def check_not_training(run_dir, lock) -> None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
             pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            raise RuntimeError(f"run {run_dir} is still training (process {pid}, lock {lock}): its model and "
-                               f"summary are not final yet; wait for it to end (or stop it: kill {pid}), then run "
-                               "the command again") from None
+            raise RuntimeError(
+                f"run {run_dir} is still training (process {pid}, lock {lock}): its model and "
+                f"summary are not final yet; wait for it to end (or stop it: kill {pid}), then run "
+                "the command again"
+            ) from None
         fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
@@ -227,19 +247,28 @@ def check_record(path, record: dict) -> None:
 
     version = record.get("format_version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise ValueError(f"{path} has format_version {version!r}, which this vaekit does not know (it reads formats "
-                         f"1 to {FORMAT_VERSION}): it was written by a newer vaekit, or edited; upgrade vaekit "
-                         "(pip install -U vaekit) or restore the file")
+        raise ValueError(
+            f"{path} has format_version {version!r}, which this vaekit does not know (it reads formats "
+            f"1 to {FORMAT_VERSION}): it was written by a newer vaekit, or edited; upgrade vaekit "
+            "(pip install -U vaekit) or restore the file"
+        )
     shape = record.get("data_shape")
-    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and
-                                                      1 <= d <= MAX_SIZE for d in shape)):
-        raise ValueError(f"{path}: data_shape must be a list of sizes in [1, {MAX_SIZE}], got {shape!r:.80}; "
-                         "was config.json edited by hand? restore the config.json written with the weights")
+    if not (
+        isinstance(shape, list)
+        and shape
+        and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_SIZE for d in shape)
+    ):
+        raise ValueError(
+            f"{path}: data_shape must be a list of sizes in [1, {MAX_SIZE}], got {shape!r:.80}; "
+            "was config.json edited by hand? restore the config.json written with the weights"
+        )
     config = record.get("config")
     model = config.get("model", config) if isinstance(config, dict) else config
     for where, value in _large_numbers(model, "model"):
-        raise ValueError(f"{path}: {where} = {value!r:.40} is beyond any network vaekit builds (sizes up to "
-                         f"{MAX_SIZE}); was config.json edited by hand? restore the config.json written with the weights")
+        raise ValueError(
+            f"{path}: {where} = {value!r:.40} is beyond any network vaekit builds (sizes up to "
+            f"{MAX_SIZE}); was config.json edited by hand? restore the config.json written with the weights"
+        )
 
 
 def weights_mismatch(folder, model, error: Exception) -> Exception:
@@ -256,9 +285,16 @@ def weights_mismatch(folder, model, error: Exception) -> Exception:
     except (OSError, ValueError):
         return error
     expected = model.state_dict()
-    detail = next((f"{k} is {tuple(tensors[k].shape)} in the weights but {tuple(v.shape)} for the config"
-                   for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape),
-                  f"the tensors differ: {sorted(set(expected) ^ set(tensors))[:3]}")
-    return ValueError(f"{folder / 'config.json'} does not describe the weights in {folder / 'model.safetensors'} "
-                      f"({detail}): was config.json edited by hand (e.g. latent_dim or hidden)? restore the "
-                      "config.json written with these weights, or train the run again")
+    detail = next(
+        (
+            f"{k} is {tuple(tensors[k].shape)} in the weights but {tuple(v.shape)} for the config"
+            for k, v in expected.items()
+            if k in tensors and tensors[k].shape != v.shape
+        ),
+        f"the tensors differ: {sorted(set(expected) ^ set(tensors))[:3]}",
+    )
+    return ValueError(
+        f"{folder / 'config.json'} does not describe the weights in {folder / 'model.safetensors'} "
+        f"({detail}): was config.json edited by hand (e.g. latent_dim or hidden)? restore the "
+        "config.json written with these weights, or train the run again"
+    )

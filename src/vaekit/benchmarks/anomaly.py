@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -46,8 +46,8 @@ import torch
 from .. import data
 from ..detectors.anomaly import AnomalyDetector
 from ..detectors.flows import FlowDetector
-from .anomaly_report import FPR_GRID, write_report
 from ..runtime.progress import Reporter
+from .anomaly_report import FPR_GRID, write_report
 
 #: VAE settings per data set beyond AnomalyDetector's defaults (the defaults are digits' study result).
 VAE_OPTIONS: dict[str, dict] = {
@@ -64,8 +64,10 @@ FLOW_OPTIONS: dict[str, dict] = {
     "nsf": {"flow": "nsf", "transforms": 3, "hidden": (128, 128), "bins": 8, "epochs": 10},
 }
 #: Fewer epochs on Fashion-MNIST (784 values per image): the benchmark's 60-minute, 2-core budget.
-BUDGET_EPOCHS: dict[str, dict[str, int]] = {"fashion-mnist": {"vae": 50, "maf": 10, "nsf": 10},
-                                            "mnist": {"vae": 50, "maf": 10, "nsf": 10}}
+BUDGET_EPOCHS: dict[str, dict[str, int]] = {
+    "fashion-mnist": {"vae": 50, "maf": 10, "nsf": 10},
+    "mnist": {"vae": 50, "maf": 10, "nsf": 10},
+}
 FAMILIES = ("vae", "maf", "nsf", "sklearn")
 #: The VAE score the detector is calibrated for (An & Cho 2015).
 PRIMARY = "vae: reconstruction_probability"
@@ -107,7 +109,9 @@ class Args:
         _check_number("benchmark", "epochs", self.epochs, int, low=0)
         for key, low, high in (("seeds", 0, None), ("classes", 0, 9)):
             if not getattr(self, key):
-                raise ValueError(f"--{key} needs at least one value; e.g. --{key} {' '.join(map(str, getattr(Args, key)))}")
+                raise ValueError(
+                    f"--{key} needs at least one value; e.g. --{key} {' '.join(map(str, getattr(Args, key)))}"
+                )
             for value in getattr(self, key):
                 _check_number("benchmark", key, value, int, low=low, high=high)
 
@@ -132,8 +136,10 @@ def digit_tasks(args: Args) -> list[Task]:
 
 def flat_digit_tasks(args: Args) -> list[Task]:
     """The :func:`digit_tasks` with each image flattened to a row ``(64,)`` in [0, 1]."""
-    return [dataclasses.replace(t, dataset="digits-flat", train=t.train.flatten(1), test=t.test.flatten(1))
-            for t in digit_tasks(args)]
+    return [
+        dataclasses.replace(t, dataset="digits-flat", train=t.train.flatten(1), test=t.test.flatten(1))
+        for t in digit_tasks(args)
+    ]
 
 
 def breast_cancer_tasks(args: Args) -> list[Task]:
@@ -151,7 +157,7 @@ def fashion_tasks(args: Args) -> list[Task]:
     tasks = []
     for k in args.classes:
         members = np.flatnonzero(y_train == k)
-        keep = np.sort(np.random.default_rng(0).permutation(members)[:args.train_size])
+        keep = np.sort(np.random.default_rng(0).permutation(members)[: args.train_size])
         tasks.append(Task("fashion-mnist", str(k), train.x[torch.from_numpy(keep)], test.x, y_test != k))
     return tasks
 
@@ -163,13 +169,16 @@ def mnist_tasks(args: Args) -> list[Task]:
     y_train, y_test = train.labels["digit"].numpy(), test.labels["digit"].numpy()
     tasks = []
     for k in args.classes:
-        keep = np.sort(np.random.default_rng(0).permutation(np.flatnonzero(y_train == k))[:args.train_size])
+        keep = np.sort(np.random.default_rng(0).permutation(np.flatnonzero(y_train == k))[: args.train_size])
         tasks.append(Task("mnist", str(k), train.x[torch.from_numpy(keep)], test.x, y_test != k))
     return tasks
 
 
 TASKS: dict[str, Callable[[Args], list[Task]]] = {
-    "digits": digit_tasks, "digits-flat": flat_digit_tasks, "breast-cancer": breast_cancer_tasks, "fashion-mnist": fashion_tasks,
+    "digits": digit_tasks,
+    "digits-flat": flat_digit_tasks,
+    "breast-cancer": breast_cancer_tasks,
+    "fashion-mnist": fashion_tasks,
     "mnist": mnist_tasks,
 }
 
@@ -250,16 +259,25 @@ def unit_scores(task: Task, family: str, seed: int, args: Args) -> tuple[dict[st
     conformal threshold on the normal test rows})."""
     normal = ~task.is_anomaly
     if family == "vae":
-        detector = AnomalyDetector(random_state=seed, **_with_epochs(VAE_OPTIONS[task.dataset], args, task.dataset, family)).fit(task.train)
+        detector = AnomalyDetector(
+            random_state=seed, **_with_epochs(VAE_OPTIONS[task.dataset], args, task.dataset, family)
+        ).fit(task.train)
         fpr = {PRIMARY: float((detector.predict(task.test[normal]) == -1).mean())}
         return {f"vae: {name}": s for name, s in detector.score_samples_all(task.test).items()}, fpr
     if family in FLOW_OPTIONS:
-        detector = FlowDetector(random_state=seed, **_with_epochs(FLOW_OPTIONS[family], args, task.dataset, family)).fit(task.train)
+        detector = FlowDetector(
+            random_state=seed, **_with_epochs(FLOW_OPTIONS[family], args, task.dataset, family)
+        ).fit(task.train)
         name = f"flow: {family.upper()} log-density"
-        return {name: detector.score_samples(task.test)}, {name: float((detector.predict(task.test[normal]) == -1).mean())}
+        return {name: detector.score_samples(task.test)}, {
+            name: float((detector.predict(task.test[normal]) == -1).mean())
+        }
     train, test = _baseline_inputs(task)
-    return {name: fn(train, test, seed) for name, fn in _baselines().items()
-            if name not in DETERMINISTIC or seed == args.seeds[0]}, {}
+    return {
+        name: fn(train, test, seed)
+        for name, fn in _baselines().items()
+        if name not in DETERMINISTIC or seed == args.seeds[0]
+    }, {}
 
 
 def metrics(is_anomaly: np.ndarray, scores: np.ndarray) -> dict:
@@ -267,8 +285,11 @@ def metrics(is_anomaly: np.ndarray, scores: np.ndarray) -> dict:
     from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
     fpr, tpr, _ = roc_curve(is_anomaly, -scores)
-    return {"auroc": float(roc_auc_score(is_anomaly, -scores)), "ap": float(average_precision_score(is_anomaly, -scores)),
-            "tpr": np.interp(FPR_GRID, fpr, tpr).round(5).tolist()}
+    return {
+        "auroc": float(roc_auc_score(is_anomaly, -scores)),
+        "ap": float(average_precision_score(is_anomaly, -scores)),
+        "tpr": np.interp(FPR_GRID, fpr, tpr).round(5).tolist(),
+    }
 
 
 # ---------------------------------------------------------------------------- units
@@ -281,9 +302,13 @@ LAST = (("fashion-mnist", "nsf"), ("mnist", "nsf"))
 def units(args: Args) -> list[tuple[str, str, str, int]]:
     """Every (data set, task name, family, seed): seed-major so that early stops leave whole seeds, the
     :data:`LAST` pairs after all others."""
-    names = {"digits": [str(k) for k in args.classes], "digits-flat": [str(k) for k in args.classes],
-             "breast-cancer": ["malignant"],
-             "fashion-mnist": [str(k) for k in args.classes], "mnist": [str(k) for k in args.classes]}
+    names = {
+        "digits": [str(k) for k in args.classes],
+        "digits-flat": [str(k) for k in args.classes],
+        "breast-cancer": ["malignant"],
+        "fashion-mnist": [str(k) for k in args.classes],
+        "mnist": [str(k) for k in args.classes],
+    }
     every = [(d, t, f, s) for s in args.seeds for d in args.datasets for t in names[d] for f in args.families]
     return sorted(every, key=lambda u: (u[0], u[2]) in LAST)  # stable: the order within each group is kept
 
@@ -343,13 +368,23 @@ def run_units(args: Args) -> int:
             task = tasks[dataset][name]
             wall, cpu = time.perf_counter(), time.process_time()
             scores, test_fpr = unit_scores(task, family, seed, args)
-            record = {"dataset": dataset, "task": name, "family": family, "seed": seed,
-                      "n_train": len(task.train), "n_test": len(task.test), "n_anomalies": int(task.is_anomaly.sum()),
-                      "epochs_override": args.epochs,
-                      "train_size": args.train_size if dataset == "fashion-mnist" else None,
-                      "methods": {m: {**metrics(task.is_anomaly, s), **({"test_fpr": test_fpr[m]} if m in test_fpr else {})}
-                                  for m, s in scores.items()},
-                      "cpu_s": round(time.process_time() - cpu, 2), "wall_s": round(time.perf_counter() - wall, 2)}
+            record = {
+                "dataset": dataset,
+                "task": name,
+                "family": family,
+                "seed": seed,
+                "n_train": len(task.train),
+                "n_test": len(task.test),
+                "n_anomalies": int(task.is_anomaly.sum()),
+                "epochs_override": args.epochs,
+                "train_size": args.train_size if dataset == "fashion-mnist" else None,
+                "methods": {
+                    m: {**metrics(task.is_anomaly, s), **({"test_fpr": test_fpr[m]} if m in test_fpr else {})}
+                    for m, s in scores.items()
+                },
+                "cpu_s": round(time.process_time() - cpu, 2),
+                "wall_s": round(time.perf_counter() - wall, 2),
+            }
             write_json(path, record)
         finally:
             path.with_suffix(".lock").unlink(missing_ok=True)
@@ -387,9 +422,14 @@ def run_cli(args: Args) -> None:
     if not args.report_only:
         run_units(args)
     parts, wanted = load_parts(args)
-    context = {"command": ("vaekit benchmark anomaly " + flags(args)).strip(), "vae_options": VAE_OPTIONS,
-               "flow_options": FLOW_OPTIONS, "budget_epochs": BUDGET_EPOCHS, "seeds": list(args.seeds),
-               "train_size": args.train_size}
+    context = {
+        "command": ("vaekit benchmark anomaly " + flags(args)).strip(),
+        "vae_options": VAE_OPTIONS,
+        "flow_options": FLOW_OPTIONS,
+        "budget_epochs": BUDGET_EPOCHS,
+        "seeds": list(args.seeds),
+        "train_size": args.train_size,
+    }
     paths, text = write_report(parts, wanted, Path(args.output_dir), context)
     print(text)
     print("written: " + ", ".join(map(str, paths)))

@@ -54,10 +54,16 @@ def aggregate(parts: list[dict]) -> dict:
             everything = [r for runs in by_task.values() for r in runs.values()]
             fprs = [r["test_fpr"] for r in everything if "test_fpr" in r]
             results.setdefault(dataset, {})[method] = {
-                "tasks": {t: {"auroc": float(np.mean([r["auroc"] for r in by_task[t].values()])),
-                              "auroc_seeds": [by_task[t][s]["auroc"] for s in sorted(by_task[t])]}
-                          for t in tasks if t in by_task},
-                "seeds": complete, "seed_mean_auroc": seed_means,
+                "tasks": {
+                    t: {
+                        "auroc": float(np.mean([r["auroc"] for r in by_task[t].values()])),
+                        "auroc_seeds": [by_task[t][s]["auroc"] for s in sorted(by_task[t])],
+                    }
+                    for t in tasks
+                    if t in by_task
+                },
+                "seeds": complete,
+                "seed_mean_auroc": seed_means,
                 "mean_auroc": float(np.mean(seed_means)) if seed_means else None,
                 "ci95": t_interval(seed_means),
                 "mean_ap": float(np.mean([r["ap"] for r in everything])),
@@ -78,21 +84,31 @@ def _fmt_mean(entry: dict, best: float) -> str:
 def markdown(results: dict) -> str:
     """One table per data set (AUROC per task, mean ± 95 % interval, AP, test FPR), and the published table."""
     lines = []
-    kinds = {"digits": "anomaly class", "digits-flat": "anomaly class", "breast-cancer": "anomaly label", "fashion-mnist": "normal class"}
+    kinds = {
+        "digits": "anomaly class",
+        "digits-flat": "anomaly class",
+        "breast-cancer": "anomaly label",
+        "fashion-mnist": "normal class",
+    }
     for dataset, methods in results.items():
         methods = {m: e for m, e in methods.items() if not m.startswith("_")}
         tasks = list(next(iter(methods.values()))["tasks"])
         best = max((e["mean_auroc"] for e in methods.values() if e["mean_auroc"] is not None), default=None)
-        lines += [f"**{dataset}** (AUROC per {kinds.get(dataset, 'task')}, mean over seeds; mean over tasks "
-                  f"± 95 % t-interval over seeds; FPR: the conformal threshold's false-alarm rate on the normal "
-                  f"test rows at nominal 0.05; {methods_cpu(results, dataset):.0f} CPU s)", "",
-                  "| method | " + " | ".join(tasks) + " | mean AUROC | mean AP | FPR | seeds |",
-                  "|---|" + "---|" * (len(tasks) + 4)]
+        lines += [
+            f"**{dataset}** (AUROC per {kinds.get(dataset, 'task')}, mean over seeds; mean over tasks "
+            f"± 95 % t-interval over seeds; FPR: the conformal threshold's false-alarm rate on the normal "
+            f"test rows at nominal 0.05; {methods_cpu(results, dataset):.0f} CPU s)",
+            "",
+            "| method | " + " | ".join(tasks) + " | mean AUROC | mean AP | FPR | seeds |",
+            "|---|" + "---|" * (len(tasks) + 4),
+        ]
         for method, entry in methods.items():
             cells = " | ".join(f"{entry['tasks'][t]['auroc']:.3f}" if t in entry["tasks"] else "–" for t in tasks)
             fpr = f"{entry['test_fpr']:.3f}" if entry["test_fpr"] is not None else "–"
-            lines.append(f"| {method} | {cells} | {_fmt_mean(entry, best)} | {entry['mean_ap']:.3f} | {fpr} | "
-                         f"{len(entry['seeds'])} |")
+            lines.append(
+                f"| {method} | {cells} | {_fmt_mean(entry, best)} | {entry['mean_ap']:.3f} | {fpr} | "
+                f"{len(entry['seeds'])} |"
+            )
         lines.append("")
         for name, row in PUBLISHED.get(dataset, {}).items():
             if lines[-1] == "":
@@ -106,10 +122,17 @@ def summary(results: dict) -> str:
     conformal threshold's false-alarm rates on the normal test rows (nominal 0.05)."""
     datasets = list(results)
     methods = list(dict.fromkeys(m for d in datasets for m in results[d] if not m.startswith("_")))
-    best = {d: max((e["mean_auroc"] for m, e in results[d].items() if not m.startswith("_") and e["mean_auroc"] is not None),
-                   default=None) for d in datasets}
-    lines = ["| method | " + " | ".join(f"{d} AUROC" for d in datasets) + f" | FPR ({' / '.join(datasets)}) |",
-             "|---|" + "---|" * (len(datasets) + 1)]
+    best = {
+        d: max(
+            (e["mean_auroc"] for m, e in results[d].items() if not m.startswith("_") and e["mean_auroc"] is not None),
+            default=None,
+        )
+        for d in datasets
+    }
+    lines = [
+        "| method | " + " | ".join(f"{d} AUROC" for d in datasets) + f" | FPR ({' / '.join(datasets)}) |",
+        "|---|" + "---|" * (len(datasets) + 1),
+    ]
     for method in methods:
         cells, fprs = [], []
         for d in datasets:
@@ -122,9 +145,11 @@ def summary(results: dict) -> str:
 
 
 #: Seed 004's claim, flows against VAE scores: (flow, VAE score) pairs whose per-seed difference is reported.
-CLAIM_PAIRS = [("flow: MAF log-density", "vae: reconstruction_probability"),
-               ("flow: MAF log-density", "vae: log_likelihood"),
-               ("flow: NSF log-density", "vae: reconstruction_probability")]
+CLAIM_PAIRS = [
+    ("flow: MAF log-density", "vae: reconstruction_probability"),
+    ("flow: MAF log-density", "vae: log_likelihood"),
+    ("flow: NSF log-density", "vae: reconstruction_probability"),
+]
 
 
 def paired_differences(results: dict) -> str:
@@ -137,11 +162,16 @@ def paired_differences(results: dict) -> str:
             if not a or not b:
                 continue
             common = sorted(set(a["seeds"]) & set(b["seeds"]))
-            diffs = [a["seed_mean_auroc"][a["seeds"].index(s)] - b["seed_mean_auroc"][b["seeds"].index(s)] for s in common]
+            diffs = [
+                a["seed_mean_auroc"][a["seeds"].index(s)] - b["seed_mean_auroc"][b["seeds"].index(s)] for s in common
+            ]
             if diffs:
                 ci = t_interval(diffs)
-                lines.append(f"- {dataset}: {flow} − {vae}: {np.mean(diffs):+.3f}"
-                             + (f" ± {ci:.3f}" if ci is not None else "") + f" ({len(diffs)} seeds)")
+                lines.append(
+                    f"- {dataset}: {flow} − {vae}: {np.mean(diffs):+.3f}"
+                    + (f" ± {ci:.3f}" if ci is not None else "")
+                    + f" ({len(diffs)} seeds)"
+                )
     return "\n".join(lines)
 
 
@@ -151,8 +181,13 @@ def methods_cpu(results: dict, dataset: str) -> float:
 
 
 def _jsonable(results: dict) -> dict:
-    return {d: {m: ({k: v for k, v in e.items() if k != "mean_tpr"} if isinstance(e, dict) else e)
-                for m, e in methods.items()} for d, methods in results.items()}
+    return {
+        d: {
+            m: ({k: v for k, v in e.items() if k != "mean_tpr"} if isinstance(e, dict) else e)
+            for m, e in methods.items()
+        }
+        for d, methods in results.items()
+    }
 
 
 def write_report(parts: list[dict], wanted: int, folder: Path, context: dict) -> tuple[list[Path], str]:
@@ -165,21 +200,35 @@ def write_report(parts: list[dict], wanted: int, folder: Path, context: dict) ->
         raise ValueError(f"no finished units in {folder / 'parts'} for these arguments; run without --report-only")
     results = aggregate(parts)
     cpu = sum(p["cpu_s"] for p in parts)
-    context = {**context, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": f"{platform.machine()}, {platform.system()}, torch {torch.__version__}, 1 torch thread per process",
-               "units_finished": len(parts), "units": wanted, "cpu_s": round(cpu, 1),
-               "wall_s_units": round(sum(p["wall_s"] for p in parts), 1)}
+    context = {
+        **context,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {platform.system()}, torch {torch.__version__}, 1 torch thread per process",
+        "units_finished": len(parts),
+        "units": wanted,
+        "cpu_s": round(cpu, 1),
+        "wall_s_units": round(sum(p["wall_s"] for p in parts), 1),
+    }
     write_json(folder / "anomaly.json", {**context, "results": _jsonable(results)})
-    header = (f"Command: `{context['command']}` ({context['date']}; {context['machine']}); {len(parts)} of {wanted} "
-              f"units finished; {cpu:.0f} CPU s in all (= {cpu / 2 / 60:.0f} min on 2 cores)\n\n")
-    text = (header + "All data sets (mean AUROC over tasks ± 95 % t-interval over seeds):\n\n" + summary(results)
-            + "\n\nFlows against VAE scores, paired by seed (mean AUROC difference ± 95 % t-interval):\n\n"
-            + paired_differences(results) + "\n\n" + markdown(results))
+    header = (
+        f"Command: `{context['command']}` ({context['date']}; {context['machine']}); {len(parts)} of {wanted} "
+        f"units finished; {cpu:.0f} CPU s in all (= {cpu / 2 / 60:.0f} min on 2 cores)\n\n"
+    )
+    text = (
+        header
+        + "All data sets (mean AUROC over tasks ± 95 % t-interval over seeds):\n\n"
+        + summary(results)
+        + "\n\nFlows against VAE scores, paired by seed (mean AUROC difference ± 95 % t-interval):\n\n"
+        + paired_differences(results)
+        + "\n\n"
+        + markdown(results)
+    )
     atomic_write(folder / "anomaly.md", text + "\n")
-    panels = {f"{dataset} (mean over tasks, seeds)": {m: (FPR_GRID, e["mean_tpr"]) for m, e in methods.items()
-                                                      if not m.startswith("_")}
-              for dataset, methods in results.items()}
+    panels = {
+        f"{dataset} (mean over tasks, seeds)": {
+            m: (FPR_GRID, e["mean_tpr"]) for m, e in methods.items() if not m.startswith("_")
+        }
+        for dataset, methods in results.items()
+    }
     plots.roc_curves(panels, folder / "roc.png")
     return [folder / "anomaly.md", folder / "anomaly.json", folder / "roc.png"], text
-
-

@@ -34,9 +34,11 @@ from .sweeps.spec import SweepSpec
 
 #: Published BetaVAE scores on dSprites (Higgins et al. 2017, fig. 6), models and baselines.
 PUBLISHED = PUBLISHED_BETA_VAE_SCORE
-PUBLISHED_SOURCE = ("Higgins et al. 2017, \"β-VAE: Learning Basic Visual Concepts with a Constrained Variational "
-                    "Framework\", ICLR, fig. 6 (BetaVAE-metric accuracy on dSprites, 64×64, full grid, one model per "
-                    "row), as quoted by seed 003")
+PUBLISHED_SOURCE = (
+    'Higgins et al. 2017, "β-VAE: Learning Basic Visual Concepts with a Constrained Variational '
+    'Framework", ICLR, fig. 6 (BetaVAE-metric accuracy on dSprites, 64×64, full grid, one model per '
+    "row), as quoted by seed 003"
+)
 
 #: Benchmark models: name -> config changes on the shared base (one architecture and budget).
 MODELS = {
@@ -86,6 +88,7 @@ def capacity_gamma(pixels: int, steps: int) -> float:
     paper = CAPACITY_PAPER
     return paper["gamma"] * pixels / paper["pixels"] * min(1.0, steps / paper["steps"])
 
+
 #: The CPU default (about 45 minutes for 4 models × 5 seeds on 2 cores) and the paper-scale setting
 #: (--full, for a GPU). Both use the convolutional encoder/decoder of Higgins et al. 2017 /
 #: Locatello et al. 2019 (4×4 stride-2 convolutions with 32, 32, 64, 64 channels down to a 4-pixel
@@ -93,36 +96,86 @@ def capacity_gamma(pixels: int, steps: int) -> float:
 #: images of every 4th orientation and position (8,294 training images, 24 epochs: about 3,100
 #: steps of 64, against Locatello's 300,000).
 SCALES = {
-    "default": {"image_size": 32, "grid_step": 4, "epochs": 24, "batch_size": 64, "lr": 1e-3, "net": "conv",
-                "hidden": (256,), "dci": {"num_train": 1000, "num_test": 500}},
-    "full": {"image_size": 64, "grid_step": 1, "epochs": 36, "batch_size": 64, "lr": 1e-4, "net": "conv",
-             "hidden": (256,), "dci": {}},
+    "default": {
+        "image_size": 32,
+        "grid_step": 4,
+        "epochs": 24,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "net": "conv",
+        "hidden": (256,),
+        "dci": {"num_train": 1000, "num_test": 500},
+    },
+    "full": {
+        "image_size": 64,
+        "grid_step": 1,
+        "epochs": 36,
+        "batch_size": 64,
+        "lr": 1e-4,
+        "net": "conv",
+        "hidden": (256,),
+        "dci": {},
+    },
 }
 SEEDS = (0, 1, 2, 3, 4)
 
 
-def benchmark_configs(data: str = "dsprites-synthetic", data_dir: str = "data", full: bool = False,
-                      seed: int = 0, latent_dim: int = 10, epochs: int | None = None) -> dict[str, Config]:
+def benchmark_configs(
+    data: str = "dsprites-synthetic",
+    data_dir: str = "data",
+    full: bool = False,
+    seed: int = 0,
+    latent_dim: int = 10,
+    epochs: int | None = None,
+) -> dict[str, Config]:
     """The configs of the benchmark, one per model of :data:`MODELS`: same net, data, optimiser and budget; the capacity
     reaches 25 nats (Burgess et al. 2018, dSprites) after two thirds of the steps, with γ (the
     capacity model's ``beta``) from :func:`capacity_gamma` for the image size and that anneal (times
     :data:`SAFETY` below the paper's budget: 2.6 on the CPU scale, 1000 with ``full``)."""
     scale = SCALES["full" if full else "default"]
     epochs = epochs or scale["epochs"]
-    base = Config.from_flat(data=data, data_dir=data_dir, image_size=scale["image_size"], grid_step=scale["grid_step"],
-                            latent_dim=latent_dim, net=scale["net"], channels=(32, 32, 64, 64), hidden=scale["hidden"],
-                            likelihood="bernoulli", binarize="none", epochs=epochs, batch_size=scale["batch_size"],
-                            lr=scale["lr"], seed=seed, eval_num_samples=1)
-    train_size = np.prod([len(k) for k in dsprites.grid(base.data.grid_step)]) * (1 - TEST_FRACTION) * (1 - base.data.val_fraction)
+    base = Config.from_flat(
+        data=data,
+        data_dir=data_dir,
+        image_size=scale["image_size"],
+        grid_step=scale["grid_step"],
+        latent_dim=latent_dim,
+        net=scale["net"],
+        channels=(32, 32, 64, 64),
+        hidden=scale["hidden"],
+        likelihood="bernoulli",
+        binarize="none",
+        epochs=epochs,
+        batch_size=scale["batch_size"],
+        lr=scale["lr"],
+        seed=seed,
+        eval_num_samples=1,
+    )
+    train_size = (
+        np.prod([len(k) for k in dsprites.grid(base.data.grid_step)])
+        * (1 - TEST_FRACTION)
+        * (1 - base.data.val_fraction)
+    )
     steps = max(1, int(epochs * np.ceil(train_size / base.train.batch_size) * 2 / 3))
     gamma = capacity_gamma(scale["image_size"] ** 2, steps)
-    capacity = {"capacity_steps": steps, "beta": round(gamma if gamma >= CAPACITY_PAPER["gamma"] else SAFETY * gamma, 2)}
-    return {name: base.replace(**changes, **(capacity if "capacity_max" in changes else {}))
-            for name, changes in MODELS.items()}
+    capacity = {
+        "capacity_steps": steps,
+        "beta": round(gamma if gamma >= CAPACITY_PAPER["gamma"] else SAFETY * gamma, 2),
+    }
+    return {
+        name: base.replace(**changes, **(capacity if "capacity_max" in changes else {}))
+        for name, changes in MODELS.items()
+    }
 
 
-def spec(data: str = "dsprites-synthetic", data_dir: str = "data", full: bool = False, seeds=SEEDS,
-         epochs: int | None = None, models=tuple(MODELS)) -> SweepSpec:
+def spec(
+    data: str = "dsprites-synthetic",
+    data_dir: str = "data",
+    full: bool = False,
+    seeds=SEEDS,
+    epochs: int | None = None,
+    models=tuple(MODELS),
+) -> SweepSpec:
     """The benchmark as a sweep: the shared config, one arm per model, ``seeds``, and the
     disentanglement evaluation of every point (metric seed 0 for all, so only training varies).
 
@@ -141,9 +194,15 @@ def spec(data: str = "dsprites-synthetic", data_dir: str = "data", full: bool = 
 
 
 #: Headline metrics of the tables and figures: key in the evaluation's headline -> column name.
-COLUMNS = [("beta_vae.eval_accuracy", "BetaVAE"), ("factor_vae.eval_accuracy", "FactorVAE"), ("mig.mig", "MIG"),
-           ("dci.disentanglement", "DCI-D"), ("dci.completeness", "DCI-C"), ("dci.informativeness_test", "DCI-I"),
-           ("sap.sap", "SAP")]
+COLUMNS = [
+    ("beta_vae.eval_accuracy", "BetaVAE"),
+    ("factor_vae.eval_accuracy", "FactorVAE"),
+    ("mig.mig", "MIG"),
+    ("dci.disentanglement", "DCI-D"),
+    ("dci.completeness", "DCI-C"),
+    ("dci.informativeness_test", "DCI-I"),
+    ("sap.sap", "SAP"),
+]
 KL_KEYS = ("kl", "kl_mi", "kl_tc", "kl_dimwise")
 
 
@@ -152,17 +211,25 @@ def collect(out_dir, sweep: SweepSpec) -> dict:
     training time, and their :func:`~vaekit.benchmarks.sweeps.results.summarize` over seeds."""
     rows: dict[str, dict] = {}
     for point, report, summary, cpu in finished_points(out_dir, sweep, "disentanglement"):
-        entry = {**report["headline"], **{k: report["kl"][k] for k in KL_KEYS}, "test_elbo": summary["test"]["elbo"],
-                 "active_units": summary["test"].get("active_units"), "train_s": summary["training_time_s"],
-                 "cpu_s": cpu}
+        entry = {
+            **report["headline"],
+            **{k: report["kl"][k] for k in KL_KEYS},
+            "test_elbo": summary["test"]["elbo"],
+            "active_units": summary["test"].get("active_units"),
+            "train_s": summary["training_time_s"],
+            "cpu_s": cpu,
+        }
         rows.setdefault(point.arm, {})[point.seed] = entry
     models = {}
     for arm, seeds in rows.items():
         per_seed = [seeds[s] for s in sorted(seeds)]
         keys = [k for k in per_seed[0] if all(r.get(k) is not None for r in per_seed)]
-        models[arm] = {"changes": sweep.arms[arm], "seeds": sorted(seeds),
-                       "per_seed": {str(s): seeds[s] for s in sorted(seeds)},
-                       "aggregate": {k: summarize([r[k] for r in per_seed]) for k in keys}}
+        models[arm] = {
+            "changes": sweep.arms[arm],
+            "seeds": sorted(seeds),
+            "per_seed": {str(s): seeds[s] for s in sorted(seeds)},
+            "aggregate": {k: summarize([r[k] for r in per_seed]) for k in keys},
+        }
     return models
 
 
@@ -178,16 +245,24 @@ def model_effect(models: dict, min_seeds: int = 2) -> dict:
 
     out = {}
     for key, _ in COLUMNS:
-        groups = [np.asarray(row["aggregate"][key]["values"]) for row in models.values()
-                  if key in row["aggregate"] and row["aggregate"][key]["n"] >= min_seeds]
+        groups = [
+            np.asarray(row["aggregate"][key]["values"])
+            for row in models.values()
+            if key in row["aggregate"] and row["aggregate"][key]["n"] >= min_seeds
+        ]
         if len(groups) < 2 or sum(len(g) for g in groups) <= len(groups):
             continue
         values = np.concatenate(groups)
         total = float(((values - values.mean()) ** 2).sum())
         between = float(sum(len(g) * (g.mean() - values.mean()) ** 2 for g in groups))
         f, p = stats.f_oneway(*groups)
-        out[key] = {"eta_squared": between / total if total > 0 else float("nan"), "F": float(f), "p": float(p),
-                    "models": len(groups), "runs": int(values.size)}
+        out[key] = {
+            "eta_squared": between / total if total > 0 else float("nan"),
+            "F": float(f),
+            "p": float(p),
+            "models": len(groups),
+            "runs": int(values.size),
+        }
     return out
 
 
@@ -208,16 +283,30 @@ def kept_rows(results_path, sweep: SweepSpec, rows: dict) -> dict:
     earlier = io.read_json(path)
     if earlier.get("config") != sweep.base:
         return {}
-    return {name: {**row, "kept_from": row.get("kept_from") or f"{earlier.get('date')}: `{earlier.get('command')}`"}
-            for name, row in earlier.get("models", {}).items()
-            if name not in rows and name in sweep.arms and row.get("changes") == sweep.arms[name]
-            and row.get("seeds") == list(sweep.seeds)}
+    return {
+        name: {**row, "kept_from": row.get("kept_from") or f"{earlier.get('date')}: `{earlier.get('command')}`"}
+        for name, row in earlier.get("models", {}).items()
+        if name not in rows
+        and name in sweep.arms
+        and row.get("changes") == sweep.arms[name]
+        and row.get("seeds") == list(sweep.seeds)
+    }
 
 
-def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsprites-synthetic",
-                  data_dir: str = "data", full: bool = False, seeds=SEEDS, epochs: int | None = None,
-                  models=tuple(MODELS), jobs: int = 2, collect_only: bool = False, command: str = "",
-                  log=print, baselines=tuple(BASELINES)) -> dict:
+def run_benchmark(
+    out_dir="benchmarks/results/disentanglement",
+    data: str = "dsprites-synthetic",
+    data_dir: str = "data",
+    full: bool = False,
+    seeds=SEEDS,
+    epochs: int | None = None,
+    models=tuple(MODELS),
+    jobs: int = 2,
+    collect_only: bool = False,
+    command: str = "",
+    log=print,
+    baselines=tuple(BASELINES),
+) -> dict:
     """Train (or resume) and evaluate every (model, seed) point in ``out_dir/runs``; write
     ``results.json``, ``results.md`` and ``per_seed.png`` in ``out_dir`` and return the results.
 
@@ -250,21 +339,40 @@ def run_benchmark(out_dir="benchmarks/results/disentanglement", data: str = "dsp
     if not rows and not baselines:
         raise ValueError(f"no finished points in {out}/runs and no earlier results with these settings")
     scale = SCALES["full" if full else "default"]
-    base_rows = baseline_rows(benchmark_configs(data, data_dir, full, epochs=epochs)["vae"], baselines, seeds,
-                              scale["dci"], out / "baselines", log, cached_only=collect_only) if baselines else {}
+    base_rows = (
+        baseline_rows(
+            benchmark_configs(data, data_dir, full, epochs=epochs)["vae"],
+            baselines,
+            seeds,
+            scale["dci"],
+            out / "baselines",
+            log,
+            cached_only=collect_only,
+        )
+        if baselines
+        else {}
+    )
     import torch
 
-    results = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-                          f"{jobs} worker(s) of 1 thread",
-               "scale": "full" if full else "default", "config": sweep.base, "seeds": list(seeds),
-               "dci_points": sweep.evaluate["disentanglement"]["overrides"]["dci"] or "reference",
-               "interval": INTERVAL, "published_beta_vae_score": PUBLISHED, "models": rows,
-               "baselines": base_rows, "published_source": PUBLISHED_SOURCE,
-               "model_effect": model_effect(rows),
-               "model_effect_active": model_effect({k: r for k, r in rows.items() if _active(r)}),
-               "model_effect_with_baselines": model_effect({**rows, **base_rows}, min_seeds=1) if base_rows else {},
-               "wall_time_s": wall_s}
+    results = {
+        "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"{jobs} worker(s) of 1 thread",
+        "scale": "full" if full else "default",
+        "config": sweep.base,
+        "seeds": list(seeds),
+        "dci_points": sweep.evaluate["disentanglement"]["overrides"]["dci"] or "reference",
+        "interval": INTERVAL,
+        "published_beta_vae_score": PUBLISHED,
+        "models": rows,
+        "baselines": base_rows,
+        "published_source": PUBLISHED_SOURCE,
+        "model_effect": model_effect(rows),
+        "model_effect_active": model_effect({k: r for k, r in rows.items() if _active(r)}),
+        "model_effect_with_baselines": model_effect({**rows, **base_rows}, min_seeds=1) if base_rows else {},
+        "wall_time_s": wall_s,
+    }
     results["traversals"] = sorted(p.name for p in out.glob("*-traversals.png"))
     io.write_json(out / "results.json", results)
     io.atomic_write(out / "results.md", markdown(results))
@@ -284,24 +392,54 @@ def markdown(results: dict) -> str:
     models, baselines = results["models"], results.get("baselines") or {}
     rows = {**models, **{f"{name} (baseline)": row for name, row in baselines.items()}}
     head = ["model", "seeds", *[c for _, c in COLUMNS]]
-    lines = [f"Command: `{results['command']}`  ", f"Date: {results['date']}; machine: {results['machine']}  ", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"Command: `{results['command']}`  ",
+        f"Date: {results['date']}; machine: {results['machine']}  ",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for name, row in rows.items():
         agg = row["aggregate"]
-        lines.append("| " + " | ".join([name, str(len(row["seeds"]))] +
-                                       [_cell(agg[k]) if k in agg else "–" for k, _ in COLUMNS]) + " |")
+        lines.append(
+            "| "
+            + " | ".join([name, str(len(row["seeds"]))] + [_cell(agg[k]) if k in agg else "–" for k, _ in COLUMNS])
+            + " |"
+        )
     lines += ["", "Spread over seeds (min – max):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in rows.items():
         agg = row["aggregate"]
-        lines.append("| " + " | ".join([name, str(len(row["seeds"]))] + [
-            f"{min(agg[k]['values']):.3f} – {max(agg[k]['values']):.3f}" if k in agg else "–" for k, _ in COLUMNS]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [name, str(len(row["seeds"]))]
+                + [
+                    f"{min(agg[k]['values']):.3f} – {max(agg[k]['values']):.3f}" if k in agg else "–"
+                    for k, _ in COLUMNS
+                ]
+            )
+            + " |"
+        )
     if baselines:
-        lines += ["", "Baselines (same grid, metrics, metric seed and numbers of points as the models; "
-                      "n=1: deterministic, one value):", ""]
-        lines += [f"- {name}: {row['description']}" + (f"; code of {row['code_dim']} dimensions" if row.get("code_dim") else "")
-                  + "".join(f"; {why}" for why in row.get("skipped", {}).values()) for name, row in baselines.items()]
-        lines += ["", f"BetaVAE score beside the published one ({results.get('published_source', PUBLISHED_SOURCE)}):", "",
-                  "| representation | ours (32×32 synthetic dSprites, grid step 4) | Higgins et al. 2017 |", "|---|---|---|"]
+        lines += [
+            "",
+            "Baselines (same grid, metrics, metric seed and numbers of points as the models; "
+            "n=1: deterministic, one value):",
+            "",
+        ]
+        lines += [
+            f"- {name}: {row['description']}"
+            + (f"; code of {row['code_dim']} dimensions" if row.get("code_dim") else "")
+            + "".join(f"; {why}" for why in row.get("skipped", {}).values())
+            for name, row in baselines.items()
+        ]
+        lines += [
+            "",
+            f"BetaVAE score beside the published one ({results.get('published_source', PUBLISHED_SOURCE)}):",
+            "",
+            "| representation | ours (32×32 synthetic dSprites, grid step 4) | Higgins et al. 2017 |",
+            "|---|---|---|",
+        ]
         ours = {**{n: r for n, r in baselines.items()}, **models}
         for name, published in (results.get("published_beta_vae_score") or PUBLISHED).items():
             cell = _cell(ours[name]["aggregate"]["beta_vae.eval_accuracy"]) if name in ours else "not run"
@@ -310,31 +448,47 @@ def markdown(results: dict) -> str:
     with_baselines = results.get("model_effect_with_baselines") or {}
     if effect:
         keys = [k for k, _ in COLUMNS if k in effect]
-        lines += ["", "How much the model decides beyond the seed (one-way ANOVA over models; η² = between-model "
-                      "share of the total sum of squares; p of the F test):", "",
-                  "| models | " + " | ".join(c for k, c in COLUMNS if k in effect) + " |", "|" + "---|" * (1 + len(keys))]
+        lines += [
+            "",
+            "How much the model decides beyond the seed (one-way ANOVA over models; η² = between-model "
+            "share of the total sum of squares; p of the F test):",
+            "",
+            "| models | " + " | ".join(c for k, c in COLUMNS if k in effect) + " |",
+            "|" + "---|" * (1 + len(keys)),
+        ]
         for group, table in (("all", effect), ("not collapsed", active), ("models + baselines", with_baselines)):
             for field, label, fmt in (("eta_squared", "η²", "{:.2f}"), ("p", "p", "{:.2g}")):
                 if table:
-                    lines.append(f"| {group}: {label} | " + " | ".join(
-                        fmt.format(table[k][field]) if k in table else "–" for k in keys) + " |")
+                    lines.append(
+                        f"| {group}: {label} | "
+                        + " | ".join(fmt.format(table[k][field]) if k in table else "–" for k in keys)
+                        + " |"
+                    )
     head = ["model", "test ELBO", "KL", "MI", "TC", "dim-KL", "active units", "train s"]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in models.items():
         agg = row["aggregate"]
-        cells = [name] + [_cell(agg[k], 1) if k in agg else "–"
-                          for k in ("test_elbo", *KL_KEYS, "active_units")]
+        cells = [name] + [_cell(agg[k], 1) if k in agg else "–" for k in ("test_elbo", *KL_KEYS, "active_units")]
         cells.append(f"{agg['train_s']['mean']:.0f}" if "train_s" in agg else "–")
         lines.append("| " + " | ".join(cells) + " |")
     if results.get("traversals"):
-        lines += ["", "Latent traversals (one row per latent, sorted by KL): "
-                  + ", ".join(f"[{name}]({name})" for name in results["traversals"]) + "."]
+        lines += [
+            "",
+            "Latent traversals (one row per latent, sorted by KL): "
+            + ", ".join(f"[{name}]({name})" for name in results["traversals"])
+            + ".",
+        ]
     kept = {name: row["kept_from"] for name, row in models.items() if row.get("kept_from")}
     lines += [f"Kept from an earlier run with the same settings: {name} ({when})." for name, when in kept.items()]
-    lines += ["", f"Mean over seeds [{results.get('interval', INTERVAL)}].",
-              "Published BetaVAE score on dSprites (Higgins et al. 2017, fig. 6, one model per row, 64×64, full grid): "
-              + ", ".join(f"{k} {v:.4f}" for k, v in (results.get("published_beta_vae_score") or PUBLISHED).items()) + ".",
-              "KL terms: nats per example on test images (Chen et al. 2018 decomposition, exact mixture).", ""]
+    lines += [
+        "",
+        f"Mean over seeds [{results.get('interval', INTERVAL)}].",
+        "Published BetaVAE score on dSprites (Higgins et al. 2017, fig. 6, one model per row, 64×64, full grid): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in (results.get("published_beta_vae_score") or PUBLISHED).items())
+        + ".",
+        "KL terms: nats per example on test images (Chen et al. 2018 decomposition, exact mixture).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -342,6 +496,8 @@ def figure(results: dict, path) -> Path:
     """Per-seed values (dots) and the mean with its 95 % t interval per model, one panel per
     headline metric (Locatello et al. 2019, fig. 7 shows the same distributions as violins)."""
     aggregated = {name: row["aggregate"] for name, row in results["models"].items()}
-    aggregated.update({f"{name} (baseline)": row["aggregate"] for name, row in (results.get("baselines") or {}).items()})
+    aggregated.update(
+        {f"{name} (baseline)": row["aggregate"] for name, row in (results.get("baselines") or {}).items()}
+    )
     metrics = [k for k, _ in COLUMNS if any(k in a for a in aggregated.values())]
     return per_seed_figure(aggregated, metrics, path, xlim=(-0.02, 1.02))

@@ -28,8 +28,12 @@ from .sweeps.results import summarize
 #: gradient-boosted classifier (100 trees) per factor on every code dimension: on the 1,024 raw
 #: pixels of a 32×32 image that is ~100× the cost of a 10-dimensional code (211 s on the shared
 #: cores), about 6 hours.
-SKIPPED = {"raw-pixels": {"dci": "DCI not run on raw pixels: gradient boosting over 1,024 pixel features is ~100× "
-                                  "the cost of a 10-dimensional code (211 s on the benchmark machine), about 6 hours"}}
+SKIPPED = {
+    "raw-pixels": {
+        "dci": "DCI not run on raw pixels: gradient boosting over 1,024 pixel features is ~100× "
+        "the cost of a 10-dimensional code (211 s on the benchmark machine), about 6 hours"
+    }
+}
 
 
 def baseline_seeds(name: str, seeds) -> tuple[int, ...]:
@@ -39,12 +43,21 @@ def baseline_seeds(name: str, seeds) -> tuple[int, ...]:
 
 
 def _settings(name: str, config, seed: int, dci: dict) -> dict:
-    return {"baseline": name, "seed": seed, "metric_seed": 0,
-            "metrics": [m for m in METRICS if m not in SKIPPED.get(name, {})], "dci": dci,
-            "latent_dim": config.model.latent_dim, "data": config.data.name,
-            "image_size": config.data.image_size, "grid_step": config.data.grid_step,
-            "model": config.model.name, "channels": list(config.model.channels), "hidden": list(config.model.hidden),
-            **({"fitted_on": "training pixels that vary"} if name in ("pca", "ica") else {})}
+    return {
+        "baseline": name,
+        "seed": seed,
+        "metric_seed": 0,
+        "metrics": [m for m in METRICS if m not in SKIPPED.get(name, {})],
+        "dci": dci,
+        "latent_dim": config.model.latent_dim,
+        "data": config.data.name,
+        "image_size": config.data.image_size,
+        "grid_step": config.data.grid_step,
+        "model": config.model.name,
+        "channels": list(config.model.channels),
+        "hidden": list(config.model.hidden),
+        **({"fitted_on": "training pixels that vary"} if name in ("pca", "ica") else {}),
+    }
 
 
 def cached_result(name: str, config, seed: int, dci: dict, folder) -> dict | None:
@@ -76,15 +89,28 @@ def evaluate_baseline(name: str, config, seed: int, dci: dict, folder) -> dict:
     results = evaluate_disentanglement(None, test, tuple(metrics), seed=0, overrides={"dci": dci}, codes=codes)
     for result in results.values():
         result.pop("score_matrix", None)  # (pixels, factors) for raw pixels: kept out of the committed JSON
-    report = {"settings": settings, "description": BASELINES[name].description, "code_dim": int(codes.shape[1]),
-              "codes_s": codes_s, "metrics": results, "headline": headline(results),
-              "skipped": SKIPPED.get(name, {})}
+    report = {
+        "settings": settings,
+        "description": BASELINES[name].description,
+        "code_dim": int(codes.shape[1]),
+        "codes_s": codes_s,
+        "metrics": results,
+        "headline": headline(results),
+        "skipped": SKIPPED.get(name, {}),
+    }
     io.write_json(path, report)
     return report
 
 
-def baseline_rows(config, names=tuple(BASELINES), seeds=(0, 1, 2, 3, 4), dci: dict | None = None, folder="baselines",
-                  log=print, cached_only: bool = False) -> dict:
+def baseline_rows(
+    config,
+    names=tuple(BASELINES),
+    seeds=(0, 1, 2, 3, 4),
+    dci: dict | None = None,
+    folder="baselines",
+    log=print,
+    cached_only: bool = False,
+) -> dict:
     """Rows of the benchmark's tables for ``names``: per baseline its seeds, every seed's headline
     metrics and their :func:`~vaekit.benchmarks.sweeps.results.summarize` over seeds (the shape of
     :func:`vaekit.benchmarks.disentanglement.collect`'s rows), plus ``description``, ``skipped`` and
@@ -118,9 +144,14 @@ def baseline_rows(config, names=tuple(BASELINES), seeds=(0, 1, 2, 3, 4), dci: di
             continue
         reports = [per_seed[s] for s in sorted(per_seed)]
         keys = list(reports[0]["headline"])
-        rows[name] = {"kind": "baseline", "description": BASELINES[name].description, "seeds": sorted(per_seed),
-                      "code_dim": reports[0]["code_dim"], "skipped": reports[0]["skipped"],
-                      "published_beta_vae_score": PUBLISHED_BETA_VAE_SCORE.get(name),
-                      "per_seed": {str(s): per_seed[s]["headline"] for s in sorted(per_seed)},
-                      "aggregate": {k: summarize([r["headline"][k] for r in reports]) for k in keys}}
+        rows[name] = {
+            "kind": "baseline",
+            "description": BASELINES[name].description,
+            "seeds": sorted(per_seed),
+            "code_dim": reports[0]["code_dim"],
+            "skipped": reports[0]["skipped"],
+            "published_beta_vae_score": PUBLISHED_BETA_VAE_SCORE.get(name),
+            "per_seed": {str(s): per_seed[s]["headline"] for s in sorted(per_seed)},
+            "aggregate": {k: summarize([r["headline"][k] for r in reports]) for k in keys},
+        }
     return rows

@@ -58,12 +58,12 @@ import torch
 
 from ..config import Config
 from ..data import load as load_data
+from ..data.splits import prepare
 from ..detectors.bayesian_vae import PosteriorSettings, fit_posterior
 from ..detectors.ood import compute_scores, fit_background, fit_pixel_background
 from ..evaluation import ood
 from ..evaluation.ood import OOD_SCORES
 from ..models import build_model
-from ..data.splits import prepare
 from ..training import fit
 from .ood_report import best_method, markdown, metrics, summary, write_report  # noqa: F401  (summary: re-exported)
 
@@ -146,20 +146,27 @@ def datasets(args: Args) -> dict[str, dict[str, torch.Tensor]]:
         train = load_data("fashion-mnist", "train", data_dir=args.data_dir).x
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
         test = _take(load_data("fashion-mnist", "test", data_dir=args.data_dir).x, args.test_size, 1)
-        out["fashion-mnist"] = {"train": train[order[:args.train_size]],
-                                "reference": train[order[args.train_size:args.train_size + args.reference_size]],
-                                "test": test}
+        out["fashion-mnist"] = {
+            "train": train[order[: args.train_size]],
+            "reference": train[order[args.train_size : args.train_size + args.reference_size]],
+            "test": test,
+        }
     if "mnist" in needed:
         train = load_data("mnist-5k", "train").x
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
-        out["mnist"] = {"train": train[order[args.reference_size:]][:args.train_size],
-                        "reference": train[order[:args.reference_size]],
-                        "test": _take(load_data("mnist-5k", "test").x, args.test_size, 1)}
+        out["mnist"] = {
+            "train": train[order[args.reference_size :]][: args.train_size],
+            "reference": train[order[: args.reference_size]],
+            "test": _take(load_data("mnist-5k", "test").x, args.test_size, 1),
+        }
     train = digits_28("train")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
     n_ref = len(train) // 10
-    out["digits-28"] = {"train": train[order[n_ref:]][:args.train_size], "reference": train[order[:n_ref]],
-                        "test": digits_28("test")[:args.test_size]}
+    out["digits-28"] = {
+        "train": train[order[n_ref:]][: args.train_size],
+        "reference": train[order[:n_ref]],
+        "test": digits_28("test")[: args.test_size],
+    }
     return out
 
 
@@ -167,8 +174,14 @@ def ood_sets(name: str, data: dict, size: int) -> dict[str, torch.Tensor]:
     """The OOD test sets of in-distribution ``name`` (grey, [0, 1], ``(size, 1, 28, 28)``), fixed seeds."""
     g = torch.Generator().manual_seed(2)
     shape = (size, 1, 28, 28)
-    others = {other: _take(torch.cat([data[other]["test"], data[other]["train"]]) if other == "digits-28"
-                           else data[other]["test"], size, 3) for other in OTHERS[name]}
+    others = {
+        other: _take(
+            torch.cat([data[other]["test"], data[other]["train"]]) if other == "digits-28" else data[other]["test"],
+            size,
+            3,
+        )
+        for other in OTHERS[name]
+    }
     return {
         **others,
         f"{name} flipped": data[name]["test"].flip(-2),
@@ -192,46 +205,58 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     posteriors = {}
     for kind in args.posteriors:
         m = args.ensemble_size if kind == "ensemble" else args.num_posterior_samples
-        settings = PosteriorSettings(kind=kind, num_posterior_samples=m,
-                                     epochs=args.posterior_epochs, lr=args.posterior_lr, seed=seed)
+        settings = PosteriorSettings(
+            kind=kind, num_posterior_samples=m, epochs=args.posterior_epochs, lr=args.posterior_lr, seed=seed
+        )
         posteriors[kind] = fit_posterior(model, train, config, settings, args.progress)
 
     def ll(x):
-        return compute_scores(prepare(x, config), ["log_likelihood"], model, num_samples=args.num_samples,
-                              seed=seed)["log_likelihood"]
+        return compute_scores(prepare(x, config), ["log_likelihood"], model, num_samples=args.num_samples, seed=seed)[
+            "log_likelihood"
+        ]
 
     # Nalisnick et al. 2019b, Algorithm 1: Ĥ from training data, ε by bootstrap on held-out in-distribution data
-    reference = float(ll(train[:args.reference_size]).mean())
+    reference = float(ll(train[: args.reference_size]).mean())
     held_out = ll(data[name]["reference"])
     g = torch.Generator().manual_seed(seed)
-    eps = {m: ood.bootstrap_threshold(held_out, reference, m, args.typicality_alpha, generator=g)
-           for m in args.typicality_batch_sizes}
+    eps = {
+        m: ood.bootstrap_threshold(held_out, reference, m, args.typicality_alpha, generator=g)
+        for m in args.typicality_batch_sizes
+    }
     sets = {"in": data[name]["test"], **ood_sets(name, data, args.test_size)}
     other = OTHERS[name][0]
     multi = [s for s, spec in OOD_SCORES.items() if "posterior" in spec.needs]
     out: dict[str, dict[str, np.ndarray]] = {"_typicality": {f"eps M={m}": np.array(e) for m, e in eps.items()}}
     for set_name, x in sets.items():
         x = prepare(x, config)
-        scores = compute_scores(x, ["log_likelihood", "likelihood_ratio"], model, background,
-                                num_samples=args.num_samples, seed=seed)
-        scores["likelihood_ratio (pixel background)"] = ood.likelihood_ratio(scores["log_likelihood"], pixel.log_prob(x))
+        scores = compute_scores(
+            x, ["log_likelihood", "likelihood_ratio"], model, background, num_samples=args.num_samples, seed=seed
+        )
+        scores["likelihood_ratio (pixel background)"] = ood.likelihood_ratio(
+            scores["log_likelihood"], pixel.log_prob(x)
+        )
         for m in args.typicality_batch_sizes:
             key = "typicality" if m == 1 else f"typicality (M={m})"
-            batches = ood.random_batches(len(x), m, len(x), g, replace=False) if m > 1 else torch.arange(len(x))[:, None]
+            batches = (
+                ood.random_batches(len(x), m, len(x), g, replace=False) if m > 1 else torch.arange(len(x))[:, None]
+            )
             statistic = ood.typicality_statistic(scores["log_likelihood"], reference, batches)
             scores[key] = -statistic
             out["_typicality"][f"rejected M={m} {set_name}"] = np.array(float((statistic > eps[m]).double().mean()))
         if set_name in ("in", other):
             n = args.regret_size or len(x)
-            scores["likelihood_regret"] = ood.likelihood_regret(model, x[:n], args.regret_steps, args.regret_lr,
-                                                                args.num_samples, seed, method="encoder")
+            scores["likelihood_regret"] = ood.likelihood_regret(
+                model, x[:n], args.regret_steps, args.regret_lr, args.num_samples, seed, method="encoder"
+            )
         scores["likelihood_regret (per-example posterior)"] = ood.likelihood_regret(
-            model, x, args.posterior_regret_steps, None, args.num_samples, seed, method="posterior")
+            model, x, args.posterior_regret_steps, None, args.num_samples, seed, method="posterior"
+        )
         for method, value in scores.items():
             out.setdefault(method, {})[set_name] = value.detach().float().numpy()
         for kind, posterior in posteriors.items():
-            for method, value in compute_scores(x, multi, model, posterior=posterior, num_samples=args.num_samples,
-                                                seed=seed).items():
+            for method, value in compute_scores(
+                x, multi, model, posterior=posterior, num_samples=args.num_samples, seed=seed
+            ).items():
                 out.setdefault(f"{method} ({kind})", {})[set_name] = value.numpy()
     return out
 
@@ -239,8 +264,11 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
 def _fingerprint(args: Args, name: str) -> str:
     """The settings the scores of in-distribution ``name`` depend on (a cached unit computed under other settings
     is recomputed); the other in-distribution sets of the call and their epochs do not count."""
-    keep = {k: v for k, v in dataclasses.asdict(args).items()
-            if k not in ("output_dir", "data_dir", "seeds", "progress", "in_distributions", "epochs", "collect_only")}
+    keep = {
+        k: v
+        for k, v in dataclasses.asdict(args).items()
+        if k not in ("output_dir", "data_dir", "seeds", "progress", "in_distributions", "epochs", "collect_only")
+    }
     keep["epochs"] = dict(zip(args.in_distributions, args.epochs))[name]
     return json.dumps(keep, sort_keys=True)
 
@@ -252,12 +280,18 @@ def _cache(args: Args, name: str, seed: int) -> Path:
 def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
     """Run (or resume) every unit; write results.json, results.md and histograms.png; return the results."""
     if len(args.epochs) != len(args.in_distributions):
-        raise ValueError(f"--epochs needs one value per in-distribution data set ({len(args.in_distributions)}), "
-                         f"got {len(args.epochs)}")
-    unknown = sorted(set(args.in_distributions) - set(IN_DISTRIBUTIONS)) + sorted(set(args.posteriors) - set(POSTERIORS))
+        raise ValueError(
+            f"--epochs needs one value per in-distribution data set ({len(args.in_distributions)}), "
+            f"got {len(args.epochs)}"
+        )
+    unknown = sorted(set(args.in_distributions) - set(IN_DISTRIBUTIONS)) + sorted(
+        set(args.posteriors) - set(POSTERIORS)
+    )
     if unknown or not args.seeds:
-        raise ValueError(f"unknown in-distribution data set(s) or posterior(s) {unknown} (choose from "
-                         f"{', '.join(IN_DISTRIBUTIONS)}; {', '.join(POSTERIORS)}) or no seed given")
+        raise ValueError(
+            f"unknown in-distribution data set(s) or posterior(s) {unknown} (choose from "
+            f"{', '.join(IN_DISTRIBUTIONS)}; {', '.join(POSTERIORS)}) or no seed given"
+        )
     torch.set_num_threads(1)
     data = datasets(args)
     start = time.perf_counter()
@@ -284,10 +318,20 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
                 unit_seconds += float(f["_time_s"]) if "_time_s" in f.files else 0.0
     if not rows:
         raise ValueError(f"no finished unit in {Path(args.output_dir) / 'scores'} under these settings to collect")
-    results = {"rows": rows, "typicality_tests": tests, "command": command, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "time_s": round(time.perf_counter() - start, 1), "units_time_s": round(unit_seconds, 1),
-               "settings": dataclasses.asdict(args), "model": MODEL,
-               "seeds_finished": {name: sorted({r["seed"] for r in rows if r["in"] == name}) for name in args.in_distributions}}
+    results = {
+        "rows": rows,
+        "typicality_tests": tests,
+        "command": command,
+        "machine": _machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "time_s": round(time.perf_counter() - start, 1),
+        "units_time_s": round(unit_seconds, 1),
+        "settings": dataclasses.asdict(args),
+        "model": MODEL,
+        "seeds_finished": {
+            name: sorted({r["seed"] for r in rows if r["in"] == name}) for name in args.in_distributions
+        },
+    }
     write_report(results, args)
     return results
 
@@ -309,7 +353,7 @@ def typicality_rows(name: str, seed: int, path: Path) -> list[dict]:
         if key.startswith("eps M="):
             rows.setdefault(int(key[6:]), {"rejected": {}})["epsilon"] = value
         else:  # "rejected M=25 digits-28"
-            m, set_name = key[len("rejected M="):].split(" ", 1)
+            m, set_name = key[len("rejected M=") :].split(" ", 1)
             rows.setdefault(int(m), {"rejected": {}})["rejected"][set_name] = value
     return [{"in": name, "seed": seed, "M": m, **v} for m, v in sorted(rows.items())]
 
@@ -324,8 +368,15 @@ def unit_rows(name: str, seed: int, path: Path) -> list[dict]:
             continue
         method, set_name = key.split("|")
         if set_name != "in" and f"{method}|in" in scores:
-            rows.append({"method": method, "in": name, "out": set_name, "seed": seed,
-                         **metrics(scores[f"{method}|in"], scores[key])})
+            rows.append(
+                {
+                    "method": method,
+                    "in": name,
+                    "out": set_name,
+                    "seed": seed,
+                    **metrics(scores[f"{method}|in"], scores[key]),
+                }
+            )
     return rows
 
 
@@ -336,8 +387,10 @@ def _machine() -> str:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return (f"{platform.machine()}, {platform.system()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} torch thread(s)")
+    return (
+        f"{platform.machine()}, {platform.system()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch thread(s)"
+    )
 
 
 def run_cli(args: Args) -> None:

@@ -19,9 +19,11 @@ def metrics(in_scores: np.ndarray, out_scores: np.ndarray) -> dict[str, float]:
     y = np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))]
     s = -np.r_[in_scores, out_scores].astype(np.float64)
     fpr, tpr, _ = roc_curve(y, s)
-    return {"auroc": float(roc_auc_score(y, s)), "auprc": float(average_precision_score(y, s)),
-            "fpr95": float(fpr[np.searchsorted(tpr, 0.95, side="left")])}
-
+    return {
+        "auroc": float(roc_auc_score(y, s)),
+        "auprc": float(average_precision_score(y, s)),
+        "fpr95": float(fpr[np.searchsorted(tpr, 0.95, side="left")]),
+    }
 
 
 def summary(rows: list[dict]) -> dict:
@@ -36,10 +38,13 @@ def summary(rows: list[dict]) -> dict:
         out[key] = {}
         for metric in ("auroc", "auprc", "fpr95"):
             v = np.array([g[metric] for g in group])
-            half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+            half = (
+                float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+                if len(v) > 1
+                else float("nan")
+            )
             out[key][metric] = (float(v.mean()), half, len(v))
     return out
-
 
 
 def markdown(results: dict, metric: str = "auroc") -> str:
@@ -50,8 +55,12 @@ def markdown(results: dict, metric: str = "auroc") -> str:
         outs = list(dict.fromkeys(r["out"] for r in results["rows"] if r["in"] == name))
         methods = list(dict.fromkeys(r["method"] for r in results["rows"] if r["in"] == name))
         n = table[(name, outs[0], methods[0])][metric][2]
-        lines += [f"**in: {name}** — {metric.upper()} (OOD = positive class), mean ± 95 % t-interval over {n} seeds", "",
-                  "| score | " + " | ".join(outs) + " |", "|---|" + "---|" * len(outs)]
+        lines += [
+            f"**in: {name}** — {metric.upper()} (OOD = positive class), mean ± 95 % t-interval over {n} seeds",
+            "",
+            "| score | " + " | ".join(outs) + " |",
+            "|---|" + "---|" * len(outs),
+        ]
         for method in methods:
             cells = []
             for out in outs:
@@ -65,7 +74,6 @@ def markdown(results: dict, metric: str = "auroc") -> str:
     return "\n".join(lines)
 
 
-
 def typicality_markdown(results: dict) -> str:
     """The typicality test at its bootstrap threshold ε (α = ``typicality_alpha``): per M, mean ε and the mean
     fraction of M-batches of each test set rejected (in: false alarms; others: detections), over seeds."""
@@ -75,16 +83,19 @@ def typicality_markdown(results: dict) -> str:
         group = [t for t in tests if t["in"] == name]
         sets = list(group[0]["rejected"])
         alpha = results.get("settings", {}).get("typicality_alpha", 0.05)
-        lines += [f"**in: {name}** — typicality test at the bootstrap threshold (α = {alpha:g}): fraction of "
-                  f"M-batches rejected, mean over {len({t['seed'] for t in group})} seeds", "",
-                  "| M | ε (nats) | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets)]
+        lines += [
+            f"**in: {name}** — typicality test at the bootstrap threshold (α = {alpha:g}): fraction of "
+            f"M-batches rejected, mean over {len({t['seed'] for t in group})} seeds",
+            "",
+            "| M | ε (nats) | " + " | ".join(sets) + " |",
+            "|---|---|" + "---|" * len(sets),
+        ]
         for m in sorted({t["M"] for t in group}):
             rows = [t for t in group if t["M"] == m]
             cells = [f"{np.mean([r['rejected'][k] for r in rows]):.3f}" for k in sets]
             lines.append(f"| {m} | {np.mean([r['epsilon'] for r in rows]):.2f} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
-
 
 
 def best_method(results: dict, name: str) -> str:
@@ -97,17 +108,22 @@ def best_method(results: dict, name: str) -> str:
     return max(means, key=lambda m: np.mean(means[m]))
 
 
-
 def write_report(results: dict, args) -> None:
     """results.json, results.md (AUROC, AUPRC, FPR95 tables) and histograms.png in ``args.output_dir``."""
     folder = Path(args.output_dir)
     io.write_json(folder / "results.json", results)
-    header = (f"Command: `{results['command']}` ({results['date']}; {results['machine']}; "
-              f"{results['time_s']:.0f} s this call, {results.get('units_time_s', 0):.0f} s of computed units)\n\n")
-    io.atomic_write(folder / "results.md", header + "\n".join(markdown(results, m) for m in ("auroc", "auprc", "fpr95"))
-                    + "\n" + typicality_markdown(results))
+    header = (
+        f"Command: `{results['command']}` ({results['date']}; {results['machine']}; "
+        f"{results['time_s']:.0f} s this call, {results.get('units_time_s', 0):.0f} s of computed units)\n\n"
+    )
+    io.atomic_write(
+        folder / "results.md",
+        header
+        + "\n".join(markdown(results, m) for m in ("auroc", "auprc", "fpr95"))
+        + "\n"
+        + typicality_markdown(results),
+    )
     histograms(results, args, folder / "histograms.png")
-
 
 
 def histograms(results: dict, args, path: Path) -> Path:

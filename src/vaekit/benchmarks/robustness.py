@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 
 from .. import io
-from ..reporting.outputs import write_outputs
-from ..run import train
-from ..data import splits
 from ..config import Config
+from ..data import splits
 from ..evaluation.consistency import iterate
 from ..evaluation.fid import FeatureNet, fit_feature_net
 from ..evaluation.runs import robustness_of_run, seeded_subset
+from ..reporting.outputs import write_outputs
+from ..run import train
 from ..runtime.progress import track
 
 #: The paper's ColorMNIST table (Cemgil et al. 2020, table 2): accuracies in %, time relative to the
@@ -57,12 +57,32 @@ ROWS = {
 #: ν = 0.5 the code collapses to colour. Latent 64 as in the official code; Adam 1e-3 and 20
 #: epochs keep the budget small.
 BASE = {
-    "color-digits": dict(net="mlp", hidden=(200, 200, 200, 200), latent_dim=64, likelihood="gaussian",
-                         likelihood_scale=0.2, decoder_activation="sigmoid", lr=1e-3, batch_size=64,
-                         rho=0.975, epochs=20, eval_num_samples=100),
-    "color-mnist": dict(net="mlp", hidden=(200, 200, 200, 200), latent_dim=64, likelihood="gaussian",
-                        likelihood_scale=math.sqrt(0.5), decoder_activation="sigmoid", lr=1e-3, batch_size=64,
-                        rho=0.975, epochs=10, eval_num_samples=100),
+    "color-digits": dict(
+        net="mlp",
+        hidden=(200, 200, 200, 200),
+        latent_dim=64,
+        likelihood="gaussian",
+        likelihood_scale=0.2,
+        decoder_activation="sigmoid",
+        lr=1e-3,
+        batch_size=64,
+        rho=0.975,
+        epochs=20,
+        eval_num_samples=100,
+    ),
+    "color-mnist": dict(
+        net="mlp",
+        hidden=(200, 200, 200, 200),
+        latent_dim=64,
+        likelihood="gaussian",
+        likelihood_scale=math.sqrt(0.5),
+        decoder_activation="sigmoid",
+        lr=1e-3,
+        batch_size=64,
+        rho=0.975,
+        epochs=10,
+        eval_num_samples=100,
+    ),
 }
 BASE["color-mnist-full"] = BASE["color-mnist"]
 DEFAULT_EPSILONS = (0.0, 0.02, 0.05, 0.1, 0.2)
@@ -119,9 +139,20 @@ def _run_row(config_values: dict, run_dir: str, eval_kwargs: dict, feature_net_p
     return robustness_of_run(*io.load_run(run_dir), feature_net=net.eval(), **eval_kwargs)
 
 
-def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robustness", epsilons=DEFAULT_EPSILONS,
-                  num_steps: int = 20, norm: str = "linf", max_test: int | None = None, seed: int = 0,
-                  rows=tuple(ROWS), progress: bool = False, log=print, jobs: int = 1, **overrides) -> dict:
+def run_benchmark(
+    data: str = "color-digits",
+    out_dir="benchmarks/results/robustness",
+    epsilons=DEFAULT_EPSILONS,
+    num_steps: int = 20,
+    norm: str = "linf",
+    max_test: int | None = None,
+    seed: int = 0,
+    rows=tuple(ROWS),
+    progress: bool = False,
+    log=print,
+    jobs: int = 1,
+    **overrides,
+) -> dict:
     """Train every row of :data:`ROWS` with one base config and write the table and figures.
 
     Args:
@@ -157,7 +188,10 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
         log(f"[{time.perf_counter() - started:6.0f}s] training and evaluating {name}")
         return (base.replace(**changes).to_flat(), str(run_dirs[name]), eval_kwargs, str(net_path), progress)
 
-    first, later = [r for r in rows if ROWS[r]["model"] != "avae-ss"], [r for r in rows if ROWS[r]["model"] == "avae-ss"]
+    first, later = (
+        [r for r in rows if ROWS[r]["model"] != "avae-ss"],
+        [r for r in rows if ROWS[r]["model"] == "avae-ss"],
+    )
     if jobs <= 1:
         results = {name: _run_row(*job(name)) for name in track(first + later, "benchmark robustness", "row")}
     else:
@@ -170,8 +204,16 @@ def run_benchmark(data: str = "color-digits", out_dir="benchmarks/results/robust
     shown = tuple(e for e in (0.1, 0.2) if e in epsilons)
     table = table_rows(results, labels, shown)
     markdown = markdown_table(table, labels, shown)
-    report = {"config": base.to_flat(), "labels": labels, "results": results, "table": table, "markdown": markdown,
-              "paper_table": PAPER_TABLE, "jobs": jobs, "wall_time_s": time.perf_counter() - started}
+    report = {
+        "config": base.to_flat(),
+        "labels": labels,
+        "results": results,
+        "table": table,
+        "markdown": markdown,
+        "paper_table": PAPER_TABLE,
+        "jobs": jobs,
+        "wall_time_s": time.perf_counter() - started,
+    }
     io.write_json(out / "results.json", report)
     io.atomic_write(out / "results.md", markdown)
     write_figures(results, run_dirs, labels, out, max_test, seed)
@@ -183,14 +225,23 @@ def write_figures(results: dict, run_dirs: dict, labels, out: Path, max_test=Non
     consistency.png (iterates of a few test images, VAE beside AVAE)."""
     from ..reporting import plots_robustness
 
-    bars = {name: {f"{label} ε={eps}": 100 * (r["probe"][label]["clean"] if eps == "0" else r["probe"][label]["pgd"][eps])
-                   for label in labels for eps in r["probe"][label]["pgd"]} for name, r in results.items()}
+    bars = {
+        name: {
+            f"{label} ε={eps}": 100 * (r["probe"][label]["clean"] if eps == "0" else r["probe"][label]["pgd"][eps])
+            for label in labels
+            for eps in r["probe"][label]["pgd"]
+        }
+        for name, r in results.items()
+    }
     plots_robustness.accuracy_bars(bars, out / "accuracy_bars.png", "linear-probe accuracy, clean and under L∞ PGD")
-    curves = {name: {eps: 100 * acc for eps, acc in r["probe"][labels[0]]["pgd"].items()} for name, r in results.items()}
+    curves = {
+        name: {eps: 100 * acc for eps, acc in r["probe"][labels[0]]["pgd"].items()} for name, r in results.items()
+    }
     plots_robustness.accuracy_curves(curves, out / "accuracy_vs_epsilon.png", f"{labels[0]} probe under L∞ PGD")
     shown = [n for n in ("VAE", "AVAE") if n in run_dirs]
     models = {n: io.load(run_dirs[n]) for n in shown}
     test = seeded_subset(splits.load_dataset(io.load_config(run_dirs[shown[0]]), "test"), max_test, seed)
     pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:6]
-    plots_robustness.iterates_figure({n: iterate(m, test.x[pick], 10) for n, m in models.items()},
-                                     out / "consistency.png")
+    plots_robustness.iterates_figure(
+        {n: iterate(m, test.x[pick], 10) for n, m in models.items()}, out / "consistency.png"
+    )

@@ -26,11 +26,11 @@ import math
 from pathlib import Path
 
 from .. import io
+from .robustness import BASE, PAPER_TABLE
 from .sweeps.engine import run_and_collect
 from .sweeps.points import finished_points
 from .sweeps.results import INTERVAL, summarize
 from .sweeps.spec import SweepSpec
-from .robustness import BASE, PAPER_TABLE
 
 #: Reference likelihood std per dataset (the earlier benchmark's setting, below ε = 0.1).
 SCALE = {"color-digits": 0.05, "color-fashion-mnist": 0.05, "color-mnist": 0.05}
@@ -48,8 +48,11 @@ TRAIN_SIZE = {"color-digits": None, "color-fashion-mnist": 20000, "color-mnist":
 EPSILONS = (0.0, 0.05, 0.1, 0.2)
 FEATURES = ("mean",)
 ATTACKS = ("pgd", "fgsm", "latent")
-ATTACK_NAMES = {"pgd": "cross-entropy PGD-20", "fgsm": "FGSM (one step of size ε)",
-                "latent": "label-free latent PGD-20 (maximises ‖μ(x+δ) − μ(x)‖)"}
+ATTACK_NAMES = {
+    "pgd": "cross-entropy PGD-20",
+    "fgsm": "FGSM (one step of size ε)",
+    "latent": "label-free latent PGD-20 (maximises ‖μ(x+δ) − μ(x)‖)",
+}
 
 
 def _std(scale: float) -> str:
@@ -88,8 +91,15 @@ def default_arms(data: str) -> list[str]:
     return list(arms(data))
 
 
-def spec(data: str = "color-digits", seeds=(0, 1, 2), epochs: int | None = None, max_test: int = 1000,
-         data_dir: str = "data", arm_names=None, train_size: int | None = None) -> SweepSpec:
+def spec(
+    data: str = "color-digits",
+    seeds=(0, 1, 2),
+    epochs: int | None = None,
+    max_test: int = 1000,
+    data_dir: str = "data",
+    arm_names=None,
+    train_size: int | None = None,
+) -> SweepSpec:
     """The sweep of this benchmark (arms × seeds, robustness evaluation of every point).
 
     Args:
@@ -108,8 +118,17 @@ def spec(data: str = "color-digits", seeds=(0, 1, 2), epochs: int | None = None,
     base = {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()}
     if data not in ("color-digits", "color-mnist"):
         base["data_dir"] = data_dir
-    evaluate = {"robustness": {"epsilons": list(EPSILONS), "num_steps": 20, "features": list(FEATURES),
-                               "attacks": list(ATTACKS), "smoothness": True, "max_test": max_test, "seed": 0}}
+    evaluate = {
+        "robustness": {
+            "epsilons": list(EPSILONS),
+            "num_steps": 20,
+            "features": list(FEATURES),
+            "attacks": list(ATTACKS),
+            "smoothness": True,
+            "max_test": max_test,
+            "seed": 0,
+        }
+    }
     return SweepSpec(base, arms(data, arm_names), tuple(seeds), evaluate)
 
 
@@ -143,11 +162,19 @@ def collect(out_dir, sweep: SweepSpec) -> dict:
     """
     rows = {}
     for point, evaluation, summary, cpu in finished_points(out_dir, sweep, "robustness"):
-        entry = {k: v for k, v in evaluation.items()
-                 if (k.startswith("probe") and k != "probe_features") or k == "smoothness"}
-        entry.update(active_units=summary["test"]["active_units"], mse_per_pixel=summary["test"]["mse_per_pixel"],
-                     elbo=summary["test"].get("elbo"), training_cpu_time_s=cpu,
-                     training_time_s=summary["training_time_s"], num_test_examples=evaluation["num_test_examples"])
+        entry = {
+            k: v
+            for k, v in evaluation.items()
+            if (k.startswith("probe") and k != "probe_features") or k == "smoothness"
+        }
+        entry.update(
+            active_units=summary["test"]["active_units"],
+            mse_per_pixel=summary["test"]["mse_per_pixel"],
+            elbo=summary["test"].get("elbo"),
+            training_cpu_time_s=cpu,
+            training_time_s=summary["training_time_s"],
+            num_test_examples=evaluation["num_test_examples"],
+        )
         rows.setdefault(point.arm, {})[point.seed] = entry
     results = {}
     for arm, seeds in rows.items():
@@ -169,16 +196,25 @@ def collect(out_dir, sweep: SweepSpec) -> dict:
 def _cell(stats: dict, scale: float = 100.0, digits: int = 1) -> str:
     if stats["n"] < 2:
         return f"{scale * stats['mean']:.{digits}f} (n=1)"
-    return (f"{scale * stats['mean']:.{digits}f} [{scale * stats['ci95_low']:.{digits}f}, "
-            f"{scale * stats['ci95_high']:.{digits}f}]")
+    return (
+        f"{scale * stats['mean']:.{digits}f} [{scale * stats['ci95_low']:.{digits}f}, "
+        f"{scale * stats['ci95_high']:.{digits}f}]"
+    )
 
 
 def _accuracy_table(results: dict, probe: str, attack: str, labels, epsilons) -> list[str]:
-    name = {"probe": "encoder mean μ(x)", "probe_sample": "a sample z ~ q(z|x)",
-            "probe_decoded": "the reconstruction g(μ(x))"}.get(probe, probe)
+    name = {
+        "probe": "encoder mean μ(x)",
+        "probe_sample": "a sample z ~ q(z|x)",
+        "probe_decoded": "the reconstruction g(μ(x))",
+    }.get(probe, probe)
     header = ["arm", "seeds"] + [f"{label} ε={e:g}" for label in labels for e in epsilons] + ["active units"]
-    lines = [f"Probe on {name}, {ATTACK_NAMES.get(attack, attack)}:", "", "| " + " | ".join(header) + " |",
-             "|" + "---|" * len(header)]
+    lines = [
+        f"Probe on {name}, {ATTACK_NAMES.get(attack, attack)}:",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for arm, row in results.items():
         agg = row["aggregate"]
         if probe not in agg:
@@ -186,34 +222,59 @@ def _accuracy_table(results: dict, probe: str, attack: str, labels, epsilons) ->
         cells = [arm, str(len(row["seeds"]))]
         for label in labels:
             entry = agg[probe].get(label)
-            cells += ["–"] * len(epsilons) if entry is None or attack not in entry else \
-                [_cell(entry["clean"] if e == 0 else entry[attack][f"{e:g}"]) for e in epsilons]
+            cells += (
+                ["–"] * len(epsilons)
+                if entry is None or attack not in entry
+                else [_cell(entry["clean"] if e == 0 else entry[attack][f"{e:g}"]) for e in epsilons]
+            )
         au = agg.get("active_units")
-        cells.append("–" if au is None else (f"{au['mean']:.1f} [{au['ci95_low']:.1f}, {au['ci95_high']:.1f}]"
-                                             if au["n"] > 1 else f"{au['mean']:.0f}"))
+        cells.append(
+            "–"
+            if au is None
+            else (
+                f"{au['mean']:.1f} [{au['ci95_low']:.1f}, {au['ci95_high']:.1f}]"
+                if au["n"] > 1
+                else f"{au['mean']:.0f}"
+            )
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
 
 def _smoothness_table(results: dict, labels, epsilons) -> list[str]:
     radii = [e for e in epsilons if e > 0]
-    header = (["arm", "seeds"] + [f"{label} smoothness ε={e:g}" for label in labels for e in radii]
-              + [f"latent move ε={e:g}" for e in radii] + [f"random-noise move ε={e:g}" for e in radii]
-              + [f"{label} between-class distance" for label in labels])
-    lines = ["Smoothness of the encoder (median ‖μ(x_adv) − μ(x)‖ under the latent attack / median "
-             "‖μ(x_i) − μ(x_j)‖ over test pairs of different classes; 0 = the ball cannot move the code):", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    header = (
+        ["arm", "seeds"]
+        + [f"{label} smoothness ε={e:g}" for label in labels for e in radii]
+        + [f"latent move ε={e:g}" for e in radii]
+        + [f"random-noise move ε={e:g}" for e in radii]
+        + [f"{label} between-class distance" for label in labels]
+    )
+    lines = [
+        "Smoothness of the encoder (median ‖μ(x_adv) − μ(x)‖ under the latent attack / median "
+        "‖μ(x_i) − μ(x_j)‖ over test pairs of different classes; 0 = the ball cannot move the code):",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for arm, row in results.items():
         agg = row["aggregate"].get("smoothness")
         if agg is None:
             continue
         cells = [arm, str(len(row["seeds"]))]
-        cells += [_cell(agg["smoothness"][label][f"{e:g}"], 1.0, 2) if label in agg["smoothness"] else "–"
-                  for label in labels for e in radii]
+        cells += [
+            _cell(agg["smoothness"][label][f"{e:g}"], 1.0, 2) if label in agg["smoothness"] else "–"
+            for label in labels
+            for e in radii
+        ]
         cells += [_cell(agg["median_displacement"][f"{e:g}"], 1.0, 2) for e in radii]
         cells += [_cell(agg["median_random_displacement"][f"{e:g}"], 1.0, 2) for e in radii]
-        cells += [_cell(agg["median_between_class_distance"][label], 1.0, 2)
-                  if label in agg["median_between_class_distance"] else "–" for label in labels]
+        cells += [
+            _cell(agg["median_between_class_distance"][label], 1.0, 2)
+            if label in agg["median_between_class_distance"]
+            else "–"
+            for label in labels
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -227,14 +288,23 @@ def markdown(results: dict, labels=None, epsilons=EPSILONS) -> str:
         labels = list(dict.fromkeys(label for r in results.values() for label in r["aggregate"].get("probe", {})))
     probes = list(dict.fromkeys(k for r in results.values() for k in r["aggregate"] if k.startswith("probe")))
     for probe in probes:
-        attacks = list(dict.fromkeys(a for r in results.values() for entry in r["aggregate"].get(probe, {}).values()
-                                     for a in entry if a != "clean"))
+        attacks = list(
+            dict.fromkeys(
+                a
+                for r in results.values()
+                for entry in r["aggregate"].get(probe, {}).values()
+                for a in entry
+                if a != "clean"
+            )
+        )
         for attack in attacks:
             lines += _accuracy_table(results, probe, attack, labels, epsilons)
     if any("smoothness" in r["aggregate"] for r in results.values()):
         lines += _smoothness_table(results, labels, epsilons)
-    lines.append(f"Accuracy in %, mean over seeds [{INTERVAL}]; L∞ attacks from the pixels, ε on [0, 1] pixels; "
-                 "ε = 0 is clean. Distances in latent units (Euclidean, encoder means).")
+    lines.append(
+        f"Accuracy in %, mean over seeds [{INTERVAL}]; L∞ attacks from the pixels, ε on [0, 1] pixels; "
+        "ε = 0 is clean. Distances in latent units (Euclidean, encoder means)."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -260,17 +330,28 @@ def figure(results: dict, path) -> Path:
                 continue
             for label, entry in by_label.items():
                 flat[f"{probe}.{label}.clean"] = entry["clean"]
-                flat.update({f"{probe}.{label}.{attack}.0.1": entry[attack]["0.1"] for attack in entry
-                             if attack != "clean"})
+                flat.update(
+                    {f"{probe}.{label}.{attack}.0.1": entry[attack]["0.1"] for attack in entry if attack != "clean"}
+                )
         aggregated[arm] = flat
         metrics = metrics or list(flat)
     return per_seed_figure(aggregated, metrics, path, xlim=(-0.02, 1.02))
 
 
-def run_benchmark(data: str = "color-digits", out_dir=None, seeds=(0, 1, 2), jobs: int = 2,
-                  epochs: int | None = None, max_test: int = 1000, data_dir: str = "data",
-                  collect_only: bool = False, command: str = "", log=print, arm_names=None,
-                  train_size: int | None = None) -> dict:
+def run_benchmark(
+    data: str = "color-digits",
+    out_dir=None,
+    seeds=(0, 1, 2),
+    jobs: int = 2,
+    epochs: int | None = None,
+    max_test: int = 1000,
+    data_dir: str = "data",
+    collect_only: bool = False,
+    command: str = "",
+    log=print,
+    arm_names=None,
+    train_size: int | None = None,
+) -> dict:
     """Run (or resume) the sweep and write ``results.json``, ``results.md`` and ``per_seed.png``.
 
     ``collect_only`` writes the results of the points finished so far without training;
@@ -280,10 +361,20 @@ def run_benchmark(data: str = "color-digits", out_dir=None, seeds=(0, 1, 2), job
     sweep = spec(data, seeds, epochs, max_test, data_dir, arm_names, train_size)
     results, wall_s = run_and_collect(sweep, out, collect, jobs, collect_only, log)
     md = markdown(results) + "\n" + paper_markdown(data)
-    report = {"command": command, "data": data, "config": sweep.base, "arms": sweep.arms, "seeds": list(seeds),
-              "evaluation": sweep.evaluate["robustness"], "interval": INTERVAL, "results": results,
-              "paper_table": PAPER_TABLE, "jobs": jobs, "wall_time_s": wall_s,
-              "markdown": md}
+    report = {
+        "command": command,
+        "data": data,
+        "config": sweep.base,
+        "arms": sweep.arms,
+        "seeds": list(seeds),
+        "evaluation": sweep.evaluate["robustness"],
+        "interval": INTERVAL,
+        "results": results,
+        "paper_table": PAPER_TABLE,
+        "jobs": jobs,
+        "wall_time_s": wall_s,
+        "markdown": md,
+    }
     io.write_json(out / "results.json", report)
     io.atomic_write(out / "results.md", md)
     figure(results, out / "per_seed.png")

@@ -30,9 +30,19 @@ VARIANTS = {
 }
 
 
-def run_study(data: str = "color-digits", out_dir="benchmarks/results/robustness-study", variants=tuple(VARIANTS),
-              epsilons=DEFAULT_EPSILONS, num_steps: int = 20, max_test: int | None = 1000, seed: int = 0,
-              label: str = "digit", progress: bool = False, log=print, **overrides) -> dict:
+def run_study(
+    data: str = "color-digits",
+    out_dir="benchmarks/results/robustness-study",
+    variants=tuple(VARIANTS),
+    epsilons=DEFAULT_EPSILONS,
+    num_steps: int = 20,
+    max_test: int | None = 1000,
+    seed: int = 0,
+    label: str = "digit",
+    progress: bool = False,
+    log=print,
+    **overrides,
+) -> dict:
     """Train VAE and AVAE per variant and report the ``label`` probe's PGD accuracy (%) per ε,
     for raw and standardised probe features, with clean MSE and training times.
 
@@ -51,8 +61,9 @@ def run_study(data: str = "color-digits", out_dir="benchmarks/results/robustness
             changes["epochs"] = 2 * base.train.epochs  # was base.epochs: an AttributeError (found by mypy)
         for model in ("vae", "avae"):
             config = base.replace(model=model, **changes)
-            key = json.dumps({k: v for k, v in config.to_flat().items() if not (model == "vae" and k == "rho")},
-                             sort_keys=True)
+            key = json.dumps(
+                {k: v for k, v in config.to_flat().items() if not (model == "vae" and k == "rho")}, sort_keys=True
+            )
             if key not in done:
                 run_dir = out / "runs" / f"{model}-{len(done)}"
                 if _finished(run_dir, config):
@@ -62,9 +73,16 @@ def run_study(data: str = "color-digits", out_dir="benchmarks/results/robustness
                     _train(config, run_dir, progress)
                 done[key] = _evaluate(run_dir, epsilons, num_steps, label, max_test, seed)
             for std, result in done[key].items():
-                rows.append({"variant": variant, "model": model, "probe": "standardised" if std else "raw",
-                             "pgd": {e: 100 * a for e, a in result["probe"][label]["pgd"].items()},
-                             "mse_per_example": result.get("mse_per_example", result.get("mse_per_image")), "training_time_s": result["training_time_s"]})
+                rows.append(
+                    {
+                        "variant": variant,
+                        "model": model,
+                        "probe": "standardised" if std else "raw",
+                        "pgd": {e: 100 * a for e, a in result["probe"][label]["pgd"].items()},
+                        "mse_per_example": result.get("mse_per_example", result.get("mse_per_image")),
+                        "training_time_s": result["training_time_s"],
+                    }
+                )
             markdown = study_markdown(rows, epsilons, label)  # written after every run: partial results survive
             io.write_json(out / "study.json", {"config": base.to_flat(), "rows": rows, "markdown": markdown})
             io.atomic_write(out / "study.md", markdown)
@@ -78,9 +96,22 @@ def _evaluate(run_dir: Path, epsilons, num_steps, label, max_test, seed) -> dict
     if cache.is_file() and (cached := io.read_json(cache))["settings"] == settings:
         return {s == "True": r for s, r in cached["results"].items()}
     run = io.load_run(run_dir)
-    results = {std: robustness_of_run(*run, epsilons, num_steps, labels=[label], consistency_steps=0, standardize=std,
-                                      with_fid=False, max_test=max_test, seed=seed, attacks=("pgd",),
-                                      with_smoothness=False) for std in (False, True)}
+    results = {
+        std: robustness_of_run(
+            *run,
+            epsilons,
+            num_steps,
+            labels=[label],
+            consistency_steps=0,
+            standardize=std,
+            with_fid=False,
+            max_test=max_test,
+            seed=seed,
+            attacks=("pgd",),
+            with_smoothness=False,
+        )
+        for std in (False, True)
+    }
     io.write_json(cache, {"settings": settings, "results": {str(k): v for k, v in results.items()}})
     return results
 

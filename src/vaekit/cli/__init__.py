@@ -15,8 +15,14 @@ import json
 import os
 import sys
 
-from .common import (TRUST_CODE_HELP, json_registry, one_line_warnings, split_trust_code, terminate_as_interrupt,
-                     trust_code)
+from .common import (
+    TRUST_CODE_HELP,
+    json_registry,
+    one_line_warnings,
+    split_trust_code,
+    terminate_as_interrupt,
+    trust_code,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,53 +44,139 @@ class Command:
 
 #: "command" or "command subcommand" -> Command. The two-word form is tried first.
 COMMANDS: dict[str, Command] = {
-    "train": Command("cli.train", "TrainArgs", "train",
-                     "Train a model and write a run folder (config, weights, checkpoint, metrics, summary, figures)."),
-    "evaluate": Command("cli.evaluate", "EvaluateArgs", "evaluate_run",
-                        "Evaluate a run on its test split: ELBO, IWAE log-likelihood, reconstruction MSE, active units, KL per dimension."),
-    "sample": Command("cli.use", "SampleArgs", "sample",
-                      "Draw samples from a run's prior and decode them: a PNG grid or a .npy array of decoder means."),
-    "reconstruct": Command("cli.explore", "ReconstructArgs", "reconstruct",
-                           "Reconstruct inputs of a run's dataset: inputs over decoder means g(mu(x)), as a PNG or .npy."),
-    "manifold": Command("cli.explore", "ManifoldArgs", "manifold",
-                        "Decode a latent grid: Gaussian quantiles for a 2-D latent, else the 2 principal directions of the encoded split."),
-    "interpolate": Command("cli.explore", "InterpolateArgs", "interpolate",
-                           "Interpolate between the codes of two inputs (dataset indices or image files), linear and/or spherical, decoded as strips."),
-    "traverse": Command("cli.explore", "TraverseArgs", "traverse",
-                        "Latent traversals around the code of one input: one dimension per row, sorted by KL over the split."),
-    "iterate": Command("cli.explore", "IterateArgs", "iterate",
-                       "Iterated encode-decode strips x, g(mu(x)), g(mu(g(mu(x)))), ... for inputs of a split."),
-    "embed": Command("cli.explore", "EmbedArgs", "embed",
-                     "Encoder means of a split to .npy and .csv (with labels), and a 2-D scatter coloured by label (PCA or t-SNE)."),
-    "report": Command("cli.explore", "ReportArgs", "report_runs",
-                      "(Re)build a run's self-contained report.html, or with several runs a comparison page."),
-    "score": Command("cli.use", "ScoreArgs", "score",
-                     "Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, pvalue, outlier."),
-    "evaluate disentanglement": Command("cli.evaluate", "DisentanglementArgs", "evaluate_disentanglement",
-                                        "Disentanglement metrics (BetaVAE, FactorVAE, MIG, DCI, SAP) of a run trained on dsprites or dsprites-synthetic, with figures."),
-    "evaluate robustness": Command("cli.evaluate", "EvaluateRobustnessArgs", "evaluate_robustness",
-                                   "Linear-probe accuracy of a run's representation, clean and under PGD; consistency; MSE; classifier FID."),
-    "benchmark anomaly": Command("benchmarks.anomaly", "Args", "run_cli",
-                                 "Benchmark VAE anomaly scores, normalizing flows (MAF, NSF) and scikit-learn detectors on digits, breast cancer and Fashion-MNIST."),
-    "ood": Command("cli.ood", "OODArgs", "ood",
-                   "Out-of-distribution scores of every row of a file under a trained VAE run: a CSV of index, score, ood."),
-    "benchmark ood": Command("benchmarks.ood", "Args", "run_cli",
-                             "Benchmark OOD scores (likelihood, likelihood ratio, typicality, WAIC, likelihood regret, BVAE ESS) on Fashion-MNIST and MNIST (and digits-28)."),
-    "benchmark disentanglement": Command("cli.benchmark", "BenchmarkDisentanglementArgs", "benchmark_disentanglement",
-                                         "Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE on dSprites and report every disentanglement metric."),
-    "benchmark robustness": Command("cli.robustness", "BenchmarkRobustnessArgs", "benchmark_robustness",
-                                    "The AVAE paper's robustness table: VAE, SE, AVAE, SE+AVAE, AVAE-SS with one architecture and budget."),
-    "benchmark robustness-seeds": Command("cli.sweep", "BenchmarkRobustnessSeedsArgs", "benchmark_robustness_seeds",
-                                          "The AVAE question over seeds: VAE, VAE + noise, AVAE (mean / sampled x̃), SE ε 0.1; probe on μ, z or g(μ); 95 % t intervals."),
-    "sweep": Command("cli.sweep", "SweepArgs", "sweep",
-                     "Train a grid of settings × seeds (every point a run folder), resumable, shared through an Optuna study; report mean, std and 95 % t interval per metric."),
+    "train": Command(
+        "cli.train",
+        "TrainArgs",
+        "train",
+        "Train a model and write a run folder (config, weights, checkpoint, metrics, summary, figures).",
+    ),
+    "evaluate": Command(
+        "cli.evaluate",
+        "EvaluateArgs",
+        "evaluate_run",
+        "Evaluate a run on its test split: ELBO, IWAE log-likelihood, reconstruction MSE, active units, KL per dimension.",
+    ),
+    "sample": Command(
+        "cli.use",
+        "SampleArgs",
+        "sample",
+        "Draw samples from a run's prior and decode them: a PNG grid or a .npy array of decoder means.",
+    ),
+    "reconstruct": Command(
+        "cli.explore",
+        "ReconstructArgs",
+        "reconstruct",
+        "Reconstruct inputs of a run's dataset: inputs over decoder means g(mu(x)), as a PNG or .npy.",
+    ),
+    "manifold": Command(
+        "cli.explore",
+        "ManifoldArgs",
+        "manifold",
+        "Decode a latent grid: Gaussian quantiles for a 2-D latent, else the 2 principal directions of the encoded split.",
+    ),
+    "interpolate": Command(
+        "cli.explore",
+        "InterpolateArgs",
+        "interpolate",
+        "Interpolate between the codes of two inputs (dataset indices or image files), linear and/or spherical, decoded as strips.",
+    ),
+    "traverse": Command(
+        "cli.explore",
+        "TraverseArgs",
+        "traverse",
+        "Latent traversals around the code of one input: one dimension per row, sorted by KL over the split.",
+    ),
+    "iterate": Command(
+        "cli.explore",
+        "IterateArgs",
+        "iterate",
+        "Iterated encode-decode strips x, g(mu(x)), g(mu(g(mu(x)))), ... for inputs of a split.",
+    ),
+    "embed": Command(
+        "cli.explore",
+        "EmbedArgs",
+        "embed",
+        "Encoder means of a split to .npy and .csv (with labels), and a 2-D scatter coloured by label (PCA or t-SNE).",
+    ),
+    "report": Command(
+        "cli.explore",
+        "ReportArgs",
+        "report_runs",
+        "(Re)build a run's self-contained report.html, or with several runs a comparison page.",
+    ),
+    "score": Command(
+        "cli.use",
+        "ScoreArgs",
+        "score",
+        "Anomaly scores of every row of a file under a trained run or saved AnomalyDetector: a CSV of index, score, pvalue, outlier.",
+    ),
+    "evaluate disentanglement": Command(
+        "cli.evaluate",
+        "DisentanglementArgs",
+        "evaluate_disentanglement",
+        "Disentanglement metrics (BetaVAE, FactorVAE, MIG, DCI, SAP) of a run trained on dsprites or dsprites-synthetic, with figures.",
+    ),
+    "evaluate robustness": Command(
+        "cli.evaluate",
+        "EvaluateRobustnessArgs",
+        "evaluate_robustness",
+        "Linear-probe accuracy of a run's representation, clean and under PGD; consistency; MSE; classifier FID.",
+    ),
+    "benchmark anomaly": Command(
+        "benchmarks.anomaly",
+        "Args",
+        "run_cli",
+        "Benchmark VAE anomaly scores, normalizing flows (MAF, NSF) and scikit-learn detectors on digits, breast cancer and Fashion-MNIST.",
+    ),
+    "ood": Command(
+        "cli.ood",
+        "OODArgs",
+        "ood",
+        "Out-of-distribution scores of every row of a file under a trained VAE run: a CSV of index, score, ood.",
+    ),
+    "benchmark ood": Command(
+        "benchmarks.ood",
+        "Args",
+        "run_cli",
+        "Benchmark OOD scores (likelihood, likelihood ratio, typicality, WAIC, likelihood regret, BVAE ESS) on Fashion-MNIST and MNIST (and digits-28).",
+    ),
+    "benchmark disentanglement": Command(
+        "cli.benchmark",
+        "BenchmarkDisentanglementArgs",
+        "benchmark_disentanglement",
+        "Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE on dSprites and report every disentanglement metric.",
+    ),
+    "benchmark robustness": Command(
+        "cli.robustness",
+        "BenchmarkRobustnessArgs",
+        "benchmark_robustness",
+        "The AVAE paper's robustness table: VAE, SE, AVAE, SE+AVAE, AVAE-SS with one architecture and budget.",
+    ),
+    "benchmark robustness-seeds": Command(
+        "cli.sweep",
+        "BenchmarkRobustnessSeedsArgs",
+        "benchmark_robustness_seeds",
+        "The AVAE question over seeds: VAE, VAE + noise, AVAE (mean / sampled x̃), SE ε 0.1; probe on μ, z or g(μ); 95 % t intervals.",
+    ),
+    "sweep": Command(
+        "cli.sweep",
+        "SweepArgs",
+        "sweep",
+        "Train a grid of settings × seeds (every point a run folder), resumable, shared through an Optuna study; report mean, std and 95 % t interval per metric.",
+    ),
 }
 
 
 def _usage() -> str:
     names = sorted(COMMANDS)
-    return "usage: vaekit {" + ",".join(dict.fromkeys(n.split()[0] for n in names)) + "} ...\n" + "\n".join(
-        f"  vaekit {n:<26} {COMMANDS[n].summary}" for n in names) + "\n" + TRUST_CODE_HELP
+    return (
+        "usage: vaekit {"
+        + ",".join(dict.fromkeys(n.split()[0] for n in names))
+        + "} ...\n"
+        + "\n".join(f"  vaekit {n:<26} {COMMANDS[n].summary}" for n in names)
+        + "\n"
+        + TRUST_CODE_HELP
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,10 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     key = " ".join(argv[:2]) if " ".join(argv[:2]) in COMMANDS else argv[0]
     if key not in COMMANDS:
-        print(f"vaekit: error: unknown command {argv[0]!r}; choose one of: "
-              f"{', '.join(dict.fromkeys(n.split()[0] for n in sorted(COMMANDS)))}", file=sys.stderr)
+        print(
+            f"vaekit: error: unknown command {argv[0]!r}; choose one of: "
+            f"{', '.join(dict.fromkeys(n.split()[0] for n in sorted(COMMANDS)))}",
+            file=sys.stderr,
+        )
         return 2
-    rest, trusted = split_trust_code(argv[len(key.split()):])
+    rest, trusted = split_trust_code(argv[len(key.split()) :])
     signals: list[int] = []  # SIGTERM received (then handled as Ctrl-C)
     try:
         import tyro
@@ -110,8 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         boxed = io.StringIO()
         try:
             with deferred_validation(), contextlib.redirect_stderr(boxed):  # validate after parsing
-                args = tyro.cli(args_type, args=rest, prog=f"vaekit {key}", default=default, registry=json_registry(),
-                                description=f"{args_type.__doc__}\n\n{TRUST_CODE_HELP}")
+                args = tyro.cli(
+                    args_type,
+                    args=rest,
+                    prog=f"vaekit {key}",
+                    default=default,
+                    registry=json_registry(),
+                    description=f"{args_type.__doc__}\n\n{TRUST_CODE_HELP}",
+                )
         except SystemExit as e:  # tyro's usage errors (exit 2): its box becomes one line; --help (exit 0)
             if e.code:
                 from .common import usage_error_line
@@ -121,15 +222,20 @@ def main(argv: list[str] | None = None) -> int:
         validate(args)
         from ..runtime.progress import silenced
 
-        with (terminate_as_interrupt(signals), trust_code(trusted), silenced(getattr(args, "quiet", False)),
-              one_line_warnings()):
+        with (
+            terminate_as_interrupt(signals),
+            trust_code(trusted),
+            silenced(getattr(args, "quiet", False)),
+            one_line_warnings(),
+        ):
             handler(args)  # silenced: every long command's --quiet
     except SystemExit as e:  # a handler's own exit
         return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt as e:
         how = "terminated (SIGTERM)" if signals else "interrupted"
-        print(f"vaekit: {how}; {e or 'a training run can be continued with vaekit train --resume RUN'}",
-              file=sys.stderr)
+        print(
+            f"vaekit: {how}; {e or 'a training run can be continued with vaekit train --resume RUN'}", file=sys.stderr
+        )
         return 128 + signals[0] if signals else 130
     except Exception as e:  # one line, no traceback; VAEKIT_DEBUG=1 shows it
         if os.environ.get("VAEKIT_DEBUG"):

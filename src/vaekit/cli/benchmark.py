@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from .common import COUNT, SEED, Checked, benchmark_command, say
 
@@ -20,7 +20,7 @@ class BenchmarkDisentanglementArgs(Checked):
     """Folder of the official dSprites file (for --data dsprites)."""
     full: bool = False
     """Paper scale (64x64, the full 737,280-image grid, reference metric sizes): for a GPU."""
-    epochs: Annotated[Optional[int], COUNT] = None
+    epochs: Annotated[int | None, COUNT] = None
     """Epochs per model (default 24 on CPU, 36 with --full)."""
     models: tuple[str, ...] = ("vae", "beta-vae", "beta-tcvae", "capacity-vae")
     """Models to train."""
@@ -41,10 +41,19 @@ def benchmark_disentanglement(args: BenchmarkDisentanglementArgs) -> None:
     from ..benchmarks.disentanglement import markdown, run_benchmark
 
     command = benchmark_command("vaekit benchmark disentanglement")
-    results = run_benchmark(args.output, args.data, args.data_dir, args.full, args.seeds, args.epochs, args.models,
-                            args.jobs, args.collect_only, command=command, log=say,
-                            baselines=args.baselines)
+    results = run_benchmark(
+        args.output,
+        args.data,
+        args.data_dir,
+        args.full,
+        args.seeds,
+        args.epochs,
+        args.models,
+        args.jobs,
+        args.collect_only,
+        command=command,
+        log=say,
+        baselines=args.baselines,
+    )
     say(markdown(results))
     say(f"written: {Path(args.output) / 'results.md'}, results.json and per_seed.png")
-
-

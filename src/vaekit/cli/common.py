@@ -64,8 +64,10 @@ def say(line: str) -> None:
 #: The flag every command takes: allow loading runs whose config names custom networks.
 TRUST_CODE = "--trust-code"
 #: The line ``vaekit --help`` and every command's --help add about it.
-TRUST_CODE_HELP = (f"{TRUST_CODE} (any command): allow importing the custom encoder/decoder a run's config.json "
-                   "names by import path (docs/custom-networks.md); without it such runs are refused.")
+TRUST_CODE_HELP = (
+    f"{TRUST_CODE} (any command): allow importing the custom encoder/decoder a run's config.json "
+    "names by import path (docs/custom-networks.md); without it such runs are refused."
+)
 
 
 def split_trust_code(argv: list[str]) -> tuple[list[str], bool]:
@@ -106,8 +108,12 @@ def json_registry():
             return value
 
         return tyro.constructors.PrimitiveConstructorSpec(
-            nargs=1, metavar="JSON", instance_from_str=parse,
-            is_instance=lambda value: isinstance(value, dict), str_from_instance=lambda value: [json.dumps(value)])
+            nargs=1,
+            metavar="JSON",
+            instance_from_str=parse,
+            is_instance=lambda value: isinstance(value, dict),
+            str_from_instance=lambda value: [json.dumps(value)],
+        )
 
     registry = tyro.constructors.ConstructorRegistry()
     registry.primitive_rule(rule)
@@ -150,7 +156,13 @@ class Range:
 
 
 def _show(bound: float | None) -> str:
-    return str(int(bound)) if bound is not None and float(bound).is_integer() else f"{bound:g}" if bound is not None else ""
+    return (
+        str(int(bound))
+        if bound is not None and float(bound).is_integer()
+        else f"{bound:g}"
+        if bound is not None
+        else ""
+    )
 
 
 #: A count or a size: an integer >= 1 (--n, --batch-size, --num-samples, --epochs...).
@@ -210,8 +222,11 @@ def check_args(args) -> None:
         if not values and field.default != ():  # an empty tuple is refused unless it is the default
             raise ValueError(f"{_flag(field.name)} needs at least one value ({expected}); {_example(field)}")
         for v in values:
-            kind_ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and (
-                not integer or isinstance(v, numbers.Integral))
+            kind_ok = (
+                isinstance(v, numbers.Real)
+                and not isinstance(v, bool)
+                and (not integer or isinstance(v, numbers.Integral))
+            )
             if not kind_ok:
                 raise TypeError(f"{_flag(field.name)} must be {expected}, got {v!r}; {_example(field)}")
             if not (math.isfinite(v) and bounds[0].admits(v)):
@@ -247,8 +262,19 @@ def run_files() -> tuple[frozenset[str], frozenset[str]]:
     from ..detectors.ood import CACHE
     from ..reporting import gallery, report, tracking
 
-    files = {io.CONFIG, io.WEIGHTS, io.METRICS, io.SUMMARY, io.SCALER, runcheck.DATA_RECORD, report.REPORT,
-             report.ENVIRONMENT, tracking.STATE, DETECTOR, *gallery.CAPTIONS}
+    files = {
+        io.CONFIG,
+        io.WEIGHTS,
+        io.METRICS,
+        io.SUMMARY,
+        io.SCALER,
+        runcheck.DATA_RECORD,
+        report.REPORT,
+        report.ENVIRONMENT,
+        tracking.STATE,
+        DETECTOR,
+        *gallery.CAPTIONS,
+    }
     return frozenset(files), frozenset({io.CHECKPOINT.parts[0], CACHE, tracking.EVENTS})
 
 
@@ -271,9 +297,13 @@ def check_output(path, flag: str = "--output", allow: tuple[str, ...] = ()) -> N
             continue
         parts = target.relative_to(folder).parts
         files, subfolders = run_files()
-        if (len(parts) == 1 and parts[0] in files and parts[0] not in allow) or (len(parts) > 1 and parts[0] in subfolders):
-            raise ValueError(f"{flag} {path} would replace {'/'.join(parts)}, a file the run {folder} keeps; "
-                             f"choose another file name (without {flag} the command writes its own file)")
+        if (len(parts) == 1 and parts[0] in files and parts[0] not in allow) or (
+            len(parts) > 1 and parts[0] in subfolders
+        ):
+            raise ValueError(
+                f"{flag} {path} would replace {'/'.join(parts)}, a file the run {folder} keeps; "
+                f"choose another file name (without {flag} the command writes its own file)"
+            )
 
 
 def _input_paths(args, skip: str) -> list[tuple[str, str]]:
@@ -310,8 +340,10 @@ def check_output_onto_inputs(path, flag: str, args, allow: tuple[str, ...] = ())
     for other, source in _input_paths(args, name):
         real = os.path.realpath(source)
         if target == real:
-            raise ValueError(f"{flag} {path} is the file {other} {source} that the command reads; writing there would "
-                             f"replace its input: choose another file name")
+            raise ValueError(
+                f"{flag} {path} is the file {other} {source} that the command reads; writing there would "
+                f"replace its input: choose another file name"
+            )
     if os.path.isdir(path):
         raise ValueError(f"{flag} {path} is a folder; pass the name of a file to write (in that folder or elsewhere)")
     if os.path.lexists(path) and not getattr(args, "overwrite", False) and os.path.basename(path) not in allow:
@@ -355,8 +387,12 @@ def usage_error_line(text: str, prog: str) -> str:
     if not sections:
         return f"invalid arguments; see {prog} --help"
     message = " ".join(sections[0]).rstrip(".")
-    suggestions = [flag for s in sections[1:] if s[0].lower().startswith("perhaps")
-                   for flag in re.findall(r"(--[\w-]+)", " ".join(s))]
+    suggestions = [
+        flag
+        for s in sections[1:]
+        if s[0].lower().startswith("perhaps")
+        for flag in re.findall(r"(--[\w-]+)", " ".join(s))
+    ]
     hint = f"; perhaps you meant {' or '.join(dict.fromkeys(suggestions))}" if suggestions else ""
     return f"{message}{hint}; see {prog} --help"
 

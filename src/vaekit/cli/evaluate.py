@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import tyro
 
@@ -26,11 +26,11 @@ class EvaluateArgs(Checked):
     """Importance samples K of the log-likelihood estimate."""
     batch_size: Annotated[int, COUNT] = 500
     """Test examples per chunk."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """JSON file to write (default RUN/evaluation.json)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
-    threads: Annotated[Optional[int], COUNT] = None
+    threads: Annotated[int | None, COUNT] = None
     """Torch intra-op CPU threads (default: OMP_NUM_THREADS when set, else chosen from the model's size)."""
     progress: bool = True
     """Show progress (decoded samples of the log-likelihood estimate)."""
@@ -48,15 +48,15 @@ class DisentanglementArgs(Checked):
     """Metrics to compute."""
     seed: Annotated[int, SEED] = 0
     """Seed of the factor draws of every metric."""
-    num_train: Annotated[Optional[int], COUNT] = None
+    num_train: Annotated[int | None, COUNT] = None
     """Training points of every metric (default: the reference's 10,000)."""
-    num_eval: Annotated[Optional[int], COUNT] = None
+    num_eval: Annotated[int | None, COUNT] = None
     """Held-out points of every metric (default: the reference's 5,000)."""
-    dci_num_train: Annotated[Optional[int], COUNT] = None
+    dci_num_train: Annotated[int | None, COUNT] = None
     """Training points of DCI alone (its gradient-boosted trees are slow on a CPU)."""
     figures: bool = True
     """Write traversals.png, kl_per_dim.png and factor_response.png into the run folder."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """JSON file to write (default RUN/disentanglement.json)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
@@ -84,13 +84,13 @@ class EvaluateRobustnessArgs(Checked):
     """Fit the probe on standardised encoder means instead of raw ones."""
     consistency_steps: Annotated[int, NONNEGATIVE] = 10
     """Iterations T of x <- g(mu(x)) for the consistency score (0 = skip)."""
-    max_test: Annotated[Optional[int], COUNT] = None
+    max_test: Annotated[int | None, COUNT] = None
     """Evaluate on a seeded random subset of this many test images."""
     seed: Annotated[int, SEED] = 0
     """Seed of the random starts, subsets and samples."""
     fid_epochs: Annotated[int, NONNEGATIVE] = 5
     """Training epochs of the FID feature net (0 = no FID)."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """JSON file to write (default RUN/robustness.json)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
@@ -113,20 +113,38 @@ def evaluate_run(args: EvaluateArgs) -> None:
     test_images = splits.examples(test_set)
     test_x = splits.prepare(test_images, config)
     total = len(test_x) * args.num_samples // distributed.world_size()  # decoded samples of the log-likelihood
-    with distributed.process_group(), module_progress(model.decoder, total, "evaluate", "decoded sample",
-                                                      enabled=args.progress):
-        result = evaluate_conditional(model, test_x, splits.condition_labels(config, test_set),
-                                      num_samples=args.num_samples, batch_size=args.batch_size,
-                                      x_unbinarized=test_images)
+    with (
+        distributed.process_group(),
+        module_progress(model.decoder, total, "evaluate", "decoded sample", enabled=args.progress),
+    ):
+        result = evaluate_conditional(
+            model,
+            test_x,
+            splits.condition_labels(config, test_set),
+            num_samples=args.num_samples,
+            batch_size=args.batch_size,
+            x_unbinarized=test_images,
+        )
         main = distributed.is_main()
     if not main:
         return
     out = Path(args.output) if args.output else Path(args.run) / "evaluation.json"
-    io.write_json(out, {"test": result, "units": {k: UNITS[k] for k in result}, "num_samples": args.num_samples,
-                        "num_test_examples": len(test_x)})
+    io.write_json(
+        out,
+        {
+            "test": result,
+            "units": {k: UNITS[k] for k in result},
+            "num_samples": args.num_samples,
+            "num_test_examples": len(test_x),
+        },
+    )
     for key, value in result.items():
         if key != "kl_per_dim":
-            say(f"{key:>16}: {value:.4f}  ({UNITS[key]})" if isinstance(value, float) else f"{key:>16}: {value}  ({UNITS[key]})")
+            say(
+                f"{key:>16}: {value:.4f}  ({UNITS[key]})"
+                if isinstance(value, float)
+                else f"{key:>16}: {value}  ({UNITS[key]})"
+            )
     say(f"written: {out}")
 
 
@@ -138,15 +156,21 @@ def evaluate_disentanglement(args: DisentanglementArgs) -> None:
     overrides = {"dci": {"num_train": args.dci_num_train}} if args.dci_num_train else None
     model, config, _ = io.load_run(args.run)
     figures = functools.partial(disentanglement_figures, folder=args.run) if args.figures else None
-    report = {"run": args.run, **disentanglement_of_run(model, config, args.metrics, args.seed, args.num_train,
-                                                        args.num_eval, overrides, figures=figures)}
+    report = {
+        "run": args.run,
+        **disentanglement_of_run(
+            model, config, args.metrics, args.seed, args.num_train, args.num_eval, overrides, figures=figures
+        ),
+    }
     io.write_json(Path(args.output) if args.output else Path(args.run) / "disentanglement.json", report)
     for key, value in report["headline"].items():
         say(f"{key:>28}: {value:.4f}")
     if "kl" in report:
         kl = report["kl"]
-        say(f"{'KL (nats/example)':>28}: {kl['kl']:.3f} = MI {kl['kl_mi']:.3f} + TC {kl['kl_tc']:.3f} "
-               f"+ dimension-wise {kl['kl_dimwise']:.3f} (Monte Carlo sum {kl['kl_mc']:.3f})")
+        say(
+            f"{'KL (nats/example)':>28}: {kl['kl']:.3f} = MI {kl['kl_mi']:.3f} + TC {kl['kl_tc']:.3f} "
+            f"+ dimension-wise {kl['kl_dimwise']:.3f} (Monte Carlo sum {kl['kl_mc']:.3f})"
+        )
     say(f"written: {args.output or Path(args.run) / 'disentanglement.json'}")
 
 
@@ -156,17 +180,31 @@ def evaluate_robustness(args: EvaluateRobustnessArgs) -> None:
     from ..runtime import distributed
 
     with distributed.process_group():
-        result = robustness_of_run(*io.load_run(args.run), args.epsilons, args.num_steps, args.norm, args.labels or None,
-                              consistency_steps=args.consistency_steps, standardize=args.standardize,
-                              max_test=args.max_test, seed=args.seed, with_fid=args.fid_epochs > 0,
-                              fid_epochs=max(1, args.fid_epochs), attacks=args.attacks, with_smoothness=args.smoothness)
+        result = robustness_of_run(
+            *io.load_run(args.run),
+            args.epsilons,
+            args.num_steps,
+            args.norm,
+            args.labels or None,
+            consistency_steps=args.consistency_steps,
+            standardize=args.standardize,
+            max_test=args.max_test,
+            seed=args.seed,
+            with_fid=args.fid_epochs > 0,
+            fid_epochs=max(1, args.fid_epochs),
+            attacks=args.attacks,
+            with_smoothness=args.smoothness,
+        )
         main = distributed.is_main()
     if not main:
         return
     out = Path(args.output) if args.output else Path(args.run) / "robustness.json"
     io.write_json(out, result)
-    names = {"pgd": f"{args.norm} PGD-{args.num_steps}", "fgsm": f"{args.norm} FGSM",
-             "latent": f"{args.norm} latent PGD-{args.num_steps}"}
+    names = {
+        "pgd": f"{args.norm} PGD-{args.num_steps}",
+        "fgsm": f"{args.norm} FGSM",
+        "latent": f"{args.norm} latent PGD-{args.num_steps}",
+    }
     smooth = result.get("smoothness")
     for label, entry in result["probe"].items():
         print(f"{label:>10}: clean {100 * entry['clean']:.1f}%", flush=True)
@@ -175,12 +213,21 @@ def evaluate_robustness(args: EvaluateRobustnessArgs) -> None:
             print(f"{'':>10}  {names[attack]}: {sweep}", flush=True)
         if smooth:
             figures = ", ".join(f"ε={e}: {r:.3f}" for e, r in smooth["smoothness"][label].items())
-            print(f"{'':>10}  smoothness (median latent move / median between-class distance "
-                  f"{smooth['median_between_class_distance'][label]:.3f}): {figures}", flush=True)
+            print(
+                f"{'':>10}  smoothness (median latent move / median between-class distance "
+                f"{smooth['median_between_class_distance'][label]:.3f}): {figures}",
+                flush=True,
+            )
         if "consistency" in result:
-            print(f"{'':>10}  after {args.consistency_steps} iterations of x <- g(mu(x)): "
-                  f"{100 * result['consistency'][label][-1]:.1f}% keep the true label", flush=True)
-    print(f"test MSE of g(mu(x)): {result['mse_per_pixel']:.5f} per pixel, {result['mse_per_example']:.3f} per example "
-          f"(x before binarization, pixels in [0, 1])" + (f"; classifier-feature FID {result['fid']:.2f} (not Inception FID)"
-                                   if "fid" in result else ""), flush=True)
+            print(
+                f"{'':>10}  after {args.consistency_steps} iterations of x <- g(mu(x)): "
+                f"{100 * result['consistency'][label][-1]:.1f}% keep the true label",
+                flush=True,
+            )
+    print(
+        f"test MSE of g(mu(x)): {result['mse_per_pixel']:.5f} per pixel, {result['mse_per_example']:.3f} per example "
+        f"(x before binarization, pixels in [0, 1])"
+        + (f"; classifier-feature FID {result['fid']:.2f} (not Inception FID)" if "fid" in result else ""),
+        flush=True,
+    )
     print(f"written: {out}", flush=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ def _require_images(model, what: str) -> None:
         raise ValueError(f"{what} needs image data (C, H, W); this model's examples have shape {model.data_shape}")
 
 
-def _out(output: Optional[str], run: str, default: str, suffixes=(".png", ".npy")) -> Path:
+def _out(output: str | None, run: str, default: str, suffixes=(".png", ".npy")) -> Path:
     """The file a command writes: ``--output`` (checked by :class:`~vaekit.cli.common.Output`) or ``RUN/default``.
 
     Raises:
@@ -63,8 +63,10 @@ def _out(output: Optional[str], run: str, default: str, suffixes=(".png", ".npy"
 def save_rows(images: torch.Tensor, out: Path, **labels) -> None:
     """``(rows, cols, *data_shape)`` images to a labelled PNG, or the array to .npy."""
     if out.suffix == ".png" and images.dim() != 5:
-        raise ValueError(f"a PNG needs image data (C, H, W); these examples have shape {tuple(images.shape[2:])}: "
-                         "use --output FILE.npy")
+        raise ValueError(
+            f"a PNG needs image data (C, H, W); these examples have shape {tuple(images.shape[2:])}: "
+            "use --output FILE.npy"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         save_npy(out, images.cpu().numpy())
@@ -83,7 +85,7 @@ class ReconstructArgs(Checked):
     """Dataset split."""
     n: Annotated[int, COUNT] = 32
     """Number of inputs (the first n of the split)."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """.png or .npy (default RUN/reconstructions-<split>.png)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
@@ -93,7 +95,7 @@ def reconstruct(args: ReconstructArgs) -> None:
     """``vaekit reconstruct RUN``."""
     model = io.load(args.run)
     x, c, _ = _data(args.run, model, args.split)
-    x, c = x[:args.n], (None if c is None else c[:args.n])
+    x, c = x[: args.n], (None if c is None else c[: args.n])
     recon = explore.iterate(model, x, 1, c)[1]
     out = _out(args.output, args.run, f"reconstructions-{args.split}.png")
     if out.suffix == ".npy":
@@ -117,7 +119,7 @@ class ManifoldArgs(Checked):
     """Split whose encoder means define the principal directions (latent_dim > 2)."""
     label: Annotated[int, NONNEGATIVE] = 0
     """Class to decode with (conditional models)."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """.png or .npy (default RUN/manifold.png)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
@@ -140,9 +142,9 @@ class InterpolateArgs(Checked):
     """Run folder."""
     index: tuple[int, int] = (0, 1)
     """Positions of the two inputs in --split."""
-    images: Optional[tuple[str, str]] = None
+    images: tuple[str, str] | None = None
     """Two image files to use instead of --index (resized to the model's image size)."""
-    labels: Annotated[Optional[tuple[int, int]], NONNEGATIVE] = None
+    labels: Annotated[tuple[int, int] | None, NONNEGATIVE] = None
     """Classes of the two image files (conditional models)."""
     split: Split = "test"
     """Dataset split for --index."""
@@ -150,7 +152,7 @@ class InterpolateArgs(Checked):
     """Images per strip, endpoints included."""
     method: tuple[Literal["linear", "spherical"], ...] = ("linear", "spherical")
     """Interpolations, one strip each."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """.png or .npy (default RUN/interpolation-<split>-<i>-<j>.png, or RUN/interpolation-images.png with --images)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
@@ -168,10 +170,13 @@ def interpolate(args: InterpolateArgs) -> None:
     else:
         x, c, _ = _data(args.run, model, args.split, args.index)
         names = [f"{args.split}[{i}]" for i in args.index]
-    default = "interpolation-images.png" if args.images else f"interpolation-{args.split}-{args.index[0]}-{args.index[1]}.png"
+    default = (
+        "interpolation-images.png" if args.images else f"interpolation-{args.split}-{args.index[0]}-{args.index[1]}.png"
+    )
     strips = torch.stack([explore.interpolate(model, x, args.num_steps, m, c) for m in args.method])
-    save_rows(strips, _out(args.output, args.run, default), row_labels=list(args.method),
-               title=f"{names[0]} → {names[1]}")
+    save_rows(
+        strips, _out(args.output, args.run, default), row_labels=list(args.method), title=f"{names[0]} → {names[1]}"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +189,7 @@ class TraverseArgs(Checked):
     """Position of the input in --split whose encoder mean is held fixed."""
     split: Split = "test"
     """Dataset split (also used to rank dimensions by mean KL)."""
-    dims: Annotated[Optional[tuple[int, ...]], NONNEGATIVE] = None
+    dims: Annotated[tuple[int, ...] | None, NONNEGATIVE] = None
     """Dimensions to vary (default: the --num-dims with the largest KL)."""
     num_dims: Annotated[int, COUNT] = 10
     """How many dimensions to show when --dims is not given."""
@@ -192,7 +197,7 @@ class TraverseArgs(Checked):
     """Values per dimension."""
     span: Annotated[float, Range(0, 1000, low_open=True)] = 3.0
     """The values run from -span to +span (prior standard deviations)."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """.png or .npy (default RUN/traversals-<index>.png)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
@@ -207,14 +212,17 @@ def traverse(args: TraverseArgs) -> None:
     if not -len(x) <= args.index < len(x):
         raise ValueError(f"--index {args.index} outside the {args.split} split of {len(x)} examples")
     order, scores = explore.kl_order(model, x, c)
-    dims = list(args.dims) if args.dims else order[:args.num_dims]
+    dims = list(args.dims) if args.dims else order[: args.num_dims]
     values = torch.linspace(-args.span, args.span, args.num_values)
-    z = explore.embed(model, x[args.index:args.index + 1], None if c is None else c[args.index:args.index + 1])[0]
+    z = explore.embed(model, x[args.index : args.index + 1], None if c is None else c[args.index : args.index + 1])[0]
     images = explore.traverse(model, z, dims, values, c=None if c is None else int(c[args.index]))
     unit = "KL" if model.stochastic else "var"
-    save_rows(images, _out(args.output, args.run, f"traversals-{args.index}.png"),
-               row_labels=[f"z{d} ({unit} {scores[d]:.2f})" for d in dims],
-               col_labels=[f"{v:.1f}" for v in values.tolist()])
+    save_rows(
+        images,
+        _out(args.output, args.run, f"traversals-{args.index}.png"),
+        row_labels=[f"z{d} ({unit} {scores[d]:.2f})" for d in dims],
+        col_labels=[f"{v:.1f}" for v in values.tolist()],
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,7 +237,7 @@ class IterateArgs(Checked):
     """Dataset split."""
     num_steps: Annotated[int, FIGURE_SIZE] = 6
     """Encode-decode steps after x."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """.png or .npy (default RUN/iterated-<split>.png)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
@@ -240,8 +248,12 @@ def iterate(args: IterateArgs) -> None:
     model = io.load(args.run)
     x, c, _ = _data(args.run, model, args.split, args.index)
     steps = explore.iterate(model, x, args.num_steps, c).transpose(0, 1)
-    save_rows(steps, _out(args.output, args.run, f"iterated-{args.split}.png"), row_labels=[f"{args.split}[{i}]" for i in args.index],
-               col_labels=["x"] + [str(i) for i in range(1, args.num_steps + 1)])
+    save_rows(
+        steps,
+        _out(args.output, args.run, f"iterated-{args.split}.png"),
+        row_labels=[f"{args.split}[{i}]" for i in args.index],
+        col_labels=["x"] + [str(i) for i in range(1, args.num_steps + 1)],
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,7 +266,7 @@ class EmbedArgs(Checked):
     """Dataset split."""
     method: Literal["pca", "tsne"] = "pca"
     """2-D projection of the scatter."""
-    output: Annotated[Optional[str], Output(suffixes=(".npy", ".csv", ".png"))] = None
+    output: Annotated[str | None, Output(suffixes=(".npy", ".csv", ".png"))] = None
     """Path prefix of the .npy, .csv and .png files (default RUN/embedding-<split>)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
@@ -274,13 +286,18 @@ def embed(args: EmbedArgs) -> None:
     columns = [codes] + [dataset.labels[k].numpy()[:, None] for k in label_names]
     header = ",".join([f"z{d}" for d in range(codes.shape[1])] + label_names)
     fmt = ["%.6g"] * codes.shape[1] + ["%d"] * len(label_names)
-    save_txt(prefix.with_name(prefix.name + ".csv"), np.hstack(columns), delimiter=",", header=header,
-             comments="", fmt=fmt)
+    save_txt(
+        prefix.with_name(prefix.name + ".csv"), np.hstack(columns), delimiter=",", header=header, comments="", fmt=fmt
+    )
     colour = dataset.labels[label_names[0]].numpy() if label_names else None
     points = explore.project(codes, args.method, args.seed)
-    plots.latent_scatter(points, colour, prefix.with_name(prefix.name + ".png"),
-                         f"encoder means of {len(codes)} {args.split} examples ({args.method})",
-                         label_names[0] if label_names else "label")
+    plots.latent_scatter(
+        points,
+        colour,
+        prefix.with_name(prefix.name + ".png"),
+        f"encoder means of {len(codes)} {args.split} examples ({args.method})",
+        label_names[0] if label_names else "label",
+    )
     _print(f"written: {prefix}.npy ({codes.shape[0]} x {codes.shape[1]} codes), {prefix}.csv, {prefix}.png")
 
 
@@ -290,7 +307,7 @@ class ReportArgs(Checked):
 
     runs: tyro.conf.Positional[tuple[str, ...]]
     """One run folder, or several to compare."""
-    output: Annotated[Optional[str], Output(allow=(report.REPORT,))] = None
+    output: Annotated[str | None, Output(allow=(report.REPORT,))] = None
     """HTML file (default RUN/report.html, or <parent of the first run>/comparison.html)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""

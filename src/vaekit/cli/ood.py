@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import tyro
@@ -31,7 +31,7 @@ class OODArgs(Checked):
     """likelihood_regret method: encoder (Xiao et al. Alg. 1, fine-tune a copy of the encoder per row) or posterior (optimise each row's q(z|x), clamped at 0)."""
     regret_steps: Annotated[int, STEPS] = 100
     """Adam steps of likelihood_regret per row (Xiao et al.: 100)."""
-    regret_lr: Optional[float] = None
+    regret_lr: float | None = None
     """Adam learning rate of likelihood_regret (default: 1e-4 for encoder, as Xiao et al.; 0.05 for posterior)."""
     typicality_batch_size: Annotated[int, COUNT] = 1
     """M of the typicality test: consecutive groups of M rows are tested together, each row gets its group's score; the threshold is the bootstrap's."""
@@ -41,11 +41,11 @@ class OODArgs(Checked):
     """K importance samples per log-likelihood."""
     contamination: Annotated[float, Range(0, 0.5, low_open=True)] = 0.05
     """Fraction of the run's held-out training images flagged OOD (sets the threshold)."""
-    output: Annotated[Optional[str], OUTPUT] = None
+    output: Annotated[str | None, OUTPUT] = None
     """CSV to write (default RUN/ood-scores.csv): columns index, score (higher = more in-distribution), ood (1/0)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
-    label_column: Optional[str] = None
+    label_column: str | None = None
     """CSV column (name or index) or NPZ key holding a label, left out of the features."""
     progress: bool = True
     """Show progress bars while fitting the parts the score needs."""
@@ -76,11 +76,20 @@ def _ood(args: OODArgs) -> None:
     x, _ = read(args.input, args.label_column, columns=runcheck.training_columns(args.run))
 
     def detector_of_run():
-        return OODDetector.from_run(args.run, score_type=args.score, posterior=args.posterior,
-                                    num_posterior_samples=args.num_posterior_samples, num_samples=args.num_samples,
-                                    contamination=args.contamination, background=args.background, regret=args.regret,
-                                    regret_steps=args.regret_steps, regret_lr=args.regret_lr,
-                                    typicality_batch_size=args.typicality_batch_size, verbose=args.progress)
+        return OODDetector.from_run(
+            args.run,
+            score_type=args.score,
+            posterior=args.posterior,
+            num_posterior_samples=args.num_posterior_samples,
+            num_samples=args.num_samples,
+            contamination=args.contamination,
+            background=args.background,
+            regret=args.regret,
+            regret_steps=args.regret_steps,
+            regret_lr=args.regret_lr,
+            typicality_batch_size=args.typicality_batch_size,
+            verbose=args.progress,
+        )
 
     def alone():
         with distributed.local():
@@ -90,15 +99,18 @@ def _ood(args: OODArgs) -> None:
     if not distributed.is_main():
         detector = alone()  # ... the other ranks read them
     # seeded blocks: the scores do not depend on the number of processes
-    scores = distributed.map_blocks(detector.score_samples, np.asarray(x), OOD_BLOCK * args.typicality_batch_size,
-                                    seed=detector.config_.train.seed)
+    scores = distributed.map_blocks(
+        detector.score_samples, np.asarray(x), OOD_BLOCK * args.typicality_batch_size, seed=detector.config_.train.seed
+    )
     if not distributed.is_main():
         return
     flagged = decision(scores, detector.offset_) < 0  # a non-finite score is out of distribution
     out = Path(args.output) if args.output else Path(args.run) / "ood-scores.csv"
     lines = ["index,score,ood"] + [f"{i},{s!r},{int(o)}" for i, (s, o) in enumerate(zip(scores.tolist(), flagged))]
     io.atomic_write(out, "\n".join(lines) + "\n")
-    say(f"scored {len(scores)} rows with {args.score} ({OOD_SCORES[args.score].unit}, higher = more in-distribution); "
-          f"{int(flagged.sum())} flagged out-of-distribution (score < {detector.offset_:.4g}, the "
-          f"{args.contamination:g} quantile of held-out training scores)")
+    say(
+        f"scored {len(scores)} rows with {args.score} ({OOD_SCORES[args.score].unit}, higher = more in-distribution); "
+        f"{int(flagged.sum())} flagged out-of-distribution (score < {detector.offset_:.4g}, the "
+        f"{args.contamination:g} quantile of held-out training scores)"
+    )
     say(f"written: {out}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from ..benchmarks.robustness import DEFAULT_EPSILONS, ROWS, run_benchmark
 from ..benchmarks.robustness_study import VARIANTS, run_study
@@ -21,7 +21,7 @@ class BenchmarkRobustnessArgs(Checked):
     """Folder holding dataset files."""
     out: str = "benchmarks/results/robustness"
     """Output folder: runs/, results.json, results.md and PNG figures."""
-    epochs: Annotated[Optional[int], COUNT] = None
+    epochs: Annotated[int | None, COUNT] = None
     """Training epochs of every model (default: the dataset's benchmark setting)."""
     epsilons: Annotated[tuple[float, ...], UNIT] = DEFAULT_EPSILONS
     """Attack radii of the sweep, in [0, 1] pixel units (the table shows 0.1 and 0.2)."""
@@ -31,7 +31,7 @@ class BenchmarkRobustnessArgs(Checked):
     """Norm of the evaluation attack."""
     rows: tuple[str, ...] = tuple(ROWS)
     """Table rows to train (the VAE is always trained)."""
-    max_test: Annotated[Optional[int], COUNT] = None
+    max_test: Annotated[int | None, COUNT] = None
     """Evaluate on a seeded random subset of this many test images."""
     seed: Annotated[int, SEED] = 0
     """Seed of every run."""
@@ -49,12 +49,30 @@ def benchmark_robustness(args: BenchmarkRobustnessArgs) -> None:
     """``vaekit benchmark robustness``."""
     overrides = {"data_dir": args.data_dir} | ({"epochs": args.epochs} if args.epochs else {})
     if args.study:
-        report = run_study(args.data, args.out, args.variants, args.epsilons, args.num_steps, args.max_test or 1000,
-                           args.seed, **overrides)
+        report = run_study(
+            args.data,
+            args.out,
+            args.variants,
+            args.epsilons,
+            args.num_steps,
+            args.max_test or 1000,
+            args.seed,
+            **overrides,
+        )
         print(report["markdown"], flush=True)
         print(f"written: {Path(args.out) / 'study.md'}", flush=True)
         return
-    report = run_benchmark(args.data, args.out, args.epsilons, args.num_steps, args.norm, args.max_test, args.seed,
-                           args.rows, jobs=args.jobs, **overrides)
+    report = run_benchmark(
+        args.data,
+        args.out,
+        args.epsilons,
+        args.num_steps,
+        args.norm,
+        args.max_test,
+        args.seed,
+        args.rows,
+        jobs=args.jobs,
+        **overrides,
+    )
     print(report["markdown"], flush=True)
     print(f"written: {Path(args.out) / 'results.md'} (wall time {report['wall_time_s']:.0f} s)", flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import tyro
 
@@ -19,7 +19,7 @@ class SweepArgs(Checked):
     """SETTING=V1,V2,... (repeatable; a setting given twice gets both lists): the arms are the product, e.g. --grid model=vae,avae --grid noise_std=0,0.2. Seeds are --seeds, not a setting."""
     seeds: Annotated[tuple[int, ...], SEED] = ()
     """Seeds of every arm (default: the sweep file's, else 0)."""
-    config_file: Optional[str] = None
+    config_file: str | None = None
     """Sweep file (JSON: base, grid, arms, seeds, evaluate; see docs/sweep.md)."""
     set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
     """SETTING=VALUE shared by every arm (repeatable), e.g. --set data=color-digits --set epochs=20."""
@@ -29,17 +29,17 @@ class SweepArgs(Checked):
     """Folder of the sweep: runs/<arm>-seed<k>/, sweep.db, sweep-report.{json,html}, sweep-per-seed.png."""
     jobs: Annotated[int, COUNT] = 1
     """Points run at once, each in a worker process of one thread; at most the CPU cores this process may use (more is clamped to them)."""
-    storage: Optional[str] = None
+    storage: str | None = None
     """Optuna RDB storage URL (default sqlite:///OUT/sweep.db); a database server URL shares the sweep between machines (its password is never printed)."""
-    study_name: Optional[str] = None
+    study_name: str | None = None
     """Study name in the storage (default: the name of --out)."""
-    search: Optional[Literal["tpe", "random", "cmaes", "qmc", "gp"]] = None
+    search: Literal["tpe", "random", "cmaes", "qmc", "gp"] | None = None
     """Search with this Optuna sampler over --search-space instead of the grid."""
     search_space: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
     """SETTING=float:LOW:HIGH[:log] | int:LOW:HIGH[:log] | choice:A,B (repeatable), for --search."""
     n_trials: Annotated[int, COUNT] = 20
     """Trials of a --search."""
-    metric: Optional[str] = None
+    metric: str | None = None
     """Trial value, e.g. test.elbo or robustness.probe.digit.pgd.0.1 (required by --search)."""
     direction: Literal["maximize", "minimize"] = "maximize"
     """Direction of --metric for --search."""
@@ -60,8 +60,8 @@ def sweep_command(args: SweepArgs) -> str:
     (not ``--report-only``), ``--trust-code`` when given, the storage URL's password as ``***``."""
     import shlex
 
-    from ..custom_nets import code_trusted
     from ..benchmarks.sweeps.storage import hide_password
+    from ..custom_nets import code_trusted
 
     words = ["vaekit", "sweep"]
     for field in dataclasses.fields(args):
@@ -95,9 +95,12 @@ def _failure_line(report: dict, args: SweepArgs) -> str:
     shown = "; ".join(f"{k}: {errors.get(k, 'did not finish')}" for k in unfinished[:2])
     more = f"; {len(unfinished) - 2} more" if len(unfinished) > 2 else ""
     kept = "; the finished ones are kept" if total > len(unfinished) else ""
-    return scrub(f"{len(unfinished)} of {total} sweep point(s) failed ({shown}{more}; all in "
-                 f"{Path(args.out) / REPORT_HTML}){kept}; fix the cause and run the same command again "
-                 "to retry the failed ones", args.storage)
+    return scrub(
+        f"{len(unfinished)} of {total} sweep point(s) failed ({shown}{more}; all in "
+        f"{Path(args.out) / REPORT_HTML}){kept}; fix the cause and run the same command again "
+        "to retry the failed ones",
+        args.storage,
+    )
 
 
 def sweep(args: SweepArgs) -> None:
@@ -110,8 +113,9 @@ def sweep(args: SweepArgs) -> None:
     try:
         _sweep(args)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"the finished points are kept; continue the sweep with: {sweep_command(args)}") \
-            from None
+        raise KeyboardInterrupt(
+            f"the finished points are kept; continue the sweep with: {sweep_command(args)}"
+        ) from None
 
 
 def _sweep(args: SweepArgs) -> None:
@@ -119,8 +123,10 @@ def _sweep(args: SweepArgs) -> None:
     from ..benchmarks.sweeps.results import REPORT_HTML, write_report
 
     if args.jobs < 1 or args.heartbeat < 1 or args.grace_period <= args.heartbeat:
-        raise ValueError(f"--jobs and --heartbeat must be >= 1 and --grace-period > --heartbeat, got "
-                         f"{args.jobs}, {args.heartbeat} and {args.grace_period}")
+        raise ValueError(
+            f"--jobs and --heartbeat must be >= 1 and --grace-period > --heartbeat, got "
+            f"{args.jobs}, {args.heartbeat} and {args.grace_period}"
+        )
     if args.search and not args.metric:
         raise ValueError("--search needs --metric (e.g. --metric test.elbo) to rank trials")
     evaluate = {name: {} for name in args.evaluate}
@@ -128,14 +134,26 @@ def _sweep(args: SweepArgs) -> None:
     if args.report_only:
         report = write_report(args.out, args.storage, args.study_name, metric=args.metric)
     else:
-        report = run_sweep(spec, args.out, jobs=args.jobs, storage=args.storage, study_name=args.study_name,
-                           heartbeat_interval=args.heartbeat, grace_period=args.grace_period, metric=args.metric,
-                           search=args.search, space_items=args.search_space, n_trials=args.n_trials,
-                           direction=args.direction)
+        report = run_sweep(
+            spec,
+            args.out,
+            jobs=args.jobs,
+            storage=args.storage,
+            study_name=args.study_name,
+            heartbeat_interval=args.heartbeat,
+            grace_period=args.grace_period,
+            metric=args.metric,
+            search=args.search,
+            space_items=args.search_space,
+            n_trials=args.n_trials,
+            direction=args.direction,
+        )
     for arm, stats in report["aggregate"].items():
         shown = [k for k in (args.metric, "test.elbo", "test.active_units") if k and k in stats]
-        cells = "; ".join(f"{k} {s['mean']:.4g} [{s['ci95_low']:.4g}, {s['ci95_high']:.4g}]"
-                          for k, s in ((k, stats[k]) for k in shown))
+        cells = "; ".join(
+            f"{k} {s['mean']:.4g} [{s['ci95_low']:.4g}, {s['ci95_high']:.4g}]"
+            for k, s in ((k, stats[k]) for k in shown)
+        )
         print(f"{arm}: n={max((s['n'] for s in stats.values()), default=0)}; {cells}", flush=True)
     print(f"written: {Path(args.out) / REPORT_HTML} (95 % intervals: Student t over seeds)", flush=True)
     if report["failures"] or report["unfinished"]:
@@ -157,15 +175,15 @@ class BenchmarkRobustnessSeedsArgs(Checked):
     """Seeds of every arm."""
     jobs: Annotated[int, COUNT] = 2
     """Points trained at once (worker processes of one thread)."""
-    epochs: Annotated[Optional[int], COUNT] = None
+    epochs: Annotated[int | None, COUNT] = None
     """Training epochs of every arm (default: the dataset's setting)."""
     max_test: Annotated[int, COUNT] = 1000
     """Test images of the probe evaluation (a seeded subset, the same for every run)."""
-    train_size: Annotated[Optional[int], COUNT] = None
+    train_size: Annotated[int | None, COUNT] = None
     """Training images (a fixed subset; default: the dataset's setting, 20,000 for color-fashion-mnist)."""
     arms: tuple[str, ...] = ()
     """Arms to run (default: VAE std 0.05, and VAE, AVAE, SE ε 0.1 at the official scale); also the ablation arms by name."""
-    out: Optional[str] = None
+    out: str | None = None
     """Output folder (default benchmarks/results/robustness-seeds/<data>)."""
     collect_only: bool = False
     """Write results from the points finished so far, without training."""
@@ -176,8 +194,18 @@ def benchmark_robustness_seeds(args: BenchmarkRobustnessSeedsArgs) -> None:
     from ..benchmarks.robustness_seeds import run_benchmark
 
     command = benchmark_command("")
-    report = run_benchmark(args.data, args.out, args.seeds, args.jobs, args.epochs, args.max_test, args.data_dir,
-                           args.collect_only, command=command, arm_names=args.arms or None,
-                           train_size=args.train_size)
+    report = run_benchmark(
+        args.data,
+        args.out,
+        args.seeds,
+        args.jobs,
+        args.epochs,
+        args.max_test,
+        args.data_dir,
+        args.collect_only,
+        command=command,
+        arm_names=args.arms or None,
+        train_size=args.train_size,
+    )
     print(report["markdown"], flush=True)
     print(f"written: {Path(args.out or f'benchmarks/results/robustness-seeds/{args.data}') / 'results.md'}", flush=True)

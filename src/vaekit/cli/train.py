@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import tyro
 
@@ -19,13 +19,13 @@ class TrainArgs:
     """Train a model and write a run folder (config, weights, checkpoint, metrics, summary, figures)."""
 
     config: Annotated[Config, tyro.conf.arg(name="")] = Config()
-    config_file: Optional[str] = None
+    config_file: str | None = None
     """JSON file of settings (a run's config.json works); flags on the command line override it."""
-    name: Optional[str] = None
+    name: str | None = None
     """Run folder name (default <model>-<data>-<time>)."""
     runs_dir: str = "runs"
     """Folder that holds run folders."""
-    resume: Optional[str] = None
+    resume: str | None = None
     """Run folder of an interrupted run to continue (its config.json is used)."""
     overwrite: bool = False
     """Replace an existing run folder of the same name."""
@@ -33,7 +33,7 @@ class TrainArgs:
     """Show progress: a bar on a terminal, else one line per epoch or per 10 s to stderr (--no-progress = --quiet)."""
     quiet: bool = False
     """No progress output (the final lines are still printed)."""
-    logger: Optional[Literal["jsonl", "tensorboard", "mlflow", "wandb"]] = None
+    logger: Literal["jsonl", "tensorboard", "mlflow", "wandb"] | None = None
     """Where metrics go besides metrics.jsonl (always written): RUN/tensorboard events, an MLflow run (MLFLOW_TRACKING_URI, else RUNS_DIR/mlflow.db) or a W&B run; default jsonl, and with --resume the run's own tracker (the same tracked run continues)."""
     options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
 
@@ -63,8 +63,10 @@ def _train(args: TrainArgs) -> None:
         epochs = given.pop("epochs", None)
         if given:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise ValueError(f"--resume continues {args.resume} with its saved config; drop {flags} "
-                             "(only --epochs may change, to extend the run)")
+            raise ValueError(
+                f"--resume continues {args.resume} with its saved config; drop {flags} "
+                "(only --epochs may change, to extend the run)"
+            )
         folder = io.RunFolder(args.resume, resume=True, epochs=epochs)
     else:
         folder = io.RunFolder.in_runs_dir(args.runs_dir, args.name, args.config, args.overwrite)
@@ -74,8 +76,14 @@ def _train(args: TrainArgs) -> None:
     progress = args.progress and not args.quiet
     try:
         with folder:
-            summary = run.train(folder.config if args.resume else args.config, folder, progress=progress,
-                            options=args.options, tracker=tracker, outputs=[write_outputs])
+            summary = run.train(
+                folder.config if args.resume else args.config,
+                folder,
+                progress=progress,
+                options=args.options,
+                tracker=tracker,
+                outputs=[write_outputs],
+            )
     except KeyboardInterrupt:
         if distributed.is_main() and not folder.has_checkpoint():
             raise KeyboardInterrupt("no epoch finished, so no run folder is kept; start the run again") from None
@@ -85,12 +93,16 @@ def _train(args: TrainArgs) -> None:
         return
     test = summary["test"]
     if "log_likelihood" in test:
-        say(f"test ELBO {test['elbo']:.2f} nats/example; test log-likelihood (importance sampled, "
-               f"K={summary['eval_num_samples']}) {test['log_likelihood']:.2f} nats/example "
-               f"({summary['num_test_examples']} test examples)")
+        say(
+            f"test ELBO {test['elbo']:.2f} nats/example; test log-likelihood (importance sampled, "
+            f"K={summary['eval_num_samples']}) {test['log_likelihood']:.2f} nats/example "
+            f"({summary['num_test_examples']} test examples)"
+        )
     else:
-        say(f"test reconstruction log p(x|z) {test['reconstruction']:.2f} nats/example; "
-               f"MSE {test['mse_per_pixel']:.4f} per pixel")
+        say(
+            f"test reconstruction log p(x|z) {test['reconstruction']:.2f} nats/example; "
+            f"MSE {test['mse_per_pixel']:.4f} per pixel"
+        )
     for key in sorted(k for k in summary if k.startswith("note")):
         say(f"note: {summary[key]}")
     if "tracking" in summary:
@@ -107,5 +119,3 @@ def defaults_from_config_file(argv: list[str]) -> TrainArgs | None:
                 return None
             return TrainArgs(config=Config.from_json(path))
     return None
-
-

@@ -53,13 +53,13 @@ class ScoreArgs(Checked):
     """CSV to write (default RUN/scores.csv): columns index, score (higher = more normal), pvalue (conformal), outlier (1/0)."""
     overwrite: bool = False
     """Replace an existing --output file (without it an existing file is refused)."""
-    score: Optional[str] = None
+    score: str | None = None
     """reconstruction_probability, elbo, log_likelihood or reconstruction_error (default: the detector's, or reconstruction_probability for a run)."""
     fpr: Annotated[float | None, Range(0, 1, low_open=True, high_open=True)] = None
     """False-alarm rate: flag rows whose conformal p-value is <= this (default 0.05; a run is calibrated on its validation split)."""
     threshold: Annotated[float | None, FINITE] = None
     """Use this score threshold instead (rows scoring below it are outliers; no p-values)."""
-    num_samples: Annotated[Optional[int], NUM_SAMPLES] = None
+    num_samples: Annotated[int | None, NUM_SAMPLES] = None
     """Monte Carlo samples L per row (default 10, An & Cho 2015)."""
     label_column: str | None = None
     """CSV column (name or index) or NPZ key holding a label, left out of the features."""
@@ -78,8 +78,12 @@ def sample(args: SampleArgs) -> None:
     if model.conditional and args.label is None:
         grid = explore.class_grid(model, max(1, -(-args.n // model.num_classes)), args.temperature, generator)
         out = Path(args.output) if args.output else Path(args.run) / f"class-samples-{args.n}.png"
-        save_rows(grid, out, row_labels=[f"class {k}" for k in range(model.num_classes)],
-                               title="one row per class, the same z in each column")
+        save_rows(
+            grid,
+            out,
+            row_labels=[f"class {k}" for k in range(model.num_classes)],
+            title="one row per class, the same z in each column",
+        )
         return
     name = args.sampler or getattr(model, "default_sampler", "prior")
     if name == "prior":
@@ -94,7 +98,9 @@ def sample(args: SampleArgs) -> None:
         save_npy(out, x.cpu().numpy())
     elif out.suffix == ".png":
         if len(model.data_shape) != 3:
-            raise ValueError(f"a PNG grid needs image data; this model's examples have shape {model.data_shape}: use --output FILE.npy")
+            raise ValueError(
+                f"a PNG grid needs image data; this model's examples have shape {model.data_shape}: use --output FILE.npy"
+            )
         plots.save_image_grid(x, out, ncols=int(np.ceil(np.sqrt(args.n))))
     else:
         raise ValueError(f"--output must end in .png or .npy, got {out.name}")
@@ -138,23 +144,32 @@ def _score(args: ScoreArgs) -> None:
     x, _ = read(args.input, args.label_column, columns=runcheck.training_columns(args.run))
     detector = load_detector(args.run, args.score, args.fpr, args.num_samples, args.progress, args.threshold)
     if int(np.prod(x.shape[1:])) != detector.n_features_in_:
-        raise ValueError(f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
-                         f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label"))
+        raise ValueError(
+            f"{args.input} has {int(np.prod(x.shape[1:]))} features per row but the model was trained on "
+            f"{detector.n_features_in_}" + ("" if args.label_column else "; pass --label-column if a column is a label")
+        )
     scores = distributed.map_blocks(detector.score_samples, x, BLOCK)  # rows are scored independently
     if not distributed.is_main():
         return
     outlier = decision(scores, detector.offset_) < 0  # a non-finite score is an outlier
     # the p-values of the scores just computed (detector.pvalues(x) would score every row again)
-    pvalues = (conformal_pvalues(detector.calibration_scores_, scores) if len(detector.calibration_scores_)
-               else np.full(len(scores), np.nan))
+    pvalues = (
+        conformal_pvalues(detector.calibration_scores_, scores)
+        if len(detector.calibration_scores_)
+        else np.full(len(scores), np.nan)
+    )
     out = Path(args.output) if args.output else Path(args.run) / "scores.csv"
-    lines = ["index,score,pvalue,outlier"] + [f"{i},{s!r},{p!r},{int(o)}" for i, (s, p, o) in
-                                              enumerate(zip(scores.tolist(), pvalues.tolist(), outlier))]
+    lines = ["index,score,pvalue,outlier"] + [
+        f"{i},{s!r},{p!r},{int(o)}" for i, (s, p, o) in enumerate(zip(scores.tolist(), pvalues.tolist(), outlier))
+    ]
     io.atomic_write(out, "\n".join(lines) + "\n")
-    source = ("--threshold" if args.threshold is not None else
-              f"conformal p-value <= fpr {detector.fpr:g}, {len(detector.calibration_scores_)} calibration rows")
-    say(f"scored {len(scores)} rows with {detector.score_type} ({SCORES[detector.score_type].unit}, higher = more normal); "
-        f"{int(outlier.sum())} outliers (score < {detector.offset_:.4g}, {source})")
+    source = (
+        "--threshold"
+        if args.threshold is not None
+        else f"conformal p-value <= fpr {detector.fpr:g}, {len(detector.calibration_scores_)} calibration rows"
+    )
+    say(
+        f"scored {len(scores)} rows with {detector.score_type} ({SCORES[detector.score_type].unit}, higher = more normal); "
+        f"{int(outlier.sum())} outliers (score < {detector.offset_:.4g}, {source})"
+    )
     say(f"written: {out}")
-
-

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from . import array, breast_cancer, celeba, color, digits, dsprites, folder, mnist, mnist_5k, stream
 from .base import Dataset

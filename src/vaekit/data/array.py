@@ -56,8 +56,10 @@ def load(
         raise ValueError("the 'array' dataset reads your own file: pass --path FILE (.npy, .npz or .csv)")
     x, labels, stratify_by = _read(path, label_column, image_shape)
     if len(x) < MIN_EXAMPLES:
-        raise ValueError(f"{path} has {len(x)} example(s); the fixed 80/20 train/test split needs at least "
-                         f"{MIN_EXAMPLES}: add rows (to score single rows with a trained model use vaekit score)")
+        raise ValueError(
+            f"{path} has {len(x)} example(s); the fixed 80/20 train/test split needs at least "
+            f"{MIN_EXAMPLES}: add rows (to score single rows with a trained model use vaekit score)"
+        )
     stratify = labels.get(stratify_by)
     index = fixed_split(len(x), split, stratify=stratify if _can_stratify(stratify) else None)
     x = torch.from_numpy(x[index].astype(np.float32))
@@ -66,9 +68,12 @@ def load(
     return Dataset("array", x, labels, unit_interval=unit_interval)
 
 
-def read(path: str | Path, label_column: str | int | None = None,
-         image_shape: tuple[int, int, int] | None = None,
-         columns: list[str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def read(
+    path: str | Path,
+    label_column: str | int | None = None,
+    image_shape: tuple[int, int, int] | None = None,
+    columns: list[str] | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Read a whole ``.npy``/``.npz``/``.csv`` file, without splitting (e.g. data to score).
 
     Same formats, shapes, scaling and checks as :func:`load`. ``columns``: the names of the
@@ -112,13 +117,20 @@ def _by_name(names: list[str], data_columns: list[int], columns: list[str], path
     extra = [c for c in have if c not in columns]
     twice = sorted({c for c in have if have.count(c) > 1})
     if missing or extra or twice:
-        what = "; ".join(part for part in (
-            f"missing column(s) {', '.join(map(repr, missing))}" if missing else "",
-            f"column(s) the model was not trained on {', '.join(map(repr, extra))}" if extra else "",
-            f"column(s) named twice {', '.join(map(repr, twice))}" if twice else "") if part)
-        raise ValueError(f"{path}: its header does not name the model's {len(columns)} training columns ({what}); "
-                         f"the model was trained on columns {', '.join(columns)}: give exactly those (in any order), "
-                         "or pass --label-column for a label column")
+        what = "; ".join(
+            part
+            for part in (
+                f"missing column(s) {', '.join(map(repr, missing))}" if missing else "",
+                f"column(s) the model was not trained on {', '.join(map(repr, extra))}" if extra else "",
+                f"column(s) named twice {', '.join(map(repr, twice))}" if twice else "",
+            )
+            if part
+        )
+        raise ValueError(
+            f"{path}: its header does not name the model's {len(columns)} training columns ({what}); "
+            f"the model was trained on columns {', '.join(columns)}: give exactly those (in any order), "
+            "or pass --label-column for a label column"
+        )
     return [data_columns[have.index(c)] for c in columns]
 
 
@@ -156,8 +168,10 @@ def _read_npz(path: Path, label_column):
         try:
             arrays = {key: archive[key] for key in archive.files}
         except ValueError as e:  # object arrays (need pickle, refused) or a corrupt member
-            raise ValueError(f"could not read {path}: {e} (object arrays are refused for safety: vaekit never "
-                             "unpickles); store numbers, e.g. numpy.savez(FILE, x=x.astype(float))") from None
+            raise ValueError(
+                f"could not read {path}: {e} (object arrays are refused for safety: vaekit never "
+                "unpickles); store numbers, e.g. numpy.savez(FILE, x=x.astype(float))"
+            ) from None
     if not arrays:
         raise ValueError(f"{path} is empty: it holds no arrays")
     data_key = next((key for key in _DATA_KEYS if key in arrays), next(iter(arrays)))
@@ -165,8 +179,7 @@ def _read_npz(path: Path, label_column):
     labels = {key: value for key, value in arrays.items() if value.ndim == 1 and len(value) == len(x)}
     if label_column is not None and label_column not in labels:
         raise ValueError(
-            f"{path}: label_column {label_column!r} is not a label array; "
-            f"labels found: {', '.join(labels) or 'none'}"
+            f"{path}: label_column {label_column!r} is not a label array; labels found: {', '.join(labels) or 'none'}"
         )
     return x, labels, label_column if label_column is not None else next(iter(labels), None)
 
@@ -177,8 +190,10 @@ def _np_load(path: Path):
     try:
         return np.load(path, allow_pickle=False)
     except MemoryError:
-        raise ValueError(f"{path} does not fit in memory ({path.stat().st_size / 1e9:.3g} GB); "
-                         "use a subset of its rows, or a machine with more memory") from None
+        raise ValueError(
+            f"{path} does not fit in memory ({path.stat().st_size / 1e9:.3g} GB); "
+            "use a subset of its rows, or a machine with more memory"
+        ) from None
     except (OSError, ValueError, EOFError) as error:  # EOFError: an empty or truncated file
         raise ValueError(
             f"could not read {path}: it is not a valid {path.suffix} file of numbers (empty, truncated, another "
@@ -209,8 +224,10 @@ def _check_npy_size(path: Path) -> None:
     needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
     held = path.stat().st_size - offset
     if needed > held:
-        raise ValueError(f"{path}: its header claims an array of shape {shape} ({dtype}, {needed / 1e9:,.1f} GB) but "
-                         f"the file holds {held} bytes of data: it is truncated or corrupt; write it again with numpy.save")
+        raise ValueError(
+            f"{path}: its header claims an array of shape {shape} ({dtype}, {needed / 1e9:,.1f} GB) but "
+            f"the file holds {held} bytes of data: it is truncated or corrupt; write it again with numpy.save"
+        )
 
 
 def _numeric(x: np.ndarray, source) -> np.ndarray:
@@ -230,22 +247,22 @@ def _read_csv(path: Path, label_column, columns=None):
             reader = csv.reader(handle)
             rows = [row for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as e:  # e.g. a field over csv.field_size_limit() (128 KB): not a CSV of numbers
-        raise ValueError(f"{path}: line {reader.line_num}: {e}; expected a CSV of numbers (short fields): "
-                         "is this the right file?") from None
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[:e.start].count(b"\n") + 1
         raise ValueError(
-            f"{path} is not UTF-8 text: byte {e.object[e.start:e.start + 1]!r} at line {line} (offset {e.start}); "
+            f"{path}: line {reader.line_num}: {e}; expected a CSV of numbers (short fields): is this the right file?"
+        ) from None
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path} is not UTF-8 text: byte {e.object[e.start : e.start + 1]!r} at line {line} (offset {e.start}); "
             "expected a UTF-8 CSV of numbers: re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE), "
-            "or pass a .npy/.npz file") from None
+            "or pass a .npy/.npz file"
+        ) from None
     if not rows:
         raise ValueError(f"{path} is empty")
     width = len(rows[0])
     for line, row in enumerate(rows, start=1):
         if len(row) != width:
-            raise ValueError(
-                f"{path}: non-blank line {line} has {len(row)} columns, but the first line has {width}"
-            )
+            raise ValueError(f"{path}: non-blank line {line} has {len(row)} columns, but the first line has {width}")
     named = isinstance(label_column, str) and not label_column.lstrip("-").isdigit()
     header = named or _looks_like_header(rows)
     if header:
@@ -291,9 +308,7 @@ def _column_index(label_column, names: list[str], path: Path) -> int | None:
     try:
         index = int(label_column)
     except ValueError:
-        raise ValueError(
-            f"{path}: no column named {label_column!r}; columns: {', '.join(names)}"
-        ) from None
+        raise ValueError(f"{path}: no column named {label_column!r}; columns: {', '.join(names)}") from None
     if not -len(names) <= index < len(names):
         raise ValueError(f"{path}: label_column {index} is out of range for {len(names)} columns")
     return index % len(names)
@@ -308,8 +323,11 @@ def _parse_numbers(cells: np.ndarray, names: list[str], path: Path) -> np.ndarra
     except ValueError:
         for row, column in np.ndindex(cells.shape):
             if not _is_number(cells[row, column]):
-                header = (" (a first row is a header only when none of its cells is a number)"
-                          if row == 0 and all(name.isdigit() for name in names) else "")
+                header = (
+                    " (a first row is a header only when none of its cells is a number)"
+                    if row == 0 and all(name.isdigit() for name in names)
+                    else ""
+                )
                 raise ValueError(
                     f"{path}: column {names[column]!r}, row {row} (counting data rows from 0) holds "
                     f"{str(cells[row, column])!r}, which is not a number{header}"
@@ -332,21 +350,27 @@ def _to_data_shape(x: np.ndarray, image_shape, path: Path) -> np.ndarray:
                 f"features per example, got {image_shape}"
             )
         if image_shape[0] not in (1, 3):
-            raise ValueError(f"{path}: image_shape {image_shape} has {image_shape[0]} channels; the run's figures draw "
-                             "C = 1 (grey) or 3 (RGB): pass --image-shape 1,H,W or 3,H,W, or leave it out for rows")
+            raise ValueError(
+                f"{path}: image_shape {image_shape} has {image_shape[0]} channels; the run's figures draw "
+                "C = 1 (grey) or 3 (RGB): pass --image-shape 1,H,W or 3,H,W, or leave it out for rows"
+            )
         return x.reshape(len(x), *image_shape)
     if x.ndim > 4:
         raise ValueError(f"{path}: data of shape {x.shape} has too many dimensions; expected 2 to 4")
     if 0 in x.shape[1:]:
-        raise ValueError(f"{path}: data of shape {x.shape} has an axis of size 0 (no values per example); "
-                         "store at least one feature per row, e.g. an array of shape (N, D) with D >= 1")
+        raise ValueError(
+            f"{path}: data of shape {x.shape} has an axis of size 0 (no values per example); "
+            "store at least one feature per row, e.g. an array of shape (N, D) with D >= 1"
+        )
     if x.ndim in (1, 3):  # (N,) -> (N, 1) column; (N, H, W) -> (N, 1, H, W) grey images
         return x[:, None]
     if x.ndim == 4 and x.shape[1] not in (1, 3):  # channels-last (N, H, W, C)
         if x.shape[-1] not in (1, 3):
-            raise ValueError(f"{path}: data of shape {x.shape} is neither (N, C, H, W) nor (N, H, W, C) images with "
-                             "C = 1 (grey) or 3 (RGB) channels, which the run's figures draw; flatten each example "
-                             "into a row first, np.save(FILE, x.reshape(len(x), -1))")
+            raise ValueError(
+                f"{path}: data of shape {x.shape} is neither (N, C, H, W) nor (N, H, W, C) images with "
+                "C = 1 (grey) or 3 (RGB) channels, which the run's figures draw; flatten each example "
+                "into a row first, np.save(FILE, x.reshape(len(x), -1))"
+            )
         return np.moveaxis(x, -1, 1)
     return x
 

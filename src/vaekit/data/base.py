@@ -37,9 +37,7 @@ class Dataset:
         self.x = self.x.float()
         for key, value in self.labels.items():
             if len(value) != len(self.x):
-                raise ValueError(
-                    f"label {key!r} has {len(value)} entries but the dataset has {len(self.x)} examples"
-                )
+                raise ValueError(f"label {key!r} has {len(value)} entries but the dataset has {len(self.x)} examples")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -54,12 +52,10 @@ class Dataset:
         """True for ``(C, H, W)`` examples."""
         return len(self.data_shape) == 3
 
-    def subset(self, index) -> "Dataset":
+    def subset(self, index) -> Dataset:
         """The examples at ``index`` (a LongTensor or array of positions), labels included."""
         index = torch.as_tensor(index, dtype=torch.long)
-        return dataclasses.replace(
-            self, x=self.x[index], labels={k: v[index] for k, v in self.labels.items()}
-        )
+        return dataclasses.replace(self, x=self.x[index], labels={k: v[index] for k, v in self.labels.items()})
 
 
 def fixed_split(n: int, split: str, stratify=None) -> np.ndarray:
@@ -85,7 +81,11 @@ def _split_positions(n: int, stratify) -> tuple[np.ndarray, np.ndarray]:
     key = hashlib.sha256(f"{n} {TEST_FRACTION} {SPLIT_SEED} {importlib.metadata.version('scikit-learn')}".encode())
     if stratify is not None:
         key.update(np.ascontiguousarray(np.asarray(stratify)).astype(np.int64).tobytes())
-    cache = Path(os.environ.get("VAEKIT_CACHE", Path.home() / ".cache" / "vaekit")) / "splits" / f"{key.hexdigest()[:32]}.npz"
+    cache = (
+        Path(os.environ.get("VAEKIT_CACHE", Path.home() / ".cache" / "vaekit"))
+        / "splits"
+        / f"{key.hexdigest()[:32]}.npz"
+    )
     try:
         with np.load(cache, allow_pickle=False) as saved:
             return saved["train"], saved["test"]

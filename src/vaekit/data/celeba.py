@@ -38,7 +38,9 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     files, rows = [], []
     for number, row in enumerate(lines[2:], start=3):
         if len(row) != len(names) + 1:
-            raise ValueError(f"{path} line {number}: expected a file name and {len(names)} values, got {len(row)} fields")
+            raise ValueError(
+                f"{path} line {number}: expected a file name and {len(names)} values, got {len(row)} fields"
+            )
         files.append(row[0])
         rows.append(row[1:])
     try:
@@ -77,7 +79,8 @@ def load(split: str = "train", data_dir="data", path=None, **_options) -> Datase
     if not attr_path.is_file():
         raise FileNotFoundError(
             f"{attr_path} not found: put list_attr_celeba.txt and img_align_celeba/ of aligned CelebA in {folder} "
-            "(or pass --path FOLDER); CelebA cannot be downloaded automatically")
+            "(or pass --path FOLDER); CelebA cannot be downloaded automatically"
+        )
     files, names, values = read_attributes(attr_path)
     images = folder / "img_align_celeba" if (folder / "img_align_celeba").is_dir() else folder
     partition = folder / PARTITION_FILE
@@ -89,9 +92,13 @@ def load(split: str = "train", data_dir="data", path=None, **_options) -> Datase
         index = fixed_split(len(files), split)
     missing = [files[i] for i in index if not (images / files[i]).is_file()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} CelebA image(s) listed in {attr_path.name} are missing from {images}, "
-                                f"e.g. {missing[0]}")
-    x = torch.from_numpy(np.stack([load_image(images / files[i]) for i in index])) if len(index) else \
-        torch.zeros(0, 3, SIZE, SIZE)
+        raise FileNotFoundError(
+            f"{len(missing)} CelebA image(s) listed in {attr_path.name} are missing from {images}, e.g. {missing[0]}"
+        )
+    x = (
+        torch.from_numpy(np.stack([load_image(images / files[i]) for i in index]))
+        if len(index)
+        else torch.zeros(0, 3, SIZE, SIZE)
+    )
     labels = {name: torch.from_numpy(values[index, j]) for j, name in enumerate(names)}
     return Dataset("celeba", x, labels)

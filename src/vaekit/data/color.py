@@ -17,8 +17,9 @@ from . import digits, mnist, mnist_5k
 from .base import Dataset
 
 #: The 7 corners of the RGB cube other than black, in the order of the "color" label.
-COLORS = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]],
-                      dtype=torch.float32)
+COLORS = torch.tensor(
+    [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]], dtype=torch.float32
+)
 COLOR_NAMES = ("red", "green", "blue", "yellow", "magenta", "cyan", "white")
 
 
@@ -103,5 +104,9 @@ def load_color_mnist_full(split: str = "train", data_dir="data", download: bool 
     return colorize(mnist.load("mnist", split, data_dir=data_dir, download=download), "color-mnist-full")
 
 
-LOADERS = {"color-digits": load_color_digits, "color-mnist": load_color_mnist,
-           "color-mnist-full": load_color_mnist_full, "color-fashion-mnist": load_color_fashion_mnist}
+LOADERS = {
+    "color-digits": load_color_digits,
+    "color-mnist": load_color_mnist,
+    "color-mnist-full": load_color_mnist_full,
+    "color-fashion-mnist": load_color_fashion_mnist,
+}

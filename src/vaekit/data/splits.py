@@ -14,12 +14,16 @@ from .preprocess import EVAL_BINARIZE_SEED, binarize
 from .scaling import Standardizer, wants_standardization
 
 
-
 def data_options(config: Config) -> dict:
     """Loader options of a config (data_dir, path, label_column, image_size, grid_step)."""
     d = config.data
-    options = {"data_dir": d.data_dir, "path": d.path, "label_column": d.label_column,
-               "image_size": d.image_size, "grid_step": d.grid_step if d.grid_step > 1 else None}
+    options = {
+        "data_dir": d.data_dir,
+        "path": d.path,
+        "label_column": d.label_column,
+        "image_size": d.image_size,
+        "grid_step": d.grid_step if d.grid_step > 1 else None,
+    }
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -40,8 +44,10 @@ def load_dataset(config: Config, split: str) -> data.Dataset:
     if split != "train" or size is None:
         return dataset
     if size > len(dataset):
-        raise ValueError(f"--train-size {size} is larger than the {len(dataset)} training examples of "
-                         f"{config.data.name!r}; pass a smaller --train-size or leave it unset to use them all")
+        raise ValueError(
+            f"--train-size {size} is larger than the {len(dataset)} training examples of "
+            f"{config.data.name!r}; pass a smaller --train-size or leave it unset to use them all"
+        )
     keep = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(SUBSET_SEED))[:size]
     keep = keep.sort().values
     if isinstance(dataset, data.Dataset):
@@ -56,8 +62,10 @@ def fit_scaler(config: Config, train_set: data.Dataset) -> Standardizer | None:
         return None
     if not isinstance(train_set, data.Dataset):  # streamed from disk: no in-memory x to fit on
         if config.data.standardize == "yes":
-            raise ValueError(f"--standardize yes needs the data in memory; --data {config.data.name} streams it "
-                             "from disk: standardise the file yourself, or pass --standardize no")
+            raise ValueError(
+                f"--standardize yes needs the data in memory; --data {config.data.name} streams it "
+                "from disk: standardise the file yourself, or pass --standardize no"
+            )
         return None
     return Standardizer.fit(train_set.x)
 
@@ -121,11 +129,15 @@ def resolve_condition(config: Config, dataset: data.Dataset) -> Config:
     if not config.model.entry.conditional:
         return config
     if not dataset.labels:
-        raise ValueError(f"--model {config.model.name} needs labelled data; dataset {dataset.name!r} has no labels "
-                         "(for --data array pass --label-column)")
+        raise ValueError(
+            f"--model {config.model.name} needs labelled data; dataset {dataset.name!r} has no labels "
+            "(for --data array pass --label-column)"
+        )
     name = config.data.condition_on or next(iter(dataset.labels))
     if name not in dataset.labels:
-        raise ValueError(f"--condition-on {name!r}: dataset {dataset.name!r} has the labels {', '.join(dataset.labels)}")
+        raise ValueError(
+            f"--condition-on {name!r}: dataset {dataset.name!r} has the labels {', '.join(dataset.labels)}"
+        )
     return config.replace(condition_on=name)
 
 
@@ -144,13 +156,17 @@ def class_count(labels: torch.Tensor, name: str | None = None) -> int:
     if not len(labels):
         raise ValueError(f"a conditional model needs labelled examples; {what} is empty")
     low, high = int(labels.min()), int(labels.max())
-    recode = ("recode them as class indices 0..K-1 (e.g. numpy.unique(y, return_inverse=True)[1]) or store them "
-              "as text, which vaekit recodes to 0..K-1")
+    recode = (
+        "recode them as class indices 0..K-1 (e.g. numpy.unique(y, return_inverse=True)[1]) or store them "
+        "as text, which vaekit recodes to 0..K-1"
+    )
     if low < 0:
         raise ValueError(f"{what} of a conditional model must be class indices >= 0, got {low}; {recode}")
     if high + 1 > len(labels):
-        raise ValueError(f"{what} of a conditional model run from {low} to {high} ({len(torch.unique(labels))} distinct "
-                         f"values in {len(labels)} examples): {high + 1} classes, more than there are examples; {recode}")
+        raise ValueError(
+            f"{what} of a conditional model run from {low} to {high} ({len(torch.unique(labels))} distinct "
+            f"values in {len(labels)} examples): {high + 1} classes, more than there are examples; {recode}"
+        )
     if high < 1:
         raise ValueError(f"{what} holds one class ({high}); a conditional model needs at least 2 classes")
     return high + 1

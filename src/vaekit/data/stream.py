@@ -43,7 +43,9 @@ class NpyStream(torch.utils.data.Dataset):
         if not path.is_file():
             raise FileNotFoundError(f"data file {path} does not exist")
         if path.suffix.lower() != ".npy":
-            raise ValueError(f"{path}: --data npy-stream reads one .npy file (numpy.save); for .npz or .csv use --data array")
+            raise ValueError(
+                f"{path}: --data npy-stream reads one .npy file (numpy.save); for .npz or .csv use --data array"
+            )
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as e:
@@ -51,8 +53,10 @@ class NpyStream(torch.utils.data.Dataset):
         if not (np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating)):
             raise ValueError(f"{path} holds {array.dtype} values; store real numbers (uint8 images or floats)")
         if array.ndim not in (2, 3, 4) or 0 in array.shape or (array.ndim == 4 and array.shape[1] not in (1, 3)):
-            raise ValueError(f"{path}: shape {array.shape}; expected (N, D) rows, (N, H, W) grey images or "
-                             "(N, C, H, W) images with C = 1 or 3 and no axis of size 0")
+            raise ValueError(
+                f"{path}: shape {array.shape}; expected (N, D) rows, (N, H, W) grey images or "
+                "(N, C, H, W) images with C = 1 or 3 and no axis of size 0"
+            )
         if len(array) < 2:
             raise ValueError(f"{path} has {len(array)} row(s); the 80/20 train/test split needs at least 2")
         self.path, self.array, self.name = path, array, path.stem
@@ -65,7 +69,7 @@ class NpyStream(torch.utils.data.Dataset):
         """True if every value is in [0, 1]; refuses NaN/Inf (one pass, a chunk of rows at a time)."""
         inside = True
         for start in range(0, len(self.array), SCAN_ROWS):
-            chunk = np.asarray(self.array[start:start + SCAN_ROWS], dtype=np.float64)
+            chunk = np.asarray(self.array[start : start + SCAN_ROWS], dtype=np.float64)
             if not np.isfinite(chunk).all():
                 bad = start + int(np.flatnonzero(~np.isfinite(chunk.reshape(len(chunk), -1)).all(1))[0])
                 raise ValueError(f"{self.path}: row {bad} holds NaN or Inf values; remove or impute them first")

@@ -29,12 +29,19 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import io, runcheck
-from ..data import splits
 from ..config import Config
+from ..data import splits
 from ..data.base import check_finite
 from ..data.scaling import Standardizer, wants_standardization
-from ..evaluation.anomaly import (DEFAULT_NUM_SAMPLES, SCORES, all_scores, check_score, draw_noise, in_blocks,
-                                  score_samples)
+from ..evaluation.anomaly import (
+    DEFAULT_NUM_SAMPLES,
+    SCORES,
+    all_scores,
+    check_score,
+    draw_noise,
+    in_blocks,
+    score_samples,
+)
 from ..models import build_model
 from ..training import Progress
 from ..training import fit as fit_model
@@ -46,8 +53,17 @@ FORMAT_VERSION = 2
 #: Config fields that name a data source or are set by the detector itself.
 RESERVED_FIELDS = ("data", "data_dir", "path", "label_column", "seed")
 #: Config fields that are explicit constructor parameters.
-EXPLICIT_FIELDS = ("latent_dim", "hidden", "likelihood", "likelihood_scale", "epochs", "batch_size", "lr", "beta",
-                   "standardize")
+EXPLICIT_FIELDS = (
+    "latent_dim",
+    "hidden",
+    "likelihood",
+    "likelihood_scale",
+    "epochs",
+    "batch_size",
+    "lr",
+    "beta",
+    "standardize",
+)
 #: Fixed Gaussian scale on [0, 1] data for ``likelihood_scale="auto"`` (benchmark study, docs/anomaly.md).
 IMAGE_SCALE = 0.1
 
@@ -71,8 +87,9 @@ def as_array(X, name: str = "X") -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"{name} must hold numbers only; got values of type {np.asarray(raw).dtype}") from None
     if x.ndim not in (2, 4):
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features) or images (n_samples, C, H, W), "
-                         f"got shape {x.shape}")
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features) or images (n_samples, C, H, W), got shape {x.shape}"
+        )
     if len(x) == 0 or x[0].size == 0:
         raise ValueError(f"{name} is empty: got shape {x.shape}, expected at least one row and one feature")
     check_finite(x.reshape(len(x), -1), name)
@@ -136,12 +153,26 @@ class AnomalyDetector(CalibratedDetector):
         "verbose": ["boolean"],
     }
 
-    def __init__(self, score_type: str = "reconstruction_probability", fpr: float = 0.05,
-                 calibration_fraction: float = 0.2, score_num_samples: int = DEFAULT_NUM_SAMPLES,
-                 latent_dim: int = 4, hidden: tuple = (256, 256), likelihood: str = "gaussian",
-                 likelihood_scale="auto", epochs: int = 100, batch_size: int = 64, lr: float = 1e-3,
-                 beta: float = 1.0, standardize: str = "auto", data_shape=None, model_options=None,
-                 random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        score_type: str = "reconstruction_probability",
+        fpr: float = 0.05,
+        calibration_fraction: float = 0.2,
+        score_num_samples: int = DEFAULT_NUM_SAMPLES,
+        latent_dim: int = 4,
+        hidden: tuple = (256, 256),
+        likelihood: str = "gaussian",
+        likelihood_scale="auto",
+        epochs: int = 100,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        beta: float = 1.0,
+        standardize: str = "auto",
+        data_shape=None,
+        model_options=None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.score_type = score_type
         self.fpr = fpr
         self.calibration_fraction = calibration_fraction
@@ -166,8 +197,10 @@ class AnomalyDetector(CalibratedDetector):
         options = dict(self.model_options or {})
         bad = sorted(set(options) - set(model_option_names()))
         if bad:
-            raise ValueError(f"model_options has unknown or reserved key(s) {', '.join(bad)}; valid keys: "
-                             f"{', '.join(model_option_names())} (the others are constructor parameters)")
+            raise ValueError(
+                f"model_options has unknown or reserved key(s) {', '.join(bad)}; valid keys: "
+                f"{', '.join(model_option_names())} (the others are constructor parameters)"
+            )
         explicit = {name: getattr(self, name) for name in EXPLICIT_FIELDS}
         explicit["hidden"] = tuple(int(h) for h in self.hidden)
         explicit["likelihood_scale"] = 1.0 if self.likelihood_scale == "auto" else self.likelihood_scale
@@ -176,7 +209,9 @@ class AnomalyDetector(CalibratedDetector):
     def _fit_density(self, rows: np.ndarray, seed: int) -> None:
         config = self._config(seed)
         x = torch.from_numpy(rows).float().reshape(len(rows), *self.data_shape_)
-        standardize = wants_standardization(config.data.standardize, tuple(self.data_shape_), config.model.likelihood, x)
+        standardize = wants_standardization(
+            config.data.standardize, tuple(self.data_shape_), config.model.likelihood, x
+        )
         scaler = Standardizer.fit(x) if standardize else None
         xs = scaler.transform(x) if scaler is not None else x
         unit = bool(((xs >= 0) & (xs <= 1)).all())
@@ -192,8 +227,9 @@ class AnomalyDetector(CalibratedDetector):
                 train_x, val_x = splits.split_validation(xs, config)
                 val_x = splits.prepare(val_x, config)
             hooks = [Progress(config.train.epochs)] if self.verbose else []
-            self.history_ = fit_model(model, splits.prepare(train_x, config, training=True), config, val=val_x,
-                                      hooks=hooks)
+            self.history_ = fit_model(
+                model, splits.prepare(train_x, config, training=True), config, val=val_x, hooks=hooks
+            )
         self._set_fitted(model, config, scaler, noise_seed=seed + 1)
 
     def _set_fitted(self, model, config: Config, scaler: Standardizer | None, noise_seed: int) -> None:
@@ -214,8 +250,9 @@ class AnomalyDetector(CalibratedDetector):
     def _score_rows(self, rows: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(rows).float().reshape(len(rows), *self.data_shape_)
         x = self.scaler_.transform(x) if self.scaler_ is not None else x
-        scores = score_samples(self.model_, x, self.score_type, self.score_num_samples, noise=self.noise_,
-                               progress=self.verbose)
+        scores = score_samples(
+            self.model_, x, self.score_type, self.score_num_samples, noise=self.noise_, progress=self.verbose
+        )
         return scores.numpy()
 
     def score_samples_all(self, X) -> dict[str, np.ndarray]:
@@ -225,17 +262,23 @@ class AnomalyDetector(CalibratedDetector):
         x = torch.from_numpy(rows).float().reshape(len(rows), *self.data_shape_)
         x = self.scaler_.transform(x) if self.scaler_ is not None else x
         model, noise = self.model_.eval(), self.noise_
-        table = in_blocks(lambda xb: all_scores(model, xb, self.score_num_samples, noise), x,
-                          next(model.parameters()).device, progress=self.verbose)
+        table = in_blocks(
+            lambda xb: all_scores(model, xb, self.score_num_samples, noise),
+            x,
+            next(model.parameters()).device,
+            progress=self.verbose,
+        )
         return {name: table[:, i].numpy() for i, name in enumerate(SCORES)}
 
     def _check_calibrated(self) -> None:
         check_is_fitted(self, "calibration_scores_")
         if self._calibrated_for != (self.score_type, self.score_num_samples):
-            raise ValueError(f"this detector was calibrated for score_type={self._calibrated_for[0]!r} with "
-                             f"score_num_samples={self._calibrated_for[1]}, but now has {self.score_type!r} / "
-                             f"{self.score_num_samples}: its threshold and p-values belong to the fitted setting; "
-                             f"set it back or refit (score_samples works for any setting)")
+            raise ValueError(
+                f"this detector was calibrated for score_type={self._calibrated_for[0]!r} with "
+                f"score_num_samples={self._calibrated_for[1]}, but now has {self.score_type!r} / "
+                f"{self.score_num_samples}: its threshold and p-values belong to the fitted setting; "
+                f"set it back or refit (score_samples works for any setting)"
+            )
 
     def pvalues(self, X) -> np.ndarray:
         """Conformal p-values ``(n_samples,)`` as :meth:`CalibratedDetector.pvalues`, after checking
@@ -268,16 +311,21 @@ class AnomalyDetector(CalibratedDetector):
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None
-        record = {"format_version": FORMAT_VERSION, "params": params,
-                  "offset_": self.offset_ if np.isfinite(self.offset_) else None,
-                  "calibration_scores_": self.calibration_scores_.tolist(), "noise_seed_": self.noise_seed_,
-                  "n_features_in_": self.n_features_in_, "data_shape_": list(self.data_shape_),
-                  "scaler": self.scaler_.to_dict() if self.scaler_ is not None else None}
+        record = {
+            "format_version": FORMAT_VERSION,
+            "params": params,
+            "offset_": self.offset_ if np.isfinite(self.offset_) else None,
+            "calibration_scores_": self.calibration_scores_.tolist(),
+            "noise_seed_": self.noise_seed_,
+            "n_features_in_": self.n_features_in_,
+            "data_shape_": list(self.data_shape_),
+            "scaler": self.scaler_.to_dict() if self.scaler_ is not None else None,
+        }
         io.write_json(folder / DETECTOR, record)
         return folder
 
     @classmethod
-    def load(cls, path) -> "AnomalyDetector":
+    def load(cls, path) -> AnomalyDetector:
         """Rebuild a detector written by :meth:`save`; it scores, thresholds and p-values exactly as the saved one.
 
         Raises:
@@ -289,13 +337,18 @@ class AnomalyDetector(CalibratedDetector):
         keys = {"params", "calibration_scores_", "noise_seed_", "scaler"}
         if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION or not keys <= set(record):
             version = record.get("format_version") if isinstance(record, dict) else None
-            raise ValueError(f"{Path(path) / DETECTOR} is not a vaekit detector record of format {FORMAT_VERSION} "
-                             f"(got format {version!r}); a format-1 detector has no calibration set: refit it")
-        params = {k: tuple(v) if k in ("hidden", "data_shape") and isinstance(v, list) else v
-                  for k, v in record["params"].items()}
+            raise ValueError(
+                f"{Path(path) / DETECTOR} is not a vaekit detector record of format {FORMAT_VERSION} "
+                f"(got format {version!r}); a format-1 detector has no calibration set: refit it"
+            )
+        params = {
+            k: tuple(v) if k in ("hidden", "data_shape") and isinstance(v, list) else v
+            for k, v in record["params"].items()
+        }
         if params.get("model_options"):
-            params["model_options"] = {k: tuple(v) if isinstance(v, list) else v
-                                       for k, v in params["model_options"].items()}
+            params["model_options"] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in params["model_options"].items()
+            }
         detector = cls(**params)
         scaler = Standardizer.from_dict(record["scaler"]) if record["scaler"] is not None else None
         detector._set_fitted(io.load(path), io.load_config(path), scaler, record["noise_seed_"])
@@ -304,9 +357,15 @@ class AnomalyDetector(CalibratedDetector):
         return detector
 
     @classmethod
-    def from_run(cls, run_dir, score_type: str = "reconstruction_probability", fpr: float = 0.05,
-                 score_num_samples: int = DEFAULT_NUM_SAMPLES, verbose: bool = False,
-                 offset: float | None = None) -> "AnomalyDetector":
+    def from_run(
+        cls,
+        run_dir,
+        score_type: str = "reconstruction_probability",
+        fpr: float = 0.05,
+        score_num_samples: int = DEFAULT_NUM_SAMPLES,
+        verbose: bool = False,
+        offset: float | None = None,
+    ) -> AnomalyDetector:
         """A detector from a ``vaekit train`` run folder, calibrated on the run's validation split.
 
         ``vaekit train`` holds out ``val_fraction`` of the training split (seeded by the run's
@@ -320,9 +379,18 @@ class AnomalyDetector(CalibratedDetector):
         model, config = io.load(run_dir), io.load_config(run_dir)
         flat, default = config.to_flat(), Config().to_flat()
         explicit = {name: flat[name] for name in EXPLICIT_FIELDS}
-        options = {k: v for k, v in flat.items() if k not in (*RESERVED_FIELDS, *EXPLICIT_FIELDS) and v != default.get(k)}
-        detector = cls(score_type=score_type, fpr=fpr, score_num_samples=score_num_samples, model_options=options,
-                       random_state=config.train.seed, verbose=verbose, **explicit)
+        options = {
+            k: v for k, v in flat.items() if k not in (*RESERVED_FIELDS, *EXPLICIT_FIELDS) and v != default.get(k)
+        }
+        detector = cls(
+            score_type=score_type,
+            fpr=fpr,
+            score_num_samples=score_num_samples,
+            model_options=options,
+            random_state=config.train.seed,
+            verbose=verbose,
+            **explicit,
+        )
         detector._validate_params()
         check_score(score_type, model)
         detector._set_fitted(model, config, io.load_scaler(run_dir), noise_seed=config.train.seed + 1)
@@ -333,22 +401,31 @@ class AnomalyDetector(CalibratedDetector):
         try:
             train_x = splits.load_dataset(runcheck.checked_data(run_dir, config), "train").x
         except (OSError, ValueError) as e:
-            raise ValueError(f"the outlier threshold is calibrated on the run's validation split, but its training "
-                             f"data cannot be read ({e}); run from the folder it was trained in, or give a threshold "
-                             f"(--threshold)") from None
+            raise ValueError(
+                f"the outlier threshold is calibrated on the run's validation split, but its training "
+                f"data cannot be read ({e}); run from the folder it was trained in, or give a threshold "
+                f"(--threshold)"
+            ) from None
         scaled = detector.scaler_.transform(train_x) if detector.scaler_ is not None else train_x
         _, val_x = splits.split_validation(scaled, config)
         if len(val_x) == 0:
-            raise ValueError(f"the run in {run_dir} held out no validation rows (val_fraction=0), so it cannot be "
-                             f"calibrated; give a threshold (--threshold)")
+            raise ValueError(
+                f"the run in {run_dir} held out no validation rows (val_fraction=0), so it cannot be "
+                f"calibrated; give a threshold (--threshold)"
+            )
         x = val_x if detector.scaler_ is None else detector.scaler_.inverse_transform(val_x)
         detector._calibrate(detector._score_rows(x.reshape(len(x), -1).double().numpy()))
         return detector
 
 
-def load_detector(path, score_type: str | None = None, fpr: float | None = None,
-                  score_num_samples: int | None = None, verbose: bool = False,
-                  threshold: float | None = None) -> AnomalyDetector:
+def load_detector(
+    path,
+    score_type: str | None = None,
+    fpr: float | None = None,
+    score_num_samples: int | None = None,
+    verbose: bool = False,
+    threshold: float | None = None,
+) -> AnomalyDetector:
     """A fitted detector from a folder: a saved :class:`AnomalyDetector` (it has detector.json) or
     a ``vaekit train`` run folder (:meth:`AnomalyDetector.from_run`; defaults: the
     reconstruction probability, fpr 0.05, L = 10). A ``threshold`` becomes ``offset_``.
@@ -363,10 +440,18 @@ def load_detector(path, score_type: str | None = None, fpr: float | None = None,
         asked = {"score_type": score_type, "fpr": fpr, "score_num_samples": score_num_samples}
         for key, value in asked.items():
             if value is not None and value != getattr(detector, key):
-                raise ValueError(f"{path} is a detector fitted with {key}={getattr(detector, key)!r}, and its "
-                                 f"threshold belongs to that setting; got {key}={value!r}: omit it or refit")
+                raise ValueError(
+                    f"{path} is a detector fitted with {key}={getattr(detector, key)!r}, and its "
+                    f"threshold belongs to that setting; got {key}={value!r}: omit it or refit"
+                )
         detector.set_params(verbose=verbose)
         detector.offset_ = detector.offset_ if threshold is None else float(threshold)
         return detector
-    return AnomalyDetector.from_run(path, score_type or "reconstruction_probability", 0.05 if fpr is None else fpr,
-                                    score_num_samples or DEFAULT_NUM_SAMPLES, verbose, offset=threshold)
+    return AnomalyDetector.from_run(
+        path,
+        score_type or "reconstruction_probability",
+        0.05 if fpr is None else fpr,
+        score_num_samples or DEFAULT_NUM_SAMPLES,
+        verbose,
+        offset=threshold,
+    )

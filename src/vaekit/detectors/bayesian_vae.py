@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-from ..runtime.progress import track
 from .. import io
 from ..config import Config
 from ..data.preprocess import binarize
 from ..evaluation.likelihood import log_likelihood
 from ..models import build_model
 from ..objectives import ELBO
+from ..runtime.progress import track
 from ..training import fit
 from ..training.posterior import SGHMC, SWAG
 
@@ -80,10 +80,14 @@ class PosteriorSettings:
         if not isinstance(self.num_posterior_samples, int) or self.num_posterior_samples < 2:
             raise ValueError(f"num_posterior_samples must be an integer >= 2, got {self.num_posterior_samples!r}")
         if self.burn_in_epochs < 0 or self.epochs < 1:
-            raise ValueError(f"burn_in_epochs must be >= 0 and epochs >= 1, got {self.burn_in_epochs} and {self.epochs}")
+            raise ValueError(
+                f"burn_in_epochs must be >= 0 and epochs >= 1, got {self.burn_in_epochs} and {self.epochs}"
+            )
         if not (self.lr > 0 and self.prior_std > 0 and 0 < self.friction <= 1 and self.temperature >= 0):
-            raise ValueError(f"need lr > 0, prior_std > 0, friction in (0, 1], temperature >= 0; got {self.lr}, "
-                             f"{self.prior_std}, {self.friction}, {self.temperature}")
+            raise ValueError(
+                f"need lr > 0, prior_std > 0, friction in (0, 1], temperature >= 0; got {self.lr}, "
+                f"{self.prior_std}, {self.friction}, {self.temperature}"
+            )
         if self.max_rank < 0:
             raise ValueError(f"max_rank must be >= 0, got {self.max_rank}")
 
@@ -116,8 +120,9 @@ class BayesianVAE:
         return len(self.models)
 
     @torch.no_grad()
-    def log_likelihoods(self, x: torch.Tensor, num_samples: int = 100, batch_size: int = 500,
-                        seed: int = 0) -> torch.Tensor:
+    def log_likelihoods(
+        self, x: torch.Tensor, num_samples: int = 100, batch_size: int = 500, seed: int = 0
+    ) -> torch.Tensor:
         """Importance-sampled log p(x | θ_m) of every member (:func:`vaekit.evaluation.log_likelihood`).
 
         Every member is evaluated with the same seed, so with a shared encoder the M estimates use
@@ -143,13 +148,19 @@ class BayesianVAE:
         folder.mkdir(parents=True, exist_ok=True)
         for m, model in enumerate(self.models):
             io.save_weights(model, folder / f"sample-{m:03d}.safetensors")
-        io.write_json(folder / RECORD, {"format_version": FORMAT_VERSION, "settings": dataclasses.asdict(self.settings),
-                                        "num_posterior_samples": len(self.models),
-                                        "model": io.model_record(self.models[0], self.config)})
+        io.write_json(
+            folder / RECORD,
+            {
+                "format_version": FORMAT_VERSION,
+                "settings": dataclasses.asdict(self.settings),
+                "num_posterior_samples": len(self.models),
+                "model": io.model_record(self.models[0], self.config),
+            },
+        )
         return folder
 
     @classmethod
-    def load(cls, folder) -> "BayesianVAE":
+    def load(cls, folder) -> BayesianVAE:
         """Rebuild a posterior written by :meth:`save`; bit-identical weights.
 
         Raises:
@@ -165,8 +176,9 @@ class BayesianVAE:
         config = Config.from_dict(model_record["config"])
         models = []
         for m in range(int(record["num_posterior_samples"])):
-            model = build_model(io.model_config(model_record), tuple(model_record["data_shape"]),
-                                **model_record.get("extra", {}))
+            model = build_model(
+                io.model_config(model_record), tuple(model_record["data_shape"]), **model_record.get("extra", {})
+            )
             io.load_weights(model, folder / f"sample-{m:03d}.safetensors")
             models.append(model.eval())
         return cls(models, settings, config)
@@ -184,7 +196,7 @@ def _epochs(x: torch.Tensor, generator: torch.Generator, config: Config, epochs:
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), batch_size):
-            xb = x[order[start:start + batch_size]]
+            xb = x[order[start : start + batch_size]]
             yield binarize(xb) if config.binarize == "dynamic" else xb
 
 
@@ -192,8 +204,17 @@ def _step_loss(model, xb: torch.Tensor) -> torch.Tensor:
     return ELBO()(model, xb).loss
 
 
-def _walk(model, decoder_optimizer, x: torch.Tensor, config: Config, settings: PosteriorSettings, name: str,
-          total: int, progress: bool, adjust_gradient=None):
+def _walk(
+    model,
+    decoder_optimizer,
+    x: torch.Tensor,
+    config: Config,
+    settings: PosteriorSettings,
+    name: str,
+    total: int,
+    progress: bool,
+    adjust_gradient=None,
+):
     """The loop SGHMC and SWAG share: ``burn_in_epochs + epochs`` seeded passes over ``x``; at each
     minibatch the negative ELBO's gradient (``adjust_gradient()`` may rewrite the decoder's, under
     no_grad) steps ``decoder_optimizer`` on the decoder and Adam (lr 1e-3) on the encoder. Yields
@@ -255,11 +276,13 @@ def sample_sghmc(model, x: torch.Tensor, config: Config, settings: PosteriorSett
 
     def potential_gradient():  # minibatch mean -> N × mean, plus the Gaussian prior's gradient
         for p in theta:
-            p.grad.mul_(n).add_(p, alpha=1.0 / settings.prior_std ** 2)
+            p.grad.mul_(n).add_(p, alpha=1.0 / settings.prior_std**2)
 
-    decoders = [[p.detach().clone() for p in theta]
-                for step in _walk(chain, sampler, x, config, settings, "sghmc", total, progress, potential_gradient)
-                if step in take]
+    decoders = [
+        [p.detach().clone() for p in theta]
+        for step in _walk(chain, sampler, x, config, settings, "sghmc", total, progress, potential_gradient)
+        if step in take
+    ]
     return _members(chain, decoders)
 
 
@@ -293,8 +316,7 @@ def sample_swag(model, x: torch.Tensor, config: Config, settings: PosteriorSetti
     return _members(walker, decoders)
 
 
-def train_ensemble(model, x: torch.Tensor, config: Config, settings: PosteriorSettings,
-                   progress: bool = False) -> list:
+def train_ensemble(model, x: torch.Tensor, config: Config, settings: PosteriorSettings, progress: bool = False) -> list:
     """M independently trained VAEs: ``model`` and M − 1 more built and trained by :func:`vaekit.fit`
     with the run ``config`` and seeds ``settings.seed * 1000 + m`` (m = 1..M−1).
 
@@ -304,8 +326,9 @@ def train_ensemble(model, x: torch.Tensor, config: Config, settings: PosteriorSe
     members = [model.eval()]
     for m in range(1, settings.num_posterior_samples):
         member_config = config.replace(seed=settings.seed * 1000 + m)
-        member = build_model(member_config.model, model.data_shape, seed=member_config.train.seed,
-                             **model.extra_config())
+        member = build_model(
+            member_config.model, model.data_shape, seed=member_config.train.seed, **model.extra_config()
+        )
         fit(member, x, member_config)
         members.append(member.eval())
     return members
@@ -325,15 +348,17 @@ def _members(model, decoders: list[list[torch.Tensor]]) -> list:
 
 def _check_finite(model, step: int) -> None:
     if not all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None):
-        raise RuntimeError(f"the posterior sampler's gradient became NaN/Inf at step {step + 1}; lower the "
-                           "posterior lr")
+        raise RuntimeError(
+            f"the posterior sampler's gradient became NaN/Inf at step {step + 1}; lower the posterior lr"
+        )
 
 
 SAMPLERS = {"sghmc": sample_sghmc, "swag": sample_swag, "ensemble": train_ensemble}
 
 
-def fit_posterior(model, x: torch.Tensor, config: Config, settings: PosteriorSettings | None = None,
-                  progress: bool = False, **options) -> BayesianVAE:
+def fit_posterior(
+    model, x: torch.Tensor, config: Config, settings: PosteriorSettings | None = None, progress: bool = False, **options
+) -> BayesianVAE:
     """The Bayesian VAE of a trained ``model`` on its training data ``x`` ``(N, *data_shape)``.
 
     Args:

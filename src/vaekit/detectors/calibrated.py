@@ -53,8 +53,10 @@ class CalibratedDetector(OutlierMixin, BaseEstimator):
         rows, shape = _as_numpy(X)
         rows = validate_data(self, rows, reset=reset, dtype=np.float64, ensure_min_samples=2 if reset else 1)
         if not reset and shape is not None and shape != tuple(self.data_shape_):
-            raise ValueError(f"X has examples of shape {shape}, but {type(self).__name__} was fitted on examples "
-                             f"of shape {tuple(self.data_shape_)}")
+            raise ValueError(
+                f"X has examples of shape {shape}, but {type(self).__name__} was fitted on examples "
+                f"of shape {tuple(self.data_shape_)}"
+            )
         return np.array(rows, dtype=np.float64, order="C", copy=True), shape
 
     def _resolve_data_shape(self, shape: tuple | None, n_features: int) -> tuple[int, ...]:
@@ -63,8 +65,10 @@ class CalibratedDetector(OutlierMixin, BaseEstimator):
         if wanted is not None:
             wanted = tuple(int(s) for s in wanted)
             if int(np.prod(wanted)) != n_features:
-                raise ValueError(f"data_shape={wanted} holds {int(np.prod(wanted))} values, but X has {n_features} "
-                                 f"features per row; give a shape whose product is {n_features}, or None")
+                raise ValueError(
+                    f"data_shape={wanted} holds {int(np.prod(wanted))} values, but X has {n_features} "
+                    f"features per row; give a shape whose product is {n_features}, or None"
+                )
             return wanted
         return shape if shape is not None else (n_features,)
 
@@ -98,9 +102,13 @@ class CalibratedDetector(OutlierMixin, BaseEstimator):
         self.calibration_scores_ = np.sort(np.asarray(scores, dtype=np.float64))
         n = len(self.calibration_scores_)
         if conformal_rank(n, self.fpr) == 0:
-            warnings.warn(f"{n} calibration rows cannot reach fpr={self.fpr}: the smallest p-value is 1/{n + 1}, so "
-                          f"nothing will be flagged; give at least {int(np.ceil(1 / self.fpr)) - 1} calibration rows "
-                          f"(more data or a larger calibration_fraction)", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"{n} calibration rows cannot reach fpr={self.fpr}: the smallest p-value is 1/{n + 1}, so "
+                f"nothing will be flagged; give at least {int(np.ceil(1 / self.fpr)) - 1} calibration rows "
+                f"(more data or a larger calibration_fraction)",
+                UserWarning,
+                stacklevel=3,
+            )
         self.offset_ = conformal_offset(self.calibration_scores_, self.fpr)
 
     def _checked_rows(self, X) -> np.ndarray:

@@ -113,10 +113,24 @@ class FlowDetector(CalibratedDetector):
         "verbose": ["boolean"],
     }
 
-    def __init__(self, flow: str = "maf", transforms: int = 5, hidden: tuple = (256, 256), bins: int = 8,
-                 epochs: int = 30, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0,
-                 fpr: float = 0.05, calibration_fraction: float = 0.2, preprocess: str = "auto",
-                 dequantize="auto", data_shape=None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        flow: str = "maf",
+        transforms: int = 5,
+        hidden: tuple = (256, 256),
+        bins: int = 8,
+        epochs: int = 30,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        fpr: float = 0.05,
+        calibration_fraction: float = 0.2,
+        preprocess: str = "auto",
+        dequantize="auto",
+        data_shape=None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.flow = flow
         self.transforms = transforms
         self.hidden = hidden
@@ -142,12 +156,16 @@ class FlowDetector(CalibratedDetector):
         """x (dequantized, float64 ``(n, D)``) -> (y ``(n, D)`` float32, log |dy/dx| ``(n,)`` float64)."""
         if self.preprocess_ == "logit":
             if ((x < 0) | (x > 1 + self.step_)).any():
-                raise ValueError("the logit preprocessing needs data in [0, 1] (as in training); got values "
-                                 f"in [{x.min().item():.3g}, {x.max().item():.3g}]")
+                raise ValueError(
+                    "the logit preprocessing needs data in [0, 1] (as in training); got values "
+                    f"in [{x.min().item():.3g}, {x.max().item():.3g}]"
+                )
             u = x / (1 + self.step_)
             s = LOGIT_EPS + (1 - 2 * LOGIT_EPS) * u
             y = torch.log(s) - torch.log1p(-s)
-            logdet = (math.log(1 - 2 * LOGIT_EPS) - torch.log(s) - torch.log1p(-s)).sum(1) - x.shape[1] * math.log1p(self.step_)
+            logdet = (math.log(1 - 2 * LOGIT_EPS) - torch.log(s) - torch.log1p(-s)).sum(1) - x.shape[1] * math.log1p(
+                self.step_
+            )
             return y.float(), logdet
         if self.preprocess_ == "standardize":
             y = (x - torch.from_numpy(self.mean_)) / torch.from_numpy(self.scale_)
@@ -176,8 +194,10 @@ class FlowDetector(CalibratedDetector):
                     y, logdet = self._to_flow_space(xb)
                     loss = -(flow().log_prob(y) + logdet.float()).mean()
                     if not torch.isfinite(loss):
-                        raise ValueError(f"flow training diverged (loss {loss.item()}) in epoch {epoch + 1}; "
-                                         f"lower lr (now {self.lr}) or use fewer transforms")
+                        raise ValueError(
+                            f"flow training diverged (loss {loss.item()}) in epoch {epoch + 1}; "
+                            f"lower lr (now {self.lr}) or use fewer transforms"
+                        )
                     optimizer.zero_grad()
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(flow.parameters(), GRAD_CLIP)
@@ -198,8 +218,9 @@ class FlowDetector(CalibratedDetector):
             y, logdet = self._to_flow_space(xb + self.step_ / 2)
             return self.flow_().log_prob(y).double() + logdet
 
-        return in_blocks(log_density, torch.from_numpy(rows), torch.device("cpu"), progress=self.verbose,
-                         desc=f"score ({self.flow})").numpy()
+        return in_blocks(
+            log_density, torch.from_numpy(rows), torch.device("cpu"), progress=self.verbose, desc=f"score ({self.flow})"
+        ).numpy()
 
     # ------------------------------------------------------------------ save / load
 
@@ -214,16 +235,25 @@ class FlowDetector(CalibratedDetector):
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None
-        io.write_json(folder / DETECTOR, {
-            "format_version": FORMAT_VERSION, "params": params, "n_features_in_": self.n_features_in_,
-            "data_shape_": list(self.data_shape_), "preprocess_": self.preprocess_, "step_": self.step_,
-            "mean_": self.mean_.tolist(), "scale_": self.scale_.tolist(),
-            "calibration_scores_": self.calibration_scores_.tolist(),
-            "offset_": self.offset_ if np.isfinite(self.offset_) else None})
+        io.write_json(
+            folder / DETECTOR,
+            {
+                "format_version": FORMAT_VERSION,
+                "params": params,
+                "n_features_in_": self.n_features_in_,
+                "data_shape_": list(self.data_shape_),
+                "preprocess_": self.preprocess_,
+                "step_": self.step_,
+                "mean_": self.mean_.tolist(),
+                "scale_": self.scale_.tolist(),
+                "calibration_scores_": self.calibration_scores_.tolist(),
+                "offset_": self.offset_ if np.isfinite(self.offset_) else None,
+            },
+        )
         return folder
 
     @classmethod
-    def load(cls, path) -> "FlowDetector":
+    def load(cls, path) -> FlowDetector:
         """Rebuild a detector written by :meth:`save`; it scores exactly as the saved one.
 
         Raises:

@@ -21,13 +21,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import io
 from ..config import MAX_SEED, Config
-from ..evaluation import ood
-from ..evaluation.conformal import decision
-from ..evaluation import regret as ood_regret
-from ..evaluation.likelihood import log_likelihood
-from ..models import build_model
-from ..io import load_run_split
 from ..data.splits import prepare, split_validation
+from ..evaluation import ood
+from ..evaluation import regret as ood_regret
+from ..evaluation.conformal import decision
+from ..evaluation.likelihood import log_likelihood
+from ..io import load_run_split
+from ..models import build_model
 from ..training import Progress
 from ..training import fit as fit_model
 from .anomaly import as_array
@@ -39,17 +39,43 @@ CACHE = "ood"
 FORMAT_VERSION = 1
 #: Held-out in-distribution examples scored to set ``offset_`` (and the typicality reference).
 MAX_REFERENCE = 1000
-_PARAMS = ("score_type", "posterior", "num_posterior_samples", "num_samples", "contamination", "mutation_rate",
-           "background", "background_weight_decay", "regret", "regret_steps", "regret_lr", "typicality_batch_size",
-           "posterior_epochs", "posterior_lr", "model_options", "verbose")
+_PARAMS = (
+    "score_type",
+    "posterior",
+    "num_posterior_samples",
+    "num_samples",
+    "contamination",
+    "mutation_rate",
+    "background",
+    "background_weight_decay",
+    "regret",
+    "regret_steps",
+    "regret_lr",
+    "typicality_batch_size",
+    "posterior_epochs",
+    "posterior_lr",
+    "model_options",
+    "verbose",
+)
 BACKGROUNDS = ("vae", "pixel")
 PIXEL_BACKGROUND = "pixel-background.safetensors"
 
 
-def compute_scores(x: torch.Tensor, names, model, background=None, posterior: BayesianVAE | None = None,
-                   reference: float | None = None, num_samples: int = 100, regret_steps: int = 100,
-                   seed: int = 0, batch_size: int = 500, regret: str = "encoder", regret_lr: float | None = None,
-                   typicality_batch_size: int = 1) -> dict[str, torch.Tensor]:
+def compute_scores(
+    x: torch.Tensor,
+    names,
+    model,
+    background=None,
+    posterior: BayesianVAE | None = None,
+    reference: float | None = None,
+    num_samples: int = 100,
+    regret_steps: int = 100,
+    seed: int = 0,
+    batch_size: int = 500,
+    regret: str = "encoder",
+    regret_lr: float | None = None,
+    typicality_batch_size: int = 1,
+) -> dict[str, torch.Tensor]:
     """Every OOD score in ``names`` for ``x``, sharing the log-likelihood evaluations between them.
 
     Args:
@@ -70,6 +96,7 @@ def compute_scores(x: torch.Tensor, names, model, background=None, posterior: Ba
     Raises:
         ValueError: an unknown score, or a part the score needs is missing.
     """
+
     def ll(m):
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -78,8 +105,11 @@ def compute_scores(x: torch.Tensor, names, model, background=None, posterior: Ba
     out, cache = {}, {}
     for name in names:
         needs = ood.check_ood_score(name).needs
-        missing = [n for n, part in (("background", background), ("posterior", posterior), ("reference", reference))
-                   if n in needs and part is None]
+        missing = [
+            n
+            for n, part in (("background", background), ("posterior", posterior), ("reference", reference))
+            if n in needs and part is None
+        ]
         if missing:
             raise ValueError(f"the {name} score needs a fitted {', '.join(missing)}")
         if name in ("log_likelihood", "likelihood_ratio", "typicality") and "ll" not in cache:
@@ -94,8 +124,12 @@ def compute_scores(x: torch.Tensor, names, model, background=None, posterior: Ba
         elif name == "typicality":
             out[name] = ood.typicality(cache["ll"], reference, typicality_batch_size)
         elif name == "likelihood_regret":
-            parts = [ood.likelihood_regret(model, x[i:i + batch_size], regret_steps, regret_lr, seed=seed + i,
-                                           method=regret) for i in range(0, len(x), batch_size)]
+            parts = [
+                ood.likelihood_regret(
+                    model, x[i : i + batch_size], regret_steps, regret_lr, seed=seed + i, method=regret
+                )
+                for i in range(0, len(x), batch_size)
+            ]
             out[name] = torch.cat(parts)
         elif name == "waic":
             out[name] = ood.waic(cache["post"])
@@ -160,12 +194,25 @@ class OODDetector(OutlierMixin, BaseEstimator):
         None), reference_ (float or None), offset_, n_features_in_.
     """
 
-    def __init__(self, score_type: str = "likelihood_ratio", posterior: str = "sghmc", num_posterior_samples: int = 5,
-                 num_samples: int = 100, contamination: float = 0.05, mutation_rate: float = ood.DEFAULT_MUTATION_RATE,
-                 background: str = "vae", background_weight_decay: float = 1e-4, regret: str = "encoder",
-                 regret_steps: int = 100, regret_lr: float | None = None, typicality_batch_size: int = 1,
-                 posterior_epochs: int = 5, posterior_lr: float = 1e-3, model_options: dict | None = None,
-                 verbose: bool = False):
+    def __init__(
+        self,
+        score_type: str = "likelihood_ratio",
+        posterior: str = "sghmc",
+        num_posterior_samples: int = 5,
+        num_samples: int = 100,
+        contamination: float = 0.05,
+        mutation_rate: float = ood.DEFAULT_MUTATION_RATE,
+        background: str = "vae",
+        background_weight_decay: float = 1e-4,
+        regret: str = "encoder",
+        regret_steps: int = 100,
+        regret_lr: float | None = None,
+        typicality_batch_size: int = 1,
+        posterior_epochs: int = 5,
+        posterior_lr: float = 1e-3,
+        model_options: dict | None = None,
+        verbose: bool = False,
+    ):
         self.score_type = score_type
         self.posterior = posterior
         self.num_posterior_samples = num_posterior_samples
@@ -199,12 +246,17 @@ class OODDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"typicality_batch_size must be a positive integer, got {self.typicality_batch_size!r}")
 
     def _settings(self, seed: int) -> PosteriorSettings:
-        return PosteriorSettings(kind=self.posterior, num_posterior_samples=self.num_posterior_samples,
-                                 epochs=self.posterior_epochs, lr=self.posterior_lr, seed=seed)
+        return PosteriorSettings(
+            kind=self.posterior,
+            num_posterior_samples=self.num_posterior_samples,
+            epochs=self.posterior_epochs,
+            lr=self.posterior_lr,
+            seed=seed,
+        )
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X, y=None) -> "OODDetector":
+    def fit(self, X, y=None) -> OODDetector:
         """Train a VAE on ``X`` (in-distribution), then the parts the score needs.
 
         Args:
@@ -216,8 +268,9 @@ class OODDetector(OutlierMixin, BaseEstimator):
         self._check_params()
         x = torch.from_numpy(as_array(X)).float()
         config = Config.from_flat(**{"data": "array", "kl_diagnostic_points": 0, **(self.model_options or {})})
-        model = build_model(config.model, tuple(x.shape[1:]), unit_interval=bool(((x >= 0) & (x <= 1)).all()),
-                                seed=config.train.seed)
+        model = build_model(
+            config.model, tuple(x.shape[1:]), unit_interval=bool(((x >= 0) & (x <= 1)).all()), seed=config.train.seed
+        )
         model.likelihood.check_support(x)
         train_x, val_x = split_validation(x, config)
         hooks = [Progress(config.train.epochs)] if self.verbose else []
@@ -225,7 +278,7 @@ class OODDetector(OutlierMixin, BaseEstimator):
         return self._fit_parts(model.eval(), config, train_x, val_x)
 
     @classmethod
-    def from_run(cls, run_dir, cache: bool = True, **params) -> "OODDetector":
+    def from_run(cls, run_dir, cache: bool = True, **params) -> OODDetector:
         """A detector on a ``vaekit train`` run: its model, and the parts the score needs fitted on the
         run's training split (its validation part for the reference and the threshold). With
         ``cache``, parts are read from / written to ``RUN/ood/`` so a second call is fast.
@@ -239,21 +292,32 @@ class OODDetector(OutlierMixin, BaseEstimator):
         try:
             train = load_run_split(run_dir, config, "train").x
         except (OSError, ValueError) as e:
-            raise ValueError(f"the OOD parts are fitted on the run's training data, which cannot be read ({e}); "
-                             "run from the folder the run was trained in") from None
+            raise ValueError(
+                f"the OOD parts are fitted on the run's training data, which cannot be read ({e}); "
+                "run from the folder the run was trained in"
+            ) from None
         train_x, val_x = split_validation(train, config)
         folder = Path(run_dir) / CACHE if cache else None
         return detector._fit_parts(model, config, train_x, val_x, folder)
 
-    def _fit_parts(self, model, config: Config, train_x: torch.Tensor, val_x: torch.Tensor,
-                   folder: Path | None = None) -> "OODDetector":
+    def _fit_parts(
+        self, model, config: Config, train_x: torch.Tensor, val_x: torch.Tensor, folder: Path | None = None
+    ) -> OODDetector:
         needs = ood.check_ood_score(self.score_type).needs
-        self.model_, self.config_, self.background_, self.posterior_, self.reference_ = model.eval(), config, None, None, None
+        self.model_, self.config_, self.background_, self.posterior_, self.reference_ = (
+            model.eval(),
+            config,
+            None,
+            None,
+            None,
+        )
         self.n_features_in_ = int(np.prod(model.data_shape))
         if "background" in needs and self.background == "pixel":
             self.background_ = fit_pixel_background(model, train_x, self.mutation_rate, config.train.seed)
         elif "background" in needs:
-            path = folder / f"background-mu{self.mutation_rate:g}-wd{self.background_weight_decay:g}" if folder else None
+            path = (
+                folder / f"background-mu{self.mutation_rate:g}-wd{self.background_weight_decay:g}" if folder else None
+            )
             if path is not None and (path / io.WEIGHTS).is_file():
                 self.background_ = io.load(path)
             else:
@@ -266,18 +330,29 @@ class OODDetector(OutlierMixin, BaseEstimator):
             if path is not None and (path / "posterior.json").is_file() and BayesianVAE.load(path).settings == settings:
                 self.posterior_ = BayesianVAE.load(path)
             else:
-                self.posterior_ = fit_posterior(model, prepare(train_x, config, training=True), config, settings,
-                                                self.verbose)
+                self.posterior_ = fit_posterior(
+                    model, prepare(train_x, config, training=True), config, settings, self.verbose
+                )
                 if path is not None:
                     self.posterior_.save(path)
         held_out = prepare(val_x[:MAX_REFERENCE], config)
-        if "reference" in needs:  # Nalisnick et al. 2019b, Algorithm 1: Ĥ on the training data, ε by bootstrap on held-out
+        if (
+            "reference" in needs
+        ):  # Nalisnick et al. 2019b, Algorithm 1: Ĥ on the training data, ε by bootstrap on held-out
+
             def ll(x):
-                return compute_scores(x, ["log_likelihood"], model, num_samples=self.num_samples,
-                                      seed=config.train.seed)["log_likelihood"]
+                return compute_scores(
+                    x, ["log_likelihood"], model, num_samples=self.num_samples, seed=config.train.seed
+                )["log_likelihood"]
+
             self.reference_ = float(ll(prepare(train_x[:MAX_REFERENCE], config)).mean())
-            epsilon = ood.bootstrap_threshold(ll(held_out), self.reference_, self.typicality_batch_size,
-                                              self.contamination, generator=torch.Generator().manual_seed(config.train.seed))
+            epsilon = ood.bootstrap_threshold(
+                ll(held_out),
+                self.reference_,
+                self.typicality_batch_size,
+                self.contamination,
+                generator=torch.Generator().manual_seed(config.train.seed),
+            )
             self.offset_ = -epsilon
             return self
         scores = self._score(held_out)
@@ -287,10 +362,20 @@ class OODDetector(OutlierMixin, BaseEstimator):
     # ------------------------------------------------------------------ score
 
     def _score(self, x: torch.Tensor) -> np.ndarray:
-        result = compute_scores(x, [self.score_type], self.model_, self.background_, self.posterior_, self.reference_,
-                                self.num_samples, self.regret_steps, seed=self.config_.train.seed,
-                                regret=self.regret, regret_lr=self.regret_lr,
-                                typicality_batch_size=self.typicality_batch_size)
+        result = compute_scores(
+            x,
+            [self.score_type],
+            self.model_,
+            self.background_,
+            self.posterior_,
+            self.reference_,
+            self.num_samples,
+            self.regret_steps,
+            seed=self.config_.train.seed,
+            regret=self.regret,
+            regret_lr=self.regret_lr,
+            typicality_batch_size=self.typicality_batch_size,
+        )
         return result[self.score_type].double().numpy()
 
     def score_samples(self, X) -> np.ndarray:
@@ -307,11 +392,15 @@ class OODDetector(OutlierMixin, BaseEstimator):
         x = as_array(X)
         shape = tuple(self.model_.data_shape)
         if x.ndim > 2 and tuple(x.shape[1:]) != shape:  # as CalibratedDetector: rows are reshaped, images are not
-            raise ValueError(f"X has examples of shape {tuple(x.shape[1:])}, but this OODDetector was fitted on "
-                             f"examples of shape {shape}; pass images of that shape, or rows of {self.n_features_in_} features")
+            raise ValueError(
+                f"X has examples of shape {tuple(x.shape[1:])}, but this OODDetector was fitted on "
+                f"examples of shape {shape}; pass images of that shape, or rows of {self.n_features_in_} features"
+            )
         if int(np.prod(x.shape[1:])) != self.n_features_in_:
-            raise ValueError(f"X has {int(np.prod(x.shape[1:]))} features per row, but this OODDetector was fitted "
-                             f"on {self.n_features_in_} (examples of shape {shape})")
+            raise ValueError(
+                f"X has {int(np.prod(x.shape[1:]))} features per row, but this OODDetector was fitted "
+                f"on {self.n_features_in_} (examples of shape {shape})"
+            )
         x = torch.from_numpy(x.reshape(len(x), *shape)).float()
         self.model_.likelihood.check_support(x)
         return self._score(prepare(x, self.config_))
@@ -342,12 +431,20 @@ class OODDetector(OutlierMixin, BaseEstimator):
         if self.posterior_ is not None:
             self.posterior_.save(folder / "posterior")
         params = {k: getattr(self, k) for k in _PARAMS}
-        io.write_json(folder / RECORD, {"format_version": FORMAT_VERSION, "params": params, "offset_": self.offset_,
-                                        "reference_": self.reference_, "n_features_in_": self.n_features_in_})
+        io.write_json(
+            folder / RECORD,
+            {
+                "format_version": FORMAT_VERSION,
+                "params": params,
+                "offset_": self.offset_,
+                "reference_": self.reference_,
+                "n_features_in_": self.n_features_in_,
+            },
+        )
         return folder
 
     @classmethod
-    def load(cls, path) -> "OODDetector":
+    def load(cls, path) -> OODDetector:
         """Rebuild a detector written by :meth:`save`; it scores exactly as the saved one.
 
         Raises:

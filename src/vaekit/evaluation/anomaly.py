@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from ..runtime.budget import check_memory
-from ..runtime.progress import track
 from ..distributions import DiagonalNormal
 from ..objectives import kl_to_prior, log_weights
+from ..runtime.budget import check_memory
+from ..runtime.progress import track
 
 #: L, the number of posterior samples of :func:`reconstruction_probability` (An & Cho 2015 use L = 10).
 DEFAULT_NUM_SAMPLES = 10
@@ -64,14 +64,17 @@ def posterior_draws(model, x: torch.Tensor, num_samples: int, noise: torch.Tenso
     if noise is None:
         noise = torch.randn(num_samples, loc.shape[-1], dtype=loc.dtype, device=loc.device)
     if tuple(noise.shape) != (num_samples, loc.shape[-1]):
-        raise ValueError(f"noise must be (num_samples={num_samples}, latent_dim={loc.shape[-1]}), got {tuple(noise.shape)}")
+        raise ValueError(
+            f"noise must be (num_samples={num_samples}, latent_dim={loc.shape[-1]}), got {tuple(noise.shape)}"
+        )
     noise = noise.to(device=loc.device, dtype=loc.dtype)
     return q, loc + q.stddev * noise[:, None, :]
 
 
 @torch.no_grad()
-def reconstruction_probability(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
-                               noise: torch.Tensor | None = None) -> torch.Tensor:
+def reconstruction_probability(
+    model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES, noise: torch.Tensor | None = None
+) -> torch.Tensor:
     """An & Cho (2015, Algorithm 4) reconstruction probability, in log space.
 
     log (1/L) Σ_l p(x | z_l), z_l = loc(x) + scale(x) ⊙ ε_l, L = ``num_samples``, computed with
@@ -93,8 +96,9 @@ def reconstruction_probability(model, x: torch.Tensor, num_samples: int = DEFAUL
 
 
 @torch.no_grad()
-def elbo_score(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
-         noise: torch.Tensor | None = None) -> torch.Tensor:
+def elbo_score(
+    model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES, noise: torch.Tensor | None = None
+) -> torch.Tensor:
     """ELBO (1/L) Σ_l log p(x|z_l) − KL(q(z|x) ‖ p(z)) (β = 1; Kingma & Welling 2013, eq. 7 and 10).
 
     The KL term is in closed form (:func:`vaekit.objectives.kl_to_prior`); unlike a
@@ -109,8 +113,9 @@ def elbo_score(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
 
 
 @torch.no_grad()
-def log_likelihood_score(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
-                   noise: torch.Tensor | None = None) -> torch.Tensor:
+def log_likelihood_score(
+    model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES, noise: torch.Tensor | None = None
+) -> torch.Tensor:
     """Importance-sampled log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), K = ``num_samples``
     (Burda et al. 2015, eq. 8; the estimator of :func:`vaekit.evaluation.log_likelihood`).
 
@@ -129,8 +134,9 @@ def log_likelihood_score(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_
 
 
 @torch.no_grad()
-def reconstruction_error(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
-                         noise: torch.Tensor | None = None) -> torch.Tensor:
+def reconstruction_error(
+    model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES, noise: torch.Tensor | None = None
+) -> torch.Tensor:
     """Squared error ‖x − g(μ(x))‖² of the decoder mean at the encoder mean, summed over data values.
 
     Deterministic: ``num_samples`` and ``noise`` are accepted for a uniform signature and
@@ -144,8 +150,9 @@ def reconstruction_error(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_
 
 
 @torch.no_grad()
-def all_scores(model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES,
-               noise: torch.Tensor | None = None) -> torch.Tensor:
+def all_scores(
+    model, x: torch.Tensor, num_samples: int = DEFAULT_NUM_SAMPLES, noise: torch.Tensor | None = None
+) -> torch.Tensor:
     """The four registered scores from one set of decoder passes, as *normality* scores.
 
     With common random numbers the reconstruction probability, the ELBO and the importance-sampled
@@ -208,8 +215,14 @@ def check_score(name: str, model=None) -> Score:
     return score
 
 
-def in_blocks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
-              block: int = BLOCK, progress: bool = False, desc: str = "score") -> torch.Tensor:
+def in_blocks(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    device: torch.device,
+    block: int = BLOCK,
+    progress: bool = False,
+    desc: str = "score",
+) -> torch.Tensor:
     """``fn`` applied to ``x`` ``(N, ...)`` in blocks of exactly ``block`` rows (the last block padded
     with copies of its first row, whose outputs are dropped); ``(N,)`` (or ``(N, k)`` when ``fn``
     returns k columns) float64 on the CPU.
@@ -221,7 +234,7 @@ def in_blocks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, devic
         raise ValueError(f"block must be a positive integer, got {block!r}")
     out = []
     for start in track(range(0, len(x), block), desc, "block", enabled=progress):
-        xb = x[start:start + block]
+        xb = x[start : start + block]
         n = len(xb)
         if n < block:
             xb = torch.cat([xb, xb[:1].expand(block - n, *xb.shape[1:])])
@@ -230,9 +243,15 @@ def in_blocks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, devic
 
 
 @torch.no_grad()
-def score_samples(model, x: torch.Tensor, score: str = "reconstruction_probability",
-                  num_samples: int = DEFAULT_NUM_SAMPLES, noise: torch.Tensor | None = None, seed: int = 0,
-                  progress: bool = False) -> torch.Tensor:
+def score_samples(
+    model,
+    x: torch.Tensor,
+    score: str = "reconstruction_probability",
+    num_samples: int = DEFAULT_NUM_SAMPLES,
+    noise: torch.Tensor | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> torch.Tensor:
     """Normality score of every example: ``SCORES[score].sign * SCORES[score].fn(...)``.
 
     The model is put in eval mode. The Monte Carlo draws are the common random numbers ``noise``
@@ -257,15 +276,24 @@ def score_samples(model, x: torch.Tensor, score: str = "reconstruction_probabili
     spec = check_score(score, model)
     _check_num_samples(num_samples)
     # a block decodes (num_samples, BLOCK, *data_shape): the decoder's parameters and the log-density terms
-    check_memory("num_samples", num_samples, BLOCK * 4 * (3 * math.prod(x.shape[1:]) + 2 * model.latent_dim),
-                 f"the {score} of blocks of {BLOCK} rows of {math.prod(x.shape[1:])} values")
+    check_memory(
+        "num_samples",
+        num_samples,
+        BLOCK * 4 * (3 * math.prod(x.shape[1:]) + 2 * model.latent_dim),
+        f"the {score} of blocks of {BLOCK} rows of {math.prod(x.shape[1:])} values",
+    )
     if noise is None:
         noise = draw_noise(num_samples, model.latent_dim, seed)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     try:
-        return in_blocks(lambda xb: spec.sign * spec.fn(model, xb, num_samples, noise), x, device,
-                         progress=progress, desc=f"score ({score})")
+        return in_blocks(
+            lambda xb: spec.sign * spec.fn(model, xb, num_samples, noise),
+            x,
+            device,
+            progress=progress,
+            desc=f"score ({score})",
+        )
     finally:
         model.train(was_training)

@@ -13,8 +13,14 @@ _AVERAGES = ("reconstruction", "kl", "log_likelihood", "elbo")
 
 
 @torch.no_grad()
-def evaluate_conditional(model, x: torch.Tensor, labels: torch.Tensor | None = None, num_samples: int = 1000,
-                         batch_size: int = 500, x_unbinarized: torch.Tensor | None = None) -> dict:
+def evaluate_conditional(
+    model,
+    x: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    num_samples: int = 1000,
+    batch_size: int = 500,
+    x_unbinarized: torch.Tensor | None = None,
+) -> dict:
     """:func:`~vaekit.evaluation.evaluate` for any model; a conditional one (CVAE) is scored with
     each example's own class: ``log_likelihood`` estimates log p(x|c) (importance sampled with
     q(z|x, c), Sohn et al. 2015, sec. 3), ``elbo`` bounds it.
@@ -47,8 +53,10 @@ def evaluate_conditional(model, x: torch.Tensor, labels: torch.Tensor | None = N
         result = {k: v for k, v in result.items() if k not in MSE_UNITS}
         return {**result, **reconstruction_mse(model, clean, None, batch_size)}
     if labels is None or len(labels) != len(x):
-        raise ValueError(f"a conditional model needs one label per example: got {None if labels is None else len(labels)} "
-                         f"labels for {len(x)} examples")
+        raise ValueError(
+            f"a conditional model needs one label per example: got {None if labels is None else len(labels)} "
+            f"labels for {len(x)} examples"
+        )
     labels = torch.as_tensor(labels).long()
     parts, weights, means = [], [], []
     for c in torch.unique(labels).tolist():
@@ -57,8 +65,9 @@ def evaluate_conditional(model, x: torch.Tensor, labels: torch.Tensor | None = N
         weights.append(len(xc) / len(x))
         means.append(condition(model, c).transform(xc))
     result = {key: sum(w * p[key] for w, p in zip(weights, parts)) for key in _AVERAGES if key in parts[0]}
-    result["kl_per_dim"] = [sum(w * p["kl_per_dim"][d] for w, p in zip(weights, parts))
-                            for d in range(model.latent_dim)]
+    result["kl_per_dim"] = [
+        sum(w * p["kl_per_dim"][d] for w, p in zip(weights, parts)) for d in range(model.latent_dim)
+    ]
     mu = torch.cat(means)
     result["active_units"] = int((mu.var(0, unbiased=True) > 0.01).sum()) if len(mu) > 1 else 0
     result.update(reconstruction_mse(model, clean, labels, batch_size))

@@ -29,8 +29,10 @@ import numpy as np
 def _sorted_scores(calibration_scores) -> np.ndarray:
     cal = np.sort(np.asarray(calibration_scores, dtype=np.float64).ravel())
     if len(cal) == 0 or not np.isfinite(cal).all():
-        raise ValueError(f"calibration scores must be a non-empty set of finite numbers, got {len(cal)} value(s)"
-                         + ("" if len(cal) == 0 else f" with {int((~np.isfinite(cal)).sum())} non-finite"))
+        raise ValueError(
+            f"calibration scores must be a non-empty set of finite numbers, got {len(cal)} value(s)"
+            + ("" if len(cal) == 0 else f" with {int((~np.isfinite(cal)).sum())} non-finite")
+        )
     return cal
 
 

@@ -27,7 +27,7 @@ def iterate(model, x: torch.Tensor, num_steps: int = 10, batch_size: int = 1000)
     out = [x.to(p.device)]
     for _ in range(num_steps):
         prev = out[-1]
-        out.append(torch.cat([model.reconstruct(prev[i:i + batch_size]) for i in range(0, len(prev), batch_size)]))
+        out.append(torch.cat([model.reconstruct(prev[i : i + batch_size]) for i in range(0, len(prev), batch_size)]))
     model.train(was_training)
     return torch.stack(out)
 

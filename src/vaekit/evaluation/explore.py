@@ -31,8 +31,8 @@ def embed(model, x: torch.Tensor, c=None, batch_size: int = 500) -> torch.Tensor
     """
     out = []
     for start in range(0, len(x), batch_size):
-        cb = c[start:start + batch_size] if torch.is_tensor(c) and c.dim() else c
-        out.append(condition(model, cb).transform(x[start:start + batch_size].to(_device(model)["device"])))
+        cb = c[start : start + batch_size] if torch.is_tensor(c) and c.dim() else c
+        out.append(condition(model, cb).transform(x[start : start + batch_size].to(_device(model)["device"])))
     return torch.cat(out).cpu() if out else torch.empty(0, model.latent_dim)
 
 
@@ -79,8 +79,9 @@ def pca(codes, n_components: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch
     """
     x = torch.as_tensor(np.asarray(codes) if not torch.is_tensor(codes) else codes).detach().cpu().double()
     if x.dim() != 2 or not 1 <= n_components <= min(x.shape):
-        raise ValueError(f"pca needs (N, D) codes and 1 <= n_components <= min(N, D), got {tuple(x.shape)} "
-                         f"and {n_components}")
+        raise ValueError(
+            f"pca needs (N, D) codes and 1 <= n_components <= min(N, D), got {tuple(x.shape)} and {n_components}"
+        )
     mean = x.mean(0)
     _, singular, vh = torch.linalg.svd(x - mean, full_matrices=False)
     components = vh[:n_components]
@@ -173,8 +174,8 @@ def kl_order(model, x: torch.Tensor, c=None, batch_size: int = 500) -> tuple[lis
         total = torch.zeros(model.latent_dim)
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
-                cb = c[start:start + batch_size] if torch.is_tensor(c) and c.dim() else c
-                q = condition(model, cb).encode(x[start:start + batch_size].to(_device(model)["device"]))
+                cb = c[start : start + batch_size] if torch.is_tensor(c) and c.dim() else c
+                q = condition(model, cb).encode(x[start : start + batch_size].to(_device(model)["device"]))
                 per_dim = kl_per_dim(q, model.prior())
                 if per_dim is None:  # a prior with dependent dimensions: no per-dimension KL
                     break
@@ -271,14 +272,17 @@ def manifold(model, x: torch.Tensor | None = None, n: int = 15, c=None, labels=N
     elif model.latent_dim > 2 and x is not None:
         codes = principal_codes(embed(model, x, labels), n)
     else:
-        raise ValueError(f"a latent grid needs latent_dim = 2, or latent_dim > 2 and data x; "
-                         f"got latent_dim={model.latent_dim}{'' if x is not None else ' and no x'}")
+        raise ValueError(
+            f"a latent grid needs latent_dim = 2, or latent_dim > 2 and data x; "
+            f"got latent_dim={model.latent_dim}{'' if x is not None else ' and no x'}"
+        )
     return condition(model, c).decode(codes.to(**_device(model))).mean
 
 
 @torch.no_grad()
-def class_grid(model, num_samples: int = 8, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+def class_grid(
+    model, num_samples: int = 8, temperature: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Conditional samples, one row per class from the same latent draws (style fixed, class varied;
     Sohn et al. 2015, fig. 3): ``(num_classes, num_samples, *data_shape)`` decoder means.
 
@@ -307,9 +311,10 @@ def read_image(path, data_shape) -> torch.Tensor:
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} not found")
     if len(data_shape) != 3 or data_shape[0] not in (1, 3):
-        raise ValueError(f"image files need a model of 1- or 3-channel images, this one has examples of shape {tuple(data_shape)}")
+        raise ValueError(
+            f"image files need a model of 1- or 3-channel images, this one has examples of shape {tuple(data_shape)}"
+        )
     c, h, w = data_shape
     image = Image.open(path).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
     array = np.asarray(image, dtype=np.float32) / 255.0
     return torch.from_numpy(array.reshape(h, w, c)).permute(2, 0, 1).contiguous()
-

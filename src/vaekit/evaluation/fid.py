@@ -21,8 +21,9 @@ from torch import nn
 FEATURES = 128
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) (Heusel et al. 2017, eq. 6).
 
     As pytorch-fid: when the product of covariances is singular, ``eps`` is added to both
@@ -57,8 +58,15 @@ class FeatureNet(nn.Module):
         super().__init__()
         c, h, w = data_shape
         self.body = nn.Sequential(
-            nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64 * 16, FEATURES), nn.ReLU())
+            nn.Conv2d(c, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(64 * 16, FEATURES),
+            nn.ReLU(),
+        )
         self.heads = nn.ModuleDict({name: nn.Linear(FEATURES, k) for name, k in num_classes.items()})
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,8 +74,14 @@ class FeatureNet(nn.Module):
         return self.body(x)
 
 
-def fit_feature_net(x: torch.Tensor, labels: dict[str, torch.Tensor], epochs: int = 5, batch_size: int = 128,
-                    lr: float = 1e-3, seed: int = 0) -> FeatureNet:
+def fit_feature_net(
+    x: torch.Tensor,
+    labels: dict[str, torch.Tensor],
+    epochs: int = 5,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> FeatureNet:
     """Train a :class:`FeatureNet` on images ``x`` ``(N, C, H, W)`` to predict every label (sum of
     cross-entropies). Returns it in eval mode.
 
@@ -75,8 +89,9 @@ def fit_feature_net(x: torch.Tensor, labels: dict[str, torch.Tensor], epochs: in
         ValueError: non-image data or no labels.
     """
     if x.dim() != 4 or not labels:
-        raise ValueError(f"the FID feature net needs labelled images (N, C, H, W), got {tuple(x.shape)} "
-                         f"with labels {list(labels)}")
+        raise ValueError(
+            f"the FID feature net needs labelled images (N, C, H, W), got {tuple(x.shape)} with labels {list(labels)}"
+        )
     torch.manual_seed(seed)
     net = FeatureNet(x.shape[1:], {k: int(v.max()) + 1 for k, v in labels.items()})
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -84,7 +99,7 @@ def fit_feature_net(x: torch.Tensor, labels: dict[str, torch.Tensor], epochs: in
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             h = net.features(x[idx])
             loss = sum(F.cross_entropy(head(h), labels[k][idx]) for k, head in net.heads.items())
             opt.zero_grad()
@@ -96,7 +111,7 @@ def fit_feature_net(x: torch.Tensor, labels: dict[str, torch.Tensor], epochs: in
 @torch.no_grad()
 def feature_statistics(net: FeatureNet, x: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Mean ``(FEATURES,)`` and covariance ``(FEATURES, FEATURES)`` of the features of ``x``."""
-    feats = torch.cat([net.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).double().numpy()
+    feats = torch.cat([net.features(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]).double().numpy()
     return feats.mean(0), np.cov(feats, rowvar=False)
 
 

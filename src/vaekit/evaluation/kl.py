@@ -43,8 +43,8 @@ def kl_decomposition(model, x: torch.Tensor, seed: int = 0, batch_size: int = 50
         model.eval()
     locs, scales, kls = [], [], []
     for start in range(0, len(x), batch_size):
-        c = None if labels is None else labels[start:start + batch_size]
-        posterior = condition(model, c).encode(x[start:start + batch_size])
+        c = None if labels is None else labels[start : start + batch_size]
+        posterior = condition(model, c).encode(x[start : start + batch_size])
         if not isinstance(posterior, DiagonalNormal):  # flows, hierarchies, vMF...: the total KL only
             kls.append(kl_or_estimate(posterior, model.prior()))
             continue
@@ -63,8 +63,7 @@ def kl_decomposition(model, x: torch.Tensor, seed: int = 0, batch_size: int = 50
     terms = kl_decomposition_terms(q, z, prior, len(x), "mss")
     means = {key: value.mean().item() for key, value in terms.items()}
     per_dim = kl_per_dim(q, prior)
-    out = {"kl_mi": means["mi"], "kl_tc": means["tc"], "kl_dimwise": means["dimwise_kl"],
-           "kl_mc": sum(means.values())}
+    out = {"kl_mi": means["mi"], "kl_tc": means["tc"], "kl_dimwise": means["dimwise_kl"], "kl_mc": sum(means.values())}
     if per_dim is None:  # a prior with dependent dimensions: the total KL only (closed form or Monte Carlo)
         return {**out, "kl": kl_or_estimate(q, prior, z).mean().item()}
     per_dim = per_dim.mean(0)
@@ -78,8 +77,9 @@ class KLDiagnostics:
     ``prefix`` names the split (``val`` or ``train``); ``labels`` are the conditions of a CVAE.
     """
 
-    def __init__(self, x: torch.Tensor, points: int, seed: int = 0, labels: torch.Tensor | None = None,
-                 prefix: str = "val"):
+    def __init__(
+        self, x: torch.Tensor, points: int, seed: int = 0, labels: torch.Tensor | None = None, prefix: str = "val"
+    ):
         self.x, self.labels = x[:points], None if labels is None else labels[:points]
         self.seed, self.prefix = seed, prefix
 

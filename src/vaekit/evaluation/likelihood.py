@@ -23,7 +23,7 @@ MIN_ROWS, MAX_ROWS = 256, 4096
 
 def _batches(x: torch.Tensor, batch_size: int):
     for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size]
+        yield x[start : start + batch_size]
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,10 +76,14 @@ def _log_density(model, params: torch.Tensor, x: torch.Tensor, sign: torch.Tenso
         scale = head.scale
         if torch.is_tensor(scale):
             scale = scale.reshape(-1)
-            return (-0.5 * ((x - loc) / scale).square().sum(-1) - scale.log().sum()
-                    - 0.5 * x.shape[-1] * math.log(2 * math.pi))
-        return (-0.5 / scale**2 * (x - loc).square().sum(-1)
-                - x.shape[-1] * (math.log(scale) + 0.5 * math.log(2 * math.pi)))
+            return (
+                -0.5 * ((x - loc) / scale).square().sum(-1)
+                - scale.log().sum()
+                - 0.5 * x.shape[-1] * math.log(2 * math.pi)
+            )
+        return -0.5 / scale**2 * (x - loc).square().sum(-1) - x.shape[-1] * (
+            math.log(scale) + 0.5 * math.log(2 * math.pi)
+        )
     raise TypeError(f"no fused log-density for {type(head).__name__}")
 
 
@@ -96,9 +100,12 @@ def _fused(model) -> bool:
     a model that overrides ``decode`` (e.g. the LogCosh-VAE, whose p(x|z) is not its head's) never is."""
     from ..models import AE
 
-    return (not getattr(model, "conditional", False) and hasattr(model, "decoder")
-            and getattr(type(model), "decode", None) is AE.decode
-            and isinstance(model.likelihood, (Bernoulli, Gaussian)))
+    return (
+        not getattr(model, "conditional", False)
+        and hasattr(model, "decoder")
+        and getattr(type(model), "decode", None) is AE.decode
+        and isinstance(model.likelihood, (Bernoulli, Gaussian))
+    )
 
 
 def _sub_log_weights(model, q, loc, scale, log_scale, eps, xb, flat, sign, rows) -> torch.Tensor:
@@ -115,7 +122,7 @@ def _sub_log_weights(model, q, loc, scale, log_scale, eps, xb, flat, sign, rows)
     prior = model.prior()
     standard = type(prior) is StandardNormal and loc is not None
     for k0 in range(0, k, per_call):
-        e = eps[k0:k0 + per_call]
+        e = eps[k0 : k0 + per_call]
         if loc is None:
             z = q.sample((len(e),))
         else:
@@ -129,12 +136,19 @@ def _sub_log_weights(model, q, loc, scale, log_scale, eps, xb, flat, sign, rows)
             log_px = _log_density(model, params, flat, sign)
         else:
             log_px = model.decode(z).log_prob(xb)
-        out[k0:k0 + len(e)] = log_px + prior_ratio
+        out[k0 : k0 + len(e)] = log_px + prior_ratio
     return out
 
 
-def _block_estimate(model, xb: torch.Tensor, num_samples: int, rows: int, max_memory_mb: float,
-                    generator: torch.Generator | None, unit: int) -> tuple[torch.Tensor, int]:
+def _block_estimate(
+    model,
+    xb: torch.Tensor,
+    num_samples: int,
+    rows: int,
+    max_memory_mb: float,
+    generator: torch.Generator | None,
+    unit: int,
+) -> tuple[torch.Tensor, int]:
     """log p(x) ``(b,)`` of one block, this rank's parts only (zeros elsewhere), and the next
     work-unit number. Every rank makes every draw, so the random stream stays that of one process."""
     world, rank = distributed.world_size(), distributed.rank()
@@ -163,12 +177,26 @@ def _block_estimate(model, xb: torch.Tensor, num_samples: int, rows: int, max_me
             if own:
                 if gaussian:
                     normal = q.base_dist
-                    q_sl, loc, scale = DiagonalNormal(normal.loc[sl], normal.scale[sl]), normal.loc[sl], normal.scale[sl]
+                    q_sl, loc, scale = (
+                        DiagonalNormal(normal.loc[sl], normal.scale[sl]),
+                        normal.loc[sl],
+                        normal.scale[sl],
+                    )
                     log_scale = scale.log().sum(-1)
                 else:
                     q_sl, loc, scale, log_scale = parts[i], None, None, None
-                log_w = _sub_log_weights(model, q_sl, loc, scale, log_scale, eps[:, sl], xb[sl],
-                                         None if flat is None else flat[sl], None if sign is None else sign[sl], rows)
+                log_w = _sub_log_weights(
+                    model,
+                    q_sl,
+                    loc,
+                    scale,
+                    log_scale,
+                    eps[:, sl],
+                    xb[sl],
+                    None if flat is None else flat[sl],
+                    None if sign is None else sign[sl],
+                    rows,
+                )
                 lse[sl] = torch.logsumexp(log_w, dim=0)
         running = lse if running is None else torch.logaddexp(running, lse)
     out = torch.zeros(len(xb), dtype=dtype, device=device)
@@ -180,9 +208,14 @@ def _block_estimate(model, xb: torch.Tensor, num_samples: int, rows: int, max_me
 
 
 @torch.no_grad()
-def log_likelihood(model, x: torch.Tensor, num_samples: int = 1000, batch_size: int | None = None,
-                   max_memory_mb: float = DEFAULT_MAX_MEMORY_MB, generator: torch.Generator | None = None
-                   ) -> torch.Tensor:
+def log_likelihood(
+    model,
+    x: torch.Tensor,
+    num_samples: int = 1000,
+    batch_size: int | None = None,
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) (Burda et al. 2015, eq. 8 at evaluation; Rezende 2014).
 
     log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k = μ(x) + σ(x)·ε_k, ε_k ~ N(0, I),

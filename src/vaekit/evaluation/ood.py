@@ -79,7 +79,7 @@ def effective_sample_size(log_likelihoods: torch.Tensor) -> torch.Tensor:
     """
     ll = _check_stack(log_likelihoods)
     w = torch.softmax(ll.double(), dim=0)
-    return (1.0 / (w ** 2).sum(0)).to(ll.dtype)
+    return (1.0 / (w**2).sum(0)).to(ll.dtype)
 
 
 def posterior_log_likelihood(log_likelihoods: torch.Tensor) -> torch.Tensor:
@@ -135,10 +135,13 @@ def typicality(log_likelihood: torch.Tensor, reference: float, batch_size: int =
         ValueError: a non-finite reference or M < 1.
     """
     if not math.isfinite(reference):
-        raise ValueError(f"the typicality reference (mean in-distribution log-likelihood) must be finite, got {reference}")
+        raise ValueError(
+            f"the typicality reference (mean in-distribution log-likelihood) must be finite, got {reference}"
+        )
     groups = _groups(len(log_likelihood), batch_size).to(log_likelihood.device)
-    count = torch.zeros(int(groups[-1]) + 1 if len(groups) else 0, dtype=log_likelihood.dtype,
-                        device=log_likelihood.device)
+    count = torch.zeros(
+        int(groups[-1]) + 1 if len(groups) else 0, dtype=log_likelihood.dtype, device=log_likelihood.device
+    )
     sums = count.clone().index_add_(0, groups, log_likelihood)
     count.index_add_(0, groups, torch.ones_like(log_likelihood))
     return -(sums / count - reference).abs()[groups]
@@ -150,8 +153,9 @@ def typicality_statistic(log_likelihood: torch.Tensor, reference: float, batches
     return (log_likelihood[batches].mean(-1) - reference).abs()
 
 
-def random_batches(n: int, batch_size: int, num_batches: int, generator: torch.Generator | None = None,
-                   replace: bool = True) -> torch.Tensor:
+def random_batches(
+    n: int, batch_size: int, num_batches: int, generator: torch.Generator | None = None, replace: bool = True
+) -> torch.Tensor:
     """``num_batches`` random batches of ``batch_size`` row indices out of ``n``: ``(num_batches, batch_size)``.
 
     With ``replace`` the rows of a batch are drawn with replacement (the bootstrap of Nalisnick et
@@ -165,8 +169,14 @@ def random_batches(n: int, batch_size: int, num_batches: int, generator: torch.G
     return torch.stack([torch.randperm(n, generator=generator)[:batch_size] for _ in range(num_batches)])
 
 
-def bootstrap_threshold(log_likelihood: torch.Tensor, reference: float, batch_size: int, alpha: float = 0.05,
-                        num_bootstrap: int = 1000, generator: torch.Generator | None = None) -> float:
+def bootstrap_threshold(
+    log_likelihood: torch.Tensor,
+    reference: float,
+    batch_size: int,
+    alpha: float = 0.05,
+    num_bootstrap: int = 1000,
+    generator: torch.Generator | None = None,
+) -> float:
     """ε of the typicality test (Nalisnick et al. 2019b, Algorithm 1): the (1 − α) quantile of the
     statistic over ``num_bootstrap`` batches of M = ``batch_size`` rows resampled with replacement from
     held-out in-distribution data.
@@ -198,8 +208,10 @@ def likelihood_ratio(log_likelihood: torch.Tensor, background_log_likelihood: to
         ``(batch,)`` nats per example; higher = more in-distribution.
     """
     if log_likelihood.shape != background_log_likelihood.shape:
-        raise ValueError(f"log-likelihoods of model and background differ in shape: {tuple(log_likelihood.shape)} "
-                         f"vs {tuple(background_log_likelihood.shape)}")
+        raise ValueError(
+            f"log-likelihoods of model and background differ in shape: {tuple(log_likelihood.shape)} "
+            f"vs {tuple(background_log_likelihood.shape)}"
+        )
     return log_likelihood - background_log_likelihood
 
 
@@ -227,7 +239,7 @@ class PixelBackground:
         self.family, self.min_scale = family, min_scale
         self.params: dict[str, torch.Tensor] = {}
 
-    def fit(self, x: torch.Tensor) -> "PixelBackground":
+    def fit(self, x: torch.Tensor) -> PixelBackground:
         """Fit on ``x`` ``(N, *data_shape)`` (already perturbed; in [0, 1] for "bernoulli")."""
         x = x.double()
         if self.family == "bernoulli":
@@ -261,15 +273,16 @@ class PixelBackground:
         return dict(self.params), {"family": self.family, "min_scale": repr(self.min_scale)}
 
     @classmethod
-    def from_state(cls, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> "PixelBackground":
+    def from_state(cls, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> PixelBackground:
         """Rebuild from :meth:`state`."""
         background = cls(metadata["family"], float(metadata["min_scale"]))
         background.params = dict(tensors)
         return background
 
 
-def perturb(x: torch.Tensor, mutation_rate: float = DEFAULT_MUTATION_RATE,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def perturb(
+    x: torch.Tensor, mutation_rate: float = DEFAULT_MUTATION_RATE, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Ren et al. (2019, sec. 3) input perturbation: each value, with probability ``mutation_rate``,
     is replaced by a draw from U[0, 1] (the value range of [0, 1] data).
 
@@ -302,10 +315,13 @@ OOD_SCORES: dict[str, OODScore] = {
     "typicality": OODScore(("reference",), "minus nats per example", "Nalisnick et al. 2019b, sec. 3"),
     "likelihood_regret": OODScore((), "minus nats per example", "Xiao et al. 2020, sec. 3, Algorithm 1"),
     "waic": OODScore(("posterior",), "nats per example", "Choi et al. 2018, sec. 3"),
-    "effective_sample_size": OODScore(("posterior",), "samples, in [1, M]", "Daxberger & Hernandez-Lobato 2019, sec. 3"),
+    "effective_sample_size": OODScore(
+        ("posterior",), "samples, in [1, M]", "Daxberger & Hernandez-Lobato 2019, sec. 3"
+    ),
     "posterior_log_likelihood": OODScore(("posterior",), "nats per example", "log (1/M) sum_m p(x|theta_m)"),
-    "ensemble_disagreement": OODScore(("posterior",), "minus nats per example",
-                                      "Daxberger & Hernandez-Lobato 2019, sec. 3"),
+    "ensemble_disagreement": OODScore(
+        ("posterior",), "minus nats per example", "Daxberger & Hernandez-Lobato 2019, sec. 3"
+    ),
 }
 
 
@@ -318,4 +334,3 @@ def check_ood_score(name: str) -> OODScore:
     if name not in OOD_SCORES:
         raise ValueError(f"unknown OOD score {name!r}; choose one of: {', '.join(OOD_SCORES)}")
     return OOD_SCORES[name]
-

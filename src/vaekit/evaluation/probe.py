@@ -18,7 +18,6 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-
 FEATURES = ("mean", "sample", "decoded")
 
 
@@ -28,7 +27,7 @@ def encode_mean(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     model.eval()
     p = next(model.parameters())
     with torch.no_grad():
-        out = torch.cat([model.encode(x[i:i + batch_size].to(p.device)).mean for i in range(0, len(x), batch_size)])
+        out = torch.cat([model.encode(x[i : i + batch_size].to(p.device)).mean for i in range(0, len(x), batch_size)])
     model.train(was_training)
     return out
 
@@ -54,8 +53,15 @@ class LinearProbe(nn.Module):
         ValueError: an unknown ``features``.
     """
 
-    def __init__(self, model, standardize: bool = False, C: float = 1.0, max_iter: int = 1000,
-                 features: str = "mean", seed: int = 0):
+    def __init__(
+        self,
+        model,
+        standardize: bool = False,
+        C: float = 1.0,
+        max_iter: int = 1000,
+        features: str = "mean",
+        seed: int = 0,
+    ):
         super().__init__()
         if features not in FEATURES:
             raise ValueError(f"probe features must be one of {FEATURES}, got {features!r}")
@@ -74,7 +80,7 @@ class LinearProbe(nn.Module):
             return q.mean + q.stddev * noise
         return self.model.decode(q.mean).mean.flatten(1)
 
-    def fit(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> "LinearProbe":
+    def fit(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> LinearProbe:
         """Fit on clean inputs ``x`` ``(N, *data_shape)`` with integer labels ``y`` ``(N,)``.
 
         Raises:
@@ -88,8 +94,12 @@ class LinearProbe(nn.Module):
         self.model.eval()
         with torch.no_grad():
             p = next(self.model.parameters())
-            features = torch.cat([self.featurize(x[i:i + batch_size].to(p.device))
-                                  for i in range(0, len(x), batch_size)]).double().cpu().numpy()
+            features = (
+                torch.cat([self.featurize(x[i : i + batch_size].to(p.device)) for i in range(0, len(x), batch_size)])
+                .double()
+                .cpu()
+                .numpy()
+            )
         shift, scale = np.zeros(features.shape[1]), np.ones(features.shape[1])
         if self.standardize:
             shift, scale = features.mean(0), features.std(0) + 1e-8
@@ -124,8 +134,9 @@ class LinearProbe(nn.Module):
     def predict(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """Predicted labels ``(N,)`` (values of ``classes_``), without gradients."""
         with torch.no_grad():
-            index = torch.cat([self.decision_function(x[i:i + batch_size]).argmax(1)
-                               for i in range(0, len(x), batch_size)])
+            index = torch.cat(
+                [self.decision_function(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
+            )
         return self.classes_.to(index.device)[index]
 
     def score(self, x: torch.Tensor, y: torch.Tensor) -> float:

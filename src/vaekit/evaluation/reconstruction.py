@@ -19,15 +19,16 @@ from ..models import condition
 #: Units of the two numbers, written beside them wherever they are reported.
 MSE_UNITS = {
     "mse_per_pixel": "mean squared error of g(mu(x)) per pixel (data value), x the test examples before "
-                     "binarization; pixels in [0, 1]",
+    "binarization; pixels in [0, 1]",
     "mse_per_example": "squared error of g(mu(x)) summed over the pixels (data values) of one example, averaged "
-                       "over examples; x before binarization",
+    "over examples; x before binarization",
 }
 
 
 @torch.no_grad()
-def reconstruction_mse(model, x: torch.Tensor, labels: torch.Tensor | None = None,
-                       batch_size: int = 500) -> dict[str, float]:
+def reconstruction_mse(
+    model, x: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500
+) -> dict[str, float]:
     """Mean squared error of the reconstruction g(μ(x)) (decoder mean at the encoder mean).
 
     Args:
@@ -47,15 +48,17 @@ def reconstruction_mse(model, x: torch.Tensor, labels: torch.Tensor | None = Non
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if model.conditional and (labels is None or len(labels) != len(x)):
-        raise ValueError(f"a conditional model needs one label per example: got "
-                         f"{None if labels is None else len(labels)} labels for {len(x)} examples")
+        raise ValueError(
+            f"a conditional model needs one label per example: got "
+            f"{None if labels is None else len(labels)} labels for {len(x)} examples"
+        )
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total = 0.0
     for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device)
-        view = condition(model, None if labels is None else labels[start:start + batch_size].to(device))
+        xb = x[start : start + batch_size].to(device)
+        view = condition(model, None if labels is None else labels[start : start + batch_size].to(device))
         total += (view.reconstruct(xb) - xb).pow(2).sum().item()
     model.train(was_training)
     per_example = total / len(x)

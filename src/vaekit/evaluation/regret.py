@@ -34,8 +34,16 @@ METHODS = ("encoder", "posterior")
 DEFAULT_LR = {"encoder": 1e-4, "posterior": 0.05}
 
 
-def likelihood_regret(model, x: torch.Tensor, num_steps: int = 100, lr: float | None = None, num_samples: int = 16,
-                      seed: int = 0, method: str = "encoder", chunk_size: int | None = None) -> torch.Tensor:
+def likelihood_regret(
+    model,
+    x: torch.Tensor,
+    num_steps: int = 100,
+    lr: float | None = None,
+    num_samples: int = 16,
+    seed: int = 0,
+    method: str = "encoder",
+    chunk_size: int | None = None,
+) -> torch.Tensor:
     """Minus the likelihood regret of Xiao et al. (2020, sec. 3, Algorithm 1); see the module docstring.
 
     Args:
@@ -67,8 +75,10 @@ def likelihood_regret(model, x: torch.Tensor, num_steps: int = 100, lr: float | 
     if chunk_size is None:
         chunk_size = 64 if method == "posterior" or _binary_first_layer(model.encoder, x) is None else 32
     if num_steps < 1 or num_samples < 1 or not lr > 0 or chunk_size < 1:
-        raise ValueError(f"need num_steps >= 1, num_samples >= 1, lr > 0 and chunk_size >= 1; got {num_steps}, "
-                         f"{num_samples}, {lr}, {chunk_size}")
+        raise ValueError(
+            f"need num_steps >= 1, num_samples >= 1, lr > 0 and chunk_size >= 1; got {num_steps}, "
+            f"{num_samples}, {lr}, {chunk_size}"
+        )
     was_training = model.training
     model.eval()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -82,10 +92,20 @@ def likelihood_regret(model, x: torch.Tensor, num_steps: int = 100, lr: float | 
             with torch.no_grad():
                 loc = model.encode(x).mean
             eps = _draws(loc, num_samples, seed)  # the ELBO estimates' draws, before and after
-            noise = torch.randn((num_steps, *loc.shape), generator=torch.Generator(device=loc.device).manual_seed(seed),
-                                device=loc.device, dtype=loc.dtype)  # one draw per step and example
-            return torch.cat([_encoder_regret(model, x[i:i + chunk_size], lr, eps[:, i:i + chunk_size],
-                                              noise[:, i:i + chunk_size]) for i in range(0, len(x), chunk_size)])
+            noise = torch.randn(
+                (num_steps, *loc.shape),
+                generator=torch.Generator(device=loc.device).manual_seed(seed),
+                device=loc.device,
+                dtype=loc.dtype,
+            )  # one draw per step and example
+            return torch.cat(
+                [
+                    _encoder_regret(
+                        model, x[i : i + chunk_size], lr, eps[:, i : i + chunk_size], noise[:, i : i + chunk_size]
+                    )
+                    for i in range(0, len(x), chunk_size)
+                ]
+            )
     finally:
         for p in params:
             p.requires_grad_(True)
@@ -113,8 +133,9 @@ def _encoder_regret(model, x, lr, eps, noise):
     buffers = {k: v.detach() for k, v in encoder.named_buffers()}
     first = _binary_first_layer(encoder, x)
     if first is None:
-        copies = {k: p.detach().expand(len(x), *p.shape).clone().requires_grad_(True)
-                  for k, p in encoder.named_parameters()}
+        copies = {
+            k: p.detach().expand(len(x), *p.shape).clone().requires_grad_(True) for k, p in encoder.named_parameters()
+        }
 
         def posterior_one(weights, xi):
             loc, scale = functional_call(encoder, (weights, buffers), (xi[None],))
@@ -125,8 +146,9 @@ def _encoder_regret(model, x, lr, eps, noise):
     else:  # the exact reduction of the first Linear layer on binary inputs (see _binary_first_layer)
         h0, count = first
         rest = _EncoderAfterFirstLayer(encoder)
-        copies = {k: p.detach().expand(len(x), *p.shape).clone().requires_grad_(True)
-                  for k, p in rest.named_parameters()}
+        copies = {
+            k: p.detach().expand(len(x), *p.shape).clone().requires_grad_(True) for k, p in rest.named_parameters()
+        }
         copies["_shift"] = torch.zeros_like(h0, requires_grad=True)
 
         def posterior_one(weights, inputs_i):

@@ -30,8 +30,14 @@ from .probe import LinearProbe, encode_mean
 ATTACKS = ("pgd", "fgsm", "latent")
 
 
-def latent_attack(model, x: torch.Tensor, epsilon: float, num_steps: int = 20, norm: str = "linf",
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def latent_attack(
+    model,
+    x: torch.Tensor,
+    epsilon: float,
+    num_steps: int = 20,
+    norm: str = "linf",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The point of the ε-ball around each ``x`` that maximises ‖μ(x + δ) − μ(x)‖² (PGD, label-free).
 
     :func:`vaekit.attacks.pgd` (random start, step 2.5ε/num_steps, best iterate kept, pixels
@@ -58,9 +64,18 @@ def latent_attack(model, x: torch.Tensor, epsilon: float, num_steps: int = 20, n
     return pgd(loss, x, epsilon, num_steps=num_steps, norm=norm, generator=generator)
 
 
-def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, epsilon: float,
-                         attack: str = "pgd", num_steps: int = 20, norm: str = "linf", batch_size: int = 500,
-                         seed: int = 0, return_inputs: bool = False):
+def adversarial_accuracy(
+    probe: LinearProbe,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epsilon: float,
+    attack: str = "pgd",
+    num_steps: int = 20,
+    norm: str = "linf",
+    batch_size: int = 500,
+    seed: int = 0,
+    return_inputs: bool = False,
+):
     """Accuracy in [0, 1] of a fitted probe on ``x`` ``(N, *data_shape)`` attacked within radius ``epsilon``.
 
     Args:
@@ -86,7 +101,7 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
     correct = torch.zeros(len(x))
     attacked = torch.zeros(x.shape, dtype=x.dtype) if return_inputs else None
     for i, start in enumerate(range(0, len(x), batch_size)):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         if i % world != rank:  # another rank's block: draw its random start all the same, so the
             if attack in ("pgd", "latent") and epsilon > 0:  # stream stays that of one process
                 _random_start(xb, epsilon, norm, generator)
@@ -103,17 +118,28 @@ def adversarial_accuracy(probe: LinearProbe, x: torch.Tensor, y: torch.Tensor, e
             adv = latent_attack(probe.model, xb, epsilon, num_steps, norm, generator)
         else:
             adv = fgsm(loss, xb, epsilon, norm=norm)
-        correct[start:start + len(xb)] = (probe.predict(adv).cpu() == yb.cpu()).float()
+        correct[start : start + len(xb)] = (probe.predict(adv).cpu() == yb.cpu()).float()
         if return_inputs:
-            attacked[start:start + len(xb)] = adv.detach().cpu()
+            attacked[start : start + len(xb)] = adv.detach().cpu()
     # under torch.distributed each block was attacked on one rank: the sums are the results
     accuracy = distributed.all_reduce_sum(correct).sum().item() / len(x)
     return (accuracy, distributed.all_reduce_sum(attacked)) if return_inputs else accuracy
 
 
-def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.Tensor, test_labels: dict,
-               epsilons=(0.0, 0.1, 0.2), num_steps: int = 20, norm: str = "linf", attacks=ATTACKS,
-               standardize: bool = False, seed: int = 0, features: str = "mean") -> dict:
+def robustness(
+    model,
+    train_x: torch.Tensor,
+    train_labels: dict,
+    test_x: torch.Tensor,
+    test_labels: dict,
+    epsilons=(0.0, 0.1, 0.2),
+    num_steps: int = 20,
+    norm: str = "linf",
+    attacks=ATTACKS,
+    standardize: bool = False,
+    seed: int = 0,
+    features: str = "mean",
+) -> dict:
     """Probe accuracies per label, clean and under attack, for every ε.
 
     Args:
@@ -133,14 +159,17 @@ def robustness(model, train_x: torch.Tensor, train_labels: dict, test_x: torch.T
     result, probes = {}, {}
     reporter = Reporter(len(test_labels) * len(attacks) * len(epsilons), "robustness", "attack")
     for name in test_labels:
-        probe = LinearProbe(model, standardize=standardize, features=features, seed=seed).fit(train_x, train_labels[name])
+        probe = LinearProbe(model, standardize=standardize, features=features, seed=seed).fit(
+            train_x, train_labels[name]
+        )
         probes[name] = probe
         entry = {"clean": probe.score(test_x, test_labels[name])}
         for attack in attacks:
             entry[attack] = {}
             for eps in epsilons:
-                entry[attack][f"{eps:g}"] = adversarial_accuracy(probe, test_x, test_labels[name], eps, attack,
-                                                                 num_steps, norm, seed=seed)
+                entry[attack][f"{eps:g}"] = adversarial_accuracy(
+                    probe, test_x, test_labels[name], eps, attack, num_steps, norm, seed=seed
+                )
                 reporter.update(1, label=name, attack=attack, epsilon=f"{eps:g}")
         result[name] = entry
     reporter.close()
@@ -171,8 +200,17 @@ def between_class_distance(codes: torch.Tensor, y: torch.Tensor) -> float:
     return torch.quantile(distances[pairs], 0.5).item() if pairs.any() else 0.0
 
 
-def smoothness(model, x: torch.Tensor, labels: dict, epsilons=(0.1,), num_steps: int = 20, norm: str = "linf",
-               batch_size: int = 500, max_pairs: int = 2000, seed: int = 0) -> dict:
+def smoothness(
+    model,
+    x: torch.Tensor,
+    labels: dict,
+    epsilons=(0.1,),
+    num_steps: int = 20,
+    norm: str = "linf",
+    batch_size: int = 500,
+    max_pairs: int = 2000,
+    seed: int = 0,
+) -> dict:
     """How far the label-free latent attack moves the code, relative to how far apart classes are.
 
     For each ε: the median over ``x`` of ‖μ(x_adv) − μ(x)‖ with ``x_adv`` from :func:`latent_attack`
@@ -209,11 +247,11 @@ def smoothness(model, x: torch.Tensor, labels: dict, epsilons=(0.1,), num_steps:
     p = next(model.parameters())
     generator = torch.Generator().manual_seed(seed)
     moved, noise = {}, {}
-    clean = torch.cat([encode_mean(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).cpu()
+    clean = torch.cat([encode_mean(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]).cpu()
     for eps in epsilons:
         attacked, random = [], []
         for i in range(0, len(x), batch_size):
-            xb, loc = x[i:i + batch_size].to(p.device), clean[i:i + batch_size]
+            xb, loc = x[i : i + batch_size].to(p.device), clean[i : i + batch_size]
             adv = latent_attack(model, xb, eps, num_steps, norm, generator)
             attacked.append((encode_mean(model, adv).cpu() - loc).norm(dim=1))
             rand = (xb + _random_corner(xb, eps, norm, generator)).clamp(0, 1)
@@ -227,10 +265,13 @@ def smoothness(model, x: torch.Tensor, labels: dict, epsilons=(0.1,), num_steps:
     def ratio(d, b):
         return 0.0 if d == 0 else (d / b if b > 0 else math.inf)
 
-    return {"median_displacement": moved, "median_random_displacement": noise,
-            "median_between_class_distance": between,
-            "smoothness": {n: {e: ratio(d, b) for e, d in moved.items()} for n, b in between.items()},
-            "num_examples": len(x)}
+    return {
+        "median_displacement": moved,
+        "median_random_displacement": noise,
+        "median_between_class_distance": between,
+        "smoothness": {n: {e: ratio(d, b) for e, d in moved.items()} for n, b in between.items()},
+        "num_examples": len(x),
+    }
 
 
 def probe_labels(dataset, labels=None) -> list[str]:

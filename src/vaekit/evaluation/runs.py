@@ -8,7 +8,7 @@ files: the caller loads the run and writes the result.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -25,11 +25,24 @@ def seeded_subset(dataset, size: int | None, seed: int):
     return dataset.subset(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size])
 
 
-def robustness_of_run(model, config, history: Sequence[dict] = (), epsilons=(0.0, 0.1, 0.2), num_steps: int = 20,
-                      norm: str = "linf", labels=None, feature_net=None, consistency_steps: int = 10,
-                      standardize: bool = False, max_test: int | None = None, seed: int = 0,
-                      attacks=("pgd", "fgsm", "latent"), with_fid: bool = True, fid_epochs: int = 5,
-                      with_smoothness: bool = True) -> dict:
+def robustness_of_run(
+    model,
+    config,
+    history: Sequence[dict] = (),
+    epsilons=(0.0, 0.1, 0.2),
+    num_steps: int = 20,
+    norm: str = "linf",
+    labels=None,
+    feature_net=None,
+    consistency_steps: int = 10,
+    standardize: bool = False,
+    max_test: int | None = None,
+    seed: int = 0,
+    attacks=("pgd", "fgsm", "latent"),
+    with_fid: bool = True,
+    fid_epochs: int = 5,
+    with_smoothness: bool = True,
+) -> dict:
     """Every robustness metric of one trained run, on its dataset's test split (Cemgil et al. 2020, sec. 6).
 
     Args:
@@ -59,18 +72,31 @@ def robustness_of_run(model, config, history: Sequence[dict] = (), epsilons=(0.0
     train_set = splits.load_dataset(config, "train")
     test_set = seeded_subset(splits.load_dataset(config, "test"), max_test, seed)
     names = probe_labels(test_set, labels)
-    rob = robustness(model, train_set.x, {n: train_set.labels[n] for n in names}, test_set.x,
-                     {n: test_set.labels[n] for n in names}, epsilons, num_steps, norm, attacks, standardize, seed)
+    rob = robustness(
+        model,
+        train_set.x,
+        {n: train_set.labels[n] for n in names},
+        test_set.x,
+        {n: test_set.labels[n] for n in names},
+        epsilons,
+        num_steps,
+        norm,
+        attacks,
+        standardize,
+        seed,
+    )
     probes = rob.pop("_probes")
     mse = reconstruction_mse(model, test_set.x, splits.condition_labels(config, test_set))
     result = {"probe": rob, **mse, "units": dict(MSE_UNITS)}
     radii = [e for e in epsilons if e > 0]
     if with_smoothness and radii:
-        result["smoothness"] = smoothness(model, test_set.x, {n: test_set.labels[n] for n in names}, radii,
-                                          num_steps, norm, seed=seed)
+        result["smoothness"] = smoothness(
+            model, test_set.x, {n: test_set.labels[n] for n in names}, radii, num_steps, norm, seed=seed
+        )
     if consistency_steps > 0:
-        result["consistency"] = {n: consistency(model, probes[n], test_set.x, test_set.labels[n], consistency_steps)
-                                 for n in names}
+        result["consistency"] = {
+            n: consistency(model, probes[n], test_set.x, test_set.labels[n], consistency_steps) for n in names
+        }
     if with_fid and test_set.is_image:
         from .fid import fid, fit_feature_net  # SciPy, only for the FID
 
@@ -80,13 +106,28 @@ def robustness_of_run(model, config, history: Sequence[dict] = (), epsilons=(0.0
     epochs = list(history)
     result["training_time_s"] = sum(h["time"] for h in epochs) if epochs else math.nan
     result["training_cpu_time_s"] = sum(h.get("cpu_time", math.nan) for h in epochs) if epochs else math.nan
-    result.update(num_test_examples=len(test_set), epsilons=list(epsilons), num_steps=num_steps, norm=norm,
-                  attacks=list(attacks), standardize=standardize)
+    result.update(
+        num_test_examples=len(test_set),
+        epsilons=list(epsilons),
+        num_steps=num_steps,
+        norm=norm,
+        attacks=list(attacks),
+        standardize=standardize,
+    )
     return result
 
 
-def disentanglement_report(model, config, dataset, metrics=None, seed: int = 0, num_train: int | None = None,
-                           num_eval: int | None = None, overrides: dict | None = None, codes=None) -> dict:
+def disentanglement_report(
+    model,
+    config,
+    dataset,
+    metrics=None,
+    seed: int = 0,
+    num_train: int | None = None,
+    num_eval: int | None = None,
+    overrides: dict | None = None,
+    codes=None,
+) -> dict:
     """Disentanglement metrics of ``model`` on the factor dataset ``dataset`` (a test split), and
     the KL decomposition of its posterior (Chen et al. 2018, eq. 2: index-code MI, total
     correlation, dimension-wise KL; nats per example).
@@ -107,20 +148,33 @@ def disentanglement_report(model, config, dataset, metrics=None, seed: int = 0, 
     from .disentanglement import METRICS, evaluate_disentanglement, headline
     from .kl import DIAGNOSTIC_POINTS, kl_decomposition
 
-    results = evaluate_disentanglement(model, dataset, tuple(metrics or METRICS), seed, num_train, num_eval,
-                                       overrides, codes=codes)
-    report = {"data": config.data.name, "factor_sizes": list(dataset.factor_sizes),
-              "factor_names": list(dataset.factor_names), "seed": seed, "metrics": results,
-              "headline": headline(results)}
+    results = evaluate_disentanglement(
+        model, dataset, tuple(metrics or METRICS), seed, num_train, num_eval, overrides, codes=codes
+    )
+    report = {
+        "data": config.data.name,
+        "factor_sizes": list(dataset.factor_sizes),
+        "factor_names": list(dataset.factor_names),
+        "seed": seed,
+        "metrics": results,
+        "headline": headline(results),
+    }
     if model.stochastic:
         report["kl"] = kl_decomposition(model, dataset.x[:DIAGNOSTIC_POINTS], seed=seed)
         report["kl"]["points"] = min(len(dataset.x), DIAGNOSTIC_POINTS)
     return report
 
 
-def disentanglement_of_run(model, config, metrics=None, seed: int = 0, num_train: int | None = None,
-                           num_eval: int | None = None, overrides: dict | None = None,
-                           figures: Callable | None = None) -> dict:
+def disentanglement_of_run(
+    model,
+    config,
+    metrics=None,
+    seed: int = 0,
+    num_train: int | None = None,
+    num_eval: int | None = None,
+    overrides: dict | None = None,
+    figures: Callable | None = None,
+) -> dict:
     """Disentanglement metrics of a trained run on its dataset's factor grid (:func:`disentanglement_report`
     of its test split).
 

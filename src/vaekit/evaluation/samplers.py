@@ -36,7 +36,7 @@ def training_codes(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tens
     was = model.training
     model.eval()
     device = next(model.parameters()).device
-    codes = torch.cat([model.transform(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+    codes = torch.cat([model.transform(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
     model.train(was)
     return codes.float()
 
@@ -65,7 +65,9 @@ class LatentSampler:
         self.latent_dim = model.latent_dim
         if self.needs_data:
             if x is None or not torch.is_tensor(x) or len(x) < 2:
-                raise ValueError(f"the {self.name!r} sampler is fitted on the training data: pass x (N >= 2, *data_shape)")
+                raise ValueError(
+                    f"the {self.name!r} sampler is fitted on the training data: pass x (N >= 2, *data_shape)"
+                )
             self._fit(training_codes(model, x))
         else:
             self.model = model
@@ -122,8 +124,9 @@ class GaussianMixtureSampler(LatentSampler):
 
         if len(codes) < self.num_components:
             raise ValueError(f"{len(codes)} codes cannot fit {self.num_components} mixture components")
-        gmm = GaussianMixture(self.num_components, covariance_type="full", random_state=self.random_state,
-                              reg_covar=1e-5).fit(codes.double().numpy())
+        gmm = GaussianMixture(
+            self.num_components, covariance_type="full", random_state=self.random_state, reg_covar=1e-5
+        ).fit(codes.double().numpy())
         self.gmm = gmm
         self.weights = torch.as_tensor(gmm.weights_)
         self.means = torch.as_tensor(gmm.means_)
@@ -159,12 +162,25 @@ class TwoStageSampler(LatentSampler):
 
         self.loc, self.scale = codes.mean(0), codes.std(0).clamp_min(1e-6)
         y = (codes - self.loc) / self.scale
-        config = Config.from_flat(model="vae", net="mlp", likelihood="gaussian", likelihood_scale="learned",
-                                  latent_dim=codes.shape[1], hidden=self.hidden, decoder_activation="identity")
+        config = Config.from_flat(
+            model="vae",
+            net="mlp",
+            likelihood="gaussian",
+            likelihood_scale="learned",
+            latent_dim=codes.shape[1],
+            hidden=self.hidden,
+            decoder_activation="identity",
+        )
         self.second = build_model(config.model, (codes.shape[1],), unit_interval=False, seed=self.seed)
         objective = ELBO()
-        _train(self.second.parameters(), lambda batch: objective(self.second, batch).loss, y, self.epochs, self.lr,
-               self.seed)
+        _train(
+            self.second.parameters(),
+            lambda batch: objective(self.second, batch).loss,
+            y,
+            self.epochs,
+            self.lr,
+            self.seed,
+        )
         self.second.eval()
 
     @torch.no_grad()
@@ -179,8 +195,9 @@ class MAFSampler(LatentSampler):
 
     name = "maf"
 
-    def __init__(self, transforms: int = 3, hidden: tuple = (64, 64), epochs: int = EPOCHS, lr: float = 1e-3,
-                 seed: int = 0):
+    def __init__(
+        self, transforms: int = 3, hidden: tuple = (64, 64), epochs: int = EPOCHS, lr: float = 1e-3, seed: int = 0
+    ):
         self.transforms, self.hidden, self.epochs, self.lr, self.seed = transforms, tuple(hidden), int(epochs), lr, seed
 
     def _fit(self, codes):
@@ -191,8 +208,14 @@ class MAFSampler(LatentSampler):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.flow = zuko.flows.MAF(codes.shape[1], transforms=self.transforms, hidden_features=self.hidden)
-        _train(self.flow.parameters(), lambda batch: -self.flow().log_prob(batch).mean(), y, self.epochs, self.lr,
-               self.seed)
+        _train(
+            self.flow.parameters(),
+            lambda batch: -self.flow().log_prob(batch).mean(),
+            y,
+            self.epochs,
+            self.lr,
+            self.seed,
+        )
         self.flow.eval()
 
     @torch.no_grad()
@@ -211,7 +234,10 @@ class MAFSampler(LatentSampler):
 
 #: sampler name -> class (``vaekit sample --sampler NAME``).
 SAMPLERS: dict[str, type[LatentSampler]] = {
-    "prior": PriorSampler, "normal": NormalSampler, "gmm": GaussianMixtureSampler, "two-stage": TwoStageSampler,
+    "prior": PriorSampler,
+    "normal": NormalSampler,
+    "gmm": GaussianMixtureSampler,
+    "two-stage": TwoStageSampler,
     "maf": MAFSampler,
 }
 
@@ -228,7 +254,9 @@ def fit_sampler(name: str, model, x: torch.Tensor | None = None, **options) -> L
         raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
     cls = SAMPLERS[name]
     if cls.needs_data and getattr(model, "conditional", False):
-        raise ValueError(f"the {name!r} sampler fits the codes of an unconditional model; use --sampler prior for a CVAE")
+        raise ValueError(
+            f"the {name!r} sampler fits the codes of an unconditional model; use --sampler prior for a CVAE"
+        )
     return cls(**options).fit(model, x)
 
 

@@ -12,15 +12,27 @@ from pathlib import Path
 import torch
 from safetensors.torch import save as save_bytes
 
+from .. import runcheck
 from ..config import FORMAT_VERSION, Config, ModelConfig
 from ..custom_nets import CodeNotTrusted
 from ..models import build_model
 from ..runtime import files
 from ..runtime.files import read_json, read_safetensors, write_json
-from .. import runcheck
 
-__all__ = ["CONFIG", "FORMAT_VERSION", "WEIGHTS", "initialise", "load", "load_config", "load_record", "load_weights",
-           "model_config", "model_record", "save", "save_weights"]
+__all__ = [
+    "CONFIG",
+    "FORMAT_VERSION",
+    "WEIGHTS",
+    "initialise",
+    "load",
+    "load_config",
+    "load_record",
+    "load_weights",
+    "model_config",
+    "model_record",
+    "save",
+    "save_weights",
+]
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -35,11 +47,17 @@ def model_record(model, config: Config | None = None) -> dict:
         ValueError: a model built from custom modules (it has no config to rebuild it from).
     """
     if model.config is None:
-        raise ValueError("this model was built from custom modules; save its weights with "
-                         "vaekit.io.save_weights and rebuild the modules yourself")
+        raise ValueError(
+            "this model was built from custom modules; save its weights with "
+            "vaekit.io.save_weights and rebuild the modules yourself"
+        )
     sections = config.to_dict() if config is not None else {"model": dataclasses.asdict(model.config)}
-    return {"format_version": FORMAT_VERSION, "config": sections,
-            "data_shape": list(model.data_shape), "extra": model.extra_config()}
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": sections,
+        "data_shape": list(model.data_shape),
+        "extra": model.extra_config(),
+    }
 
 
 def save_weights(model, path) -> None:
@@ -66,8 +84,10 @@ def load_weights(model, path) -> None:
         )
     broken = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:
-        raise ValueError(f"{path} holds NaN/Inf values in {len(broken)} tensor(s) ({', '.join(broken[:3])}); "
-                         "the file is corrupt or the model diverged")
+        raise ValueError(
+            f"{path} holds NaN/Inf values in {len(broken)} tensor(s) ({', '.join(broken[:3])}); "
+            "the file is corrupt or the model diverged"
+        )
     model.load_state_dict(tensors)
 
 
@@ -81,8 +101,9 @@ def save(model, path, config: Config | None = None) -> Path:
     """
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{folder} is a file; vaekit.io.save writes a folder (model.safetensors + config.json): "
-                         "pass a folder path")
+        raise ValueError(
+            f"{folder} is a file; vaekit.io.save writes a folder (model.safetensors + config.json): pass a folder path"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     record = model_record(model, config)
     save_weights(model, folder / WEIGHTS)

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import runcheck
 from ..config import Config
 from ..data import Dataset, splits
 from ..data.scaling import Standardizer
 from ..runtime import distributed, files
-from ..runtime.files import read_json, read_json_lines
-from .. import runcheck
+from ..runtime.files import read_json_lines
 from .model_files import CONFIG, WEIGHTS, load, load_config, model_record, save_weights
 
 CHECKPOINT = Path("checkpoint") / "last.safetensors"
@@ -46,8 +46,10 @@ def run_path(runs_dir, name: str | None, config: Config) -> Path:
     name = default_name(config) if name is None else name
     separators = {"/", os.sep, os.altsep or "/", "\0"}
     if name in ("", ".", "..") or any(s in name for s in separators) or Path(name).is_absolute():
-        raise ValueError(f"--name {name!r} must name one folder inside --runs-dir (no '/', not '.' or '..', "
-                         "not absolute); pass a plain name such as --name my-run, and --runs-dir for where it goes")
+        raise ValueError(
+            f"--name {name!r} must name one folder inside --runs-dir (no '/', not '.' or '..', "
+            "not absolute); pass a plain name such as --name my-run, and --runs-dir for where it goes"
+        )
     return Path(runs_dir) / name
 
 
@@ -79,18 +81,23 @@ def _make(run_dir: Path, overwrite: bool) -> None:
     except FileExistsError:
         raise FileExistsError(
             f"run folder {run_dir} already exists; pass --resume {run_dir} to continue it, "
-            "--overwrite to replace it, or --name for a new one") from None
+            "--overwrite to replace it, or --name for a new one"
+        ) from None
 
 
 def _remove_run(run_dir: Path) -> None:
     """Delete ``run_dir`` for ``--overwrite``: only a real folder that is a run or empty."""
     if run_dir.is_symlink() or not run_dir.is_dir():
         kind = "a link" if run_dir.is_symlink() else "a file"
-        raise ValueError(f"--overwrite replaces only run folders, and {run_dir} is {kind}; "
-                         "choose another --name (or move it away yourself)")
+        raise ValueError(
+            f"--overwrite replaces only run folders, and {run_dir} is {kind}; "
+            "choose another --name (or move it away yourself)"
+        )
     if not (run_dir / CONFIG).is_file() and any(run_dir.iterdir()):
-        raise ValueError(f"--overwrite replaces only run folders, and {run_dir} is not one (it has no {CONFIG}); "
-                         "choose another --name (or move it away yourself)")
+        raise ValueError(
+            f"--overwrite replaces only run folders, and {run_dir} is not one (it has no {CONFIG}); "
+            "choose another --name (or move it away yourself)"
+        )
     shutil.rmtree(run_dir)
 
 
@@ -152,7 +159,8 @@ def _acquire(path: str, run_dir, fcntl) -> int:
             os.close(fd)
             raise FileExistsError(
                 f"run folder {run_dir} is in use by process {pid} (a vaekit train still running, lock {path}); "
-                f"wait for it to end or stop it (kill {pid}), or pass --name for a new run") from None
+                f"wait for it to end or stop it (kill {pid}), or pass --name for a new run"
+            ) from None
         try:
             current = os.stat(path).st_ino
         except FileNotFoundError:
@@ -194,8 +202,7 @@ def load_run(run_dir, map_location="cpu") -> tuple[Any, Config, list[dict]]:
         FileNotFoundError, ValueError: as :func:`~vaekit.io.model_files.load`.
     """
     history = Path(run_dir) / METRICS
-    return (load(run_dir, map_location), load_config(run_dir),
-            read_json_lines(history) if history.is_file() else [])
+    return (load(run_dir, map_location), load_config(run_dir), read_json_lines(history) if history.is_file() else [])
 
 
 def load_scaler(run_dir) -> Standardizer | None:
@@ -252,7 +259,7 @@ class RunFolder:
         self._open = False
 
     @classmethod
-    def in_runs_dir(cls, runs_dir, name: str | None, config: Config, overwrite: bool = False) -> "RunFolder":
+    def in_runs_dir(cls, runs_dir, name: str | None, config: Config, overwrite: bool = False) -> RunFolder:
         """The folder of a new run ``runs_dir/name`` (default name :func:`default_name`).
 
         Raises:
@@ -274,7 +281,7 @@ class RunFolder:
         """Whether an epoch finished (its checkpoint is there to resume from)."""
         return self.checkpoint.exists()
 
-    def __enter__(self) -> "RunFolder":
+    def __enter__(self) -> RunFolder:
         if self._open:
             raise RuntimeError(f"run folder {self.path} is already entered (one owner, entered once)")
         self.path = Path(distributed.broadcast_text(distributed.on_main(self._claim)))

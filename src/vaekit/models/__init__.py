@@ -17,10 +17,10 @@ from __future__ import annotations
 from ..registry import MODELS, ModelEntry, register_model, unregister_model
 from .ae import AE, check_input
 from .build import (
-           MAX_PARAMETERS,
-           build_model,
-           check_model_options,
-           resolve_decoder_activation,
+    MAX_PARAMETERS,
+    build_model,
+    check_model_options,
+    resolve_decoder_activation,
 )
 from .cvae import CVAE, Conditioned, condition
 from .mixture_prior import MixturePriorVAE
@@ -28,20 +28,20 @@ from .vae import VAE
 from .vampprior import VampPrior
 
 __all__ = [
-           "AE",
-           "CVAE",
-           "MAX_PARAMETERS",
-           "MODELS",
-           "VAE",
-           "Conditioned",
-           "MixturePriorVAE",
-           "ModelEntry",
-           "VampPrior",
-           "build_model",
-           "check_input",
-           "check_model_options",
-           "condition",
-           "register_model",
-           "resolve_decoder_activation",
-           "unregister_model",
+    "AE",
+    "CVAE",
+    "MAX_PARAMETERS",
+    "MODELS",
+    "VAE",
+    "Conditioned",
+    "MixturePriorVAE",
+    "ModelEntry",
+    "VampPrior",
+    "build_model",
+    "check_input",
+    "check_model_options",
+    "condition",
+    "register_model",
+    "resolve_decoder_activation",
+    "unregister_model",
 ]

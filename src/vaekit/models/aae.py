@@ -31,9 +31,18 @@ class AdversarialAE(AE):
         ValueError: λ not > 0, bad widths.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, reg_weight: float = 1.0,
-                 disc_hidden=(256, 256)):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        reg_weight: float = 1.0,
+        disc_hidden=(256, 256),
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         self.reg_weight, self.disc_hidden = check_positive("reg_weight", reg_weight), check_hidden(disc_hidden)
         self.discriminator = mlp_discriminator(self.latent_dim, self.disc_hidden)

@@ -47,8 +47,16 @@ class AE(nn.Module):
     stochastic = False
     conditional = False
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+    ):
         super().__init__()
         if not isinstance(likelihood, Likelihood):
             raise TypeError(f"likelihood must be a vaekit.distributions.Likelihood, got {type(likelihood).__name__}")
@@ -81,8 +89,9 @@ class AE(nn.Module):
     def build_nets(cls, config, data_shape, *, trust_code: bool | None = None, **kwargs) -> tuple[nn.Module, nn.Module]:
         """The (encoder, decoder) pair a :class:`~vaekit.config.ModelConfig` describes (a model with
         other networks, e.g. a hierarchy, overrides this). ``kwargs``: the model's options and extras."""
-        return build_nets(config, data_shape, stochastic=cls.stochastic, trust_code=trust_code,
-                          **cls.net_options(**kwargs))
+        return build_nets(
+            config, data_shape, stochastic=cls.stochastic, trust_code=trust_code, **cls.net_options(**kwargs)
+        )
 
     @classmethod
     def from_config(cls, config, data_shape, *, trust_code: bool | None = None, **kwargs) -> AE:

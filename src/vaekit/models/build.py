@@ -33,12 +33,15 @@ def _check_size(config, data_shape, cls, extra: dict, trust_code) -> None:
         return
     count = sum(p.numel() for net in nets for p in net.parameters())
     if count > MAX_PARAMETERS:
-        raise ValueError(f"the network would have {count:,} parameters ({4 * count / 2**30:,.0f} GiB of float32 weights), "
-                         f"more than the {MAX_PARAMETERS:,} vaekit builds; lower --latent-dim, --hidden or --channels")
+        raise ValueError(
+            f"the network would have {count:,} parameters ({4 * count / 2**30:,.0f} GiB of float32 weights), "
+            f"more than the {MAX_PARAMETERS:,} vaekit builds; lower --latent-dim, --hidden or --channels"
+        )
 
 
-def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *, trust_code: bool | None = None,
-                **extra) -> AE:
+def build_model(
+    config, data_shape, unit_interval: bool = True, seed: int = 0, *, trust_code: bool | None = None, **extra
+) -> AE:
     """Build the model a :class:`~vaekit.config.ModelConfig` describes for examples of ``data_shape``.
 
     Args:
@@ -59,8 +62,10 @@ def build_model(config, data_shape, unit_interval: bool = True, seed: int = 0, *
         vaekit.custom_nets.CodeNotTrusted: the config names custom networks and trust was not given.
     """
     if hasattr(config, "train"):
-        raise TypeError("build_model takes a ModelConfig, got a whole run Config: pass config.model "
-                        "(and seed=config.train.seed to initialise the weights with the run's seed)")
+        raise TypeError(
+            "build_model takes a ModelConfig, got a whole run Config: pass config.model "
+            "(and seed=config.train.seed to initialise the weights with the run's seed)"
+        )
     if config.name not in MODELS:
         raise ValueError(f"unknown model {config.name!r}; choose one of: {', '.join(sorted(MODELS))}")
     cls = MODELS[config.name].load()
@@ -81,10 +86,14 @@ def check_model_options(cls: type, options: dict) -> None:
     """
     if not options:
         return
-    taken = [name for name, p in inspect.signature(cls.__init__).parameters.items()
-             if p.kind == p.KEYWORD_ONLY or (p.kind == p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)]
+    taken = [
+        name
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.kind == p.KEYWORD_ONLY or (p.kind == p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)
+    ]
     taken = [t for t in taken if t not in ("data_shape", "noise_std", "config", "num_classes")]
     bad = sorted(set(options) - set(taken))
     if bad:
-        raise ValueError(f"model {cls.__name__} takes no option(s) {', '.join(bad)}; "
-                         f"its options: {', '.join(taken) or 'none'}")
+        raise ValueError(
+            f"model {cls.__name__} takes no option(s) {', '.join(bad)}; its options: {', '.join(taken) or 'none'}"
+        )

@@ -28,8 +28,17 @@ class CVAE(VAE):
 
     conditional = True
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, num_classes: int = 10):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        num_classes: int = 10,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"a CVAE needs num_classes >= 2, got {num_classes!r}")
@@ -64,7 +73,9 @@ class CVAE(VAE):
         if c.shape != (batch,):
             raise ValueError(f"class indices c must be (batch={batch},), got {tuple(c.shape)}")
         if len(c) and (c.min() < 0 or c.max() >= self.num_classes):
-            raise ValueError(f"class indices must lie in [0, {self.num_classes}), got {c.min().item()}..{c.max().item()}")
+            raise ValueError(
+                f"class indices must lie in [0, {self.num_classes}), got {c.min().item()}..{c.max().item()}"
+            )
         return nn.functional.one_hot(c.long(), self.num_classes).to(p.device, p.dtype)
 
     def encode(self, x: torch.Tensor, c) -> Distribution:
@@ -93,8 +104,9 @@ class CVAE(VAE):
         """g(μ(x, c), c), ``(batch, *data_shape)``."""
         return self.condition(c).reconstruct(x)
 
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
-               labels=None) -> torch.Tensor:
+    def sample(
+        self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None, labels=None
+    ) -> torch.Tensor:
         """Decoder means of ``n`` draws z ~ p(z) (scale times ``temperature``) given ``labels``: one int, ``(n,)``
         class indices, or None for the classes 0, 1, ..., K−1, 0, 1, ... in turn. ``(n, *data_shape)``."""
         labels = torch.arange(n) % self.num_classes if labels is None else labels

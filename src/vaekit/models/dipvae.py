@@ -26,9 +26,18 @@ class DIPVAE(VAE):
     kind = "i"
     diagonal_ratio = 10.0
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, lambda_od: float = 10.0,
-                 lambda_d: float | None = None):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        lambda_od: float = 10.0,
+        lambda_d: float | None = None,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         lambda_d = self.diagonal_ratio * lambda_od if lambda_d is None else lambda_d
         for name, value in (("lambda_od", lambda_od), ("lambda_d", lambda_d)):

@@ -10,8 +10,11 @@ from torch import nn
 
 def check_hidden(hidden) -> tuple[int, ...]:
     """``hidden`` as a tuple of widths. Raises ValueError if it is not a non-empty list of positive integers."""
-    if not isinstance(hidden, (list, tuple)) or not hidden or not all(
-            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
+    if (
+        not isinstance(hidden, (list, tuple))
+        or not hidden
+        or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden)
+    ):
         raise ValueError(f"disc_hidden must be a non-empty list of positive integers, got {hidden!r}")
     return tuple(hidden)
 

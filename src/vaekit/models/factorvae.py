@@ -39,9 +39,18 @@ class FactorVAE(VAE):
         ValueError: γ < 0 or empty / non-positive hidden widths.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, gamma: float = 10.0,
-                 disc_hidden=(256, 256, 256)):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        gamma: float = 10.0,
+        disc_hidden=(256, 256, 256),
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
             raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")

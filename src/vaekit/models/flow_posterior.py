@@ -47,7 +47,7 @@ class Planar(nn.Module):
         self.dim = dim
         self.hyper = _near_identity(nn.Linear(context, 2 * dim + 1))
         with torch.no_grad():  # w of norm ~1 and u = log(e − 1) w/‖w‖², where û = 0: f starts at the identity
-            w = self.hyper.bias[dim:2 * dim].normal_(0.0, 1.0 / math.sqrt(dim))
+            w = self.hyper.bias[dim : 2 * dim].normal_(0.0, 1.0 / math.sqrt(dim))
             self.hyper.bias[:dim] = math.log(math.e - 1) * w / w.square().sum()
 
     def _params(self, c):
@@ -117,7 +117,9 @@ class IAF(nn.Module):
         import zuko  # lazily: zuko is an optional dependency of these models only
 
         order = torch.arange(dim - 1, -1, -1) if reverse else torch.arange(dim)
-        self.made = zuko.flows.MaskedAutoregressiveTransform(dim, context, order=order, hidden_features=(hidden, hidden))
+        self.made = zuko.flows.MaskedAutoregressiveTransform(
+            dim, context, order=order, hidden_features=(hidden, hidden)
+        )
 
     def _transform(self, z, c):
         return self.made(c.expand(*z.shape[:-1], c.shape[-1]))
@@ -145,7 +147,9 @@ class FlowPosterior(Distribution):
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=False)
 
     def _push(self, z0):
-        log_q = (-0.5 * ((z0 - self.loc) / self.scale).square() - self.scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_q = (-0.5 * ((z0 - self.loc) / self.scale).square() - self.scale.log() - 0.5 * math.log(2 * math.pi)).sum(
+            -1
+        )
         z = z0
         for t in self.transforms:
             z, ladj = t(z, self.context)
@@ -195,8 +199,18 @@ class FlowVAE(VAE):
 
     flow = "planar"
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, num_flows: int = 4, iaf_hidden: int = 64):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        num_flows: int = 4,
+        iaf_hidden: int = 64,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         for name, value in (("num_flows", num_flows), ("iaf_hidden", iaf_hidden)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -42,9 +42,20 @@ class HamiltonianVAE(VAE):
         ValueError: num_leapfrog < 1, step_size <= 0, initial_beta outside (0, 1].
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, num_leapfrog: int = 5,
-                 step_size: float = 0.05, initial_beta: float = 0.5, tempering: bool = True):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        num_leapfrog: int = 5,
+        step_size: float = 0.05,
+        initial_beta: float = 0.5,
+        tempering: bool = True,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(num_leapfrog, bool) or not isinstance(num_leapfrog, int) or num_leapfrog < 1:
             raise ValueError(f"num_leapfrog must be an integer >= 1, got {num_leapfrog!r}")
@@ -61,8 +72,12 @@ class HamiltonianVAE(VAE):
 
     def extra_config(self) -> dict:
         """The HVAE's settings, saved with the weights."""
-        return {"num_leapfrog": self.num_leapfrog, "step_size": self.step_size, "initial_beta": self.initial_beta,
-                "tempering": self.tempering}
+        return {
+            "num_leapfrog": self.num_leapfrog,
+            "step_size": self.step_size,
+            "initial_beta": self.initial_beta,
+            "tempering": self.tempering,
+        }
 
     def betas(self) -> torch.Tensor:
         """β_0 … β_K ``(K + 1,)`` of the quadratic tempering schedule (all ones without tempering)."""
@@ -70,7 +85,7 @@ class HamiltonianVAE(VAE):
         if not self.tempering:
             return torch.ones_like(k)
         inv_sqrt0 = torch.sigmoid(self.raw_beta).rsqrt()
-        inv_sqrt = (1 - inv_sqrt0) * k.square() / self.num_leapfrog ** 2 + inv_sqrt0
+        inv_sqrt = (1 - inv_sqrt0) * k.square() / self.num_leapfrog**2 + inv_sqrt0
         return inv_sqrt.pow(-2)
 
     def _grad_potential(self, x: torch.Tensor, z: torch.Tensor, create_graph: bool) -> torch.Tensor:

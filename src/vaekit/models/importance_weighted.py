@@ -26,9 +26,19 @@ class ImportanceWeightedVAE(VAE):
         ValueError: M or K not an integer >= 1, β outside [0, 1].
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, num_bounds: int = NUM_BOUNDS,
-                 num_particles: int = NUM_PARTICLES, elbo_weight: float = ELBO_WEIGHT):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        num_bounds: int = NUM_BOUNDS,
+        num_particles: int = NUM_PARTICLES,
+        elbo_weight: float = ELBO_WEIGHT,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         _check(num_bounds, num_particles, elbo_weight)
         self.num_bounds, self.num_particles, self.elbo_weight = num_bounds, num_particles, float(elbo_weight)

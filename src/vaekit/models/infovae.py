@@ -25,9 +25,20 @@ class InfoVAE(VAE):
         ValueError: α > 1, λ <= 0, α + λ − 1 < 0, an unknown kernel or bad scales.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, alpha: float = 0.0,
-                 lbd: float = 1000.0, kernel: str = "imq", scales=SCALES):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        alpha: float = 0.0,
+        lbd: float = 1000.0,
+        kernel: str = "imq",
+        scales=SCALES,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha <= 1:
             raise ValueError(f"alpha must be a number <= 1, got {alpha!r}")

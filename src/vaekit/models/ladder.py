@@ -49,8 +49,9 @@ class LadderEncoder(nn.Module):
     ``forward(x) -> (loc1, scale1, loc2, scale2)``: the estimates of z1 ``(batch, d1)`` and of z2
     ``(batch, d2)`` (Sønderby et al. 2016, eqs. 20-21)."""
 
-    def __init__(self, features: nn.Module, width: int, bottom_dim: int, top_dim: int, hidden_top: int,
-                 activation: str = "relu"):
+    def __init__(
+        self, features: nn.Module, width: int, bottom_dim: int, top_dim: int, hidden_top: int, activation: str = "relu"
+    ):
         super().__init__()
         self.features, self.activation = features, ACTIVATIONS[activation]()
         self.head1 = GaussianHead(width, bottom_dim)
@@ -85,7 +86,7 @@ class FromBottom(nn.Module):
         self.decoder, self.bottom_dim = decoder, bottom_dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z[..., :self.bottom_dim])
+        return self.decoder(z[..., : self.bottom_dim])
 
 
 class LadderPrior(Distribution):
@@ -178,9 +179,18 @@ class LadderVAE(VAE):
         ValueError: latent_dim < 2, top_dim outside [1, latent_dim − 1], hidden_top < 1.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, top_dim: int | None = None,
-                 hidden_top: int = 128):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        top_dim: int | None = None,
+        hidden_top: int = 128,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         self.top_dim, self.hidden_top = _split(latent_dim, top_dim, hidden_top)
         self.bottom_dim = self.latent_dim - self.top_dim
@@ -188,15 +198,25 @@ class LadderVAE(VAE):
         self.top_down = TopDown(self.top_dim, self.bottom_dim, self.hidden_top, activation)
 
     @classmethod
-    def build_nets(cls, config, data_shape, *, trust_code: bool | None = None, top_dim: int | None = None,
-                   hidden_top: int = 128, **kwargs) -> tuple[nn.Module, nn.Module]:
+    def build_nets(
+        cls,
+        config,
+        data_shape,
+        *,
+        trust_code: bool | None = None,
+        top_dim: int | None = None,
+        hidden_top: int = 128,
+        **kwargs,
+    ) -> tuple[nn.Module, nn.Module]:
         """(LadderEncoder, decoder from z1): both from the config's networks."""
         top_dim, hidden_top = _split(config.latent_dim, top_dim, hidden_top)
         width = config.hidden[-1] if config.hidden else 256
-        features, _ = build_nets(dataclasses.replace(config, latent_dim=width), data_shape, stochastic=False,
-                                 trust_code=trust_code)
-        _, decoder = build_nets(dataclasses.replace(config, latent_dim=config.latent_dim - top_dim), data_shape,
-                                trust_code=trust_code)
+        features, _ = build_nets(
+            dataclasses.replace(config, latent_dim=width), data_shape, stochastic=False, trust_code=trust_code
+        )
+        _, decoder = build_nets(
+            dataclasses.replace(config, latent_dim=config.latent_dim - top_dim), data_shape, trust_code=trust_code
+        )
         encoder = LadderEncoder(features, width, config.latent_dim - top_dim, top_dim, hidden_top, config.activation)
         return encoder, FromBottom(decoder, config.latent_dim - top_dim)
 

@@ -40,8 +40,12 @@ class LogCosh(Distribution):
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, alpha: float = 10.0, validate_args=None):
         self.loc, self.scale = torch.broadcast_tensors(loc, torch.as_tensor(scale, dtype=loc.dtype, device=loc.device))
         self.alpha = float(alpha)
-        self.log_norm = math.lgamma(0.5 / self.alpha) + math.lgamma(0.5) - math.lgamma(0.5 / self.alpha + 0.5) \
+        self.log_norm = (
+            math.lgamma(0.5 / self.alpha)
+            + math.lgamma(0.5)
+            - math.lgamma(0.5 / self.alpha + 0.5)
             - math.log(self.alpha)
+        )
         super().__init__(batch_shape=self.loc.shape, validate_args=validate_args)
 
     @property
@@ -66,8 +70,17 @@ class LogCoshVAE(VAE):
         ValueError: α not > 0.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, alpha: float = 10.0):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        alpha: float = 10.0,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
             raise ValueError(f"alpha must be a number > 0, got {alpha!r}")

@@ -33,9 +33,18 @@ class MixturePriorVAE(VAE):
         ValueError: num_components < 1 or init_spread < 0.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, num_components: int = 10,
-                 init_spread: float = 1.0):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        num_components: int = 10,
+        init_spread: float = 1.0,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(num_components, bool) or not isinstance(num_components, int) or num_components < 1:
             raise ValueError(f"num_components must be an integer >= 1, got {num_components!r}")
@@ -45,8 +54,9 @@ class MixturePriorVAE(VAE):
         self.mixture_logits = nn.Parameter(torch.zeros(num_components))
         self.component_loc = nn.Parameter(self.init_spread * torch.randn(num_components, self.latent_dim))
         # softplus(raw) + MIN_SCALE = 1 at the start
-        self.component_raw_scale = nn.Parameter(torch.full((num_components, self.latent_dim),
-                                                           math.log(math.expm1(1.0 - MIN_SCALE))))
+        self.component_raw_scale = nn.Parameter(
+            torch.full((num_components, self.latent_dim), math.log(math.expm1(1.0 - MIN_SCALE)))
+        )
 
     def extra_config(self) -> dict:
         """``num_components`` and ``init_spread``: rebuild the mixture's parameters on load."""

@@ -29,7 +29,7 @@ def scales_for(height: int, width: int) -> tuple[int, int]:
     for levels in range(5, 0, -1):
         coarsest = side // 2 ** (levels - 1)
         for k in range(11, 2, -2):
-            if side >= 2 ** levels and side // max(1, levels - 1) ** 2 > k - 1 and coarsest > (k - 1) // 2:
+            if side >= 2**levels and side // max(1, levels - 1) ** 2 > k - 1 and coarsest > (k - 1) // 2:
                 return levels, k
     raise ValueError(f"images of {height}x{width} are too small for MS-SSIM (at least 3x3)")
 
@@ -60,11 +60,19 @@ class MSSSIMScore(Distribution):
         m = self._mean
         lead = torch.broadcast_shapes(m.shape[:-3], x.shape[:-3])
         m, x = m.expand(*lead, *m.shape[-3:]), x.expand(*lead, *x.shape[-3:])
-        betas = torch.tensor(BETAS[:self.levels])
+        betas = torch.tensor(BETAS[: self.levels])
         betas = tuple((betas / betas.sum()).tolist())
         sigma = 1.5 if self.kernel_size == 11 else (self.kernel_size - 1) / 7
-        score = ms_ssim(m.reshape(-1, *m.shape[-3:]), x.reshape(-1, *x.shape[-3:]), sigma=sigma,
-                        kernel_size=self.kernel_size, betas=betas, data_range=1.0, reduction="none", normalize="simple")
+        score = ms_ssim(
+            m.reshape(-1, *m.shape[-3:]),
+            x.reshape(-1, *x.shape[-3:]),
+            sigma=sigma,
+            kernel_size=self.kernel_size,
+            betas=betas,
+            data_range=1.0,
+            reduction="none",
+            normalize="simple",
+        )
         return (-self.weight * (1 - score)).reshape(lead)
 
 
@@ -85,15 +93,27 @@ class MSSSIMVAE(VAE):
             or w not > 0.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, reconstruction_weight: float | None = None):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        reconstruction_weight: float | None = None,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         reason = self.refuses(data_shape, "learned" if any(True for _ in likelihood.parameters()) else 1.0)
         if reason:
             raise ValueError(reason)
         self.levels, self.kernel_size = scales_for(*self.data_shape[1:])
-        if reconstruction_weight is not None and (isinstance(reconstruction_weight, bool) or not isinstance(
-                reconstruction_weight, (int, float)) or not reconstruction_weight > 0):
+        if reconstruction_weight is not None and (
+            isinstance(reconstruction_weight, bool)
+            or not isinstance(reconstruction_weight, (int, float))
+            or not reconstruction_weight > 0
+        ):
             raise ValueError(f"reconstruction_weight must be a number > 0, got {reconstruction_weight!r}")
         self.reconstruction_weight = reconstruction_weight
 

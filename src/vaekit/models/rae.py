@@ -33,9 +33,18 @@ class RAE(AE):
     default_sampler = "gmm"
     regulariser = "l2"
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, embedding_weight: float = 1.0,
-                 reg_weight: float = 1e-3):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        embedding_weight: float = 1.0,
+        reg_weight: float = 1e-3,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         self.embedding_weight = check_positive("embedding_weight", embedding_weight)
         self.reg_weight = check_positive("reg_weight", reg_weight)

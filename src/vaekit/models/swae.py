@@ -24,15 +24,29 @@ class SWAE(AE):
         ValueError: λ <= 0, L < 1 or p < 1.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, reg_weight: float = 10.0,
-                 num_projections: int = 50, p: float = 2.0):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        reg_weight: float = 10.0,
+        num_projections: int = 50,
+        p: float = 2.0,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(num_projections, bool) or not isinstance(num_projections, int) or num_projections < 1:
             raise ValueError(f"num_projections must be an integer >= 1, got {num_projections!r}")
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not p >= 1:
             raise ValueError(f"p must be a number >= 1, got {p!r}")
-        self.reg_weight, self.num_projections, self.p = check_positive("reg_weight", reg_weight), num_projections, float(p)
+        self.reg_weight, self.num_projections, self.p = (
+            check_positive("reg_weight", reg_weight),
+            num_projections,
+            float(p),
+        )
 
     def extra_config(self) -> dict:
         """λ, L and p."""

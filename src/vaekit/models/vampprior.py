@@ -33,9 +33,18 @@ class VampPrior(VAE):
         ValueError: num_components < 1 or init_scale < 0, or no ``data_shape``.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, num_components: int = 500,
-                 init_scale: float = 0.01):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        num_components: int = 500,
+        init_scale: float = 0.01,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(num_components, bool) or not isinstance(num_components, int) or num_components < 1:
             raise ValueError(f"num_components must be an integer >= 1, got {num_components!r}")
@@ -45,7 +54,8 @@ class VampPrior(VAE):
             raise ValueError("a VampPrior needs data_shape (the shape of its pseudo-inputs)")
         self.num_components, self.init_scale = num_components, float(init_scale)
         self.unit_interval = likelihood.unit_interval or (
-            isinstance(likelihood, Gaussian) and likelihood.mean_activation == "sigmoid")
+            isinstance(likelihood, Gaussian) and likelihood.mean_activation == "sigmoid"
+        )
         centre = 0.5 if self.unit_interval else 0.0
         self.pseudo_inputs = nn.Parameter(centre + self.init_scale * torch.randn(num_components, *self.data_shape))
         self.register_buffer("mixture_logits", torch.zeros(num_components), persistent=False)
@@ -62,5 +72,6 @@ class VampPrior(VAE):
         """p(z) = (1/K) Σ_k N(z; μ(u_k), diag σ(u_k)²): a ``MixtureSameFamily`` with event ``(latent_dim,)``.
         Differentiable in the pseudo-inputs and the encoder weights (it is rebuilt on each call)."""
         q = self._posterior(self.encoder(self.components()))
-        return MixtureSameFamily(Categorical(logits=self.mixture_logits),
-                                 DiagonalNormal(q.base_dist.loc, q.base_dist.scale))
+        return MixtureSameFamily(
+            Categorical(logits=self.mixture_logits), DiagonalNormal(q.base_dist.loc, q.base_dist.scale)
+        )

@@ -20,7 +20,7 @@ class MaskedConv1d(nn.Conv1d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, include_centre: bool):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         mask = torch.ones_like(self.weight)
-        mask[..., kernel_size // 2 + int(include_centre):] = 0
+        mask[..., kernel_size // 2 + int(include_centre) :] = 0
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x):
@@ -35,7 +35,9 @@ class CodePrior(nn.Module):
         super().__init__()
         self.num_codes = num_codes
         self.embed = nn.Embedding(num_codes + 1, width)  # the last row: the start token
-        self.convs = nn.ModuleList([MaskedConv1d(width, width, kernel_size, include_centre=True) for _ in range(layers)])
+        self.convs = nn.ModuleList(
+            [MaskedConv1d(width, width, kernel_size, include_centre=True) for _ in range(layers)]
+        )
         self.out = nn.Conv1d(width, num_codes, 1)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
@@ -88,16 +90,33 @@ class VQVAE(AE):
         ValueError: K < 2, D_e not dividing latent_dim, β < 0 or γ outside (0, 1).
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, num_codes: int = 64,
-                 embedding_dim: int | None = None, commitment: float = 0.25, decay: float = 0.99):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        num_codes: int = 64,
+        embedding_dim: int | None = None,
+        commitment: float = 0.25,
+        decay: float = 0.99,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         embedding_dim = self.latent_dim if embedding_dim is None else embedding_dim
         if isinstance(num_codes, bool) or not isinstance(num_codes, int) or num_codes < 2:
             raise ValueError(f"num_codes must be an integer >= 2, got {num_codes!r}")
-        if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) or embedding_dim < 1 \
-                or self.latent_dim % embedding_dim:
-            raise ValueError(f"embedding_dim must be an integer dividing latent_dim={self.latent_dim}, got {embedding_dim!r}")
+        if (
+            isinstance(embedding_dim, bool)
+            or not isinstance(embedding_dim, int)
+            or embedding_dim < 1
+            or self.latent_dim % embedding_dim
+        ):
+            raise ValueError(
+                f"embedding_dim must be an integer dividing latent_dim={self.latent_dim}, got {embedding_dim!r}"
+            )
         if not float(commitment) >= 0 or not 0 < float(decay) < 1:
             raise ValueError(f"commitment must be >= 0 and decay in (0, 1), got {commitment!r} and {decay!r}")
         self.num_codes, self.embedding_dim = num_codes, embedding_dim
@@ -110,13 +129,17 @@ class VQVAE(AE):
 
     def extra_config(self) -> dict:
         """K, D_e, β and γ."""
-        return {"num_codes": self.num_codes, "embedding_dim": self.embedding_dim, "commitment": self.commitment,
-                "decay": self.decay}
+        return {
+            "num_codes": self.num_codes,
+            "embedding_dim": self.embedding_dim,
+            "commitment": self.commitment,
+            "decay": self.decay,
+        }
 
     def quantize(self, z_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(codes ``(batch, G)`` long, z_q ``(batch, latent_dim)``): the nearest codebook vector of each group."""
         flat = z_e.reshape(-1, self.embedding_dim)
-        d2 = (flat.square().sum(-1, keepdim=True) - 2 * flat @ self.codebook.T + self.codebook.square().sum(-1))
+        d2 = flat.square().sum(-1, keepdim=True) - 2 * flat @ self.codebook.T + self.codebook.square().sum(-1)
         codes = d2.argmin(-1)
         return codes.reshape(*z_e.shape[:-1], self.num_groups), self.codebook[codes].reshape(z_e.shape)
 

@@ -39,9 +39,19 @@ class WAE(AE):
         ValueError: an unknown kernel, λ <= 0, or empty / non-positive scales.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, kernel: str = "imq",
-                 reg_weight: float = 10.0, scales=SCALES):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        kernel: str = "imq",
+        reg_weight: float = 10.0,
+        scales=SCALES,
+    ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if kernel not in ("imq", "rbf"):
             raise ValueError(f"kernel must be 'imq' or 'rbf', got {kernel!r}")
@@ -59,8 +69,28 @@ class WAERBF(WAE):
     """WAE-MMD with the Gaussian (RBF) kernel exp(−‖z − z′‖²/C) (Tolstikhin et al. 2018, sec. 4,
     which reports it worse than the IMQ kernel on MNIST); otherwise :class:`WAE`."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int,
-                 data_shape=None, noise_std: float = 0.0, config=None, kernel: str = "rbf",
-                 reg_weight: float = 10.0, scales=SCALES):
-        super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config,
-                         kernel=kernel, reg_weight=reg_weight, scales=scales)
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        data_shape=None,
+        noise_std: float = 0.0,
+        config=None,
+        kernel: str = "rbf",
+        reg_weight: float = 10.0,
+        scales=SCALES,
+    ):
+        super().__init__(
+            encoder,
+            decoder,
+            likelihood,
+            latent_dim,
+            data_shape,
+            noise_std,
+            config,
+            kernel=kernel,
+            reg_weight=reg_weight,
+            scales=scales,
+        )

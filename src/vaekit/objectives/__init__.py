@@ -19,15 +19,18 @@ from .elbo import (
     log_importance_weights,
     log_weights,
 )
-from .terms import Forward, LossTerms, forward, kl_to_prior
 from .hvae import HVAEBound
 from .hvae import build_objective as _hvae
+from .terms import Forward, LossTerms, forward, kl_to_prior
 from .tighter import TighterBound
 from .tighter import build as _tighter
 
 #: The smooth-encoder / AVAE terms each coupling model adds to the ELBO.
-COUPLING_TERMS = {"avae": {"avae": True, "smooth": False}, "se": {"avae": False, "smooth": True},
-                  "se-avae": {"avae": True, "smooth": True}}
+COUPLING_TERMS = {
+    "avae": {"avae": True, "smooth": False},
+    "se": {"avae": False, "smooth": True},
+    "se-avae": {"avae": True, "smooth": True},
+}
 
 
 def _elbo(config, dataset_size: int):
@@ -42,8 +45,15 @@ def _betatc(config, dataset_size: int):
 
 def _coupling(config, dataset_size: int):
     t = config.train
-    return Coupling(t.rho, epsilon=t.epsilon, num_steps=t.num_steps, num_samples=t.num_samples,
-                    aux="sample" if t.aux_sample else "mean", beta=t.beta, **COUPLING_TERMS[config.model.name])
+    return Coupling(
+        t.rho,
+        epsilon=t.epsilon,
+        num_steps=t.num_steps,
+        num_samples=t.num_samples,
+        aux="sample" if t.aux_sample else "mean",
+        beta=t.beta,
+        **COUPLING_TERMS[config.model.name],
+    )
 
 
 def _self_supervised(config, dataset_size: int):
@@ -143,8 +153,10 @@ def build_objective(config, dataset_size: int = 0):
     if callable(family):
         return family(config, dataset_size)
     if family not in OBJECTIVES:
-        raise ValueError(f"model {config.model.name!r} names the objective {family!r}, which is not registered; "
-                         f"known: {', '.join(sorted(OBJECTIVES))}")
+        raise ValueError(
+            f"model {config.model.name!r} names the objective {family!r}, which is not registered; "
+            f"known: {', '.join(sorted(OBJECTIVES))}"
+        )
     return OBJECTIVES[family](config, dataset_size)
 
 
@@ -168,4 +180,3 @@ __all__ = [
     "log_weights",
 ]
 __all__ += ["HVAEBound", "TighterBound"]
-

@@ -26,7 +26,9 @@ class AdversarialLoss:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms`."""
         out = forward(model, x, None)
         fool = F.softplus(-model.critic(out.z, detach_discriminator=True))
-        disc = F.softplus(-model.critic(prior_draws(model, len(x)).detach())).mean() + \
-            F.softplus(model.critic(out.z.detach())).mean()
+        disc = (
+            F.softplus(-model.critic(prior_draws(model, len(x)).detach())).mean()
+            + F.softplus(model.critic(out.z.detach())).mean()
+        )
         loss = (self.reg_weight * fool - out.log_px).mean() + disc
         return _terms(loss, out.log_px, kl_to_prior(model, out.q, out.z))

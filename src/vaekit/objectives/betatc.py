@@ -74,7 +74,9 @@ def _log_mixtures(z: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor, log_w
     return torch.cat(joint), torch.cat(marginal)
 
 
-def kl_decomposition_terms(q, z: torch.Tensor, prior, dataset_size: int, sampling: str = "mss") -> dict[str, torch.Tensor]:
+def kl_decomposition_terms(
+    q, z: torch.Tensor, prior, dataset_size: int, sampling: str = "mss"
+) -> dict[str, torch.Tensor]:
     """Per-example estimates of the three KL terms for one sample z_i ~ q(z|x_i) per example.
 
     Args:

@@ -28,7 +28,7 @@ def _detached(q):
 
 def _encode_many(model, x: torch.Tensor):
     """q(z|x) for inputs ``(*lead, *data_shape)`` of any leading shape, batch shape ``lead``."""
-    lead = x.shape[:x.dim() - len(model.data_shape)]
+    lead = x.shape[: x.dim() - len(model.data_shape)]
     q = model.encode(x.reshape(-1, *model.data_shape))
     return diagonal_normal(q.mean.reshape(*lead, -1), q.stddev.reshape(*lead, -1))
 
@@ -43,8 +43,14 @@ def smooth_point(model, x: torch.Tensor, q, rho: float, epsilon: float, num_step
     """
     target = _detached(q)
     clip = (0.0, 1.0) if x.min() >= 0 and x.max() <= 1 else None
-    return pgd(lambda xb: coupling_kl(target, model.encode(xb), rho), x, epsilon,
-               num_steps=num_steps, keep_best=False, clip=clip)
+    return pgd(
+        lambda xb: coupling_kl(target, model.encode(xb), rho),
+        x,
+        epsilon,
+        num_steps=num_steps,
+        keep_best=False,
+        clip=clip,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

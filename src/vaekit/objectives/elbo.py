@@ -25,8 +25,10 @@ def check_data(model, x) -> None:
         TypeError: ``x`` is not a tensor. ValueError: NaN/Inf values, or values outside the support.
     """
     if not torch.is_tensor(x):
-        raise TypeError(f"x must be a torch.Tensor (batch, *data_shape), got {type(x).__name__}; "
-                        "convert it with torch.as_tensor(x, dtype=torch.float32)")
+        raise TypeError(
+            f"x must be a torch.Tensor (batch, *data_shape), got {type(x).__name__}; "
+            "convert it with torch.as_tensor(x, dtype=torch.float32)"
+        )
     likelihood = getattr(model, "likelihood", None)
     if likelihood is not None:
         likelihood.check_support(x)
@@ -163,5 +165,4 @@ class IWAE:
 def _terms(loss: torch.Tensor, reconstruction: torch.Tensor, kl: torch.Tensor, **extra) -> LossTerms:
     """:class:`LossTerms` with the logged per-example terms detached."""
     reconstruction, kl = reconstruction.detach(), kl.detach()
-    return LossTerms(loss, reconstruction - kl, reconstruction, kl,
-                     **{k: v.detach() for k, v in extra.items()})
+    return LossTerms(loss, reconstruction - kl, reconstruction, kl, **{k: v.detach() for k, v in extra.items()})

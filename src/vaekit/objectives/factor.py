@@ -32,7 +32,8 @@ class FactorLoss:
         tc = model.tc_logits(out.z, detach_discriminator=True)
         codes = out.z.detach()
         real, shuffled = model.tc_logits(codes), model.tc_logits(permute_dims(codes))
-        disc = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
-            F.binary_cross_entropy_with_logits(shuffled, torch.zeros_like(shuffled))
+        disc = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+            shuffled, torch.zeros_like(shuffled)
+        )
         loss = (self.beta * warmup * kl - out.log_px + self.gamma * tc).mean() + disc
         return _terms(loss, out.log_px, kl, tc=tc)

@@ -33,8 +33,13 @@ class HVAEBound:
         gamma = torch.randn_like(z0)
         z, rho = model.flow(x, z0, gamma)
         reconstruction = model.decode(z).log_prob(x)
-        bound = (reconstruction + model.prior().log_prob(z) + _standard_log_prob(rho)
-                 - q.log_prob(z0) - _standard_log_prob(gamma))
+        bound = (
+            reconstruction
+            + model.prior().log_prob(z)
+            + _standard_log_prob(rho)
+            - q.log_prob(z0)
+            - _standard_log_prob(gamma)
+        )
         reconstruction, bound = reconstruction.mean(0), bound.mean(0)
         return _terms(-bound.mean(), reconstruction, reconstruction - bound)
 

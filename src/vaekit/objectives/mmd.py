@@ -35,8 +35,9 @@ def _rbf(d2: torch.Tensor, c: float) -> torch.Tensor:
 KERNELS = {"imq": _imq, "rbf": _rbf}
 
 
-def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str = "imq", scales=SCALES,
-                  prior_variance: float = 1.0) -> torch.Tensor:
+def kernel_matrix(
+    a: torch.Tensor, b: torch.Tensor, kernel: str = "imq", scales=SCALES, prior_variance: float = 1.0
+) -> torch.Tensor:
     """Σ_s k(a_i, b_j; C_s) ``(n, m)`` with C_s = 2 · d · σ² · s (Tolstikhin et al. 2018, sec. 4: C = 2dσ²
     for a N(0, σ² I) prior in d dimensions, summed over the scales s).
 
@@ -53,8 +54,9 @@ def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str = "imq", scales=
     return sum(KERNELS[kernel](d2, base * s) for s in scales)
 
 
-def mmd_unbiased(x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scales=SCALES,
-                 prior_variance: float = 1.0) -> torch.Tensor:
+def mmd_unbiased(
+    x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scales=SCALES, prior_variance: float = 1.0
+) -> torch.Tensor:
     """The unbiased U-statistic estimate of MMD²(P, Q) from x ~ P ``(n, d)`` and y ~ Q ``(m, d)``
     (Gretton et al. 2012, JMLR, eq. 3; Tolstikhin et al. 2018, Algorithm 2):
     1/(n(n−1)) Σ_{i≠j} k(x_i, x_j) + 1/(m(m−1)) Σ_{i≠j} k(y_i, y_j) − 2/(nm) Σ_{i,j} k(x_i, y_j).
@@ -73,8 +75,12 @@ def mmd_unbiased(x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scales=S
     kxx = kernel_matrix(x, x, kernel, scales, prior_variance)
     kyy = kernel_matrix(y, y, kernel, scales, prior_variance)
     kxy = kernel_matrix(x, y, kernel, scales, prior_variance)
-    off = lambda k, size: (k.sum() - k.diagonal().sum()) / (size * (size - 1))
-    return off(kxx, n) + off(kyy, m) - 2 * kxy.mean()
+    return _off_diagonal_mean(kxx, n) + _off_diagonal_mean(kyy, m) - 2 * kxy.mean()
+
+
+def _off_diagonal_mean(k: torch.Tensor, size: int) -> torch.Tensor:
+    """The mean of a kernel matrix's off-diagonal entries (the U-statistic's within-sample term)."""
+    return (k.sum() - k.diagonal().sum()) / (size * (size - 1))
 
 
 def prior_draws(model, n: int) -> torch.Tensor:

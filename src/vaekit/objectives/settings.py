@@ -13,6 +13,7 @@ def model_options(config) -> dict:
         config: a run's :class:`~vaekit.config.Config`.
     """
     cls = config.model.entry.load()
-    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-                if p.default is not p.empty}
+    defaults = {
+        name: p.default for name, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty
+    }
     return {**defaults, **(config.model.options or {})}

@@ -19,8 +19,9 @@ def random_directions(dim: int, num_projections: int, like: torch.Tensor) -> tor
     return theta / theta.norm(dim=0, keepdim=True)
 
 
-def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, num_projections: int = 50, p: float = 2.0,
-                       directions: torch.Tensor | None = None) -> torch.Tensor:
+def sliced_wasserstein(
+    x: torch.Tensor, y: torch.Tensor, num_projections: int = 50, p: float = 2.0, directions: torch.Tensor | None = None
+) -> torch.Tensor:
     """SW_p^p(P, Q) ≈ (1/L) Σ_l W_p^p(θ_l·P, θ_l·Q) from equal-size samples x ~ P, y ~ Q ``(n, d)``
     (Kolouri et al. 2019, eq. 11 with the empirical 1-D optimal transport of eq. 12: sort both
     projections and match them in order). Scalar, in squared latent units for p = 2.

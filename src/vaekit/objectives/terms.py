@@ -40,8 +40,11 @@ class LossTerms:
 
     def per_example(self) -> dict[str, torch.Tensor]:
         """The ``(batch,)`` terms that are set, by name (for logging)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name != "loss" and getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "loss" and getattr(self, f.name) is not None
+        }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,11 +65,11 @@ class _Apply(nn.Module):
 def generative_detached_log_weights(model, x: torch.Tensor, q, z: torch.Tensor) -> torch.Tensor:
     """log w ``(num_samples, batch)`` at the draws ``z`` with every parameter outside ``model.encoder``
     (decoder, likelihood, learned prior) detached: its gradient reaches the encoder only (through z and q)."""
-    params = {f"model.{name}": (p if name.startswith("encoder.") else p.detach())
-              for name, p in model.named_parameters()}
+    params = {
+        f"model.{name}": (p if name.startswith("encoder.") else p.detach()) for name, p in model.named_parameters()
+    }
     buffers = {f"model.{name}": b for name, b in model.named_buffers()}
-    return torch.func.functional_call(_Apply(model), {**params, **buffers},
-                                      (lambda m, z_: log_weights(m, x, q, z_), z))
+    return torch.func.functional_call(_Apply(model), {**params, **buffers}, (lambda m, z_: log_weights(m, x, q, z_), z))
 
 
 def _check(num_bounds, num_particles, elbo_weight) -> None:

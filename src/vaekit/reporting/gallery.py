@@ -17,14 +17,14 @@ CAPTIONS = {
     "reconstructions.png": "Test inputs (odd rows) over their reconstructions g(μ(x)) (even rows).",
     "samples.png": "Decoder means of prior samples z ~ N(0, I).",
     "class_samples.png": "Conditional samples: one row per class, the same latent draws in every column "
-                         "(style held fixed, class varied).",
+    "(style held fixed, class varied).",
     "latent_manifold.png": "Decoded grid of Gaussian quantiles of the 2-D latent.",
     "principal_grid.png": "Decoded grid over the two principal directions of the test set's encoder means "
-                          "(±1.64 standard deviations).",
+    "(±1.64 standard deviations).",
     "traversals.png": "Latent traversals around the code of a test input: one dimension per row, "
-                      "sorted by mean KL (most informative first).",
+    "sorted by mean KL (most informative first).",
     "interpolation.png": "Interpolation between the codes of two test inputs, linear and spherical; "
-                         "the ends are their reconstructions.",
+    "the ends are their reconstructions.",
     "iterated.png": "Iterated encode-decode: x, g(μ(x)), g(μ(g(μ(x)))), … for test inputs.",
     "latent_scatter.png": "Encoder means of the test set, projected by PCA and coloured by label.",
 }
@@ -33,8 +33,14 @@ CAPTIONS = {
 TRAVERSAL_VALUES = torch.linspace(-3, 3, 9)
 
 
-def write_figures(model, test_x: torch.Tensor, run_dir, c: torch.Tensor | None = None,
-                  labels: dict[str, torch.Tensor] | None = None, max_dims: int = 10) -> list[Path]:
+def write_figures(
+    model,
+    test_x: torch.Tensor,
+    run_dir,
+    c: torch.Tensor | None = None,
+    labels: dict[str, torch.Tensor] | None = None,
+    max_dims: int = 10,
+) -> list[Path]:
     """Write the exploration figures of ``model`` on the test set into ``run_dir``.
 
     Args:
@@ -54,45 +60,76 @@ def write_figures(model, test_x: torch.Tensor, run_dir, c: torch.Tensor | None =
     title = f"encoder means of {len(codes)} test examples (PCA)"
     if model.conditional:
         title += "\nz given c: a CVAE's code holds style, the class is in c"
-    tasks = [lambda: plots.latent_scatter(explore.project(codes, "pca"), colour, run_dir / "latent_scatter.png",
-                                          title, name or "label")]
+    tasks = [
+        lambda: plots.latent_scatter(
+            explore.project(codes, "pca"), colour, run_dir / "latent_scatter.png", title, name or "label"
+        )
+    ]
     if len(model.data_shape) != 3:
         return plots.write_parallel(tasks)
     if model.conditional:
-        tasks.append(lambda: plots.image_rows(explore.class_grid(model, 10, generator=generator),
-                                              run_dir / "class_samples.png",
-                                              row_labels=[f"class {k}" for k in range(model.num_classes)],
-                                              title="one row per class, the same z in each column"))
+        tasks.append(
+            lambda: plots.image_rows(
+                explore.class_grid(model, 10, generator=generator),
+                run_dir / "class_samples.png",
+                row_labels=[f"class {k}" for k in range(model.num_classes)],
+                title="one row per class, the same z in each column",
+            )
+        )
     c0 = None if c is None else int(c[0])
     if model.latent_dim > 2 and len(test_x) >= 3:
-        tasks.append(lambda: plots.save_image_grid(explore.manifold(model, test_x, 15, c=c0, labels=c),
-                                                   run_dir / "principal_grid.png", ncols=15,
-                                                   title="decoded grid over the 2 principal directions of the codes"
-                                                   + ("" if c0 is None else f" (class {c0})")))
+        tasks.append(
+            lambda: plots.save_image_grid(
+                explore.manifold(model, test_x, 15, c=c0, labels=c),
+                run_dir / "principal_grid.png",
+                ncols=15,
+                title="decoded grid over the 2 principal directions of the codes"
+                + ("" if c0 is None else f" (class {c0})"),
+            )
+        )
     elif model.latent_dim == 2 and model.conditional:
-        tasks.append(lambda: plots.save_image_grid(explore.manifold(model, n=15, c=c0), run_dir / "latent_manifold.png",
-                                                   ncols=15, title=f"decoded Gaussian quantiles of z (class {c0})"))
+        tasks.append(
+            lambda: plots.save_image_grid(
+                explore.manifold(model, n=15, c=c0),
+                run_dir / "latent_manifold.png",
+                ncols=15,
+                title=f"decoded Gaussian quantiles of z (class {c0})",
+            )
+        )
     dims, scores = explore.kl_order(model, test_x, c)
     dims = dims[:max_dims]
     unit = "KL" if model.stochastic else "var"
-    tasks.append(lambda: plots.image_rows(
-        explore.traverse(model, codes[0], dims, TRAVERSAL_VALUES, c=c0), run_dir / "traversals.png",
-        row_labels=[f"z{d} ({unit} {scores[d]:.2f})" for d in dims],
-        col_labels=[f"{v:.1f}" for v in TRAVERSAL_VALUES.tolist()], title="latent traversals of test input 0"))
+    tasks.append(
+        lambda: plots.image_rows(
+            explore.traverse(model, codes[0], dims, TRAVERSAL_VALUES, c=c0),
+            run_dir / "traversals.png",
+            row_labels=[f"z{d} ({unit} {scores[d]:.2f})" for d in dims],
+            col_labels=[f"{v:.1f}" for v in TRAVERSAL_VALUES.tolist()],
+            title="latent traversals of test input 0",
+        )
+    )
     pair = _pair(colour if c is None else c, len(test_x))
     pc = None if c is None else c[pair]
 
     def interpolation() -> Path:
         strips = torch.stack([explore.interpolate(model, test_x[pair], 10, m, pc) for m in explore.INTERPOLATIONS])
-        return plots.image_rows(strips, run_dir / "interpolation.png", row_labels=list(explore.INTERPOLATIONS),
-                                title=f"test inputs {_describe(pair[0], colour, name)} → {_describe(pair[1], colour, name)}")
+        return plots.image_rows(
+            strips,
+            run_dir / "interpolation.png",
+            row_labels=list(explore.INTERPOLATIONS),
+            title=f"test inputs {_describe(pair[0], colour, name)} → {_describe(pair[1], colour, name)}",
+        )
 
     def iterated() -> Path:
         n = min(8, len(test_x))
         steps = explore.iterate(model, test_x[:n], 6, None if c is None else c[:n]).transpose(0, 1)
-        return plots.image_rows(steps, run_dir / "iterated.png", row_labels=[f"x{i}" for i in range(n)],
-                                col_labels=["x"] + [str(i) for i in range(1, steps.shape[1])],
-                                title="iterated encode-decode")
+        return plots.image_rows(
+            steps,
+            run_dir / "iterated.png",
+            row_labels=[f"x{i}" for i in range(n)],
+            col_labels=["x"] + [str(i) for i in range(1, steps.shape[1])],
+            title="iterated encode-decode",
+        )
 
     return plots.write_parallel(tasks + [interpolation, iterated])
 
@@ -123,7 +160,15 @@ def disentanglement_figures(model, dataset, codes, kl_per_dim, folder) -> list[P
     folder = Path(folder)
     z = model.transform(dataset.x[:1].to(next(model.parameters()).device))[0]
     order = list(np.argsort(-np.asarray(kl_per_dim)))
-    return [plots.traversal_figure(model, z, kl_per_dim, folder / "traversals.png"),
-            plots.kl_per_dim_bars(kl_per_dim, folder / "kl_per_dim.png"),
-            plots.factor_response(codes, grid_classes(dataset.factor_sizes), dataset.factor_names,
-                                  dataset.factor_values, folder / "factor_response.png", dims=order)]
+    return [
+        plots.traversal_figure(model, z, kl_per_dim, folder / "traversals.png"),
+        plots.kl_per_dim_bars(kl_per_dim, folder / "kl_per_dim.png"),
+        plots.factor_response(
+            codes,
+            grid_classes(dataset.factor_sizes),
+            dataset.factor_names,
+            dataset.factor_values,
+            folder / "factor_response.png",
+            dims=order,
+        ),
+    ]

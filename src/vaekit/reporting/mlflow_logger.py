@@ -87,12 +87,19 @@ class MLflowLogger(Logger):
         self.logged_epoch = 0  # a new MLflow run: send the whole history
         experiment_id = self._experiment_id(artifacts if embedded else None)
         config = run.config
-        tags = {"model": config.model.name, "data": config.data.name, "vaekit_version": vaekit_version(),
-                "data_shape": param_value(list(run.model.data_shape)), "run_dir": str(Path(run.run_dir).resolve())}
-        self.run_id = self.client.create_run(experiment_id, run_name=self.run_name or Path(run.run_dir).name,
-                                             tags=tags).info.run_id
-        self.save_state(tracking_uri=self.uri, embedded=embedded, run_id=self.run_id, experiment_id=experiment_id,
-                        last_epoch=0)
+        tags = {
+            "model": config.model.name,
+            "data": config.data.name,
+            "vaekit_version": vaekit_version(),
+            "data_shape": param_value(list(run.model.data_shape)),
+            "run_dir": str(Path(run.run_dir).resolve()),
+        }
+        self.run_id = self.client.create_run(
+            experiment_id, run_name=self.run_name or Path(run.run_dir).name, tags=tags
+        ).info.run_id
+        self.save_state(
+            tracking_uri=self.uri, embedded=embedded, run_id=self.run_id, experiment_id=experiment_id, last_epoch=0
+        )
         self._log_params(self.run.params())
 
     def _log_params(self, params: dict[str, str]) -> None:
@@ -100,7 +107,7 @@ class MLflowLogger(Logger):
 
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), MAX_PARAMS):
-            self.client.log_batch(self.run_id, params=items[i:i + MAX_PARAMS])
+            self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS])
 
     def _experiment_id(self, artifact_location: str | None) -> str:
         from mlflow.exceptions import MlflowException
@@ -139,7 +146,7 @@ class MLflowLogger(Logger):
         now = int(time.time() * 1000)
         metrics = [Metric(key, value, now, step) for key, value in items]
         for i in range(0, len(metrics), MAX_METRICS):
-            self.client.log_batch(self.run_id, metrics=metrics[i:i + MAX_METRICS])
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + MAX_METRICS])
 
     def log(self, metrics: dict) -> None:
         """Every numeric entry of ``metrics`` at ``step = metrics["epoch"]``, in one batch."""
@@ -148,8 +155,10 @@ class MLflowLogger(Logger):
     def finish(self, summary: dict) -> None:
         """The test metrics (``test_<name>``, step = epochs trained) and the run folder's files."""
         test = {**summary.get("test", {}), "training_time_s": summary.get("training_time_s")}
-        self._log_metrics(numeric_items({k: v for k, v in test.items() if v is not None}, prefix="test_"),
-                          int(summary.get("epochs_trained", self.logged_epoch)))
+        self._log_metrics(
+            numeric_items({k: v for k, v in test.items() if v is not None}, prefix="test_"),
+            int(summary.get("epochs_trained", self.logged_epoch)),
+        )
         for path in sorted(Path(self.run.run_dir).iterdir()):
             if path.is_file() and not path.name.startswith("."):
                 self.client.log_artifact(self.run_id, str(path))

@@ -26,8 +26,9 @@ def write_outputs(run: FinishedRun) -> None:
     report.write_run_report(run, environment)
 
 
-def write_figures(model, history: list[dict], test_x: torch.Tensor, run_dir,
-                  labels: torch.Tensor | None = None) -> list[Path]:
+def write_figures(
+    model, history: list[dict], test_x: torch.Tensor, run_dir, labels: torch.Tensor | None = None
+) -> list[Path]:
     """Loss curves, and for image data a reconstruction grid, prior samples and (latent_dim = 2)
     the latent manifold grid (``labels``: the condition of a CVAE). Returns the paths written."""
     from . import plots
@@ -39,8 +40,13 @@ def write_figures(model, history: list[dict], test_x: torch.Tensor, run_dir,
     x = test_x[:32]
     view = condition(model, None if labels is None else labels[:32])
     paths.append(plots.reconstruction_grid(x, view.reconstruct(x), run_dir / "reconstructions.png"))
-    paths.append(plots.save_image_grid(model.sample(64, generator=torch.Generator().manual_seed(0)),
-                                       run_dir / "samples.png", title="decoder means of prior samples"))
+    paths.append(
+        plots.save_image_grid(
+            model.sample(64, generator=torch.Generator().manual_seed(0)),
+            run_dir / "samples.png",
+            title="decoder means of prior samples",
+        )
+    )
     if model.latent_dim == 2 and not model.conditional:
         paths.append(plots.latent_manifold(model, run_dir / "latent_manifold.png"))
     return paths

@@ -7,14 +7,13 @@ threads (:func:`write_parallel`) and nothing has to be closed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
-
 import numpy as np
-from matplotlib.figure import Figure
 import torch
+from matplotlib.figure import Figure
 
 from ..evaluation import explore
 
@@ -27,7 +26,7 @@ def image_grid(images: torch.Tensor, ncols: int) -> np.ndarray:
     grid = torch.ones(c, rows * (h + 1) - 1, ncols * (w + 1) - 1)
     for i in range(n):
         r, col = divmod(i, ncols)
-        grid[:, r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = images[i]
+        grid[:, r * (h + 1) : r * (h + 1) + h, col * (w + 1) : col * (w + 1) + w] = images[i]
     return grid.permute(1, 2, 0).numpy()
 
 
@@ -46,7 +45,7 @@ def reconstruction_grid(x: torch.Tensor, recon: torch.Tensor, path, n: int = 8) 
     """Inputs (top rows) over their reconstructions (bottom rows), ``n`` per row pair."""
     rows = []
     for start in range(0, len(x), n):
-        rows += [x[start:start + n], recon[start:start + n]]
+        rows += [x[start : start + n], recon[start : start + n]]
     return save_image_grid(torch.cat(rows), path, ncols=n, title="inputs (odd rows) over reconstructions (even rows)")
 
 
@@ -88,7 +87,9 @@ def latent_scatter(points, labels, path, title: str = "encoder means", label_nam
         ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.7)
     else:
         labels = np.asarray(labels)
-        art = ax.scatter(points[:, 0], points[:, 1], c=labels, s=6, alpha=0.8, cmap="tab10" if labels.max() < 10 else "viridis")
+        art = ax.scatter(
+            points[:, 0], points[:, 1], c=labels, s=6, alpha=0.8, cmap="tab10" if labels.max() < 10 else "viridis"
+        )
         fig.colorbar(art, ax=ax, label=label_name, ticks=np.unique(labels) if len(np.unique(labels)) <= 20 else None)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("component 1")
@@ -148,8 +149,13 @@ def roc_curves(panels: dict, path) -> Path:
     fig, axes = _subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, (title, curves) in zip(axes[0], panels.items()):
         for label, (fpr, tpr) in curves.items():
-            ax.plot(fpr, tpr, label=label, lw=2 if label.startswith("vae: reconstruction_probability") else 1.2,
-                    ls="-" if label.startswith("vae") else "--")
+            ax.plot(
+                fpr,
+                tpr,
+                label=label,
+                lw=2 if label.startswith("vae: reconstruction_probability") else 1.2,
+                ls="-" if label.startswith("vae") else "--",
+            )
         ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
         ax.grid(alpha=0.3)
@@ -162,8 +168,9 @@ def traversal_figure(model, z: torch.Tensor, kl_per_dim, path, values=None) -> P
     values = np.linspace(-2.5, 2.5, 9) if values is None else values
     order = np.argsort(-np.asarray(kl_per_dim))
     images = explore.traverse(model, z, order, values)
-    title = "traversals z_d in [{:.1f}, {:.1f}]; rows by KL: ".format(values[0], values[-1]) + ", ".join(
-        f"z{d} {kl_per_dim[d]:.2f}" for d in order)
+    title = f"traversals z_d in [{values[0]:.1f}, {values[-1]:.1f}]; rows by KL: " + ", ".join(
+        f"z{d} {kl_per_dim[d]:.2f}" for d in order
+    )
     return save_image_grid(images.flatten(0, 1), path, ncols=len(values), title=title)
 
 
@@ -179,8 +186,9 @@ def kl_per_dim_bars(kl_per_dim, path) -> Path:
     return _save(fig, path)
 
 
-def factor_response(codes: np.ndarray, classes: np.ndarray, factor_names, factor_values, path,
-                    group: int = 0, dims=None) -> Path:
+def factor_response(
+    codes: np.ndarray, classes: np.ndarray, factor_names, factor_values, path, group: int = 0, dims=None
+) -> Path:
     """Mean code of each latent against each factor, one line per class of factor ``group``
     (the shape, for dSprites): rows latents, columns the other factors (Higgins et al. 2017, fig. 7).
 
@@ -192,8 +200,14 @@ def factor_response(codes: np.ndarray, classes: np.ndarray, factor_names, factor
     """
     dims = list(range(codes.shape[1])) if dims is None else list(dims)
     columns = [k for k in range(len(factor_names)) if k != group]
-    fig, axes = _subplots(len(dims), len(columns), figsize=(2.2 * len(columns), 1.4 * len(dims)),
-                             squeeze=False, sharey="row", layout="constrained")
+    fig, axes = _subplots(
+        len(dims),
+        len(columns),
+        figsize=(2.2 * len(columns), 1.4 * len(dims)),
+        squeeze=False,
+        sharey="row",
+        layout="constrained",
+    )
     for j, k in enumerate(columns):
         size = len(factor_values[k])
         for g in range(len(factor_values[group])):

@@ -54,8 +54,9 @@ def iterates_figure(iterates: dict[str, torch.Tensor], path, num_images: int = 6
     for ax, (name, its) in zip(np.atleast_1d(axes), iterates.items()):
         its = its[:, :num_images]  # (T+1, n, C, H, W) -> rows of images, columns of steps
         grid = image_grid(its.transpose(0, 1).reshape(-1, *its.shape[2:]), ncols=its.shape[0])
-        ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
-                  interpolation="nearest")
+        ax.imshow(
+            grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest"
+        )
         ax.set_title(f"{name}: x, g(μ(x)), ... (T={its.shape[0] - 1})", fontsize=8)
         ax.axis("off")
     return _save(fig, path)

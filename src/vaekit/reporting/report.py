@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import os
 import platform
 from pathlib import Path
-
-import functools
 
 import numpy as np
 import torch
 
 from .. import io
-from ..runcheck import DATA_RECORD
 from ..run import FinishedRun
+from ..runcheck import DATA_RECORD
 from .gallery import CAPTIONS
 
 ENVIRONMENT = "environment.json"
@@ -32,15 +31,18 @@ OWN_JSON = {io.CONFIG, "summary.json", ENVIRONMENT, io.SCALER, DATA_RECORD}  # t
 MAX_LIST = 16
 
 
-
 @functools.cache
 def _templates():
     """The Jinja2 environment of the report templates (jinja2 is imported on first use)."""
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.PackageLoader("vaekit.reporting", "templates"),
-                              autoescape=jinja2.select_autoescape(["html", "j2"]),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("vaekit.reporting", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def environment(model=None, training_time_s: float | None = None, threads: dict | None = None) -> dict:
@@ -52,10 +54,17 @@ def environment(model=None, training_time_s: float | None = None, threads: dict 
 
     device = str(next(model.parameters()).device) if model is not None else "cpu"
     env = {
-        "vaekit": __version__, "torch": torch.__version__, "numpy": np.__version__,
-        "python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
-        "device": device, "cuda_available": torch.cuda.is_available(), "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(), "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "vaekit": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "device": device,
+        "cuda_available": torch.cuda.is_available(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
     }
     if device.startswith("cuda"):
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
@@ -102,8 +111,9 @@ def _read_history(run_dir: Path) -> list[dict]:
 def _figures(run_dir: Path) -> list[dict]:
     order = list(CAPTIONS)
     pngs = sorted(run_dir.glob("*.png"), key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
-    return [{"name": p.name, "caption": CAPTIONS.get(p.name, p.stem.replace("_", " ")), "uri": image_uri(p)}
-            for p in pngs]
+    return [
+        {"name": p.name, "caption": CAPTIONS.get(p.name, p.stem.replace("_", " ")), "uri": image_uri(p)} for p in pngs
+    ]
 
 
 def collect(run_dir) -> dict:
@@ -116,7 +126,11 @@ def collect(run_dir) -> dict:
     record = io.load_record(run_dir)
     summary = io.read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
     env_path = run_dir / ENVIRONMENT
-    env = io.read_json(env_path) if env_path.is_file() else {**environment(), "note": "recorded when the report was built"}
+    env = (
+        io.read_json(env_path)
+        if env_path.is_file()
+        else {**environment(), "note": "recorded when the report was built"}
+    )
     return _page(run_dir, io.load_config(run_dir).to_flat(), record, summary, _read_history(run_dir), env)
 
 
@@ -124,16 +138,24 @@ def _page(run_dir: Path, config: dict, record: dict, summary: dict, history: lis
     """The report's context of one run: its settings, record, summary, history and environment as
     given, and the files of the folder that are no part of the run itself (figures, other JSON results)."""
     test, units = summary.get("test", {}), summary.get("units", {})
-    results = [{"name": p.name, "rows": flatten(io.read_json(p))}
-               for p in sorted(run_dir.glob("*.json")) if p.name not in OWN_JSON]
+    results = [
+        {"name": p.name, "rows": flatten(io.read_json(p))}
+        for p in sorted(run_dir.glob("*.json"))
+        if p.name not in OWN_JSON
+    ]
     return {
-        "name": run_dir.resolve().name, "path": str(run_dir),
-        "config": config, "data_shape": record["data_shape"], "extra": record.get("extra", {}),
+        "name": run_dir.resolve().name,
+        "path": str(run_dir),
+        "config": config,
+        "data_shape": record["data_shape"],
+        "extra": record.get("extra", {}),
         "metrics": [{"key": k, "value": format_value(v), "unit": units.get(k, "")} for k, v in test.items()],
         "test": test,
         "run_facts": [(k, format_value(v)) for k, v in summary.items() if k not in ("test", "units")],
         "last_epoch": [(k, format_value(v)) for k, v in (history[-1] if history else {}).items()],
-        "figures": _figures(run_dir), "results": results, "environment": env,
+        "figures": _figures(run_dir),
+        "results": results,
+        "environment": env,
     }
 
 
@@ -159,8 +181,9 @@ def write_run_report(run: FinishedRun, env: dict) -> Path:
     """Render ``report.html`` of a run that has just finished, from what is in memory: its config,
     model record, summary and history (:class:`vaekit.run.FinishedRun`) and ``env``
     (:func:`environment`); the figures and further JSON results are the folder's files. Returns its path."""
-    page = _page(Path(run.run_dir), run.config.to_flat(), io.model_record(run.model, run.config), run.summary,
-                 run.history, env)
+    page = _page(
+        Path(run.run_dir), run.config.to_flat(), io.model_record(run.model, run.config), run.summary, run.history, env
+    )
     out = Path(run.run_dir) / REPORT
     io.atomic_write(out, _render("report.html.j2", run=page))
     return out
@@ -177,16 +200,22 @@ def write_comparison(run_dirs, output) -> Path:
     runs = [collect(d) for d in run_dirs]
     metric_keys = list(dict.fromkeys(k for r in runs for k in r["test"]))
     units = {m["key"]: m["unit"] for r in runs for m in r["metrics"]}
-    metrics = [{"key": k, "unit": units.get(k, ""), "cells": [format_value(r["test"].get(k, "–")) for r in runs]}
-               for k in metric_keys]
+    metrics = [
+        {"key": k, "unit": units.get(k, ""), "cells": [format_value(r["test"].get(k, "–")) for r in runs]}
+        for k in metric_keys
+    ]
     config_keys = list(dict.fromkeys(k for r in runs for k in r["config"]))
     settings = [{"key": k, "cells": [format_value(r["config"].get(k)) for r in runs]} for k in config_keys]
     differing = [s for s in settings if len(set(s["cells"])) > 1]
     facts = list(dict.fromkeys(k for r in runs for k, _ in r["run_facts"]))
     fact_rows = [{"key": k, "cells": [dict(r["run_facts"]).get(k, "–") for r in runs]} for k in facts]
     out = Path(output)
-    io.atomic_write(out, _render("comparison.html.j2", runs=runs, metrics=metrics, differing=differing,
-                                 settings=settings, facts=fact_rows))
+    io.atomic_write(
+        out,
+        _render(
+            "comparison.html.j2", runs=runs, metrics=metrics, differing=differing, settings=settings, facts=fact_rows
+        ),
+    )
     return out
 
 

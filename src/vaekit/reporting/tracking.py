@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from .. import io
-from ..run import RunContext, param_value  # noqa: F401  (the tracker API, re-exported for the loggers)
 from ..models import condition
+from ..run import RunContext, param_value  # noqa: F401  (the tracker API, re-exported for the loggers)
 
 #: File of the run folder that remembers each tracker's run id and last logged epoch.
 STATE = "tracking.json"
@@ -137,8 +137,10 @@ class TensorBoardLogger(Logger):
         try:
             import torch.utils.tensorboard  # noqa: F401
         except ImportError:
-            raise ImportError("--logger tensorboard needs the tensorboard package: pip install tensorboard "
-                              "(or pip install 'vaekit[tensorboard]')") from None
+            raise ImportError(
+                "--logger tensorboard needs the tensorboard package: pip install tensorboard "
+                "(or pip install 'vaekit[tensorboard]')"
+            ) from None
 
     def start(self, run: RunContext) -> None:
         """Open the event writer of ``RUN/tensorboard``."""
@@ -156,8 +158,9 @@ class TensorBoardLogger(Logger):
         epoch = int(metrics["epoch"])
         for key, value in metrics.items():
             if key != "epoch" and isinstance(value, (int, float)):
-                self.writer.add_scalar(key.replace("_", "/", 1) if key.startswith(("train_", "val_")) else key,
-                                       value, epoch)
+                self.writer.add_scalar(
+                    key.replace("_", "/", 1) if key.startswith(("train_", "val_")) else key, value, epoch
+                )
         if self.images:
             self._log_images(epoch)
         self.writer.flush()
@@ -221,8 +224,10 @@ def check_logger(logger: str | Logger) -> None:
     elif isinstance(logger, str):
         logger_class(logger).check()
     else:
-        raise TypeError(f"logger must be a name ({', '.join(LOGGERS)}) or a vaekit.reporting.tracking.Logger, "
-                        f"got {type(logger).__name__}")
+        raise TypeError(
+            f"logger must be a name ({', '.join(LOGGERS)}) or a vaekit.reporting.tracking.Logger, "
+            f"got {type(logger).__name__}"
+        )
 
 
 def stored_logger(run_dir) -> str:

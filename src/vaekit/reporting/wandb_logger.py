@@ -41,8 +41,13 @@ class WandbLogger(Logger):
 
     name = "wandb"
 
-    def __init__(self, project: str | None = None, entity: str | None = None, run_name: str | None = None,
-                 mode: str | None = None):
+    def __init__(
+        self,
+        project: str | None = None,
+        entity: str | None = None,
+        run_name: str | None = None,
+        mode: str | None = None,
+    ):
         super().__init__()
         self.project, self.entity, self.run_name, self.mode = project, entity, run_name, mode
         self.wandb_run = None
@@ -72,14 +77,23 @@ class WandbLogger(Logger):
         config = run.config
         try:
             self.wandb_run = wandb.init(
-                project=self.project or os.environ.get("WANDB_PROJECT") or "vaekit", entity=self.entity,
-                name=self.run_name or Path(run.run_dir).name, id=run_id, resume="allow", dir=str(run.run_dir),
-                mode=self.mode, job_type="train", config=config.to_flat(),
+                project=self.project or os.environ.get("WANDB_PROJECT") or "vaekit",
+                entity=self.entity,
+                name=self.run_name or Path(run.run_dir).name,
+                id=run_id,
+                resume="allow",
+                dir=str(run.run_dir),
+                mode=self.mode,
+                job_type="train",
+                config=config.to_flat(),
                 tags=[config.model.name, config.data.name, f"vaekit-{vaekit_version()}"],
-                settings=wandb.Settings(console="off", silent=True))
+                settings=wandb.Settings(console="off", silent=True),
+            )
         except Exception as e:  # wandb raises its own error types; one clear line for the CLI
-            raise RuntimeError(f"wandb could not start: {e}; run `wandb login`, or set WANDB_MODE=offline to "
-                               "write the run to disk only") from None
+            raise RuntimeError(
+                f"wandb could not start: {e}; run `wandb login`, or set WANDB_MODE=offline to "
+                "write the run to disk only"
+            ) from None
         self.save_state(id=run_id, project=self.wandb_run.project, last_epoch=self.logged_epoch)
 
     def log(self, metrics: dict) -> None:
@@ -91,8 +105,9 @@ class WandbLogger(Logger):
         import wandb
 
         test = {**summary.get("test", {}), "training_time_s": summary.get("training_time_s")}
-        self.wandb_run.summary.update(dict(numeric_items({k: v for k, v in test.items() if v is not None},
-                                                         prefix="test_")))
+        self.wandb_run.summary.update(
+            dict(numeric_items({k: v for k, v in test.items() if v is not None}, prefix="test_"))
+        )
         name = "run-" + re.sub(r"[^\w.-]", "-", Path(self.run.run_dir).name)
         artifact = wandb.Artifact(name, type="vaekit-run", metadata={"epochs_trained": summary.get("epochs_trained")})
         for path in sorted(Path(self.run.run_dir).iterdir()):
@@ -110,5 +125,9 @@ class WandbLogger(Logger):
         """``{"logger": "wandb", "project": ..., "run_id": ..., "dir": ...}``."""
         if self.wandb_run is None:
             return {}
-        return {"logger": self.name, "project": self.wandb_run.project, "run_id": self.wandb_run.id,
-                "dir": str(self.wandb_run.dir)}
+        return {
+            "logger": self.name,
+            "project": self.wandb_run.project,
+            "run_id": self.wandb_run.id,
+            "dir": str(self.wandb_run.dir),
+        }

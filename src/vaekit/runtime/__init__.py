@@ -11,8 +11,29 @@ vaekit, so every layer above may use it.
 """
 
 from .device import PRECISIONS, autocast, float32_outputs, grad_scaler, resolve_device, to_device, uses_conv
-from .threads import THREAD_FLOPS_THRESHOLD, ThreadChoice, apply_threads, available_cores, choose_threads, flops_per_step, idle_cores
+from .threads import (
+    THREAD_FLOPS_THRESHOLD,
+    ThreadChoice,
+    apply_threads,
+    available_cores,
+    choose_threads,
+    flops_per_step,
+    idle_cores,
+)
 
-__all__ = ["PRECISIONS", "THREAD_FLOPS_THRESHOLD", "ThreadChoice", "apply_threads", "autocast", "available_cores",
-           "choose_threads", "flops_per_step", "float32_outputs", "grad_scaler", "idle_cores", "resolve_device",
-           "to_device", "uses_conv"]
+__all__ = [
+    "PRECISIONS",
+    "THREAD_FLOPS_THRESHOLD",
+    "ThreadChoice",
+    "apply_threads",
+    "autocast",
+    "available_cores",
+    "choose_threads",
+    "flops_per_step",
+    "float32_outputs",
+    "grad_scaler",
+    "idle_cores",
+    "resolve_device",
+    "to_device",
+    "uses_conv",
+]

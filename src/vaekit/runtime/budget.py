@@ -42,6 +42,8 @@ def check_memory(name: str, value: int, bytes_per_unit: float, what: str, fixed:
     if need <= budget:
         return
     largest = max(0, int((budget - fixed) // bytes_per_unit))
-    raise ValueError(f"{name} {value} needs about {need / 2**30:,.1f} GiB of memory for {what}, more than half of the "
-                     f"{budget / MEMORY_FRACTION / 2**30:,.1f} GiB this machine has available; use at most {name} "
-                     f"{largest}" + (" (or score fewer features)" if largest < 1 else ""))
+    raise ValueError(
+        f"{name} {value} needs about {need / 2**30:,.1f} GiB of memory for {what}, more than half of the "
+        f"{budget / MEMORY_FRACTION / 2**30:,.1f} GiB this machine has available; use at most {name} "
+        f"{largest}" + (" (or score fewer features)" if largest < 1 else "")
+    )

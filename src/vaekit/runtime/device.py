@@ -3,7 +3,6 @@ layout that :class:`vaekit.options.RunOptions` names (the options themselves liv
 
 from __future__ import annotations
 
-
 import torch
 
 from . import distributed

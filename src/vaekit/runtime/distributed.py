@@ -18,8 +18,8 @@ the global batch, see :func:`shard`), one step equals a single-process step with
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -57,7 +57,7 @@ def _gather_rows(part: torch.Tensor, counts: list[int]) -> torch.Tensor:
     """Every rank's ``part`` (``counts[r]`` rows each, any trailing shape), concatenated in rank order."""
     widest = max(counts)
     padded = torch.zeros(widest, *part.shape[1:], dtype=part.dtype)
-    padded[:len(part)] = part
+    padded[: len(part)] = part
     return torch.cat([piece[:n] for piece, n in zip(all_gather(padded), counts)])
 
 
@@ -97,9 +97,11 @@ def map_blocks(fn: Callable, x, block_size: int, seed: int | None = None):
         for start in mine:
             if seed is not None:
                 torch.manual_seed(seed + start // block_size)
-            out = fn(x[start:start + block_size])
+            out = fn(x[start : start + block_size])
             as_numpy = as_numpy or isinstance(out, np.ndarray)
-            outputs.append(torch.as_tensor(np.asarray(out) if isinstance(out, np.ndarray) else out.detach().cpu()).double())
+            outputs.append(
+                torch.as_tensor(np.asarray(out) if isinstance(out, np.ndarray) else out.detach().cpu()).double()
+            )
     part = torch.cat(outputs) if outputs else None
     if world == 1:
         result = part if part is not None else torch.zeros(0, dtype=torch.float64)
@@ -110,7 +112,7 @@ def map_blocks(fn: Callable, x, block_size: int, seed: int | None = None):
         # every rank must send one shape: agree on the trailing shape of a rank that computed a block
         shape = torch.tensor([float(part is not None), len(tail), *tail, *([0] * 8)][:10], dtype=torch.int64)
         shape = next(s for s in all_gather(shape) if s[0] == 1)
-        tail = tuple(shape[2:2 + int(shape[1])].tolist())
+        tail = tuple(shape[2 : 2 + int(shape[1])].tolist())
         part = part if part is not None else torch.zeros(0, *tail, dtype=torch.float64)
         result = _gather_rows(part, per_rank)
     broadcast_flag = torch.tensor([float(as_numpy)])
@@ -237,11 +239,11 @@ def broadcast_text(text: str | None, src: int = 0) -> str:
         if len(raw) > MAX_TEXT_BYTES:
             raise ValueError(f"broadcast_text sends at most {MAX_TEXT_BYTES} bytes, got {len(raw)}")
         buffer[:8] = torch.tensor(list(len(raw).to_bytes(8, "little")), dtype=torch.uint8)
-        buffer[8:8 + len(raw)] = torch.tensor(list(raw), dtype=torch.uint8)
+        buffer[8 : 8 + len(raw)] = torch.tensor(list(raw), dtype=torch.uint8)
     buffer = buffer.to(_collective_device())
     dist.broadcast(buffer, src)
     data = bytes(buffer.cpu().tolist())
-    return data[8:8 + int.from_bytes(data[:8], "little")].decode()
+    return data[8 : 8 + int.from_bytes(data[:8], "little")].decode()
 
 
 def on_main(fn: Callable, *args, **kwargs):
@@ -264,8 +266,9 @@ def on_main(fn: Callable, *args, **kwargs):
     return result
 
 
-def shard(order: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1
-          ) -> Iterator[tuple[torch.Tensor, int]]:
+def shard(
+    order: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1
+) -> Iterator[tuple[torch.Tensor, int]]:
     """This rank's part of each global batch of an epoch.
 
     Args:
@@ -306,8 +309,9 @@ class ShardBatchSampler(torch.utils.data.Sampler):
     ``global_sizes`` then lists the global batch size of each step of that epoch.
     """
 
-    def __init__(self, num_examples: int, batch_size: int, generator: torch.Generator,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self, num_examples: int, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1
+    ):
         self.num_examples, self.batch_size = num_examples, batch_size
         self.generator, self.rank, self.world_size = generator, rank, world_size
         self.global_sizes: list[int] = []
@@ -323,4 +327,3 @@ class ShardBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(list(shard(torch.arange(self.num_examples), self.batch_size, self.rank, self.world_size)))
-

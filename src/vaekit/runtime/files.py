@@ -86,8 +86,10 @@ def read_json(path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid JSON ({e}); the file is corrupt") from None
     except RecursionError:
-        raise ValueError(f"{path} nests its JSON objects or lists too deeply (thousands of levels): it is not a file "
-                         "vaekit wrote; restore it from a copy (or write the run again)") from None
+        raise ValueError(
+            f"{path} nests its JSON objects or lists too deeply (thousands of levels): it is not a file "
+            "vaekit wrote; restore it from a copy (or write the run again)"
+        ) from None
 
 
 def read_json_lines(path) -> list[dict]:
@@ -111,8 +113,10 @@ def read_json_lines(path) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path} line {number} is not valid JSON ({e.msg}): the file is truncated or corrupt; "
-                             "re-run training with --resume to rewrite it") from None
+            raise ValueError(
+                f"{path} line {number} is not valid JSON ({e.msg}): the file is truncated or corrupt; "
+                "re-run training with --resume to rewrite it"
+            ) from None
     return rows
 
 
@@ -130,7 +134,7 @@ def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         tensors = load_bytes(raw)
         header_len = int.from_bytes(raw[:8], "little")
-        metadata = json.loads(raw[8:8 + header_len]).get("__metadata__", {}) or {}
+        metadata = json.loads(raw[8 : 8 + header_len]).get("__metadata__", {}) or {}
     except (SafetensorError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path} is not a valid safetensors file (truncated, corrupt or foreign): {e}") from None
     return tensors, metadata

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Sized
+from typing import Any
 
 _silenced = False
 
@@ -38,8 +39,17 @@ class Reporter:
         start: ``time.perf_counter()`` the shown seconds count from (default: now).
     """
 
-    def __init__(self, total: int | None, desc: str, unit: str = "step", stream=None, every: float = 10.0,
-                 initial: int = 0, enabled: bool = True, start: float | None = None):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        unit: str = "step",
+        stream=None,
+        every: float = 10.0,
+        initial: int = 0,
+        enabled: bool = True,
+        start: float | None = None,
+    ):
         self.total, self.desc, self.unit, self.every = total, desc, unit, every
         self.stream = stream or sys.stderr
         self.done = initial
@@ -59,8 +69,14 @@ class Reporter:
             if self.bar is None:
                 from tqdm.auto import tqdm
 
-                self.bar = tqdm(total=self.total, initial=self.done - n, desc=self.desc, unit=self.unit,
-                                dynamic_ncols=True, file=self.stream)
+                self.bar = tqdm(
+                    total=self.total,
+                    initial=self.done - n,
+                    desc=self.desc,
+                    unit=self.unit,
+                    dynamic_ncols=True,
+                    file=self.stream,
+                )
             self.bar.update(n)
             if shown:
                 self.bar.set_postfix(**shown)

@@ -99,8 +99,13 @@ class ThreadChoice:
         return {"threads": self.threads, "source": self.source, "flops_per_step": flops}
 
 
-def choose_threads(model: torch.nn.Module | None = None, batch_size: int = 64, threads: int | None = None,
-                   environ=None, load: float | None = None) -> ThreadChoice:
+def choose_threads(
+    model: torch.nn.Module | None = None,
+    batch_size: int = 64,
+    threads: int | None = None,
+    environ=None,
+    load: float | None = None,
+) -> ThreadChoice:
     """The intra-op thread count for ``model`` trained (or evaluated) ``batch_size`` examples at a time.
 
     Order (first that applies): ``threads`` (``--threads N`` / ``RunOptions(threads=N)``);
@@ -122,8 +127,12 @@ def choose_threads(model: torch.nn.Module | None = None, batch_size: int = 64, t
     return ThreadChoice(1 if flops < THREAD_FLOPS_THRESHOLD else idle_cores(load=load), "policy", flops)
 
 
-def apply_threads(model: torch.nn.Module | None = None, batch_size: int = 64, threads: int | None = None,
-                  device: torch.device | None = None) -> ThreadChoice:
+def apply_threads(
+    model: torch.nn.Module | None = None,
+    batch_size: int = 64,
+    threads: int | None = None,
+    device: torch.device | None = None,
+) -> ThreadChoice:
     """:func:`choose_threads` and ``torch.set_num_threads`` of the result (on a GPU only an explicit
     ``threads`` or OMP_NUM_THREADS is applied; the policy is for CPU work). Returns the choice."""
     choice = choose_threads(model, batch_size, threads)

@@ -36,8 +36,12 @@ def checkpoint_bytes(model, optimizer, state: dict, extra: dict[str, torch.Tenso
             else:
                 scalars.setdefault(str(index), {})[key] = value
     tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in extra.items()})
-    metadata = {"state": json.dumps(state), "param_groups": json.dumps(opt["param_groups"]),
-                "optim_scalars": json.dumps(scalars), "format_version": str(FORMAT_VERSION)}
+    metadata = {
+        "state": json.dumps(state),
+        "param_groups": json.dumps(opt["param_groups"]),
+        "optim_scalars": json.dumps(scalars),
+        "format_version": str(FORMAT_VERSION),
+    }
     return save_bytes(tensors, metadata=metadata)
 
 

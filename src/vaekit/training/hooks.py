@@ -11,9 +11,9 @@ once at the end.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 from ..runtime import distributed, files
 from ..runtime.progress import Reporter
@@ -92,11 +92,15 @@ class Progress:
         if not distributed.is_main():
             return
         if self.reporter is None:
-            self.reporter = Reporter(self.total, "train", "epoch", self.stream, self.every, initial=loop.epoch - 1,
-                                     start=self.start)
+            self.reporter = Reporter(
+                self.total, "train", "epoch", self.stream, self.every, initial=loop.epoch - 1, start=self.start
+            )
         m = loop.history[-1]
-        values = {"loss": m["train_loss"], "elbo": m["train_elbo"],
-                  **({"val_elbo": m["val_elbo"]} if "val_elbo" in m else {})}
+        values = {
+            "loss": m["train_loss"],
+            "elbo": m["train_elbo"],
+            **({"val_elbo": m["val_elbo"]} if "val_elbo" in m else {}),
+        }
         self.reporter.update(1, force=loop.stopped_early, **values)
 
     def close(self, loop) -> None:

@@ -12,19 +12,19 @@ import dataclasses
 import math
 import operator
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
 
+from .. import runtime
 from ..data.preprocess import binarize
-from .checkpoint import load_checkpoint
 from ..models import condition
 from ..objectives import ELBO, LossTerms, build_objective
-from .. import runtime
-from ..runtime import distributed
 from ..options import RunOptions
+from ..runtime import distributed
+from .checkpoint import load_checkpoint
 
 LOGGED = ("loss", "elbo", "reconstruction", "kl")
 
@@ -47,8 +47,15 @@ def capacity_at(train, step: int) -> float:
     return train.capacity_max * min(1.0, step / train.capacity_steps)
 
 
-def _batches(train, batch_size: int, generator: torch.Generator, labels: torch.Tensor | None = None,
-             conditional: bool = False, rank: int = 0, world_size: int = 1):
+def _batches(
+    train,
+    batch_size: int,
+    generator: torch.Generator,
+    labels: torch.Tensor | None = None,
+    conditional: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+):
     """``(x, c, global batch size)`` triples. A tensor (and its labels) is batched by slicing a
     shuffled index (this rank's shard of it, :func:`vaekit.distributed.shard`); a DataLoader's
     batches come as they are (c = the batch's second entry for a conditional model, else None)."""
@@ -67,19 +74,25 @@ def _batches(train, batch_size: int, generator: torch.Generator, labels: torch.T
             yield xb, (batch[1] if pair and conditional else None), sizes[i] if sizes else len(xb) * world_size
 
 
-def data_loader(dataset, batch_size: int, generator: torch.Generator, options: RunOptions,
-                device: torch.device) -> torch.utils.data.DataLoader:
+def data_loader(
+    dataset, batch_size: int, generator: torch.Generator, options: RunOptions, device: torch.device
+) -> torch.utils.data.DataLoader:
     """A DataLoader of a map-style ``dataset`` (e.g. images read from disk) that batches exactly as
     :func:`fit` batches a tensor: a permutation per epoch from ``generator``, this rank's shard of
     every global batch, ``options.num_workers`` worker processes, pinned memory on CUDA."""
-    sampler = distributed.ShardBatchSampler(len(dataset), batch_size, generator,
-                                            distributed.rank(), distributed.world_size())
-    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=options.num_workers,
-                                       pin_memory=device.type == "cuda",
-                                       persistent_workers=options.num_workers > 0,
-                                       # worker seeds from their own generator: the global RNG (the
-                                       # noise of the objective) advances as with a tensor
-                                       generator=torch.Generator().manual_seed(distributed.rank()))
+    sampler = distributed.ShardBatchSampler(
+        len(dataset), batch_size, generator, distributed.rank(), distributed.world_size()
+    )
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=options.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=options.num_workers > 0,
+        # worker seeds from their own generator: the global RNG (the
+        # noise of the objective) advances as with a tensor
+        generator=torch.Generator().manual_seed(distributed.rank()),
+    )
 
 
 def _rng_state(shuffle: torch.Generator) -> dict[str, torch.Tensor]:
@@ -156,8 +169,9 @@ def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
 
 
 @torch.no_grad()
-def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
-             labels: torch.Tensor | None = None, **schedule) -> dict[str, float]:
+def validate(
+    model, x: torch.Tensor, objective=None, batch_size: int = 1000, labels: torch.Tensor | None = None, **schedule
+) -> dict[str, float]:
     """Validation metrics of the objective being trained, averaged over examples (nats per example).
 
     ``loss``: the objective's loss (default :class:`~vaekit.objectives.ELBO`, i.e. −ELBO) with
@@ -180,13 +194,14 @@ def validate(model, x: torch.Tensor, objective=None, batch_size: int = 1000,
     part_labels = None if labels is None else labels.tensor_split(world)[rank]
     rows = [torch.zeros(len(LOGGED), dtype=torch.float64, device=device)]
     for start in range(0, len(part), batch_size):
-        c = None if part_labels is None else part_labels[start:start + batch_size]
-        view, xb = condition(model, c), part[start:start + batch_size].to(device)
+        c = None if part_labels is None else part_labels[start : start + batch_size]
+        view, xb = condition(model, c), part[start : start + batch_size].to(device)
         out = objective(view, xb, **schedule)
         data = elbo_pass(view, xb) if elbo_pass else out
         # float64 sums of float32 values, as on the host: one transfer at the end, not one per batch
-        rows.append(torch.stack([out.loss.double() * len(xb)] + [getattr(data, key).sum().double()
-                                                                  for key in LOGGED[1:]]))
+        rows.append(
+            torch.stack([out.loss.double() * len(xb)] + [getattr(data, key).sum().double() for key in LOGGED[1:]])
+        )
     sums = distributed.all_reduce_sum(torch.stack(rows).sum(0).cpu())
     if was_training:
         model.train()
@@ -270,8 +285,9 @@ def _check_finite(loop: TrainState, losses: torch.Tensor, epoch: int) -> None:
         return
     broken = [name for name, p in loop.model.named_parameters() if not torch.isfinite(p).all()]
     if broken:
-        raise TrainingDiverged(f"the weights {', '.join(broken[:3])} became NaN/Inf in epoch {epoch + 1} "
-                               f"(step {loop.step})")
+        raise TrainingDiverged(
+            f"the weights {', '.join(broken[:3])} became NaN/Inf in epoch {epoch + 1} (step {loop.step})"
+        )
 
 
 def as_examples(name: str, x, model):
@@ -290,27 +306,35 @@ def as_examples(name: str, x, model):
         return x
     if isinstance(x, np.ndarray):
         if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise TypeError(f"{name} must hold numbers, got a NumPy array of dtype {x.dtype}; convert it, e.g. "
-                            f"{name}.astype(np.float32)")
+            raise TypeError(
+                f"{name} must hold numbers, got a NumPy array of dtype {x.dtype}; convert it, e.g. "
+                f"{name}.astype(np.float32)"
+            )
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not torch.is_tensor(x):
-        raise TypeError(f"{name} must be a tensor or NumPy array of shape (N, *data_shape), a Dataset or a "
-                        f"DataLoader, got {type(x).__name__}")
+        raise TypeError(
+            f"{name} must be a tensor or NumPy array of shape (N, *data_shape), a Dataset or a "
+            f"DataLoader, got {type(x).__name__}"
+        )
     if x.is_complex():
         raise TypeError(f"{name} holds complex numbers ({x.dtype}); pass real values")
     if 0 in x.shape or x.dim() < 2:
-        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (N, *data_shape) with N >= 1 examples and "
-                         f"no axis of size 0" + (f", here (N, {', '.join(map(str, model.data_shape))})"
-                                                  if model.data_shape else ""))
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)}; expected (N, *data_shape) with N >= 1 examples and "
+            f"no axis of size 0" + (f", here (N, {', '.join(map(str, model.data_shape))})" if model.data_shape else "")
+        )
     if model.data_shape is not None and tuple(x.shape[1:]) != tuple(model.data_shape):
-        raise ValueError(f"{name} has examples of shape {tuple(x.shape[1:])} but the model was built for "
-                         f"{tuple(model.data_shape)}; pass {name} of shape (N, {', '.join(map(str, model.data_shape))})")
+        raise ValueError(
+            f"{name} has examples of shape {tuple(x.shape[1:])} but the model was built for "
+            f"{tuple(model.data_shape)}; pass {name} of shape (N, {', '.join(map(str, model.data_shape))})"
+        )
     dtype = next(model.parameters()).dtype
     if x.dtype != dtype:
         converted = x.to(dtype)
         if x.is_floating_point() and not torch.isfinite(converted).all() and torch.isfinite(x).all():
-            raise ValueError(f"{name} holds values beyond {dtype}'s range (|x| > {torch.finfo(dtype).max:.3g}); "
-                             "rescale them first")
+            raise ValueError(
+                f"{name} holds values beyond {dtype}'s range (|x| > {torch.finfo(dtype).max:.3g}); rescale them first"
+            )
         x = converted
     return x
 
@@ -330,16 +354,27 @@ def as_labels(name: str, labels, x):
     if isinstance(labels, np.ndarray):
         labels = torch.from_numpy(np.ascontiguousarray(labels))
     if not torch.is_tensor(labels) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"{name} must be integer class indices 0..K-1 (a tensor or array of ints), got "
-                        f"{getattr(labels, 'dtype', type(labels).__name__)}")
+        raise TypeError(
+            f"{name} must be integer class indices 0..K-1 (a tensor or array of ints), got "
+            f"{getattr(labels, 'dtype', type(labels).__name__)}"
+        )
     if torch.is_tensor(x) and labels.shape != (len(x),):
         raise ValueError(f"{name} has shape {tuple(labels.shape)}; expected one class index per example, ({len(x)},)")
     return labels.long()
 
 
-def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence = (),
-        resume_from: str | Path | None = None, labels: torch.Tensor | None = None,
-        val_labels: torch.Tensor | None = None, options: RunOptions | None = None, objective=None) -> list[dict]:
+def fit(
+    model,
+    train,
+    config,
+    val: torch.Tensor | None = None,
+    hooks: Sequence = (),
+    resume_from: str | Path | None = None,
+    labels: torch.Tensor | None = None,
+    val_labels: torch.Tensor | None = None,
+    options: RunOptions | None = None,
+    objective=None,
+) -> list[dict]:
     """Train ``model`` with its objective (:func:`vaekit.objectives.build_objective` of ``config``).
 
     Args:
@@ -398,8 +433,14 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, t)
-    loop = TrainState(model, optimizer, runtime.grad_scaler(device, options.precision),
-                      torch.Generator().manual_seed(t.seed), config, threads=threads)
+    loop = TrainState(
+        model,
+        optimizer,
+        runtime.grad_scaler(device, options.precision),
+        torch.Generator().manual_seed(t.seed),
+        config,
+        threads=threads,
+    )
     torch.manual_seed(t.seed + rank)  # ranks draw independent noise; rank 0 = one process
     dynamic = config.binarize == "dynamic"
     if torch.is_tensor(train):
@@ -424,8 +465,24 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     model.train()
     epochs = [] if loop.stopped_early else range(loop.epoch, t.epochs)
     try:
-        _epochs(loop, epochs, train, labels, val, val_labels, hooks, objective, call, amp, scaler, moved, dynamic,
-                channels_last, n_train, device)
+        _epochs(
+            loop,
+            epochs,
+            train,
+            labels,
+            val,
+            val_labels,
+            hooks,
+            objective,
+            call,
+            amp,
+            scaler,
+            moved,
+            dynamic,
+            channels_last,
+            n_train,
+            device,
+        )
     finally:  # a checkpoint still being written is on disk before fit returns or raises
         for hook in hooks:
             getattr(hook, "flush", lambda *_: None)(loop)
@@ -439,8 +496,24 @@ def fit(model, train, config, val: torch.Tensor | None = None, hooks: Sequence =
     return loop.history
 
 
-def _epochs(loop: TrainState, epochs, train, labels, val, val_labels, hooks, objective, call, amp, scaler, moved: bool,
-            dynamic: bool, channels_last: bool, n_train: int, device: torch.device) -> None:
+def _epochs(
+    loop: TrainState,
+    epochs,
+    train,
+    labels,
+    val,
+    val_labels,
+    hooks,
+    objective,
+    call,
+    amp,
+    scaler,
+    moved: bool,
+    dynamic: bool,
+    channels_last: bool,
+    n_train: int,
+    device: torch.device,
+) -> None:
     """The epochs of :func:`fit` (its prepared step, data and hooks)."""
     model, optimizer, t = loop.model, loop.optimizer, loop.config.train
     rank, world = distributed.rank(), distributed.world_size()
@@ -488,15 +561,23 @@ def _epochs(loop: TrainState, epochs, train, labels, val, val_labels, hooks, obj
         sizes = torch.tensor([len(row[0]) for row in terms], device=device, dtype=losses.dtype)
         sums = [(losses * sizes).sum()] + [torch.cat(column).sum() for column in zip(*terms)]
         warmup = schedule.pop("warmup")
-        metrics = {"epoch": epoch + 1, "step": loop.step, "beta": getattr(objective, "beta", 1.0) * warmup,
-                   **{f"train_{k}": v / seen
-                      for k, v in zip(LOGGED, distributed.all_reduce_sum(torch.stack(sums).float()).tolist())},
-                   **schedule}
+        metrics = {
+            "epoch": epoch + 1,
+            "step": loop.step,
+            "beta": getattr(objective, "beta", 1.0) * warmup,
+            **{
+                f"train_{k}": v / seen
+                for k, v in zip(LOGGED, distributed.all_reduce_sum(torch.stack(sums).float()).tolist())
+            },
+            **schedule,
+        }
         model.eval()  # once for validation and the metrics hooks (KL diagnostics)
         if val is not None and len(val):
             # the objective being trained, with its full weights (warm-up over) and the capacity reached
             final = {"capacity": capacity_at(t, loop.step)} if t.capacity_max > 0 else {}
-            metrics.update({f"val_{k}": v for k, v in validate(model, val, objective, labels=val_labels, **final).items()})
+            metrics.update(
+                {f"val_{k}": v for k, v in validate(model, val, objective, labels=val_labels, **final).items()}
+            )
             if metrics["val_loss"] < loop.best_loss:
                 loop.best_loss, loop.bad_epochs = metrics["val_loss"], 0
                 loop.best = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -111,7 +111,7 @@ class SWAG:
             raise ValueError(f"SWAG collects vectors of {self.dim} weights, got {theta.numel()}")
         n = self.num_collected
         self.mean = (n * self.mean + theta) / (n + 1)
-        self.sq_mean = (n * self.sq_mean + theta ** 2) / (n + 1)
+        self.sq_mean = (n * self.sq_mean + theta**2) / (n + 1)
         if self.max_rank:
             self.deviations.append(theta - self.mean)
         self.num_collected = n + 1
@@ -119,7 +119,7 @@ class SWAG:
     @property
     def variance(self) -> torch.Tensor:
         """Σ_diag = mean θ² − θ̄², clamped at 0: ``(dim,)`` float64."""
-        return (self.sq_mean - self.mean ** 2).clamp_min(0.0)
+        return (self.sq_mean - self.mean**2).clamp_min(0.0)
 
     def covariance(self) -> torch.Tensor:
         """The full covariance ½ (Σ_diag + D̂ D̂ᵀ / (K − 1)) as a ``(dim, dim)`` matrix (small dim only)."""
@@ -147,5 +147,6 @@ class SWAG:
             return self.mean + math.sqrt(scale) * self.variance.sqrt() * z1
         d = torch.stack(list(self.deviations), 1)
         z2 = torch.randn(k, generator=generator, dtype=torch.float64)
-        return self.mean + math.sqrt(scale) * (self.variance.sqrt() * z1 / math.sqrt(2.0)
-                                               + d @ z2 / math.sqrt(2.0 * (k - 1)))
+        return self.mean + math.sqrt(scale) * (
+            self.variance.sqrt() * z1 / math.sqrt(2.0) + d @ z2 / math.sqrt(2.0 * (k - 1))
+        )

@@ -35,21 +35,29 @@ from pathlib import Path
 
 from ... import io
 from .points import check_metric, run_point
-from .storage import (claimed_before, default_storage, hide_password, open_storage, retry_failed, scrub,
-                            storage_errors)
 from .spec import Point, SweepSpec, grid_arms
+from .storage import claimed_before, default_storage, hide_password, open_storage, retry_failed, scrub, storage_errors
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
 
 
 def _print(message: str) -> None:
     print(message, flush=True)  # workers write to a file under nohup: no block buffering
+
+
 SPEC_FILE = "sweep.json"
 
 
-def open_study(spec: SweepSpec, out_dir, storage_url: str | None = None, study_name: str | None = None,
-               heartbeat_interval: int = 10, grace_period: int = 60, direction: str = "maximize",
-               grid: bool = True):
+def open_study(
+    spec: SweepSpec,
+    out_dir,
+    storage_url: str | None = None,
+    study_name: str | None = None,
+    heartbeat_interval: int = 10,
+    grace_period: int = 60,
+    direction: str = "maximize",
+    grid: bool = True,
+):
     """Create or load the sweep's study; the creator enqueues every grid point.
 
     Returns:
@@ -80,8 +88,10 @@ def open_study(spec: SweepSpec, out_dir, storage_url: str | None = None, study_n
     else:
         _wait_for(lambda: study.user_attrs.get("enqueued"), f"study {name!r} to be set up by its creator")
         if study.user_attrs["spec"] != json.loads(json.dumps(spec.to_dict())):
-            raise ValueError(f"sweep study {name!r} in {hide_password(storage.url)} was started with other settings; "
-                             "use the same grid, seeds and evaluations, or another --study-name / --out")
+            raise ValueError(
+                f"sweep study {name!r} in {hide_password(storage.url)} was started with other settings; "
+                "use the same grid, seeds and evaluations, or another --study-name / --out"
+            )
     return study, storage
 
 
@@ -134,9 +144,18 @@ def _states(study):
     return [t.state.name for t in study.get_trials(deepcopy=False)]
 
 
-def work_grid(spec: SweepSpec, out_dir, storage_url: str | None, study_name: str | None, worker: str = "0",
-              heartbeat_interval: int = 10, grace_period: int = 60, metric: str | None = None, log=_print,
-              runner=run_point) -> int:
+def work_grid(
+    spec: SweepSpec,
+    out_dir,
+    storage_url: str | None,
+    study_name: str | None,
+    worker: str = "0",
+    heartbeat_interval: int = 10,
+    grace_period: int = 60,
+    metric: str | None = None,
+    log=_print,
+    runner=run_point,
+) -> int:
     """A worker: claim and run grid points until every point is finished; returns how many it ran.
 
     Waits (and fails stale trials) while other workers still run points, so a killed worker's
@@ -234,17 +253,33 @@ def build_sampler(name: str, seed: int = 0):
     """
     import optuna
 
-    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
-                "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler,
-                "gp": optuna.samplers.GPSampler}
+    samplers = {
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+        "qmc": optuna.samplers.QMCSampler,
+        "gp": optuna.samplers.GPSampler,
+    }
     if name not in samplers:
         raise ValueError(f"--search {name!r}: choose a sampler from {', '.join(SAMPLERS)}")
     return samplers[name](seed=seed)
 
 
-def work_search(spec: SweepSpec, space: dict, out_dir, storage_url, study_name, n_trials: int, sampler: str,
-                metric: str, direction: str = "maximize", worker: str = "0", heartbeat_interval: int = 10,
-                grace_period: int = 60, log=_print) -> None:
+def work_search(
+    spec: SweepSpec,
+    space: dict,
+    out_dir,
+    storage_url,
+    study_name,
+    n_trials: int,
+    sampler: str,
+    metric: str,
+    direction: str = "maximize",
+    worker: str = "0",
+    heartbeat_interval: int = 10,
+    grace_period: int = 60,
+    log=_print,
+) -> None:
     """A search worker: Optuna's ``optimize`` until the study holds ``n_trials`` finished trials.
 
     Each trial's settings are ``spec.base`` plus the sampled values; it runs every seed of
@@ -257,8 +292,9 @@ def work_search(spec: SweepSpec, space: dict, out_dir, storage_url, study_name, 
     import optuna
     from optuna.trial import TrialState
 
-    study, storage = open_study(spec, out_dir, storage_url, study_name, heartbeat_interval, grace_period,
-                                direction=direction, grid=False)
+    study, storage = open_study(
+        spec, out_dir, storage_url, study_name, heartbeat_interval, grace_period, direction=direction, grid=False
+    )
     study.sampler = build_sampler(sampler, seed=int(worker) if str(worker).isdigit() else 0)
 
     def objective(trial):
@@ -270,8 +306,10 @@ def work_search(spec: SweepSpec, space: dict, out_dir, storage_url, study_name, 
             log(f"[worker {worker}] trial {trial.number} {arm} seed {point.seed}: running")
             results[point.seed] = run_point(point, out_dir, spec.evaluate)
             if metric not in results[point.seed]:
-                raise ValueError(f"--metric {metric!r} is not a metric of the runs; available: "
-                                 f"{', '.join(sorted(results[point.seed]))}")
+                raise ValueError(
+                    f"--metric {metric!r} is not a metric of the runs; available: "
+                    f"{', '.join(sorted(results[point.seed]))}"
+                )
         trial.set_user_attr("arm", arm)
         trial.set_user_attr("metrics", {str(s): m for s, m in results.items()})
         return sum(m[metric] for m in results.values()) / len(results)
@@ -322,10 +360,21 @@ def _worker_main(kwargs: dict, spawned: bool = False) -> None:
         sys.exit(1)
 
 
-def run_sweep(spec: SweepSpec, out_dir, jobs: int = 1, storage: str | None = None, study_name: str | None = None,
-              heartbeat_interval: int = 10, grace_period: int = 60, metric: str | None = None,
-              search: str | None = None, space_items=(), n_trials: int = 20, direction: str = "maximize",
-              log=_print) -> dict:
+def run_sweep(
+    spec: SweepSpec,
+    out_dir,
+    jobs: int = 1,
+    storage: str | None = None,
+    study_name: str | None = None,
+    heartbeat_interval: int = 10,
+    grace_period: int = 60,
+    metric: str | None = None,
+    search: str | None = None,
+    space_items=(),
+    n_trials: int = 20,
+    direction: str = "maximize",
+    log=_print,
+) -> dict:
     """Run a sweep with ``jobs`` worker processes, then write its report (see :mod:`.results`).
 
     Points that failed in an earlier run of the sweep are run again (:func:`retry_failed`);
@@ -340,12 +389,38 @@ def run_sweep(spec: SweepSpec, out_dir, jobs: int = 1, storage: str | None = Non
         be opened or is damaged (no message shows the storage URL's password).
     """
     with storage_errors(storage):
-        return _run_sweep(spec, out_dir, jobs, storage, study_name, heartbeat_interval, grace_period, metric,
-                          search, space_items, n_trials, direction, log)
+        return _run_sweep(
+            spec,
+            out_dir,
+            jobs,
+            storage,
+            study_name,
+            heartbeat_interval,
+            grace_period,
+            metric,
+            search,
+            space_items,
+            n_trials,
+            direction,
+            log,
+        )
 
 
-def _run_sweep(spec, out_dir, jobs, storage, study_name, heartbeat_interval, grace_period, metric, search,
-               space_items, n_trials, direction, log) -> dict:
+def _run_sweep(
+    spec,
+    out_dir,
+    jobs,
+    storage,
+    study_name,
+    heartbeat_interval,
+    grace_period,
+    metric,
+    search,
+    space_items,
+    n_trials,
+    direction,
+    log,
+) -> dict:
     from ...custom_nets import code_trusted
     from .results import write_report
 
@@ -357,27 +432,40 @@ def _run_sweep(spec, out_dir, jobs, storage, study_name, heartbeat_interval, gra
         parse_search_space(space_items)
         build_sampler(search)
     if jobs > (cores := max_jobs()):
-        log(f"--jobs {jobs} is more than the {cores} CPU core(s) this process may use; running {cores} "
-            "worker(s), one point per core")
+        log(
+            f"--jobs {jobs} is more than the {cores} CPU core(s) this process may use; running {cores} "
+            "worker(s), one point per core"
+        )
         jobs = cores
-    study, _ = open_study(spec, out, storage, study_name, heartbeat_interval, grace_period, direction,
-                          grid=not search)
+    study, _ = open_study(spec, out, storage, study_name, heartbeat_interval, grace_period, direction, grid=not search)
     if not search:
         retry_failed(study, spec, log)
     io.write_json(out / SPEC_FILE, spec.to_dict())
-    common = dict(spec=spec.to_dict(), out_dir=str(out), storage_url=storage, study_name=study_name,
-                  heartbeat_interval=heartbeat_interval, grace_period=grace_period, trust_code=code_trusted())
+    common = dict(
+        spec=spec.to_dict(),
+        out_dir=str(out),
+        storage_url=storage,
+        study_name=study_name,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        trust_code=code_trusted(),
+    )
     if search:
-        common.update(mode="search", space_items=list(space_items), n_trials=n_trials, sampler=search,
-                      metric=metric, direction=direction)
+        common.update(
+            mode="search",
+            space_items=list(space_items),
+            n_trials=n_trials,
+            sampler=search,
+            metric=metric,
+            direction=direction,
+        )
     else:
         common.update(mode="grid", metric=metric)
     if jobs <= 1:
         _worker_main(dict(common, worker="0"))
     else:
         context = multiprocessing.get_context("spawn")
-        procs = [context.Process(target=_worker_main, args=(dict(common, worker=str(i)), True))
-                 for i in range(jobs)]
+        procs = [context.Process(target=_worker_main, args=(dict(common, worker=str(i)), True)) for i in range(jobs)]
         for p in procs:
             p.start()
         for p in procs:
@@ -388,8 +476,9 @@ def _run_sweep(spec, out_dir, jobs, storage, study_name, heartbeat_interval, gra
     return write_report(out, storage, study_name, metric=metric)
 
 
-def run_and_collect(spec: SweepSpec, out_dir, collect, jobs: int = 1, collect_only: bool = False,
-                    log=_print) -> tuple[dict, float | None]:
+def run_and_collect(
+    spec: SweepSpec, out_dir, collect, jobs: int = 1, collect_only: bool = False, log=_print
+) -> tuple[dict, float | None]:
     """A benchmark's sweep: run (or resume) it with ``jobs`` workers unless ``collect_only``, then
     ``collect(out_dir, spec)`` its finished points.
 
@@ -420,8 +509,10 @@ def grid_spec(grid_items, seeds, base_items=(), config_file=None, evaluate=None)
     base = dict(spec.base)
     for name, values in parse_assignments(base_items, "--set").items():
         if len(values) != 1:
-            raise ValueError(f"--set {name}: one value expected, got {values}; --set gives every arm one "
-                             f"value (several values make arms: --grid {name}=...)")
+            raise ValueError(
+                f"--set {name}: one value expected, got {values}; --set gives every arm one "
+                f"value (several values make arms: --grid {name}=...)"
+            )
         base[name] = values[0]
     arms = dict(spec.arms) if config_file else {}
     arms.update(grid_arms(parse_assignments(grid_items)))

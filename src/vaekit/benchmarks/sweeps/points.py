@@ -12,7 +12,6 @@ import json
 import math
 from pathlib import Path
 
-
 from ... import io
 from ...data.splits import load_dataset
 from ...evaluation.runs import disentanglement_report, seeded_subset
@@ -25,9 +24,19 @@ from .spec import Point, SweepSpec
 POINT_FILE = "sweep-point.json"
 
 
-def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 20, norm: str = "linf",
-                     labels=None, features=("mean",), max_test: int | None = None, max_train: int | None = None,
-                     seed: int = 0, attacks=("pgd",), smoothness: bool = False) -> dict:
+def probe_robustness(
+    run_dir,
+    epsilons=(0.0, 0.05, 0.1, 0.2),
+    num_steps: int = 20,
+    norm: str = "linf",
+    labels=None,
+    features=("mean",),
+    max_test: int | None = None,
+    max_train: int | None = None,
+    seed: int = 0,
+    attacks=("pgd",),
+    smoothness: bool = False,
+) -> dict:
     """Linear-probe accuracy of a run, clean and under attack, for each probe input in ``features``.
 
     The protocol of :func:`vaekit.evaluation.robustness.robustness` (Cemgil et al. 2020, sec. 6);
@@ -57,21 +66,38 @@ def probe_robustness(run_dir, epsilons=(0.0, 0.05, 0.1, 0.2), num_steps: int = 2
     names = probe_labels(test_set, labels)
     out = {"num_test_examples": len(test_set), "num_train_examples": len(train_set)}
     for i, feature in enumerate(features):
-        result = robustness(model, train_set.x, {n: train_set.labels[n] for n in names}, test_set.x,
-                            {n: test_set.labels[n] for n in names}, epsilons, num_steps, norm, tuple(attacks),
-                            seed=seed, features=feature)
+        result = robustness(
+            model,
+            train_set.x,
+            {n: train_set.labels[n] for n in names},
+            test_set.x,
+            {n: test_set.labels[n] for n in names},
+            epsilons,
+            num_steps,
+            norm,
+            tuple(attacks),
+            seed=seed,
+            features=feature,
+        )
         result.pop("_probes")
         out["probe" if i == 0 else f"probe_{feature}"] = result
     out["probe_features"] = list(features)
     radii = [e for e in epsilons if e > 0]
     if smoothness and radii:
-        out["smoothness"] = smoothness_of(model, test_set.x, {n: test_set.labels[n] for n in names}, radii,
-                                          num_steps, norm, seed=seed)
+        out["smoothness"] = smoothness_of(
+            model, test_set.x, {n: test_set.labels[n] for n in names}, radii, num_steps, norm, seed=seed
+        )
     return out
 
 
-def disentanglement(run_dir, metrics=None, seed: int = 0, num_train: int | None = None, num_eval: int | None = None,
-                    overrides: dict | None = None) -> dict:
+def disentanglement(
+    run_dir,
+    metrics=None,
+    seed: int = 0,
+    num_train: int | None = None,
+    num_eval: int | None = None,
+    overrides: dict | None = None,
+) -> dict:
     """Disentanglement metrics of a run on its dataset's test split of the factor grid, and the KL
     decomposition of its posterior: :func:`vaekit.evaluation.runs.disentanglement_report` of the run's model and data.
 
@@ -79,8 +105,9 @@ def disentanglement(run_dir, metrics=None, seed: int = 0, num_train: int | None 
         ValueError: the run was not trained on a dataset with ground-truth factors.
     """
     config = io.load_config(run_dir)
-    return disentanglement_report(io.load(run_dir), config, load_dataset(config, "test"), metrics, seed, num_train,
-                                  num_eval, overrides)
+    return disentanglement_report(
+        io.load(run_dir), config, load_dataset(config, "test"), metrics, seed, num_train, num_eval, overrides
+    )
 
 
 #: Evaluations a sweep can run on every point: name -> function(run_dir, **settings) -> JSON dict.
@@ -98,8 +125,14 @@ def finished_points(out_dir, sweep, evaluation: str) -> list[tuple]:
         if not (run_dir / POINT_FILE).is_file():
             continue
         history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-        done.append((point, io.read_json(run_dir / f"sweep-{evaluation}.json")["result"],
-                     io.read_json(run_dir / "summary.json"), sum(h.get("cpu_time", math.nan) for h in history)))
+        done.append(
+            (
+                point,
+                io.read_json(run_dir / f"sweep-{evaluation}.json")["result"],
+                io.read_json(run_dir / "summary.json"),
+                sum(h.get("cpu_time", math.nan) for h in history),
+            )
+        )
     return done
 
 
@@ -139,8 +172,10 @@ def train_point(point: Point, run_dir: Path) -> dict:
         wanted = json.loads(json.dumps(config.to_flat()))
         # "auto" settings are saved resolved (e.g. decoder_activation "auto" -> "sigmoid")
         if any(saved.get(k) != v and v != "auto" for k, v in wanted.items()):
-            raise ValueError(f"{run_dir} holds a run of other settings than sweep point {point.key!r}; "
-                             "move it away or use another --out")
+            raise ValueError(
+                f"{run_dir} holds a run of other settings than sweep point {point.key!r}; "
+                "move it away or use another --out"
+            )
         if (run_dir / "summary.json").is_file():
             return io.read_json(run_dir / "summary.json")
         if (run_dir / CHECKPOINT).is_file():
@@ -185,10 +220,14 @@ def check_metric(metric: str | None, spec: SweepSpec) -> None:
     known = [f"test.{k}" for k in UNITS if k != "kl_per_dim"] + list(POINT_METRICS)
     if metric in known or any(metric.startswith(f"{name}.") for name in spec.evaluate):
         return
-    under = f", or a name under {', '.join(f'{n}.' for n in spec.evaluate)}" if spec.evaluate else \
-        " (evaluations add more, e.g. --evaluate robustness: robustness.probe.<label>.pgd.<epsilon>)"
-    raise ValueError(f"--metric {metric!r} is not a metric of the sweep's runs; choose one of "
-                     f"{', '.join(known)}{under}")
+    under = (
+        f", or a name under {', '.join(f'{n}.' for n in spec.evaluate)}"
+        if spec.evaluate
+        else " (evaluations add more, e.g. --evaluate robustness: robustness.probe.<label>.pgd.<epsilon>)"
+    )
+    raise ValueError(
+        f"--metric {metric!r} is not a metric of the sweep's runs; choose one of {', '.join(known)}{under}"
+    )
 
 
 def run_point(point: Point, out_dir, evaluate: dict | None = None) -> dict:

@@ -14,7 +14,9 @@ from pathlib import Path
 from ... import io
 
 REPORT_JSON, REPORT_HTML, FIGURE = "sweep-report.json", "sweep-report.html", "sweep-per-seed.png"
-INTERVAL = "Student t 95 % interval for the mean over seeds: scipy.stats.t.interval(0.95, n-1, mean, s/sqrt(n)), s with ddof=1"
+INTERVAL = (
+    "Student t 95 % interval for the mean over seeds: scipy.stats.t.interval(0.95, n-1, mean, s/sqrt(n)), s with ddof=1"
+)
 
 
 def summarize(values) -> dict:
@@ -34,13 +36,27 @@ def summarize(values) -> dict:
         raise ValueError("summarize needs at least one value")
     n, mean = int(x.size), float(x.mean())
     if n < 2:
-        return {"n": n, "mean": mean, "std": math.nan, "sem": math.nan, "ci95_low": math.nan,
-                "ci95_high": math.nan, "values": x.tolist()}
+        return {
+            "n": n,
+            "mean": mean,
+            "std": math.nan,
+            "sem": math.nan,
+            "ci95_low": math.nan,
+            "ci95_high": math.nan,
+            "values": x.tolist(),
+        }
     std = float(x.std(ddof=1))
     sem = std / math.sqrt(n)
     low, high = stats.t.interval(0.95, n - 1, loc=mean, scale=sem) if sem > 0 else (mean, mean)
-    return {"n": n, "mean": mean, "std": std, "sem": sem, "ci95_low": float(low), "ci95_high": float(high),
-            "values": x.tolist()}
+    return {
+        "n": n,
+        "mean": mean,
+        "std": std,
+        "sem": sem,
+        "ci95_low": float(low),
+        "ci95_high": float(high),
+        "values": x.tolist(),
+    }
 
 
 def collect(storage_url: str, study_name: str) -> dict:
@@ -58,8 +74,10 @@ def collect(storage_url: str, study_name: str) -> dict:
     try:
         study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     except KeyError:
-        raise ValueError(f"no sweep study {study_name!r} in {hide_password(storage_url)}; run the sweep first, "
-                         "or pass its --study-name / --storage") from None
+        raise ValueError(
+            f"no sweep study {study_name!r} in {hide_password(storage_url)}; run the sweep first, "
+            "or pass its --study-name / --storage"
+        ) from None
     spec = SweepSpec(**study.user_attrs["spec"])
     arm_of = {p.key: (p.arm, p.seed) for p in spec.points()}
     arms, errors, states, finished, grid = {}, {}, {}, set(), False
@@ -79,8 +97,14 @@ def collect(storage_url: str, study_name: str) -> dict:
     order = list(spec.arms) + sorted(a for a in arms if a not in spec.arms)
     failures = [{"point": p, "error": e} for p, e in errors.items() if p not in finished]
     unfinished = [k for k in arm_of if k not in finished] if grid else []
-    return {"spec": spec.to_dict(), "arms": {a: arms[a] for a in order if a in arms}, "failures": failures,
-            "unfinished": unfinished, "states": states, "best": _best(study)}
+    return {
+        "spec": spec.to_dict(),
+        "arms": {a: arms[a] for a in order if a in arms},
+        "failures": failures,
+        "unfinished": unfinished,
+        "states": states,
+        "best": _best(study),
+    }
 
 
 def _best(study):
@@ -105,7 +129,9 @@ def default_figure_metrics(aggregated: dict, limit: int = 6) -> list[str]:
     probe accuracies), at most ``limit``."""
     keys = list(dict.fromkeys(k for stats in aggregated.values() for k in stats))
     preferred = [k for k in keys if k.endswith((".clean", ".pgd.0.1")) and ".probe." in f".{k}"]
-    preferred += [k for k in ("test.elbo", "test.log_likelihood", "test.active_units", "test.mse_per_pixel") if k in keys]
+    preferred += [
+        k for k in ("test.elbo", "test.log_likelihood", "test.active_units", "test.mse_per_pixel") if k in keys
+    ]
     return list(dict.fromkeys(preferred))[:limit] or keys[:limit]
 
 
@@ -129,8 +155,15 @@ def per_seed_figure(aggregated: dict, metrics: list[str], path, xlim=None) -> Pa
                 continue
             ax.scatter(s["values"], [i] * s["n"], s=18, color="tab:blue", alpha=0.7, zorder=3)
             if s["n"] > 1:
-                ax.errorbar(s["mean"], i, xerr=[[s["mean"] - s["ci95_low"]], [s["ci95_high"] - s["mean"]]],
-                            fmt="|", color="black", capsize=4, zorder=2)
+                ax.errorbar(
+                    s["mean"],
+                    i,
+                    xerr=[[s["mean"] - s["ci95_low"]], [s["ci95_high"] - s["mean"]]],
+                    fmt="|",
+                    color="black",
+                    capsize=4,
+                    zorder=2,
+                )
             else:
                 ax.plot([s["mean"]], [i], "|", color="black")
         ax.set_yticks(range(len(arms)), arms if ax in axes[:, 0] else [""] * len(arms), fontsize=8)
@@ -149,8 +182,13 @@ def per_seed_figure(aggregated: dict, metrics: list[str], path, xlim=None) -> Pa
     return path
 
 
-def write_report(out_dir, storage_url: str | None = None, study_name: str | None = None, metric: str | None = None,
-                 figure_metrics=None) -> dict:
+def write_report(
+    out_dir,
+    storage_url: str | None = None,
+    study_name: str | None = None,
+    metric: str | None = None,
+    figure_metrics=None,
+) -> dict:
     """Write ``sweep-report.json``, ``sweep-report.html`` and ``sweep-per-seed.png`` into ``out_dir``.
 
     Returns:
@@ -172,8 +210,14 @@ def write_report(out_dir, storage_url: str | None = None, study_name: str | None
     figure = per_seed_figure(aggregated, shown, out / FIGURE) if aggregated else None
     keys = list(dict.fromkeys(k for stats in aggregated.values() for k in stats))
     rows = [{"metric": k, "cells": [_cell(aggregated[a].get(k)) for a in aggregated]} for k in keys]
-    html = _render("sweep.html.j2", report=report, arms=list(aggregated), rows=rows,
-                   figure=image_uri(figure) if figure else None, shown=shown)
+    html = _render(
+        "sweep.html.j2",
+        report=report,
+        arms=list(aggregated),
+        rows=rows,
+        figure=image_uri(figure) if figure else None,
+        shown=shown,
+    )
     io.atomic_write(out / REPORT_HTML, html)
     return report
 

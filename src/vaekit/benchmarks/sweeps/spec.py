@@ -57,8 +57,10 @@ class SweepSpec:
         for arm, changes in [(None, self.base), *self.arms.items()]:
             if "seed" in changes:
                 where = "the base settings" if arm is None else f"sweep arm {arm!r}"
-                raise ValueError(f"{where} set 'seed', which the sweep sets itself for every point; "
-                                 f"list the seeds instead: --seeds {changes['seed']} (or \"seeds\" in the sweep file)")
+                raise ValueError(
+                    f"{where} set 'seed', which the sweep sets itself for every point; "
+                    f'list the seeds instead: --seeds {changes["seed"]} (or "seeds" in the sweep file)'
+                )
         points, keys = [], set()
         for seed in self.seeds:
             for arm, changes in self.arms.items():
@@ -112,8 +114,10 @@ def parse_assignments(items, what: str = "--grid") -> dict[str, list]:
         name, _, text = item.partition("=")
         name = name.strip().lstrip("-").replace("-", "_")
         if name == "seed":
-            raise ValueError(f"{what} {item!r}: seeds are not a setting of a sweep's arms; pass them as "
-                             f"--seeds {' '.join(text.replace(',', ' ').split()) or '0 1 2'}")
+            raise ValueError(
+                f"{what} {item!r}: seeds are not a setting of a sweep's arms; pass them as "
+                f"--seeds {' '.join(text.replace(',', ' ').split()) or '0 1 2'}"
+            )
         if name not in fields:
             raise ValueError(f"{what} {item!r}: {name!r} is not a setting; valid: {', '.join(sorted(fields))}")
         whole = text.lstrip().startswith(("[", "{"))
@@ -125,8 +129,17 @@ def parse_assignments(items, what: str = "--grid") -> dict[str, list]:
 
 def _same(a, b) -> bool:
     """Equal as settings: 1 and 1.0 are one value, True and 1 are not."""
-    return a == b and type(a) is type(b) or (isinstance(a, (int, float)) and isinstance(b, (int, float))
-                                             and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
+    return (
+        a == b
+        and type(a) is type(b)
+        or (
+            isinstance(a, (int, float))
+            and isinstance(b, (int, float))
+            and not isinstance(a, bool)
+            and not isinstance(b, bool)
+            and a == b
+        )
+    )
 
 
 def grid_arms(grid: dict[str, list]) -> dict[str, dict]:
@@ -136,8 +149,9 @@ def grid_arms(grid: dict[str, list]) -> dict[str, dict]:
     names = list(grid)
     arms = {}
     for values in itertools.product(*(grid[n] for n in names)):
-        arms[",".join(f"{n}={json.dumps(v) if not isinstance(v, str) else v}" for n, v in zip(names, values))] = \
-            dict(zip(names, values))
+        arms[",".join(f"{n}={json.dumps(v) if not isinstance(v, str) else v}" for n, v in zip(names, values))] = dict(
+            zip(names, values)
+        )
     return arms
 
 

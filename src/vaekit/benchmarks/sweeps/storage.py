@@ -97,12 +97,16 @@ def _damaged(url: str | None, error) -> str:
 
     path = Path(make_url(url).database or "") if url and url.startswith("sqlite") else None
     if path is None:
-        return (f"sweep storage {hide_password(url)} is damaged ({scrub(str(error), url)}); repair the database "
-                "or pass another --storage / --study-name")
+        return (
+            f"sweep storage {hide_password(url)} is damaged ({scrub(str(error), url)}); repair the database "
+            "or pass another --storage / --study-name"
+        )
     runs = path.parent / "runs"
-    return (f"{path} is not a readable sweep database ({error}: damaged or truncated); move it away "
-            f"(mv {path} {path}.broken) and run the same command again: the finished points in {runs} are "
-            "reused, not trained again")
+    return (
+        f"{path} is not a readable sweep database ({error}: damaged or truncated); move it away "
+        f"(mv {path} {path}.broken) and run the same command again: the finished points in {runs} are "
+        "reused, not trained again"
+    )
 
 
 def open_storage(url: str, heartbeat_interval: int = 10, grace_period: int = 60):
@@ -120,22 +124,35 @@ def open_storage(url: str, heartbeat_interval: int = 10, grace_period: int = 60)
         import optuna
         import sqlalchemy
     except ImportError:
-        raise ImportError("vaekit sweep keeps its trials in an Optuna study: pip install 'vaekit[sweep]' "
-                          "(optuna >= 5.0)") from None
+        raise ImportError(
+            "vaekit sweep keeps its trials in an Optuna study: pip install 'vaekit[sweep]' (optuna >= 5.0)"
+        ) from None
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     try:
         with storage_errors(url):
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
-                                                 grace_period=grace_period, heartbeat_stale_trial_callback=_requeue)
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=_requeue,
+            )
     except DamagedStorage:
         raise
-    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.OperationalError, ImportError, RuntimeError,
-            ValueError) as e:  # ValueError: e.g. a port that is not a number
+    except (
+        sqlalchemy.exc.ArgumentError,
+        sqlalchemy.exc.OperationalError,
+        ImportError,
+        RuntimeError,
+        ValueError,
+    ) as e:  # ValueError: e.g. a port that is not a number
         message = scrub(" ".join(str(e).split()), url)
-        raise ValueError(f"cannot open sweep storage {hide_password(url)!r}: {message}; pass --storage "
-                         "sqlite:///FILE.db or a database URL (postgresql://user:PASSWORD@host/db)") from None
+        raise ValueError(
+            f"cannot open sweep storage {hide_password(url)!r}: {message}; pass --storage "
+            "sqlite:///FILE.db or a database URL (postgresql://user:PASSWORD@host/db)"
+        ) from None
     if storage.engine.name == "sqlite":
         _serialise_sqlite(storage.engine)
     return storage

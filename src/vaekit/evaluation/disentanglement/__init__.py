@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .beta_vae import beta_vae_score
 from .common import grid_codes, grid_representation
@@ -36,15 +36,26 @@ METRICS: dict[str, Metric] = {
     "beta_vae": Metric(beta_vae_score, ("eval_accuracy",), "num_eval", "Higgins et al. 2017, sec. 3"),
     "factor_vae": Metric(factor_vae_score, ("eval_accuracy",), "num_eval", "Kim & Mnih 2018, sec. 4"),
     "mig": Metric(mig_score, ("mig",), None, "Chen et al. 2018, sec. 5"),
-    "dci": Metric(dci_score, ("disentanglement", "completeness", "informativeness_test"), "num_test",
-                  "Eastwood & Williams 2018, sec. 2"),
+    "dci": Metric(
+        dci_score,
+        ("disentanglement", "completeness", "informativeness_test"),
+        "num_test",
+        "Eastwood & Williams 2018, sec. 2",
+    ),
     "sap": Metric(sap_score, ("sap",), "num_test", "Kumar et al. 2018, sec. 3"),
 }
 
 
-def evaluate_disentanglement(model, dataset, metrics=tuple(METRICS), seed: int = 0, num_train: int | None = None,
-                             num_eval: int | None = None, overrides: dict[str, dict] | None = None,
-                             codes=None) -> dict:
+def evaluate_disentanglement(
+    model,
+    dataset,
+    metrics=tuple(METRICS),
+    seed: int = 0,
+    num_train: int | None = None,
+    num_eval: int | None = None,
+    overrides: dict[str, dict] | None = None,
+    codes=None,
+) -> dict:
     """Run ``metrics`` on ``model``'s encoder means over ``dataset``'s factor grid.
 
     Args:
@@ -76,15 +87,33 @@ def evaluate_disentanglement(model, dataset, metrics=tuple(METRICS), seed: int =
             kwargs[metric.eval_arg] = num_eval
         kwargs.update((overrides or {}).get(name, {}))
         start = time.perf_counter()
-        results[name] = {**metric.score(dataset, representation, **kwargs), "arguments": kwargs,
-                         "time_s": time.perf_counter() - start, "source": metric.source}
+        results[name] = {
+            **metric.score(dataset, representation, **kwargs),
+            "arguments": kwargs,
+            "time_s": time.perf_counter() - start,
+            "source": metric.source,
+        }
     return results
 
 
 def headline(results: dict) -> dict[str, float]:
     """The headline numbers of :func:`evaluate_disentanglement` results: "metric.key" -> value."""
-    return {f"{name}.{key}": results[name][key] for name in results if name in METRICS for key in METRICS[name].headline}
+    return {
+        f"{name}.{key}": results[name][key] for name in results if name in METRICS for key in METRICS[name].headline
+    }
 
 
-__all__ = ["METRICS", "Metric", "beta_vae_score", "dci_from_importance", "dci_score", "evaluate_disentanglement",
-           "factor_vae_score", "grid_codes", "grid_representation", "headline", "mig_score", "sap_score"]
+__all__ = [
+    "METRICS",
+    "Metric",
+    "beta_vae_score",
+    "dci_from_importance",
+    "dci_score",
+    "evaluate_disentanglement",
+    "factor_vae_score",
+    "grid_codes",
+    "grid_representation",
+    "headline",
+    "mig_score",
+    "sap_score",
+]

@@ -39,8 +39,10 @@ def _flat(images) -> np.ndarray:
 
 def _grid_images(dataset) -> np.ndarray:
     if getattr(dataset, "grid_images", None) is None:
-        raise ValueError(f"the disentanglement baselines need a dataset with a factor grid (dsprites, "
-                         f"dsprites-synthetic); got {getattr(dataset, 'name', type(dataset).__name__)!r}")
+        raise ValueError(
+            f"the disentanglement baselines need a dataset with a factor grid (dsprites, "
+            f"dsprites-synthetic); got {getattr(dataset, 'name', type(dataset).__name__)!r}"
+        )
     return _flat(dataset.grid_images)
 
 
@@ -74,8 +76,9 @@ def ica(dataset, train_x, latent_dim: int, seed: int, model_config=None) -> np.n
     """The ``latent_dim`` independent components (FastICA, Hyvärinen & Oja 2000) of ``train_x``, applied to the grid."""
     from sklearn.decomposition import FastICA
 
-    return _fit_transform(FastICA(latent_dim, whiten="unit-variance", random_state=seed, max_iter=1000),
-                          dataset, train_x)
+    return _fit_transform(
+        FastICA(latent_dim, whiten="unit-variance", random_state=seed, max_iter=1000), dataset, train_x
+    )
 
 
 def untrained_vae(dataset, train_x, latent_dim: int, seed: int, model_config=None) -> np.ndarray:
@@ -85,7 +88,9 @@ def untrained_vae(dataset, train_x, latent_dim: int, seed: int, model_config=Non
     if model_config is None:
         raise ValueError("the untrained-vae baseline needs the model's ModelConfig (model_config=...)")
     if model_config.latent_dim != latent_dim:
-        raise ValueError(f"model_config.latent_dim is {model_config.latent_dim}, the baselines' latent_dim {latent_dim}")
+        raise ValueError(
+            f"model_config.latent_dim is {model_config.latent_dim}, the baselines' latent_dim {latent_dim}"
+        )
     model = build_model(model_config, tuple(dataset.x.shape[1:]), True, seed=seed)
     return grid_codes(model, dataset)
 
@@ -102,15 +107,29 @@ class Baseline:
 #: name -> Baseline (the rows the disentanglement benchmark puts under the trained models).
 BASELINES: dict[str, Baseline] = {
     "raw-pixels": Baseline(raw_pixels, False, "the flattened image (Higgins et al. 2017, fig. 6)"),
-    "pca": Baseline(pca, False, "PCA, latent_dim components fitted on the training images' pixels that vary (scikit-learn, full SVD)"),
-    "ica": Baseline(ica, True, "FastICA, latent_dim components fitted on the training images' pixels that vary (scikit-learn)"),
+    "pca": Baseline(
+        pca,
+        False,
+        "PCA, latent_dim components fitted on the training images' pixels that vary (scikit-learn, full SVD)",
+    ),
+    "ica": Baseline(
+        ica, True, "FastICA, latent_dim components fitted on the training images' pixels that vary (scikit-learn)"
+    ),
     "untrained-vae": Baseline(untrained_vae, True, "the benchmark's VAE encoder at its initialisation, no training"),
 }
 
 #: Higgins et al. 2017, fig. 6 (the table of BetaVAE-metric accuracies on dSprites, 64×64, full
 #: grid; quoted by the project's seed 003): representation -> accuracy in [0, 1].
-PUBLISHED_BETA_VAE_SCORE = {"raw-pixels": 0.4575, "pca": 0.849, "ica": 0.4203, "dc-ign": 0.993, "infogan": 0.735,
-                            "untrained-vae": 0.4414, "vae": 0.6158, "beta-vae": 0.9923}
+PUBLISHED_BETA_VAE_SCORE = {
+    "raw-pixels": 0.4575,
+    "pca": 0.849,
+    "ica": 0.4203,
+    "dc-ign": 0.993,
+    "infogan": 0.735,
+    "untrained-vae": 0.4414,
+    "vae": 0.6158,
+    "beta-vae": 0.9923,
+}
 
 
 def baseline_codes(name: str, dataset, train_x, latent_dim: int, seed: int = 0, model_config=None) -> np.ndarray:

@@ -21,13 +21,23 @@ from .common import CHUNK, Representation, batch_codes, check_points, varying_fa
 
 def _features(dataset, representation, n, batch_size, rng):
     (first, second), k = varying_factors(dataset, n, batch_size, rng, fixed_rows="pairs")
-    features = [np.abs(batch_codes(representation, first[i:i + CHUNK]) - batch_codes(representation, second[i:i + CHUNK]))
-                .mean(axis=1) for i in range(0, n, CHUNK)]
+    features = [
+        np.abs(
+            batch_codes(representation, first[i : i + CHUNK]) - batch_codes(representation, second[i : i + CHUNK])
+        ).mean(axis=1)
+        for i in range(0, n, CHUNK)
+    ]
     return np.concatenate(features), k
 
 
-def beta_vae_score(dataset, representation: Representation, seed: int = 0, num_train: int = 10_000,
-                   num_eval: int = 5_000, batch_size: int = 64) -> dict:
+def beta_vae_score(
+    dataset,
+    representation: Representation,
+    seed: int = 0,
+    num_train: int = 10_000,
+    num_eval: int = 5_000,
+    batch_size: int = 64,
+) -> dict:
     """BetaVAE score of ``representation`` on ``dataset``.
 
     Args:
@@ -48,5 +58,7 @@ def beta_vae_score(dataset, representation: Representation, seed: int = 0, num_t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         classifier.fit(x_train, y_train)
-    return {"train_accuracy": float(classifier.score(x_train, y_train)),
-            "eval_accuracy": float(classifier.score(x_eval, y_eval))}
+    return {
+        "train_accuracy": float(classifier.score(x_train, y_train)),
+        "eval_accuracy": float(classifier.score(x_eval, y_eval)),
+    }

@@ -9,7 +9,7 @@ tests the factors themselves. A *dataset* is anything with ``factor_sizes`` and
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -35,15 +35,23 @@ def grid_codes(model, dataset, batch_size: int = 1024) -> np.ndarray:
         ValueError: a dataset without ground-truth factors.
     """
     if not hasattr(dataset, "observations_from_factors"):
-        raise ValueError(f"the disentanglement metrics need a dataset with ground-truth factors "
-                         f"(dsprites, dsprites-synthetic); got {getattr(dataset, 'name', type(dataset).__name__)!r}")
+        raise ValueError(
+            f"the disentanglement metrics need a dataset with ground-truth factors "
+            f"(dsprites, dsprites-synthetic); got {getattr(dataset, 'name', type(dataset).__name__)!r}"
+        )
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     cells = grid_classes(dataset.factor_sizes)
-    table = np.concatenate([
-        model.transform(dataset.observations_from_factors(cells[start:start + batch_size]).to(device)).double().cpu().numpy()
-        for start in range(0, len(cells), batch_size)])
+    table = np.concatenate(
+        [
+            model.transform(dataset.observations_from_factors(cells[start : start + batch_size]).to(device))
+            .double()
+            .cpu()
+            .numpy()
+            for start in range(0, len(cells), batch_size)
+        ]
+    )
     model.train(was_training)
     return table
 
@@ -111,8 +119,9 @@ def batch_codes(representation: Representation, factors: np.ndarray) -> np.ndarr
     return np.asarray(representation(factors.reshape(-1, k)), dtype=np.float64).reshape(n, batch, -1)
 
 
-def varying_factor_batches(dataset, representation: Representation, n: int, batch_size: int,
-                           rng: np.random.Generator, fixed_rows: str):
+def varying_factor_batches(
+    dataset, representation: Representation, n: int, batch_size: int, rng: np.random.Generator, fixed_rows: str
+):
     """:func:`varying_factors` with their codes: (codes ``(n, batch_size, D)`` or a pair of them, k ``(n,)``).
     All ``n`` batches are held at once; the metrics use :func:`varying_factors` and :data:`CHUNK`."""
     factors, k = varying_factors(dataset, n, batch_size, rng, fixed_rows)

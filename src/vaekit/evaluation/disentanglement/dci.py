@@ -34,8 +34,9 @@ def dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
     return float(per_code @ code_weight), float(per_factor @ factor_weight)
 
 
-def dci_score(dataset, representation: Representation, seed: int = 0, num_train: int = 10_000,
-              num_test: int = 5_000) -> dict:
+def dci_score(
+    dataset, representation: Representation, seed: int = 0, num_train: int = 10_000, num_test: int = 5_000
+) -> dict:
     """DCI scores of ``representation`` on ``dataset``.
 
     Returns:
@@ -54,6 +55,10 @@ def dci_score(dataset, representation: Representation, seed: int = 0, num_train:
         train_accuracy.append(model.score(x_train, y_train[:, k]))
         test_accuracy.append(model.score(x_test, y_test[:, k]))
     disentanglement, completeness = dci_from_importance(importance)
-    return {"disentanglement": disentanglement, "completeness": completeness,
-            "informativeness_train": float(np.mean(train_accuracy)),
-            "informativeness_test": float(np.mean(test_accuracy)), "importance": importance.tolist()}
+    return {
+        "disentanglement": disentanglement,
+        "completeness": completeness,
+        "informativeness_train": float(np.mean(train_accuracy)),
+        "informativeness_test": float(np.mean(test_accuracy)),
+        "importance": importance.tolist(),
+    }

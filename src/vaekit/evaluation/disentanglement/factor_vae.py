@@ -18,17 +18,31 @@ from .common import CHUNK, Representation, batch_codes, check_points, sample_cod
 
 def _votes(dataset, representation, n, batch_size, rng, scale, active):
     factors, k = varying_factors(dataset, n, batch_size, rng, fixed_rows="batch")
-    ratio = np.concatenate([batch_codes(representation, factors[i:i + CHUNK])[:, :, active].var(axis=1, ddof=1)
-                            for i in range(0, n, CHUNK)]) / scale[active] ** 2
+    ratio = (
+        np.concatenate(
+            [
+                batch_codes(representation, factors[i : i + CHUNK])[:, :, active].var(axis=1, ddof=1)
+                for i in range(0, n, CHUNK)
+            ]
+        )
+        / scale[active] ** 2
+    )
     dims = np.flatnonzero(active)[ratio.argmin(axis=1)]
     votes = np.zeros((len(dataset.factor_sizes), len(active)), dtype=np.int64)
     np.add.at(votes, (k, dims), 1)
     return votes
 
 
-def factor_vae_score(dataset, representation: Representation, seed: int = 0, num_train: int = 10_000,
-                     num_eval: int = 5_000, batch_size: int = 64, num_variance_estimate: int = 10_000,
-                     prune_threshold: float = 0.05) -> dict:
+def factor_vae_score(
+    dataset,
+    representation: Representation,
+    seed: int = 0,
+    num_train: int = 10_000,
+    num_eval: int = 5_000,
+    batch_size: int = 64,
+    num_variance_estimate: int = 10_000,
+    prune_threshold: float = 0.05,
+) -> dict:
     """FactorVAE score of ``representation`` on ``dataset`` (arguments as in the BetaVAE score).
 
     Returns:
@@ -36,8 +50,9 @@ def factor_vae_score(dataset, representation: Representation, seed: int = 0, num
         ``votes``: the training votes ``(K, D)`` as lists. With no active dimension every
         accuracy is 0 (as in the reference).
     """
-    check_points(num_train=num_train, num_eval=num_eval, batch_size=batch_size,
-                 num_variance_estimate=num_variance_estimate)
+    check_points(
+        num_train=num_train, num_eval=num_eval, batch_size=batch_size, num_variance_estimate=num_variance_estimate
+    )
     rng = np.random.default_rng(seed)
     codes, _ = sample_codes(dataset, representation, num_variance_estimate, rng)
     scale = codes.std(axis=0, ddof=1)
@@ -47,6 +62,9 @@ def factor_vae_score(dataset, representation: Representation, seed: int = 0, num
     train = _votes(dataset, representation, num_train, batch_size, rng, scale, active)
     evaluation = _votes(dataset, representation, num_eval, batch_size, rng, scale, active)
     classifier = train.argmax(axis=0)  # factor predicted for each code dimension
-    return {"train_accuracy": float(train.max(axis=0).sum() / train.sum()),
-            "eval_accuracy": float(evaluation[classifier, np.arange(len(active))].sum() / evaluation.sum()),
-            "num_active_dims": int(active.sum()), "votes": train.tolist()}
+    return {
+        "train_accuracy": float(train.max(axis=0).sum() / train.sum()),
+        "eval_accuracy": float(evaluation[classifier, np.arange(len(active))].sum() / evaluation.sum()),
+        "num_active_dims": int(active.sum()),
+        "votes": train.tolist(),
+    }

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (Representation, check_points, factor_entropy, histogram_discretize, mutual_information,
-                     sample_codes)
+from .common import Representation, check_points, factor_entropy, histogram_discretize, mutual_information, sample_codes
 
 
-def mig_score(dataset, representation: Representation, seed: int = 0, num_train: int = 10_000,
-              num_bins: int = 20) -> dict:
+def mig_score(
+    dataset, representation: Representation, seed: int = 0, num_train: int = 10_000, num_bins: int = 20
+) -> dict:
     """MIG of ``representation`` on ``dataset``.
 
     Returns:

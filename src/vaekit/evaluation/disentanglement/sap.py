@@ -20,8 +20,9 @@ from sklearn.svm import LinearSVC
 from .common import Representation, check_points, sample_codes
 
 
-def sap_score(dataset, representation: Representation, seed: int = 0, num_train: int = 10_000,
-              num_test: int = 5_000) -> dict:
+def sap_score(
+    dataset, representation: Representation, seed: int = 0, num_train: int = 10_000, num_test: int = 5_000
+) -> dict:
     """SAP score of ``representation`` on ``dataset``.
 
     Returns:
@@ -42,7 +43,7 @@ def sap_score(dataset, representation: Representation, seed: int = 0, num_train:
         for d in range(x_train.shape[1]):
             for k in range(y_train.shape[1]):
                 svm = LinearSVC(C=0.01, class_weight="balanced", random_state=seed)
-                svm.fit(x_train[:, d:d + 1], y_train[:, k])
-                matrix[d, k] = np.mean(svm.predict(x_test[:, d:d + 1]) == y_test[:, k])
+                svm.fit(x_train[:, d : d + 1], y_train[:, k])
+                matrix[d, k] = np.mean(svm.predict(x_test[:, d : d + 1]) == y_test[:, k])
     top = np.sort(matrix, axis=0)
     return {"sap": float(np.mean(top[-1] - top[-2])), "score_matrix": matrix.tolist()}
