@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from .runtime.files import read_json, write_json
 
@@ -58,7 +59,7 @@ def record_data(run_dir, config, standardized: bool) -> None:
     target = Path(run_dir) / DATA_RECORD
     if target.exists():
         return
-    record = {"standardized": bool(standardized)}
+    record: dict[str, Any] = {"standardized": bool(standardized)}
     if config.data.name == "array" and path and Path(path).is_file():
         from .data.array import column_names
 

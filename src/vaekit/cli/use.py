@@ -85,7 +85,7 @@ def sample(args: SampleArgs) -> None:
             title="one row per class, the same z in each column",
         )
         return
-    name = args.sampler or getattr(model, "default_sampler", "prior")
+    name = str(args.sampler or getattr(model, "default_sampler", "prior"))
     if name == "prior":
         x = condition(model, args.label).sample(args.n, args.temperature, generator=generator)
     else:

@@ -44,6 +44,8 @@ class AE(nn.Module):
             (None for a model built from custom modules).
     """
 
+    prior_loc: torch.Tensor
+    prior_scale: torch.Tensor
     stochastic = False
     conditional = False
 

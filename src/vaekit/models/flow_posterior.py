@@ -218,7 +218,7 @@ class FlowVAE(VAE):
         self.num_flows, self.iaf_hidden = num_flows, iaf_hidden
         d = self.latent_dim
         if self.flow == "iaf":
-            steps = [IAF(d, 2 * d, iaf_hidden, reverse=k % 2 == 1) for k in range(num_flows)]
+            steps: list[nn.Module] = [IAF(d, 2 * d, iaf_hidden, reverse=k % 2 == 1) for k in range(num_flows)]
         else:
             steps = [FLOWS[self.flow](d, 2 * d) for _ in range(num_flows)]
         self.flows = nn.ModuleList(steps)

@@ -229,7 +229,8 @@ class LadderVAE(VAE):
         out = self._encoder_output(x)
         if not (isinstance(out, (tuple, list)) and len(out) == 4):
             raise ValueError("a Ladder VAE encoder must return (loc1, scale1, loc2, scale2)")
-        return LadderPosterior(*out, self.top_down)
+        loc1, scale1, loc2, scale2 = out
+        return LadderPosterior(loc1, scale1, loc2, scale2, self.top_down)
 
     def prior(self) -> Distribution:
         """p(z2) p(z1|z2): a :class:`LadderPrior` with event ``(latent_dim,)``."""

@@ -60,8 +60,8 @@ class MSSSIMScore(Distribution):
         m = self._mean
         lead = torch.broadcast_shapes(m.shape[:-3], x.shape[:-3])
         m, x = m.expand(*lead, *m.shape[-3:]), x.expand(*lead, *x.shape[-3:])
-        betas = torch.tensor(BETAS[: self.levels])
-        betas = tuple((betas / betas.sum()).tolist())
+        weights = torch.tensor(BETAS[: self.levels])
+        betas = tuple((weights / weights.sum()).tolist())
         sigma = 1.5 if self.kernel_size == 11 else (self.kernel_size - 1) / 7
         score = ms_ssim(
             m.reshape(-1, *m.shape[-3:]),
@@ -108,7 +108,7 @@ class MSSSIMVAE(VAE):
         reason = self.refuses(data_shape, "learned" if any(True for _ in likelihood.parameters()) else 1.0)
         if reason:
             raise ValueError(reason)
-        self.levels, self.kernel_size = scales_for(*self.data_shape[1:])
+        self.levels, self.kernel_size = scales_for(*tuple(data_shape)[1:])
         if reconstruction_weight is not None and (
             isinstance(reconstruction_weight, bool)
             or not isinstance(reconstruction_weight, (int, float))
@@ -134,5 +134,5 @@ class MSSSIMVAE(VAE):
     def decode(self, z: torch.Tensor) -> Distribution:
         """The MS-SSIM score around the head's mean, batch ``z.shape[:-1]``, event ``data_shape``."""
         mean = super().decode(z).mean
-        weight = self.reconstruction_weight or float(torch.Size(self.data_shape).numel())
+        weight = self.reconstruction_weight or float(torch.Size(self.data_shape or ()).numel())
         return MSSSIMScore(mean, weight, self.levels, self.kernel_size)

@@ -27,7 +27,7 @@ class VAE(AE):
         """
         return self._posterior(self._encoder_output(x))
 
-    def _posterior(self, out) -> Distribution:
+    def _posterior(self, out) -> DiagonalNormal:
         """Check an encoder's ``(loc, scale)`` output and wrap it as a diagonal Gaussian."""
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise ValueError("a VAE encoder must return (loc, scale), each (batch, latent_dim)")

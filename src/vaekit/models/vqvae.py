@@ -17,6 +17,8 @@ from .ae import AE
 class MaskedConv1d(nn.Conv1d):
     """A causal 1-D convolution: output i sees inputs < i (mask "A") or <= i (mask "B")."""
 
+    mask: torch.Tensor
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, include_centre: bool):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         mask = torch.ones_like(self.weight)
@@ -58,7 +60,7 @@ class CodeSequence(Distribution):
 
     def __init__(self, model: VQVAE):
         self.model = model
-        super().__init__(event_shape=(model.latent_dim,), validate_args=False)
+        super().__init__(event_shape=torch.Size((model.latent_dim,)), validate_args=False)
 
     @torch.no_grad()
     def sample(self, sample_shape=()) -> torch.Tensor:
@@ -89,6 +91,10 @@ class VQVAE(AE):
     Raises:
         ValueError: K < 2, D_e not dividing latent_dim, β < 0 or γ outside (0, 1).
     """
+
+    codebook: torch.Tensor
+    cluster_size: torch.Tensor
+    embed_sum: torch.Tensor
 
     def __init__(
         self,

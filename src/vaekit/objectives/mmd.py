@@ -6,6 +6,8 @@ Variational Autoencoders", AAAI, sec. 3, eq. 6 with the MMD divergence of sec. 3
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 
 import torch
 
@@ -51,7 +53,7 @@ def kernel_matrix(
         raise ValueError(f"scales must be positive numbers, got {scales!r}")
     d2 = squared_distances(a, b)
     base = 2.0 * a.shape[-1] * prior_variance
-    return sum(KERNELS[kernel](d2, base * s) for s in scales)
+    return functools.reduce(operator.add, (KERNELS[kernel](d2, base * s) for s in scales))
 
 
 def mmd_unbiased(
