@@ -346,7 +346,7 @@ def test_score_warns_in_one_line_when_the_calibration_rows_cannot_reach_fpr(tabu
     "content, match",
     [
         ("f0,f1,f2,f3,f4\n1,2,3,4,5\n1,2,nan,4,5\n1,2,3,4,inf\n", "rows 1, 2"),
-        ("f0,f1,f2\n1,2,3\n", "has 3 features per row but the model was trained on 5"),
+        ("f0,f1,f2\n1,2,3\n", r"missing column\(s\) 'f3', 'f4'"),
         ("f0,f1,f2,f3,f4\n1,2,3,4,5\n1,x,3,4,5\n", "column 'f1', row 1 .* holds 'x'"),
         ("", "is empty"),
     ],
@@ -452,6 +452,9 @@ def test_score_threshold_without_training_data(tabular_run, tmp_path, capsys):
     record = json.loads((moved / "config.json").read_text())
     record["config"]["data"]["path"] = str(tmp_path / "gone.csv")
     (moved / "config.json").write_text(json.dumps(record))
+    data_record = json.loads((moved / "data.json").read_text())  # the recorded file is gone too
+    data_record["path"] = str(tmp_path / "gone.csv")
+    (moved / "data.json").write_text(json.dumps(data_record))
     write_csv(tmp_path / "new.csv", x[:8])
     capsys.readouterr()
     assert main(["score", str(moved), "--input", str(tmp_path / "new.csv"), "--no-progress"]) == 1
