@@ -286,7 +286,7 @@ def test_cli_new_score_options(tmp_path, capsys):
         ["--score", "ensemble_disagreement", "--posterior", "swag", "--num-posterior-samples", "2"],
     ):
         capsys.readouterr()
-        assert main(base + extra + ["--output", str(tmp_path / "s.csv")]) == 0, extra
+        assert main(base + extra + ["--output", str(tmp_path / "s.csv"), "--overwrite"]) == 0, extra
         assert f"scored 40 rows with {extra[1]}" in capsys.readouterr().out
         lines = (tmp_path / "s.csv").read_text().splitlines()
         assert len(lines) == 41
