@@ -24,7 +24,7 @@ LAYERS = [
     ["data"],
     ["distributions", "custom_nets", "nets", "attacks", "models", "objectives"],
     ["training"],
-    ["io", "runcheck"],
+    ["io"],
     ["evaluation", "detectors", "run"],
     ["reporting"],
     ["benchmarks"],

@@ -51,7 +51,7 @@ def test_the_discriminator_estimates_the_total_correlation_of_a_correlated_gauss
     """Trained on draws of a bivariate Gaussian with correlation ρ and their dimension-wise permutation,
     D's mean logit on the draws is TC = −½ log(1 − ρ²) (Kim & Mnih 2018, eq. 3) to within 0.1 nats
     (a finitely trained discriminator underestimates the log density ratio: 0.44 for 0.51 nats here)."""
-    from vaekit.models.factorvae import permute_dims
+    from vaekit.objectives.factor import permute_dims
 
     model, _, _ = contract.make("factorvae", ("bernoulli", 1.0), "tabular")
     torch.manual_seed(0)

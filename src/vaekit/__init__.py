@@ -79,7 +79,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .evaluation import explore
     from .io import RunFolder
     from .models import AE, CVAE, MODELS, VAE, build_model
-    from .objectives import ELBO, IWAE, BetaTC, Coupling, LossTerms, SelfSupervised, build_objective, elbo, iwae_bound  # type: ignore[no-redef]
+    from .objectives import ELBO, IWAE, BetaTC, Coupling, LossTerms, SelfSupervised, build_objective, elbo, iwae_bound
     from .options import RunOptions
     from .run import train
     from .runtime import distributed

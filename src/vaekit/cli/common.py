@@ -257,9 +257,10 @@ def run_files() -> tuple[frozenset[str], frozenset[str]]:
     constants of the code that writes them (``vaekit train``: config, weights, checkpoint,
     metrics, summary, scaler, data record, report, environment, tracker state and figures; a saved
     AnomalyDetector's record; the fitted parts ``vaekit ood`` caches)."""
-    from .. import io, runcheck
+    from .. import io
     from ..detectors.anomaly import DETECTOR
     from ..detectors.ood import CACHE
+    from ..io import checks as runcheck
     from ..reporting import gallery, report, tracking
 
     files = {

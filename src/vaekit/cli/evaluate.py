@@ -10,9 +10,10 @@ from typing import Annotated, Literal
 
 import tyro
 
-from .. import io, runcheck
+from .. import io
 from ..data import splits
 from ..evaluation import UNITS, evaluate_conditional
+from ..io import checks as runcheck
 from .common import COUNT, NONNEGATIVE, NUM_SAMPLES, OUTPUT, SEED, UNIT, Checked, say
 
 

@@ -9,7 +9,8 @@ from typing import Annotated
 import numpy as np
 import tyro
 
-from .. import io, runcheck
+from .. import io
+from ..io import checks as runcheck
 from .common import COUNT, NUM_SAMPLES, OUTPUT, POSTERIOR_SAMPLES, STEPS, Checked, Range, say
 
 

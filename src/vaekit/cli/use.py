@@ -10,8 +10,9 @@ import numpy as np
 import torch
 import tyro
 
-from .. import io, runcheck
+from .. import io
 from ..evaluation import explore
+from ..io import checks as runcheck
 from ..models import condition
 from ..reporting import plots
 from ..runtime.files import save_npy

@@ -28,7 +28,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .. import io, runcheck
+from .. import io
 from ..config import Config
 from ..data import splits
 from ..data.base import check_finite
@@ -42,6 +42,7 @@ from ..evaluation.anomaly import (
     in_blocks,
     score_samples,
 )
+from ..io import checks as runcheck
 from ..models import build_model
 from ..training import Progress
 from ..training import fit as fit_model

@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import save as save_bytes
 
-from .. import runcheck
 from ..config import FORMAT_VERSION, Config, ModelConfig
 from ..custom_nets import CodeNotTrusted
 from ..models import build_model
 from ..runtime import files
 from ..runtime.files import read_json, read_safetensors, write_json
+from . import checks as runcheck
 
 __all__ = [
     "CONFIG",

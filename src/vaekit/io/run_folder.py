@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import runcheck
 from ..config import Config
 from ..data import Dataset, splits
 from ..data.scaling import Standardizer
 from ..runtime import distributed, files
 from ..runtime.files import read_json_lines
+from . import checks as runcheck
 from .model_files import CONFIG, WEIGHTS, load, load_config, model_record, save_weights
 
 CHECKPOINT = Path("checkpoint") / "last.safetensors"
@@ -207,13 +207,13 @@ def load_run(run_dir, map_location="cpu") -> tuple[Any, Config, list[dict]]:
 
 def load_scaler(run_dir) -> Standardizer | None:
     """The standardiser stored in ``run_dir/scaler.json``, or None if the run has none (checked:
-    :func:`vaekit.runcheck.load_scaler`)."""
+    :func:`vaekit.io.checks.load_scaler`)."""
     return runcheck.load_scaler(run_dir)
 
 
 def load_run_split(run_dir, config: Config, split: str) -> Dataset:
     """A split of a run's dataset as the model saw it in training: standardised with the run's scaler.
-    Its data file is found and checked against the run's record first (:mod:`vaekit.runcheck`)."""
+    Its data file is found and checked against the run's record first (:mod:`vaekit.io.checks`)."""
     config = runcheck.checked_data(run_dir, config)
     return splits.standardized(splits.load_dataset(config, split), load_scaler(run_dir))
 
@@ -324,7 +324,7 @@ class RunFolder:
     def write_config(self, model, config: Config, scaler: Standardizer | None = None) -> None:
         """``config.json``: the record that rebuilds ``model`` with the run's whole ``config``
         (:func:`~vaekit.io.model_files.model_record`), ``scaler.json`` when the run standardises its
-        features, and ``data.json``: the data file's fingerprint and columns (:func:`vaekit.runcheck.record_data`)."""
+        features, and ``data.json``: the data file's fingerprint and columns (:func:`vaekit.io.checks.record_data`)."""
         files.write_json(self.path / CONFIG, model_record(model, config))
         if scaler is not None:
             files.write_json(self.path / SCALER, scaler.to_dict())

@@ -11,19 +11,11 @@ from .discriminator import call_detached, check_hidden, mlp_discriminator
 from .vae import VAE
 
 
-def permute_dims(z: torch.Tensor) -> torch.Tensor:
-    """Each latent dimension of ``z`` ``(batch, d)`` shuffled independently across the batch: draws of
-    q̄(z) = Π_j q(z_j) (Kim & Mnih 2018, Algorithm 1)."""
-    n = len(z)
-    idx = torch.argsort(torch.rand(n, z.shape[1], device=z.device), dim=0)
-    return torch.gather(z, 0, idx)
-
-
 class FactorVAE(VAE):
     """FactorVAE: maximise ELBO − γ·TC(q(z)), TC ≈ E_q(z)[log D(z)/(1 − D(z))] (Kim & Mnih 2018, eq. 2-3):
     the discriminator D (an MLP, ``discriminator``, logits of "a draw of q(z)" against "a draw of
     Π_j q(z_j)") is part of the model and trained by its cross-entropy on the batch's codes and
-    their dimension-wise permutation (:func:`permute_dims`).
+    their dimension-wise permutation (:func:`vaekit.objectives.factor.permute_dims`).
 
     One training loop, one optimizer: the objective (:class:`vaekit.objectives.factor.FactorLoss`)
     adds the two losses, and each reaches only its own parameters: the VAE's term evaluates D with

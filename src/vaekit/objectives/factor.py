@@ -13,6 +13,14 @@ from .elbo import _terms
 from .terms import LossTerms, forward, kl_to_prior
 
 
+def permute_dims(z: torch.Tensor) -> torch.Tensor:
+    """Each latent dimension of ``z`` ``(batch, d)`` shuffled independently across the batch: draws of
+    q̄(z) = Π_j q(z_j) (Kim & Mnih 2018, Algorithm 1)."""
+    n = len(z)
+    idx = torch.argsort(torch.rand(n, z.shape[1], device=z.device), dim=0)
+    return torch.gather(z, 0, idx)
+
+
 @dataclasses.dataclass(frozen=True)
 class FactorLoss:
     """−ELBO + γ·mean_x logit D(z) (the VAE's part: D's parameters detached) + the discriminator's
@@ -25,7 +33,6 @@ class FactorLoss:
 
     def __call__(self, model, x: torch.Tensor, warmup: float = 1.0) -> LossTerms:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms`."""
-        from ..models.factorvae import permute_dims
 
         out = forward(model, x, None)
         kl = kl_to_prior(model, out.q, out.z)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from .. import io
+from ..io.checks import DATA_RECORD
 from ..run import FinishedRun
-from ..runcheck import DATA_RECORD
 from .gallery import CAPTIONS
 
 ENVIRONMENT = "environment.json"

@@ -1,4 +1,4 @@
-"""Does a run folder still match what it says? Checks that :mod:`vaekit.io` calls with one-line hooks.
+"""Does a run folder still match what it says? Checks that the rest of :mod:`vaekit.io` calls with one-line hooks.
 
 A run folder records what it was trained on in ``data.json`` (:func:`record_data`): the data
 file's absolute path, its size in bytes and SHA-256 (its fingerprint), and the names of its CSV
@@ -10,7 +10,7 @@ columns. Later commands use it to
 - match a CSV's columns to the training columns by name (:func:`training_columns`).
 
 Every refusal is one line naming the file and what to do. The layer is io's: this module
-imports only the config, data and runtime layers.
+imports only the config, data and runtime layers (and nothing else of io).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .runtime.files import read_json, write_json
+from ..runtime.files import read_json, write_json
 
 #: The record of a run's training data file.
 DATA_RECORD = "data.json"
@@ -61,7 +61,7 @@ def record_data(run_dir, config, standardized: bool) -> None:
         return
     record: dict[str, Any] = {"standardized": bool(standardized)}
     if config.data.name == "array" and path and Path(path).is_file():
-        from .data.array import column_names
+        from ..data.array import column_names
 
         record.update(
             {
@@ -165,7 +165,7 @@ def load_scaler(run_dir):
         ValueError: a damaged scaler.json (not JSON, missing keys, lengths that differ, zero,
             negative or non-finite scales): the message names the file, the features and the fix.
     """
-    from .data.scaling import Standardizer
+    from ..data.scaling import Standardizer
 
     path = Path(run_dir) / SCALER
     fix = "restore it from a copy of the run, or train the run again (vaekit train writes it)"
@@ -244,7 +244,7 @@ def check_record(path, record: dict) -> None:
     Raises:
         ValueError: naming the file, the key and what to do.
     """
-    from .config import FORMAT_VERSION
+    from ..config import FORMAT_VERSION
 
     version = record.get("format_version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
@@ -276,7 +276,7 @@ def weights_mismatch(folder, model, error: Exception) -> Exception:
     """The error to raise when ``model``, built from ``folder/config.json``, does not fit the weights
     in ``folder/model.safetensors`` (:func:`vaekit.io.load_weights` raised ``error``): names both
     files, the first tensor whose shape differs, and the likely cause (config.json edited)."""
-    from .runtime.files import read_safetensors
+    from ..runtime.files import read_safetensors
 
     folder = Path(folder)
     if "does not match the model" not in str(error):
