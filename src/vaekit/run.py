@@ -371,9 +371,14 @@ def summarize(
         summary["conditioned_on"] = config.data.condition_on
         summary["note_conditional"] = "elbo and log_likelihood bound / estimate log p(x|c), c = each example's label"
     if model.stochastic and summary["test"].get("active_units") == 0:
+        advice = (
+            "With a Gaussian likelihood on [0, 1] pixels try a smaller --likelihood-scale (e.g. 0.1) or "
+            "--likelihood-scale learned"
+            if config.model.likelihood == "gaussian"
+            else "Train longer, or lower --beta / add --warmup-epochs so the KL does not win early"
+        )
         summary["note_collapse"] = (
-            "no latent dimension is active (posterior collapse): the decoder ignores z. With a Gaussian "
-            "likelihood on [0, 1] pixels try a smaller --likelihood-scale (e.g. 0.1) or --likelihood-scale learned"
+            f"no latent dimension is active (posterior collapse): the decoder ignores z. {advice}"
         )
     if config.model.likelihood == "bernoulli" and config.binarize == "none":
         summary["note"] = (
