@@ -117,11 +117,10 @@ def test_figures_and_report_come_from_the_run_in_memory(tmp_path, monkeypatch):
 def test_the_collapse_note_gives_advice_for_the_run_s_own_likelihood(likelihood, advice):
     """A model whose encoder mean ignores x (no active unit) gets the posterior-collapse note, with the
     advice that fits its likelihood (the scale is a Gaussian's setting only)."""
-    from vaekit.config import Config as RunConfig
     from vaekit.models import build_model
     from vaekit.run import summarize
 
-    config = RunConfig.from_flat(likelihood=likelihood, latent_dim=2, hidden=(8,), eval_num_samples=4, binarize="none")
+    config = Config.from_flat(likelihood=likelihood, latent_dim=2, hidden=(8,), eval_num_samples=4, binarize="none")
     model = build_model(config.model, (1, 8, 8)).eval()
     with torch.no_grad():  # every code the same: the encoder mean does not depend on x
         for p in model.encoder.parameters():
