@@ -24,20 +24,9 @@ from pathlib import Path
 
 import torch
 
-from . import data
 from .config import Config
-from .data.splits import (
-    class_count,
-    condition_labels,
-    examples,
-    fit_scaler,
-    load_dataset,
-    prepare,
-    resolve_condition,
-    split_validation,
-    standardized,
-    streamed_splits,
-)
+from .data.splits import run_data
+from .distributions import build_likelihood
 from .evaluation import UNITS, evaluate_conditional
 from .evaluation.kl import KLDiagnostics
 from .io import RunFolder, initialise
@@ -135,9 +124,9 @@ def train(
     """Train ``config`` in the run folder ``folder``, evaluate on the test split, save the weights
     and return the summary (also in ``summary.json``).
 
-    ``folder``: a :class:`~vaekit.io.RunFolder` (the CLI's: entered here unless the caller
-    entered it), or a path: a new run folder there, or with ``config=None`` the resume of the run
-    in it. On resume the run's own config is used (``RunFolder(path, resume=True, epochs=N)``
+    ``folder``: a :class:`~vaekit.io.RunFolder` (the CLI's, built with the run's config: entered
+    here unless the caller entered it; ``config=None`` then takes the folder's), or a path: a new
+    run folder there, or with ``config=None`` the resume of the run in it. On resume the run's own config is used (``RunFolder(path, resume=True, epochs=N)``
     extends it; a ``config`` given for a resumed folder may differ from the saved one only in its
     epochs). Metrics always go to ``metrics.jsonl``. ``tracker`` (a
     :class:`vaekit.reporting.tracking.Logger`, or None for none) also receives them; ``outputs``
@@ -161,18 +150,17 @@ def train(
             names the ``--resume`` command.
     """
     if not isinstance(folder, RunFolder):
-        folder = RunFolder(folder, resume=config is None)
+        folder = RunFolder(folder, resume=config is None, config=config)
     with contextlib.nullcontext(folder) if folder.is_open else folder:
-        if folder.resume:
-            config = _resumed_config(folder.config, config)
-        elif config is None:
-            raise ValueError(
-                f"train needs a config for the new run folder {folder.path} (None resumes a run: "
-                f"pass RunFolder({str(folder.path)!r}, resume=True))"
-            )
         try:
             return _run(
-                config, folder, progress, tracker or _NoTracker(), options or RunOptions(), trust_code, tuple(outputs)
+                folder.use(config),
+                folder,
+                progress,
+                tracker or _NoTracker(),
+                options or RunOptions(),
+                trust_code,
+                tuple(outputs),
             )
         except TrainingDiverged as e:
             state = (
@@ -198,25 +186,6 @@ def train(
             raise OSError(e.errno, f"{e.strerror or e}; {state}") from e
 
 
-def _resumed_config(saved: Config, given: Config | None) -> Config:
-    """The config of a resumed run: the saved one, with the epochs of ``given`` when given.
-
-    Raises:
-        ValueError: ``given`` differs from the saved config in more than its epochs ("auto"
-            settings are saved resolved, so "auto" matches any value).
-    """
-    if given is None:
-        return saved
-    old, new = saved.to_flat(), given.to_flat()
-    changed = [k for k, v in new.items() if k != "epochs" and v != "auto" and old.get(k) != v]
-    if changed:
-        raise ValueError(
-            f"a resumed run keeps its saved config; {', '.join(changed)} differ (only epochs may change, "
-            "to extend the run)"
-        )
-    return saved.replace(epochs=given.train.epochs)
-
-
 class _Finished:
     """A hook that keeps the training state the loop ends with (its thread choice, for the summary)."""
 
@@ -238,18 +207,18 @@ def _run(
 ) -> dict:
     """The run, top to bottom: data, model, config.json, hooks, :func:`~vaekit.training.fit`,
     test summary, weights and summary.json, the caller's outputs."""
-    train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
-    scaler = fit_scaler(config, train_set)
-    train_set, test_set = standardized(train_set, scaler), standardized(test_set, scaler)
-    config = resolve_condition(config, train_set)
-    train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
-    extra = (
-        {} if train_c is None else {"num_classes": class_count(torch.cat([train_c, test_c]), config.data.condition_on)}
+    likelihood = config.model.likelihood
+    prepared = run_data(
+        config,
+        options.num_workers,
+        check=lambda x: build_likelihood(likelihood, x.shape[1:]).check_support(x),  # before binarizing
     )
+    config = prepared.config
+    extra = {} if prepared.num_classes is None else {"num_classes": prepared.num_classes}
     model = build_model(
         config.model,
-        train_set.data_shape,
-        train_set.unit_interval,
+        prepared.data_shape,
+        prepared.unit_interval,
         seed=config.train.seed,
         trust_code=trust_code,
         **extra,
@@ -257,19 +226,11 @@ def _run(
     config = dataclasses.replace(config, model=model.config)  # "auto" settings resolved for this data
     if config.train.init and not folder.resume:
         initialise(model, config.train.init)
-    if isinstance(train_set, data.Dataset):
-        model.likelihood.check_support(train_set.x)
-        train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
-        val_x = prepare(val_x, config)  # dynamic: one fixed draw; static: already binary, unchanged
-        test_x = prepare(test_set.x, config)
-        test_images = test_set.x
-    else:
-        train_x, val_x, test_x = streamed_splits(train_set, config, options.num_workers)
-        test_images = test_x if config.binarize == "none" else examples(test_set, options.num_workers)
-    train_c, val_c = (None, None) if train_c is None else split_validation(train_c, config)
+    train_x, val_x, test_x = prepared.train_x, prepared.val_x, prepared.test_x
+    train_c, val_c, test_c = prepared.train_c, prepared.val_c, prepared.test_c
     main = distributed.is_main()
     if main:
-        folder.write_config(model, config, scaler)
+        folder.write_config(model, config, prepared.scaler)
         tracker.start(RunContext(folder.path, model, config, test_x, test_c, resume=folder.resume))
     else:
         tracker = _NoTracker()
@@ -280,7 +241,9 @@ def _run(
 
     finished = _Finished()
     hooks = [
-        *_diagnostics(model, config, train_x, val_x, train_c, val_c),
+        *KLDiagnostics.for_run(
+            model, config.train.kl_diagnostic_points, config.train.seed, train_x, val_x, train_c, val_c
+        ),
         Checkpoint(folder.checkpoint),
         EpochLog(log),
         *([Progress(config.train.epochs)] if progress else []),
@@ -301,7 +264,7 @@ def _run(
         device = next(model.parameters()).device
         # every rank evaluates: the importance-sampled log-likelihood is sharded over the ranks;
         # the MSE is measured on the test data before binarization
-        summary = summarize(model, config, test_x.to(device), history, test_c, test_images.to(device))
+        summary = summarize(model, config, test_x.to(device), history, test_c, prepared.test_images.to(device))
         if main:
             tracker.log_history(history)  # any epoch the tracker has not received (a resumed finished run)
             summary.update(
@@ -318,7 +281,7 @@ def _run(
                 summary["tracking"] = tracker.describe()
             folder.write_summary(model, summary)
             model.cpu()
-            run = FinishedRun(folder.path, model, config, history, test_x, test_c, test_set.labels, summary)
+            run = FinishedRun(folder.path, model, config, history, test_x, test_c, prepared.test_labels, summary)
             for output in outputs:
                 output(run)
         tracker.finish(summary if main else {})
@@ -327,15 +290,6 @@ def _run(
         raise
     tracker.close()
     return summary if main else {}
-
-
-def _diagnostics(model, config: Config, train_x, val_x, train_c, val_c) -> list:
-    """The KL-diagnostic hook of a run, when it applies (a VAE, in-memory data, points > 0)."""
-    probe, probe_c, prefix = (val_x, val_c, "val") if val_x is not None and len(val_x) else (train_x, train_c, "train")
-    points = config.train.kl_diagnostic_points
-    if points and model.stochastic and torch.is_tensor(probe) and (probe_c is not None or not model.conditional):
-        return [KLDiagnostics(probe, points, seed=config.train.seed, labels=probe_c, prefix=prefix)]
-    return []
 
 
 def summarize(

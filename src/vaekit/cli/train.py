@@ -77,7 +77,7 @@ def _train(args: TrainArgs) -> None:
     try:
         with folder:
             summary = run.train(
-                folder.config if args.resume else args.config,
+                None,  # the folder's: the new run's config, or the resumed run's own
                 folder,
                 progress=progress,
                 options=args.options,

@@ -181,3 +181,93 @@ def condition_labels(config: Config, dataset: data.Dataset) -> torch.Tensor | No
     if name is None or name not in dataset.labels:
         name = resolve_condition(config, dataset).data.condition_on  # the default label, or the clear error
     return dataset.labels[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """Everything a run takes from its data, resolved once (:func:`run_data`).
+
+    Attributes:
+        config: the run's config with ``condition_on`` resolved (a conditional model's default label).
+        scaler: the fitted standardiser, or None.
+        train_set: the standardised training split (a :class:`~vaekit.data.Dataset`, or a dataset
+            read from disk on demand).
+        train_x, val_x, test_x: ``(N, *data_shape)`` as the model sees them (binarized per
+            :func:`prepare`; ``train_x`` is a streamed dataset for data read from disk).
+        test_images: ``test_x`` before binarization (the MSE is measured on them).
+        train_c, val_c, test_c: a conditional model's class indices ``(N,)``, else None.
+        test_labels: the test split's label columns (name -> ``(N,)``).
+        num_classes: K of a conditional model, else None.
+    """
+
+    config: Config
+    scaler: Standardizer | None
+    train_set: object
+    train_x: object
+    val_x: torch.Tensor | None
+    test_x: torch.Tensor
+    test_images: torch.Tensor
+    train_c: torch.Tensor | None
+    val_c: torch.Tensor | None
+    test_c: torch.Tensor | None
+    test_labels: dict
+    num_classes: int | None
+
+    @property
+    def data_shape(self) -> tuple:
+        """The shape of one example."""
+        return tuple(self.train_set.data_shape)  # type: ignore[attr-defined]
+
+    @property
+    def unit_interval(self) -> bool:
+        """Whether the data (as the model sees them) lie in [0, 1]."""
+        return bool(self.train_set.unit_interval)  # type: ignore[attr-defined]
+
+
+def run_data(config: Config, num_workers: int = 0, check=None) -> RunData:
+    """The data of a run in one call: its train and test splits loaded (``train_size`` subset),
+    standardised (scaler fitted on the training split), the condition resolved and its labels, the
+    validation split (``val_fraction``, seeded by ``train.seed``), each split as the model sees it
+    (:func:`prepare`). Data read from disk on demand keep their training part on disk
+    (:func:`streamed_splits`, read with ``num_workers`` workers). ``check`` (optional) is called
+    with the in-memory training inputs ``(N, *data_shape)`` before they are binarized, e.g. the
+    likelihood's support check, and raises on bad data.
+
+    Raises:
+        ValueError: as :func:`load_dataset`, :func:`fit_scaler`, :func:`resolve_condition`,
+            :func:`class_count` and :func:`streamed_splits`; whatever ``check`` raises.
+    """
+    train_set, test_set = load_dataset(config, "train"), load_dataset(config, "test")
+    scaler = fit_scaler(config, train_set)
+    train_set, test_set = standardized(train_set, scaler), standardized(test_set, scaler)
+    config = resolve_condition(config, train_set)
+    train_c, test_c = condition_labels(config, train_set), condition_labels(config, test_set)
+    num_classes = None
+    if train_c is not None and test_c is not None:
+        num_classes = class_count(torch.cat([train_c, test_c]), config.data.condition_on)
+    val_c = None
+    if train_c is not None:
+        train_c, val_c = split_validation(train_c, config)
+    if isinstance(train_set, data.Dataset):
+        if check is not None:
+            check(train_set.x)
+        train_x, val_x = split_validation(prepare(train_set.x, config, training=True), config)
+        val_x = prepare(val_x, config)  # dynamic: one fixed draw; static: already binary, unchanged
+        test_x, test_images = prepare(test_set.x, config), test_set.x
+    else:
+        train_x, val_x, test_x = streamed_splits(train_set, config, num_workers)
+        test_images = test_x if config.binarize == "none" else examples(test_set, num_workers)
+    return RunData(
+        config,
+        scaler,
+        train_set,
+        train_x,
+        val_x,
+        test_x,
+        test_images,
+        train_c,
+        val_c,
+        test_c,
+        test_set.labels,
+        num_classes,
+    )

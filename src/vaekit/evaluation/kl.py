@@ -89,3 +89,15 @@ class KLDiagnostics:
         c = None if self.labels is None else self.labels.to(device)
         diagnostics = kl_decomposition(loop.model, self.x.to(device), seed=self.seed, labels=c)
         metrics.update({f"{self.prefix}_{k}": v for k, v in diagnostics.items()})
+
+    @classmethod
+    def for_run(cls, model, points: int, seed: int, train_x, val_x, train_c=None, val_c=None) -> list[KLDiagnostics]:
+        """The KL-diagnostic hook of a run as a list of zero or one hook: on the validation split
+        (else the training split) when it applies, i.e. for a stochastic model, in-memory data
+        (``torch.Tensor`` inputs), ``points`` > 0, and the condition at hand for a conditional model."""
+        probe, probe_c, prefix = (
+            (val_x, val_c, "val") if val_x is not None and len(val_x) else (train_x, train_c, "train")
+        )
+        if points and model.stochastic and torch.is_tensor(probe) and (probe_c is not None or not model.conditional):
+            return [cls(probe, points, seed=seed, labels=probe_c, prefix=prefix)]
+        return []

@@ -193,6 +193,26 @@ def clean_stale_files(run_dir) -> list[Path]:
     return stale
 
 
+def resumed_config(saved: Config, given: Config | None, epochs: int | None = None) -> Config:
+    """The config of a resumed run: the ``saved`` one, trained to ``epochs`` (default: ``given``'s
+    epochs when given, else the saved epochs).
+
+    Raises:
+        ValueError: ``given`` differs from the saved config in more than its epochs ("auto"
+            settings are saved resolved, so "auto" matches any value).
+    """
+    if given is not None:
+        old, new = saved.to_flat(), given.to_flat()
+        changed = [k for k, v in new.items() if k != "epochs" and v != "auto" and old.get(k) != v]
+        if changed:
+            raise ValueError(
+                f"a resumed run keeps its saved config; {', '.join(changed)} differ (only epochs may change, "
+                "to extend the run)"
+            )
+        epochs = given.train.epochs if epochs is None else epochs
+    return saved if epochs is None else saved.replace(epochs=epochs)
+
+
 def load_run(run_dir, map_location="cpu") -> tuple[Any, Config, list[dict]]:
     """A finished run as its evaluations take it: ``(model, config, history)``: the trained model
     (:func:`~vaekit.io.model_files.load`, eval mode), the run's whole :class:`~vaekit.config.Config`
@@ -239,7 +259,12 @@ class RunFolder:
         path: the run folder (:meth:`in_runs_dir` builds it from ``--runs-dir`` and ``--name``).
         resume: continue the run in ``path`` (its config.json is used).
         overwrite: replace an existing run folder (not with ``resume``).
-        epochs: with ``resume``, the number of epochs to train to (default: the saved config's).
+        epochs: with ``resume``, the number of epochs to train to (default: the saved config's, or
+            ``config``'s when given).
+        config: the run's :class:`~vaekit.config.Config`: a new run's, or for ``resume`` the config the
+            caller expects (it may differ from the saved one only in its epochs, which extend the run;
+            "auto" settings are saved resolved, so "auto" matches any value). :attr:`config` is the
+            config the run trains with.
 
     Raises (on entering):
         FileExistsError: the folder exists (a new run without ``overwrite``), or a live process holds it.
@@ -247,25 +272,35 @@ class RunFolder:
             of something that is not a run folder.
     """
 
-    def __init__(self, path, *, resume: bool = False, overwrite: bool = False, epochs: int | None = None):
+    def __init__(
+        self,
+        path,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        epochs: int | None = None,
+        config: Config | None = None,
+    ):
         if resume and overwrite:
             raise ValueError("a run folder is either resumed or overwritten, not both")
         if epochs is not None and not resume:
             raise ValueError("epochs= extends a resumed run; a new run takes its epochs from its config")
         self.path, self.resume, self.overwrite, self.epochs = Path(path), resume, overwrite, epochs
-        self.config: Config | None = None
+        #: the config the caller gave (a resumed run checks it against the saved one on entering)
+        self.given = config
+        self.config: Config | None = None if resume else config
         self.created = False
         self._held: contextlib.ExitStack | None = None
         self._open = False
 
     @classmethod
     def in_runs_dir(cls, runs_dir, name: str | None, config: Config, overwrite: bool = False) -> RunFolder:
-        """The folder of a new run ``runs_dir/name`` (default name :func:`default_name`).
+        """The folder of a new run of ``config`` in ``runs_dir/name`` (default name :func:`default_name`).
 
         Raises:
             ValueError: a bad ``name`` (:func:`run_path`).
         """
-        return cls(run_path(runs_dir, name, config), overwrite=overwrite)
+        return cls(run_path(runs_dir, name, config), overwrite=overwrite, config=config)
 
     @property
     def is_open(self) -> bool:
@@ -286,10 +321,30 @@ class RunFolder:
             raise RuntimeError(f"run folder {self.path} is already entered (one owner, entered once)")
         self.path = Path(distributed.broadcast_text(distributed.on_main(self._claim)))
         if self.resume:
-            config = self.config or load_config(self.path)  # rank 0 read it while claiming the folder
-            self.config = config if self.epochs is None else config.replace(epochs=self.epochs)
+            saved = self.config or load_config(self.path)  # rank 0 read it while claiming the folder
+            self.config = resumed_config(saved, self.given, self.epochs)
         self._open = True
         return self
+
+    def use(self, config: Config | None) -> Config:
+        """The config this (entered) folder's run trains with, given the caller's ``config``: a new
+        run takes ``config``; a resumed run keeps its saved config, checked against ``config``
+        (see :func:`resumed_config`).
+
+        Raises:
+            ValueError: a new run without a config; a resumed run whose ``config`` differs from the
+                saved one in more than its epochs.
+        """
+        if self.resume:
+            self.config = resumed_config(self.config or load_config(self.path), config, self.epochs)
+        elif config is not None:
+            self.config = config
+        if self.config is None:
+            raise ValueError(
+                f"a new run folder {self.path} needs a config (None resumes a run: "
+                f"pass RunFolder({str(self.path)!r}, resume=True))"
+            )
+        return self.config
 
     def _claim(self) -> str:
         """Rank 0: hold the folder, then create it or check it (see the class docstring)."""
