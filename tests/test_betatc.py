@@ -98,7 +98,7 @@ def test_betatc_loss_and_registry():
 
 def test_capacity_objective():
     config, model = tiny(model="vae", beta=10.0, capacity_max=20.0, capacity_steps=100)
-    assert [capacity_at(config.train, s) for s in (0, 50, 100, 500)] == [0.0, 10.0, 20.0, 20.0]
+    assert [capacity_at(config.objective, s) for s in (0, 50, 100, 500)] == [0.0, 10.0, 20.0, 20.0]
     x = torch.rand(8, 1, 8, 8).bernoulli()
     torch.manual_seed(1)
     out = ELBO(beta=10.0)(model, x, capacity=5.0)

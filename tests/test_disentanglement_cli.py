@@ -110,7 +110,7 @@ def test_benchmark_configs_share_everything_but_the_objective():
         "dip-vae-i",
         "dip-vae-ii",
     ]
-    assert configs["beta-tcvae"].model.name == "betatc" and configs["capacity-vae"].train.capacity_max == 25.0
+    assert configs["beta-tcvae"].model.name == "betatc" and configs["capacity-vae"].objective.capacity_max == 25.0
     assert {c.model.net for c in configs.values()} == {"conv"} and configs["vae"].data.image_size == 32
     shared = {k for k in configs["vae"].to_flat() if k not in ("model", "beta", "capacity_max", "capacity_steps")}
     assert all(c.to_flat()[k] == configs["vae"].to_flat()[k] for c in configs.values() for k in shared)
@@ -229,6 +229,6 @@ def test_full_scale_configs_build():
 
     configs = benchmark_configs(full=True)
     assert {c.data.image_size for c in configs.values()} == {64} and configs["vae"].model.net == "conv"
-    assert configs["capacity-vae"].train.capacity_steps > 100_000
+    assert configs["capacity-vae"].objective.capacity_steps > 100_000
     model = build_model(configs["beta-tcvae"].model, (1, 64, 64), seed=configs["beta-tcvae"].train.seed)
     assert model.transform(__import__("torch").zeros(2, 1, 64, 64)).shape == (2, 10)

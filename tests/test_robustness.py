@@ -125,7 +125,7 @@ def test_smooth_point_is_in_the_ball_and_increases_the_coupling():
     model = build_model(config.model, (3, 8, 8), seed=config.train.seed)
     x = torch.rand(32, 3, 8, 8)
     q = model.encode(x)
-    xb = smooth_point(model, x, q, config.train.rho, config.train.epsilon, config.train.num_steps)
+    xb = smooth_point(model, x, q, config.objective.rho, config.objective.epsilon, config.objective.num_steps)
     assert (xb - x).abs().max() <= 0.1 + 1e-6 and xb.min() >= 0 and xb.max() <= 1
     noise = (x + 0.1 * (2 * torch.rand_like(x) - 1)).clamp(0, 1)
     with torch.no_grad():

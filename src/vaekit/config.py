@@ -2,9 +2,12 @@
 module/model split do):
 
 * :class:`ModelConfig` — what rebuilds the network; saved with the weights.
-* :class:`TrainConfig` — the objective and its weights, the optimiser, epochs, seed, evaluation.
+* :class:`TrainConfig` — the objective and the weights all objectives share, the optimiser, epochs,
+  seed, evaluation.
+* :class:`ObjectiveConfig` — the settings one objective family alone reads (β-TCVAE's, the
+  capacity term's, the AVAE / smooth-encoder coupling's): a tagged union in ``config.json``.
 * :class:`DataConfig` — the dataset and how it is read and preprocessed.
-* :class:`Config` — the three together: one run, ``config.json`` of every run folder.
+* :class:`Config` — the four together: one run, ``config.json`` of every run folder.
 
 All are frozen dataclasses validated in ``__post_init__`` (finite numbers, real integers and
 bools, names from the registries). tyro turns :class:`Config` into grouped flags whose names are
@@ -216,26 +219,8 @@ class TrainConfig:
     """Seed of initialisation, shuffling and sampling."""
     eval_num_samples: int = 1000
     """Importance samples K for the final test log-likelihood."""
-    alpha: float = 1.0
-    """beta-TCVAE weight of the index-code mutual information I(z; n) (Chen et al. 2018, eq. 4); --beta weighs the total correlation."""
-    gamma: float = 1.0
-    """beta-TCVAE weight of the dimension-wise KL sum_j KL(q(z_j) || p(z_j))."""
-    tc_sampling: Literal["mws", "mss"] = "mws"
-    """beta-TCVAE estimator of log q(z): minibatch-weighted (mws) or minibatch-stratified (mss) sampling."""
-    capacity_max: float = 0.0
-    """Burgess et al. 2018 capacity objective beta*|KL - C|: final capacity C in nats (0 = off, plain beta-VAE)."""
-    capacity_steps: int = 100000
-    """Optimisation steps over which C grows linearly from 0 to capacity_max."""
     kl_diagnostic_points: int = 1000
     """Validation examples on which every epoch logs the KL decomposition (index-code MI, TC, dimension-wise KL) and KL per dimension; 0 = off."""
-    rho: float = 0.975
-    """Coupling strength of the AVAE / smooth-encoder term C_rho, in [0, 1)."""
-    epsilon: float = 0.1
-    """Smooth encoder (se, se-avae): L-inf radius of the PGD ball around x, in [0, 1] pixel units."""
-    num_steps: int = 5
-    """Smooth encoder: PGD steps that choose the point of the epsilon-ball."""
-    aux_sample: bool = False
-    """AVAE coupling: encode a draw x~ ~ p(x|z) instead of the decoder mean g(z)."""
     init: str | None = None
     """Run folder whose weights initialise the model (required by avae-ss: the trained VAE to refine)."""
 
@@ -245,12 +230,10 @@ class TrainConfig:
 
     def _validate(self) -> None:
         """Raise ValueError/TypeError for an invalid setting (the message names it and the fix)."""
-        for key in ("aux_sample", "fused_optimizer"):
-            if not isinstance(getattr(self, key), bool):
-                raise TypeError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        if not isinstance(self.fused_optimizer, bool):
+            raise TypeError(f"fused_optimizer must be true or false, got {self.fused_optimizer!r}")
         _check_choice("objective", self.objective, ("elbo", "iwae"))
-        _check_choice("tc_sampling", self.tc_sampling, ("mws", "mss"))
-        for key in ("num_samples", "epochs", "batch_size", "eval_num_samples", "capacity_steps", "num_steps"):
+        for key in ("num_samples", "epochs", "batch_size", "eval_num_samples"):
             _check_number("train", key, getattr(self, key), int, low=1)
         for key in ("num_samples", "eval_num_samples"):
             if getattr(self, key) > MAX_NUM_SAMPLES:
@@ -266,16 +249,75 @@ class TrainConfig:
                 f"seed must be an integer in [0, 2**32 - 1 = {MAX_SEED}] (the range NumPy's and torch's "
                 f"generators accept), got {self.seed}; fix the --seed flag or the config file"
             )
-        for key in ("beta", "weight_decay", "grad_clip", "alpha", "gamma", "capacity_max", "epsilon"):
+        for key in ("beta", "weight_decay", "grad_clip"):
             _check_number("train", key, getattr(self, key), low=0)
         _check_number("train", "lr", self.lr, low=0, low_open=True)
-        _check_number("train", "rho", self.rho, low=0, high=1, high_open=True)
         _check_optional_str("init", self.init)
         if self.warmup_epochs > self.epochs:
             raise ValueError(
                 f"--warmup-epochs {self.warmup_epochs} exceeds --epochs {self.epochs}: beta would "
                 f"never reach {self.beta}; use at most {self.epochs} warm-up epochs"
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveConfig:
+    """Settings one objective alone reads (beta-TCVAE, the capacity term, the AVAE / smooth-encoder
+    coupling); config.json keeps only the run's own objective's settings, tagged by its name."""
+
+    # A tagged union: the tag is Config.objective_name (the model's objective family; for the ELBO
+    # family train.objective, elbo or iwae) and the member's settings are OBJECTIVE_SETTINGS[tag];
+    # config.json holds e.g. "objective": {"name": "betatc", "alpha": 1.0, "gamma": 1.0,
+    # "tc_sampling": "mws"}. A setting of another member changed from its default is refused
+    # (--rho on a plain VAE). The members' settings are one flat set of flags, so this class holds
+    # them all; the settings of other model families are model options (ModelConfig.options).
+
+    alpha: float = 1.0
+    """beta-TCVAE weight of the index-code mutual information I(z; n) (Chen et al. 2018, eq. 4); --beta weighs the total correlation."""
+    gamma: float = 1.0
+    """beta-TCVAE weight of the dimension-wise KL sum_j KL(q(z_j) || p(z_j))."""
+    tc_sampling: Literal["mws", "mss"] = "mws"
+    """beta-TCVAE estimator of log q(z): minibatch-weighted (mws) or minibatch-stratified (mss) sampling."""
+    capacity_max: float = 0.0
+    """Burgess et al. 2018 capacity objective beta*|KL - C|: final capacity C in nats (0 = off, plain beta-VAE)."""
+    capacity_steps: int = 100000
+    """Optimisation steps over which C grows linearly from 0 to capacity_max."""
+    rho: float = 0.975
+    """Coupling strength of the AVAE / smooth-encoder term C_rho, in [0, 1)."""
+    epsilon: float = 0.1
+    """Smooth encoder (se, se-avae): L-inf radius of the PGD ball around x, in [0, 1] pixel units."""
+    num_steps: int = 5
+    """Smooth encoder: PGD steps that choose the point of the epsilon-ball."""
+    aux_sample: bool = False
+    """AVAE coupling: encode a draw x~ ~ p(x|z) instead of the decoder mean g(z)."""
+
+    def __post_init__(self):
+        if not _DEFERRED:
+            self._validate()
+
+    def _validate(self) -> None:
+        """Raise ValueError/TypeError for an invalid setting (the message names it and the fix)."""
+        if not isinstance(self.aux_sample, bool):
+            raise TypeError(f"aux_sample must be true or false, got {self.aux_sample!r}")
+        _check_choice("tc_sampling", self.tc_sampling, ("mws", "mss"))
+        for key in ("capacity_steps", "num_steps"):
+            _check_number("objective", key, getattr(self, key), int, low=1)
+        for key in ("alpha", "gamma", "capacity_max", "epsilon"):
+            _check_number("objective", key, getattr(self, key), low=0)
+        _check_number("objective", "rho", self.rho, low=0, high=1, high_open=True)
+
+
+#: The members of the objective union: objective name -> the :class:`ObjectiveConfig` settings it
+#: reads. ``elbo`` is the ELBO family with ``--objective elbo`` (Burgess et al. 2018's capacity
+#: term included), ``iwae`` the same family with ``--objective iwae``; a family not listed (mmd,
+#: rae, factor...) reads none of them (its settings are model options).
+OBJECTIVE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "elbo": ("capacity_max", "capacity_steps"),
+    "iwae": (),
+    "betatc": ("alpha", "gamma", "tc_sampling"),
+    "coupling": ("rho", "epsilon", "num_steps", "aux_sample"),
+    "self-supervised": ("rho",),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,7 +376,7 @@ class DataConfig:
             raise ValueError(f"--grid-step applies to --data dsprites / dsprites-synthetic, got {self.name!r}")
 
 
-SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+SECTIONS = {"model": ModelConfig, "train": TrainConfig, "objective": ObjectiveConfig, "data": DataConfig}
 #: Flat setting name -> (section, field). The names are the CLI flags (``model`` and ``data`` name
 #: the model and the dataset).
 FLAT: dict[str, tuple[str, str]] = {
@@ -345,6 +387,7 @@ FLAT: dict[str, tuple[str, str]] = {
     for s, cls in SECTIONS.items()
     for f in dataclasses.fields(cls)
 }
+_OBJECTIVE_FIELDS = tuple(f.name for f in dataclasses.fields(ObjectiveConfig))
 #: Keys of the flat config.json of vaekit <= 0.1 that no longer exist (``dataset_size`` is now
 #: computed by the training loop and given to the objective).
 DROPPED_KEYS = ("dataset_size",)
@@ -356,6 +399,7 @@ class Config:
 
     model: Annotated[ModelConfig, tyro.conf.OmitArgPrefixes] = ModelConfig()
     train: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = TrainConfig()
+    objective: Annotated[ObjectiveConfig, tyro.conf.OmitArgPrefixes] = ObjectiveConfig()
     data: Annotated[DataConfig, tyro.conf.OmitArgPrefixes] = DataConfig()
 
     def __post_init__(self):
@@ -373,19 +417,43 @@ class Config:
             raise ValueError(
                 f"--model {name} trains its own objective; use --objective elbo, got {self.train.objective!r}"
             )
-        if self.train.capacity_max > 0 and not (
+        if self.objective.capacity_max > 0 and not (
             spec.objective == "elbo" and spec.stochastic and self.train.objective == "elbo"
         ):
             raise ValueError(
                 f"--capacity-max needs a VAE trained with --objective elbo (vae, cvae), got "
                 f"{name!r} / {self.train.objective!r}"
             )
+        active, default = self.objective_name, ObjectiveConfig()
+        stray = [
+            key
+            for key in _OBJECTIVE_FIELDS
+            if key not in OBJECTIVE_SETTINGS.get(active, ()) and getattr(self.objective, key) != getattr(default, key)
+        ]
+        if stray:
+            owners = sorted({o for o, keys in OBJECTIVE_SETTINGS.items() if stray[0] in keys})
+            raise ValueError(
+                f"--{stray[0].replace('_', '-')} is a setting of the {' / '.join(owners)} objective; --model {name} "
+                f"trains {active!r}, which does not read it: leave it out (or pick a model that trains "
+                f"{owners[0]!r}: {', '.join(sorted(k for k, e in MODELS.items() if e.objective == owners[0])) or 'vae'})"
+            )
+
         if spec.needs_init and not self.train.init:
             raise ValueError(f"model {name} refines a trained VAE: pass --init RUN (a VAE run folder)")
         if self.train.objective == "iwae" and not spec.stochastic:
             raise ValueError(f"--objective iwae needs a stochastic encoder; model {name!r} is deterministic")
         if self.data.condition_on is not None and not spec.conditional:
             raise ValueError(f"--condition-on needs a conditional model (cvae); model {name!r} is not")
+
+    @property
+    def objective_name(self) -> str:
+        """The tag of the objective union (:data:`OBJECTIVE_SETTINGS`): the model's objective family
+        (a registry name, or the builder's name for a callable), and for the ELBO family
+        ``train.objective`` (elbo or iwae)."""
+        family = self.model.entry.objective
+        if family == "elbo":
+            return self.train.objective
+        return family if isinstance(family, str) else getattr(family, "__name__", "custom")
 
     @property
     def binarize(self) -> str:
@@ -419,8 +487,15 @@ class Config:
         return {key: getattr(getattr(self, s), name) for key, (s, name) in FLAT.items()}
 
     def to_dict(self) -> dict:
-        """JSON-ready nested dict ``{"model": {...}, "train": {...}, "data": {...}}``."""
-        return dataclasses.asdict(self)
+        """JSON-ready nested dict ``{"model": {...}, "train": {...}, "objective": {...}, "data": {...}}``;
+        ``objective`` is the tagged member: ``name`` and the settings that objective reads."""
+        values = dataclasses.asdict(self)
+        name = self.objective_name
+        values["objective"] = {
+            "name": name,
+            **{k: v for k, v in values["objective"].items() if k in OBJECTIVE_SETTINGS.get(name, ())},
+        }
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> Config:
@@ -436,9 +511,16 @@ class Config:
             if unknown:
                 raise ValueError(f"unknown config section(s): {', '.join(unknown)}; expected model, train, data")
             flat = {}
+            tag = None
             for section, fields in values.items():
                 if not isinstance(fields, dict):
                     raise ValueError(f"config section {section!r} must be a JSON object, got {fields!r}")
+                if section == "objective":
+                    fields = dict(fields)
+                    tag = fields.pop("name", None)
+                elif section == "train":  # a config.json of vaekit <= 0.4 kept the objective's settings here
+                    flat.update({k: fields[k] for k in _OBJECTIVE_FIELDS if k in fields})
+                    fields = {k: v for k, v in fields.items() if k not in _OBJECTIVE_FIELDS}
                 names = {name: key for key, (s, name) in FLAT.items() if s == section}
                 bad = sorted(set(fields) - set(names))
                 if bad:
@@ -447,7 +529,14 @@ class Config:
                         f"valid keys: {', '.join(sorted(names))}"
                     )
                 flat.update({names[name]: value for name, value in fields.items()})
-            return cls.from_flat(**flat)
+            config = cls.from_flat(**flat)
+            if tag is not None and tag != config.objective_name:
+                raise ValueError(
+                    f"the objective section is tagged {tag!r}, but --model {config.model.name} with "
+                    f"--objective {config.train.objective} trains {config.objective_name!r}; fix the tag "
+                    "or the model"
+                )
+            return config
         return cls.from_flat(**{k: v for k, v in values.items() if k not in DROPPED_KEYS})
 
     @classmethod

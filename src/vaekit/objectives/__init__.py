@@ -39,25 +39,25 @@ def _elbo(config, dataset_size: int):
 
 
 def _betatc(config, dataset_size: int):
-    t = config.train
-    return BetaTC(t.alpha, t.beta, t.gamma, t.tc_sampling, dataset_size)
+    o = config.objective
+    return BetaTC(o.alpha, config.train.beta, o.gamma, o.tc_sampling, dataset_size)
 
 
 def _coupling(config, dataset_size: int):
-    t = config.train
+    t, o = config.train, config.objective
     return Coupling(
-        t.rho,
-        epsilon=t.epsilon,
-        num_steps=t.num_steps,
+        o.rho,
+        epsilon=o.epsilon,
+        num_steps=o.num_steps,
         num_samples=t.num_samples,
-        aux="sample" if t.aux_sample else "mean",
+        aux="sample" if o.aux_sample else "mean",
         beta=t.beta,
         **COUPLING_TERMS[config.model.name],
     )
 
 
 def _self_supervised(config, dataset_size: int):
-    return SelfSupervised(config.train.rho)
+    return SelfSupervised(config.objective.rho)
 
 
 def _mmd(config, dataset_size: int):

@@ -41,10 +41,11 @@ def warmup_at(train, progress: float) -> float:
     return min(1.0, progress / train.warmup_epochs)
 
 
-def capacity_at(train, step: int) -> float:
+def capacity_at(objective, step: int) -> float:
     """Capacity C (nats) at optimisation ``step``: linear from 0 to ``capacity_max`` over
-    ``capacity_steps`` steps, then constant (Burgess et al. 2018, sec. 5)."""
-    return train.capacity_max * min(1.0, step / train.capacity_steps)
+    ``capacity_steps`` steps, then constant (Burgess et al. 2018, sec. 5). ``objective``: a run's
+    :class:`~vaekit.config.ObjectiveConfig`."""
+    return objective.capacity_max * min(1.0, step / objective.capacity_steps)
 
 
 def _batches(
@@ -515,7 +516,7 @@ def _epochs(
     device: torch.device,
 ) -> None:
     """The epochs of :func:`fit` (its prepared step, data and hooks)."""
-    model, optimizer, t = loop.model, loop.optimizer, loop.config.train
+    model, optimizer, t, t_objective = loop.model, loop.optimizer, loop.config.train, loop.config.objective
     rank, world = distributed.rank(), distributed.world_size()
     logged_terms = operator.attrgetter(*LOGGED[1:])  # the per-example terms of a step, in LOGGED order
     for epoch in epochs:
@@ -529,8 +530,8 @@ def _epochs(
             if dynamic:
                 xb = binarize(xb)
             schedule = {"warmup": warmup_at(t, epoch + seen / n_train)}
-            if t.capacity_max > 0:
-                schedule["capacity"] = capacity_at(t, loop.step + len(losses))
+            if t_objective.capacity_max > 0:
+                schedule["capacity"] = capacity_at(t_objective, loop.step + len(losses))
             if amp is None:
                 out = call(xb, cb, **schedule)
             else:
@@ -574,7 +575,7 @@ def _epochs(
         model.eval()  # once for validation and the metrics hooks (KL diagnostics)
         if val is not None and len(val):
             # the objective being trained, with its full weights (warm-up over) and the capacity reached
-            final = {"capacity": capacity_at(t, loop.step)} if t.capacity_max > 0 else {}
+            final = {"capacity": capacity_at(t_objective, loop.step)} if t_objective.capacity_max > 0 else {}
             metrics.update(
                 {f"val_{k}": v for k, v in validate(model, val, objective, labels=val_labels, **final).items()}
             )
