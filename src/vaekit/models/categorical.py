@@ -320,7 +320,7 @@ class CategoricalVAE(VAE):
             sizes = f"num_variables={num_variables} and num_categories={num_categories}"
             raise ValueError(
                 f"a categorical code of {sizes} does not fill latent_dim={latent_dim}: latent_dim is "
-                f"N × K (e.g. --latent-dim 200 --options '{{\"num_variables\": 20, \"num_categories\": 10}}')"
+                f'N × K (e.g. --latent-dim 200 --options \'{{"num_variables": 20, "num_categories": 10}}\')'
             )
         if k < 2:
             raise ValueError(f"num_categories must be >= 2, got {k} (latent_dim={latent_dim}, num_variables={n})")
