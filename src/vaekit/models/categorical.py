@@ -30,7 +30,7 @@ The code c is N independent categorical variables of K classes each, written one
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -214,7 +214,7 @@ class JointLatent(Distribution):
         return z.split(self.sizes, -1)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return sum(p.log_prob(v) for p, v in zip(self.parts, self.split(value)))  # type: ignore[return-value]
+        return sum(p.log_prob(v) for p, v in zip(self.parts, self.split(value)))
 
     @property
     def mean(self) -> torch.Tensor:
@@ -290,7 +290,7 @@ class CategoricalVAE(VAE):
         _check_number("min_temperature", min_temperature, 0)
         if not isinstance(straight_through, bool):
             raise ValueError(f"straight_through must be true or false, got {straight_through!r}")
-        self.schedule = {
+        self.schedule: dict[str, Any] = {
             "temperature": float(temperature),
             "anneal_rate": float(anneal_rate),
             "anneal_interval": int(anneal_interval),

@@ -10,7 +10,6 @@ import math
 
 import torch
 
-from ..distributions import kl_or_estimate
 from .elbo import ELBO, _terms, capacity_penalty, linear_capacity
 from .terms import LossTerms, forward
 
@@ -65,8 +64,7 @@ class JointCapacity:
     def __call__(self, model, x: torch.Tensor, warmup: float = 1.0) -> LossTerms:
         """x ``(batch, *data_shape)`` -> :class:`LossTerms`."""
         out = forward(model, x, None)
-        prior = model.prior()
-        kl_z, kl_c = (kl_or_estimate(q, p) for q, p in zip(out.q.parts, prior.parts))
+        kl_z, kl_c = model.channel_kls(out.q)
         c_z, c_c = self.capacities(model)
         weight = self.gamma * warmup
         loss = -out.log_px.mean() + weight * (capacity_penalty(kl_z, c_z) + capacity_penalty(kl_c, c_c))
