@@ -3,17 +3,17 @@
 distribution", ICLR), and the categorical pieces the JointVAE (:mod:`.jointvae`) shares.
 
 The code c is N independent categorical variables of K classes each, written one-hot and flattened:
-``latent_dim`` = N·K (the paper's MNIST model: N = 20, K = 10, sec. 4.3).
+``latent_dim`` = N·K (the paper's MNIST VAE: N = 20, K = 10, sec. 4.2).
 
 * q(c|x) = Π_n Cat(c_n; softmax(logits_n(x))), the encoder's output being the N·K logits.
 * Training draws (:meth:`GumbelSoftmaxCategorical.rsample`): the Gumbel-softmax sample
-  y = softmax((logits + g)/τ), g ~ Gumbel(0, 1) (Jang et al. 2017, sec. 2, eq. 1; torch's
+  y = softmax((logits + g)/τ), g ~ Gumbel(0, 1) (Jang et al. 2017, sec. 2, eq. 2; torch's
   ``RelaxedOneHotCategorical``); with ``straight_through`` the one-hot argmax of y in the forward pass
   and y's gradient in the backward pass (Straight-Through Gumbel-softmax, sec. 2.2). Out of training
   mode the draws are always the straight-through one-hot codes, so the ELBO the evaluation reports is
   the discrete model's bound.
 * p(c) = uniform over the K^N codes; KL(q(c|x) ‖ p(c)) = Σ_n Σ_k q_nk log(K q_nk) in closed form, the
-  discrete KL the paper's VAE uses (not the KL between the relaxed densities), registered with
+  discrete KL of the paper's VAE experiments (not a KL between relaxed densities), registered with
   ``torch.distributions.kl`` (torch's categorical KL, summed over the N variables).
 * Temperature: τ_t = max(τ_min, τ_0 · exp(−r · N_a⌊t/N_a⌋)) of the training step t, updated every N_a
   steps (Jang et al. 2017, sec. 4: τ = max(0.5, exp(−rt)), r ∈ {1e−5, 1e−4}, N_a ∈ {500, 1000};
@@ -239,7 +239,7 @@ def _check_number(name: str, value, low: float, integer: bool = False, strict: b
 
 
 class CategoricalVAE(VAE):
-    """VAE with N categorical latents of K classes (Jang et al. 2017, sec. 3 and 4.3): q(c|x) categorical
+    """VAE with N categorical latents of K classes (Jang et al. 2017, sec. 2 and 4.2): q(c|x) categorical
     with Gumbel-softmax training draws, p(c) uniform, the discrete KL in closed form, one-hot prior draws.
 
     The encoder is the deterministic one (``stochastic=False`` networks): its ``(batch, latent_dim)``
