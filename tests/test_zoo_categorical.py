@@ -186,3 +186,31 @@ def test_it_trains_from_the_cli(tmp_path, name):
     assert draws is None or draws.shape == (4, 1, 8, 8)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert math.isfinite(summary["test"]["log_likelihood"]) and summary["test"]["kl"] >= 0
+
+
+def test_a_resumed_run_continues_the_schedules_bit_for_bit(tmp_path):
+    from vaekit.training import Checkpoint, fit
+
+    class Interrupt(Exception):
+        pass
+
+    class StopAfterTwo:
+        def epoch_end(self, loop):
+            if loop.epoch == 2:
+                raise Interrupt
+
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def run(**kwargs):
+        model, config = make("categorical", 6, num_categories=3, anneal_rate=0.1, anneal_interval=3)
+        fit(model, x, config.replace(epochs=4, batch_size=16), **kwargs)
+        return model
+
+    full = run()
+    ckpt = tmp_path / "last.safetensors"
+    with pytest.raises(Interrupt):
+        run(hooks=[Checkpoint(ckpt), StopAfterTwo()])
+    resumed = run(hooks=[Checkpoint(ckpt)], resume_from=ckpt)
+    assert int(resumed.schedule_step) == int(full.schedule_step) == 16
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
