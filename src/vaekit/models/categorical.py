@@ -175,7 +175,8 @@ class UniformCategorical(Distribution):
 @register_kl(GumbelSoftmaxCategorical, UniformCategorical)
 def _kl_categorical_uniform(q: GumbelSoftmaxCategorical, p: UniformCategorical) -> torch.Tensor:
     """KL(q(c|x) ‖ U) = Σ_n Σ_k q_nk log(K q_nk) nats, ``(*batch,)``: torch's categorical KL per variable, summed."""
-    return kl_divergence(Categorical(logits=q.logits), Categorical(logits=p.logits)).sum(-1)
+    q_n, p_n = Categorical(logits=q.logits, validate_args=False), Categorical(logits=p.logits, validate_args=False)
+    return kl_divergence(q_n, p_n).sum(-1)
 
 
 class JointLatent(Distribution):
