@@ -112,6 +112,12 @@ SLOW_TESTS_MEASURED = {
     },
     "test_stream.py": {"test_vaekit_train_streams_an_npy_file"},
     "test_zoo_aae.py": {"test_the_adversary_pulls_the_codes_to_the_prior_on_the_digits"},
+    "test_zoo_categorical.py": {
+        "test_a_resumed_run_continues_the_schedules_bit_for_bit",
+        "test_draws_relaxed_one_hot_and_straight_through_follow_the_class_probabilities",
+        "test_it_trains_from_the_cli",
+        "test_the_annealing_schedule_is_sec_4s_and_training_advances_it",
+    },
     "test_zoo_disentangle.py": {
         "test_the_discriminator_estimates_the_total_correlation_of_a_correlated_gaussian",
         "test_trains_from_the_cli_on_the_digits",

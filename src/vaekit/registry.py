@@ -177,6 +177,16 @@ for _name, _entry in {
     "rae-gp": ModelEntry(
         _M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False
     ),
+    "categorical": ModelEntry(
+        _M + "categorical:CategoricalVAE",
+        "gumbel-softmax",
+        "categorical VAE, Gumbel-softmax relaxation, uniform prior (Jang et al. 2017)",
+    ),
+    "jointvae": ModelEntry(
+        _M + "jointvae:JointVAE",
+        "jointvae",
+        "JointVAE, Gaussian + Gumbel-softmax latents, two capacities (Dupont 2018)",
+    ),
 }.items():
     register_model(_name, _entry)
 

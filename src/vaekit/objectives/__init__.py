@@ -135,6 +135,22 @@ OBJECTIVES["dip"] = _dip
 OBJECTIVES["factor"] = _factor
 
 
+def _gumbel(config, dataset_size: int):
+    from .gumbel import build_annealed
+
+    return build_annealed(config, dataset_size)
+
+
+def _jointvae(config, dataset_size: int):
+    from .gumbel import build_joint
+
+    return build_joint(config, dataset_size)
+
+
+OBJECTIVES["gumbel-softmax"] = _gumbel
+OBJECTIVES["jointvae"] = _jointvae
+
+
 def build_objective(config, dataset_size: int = 0):
     """The training objective of a :class:`~vaekit.config.Config` (model name + train settings): the
     builder its registry entry names (:data:`OBJECTIVES`) or brings (a callable).

@@ -114,6 +114,18 @@ def iwae_bound(model, x: torch.Tensor, num_samples: int = 5) -> torch.Tensor:
     return torch.logsumexp(log_w, dim=0) - math.log(num_samples)
 
 
+def linear_capacity(capacity_max: float, capacity_steps: int, step) -> float:
+    """Capacity C (nats) after ``step`` optimisation steps: linear from 0 to ``capacity_max`` over
+    ``capacity_steps`` steps, then constant (Burgess et al. 2018, sec. 5; Dupont 2018, sec. 3)."""
+    return capacity_max * min(1.0, int(step) / capacity_steps)
+
+
+def capacity_penalty(kl: torch.Tensor, capacity: float) -> torch.Tensor:
+    """|mean_x KL − C|: the capacity term of Burgess et al. 2018 (eq. 8) and of each channel of the
+    JointVAE (Dupont 2018, eq. 7), for per-example ``kl`` ``(batch,)`` in nats; a scalar."""
+    return (kl.mean() - capacity).abs()
+
+
 @dataclasses.dataclass(frozen=True)
 class ELBO:
     """β-weighted ELBO loss of the AE, VAE, β-VAE and CVAE: −[(1/L) Σ_l log p(x|z_l) − β KL].
@@ -140,7 +152,7 @@ class ELBO:
         if capacity is None:  # KL − log p(x|z) is exactly −(log p(x|z) − KL): one op fewer
             loss = ((kl if beta == 1.0 else beta * kl) - reconstruction).mean()
         else:
-            loss = -reconstruction.mean() + beta * (kl.mean() - capacity).abs()
+            loss = -reconstruction.mean() + beta * capacity_penalty(kl, capacity)
         return _terms(loss, reconstruction, kl)
 
 

@@ -22,6 +22,7 @@ from .. import runtime
 from ..data.preprocess import binarize
 from ..models import condition
 from ..objectives import ELBO, LossTerms, build_objective
+from ..objectives.elbo import linear_capacity
 from ..options import RunOptions
 from ..runtime import distributed
 from .checkpoint import load_checkpoint
@@ -45,7 +46,7 @@ def capacity_at(objective, step: int) -> float:
     """Capacity C (nats) at optimisation ``step``: linear from 0 to ``capacity_max`` over
     ``capacity_steps`` steps, then constant (Burgess et al. 2018, sec. 5). ``objective``: a run's
     :class:`~vaekit.config.ObjectiveConfig`."""
-    return objective.capacity_max * min(1.0, step / objective.capacity_steps)
+    return linear_capacity(objective.capacity_max, objective.capacity_steps, step)
 
 
 def _batches(
