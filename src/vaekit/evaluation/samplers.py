@@ -62,6 +62,13 @@ class LatentSampler:
     needs_data = True
 
     def fit(self, model, x: torch.Tensor | None = None) -> LatentSampler:
+        """Fit the sampler for ``model``: on its codes of the training inputs ``x`` ``(N, *data_shape)``
+        (encoder means, :func:`training_codes`) when the sampler is fitted on data, else keep the
+        model (its prior). Returns ``self``.
+
+        Raises:
+            ValueError: a data-fitted sampler without ``x`` (or with fewer than 2 examples).
+        """
         self.latent_dim = model.latent_dim
         if self.needs_data:
             if x is None or not torch.is_tensor(x) or len(x) < 2:
