@@ -181,9 +181,10 @@ def test_capacity_gamma_scales_the_papers_setting_by_pixels_and_anneal_steps():
     assert capacity_gamma(CAPACITY_PAPER["pixels"], CAPACITY_PAPER["steps"]) == 1000.0
     assert capacity_gamma(32 * 32, 100_000) == 250.0 and capacity_gamma(64 * 64, 50_000) == 500.0
     assert capacity_gamma(64 * 64, 400_000) == 1000.0  # longer anneals keep the paper's γ
-    config = benchmark_configs()["capacity-vae"].train
-    assert config.capacity_steps == 2080 and config.capacity_max == 25.0 and config.beta == 2.6
-    assert config.beta == round(SAFETY * capacity_gamma(32 * 32, config.capacity_steps), 2) and 1 < config.beta < 1000
+    config = benchmark_configs()["capacity-vae"]
+    train, objective = config.train, config.objective
+    assert objective.capacity_steps == 2080 and objective.capacity_max == 25.0 and train.beta == 2.6
+    assert train.beta == round(SAFETY * capacity_gamma(32 * 32, objective.capacity_steps), 2) and 1 < train.beta < 1000
     assert benchmark_configs(full=True)["capacity-vae"].train.beta == 1000.0
     with pytest.raises(ValueError, match="positive"):
         capacity_gamma(0, 10)

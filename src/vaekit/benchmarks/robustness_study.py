@@ -60,10 +60,9 @@ def run_study(
         if "epochs" in changes:
             changes["epochs"] = 2 * base.train.epochs  # was base.epochs: an AttributeError (found by mypy)
         for model in ("vae", "avae"):
-            config = base.replace(model=model, **changes)
-            key = json.dumps(
-                {k: v for k, v in config.to_flat().items() if not (model == "vae" and k == "rho")}, sort_keys=True
-            )
+            # the VAE's objective does not read ρ (a config refuses it): its ρ variants reuse its base run
+            config = base.replace(model=model, **{k: v for k, v in changes.items() if model == "avae" or k != "rho"})
+            key = json.dumps(config.to_flat(), sort_keys=True)
             if key not in done:
                 run_dir = out / "runs" / f"{model}-{len(done)}"
                 if _finished(run_dir, config):
