@@ -93,14 +93,19 @@ def run(out: Path, ladder, seeds, log=print, spec_of=budget_spec) -> None:
 
 def collect(out: Path, ladder) -> dict:
     """Per budget and model: every finished seed's steps, BetaVAE, MIG, test ELBO, KL and training
-    time, and their summaries over seeds."""
+    time, and their summaries over seeds. A seed whose run folder is not on this disk (run folders are
+    not committed; seeds may run on different machines) keeps its row of ``out/results.json``."""
     rows: dict = {}
+    kept = io.read_json(out / "results.json")["budgets"] if (out / "results.json").is_file() else {}
     for epochs in ladder:
         for model in MODELS:
             per_seed = {}
             for seed in SEEDS:
                 run_dir = out / f"e{epochs}" / "runs" / f"{model}-seed{seed}"
                 if not (run_dir / POINT_FILE).is_file():
+                    old = kept.get(str(epochs), {}).get(model, {}).get("per_seed", {}).get(str(seed))
+                    if old is not None:
+                        per_seed[seed] = old
                     continue
                 result = io.read_json(run_dir / "sweep-disentanglement.json")["result"]
                 summary = io.read_json(run_dir / "summary.json")
