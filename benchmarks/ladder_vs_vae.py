@@ -27,8 +27,15 @@ from pathlib import Path
 
 import torch
 
-ARMS = {"vae": ["--model", "vae", "--latent-dim", "16"],
-        "ladder": ["--model", "ladder", "--latent-dim", "24", "--options", '{"top_dim": 8}']}
+LADDER = ["--model", "ladder", "--latent-dim", "24", "--options"]
+# every arm has the same z1 (16) and decoder; the ladder variants differ only in their model options
+ARMS = {
+    "vae": ["--model", "vae", "--latent-dim", "16"],
+    "ladder": [*LADDER, '{"top_dim": 8}'],
+    "ladder-bn": [*LADDER, '{"top_dim": 8, "batch_norm": true}'],
+    "ladder-akl": [*LADDER, '{"top_dim": 8, "kl": "analytic"}'],
+    "ladder-bn-akl": [*LADDER, '{"top_dim": 8, "batch_norm": true, "kl": "analytic"}'],
+}
 
 
 def interval(values: list[float]) -> dict:
@@ -40,12 +47,46 @@ def interval(values: list[float]) -> dict:
     return {"mean": mean, "sd": sd, "ci95": [low, high], "n": len(values), "values": values}
 
 
+def latent_use(model, x: torch.Tensor, draws: int = 64) -> dict:
+    """How much each stochastic layer carries on ``x``: the KL of each unit in nats per example, sorted
+    from the largest (the ladder's KL(q(z2|x) ‖ N(0, I)) and E_z2 KL(q(z1|z2, x) ‖ p(z1|z2)), closed forms
+    per unit at ``draws`` draws of z2; the flat VAE's closed form), their sums, and the units carrying
+    more than 0.1 nats (a scale-free count of active units: the ladder's z1 has a learned prior scale)."""
+    from vaekit.models.ladder import LadderPosterior, merge
+
+    def unit_kl(loc_q, scale_q, loc_p, scale_p):
+        ratio = (scale_q / scale_p).square()
+        return 0.5 * (ratio + ((loc_q - loc_p) / scale_p).square() - 1 - ratio.log())
+
+    state = torch.get_rng_state()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        q = model.encode(x)
+        if isinstance(q, LadderPosterior):
+            z2 = q.sample((draws,))[..., q.bottom_dim:]
+            loc_p, scale_p = q.top_down(z2)
+            layers = {"z1": unit_kl(*merge(q.loc1, q.scale1, loc_p, scale_p), loc_p, scale_p).mean((0, 1)),
+                      "z2": unit_kl(q.loc2, q.scale2, torch.zeros_like(q.loc2), torch.ones_like(q.scale2)).mean(0)}
+        else:
+            loc, scale = q.base_dist.loc, q.base_dist.scale
+            layers = {"z1": unit_kl(loc, scale, torch.zeros_like(loc), torch.ones_like(scale)).mean(0)}
+    torch.set_rng_state(state)
+    result: dict = {}
+    for layer, kl in layers.items():
+        result[f"kl_{layer}"] = kl.sum().item()
+        result[f"active_{layer}"] = int((kl > 0.1).sum())
+        result[f"kl_per_unit_{layer}"] = [round(v, 3) for v in kl.sort(descending=True).values.tolist()]
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/ladder")
     parser.add_argument("--runs-dir", default="runs/ladder-bench")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=["vae", "ladder"])
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--warmup-epochs", type=int, default=2)
     parser.add_argument("--train-size", type=int, default=5000)
     parser.add_argument("--test-examples", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=100)
@@ -60,18 +101,23 @@ def main() -> None:
     test = data.load("fashion-mnist", "test", data_dir=args.data_dir).x[:args.test_examples]
     test = torch.bernoulli(test, generator=torch.Generator().manual_seed(0))
     common = ["--data", "fashion-mnist", "--data-dir", args.data_dir, "--train-size", str(args.train_size),
-              "--epochs", str(args.epochs), "--warmup-epochs", "2", "--hidden", "256", "256",
+              "--epochs", str(args.epochs), "--warmup-epochs", str(args.warmup_epochs), "--hidden", "256", "256",
               "--eval-num-samples", "1", "--no-progress", "--threads", "1", "--runs-dir", str(runs)]
     for seed in args.seeds:
-        for arm, flags in ARMS.items():
+        for arm in args.arms:
+            flags = ARMS[arm]
             point = out / "points" / f"{arm}-seed{seed}.json"
             if point.exists():
                 continue
             name = f"{arm}-seed{seed}"
             command = ["vaekit", "train", *flags, *common, "--seed", str(seed), "--name", name]
             if not (runs / name / "summary.json").exists():
-                shutil.rmtree(runs / name, ignore_errors=True)
-                subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                if (runs / name / "checkpoint").exists():  # a stopped run continues bit-identically
+                    resume = ["vaekit", "train", "--resume", str(runs / name), "--no-progress", "--threads", "1"]
+                    subprocess.run(resume, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                else:
+                    shutil.rmtree(runs / name, ignore_errors=True)
+                    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
             model = io.load(runs / name)
             model.eval()
             with torch.no_grad():
@@ -79,19 +125,29 @@ def main() -> None:
                                     generator=torch.Generator().manual_seed(seed)).mean().item()
             summary = json.loads((runs / name / "summary.json").read_text())
             record = {"arm": arm, "seed": seed, "log_likelihood": ll, "test_elbo_full": summary["test"]["elbo"],
-                      "training_time_s": summary["training_time_s"], "command": " ".join(command)}
+                      "training_time_s": summary["training_time_s"], "command": " ".join(command),
+                      "latent_use": latent_use(model, test)}
             tmp = point.with_suffix(".tmp")
             tmp.write_text(json.dumps(record, indent=1))
             tmp.replace(point)
             print(json.dumps(record), flush=True)
+    for path in sorted((out / "points").glob("*.json")):  # points written before latent_use was recorded
+        record = json.loads(path.read_text())
+        if "latent_use" not in record and (runs / path.stem / "model.safetensors").exists():
+            record["latent_use"] = latent_use(io.load(runs / path.stem).eval(), test)
+            path.with_suffix(".tmp").write_text(json.dumps(record, indent=1))
+            path.with_suffix(".tmp").replace(path)
     points = [json.loads(p.read_text()) for p in sorted((out / "points").glob("*.json"))]
     table = {arm: interval([p["log_likelihood"] for p in points if p["arm"] == arm]) for arm in ARMS
              if any(p["arm"] == arm for p in points)}
-    diffs = [next(p for p in points if p["arm"] == "ladder" and p["seed"] == s)["log_likelihood"]
-             - next(p for p in points if p["arm"] == "vae" and p["seed"] == s)["log_likelihood"]
-             for s in args.seeds if sum(p["seed"] == s for p in points) == 2]
+    by = {(p["arm"], p["seed"]): p["log_likelihood"] for p in points}
+    paired = {}
+    for arm in table:
+        diffs = [by[arm, s] - by["vae", s] for s in args.seeds if (arm, s) in by and ("vae", s) in by]
+        if arm != "vae" and diffs:
+            paired[f"{arm}_minus_vae"] = interval(diffs) if len(diffs) > 1 else diffs
     result = {"settings": vars(args), "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python " + " ".join(sys.argv),
-              "log_likelihood": table, "ladder_minus_vae": interval(diffs) if len(diffs) > 1 else diffs,
+              "log_likelihood": table, **paired,
               "units": "nats per test example (IS, K = num_samples), higher is better"}
     (out / "ladder_vs_vae.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
