@@ -63,10 +63,12 @@ def latent_use(model, x: torch.Tensor, draws: int = 64) -> dict:
     with torch.no_grad():
         q = model.encode(x)
         if isinstance(q, LadderPosterior):
-            z2 = q.sample((draws,))[..., q.bottom_dim:]
+            z2 = q.sample((draws,))[..., q.bottom_dim :]
             loc_p, scale_p = q.top_down(z2)
-            layers = {"z1": unit_kl(*merge(q.loc1, q.scale1, loc_p, scale_p), loc_p, scale_p).mean((0, 1)),
-                      "z2": unit_kl(q.loc2, q.scale2, torch.zeros_like(q.loc2), torch.ones_like(q.scale2)).mean(0)}
+            layers = {
+                "z1": unit_kl(*merge(q.loc1, q.scale1, loc_p, scale_p), loc_p, scale_p).mean((0, 1)),
+                "z2": unit_kl(q.loc2, q.scale2, torch.zeros_like(q.loc2), torch.ones_like(q.scale2)).mean(0),
+            }
         else:
             loc, scale = q.base_dist.loc, q.base_dist.scale
             layers = {"z1": unit_kl(loc, scale, torch.zeros_like(loc), torch.ones_like(scale)).mean(0)}
@@ -79,6 +81,12 @@ def latent_use(model, x: torch.Tensor, draws: int = 64) -> dict:
     return result
 
 
+def trained(run: Path, epochs: int) -> bool:
+    """Whether ``run`` is a finished run folder of at least ``epochs`` epochs."""
+    summary = run / "summary.json"
+    return summary.exists() and json.loads(summary.read_text())["epochs_trained"] >= epochs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/ladder")
@@ -87,6 +95,11 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=["vae", "ladder"])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--warmup-epochs", type=int, default=2)
+    parser.add_argument(
+        "--extend-from",
+        default=None,
+        help="a runs dir of the same arms with fewer epochs: copy each run and continue it to --epochs",
+    )
     parser.add_argument("--train-size", type=int, default=5000)
     parser.add_argument("--test-examples", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=100)
@@ -98,11 +111,30 @@ def main() -> None:
 
     out, runs = Path(args.out), Path(args.runs_dir)
     (out / "points").mkdir(parents=True, exist_ok=True)
-    test = data.load("fashion-mnist", "test", data_dir=args.data_dir).x[:args.test_examples]
+    test = data.load("fashion-mnist", "test", data_dir=args.data_dir).x[: args.test_examples]
     test = torch.bernoulli(test, generator=torch.Generator().manual_seed(0))
-    common = ["--data", "fashion-mnist", "--data-dir", args.data_dir, "--train-size", str(args.train_size),
-              "--epochs", str(args.epochs), "--warmup-epochs", str(args.warmup_epochs), "--hidden", "256", "256",
-              "--eval-num-samples", "1", "--no-progress", "--threads", "1", "--runs-dir", str(runs)]
+    common = [
+        "--data",
+        "fashion-mnist",
+        "--data-dir",
+        args.data_dir,
+        "--train-size",
+        str(args.train_size),
+        "--epochs",
+        str(args.epochs),
+        "--warmup-epochs",
+        str(args.warmup_epochs),
+        "--hidden",
+        "256",
+        "256",
+        "--eval-num-samples",
+        "1",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--runs-dir",
+        str(runs),
+    ]
     for seed in args.seeds:
         for arm in args.arms:
             flags = ARMS[arm]
@@ -111,22 +143,48 @@ def main() -> None:
                 continue
             name = f"{arm}-seed{seed}"
             command = ["vaekit", "train", *flags, *common, "--seed", str(seed), "--name", name]
-            if not (runs / name / "summary.json").exists():
+            resume = [
+                "vaekit",
+                "train",
+                "--resume",
+                str(runs / name),
+                "--epochs",
+                str(args.epochs),
+                "--no-progress",
+                "--threads",
+                "1",
+            ]
+            shorter = Path(args.extend_from or runs) / name
+            if not trained(runs / name, args.epochs):
                 if (runs / name / "checkpoint").exists():  # a stopped run continues bit-identically
-                    resume = ["vaekit", "train", "--resume", str(runs / name), "--no-progress", "--threads", "1"]
                     subprocess.run(resume, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                elif args.extend_from and trained(shorter, 1):  # continue the shorter run to --epochs
+                    shutil.copytree(shorter, runs / name)
+                    subprocess.run(resume, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                    command = [*command, "# continued from", str(shorter), "with:", *resume]
                 else:
                     shutil.rmtree(runs / name, ignore_errors=True)
                     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
             model = io.load(runs / name)
             model.eval()
             with torch.no_grad():
-                ll = log_likelihood(model, test, num_samples=args.num_samples,
-                                    generator=torch.Generator().manual_seed(seed)).mean().item()
+                ll = (
+                    log_likelihood(
+                        model, test, num_samples=args.num_samples, generator=torch.Generator().manual_seed(seed)
+                    )
+                    .mean()
+                    .item()
+                )
             summary = json.loads((runs / name / "summary.json").read_text())
-            record = {"arm": arm, "seed": seed, "log_likelihood": ll, "test_elbo_full": summary["test"]["elbo"],
-                      "training_time_s": summary["training_time_s"], "command": " ".join(command),
-                      "latent_use": latent_use(model, test)}
+            record = {
+                "arm": arm,
+                "seed": seed,
+                "log_likelihood": ll,
+                "test_elbo_full": summary["test"]["elbo"],
+                "training_time_s": summary["training_time_s"],
+                "command": " ".join(command),
+                "latent_use": latent_use(model, test),
+            }
             tmp = point.with_suffix(".tmp")
             tmp.write_text(json.dumps(record, indent=1))
             tmp.replace(point)
@@ -138,17 +196,24 @@ def main() -> None:
             path.with_suffix(".tmp").write_text(json.dumps(record, indent=1))
             path.with_suffix(".tmp").replace(path)
     points = [json.loads(p.read_text()) for p in sorted((out / "points").glob("*.json"))]
-    table = {arm: interval([p["log_likelihood"] for p in points if p["arm"] == arm]) for arm in ARMS
-             if any(p["arm"] == arm for p in points)}
+    table = {
+        arm: interval([p["log_likelihood"] for p in points if p["arm"] == arm])
+        for arm in ARMS
+        if any(p["arm"] == arm for p in points)
+    }
     by = {(p["arm"], p["seed"]): p["log_likelihood"] for p in points}
     paired = {}
     for arm in table:
         diffs = [by[arm, s] - by["vae", s] for s in args.seeds if (arm, s) in by and ("vae", s) in by]
         if arm != "vae" and diffs:
             paired[f"{arm}_minus_vae"] = interval(diffs) if len(diffs) > 1 else diffs
-    result = {"settings": vars(args), "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python " + " ".join(sys.argv),
-              "log_likelihood": table, **paired,
-              "units": "nats per test example (IS, K = num_samples), higher is better"}
+    result = {
+        "settings": vars(args),
+        "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python " + " ".join(sys.argv),
+        "log_likelihood": table,
+        **paired,
+        "units": "nats per test example (IS, K = num_samples), higher is better",
+    }
     (out / "ladder_vs_vae.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 

@@ -198,7 +198,9 @@ def test_batch_norm_and_the_analytic_kl_train_from_the_cli_and_reload(tmp_path):
     assert (model.batch_norm, model.kl) == (True, "analytic")
     # the running statistics were saved: the reloaded model is the trained one
     norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d))
-    assert norm.num_batches_tracked.item() > 0 and not torch.allclose(norm.running_var, torch.ones_like(norm.running_var))
+    assert norm.num_batches_tracked.item() > 0 and not torch.allclose(
+        norm.running_var, torch.ones_like(norm.running_var)
+    )
     x = (contract.batch((1, 8, 8), n=4) > 0.5).float()
     g = torch.Generator
     first = log_likelihood(model, x, num_samples=16, generator=g().manual_seed(0))
