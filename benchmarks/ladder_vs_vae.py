@@ -27,10 +27,18 @@ from pathlib import Path
 
 import torch
 
+ROLES, BN = ("encoder", "decoder"), {"hidden": [256, 256], "batch_norm": True}
 LADDER = ["--model", "ladder", "--latent-dim", "24", "--options"]
 # every arm has the same z1 (16) and decoder; the ladder variants differ only in their model options
 ARMS = {
     "vae": ["--model", "vae", "--latent-dim", "16"],
+    # the flat VAE with the same batch normalisation (vaekit.nets' MLPs with batch_norm, as custom nets)
+    "vae-bn": ["--model", "vae", "--latent-dim", "16", "--trust-code"]
+    + [
+        arg
+        for role in ROLES
+        for arg in (f"--{role}", json.dumps({"target": f"vaekit.nets:MLP{role.title()}", "kwargs": BN}))
+    ],
     "ladder": [*LADDER, '{"top_dim": 8}'],
     "ladder-bn": [*LADDER, '{"top_dim": 8, "batch_norm": true}'],
     "ladder-akl": [*LADDER, '{"top_dim": 8, "kl": "analytic"}'],
@@ -153,6 +161,7 @@ def main() -> None:
                 "--no-progress",
                 "--threads",
                 "1",
+                "--trust-code",
             ]
             shorter = Path(args.extend_from or runs) / name
             if not trained(runs / name, args.epochs):
@@ -165,7 +174,7 @@ def main() -> None:
                 else:
                     shutil.rmtree(runs / name, ignore_errors=True)
                     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-            model = io.load(runs / name)
+            model = io.load(runs / name, trust_code=True)
             model.eval()
             with torch.no_grad():
                 ll = (
@@ -192,7 +201,7 @@ def main() -> None:
     for path in sorted((out / "points").glob("*.json")):  # points written before latent_use was recorded
         record = json.loads(path.read_text())
         if "latent_use" not in record and (runs / path.stem / "model.safetensors").exists():
-            record["latent_use"] = latent_use(io.load(runs / path.stem).eval(), test)
+            record["latent_use"] = latent_use(io.load(runs / path.stem, trust_code=True).eval(), test)
             path.with_suffix(".tmp").write_text(json.dumps(record, indent=1))
             path.with_suffix(".tmp").replace(path)
     points = [json.loads(p.read_text()) for p in sorted((out / "points").glob("*.json"))]

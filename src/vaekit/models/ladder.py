@@ -31,7 +31,7 @@ from torch import nn
 from torch.distributions import Distribution, constraints
 
 from ..distributions import Likelihood
-from ..nets import ACTIVATIONS, GaussianHead, build_nets, mlp
+from ..nets import ACTIVATIONS, FeatureBatchNorm, GaussianHead, build_nets, mlp
 from .vae import VAE
 
 
@@ -44,14 +44,6 @@ def _normal_kl(loc_q, scale_q, loc_p, scale_p) -> torch.Tensor:
     """KL(N(loc_q, scale_q²) ‖ N(loc_p, scale_p²)) summed over the last dimension, in nats."""
     ratio = (scale_q / scale_p).square()
     return 0.5 * (ratio + ((loc_q - loc_p) / scale_p).square() - 1 - ratio.log()).sum(-1)
-
-
-class FeatureBatchNorm(nn.BatchNorm1d):
-    """Batch normalisation (Ioffe & Szegedy 2015) of the last dimension of a ``(*, features)`` input:
-    all leading (sample, batch) dimensions form the batch. Output: the input's shape."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
 
 def add_batch_norm(module: nn.Module) -> int:
@@ -103,11 +95,10 @@ class LadderEncoder(nn.Module):
         self.features, self.activation = features, ACTIVATIONS[activation]()
         self.norm = FeatureBatchNorm(width) if batch_norm else nn.Identity()
         self.head1 = GaussianHead(width, bottom_dim)
-        self.up = mlp([width, hidden_top, hidden_top], activation, final_activation=True)
+        self.up = mlp([width, hidden_top, hidden_top], activation, final_activation=True, batch_norm=batch_norm)
         self.head2 = GaussianHead(hidden_top, top_dim)
         if batch_norm:
             add_batch_norm(self.features)
-            add_batch_norm(self.up)
 
     def forward(self, x: torch.Tensor):
         d1 = self.activation(self.norm(self.features(x)))
@@ -123,10 +114,8 @@ class TopDown(nn.Module):
         self, top_dim: int, bottom_dim: int, hidden_top: int, activation: str = "relu", batch_norm: bool = False
     ):
         super().__init__()
-        self.body = mlp([top_dim, hidden_top, hidden_top], activation, final_activation=True)
+        self.body = mlp([top_dim, hidden_top, hidden_top], activation, final_activation=True, batch_norm=batch_norm)
         self.head = GaussianHead(hidden_top, bottom_dim)
-        if batch_norm:
-            add_batch_norm(self.body)
 
     def forward(self, z2: torch.Tensor):
         return self.head(self.body(z2))
