@@ -159,7 +159,7 @@ def test_the_kl_option_reaches_the_posterior_and_bad_options_are_refused():
 def test_batch_norm_sits_in_every_hidden_layer_and_evaluation_does_not_depend_on_the_batch():
     from vaekit.config import Config
     from vaekit.models import build_model
-    from vaekit.models.ladder import FeatureBatchNorm
+    from vaekit.nets import FeatureBatchNorm
 
     config = Config.from_flat(
         model="ladder", latent_dim=4, hidden=(16, 16), binarize="none", options={"batch_norm": True}
@@ -206,3 +206,18 @@ def test_batch_norm_and_the_analytic_kl_train_from_the_cli_and_reload(tmp_path):
     first = log_likelihood(model, x, num_samples=16, generator=g().manual_seed(0))
     again = log_likelihood(io.load(tmp_path / "run").eval(), x, num_samples=16, generator=g().manual_seed(0))
     torch.testing.assert_close(first, again)
+
+
+def test_the_flat_mlps_take_the_same_batch_norm_and_any_leading_dimensions():
+    from vaekit.nets import FeatureBatchNorm, MLPDecoder, MLPEncoder
+
+    encoder, decoder = (
+        MLPEncoder((1, 8, 8), 3, hidden=(16, 8), batch_norm=True),
+        MLPDecoder((1, 8, 8), 3, (16, 8), batch_norm=True),
+    )
+    assert [sum(isinstance(m, FeatureBatchNorm) for m in net.modules()) for net in (encoder, decoder)] == [2, 2]
+    assert not any(isinstance(m, FeatureBatchNorm) for m in MLPEncoder((1, 8, 8), 3).modules())
+    decoder.eval()
+    z = torch.randn(5, 4, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(z).reshape(5, 4, -1)[:, 1], decoder(z[:, 1]).reshape(5, -1))
