@@ -211,11 +211,12 @@ def main() -> None:
         if any(p["arm"] == arm for p in points)
     }
     by = {(p["arm"], p["seed"]): p["log_likelihood"] for p in points}
-    paired = {}
+    paired = {}  # each arm against the flat VAE, and each BN arm against the flat VAE with the same BN
     for arm in table:
-        diffs = [by[arm, s] - by["vae", s] for s in args.seeds if (arm, s) in by and ("vae", s) in by]
-        if arm != "vae" and diffs:
-            paired[f"{arm}_minus_vae"] = interval(diffs) if len(diffs) > 1 else diffs
+        for base in ("vae", "vae-bn") if "bn" in arm else ("vae",):
+            diffs = [by[arm, s] - by[base, s] for s in args.seeds if (arm, s) in by and (base, s) in by]
+            if arm != base and diffs:
+                paired[f"{arm}_minus_{base}"] = interval(diffs) if len(diffs) > 1 else diffs
     result = {
         "settings": vars(args),
         "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python " + " ".join(sys.argv),
