@@ -1,16 +1,27 @@
 """Ladder VAE (two stochastic layers, Sønderby et al. 2016) vs the flat VAE on Fashion-MNIST: the
-importance-sampled test log-likelihood at equal epochs, 3 seeds, mean and 95 % t interval.
+importance-sampled test log-likelihood at equal epochs, 3 seeds, mean and 95 % t interval, paired by seed.
 
 The flat VAE has z of 16 dimensions; the ladder has the same z1 (16) and decoder, plus z2 (8) on top
-(``--latent-dim 24 --options '{"top_dim": 8}'``). Both are trained by ``vaekit train`` with the same
-settings (MLP 256-256, Bernoulli likelihood on dynamically binarised images, KL warm-up over 2 epochs,
-a fixed 5000-image training subset); the IS log-likelihood is K importance samples on the first
-``--test-examples`` test images, binarised once with seed 0 (the same images for every model).
+(``--latent-dim 24 --options '{"top_dim": 8}'``). All arms are trained by ``vaekit train`` with the same
+settings (MLP 256-256, Bernoulli likelihood on dynamically binarised images, KL warm-up over
+``--warmup-epochs``, a fixed 5000-image training subset); the IS log-likelihood is K importance samples on
+the first ``--test-examples`` test images, binarised once with seed 0 (the same images for every model).
 
-Reproduce (resumable: finished points are kept; about 1 h on a shared CPU core):
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/ladder_vs_vae.py --out benchmarks/results/ladder
+Arms (``--arms``): ``vae``; ``vae-bn`` (the flat VAE with batch normalisation before every hidden
+activation: vaekit.nets' MLPs with ``batch_norm`` as custom nets); ``ladder`` (Monte Carlo KL, no BN);
+``ladder-akl`` (the per-layer analytic KL at the draw of z2); ``ladder-bn`` (BN as the paper, sec. 3);
+``ladder-bn-akl``. Each point also records the KL per layer and per unit on the test images.
 
-Writes ``OUT/points/<model>-seed<k>.json`` per point and ``OUT/ladder_vs_vae.json`` (the table).
+Reproduce (resumable: finished points are kept, a stopped run continues; ~4 min per 8-epoch run on a
+shared CPU core):
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/ladder_vs_vae.py --out benchmarks/results/ladder \
+        --arms vae ladder ladder-akl ladder-bn vae-bn
+    # the same runs continued to 16 epochs (vaekit train --resume RUN --epochs 16: bit-identical to a
+    # 16-epoch run with the same 2-epoch warm-up)
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/ladder_vs_vae.py --out benchmarks/results/ladder/e16 \
+        --runs-dir runs/ladder-bench-e16 --extend-from runs/ladder-bench --epochs 16 --arms vae ladder-bn vae-bn
+
+Writes ``OUT/points/<arm>-seed<k>.json`` per point and ``OUT/ladder_vs_vae.json`` (the table).
 """
 
 from __future__ import annotations
