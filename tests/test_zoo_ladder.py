@@ -221,3 +221,25 @@ def test_the_flat_mlps_take_the_same_batch_norm_and_any_leading_dimensions():
     z = torch.randn(5, 4, 3)
     with torch.no_grad():
         torch.testing.assert_close(decoder(z).reshape(5, 4, -1)[:, 1], decoder(z[:, 1]).reshape(5, -1))
+
+
+def test_batch_norm_is_the_default_and_folders_saved_before_it_load_without_it(tmp_path):
+    from vaekit import io
+    from vaekit.config import Config
+    from vaekit.models import build_model
+
+    def build(**options):
+        config = Config.from_flat(model="ladder", latent_dim=4, hidden=(16,), binarize="none", options=options)
+        return build_model(config.model, (1, 8, 8), seed=0)
+
+    assert build().batch_norm and not build(batch_norm=False).batch_norm
+    old = build(batch_norm=False).eval()
+    io.save(old, tmp_path / "old")
+    record = json.loads((tmp_path / "old" / "config.json").read_text())
+    assert record["extra"].pop("batch_norm") is False and record["extra"].pop("kl") == "mc"
+    assert record["config"]["model"]["options"].pop("batch_norm") is False
+    (tmp_path / "old" / "config.json").write_text(json.dumps(record))  # as the ladder saved it before the option
+    loaded = io.load(tmp_path / "old")
+    assert (loaded.batch_norm, loaded.kl) == (False, "mc")
+    x = contract.batch((1, 8, 8), n=3)
+    torch.testing.assert_close(loaded.encode(x).mean, old.encode(x).mean)

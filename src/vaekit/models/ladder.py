@@ -235,8 +235,10 @@ class LadderVAE(VAE):
     Args: as :class:`~vaekit.models.VAE`, plus
         top_dim: size of z2, 1 <= top_dim < latent_dim (default: latent_dim // 2, at least 1).
         hidden_top: width of the MLPs of the second layer (bottom-up f2 and top-down p(z1|z2)).
-        batch_norm: batch normalisation after every hidden Linear layer of the MLPs (Sønderby et al.
-            2016, sec. 3); default False.
+        batch_norm: batch normalisation before every hidden activation of the MLPs (Sønderby et al.
+            2016, sec. 3); default True (on Fashion-MNIST it is what makes the ladder beat the flat VAE:
+            docs/models.md, "Likelihood-based models"). Run folders saved before the option existed
+            load without it (:attr:`SAVED_DEFAULTS`).
         kl: ``"mc"`` (default), the ELBO's KL as log q(z|x) − log p(z) at the reconstruction's draw,
             or ``"analytic"``, the per-layer closed forms at that draw of z2 (see the module docstring).
 
@@ -244,6 +246,10 @@ class LadderVAE(VAE):
         ValueError: latent_dim < 2, top_dim outside [1, latent_dim − 1], hidden_top < 1, batch_norm
             not a bool, kl not "mc" or "analytic".
     """
+
+    #: the values of options that run folders saved before the option existed were built with
+    #: (:func:`vaekit.io.load` applies them to a saved ``extra`` that lacks the key)
+    SAVED_DEFAULTS: ClassVar[dict] = {"batch_norm": False, "kl": "mc"}
 
     def __init__(
         self,
@@ -256,7 +262,7 @@ class LadderVAE(VAE):
         config=None,
         top_dim: int | None = None,
         hidden_top: int = 128,
-        batch_norm: bool = False,
+        batch_norm: bool = True,
         kl: str = "mc",
     ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
@@ -275,7 +281,7 @@ class LadderVAE(VAE):
         trust_code: bool | None = None,
         top_dim: int | None = None,
         hidden_top: int = 128,
-        batch_norm: bool = False,
+        batch_norm: bool = True,
         **kwargs,
     ) -> tuple[nn.Module, nn.Module]:
         """(LadderEncoder, decoder from z1): both from the config's networks (with BN in their hidden
