@@ -223,9 +223,9 @@ def main() -> None:
         if any(p["arm"] == arm for p in points)
     }
     by = {(p["arm"], p["seed"]): p["log_likelihood"] for p in points}
-    paired = {}  # each arm against the flat VAE, and each BN arm against the flat VAE with the same BN
+    paired = {}  # each arm against the flat VAE; each BN arm also against the flat VAE with BN and itself without
     for arm in table:
-        for base in ("vae", "vae-bn") if "bn" in arm else ("vae",):
+        for base in dict.fromkeys(("vae", "vae-bn", arm.replace("-bn", ""))) if "-bn" in arm else ("vae",):
             diffs = [by[arm, s] - by[base, s] for s in args.seeds if (arm, s) in by and (base, s) in by]
             if arm != base and diffs:
                 paired[f"{arm}_minus_{base}"] = interval(diffs) if len(diffs) > 1 else diffs
