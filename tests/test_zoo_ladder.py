@@ -116,3 +116,130 @@ def test_it_trains_from_the_cli(tmp_path):
     assert (model.top_dim, model.bottom_dim) == (2, 2)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert math.isfinite(summary["test"]["log_likelihood"])
+
+
+@pytest.mark.slow
+def test_the_analytic_per_layer_kl_has_the_monte_carlo_expectation_and_less_variance():
+    from vaekit.distributions import kl_or_estimate
+
+    model = tiny(seed=2).double()
+    x = contract.batch((1, 8, 8), n=3).double()
+    with torch.no_grad():
+        q, prior = model.encode(x), model.prior()
+        torch.manual_seed(0)
+        z = q.sample((5000,))
+        monte_carlo = q.log_prob(z) - prior.log_prob(z)  # (draws, batch)
+        # the default estimator is this Monte Carlo one, averaged over the draws
+        torch.testing.assert_close(kl_or_estimate(q, prior, z), monte_carlo.mean(0))
+        q.analytic_kl = True
+        analytic = torch.stack([kl_or_estimate(q, prior, z[i : i + 1]) for i in range(300)])
+        analytic_mean = kl_or_estimate(q, prior, z)
+    # both are unbiased for the same KL: the means agree within a few Monte Carlo standard errors
+    error = (monte_carlo.var(0) / z.shape[0]).sqrt()
+    assert ((analytic_mean - monte_carlo.mean(0)).abs() < 4 * error + 1e-3).all()
+    assert (analytic.var(0) < monte_carlo.var(0)).all()
+
+
+def test_the_kl_option_reaches_the_posterior_and_bad_options_are_refused():
+    from vaekit.config import Config
+    from vaekit.models import build_model
+
+    def build(**options):
+        config = Config.from_flat(model="ladder", latent_dim=4, hidden=(16,), binarize="none", options=options)
+        return build_model(config.model, (1, 8, 8))
+
+    x = contract.batch((1, 8, 8), n=2)
+    assert build(kl="analytic").encode(x).analytic_kl and not build().encode(x).analytic_kl
+    for options in ({"kl": "exact"}, {"batch_norm": 1}):
+        with pytest.raises(ValueError, match="kl|batch_norm"):
+            build(**options)
+
+
+@pytest.mark.slow
+def test_batch_norm_sits_in_every_hidden_layer_and_evaluation_does_not_depend_on_the_batch():
+    from vaekit.config import Config
+    from vaekit.models import build_model
+    from vaekit.nets import FeatureBatchNorm
+
+    config = Config.from_flat(
+        model="ladder", latent_dim=4, hidden=(16, 16), binarize="none", options={"batch_norm": True}
+    )
+    model = build_model(config.model, (1, 8, 8), seed=0)
+    # bottom-up 2 + d1 + up 2, top-down 2, decoder 2 (sec. 3: BN in the deterministic layers)
+    assert sum(isinstance(m, FeatureBatchNorm) for m in model.modules()) == 9
+    x = contract.batch((1, 8, 8), n=6)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    from vaekit.objectives.elbo import elbo
+
+    for _ in range(3):  # running statistics move away from their initial values
+        optimizer.zero_grad()
+        (-elbo(model, x).mean()).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        whole, single = model.encode(x).mean, model.encode(x[:1]).mean
+        # the decoder and p(z1|z2) take (samples, batch, dim) codes: the leading dimensions are one batch
+        z = model.encode(x).sample((5,))
+        torch.testing.assert_close(model.decode(z).mean[:, :1], model.decode(z[:, :1]).mean)
+        torch.testing.assert_close(model.prior().log_prob(z)[:, :2], model.prior().log_prob(z[:, :2]))
+    torch.testing.assert_close(whole[:1], single)
+
+
+@pytest.mark.slow
+def test_batch_norm_and_the_analytic_kl_train_from_the_cli_and_reload(tmp_path):
+    from vaekit import io
+    from vaekit.cli import main
+
+    args = ["train", "--model", "ladder", "--epochs", "1", "--latent-dim", "4", "--hidden", "16"]
+    args += ["--options", '{"top_dim": 2, "batch_norm": true, "kl": "analytic"}', "--eval-num-samples", "8"]
+    code = main([*args, "--runs-dir", str(tmp_path), "--name", "run", "--no-progress", "--threads", "1"])
+    assert code in (0, None)
+    model = io.load(tmp_path / "run").eval()
+    assert (model.batch_norm, model.kl) == (True, "analytic")
+    # the running statistics were saved: the reloaded model is the trained one
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    assert norm.num_batches_tracked.item() > 0 and not torch.allclose(
+        norm.running_var, torch.ones_like(norm.running_var)
+    )
+    x = (contract.batch((1, 8, 8), n=4) > 0.5).float()
+    g = torch.Generator
+    first = log_likelihood(model, x, num_samples=16, generator=g().manual_seed(0))
+    again = log_likelihood(io.load(tmp_path / "run").eval(), x, num_samples=16, generator=g().manual_seed(0))
+    torch.testing.assert_close(first, again)
+
+
+def test_the_flat_mlps_take_the_same_batch_norm_and_any_leading_dimensions():
+    from vaekit.nets import FeatureBatchNorm, MLPDecoder, MLPEncoder
+
+    encoder, decoder = (
+        MLPEncoder((1, 8, 8), 3, hidden=(16, 8), batch_norm=True),
+        MLPDecoder((1, 8, 8), 3, (16, 8), batch_norm=True),
+    )
+    assert [sum(isinstance(m, FeatureBatchNorm) for m in net.modules()) for net in (encoder, decoder)] == [2, 2]
+    assert not any(isinstance(m, FeatureBatchNorm) for m in MLPEncoder((1, 8, 8), 3).modules())
+    decoder.eval()
+    z = torch.randn(5, 4, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(z).reshape(5, 4, -1)[:, 1], decoder(z[:, 1]).reshape(5, -1))
+
+
+def test_batch_norm_is_the_default_and_folders_saved_before_it_load_without_it(tmp_path):
+    from vaekit import io
+    from vaekit.config import Config
+    from vaekit.models import build_model
+
+    def build(**options):
+        config = Config.from_flat(model="ladder", latent_dim=4, hidden=(16,), binarize="none", options=options)
+        return build_model(config.model, (1, 8, 8), seed=0)
+
+    assert build().batch_norm and not build(batch_norm=False).batch_norm
+    old = build(batch_norm=False).eval()
+    io.save(old, tmp_path / "old")
+    record = json.loads((tmp_path / "old" / "config.json").read_text())
+    assert record["extra"].pop("batch_norm") is False and record["extra"].pop("kl") == "mc"
+    assert record["config"]["model"]["options"].pop("batch_norm") is False
+    (tmp_path / "old" / "config.json").write_text(json.dumps(record))  # as the ladder saved it before the option
+    loaded = io.load(tmp_path / "old")
+    assert (loaded.batch_norm, loaded.kl) == (False, "mc")
+    x = contract.batch((1, 8, 8), n=3)
+    torch.testing.assert_close(loaded.encode(x).mean, old.encode(x).mean)

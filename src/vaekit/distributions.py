@@ -368,6 +368,9 @@ def kl_or_estimate(q: Distribution, prior: Distribution, z: torch.Tensor | None 
         pass
     if z is None:
         z = q.rsample((MC_KL_SAMPLES,))
+    estimate = getattr(q, "kl_estimate", None)
+    if estimate is not None:  # a posterior with its own estimator at the draws (the Ladder VAE's per-layer KL)
+        return estimate(prior, z)
     gap = q.log_prob(z) - prior.log_prob(z)
     return gap if gap.dim() == len(q.batch_shape) else gap.mean(0)
 

@@ -27,12 +27,24 @@ ACTIVATIONS = {
 MIN_ENCODER_SCALE = 1e-4
 
 
-def mlp(sizes, activation: str = "relu", final_activation: bool = False) -> nn.Sequential:
-    """A stack of Linear layers of the given widths with ``activation`` between them."""
+class FeatureBatchNorm(nn.BatchNorm1d):
+    """Batch normalisation (Ioffe & Szegedy 2015) of the last dimension of a ``(*, features)`` input:
+    all leading (sample, batch) dimensions form the batch. Output: the input's shape. Evaluation
+    (``eval()``) uses the running statistics, so a trained model is a fixed function of each input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+def mlp(sizes, activation: str = "relu", final_activation: bool = False, batch_norm: bool = False) -> nn.Sequential:
+    """A stack of Linear layers of the given widths with ``activation`` between them; with
+    ``batch_norm`` a :class:`FeatureBatchNorm` between each Linear layer and its activation."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2 or final_activation:
+            if batch_norm:
+                layers.append(FeatureBatchNorm(b))
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 
@@ -55,12 +67,23 @@ class GaussianHead(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """Flatten x, concatenate the condition if any, then an MLP and a Gaussian head."""
+    """Flatten x, concatenate the condition if any, then an MLP and a Gaussian head (``batch_norm``:
+    BN before each hidden activation, e.g. ``--encoder '{"target": "vaekit.nets:MLPEncoder", "kwargs":
+    {"batch_norm": true}}' --trust-code``)."""
 
-    def __init__(self, data_shape, latent_dim, hidden=(256, 256), activation="relu", stochastic=True, cond_dim=0):
+    def __init__(
+        self,
+        data_shape,
+        latent_dim,
+        hidden=(256, 256),
+        activation="relu",
+        stochastic=True,
+        cond_dim=0,
+        batch_norm=False,
+    ):
         super().__init__()
         sizes = [math.prod(data_shape) + cond_dim, *hidden]
-        self.body = mlp(sizes, activation, final_activation=True)
+        self.body = mlp(sizes, activation, final_activation=True, batch_norm=batch_norm)
         self.head = GaussianHead(sizes[-1], latent_dim, stochastic)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None):
@@ -72,12 +95,15 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """MLP from z (and the condition) to the parameter tensor ``(batch, *data_shape)``."""
+    """MLP from z (and the condition) to the parameter tensor ``(batch, *data_shape)`` (``batch_norm``
+    as :class:`MLPEncoder`)."""
 
-    def __init__(self, data_shape, latent_dim, hidden=(256, 256), activation="relu", cond_dim=0):
+    def __init__(self, data_shape, latent_dim, hidden=(256, 256), activation="relu", cond_dim=0, batch_norm=False):
         super().__init__()
         self.data_shape = tuple(data_shape)
-        self.net = mlp([latent_dim + cond_dim, *reversed(hidden), math.prod(data_shape)], activation)
+        self.net = mlp(
+            [latent_dim + cond_dim, *reversed(hidden), math.prod(data_shape)], activation, batch_norm=batch_norm
+        )
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """z ``(batch, latent_dim)`` -> ``(batch, *data_shape)``."""

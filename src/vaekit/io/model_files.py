@@ -170,7 +170,8 @@ def load(path, map_location: str | torch.device = "cpu", trust_code: bool | None
     except (TypeError, ValueError) as e:
         raise ValueError(f"{folder / CONFIG}: {e}") from None
     try:
-        model = build_model(config, tuple(record["data_shape"]), trust_code=trust_code, **record.get("extra", {}))
+        extra = {**_saved_defaults(config.name), **record.get("extra", {})}
+        model = build_model(config, tuple(record["data_shape"]), trust_code=trust_code, **extra)
     except CodeNotTrusted as e:
         raise CodeNotTrusted(f"{folder / CONFIG}: {e}") from None
     try:
@@ -178,6 +179,14 @@ def load(path, map_location: str | torch.device = "cpu", trust_code: bool | None
     except ValueError as e:  # a config.json edited by hand: name both files and the first differing tensor
         raise runcheck.weights_mismatch(folder, model, e) from None
     return model.to(map_location).eval()
+
+
+def _saved_defaults(name: str) -> dict:
+    """A model class's ``SAVED_DEFAULTS``: the option values that folders saved before the option
+    existed were built with (a default that changed keeps old folders loading); {} for most models."""
+    from ..registry import MODELS
+
+    return dict(getattr(MODELS[name].load(), "SAVED_DEFAULTS", {})) if name in MODELS else {}
 
 
 def initialise(model, init) -> None:
