@@ -177,6 +177,11 @@ for _name, _entry in {
     "rae-gp": ModelEntry(
         _M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False
     ),
+    "poincare": ModelEntry(
+        _M + "poincare:PoincareVAE",
+        "elbo",
+        "P-VAE, wrapped normals on the Poincare ball, gyroplane decoder (Mathieu et al. 2019)",
+    ),
 }.items():
     register_model(_name, _entry)
 
