@@ -48,6 +48,7 @@ every formula above is written out instead.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from typing import ClassVar
@@ -63,8 +64,10 @@ from .vae import VAE
 DECODER_INPUTS = ("gyroplane", "logmap0")
 
 
+@functools.lru_cache(maxsize=16)
 def poincare_ball(curvature: float):
-    """geoopt's ``PoincareBall`` of curvature −``curvature`` (imported on use).
+    """geoopt's ``PoincareBall`` of curvature −``curvature`` (imported on use; one object per curvature),
+    its curvature held in float64 so that it is c to double precision.
 
     Raises:
         ImportError: geoopt is not installed (``pip install 'vaekit[poincare]'``).
@@ -75,7 +78,7 @@ def poincare_ball(curvature: float):
             import geoopt
     except ImportError as err:  # pragma: no cover - geoopt is in the test extra
         raise ImportError("the Poincaré VAE needs geoopt: pip install 'vaekit[poincare]' (or geoopt)") from err
-    return geoopt.PoincareBall(c=float(curvature))
+    return geoopt.PoincareBall(c=torch.tensor(float(curvature), dtype=torch.float64))
 
 
 def check_curvature(curvature) -> float:
