@@ -134,6 +134,10 @@ SLOW_TESTS_MEASURED = {
         "test_the_is_log_likelihood_matches_quadrature_over_the_hierarchy",
     },
     "test_zoo_msssim.py": {"test_it_trains_from_the_cli_and_its_reconstructions_improve"},
+    "test_zoo_poincare.py": {
+        "test_it_trains_from_the_cli",
+        "test_the_is_log_likelihood_of_a_trained_model_matches_quadrature_over_the_ball",
+    },
     "test_zoo_rae.py": {
         "test_rae_gp_trains_from_the_cli_and_samples_from_its_ex_post_mixture",
         "test_the_gradient_penalty_is_unbiased_for_the_jacobian_frobenius_norm",

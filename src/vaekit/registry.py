@@ -187,6 +187,11 @@ for _name, _entry in {
         "jointvae",
         "JointVAE, Gaussian + Gumbel-softmax latents, two capacities (Dupont 2018)",
     ),
+    "poincare": ModelEntry(
+        _M + "poincare:PoincareVAE",
+        "elbo",
+        "P-VAE, wrapped normals on the Poincare ball, gyroplane decoder (Mathieu et al. 2019)",
+    ),
 }.items():
     register_model(_name, _entry)
 
