@@ -177,6 +177,12 @@ for _name, _entry in {
     "rae-gp": ModelEntry(
         _M + "rae:RAEGP", "rae", "RAE-GP (Ghosh et al. 2020)", stochastic=False, tractable_likelihood=False
     ),
+    "vaegan": ModelEntry(
+        _M + "vaegan:VAEGAN",
+        "vaegan",
+        "VAE-GAN, discriminator-feature likelihood (Larsen et al. 2016)",
+        tractable_likelihood=False,
+    ),
 }.items():
     register_model(_name, _entry)
 
