@@ -38,12 +38,13 @@ class FeatureLikelihood(Distribution):
         mean = self._mean.expand(*lead, *self.event_shape)
         f_x = self._model.features(x.expand(*lead, *self.event_shape).reshape(-1, *self.event_shape))
         f_mean = self._model.features(mean.reshape(-1, *self.event_shape))
-        return feature_log_prob(f_x, f_mean).reshape(lead)
+        return feature_log_prob(f_x, f_mean, self._model.feature_scale).reshape(lead)
 
 
-def feature_log_prob(f_x: torch.Tensor, f_mean: torch.Tensor) -> torch.Tensor:
-    """log N(f_x | f_mean, I) ``(batch,)`` in nats for features ``(batch, k)`` (Larsen et al. 2016, eq. 5-6)."""
-    return diagonal_normal(f_mean, torch.ones_like(f_mean)).log_prob(f_x)
+def feature_log_prob(f_x: torch.Tensor, f_mean: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """log N(f_x | f_mean, scale² I) ``(batch,)`` in nats for features ``(batch, k)`` (Larsen et al. 2016,
+    eq. 5-6, where scale = 1)."""
+    return diagonal_normal(f_mean, torch.full_like(f_mean, scale)).log_prob(f_x)
 
 
 class VAEGAN(VAE):
@@ -100,6 +101,7 @@ class VAEGAN(VAE):
         gamma: float = 1.0,
         disc_hidden=(256, 256),
         feature_layer: int = 2,
+        feature_scale: float = 0.1,
     ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not (0 < gamma < math.inf):
@@ -116,7 +118,9 @@ class VAEGAN(VAE):
             )
         if self.data_shape is None:
             raise ValueError("VAEGAN needs data_shape: its discriminator takes the flattened image")
-        self.feature_layer = feature_layer
+        if isinstance(feature_scale, bool) or not isinstance(feature_scale, (int, float)) or not 0 < feature_scale < math.inf:
+            raise ValueError(f"feature_scale must be a finite number > 0, got {feature_scale!r}")
+        self.feature_layer, self.feature_scale = feature_layer, float(feature_scale)
         self.discriminator = mlp_discriminator(math.prod(self.data_shape), self.disc_hidden)
 
     @classmethod
@@ -128,7 +132,12 @@ class VAEGAN(VAE):
 
     def extra_config(self) -> dict:
         """γ, Dis's widths and the feature layer l."""
-        return {"gamma": self.gamma, "disc_hidden": list(self.disc_hidden), "feature_layer": self.feature_layer}
+        return {
+            "gamma": self.gamma,
+            "disc_hidden": list(self.disc_hidden),
+            "feature_layer": self.feature_layer,
+            "feature_scale": self.feature_scale,
+        }
 
     def decode(self, z: torch.Tensor) -> FeatureLikelihood:
         """p(Dis_l(x) | z) for z ``(*sample, batch, latent_dim)`` (:class:`FeatureLikelihood`); its
@@ -139,7 +148,9 @@ class VAEGAN(VAE):
         """The decoder's image g(z) ``(*lead, *data_shape)``: the mean of the pixel head."""
         return super().decode(z).mean
 
-    feature_log_prob = staticmethod(feature_log_prob)
+    def feature_log_prob(self, f_x: torch.Tensor, f_mean: torch.Tensor) -> torch.Tensor:
+        """log N(f_x | f_mean, feature_scale² I) ``(batch,)`` in nats (:func:`feature_log_prob`)."""
+        return feature_log_prob(f_x, f_mean, self.feature_scale)
 
     def _parts(self) -> tuple[nn.Module, nn.Module]:
         """Dis split at layer l: (x -> Dis_l(x), Dis_l(x) -> logit)."""
