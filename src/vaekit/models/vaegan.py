@@ -101,7 +101,7 @@ class VAEGAN(VAE):
         gamma: float = 1.0,
         disc_hidden=(256, 256),
         feature_layer: int = 2,
-        feature_scale: float = 0.1,
+        feature_scale: float = 1.0,
     ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not (0 < gamma < math.inf):
