@@ -83,6 +83,13 @@ class VAEGAN(VAE):
         disc_hidden: Dis's hidden widths (the paper: a conv net with a 512-unit dense layer; an MLP here).
         feature_layer: l, the hidden layer of Dis (1-based, <= len(disc_hidden)) whose leaky-ReLU
             output is Dis_l (the paper: the 4th of Dis's layers on CelebA).
+        feature_scale: σ > 0 of N(Dis_l(x) | Dis_l(g(z)), σ² I); the paper's σ = 1 by default (eq. 5).
+            A smaller σ weighs L_llike up against the KL for both encoder and decoder.
+
+    What it does here (docs/models.md, the commands there): with an MLP Dis of 256 features on the
+    8×8 digits the paper's σ = 1 loses to the KL (0 active units after 5 epochs) and σ = 0.1 keeps
+    the code active but the generator collapses to one image; the paper's conv Dis with batch norm
+    on 64×64 faces was not reproduced.
 
     Raises:
         ValueError: γ not > 0, bad widths, ``feature_layer`` outside 1..len(disc_hidden), or a model
