@@ -1,5 +1,5 @@
 """The disentanglement benchmark: it trains VAE,
-β-VAE, β-TCVAE and the capacity-annealed β-VAE with one convolutional architecture and budget on
+β-VAE, β-TCVAE, the capacity-annealed β-VAE, FactorVAE and DIP-VAE-I/II with one convolutional architecture and budget on
 dSprites over >= 5 seeds, reported as distributions over seeds per model and metric (the
 presentation of Locatello et al. 2019, "Challenging Common Assumptions in the Unsupervised
 Learning of Disentangled Representations", sec. 5, fig. 7: the seed moves the scores as much as
