@@ -125,7 +125,11 @@ class VAEGAN(VAE):
             )
         if self.data_shape is None:
             raise ValueError("VAEGAN needs data_shape: its discriminator takes the flattened image")
-        if isinstance(feature_scale, bool) or not isinstance(feature_scale, (int, float)) or not 0 < feature_scale < math.inf:
+        if (
+            isinstance(feature_scale, bool)
+            or not isinstance(feature_scale, (int, float))
+            or not 0 < feature_scale < math.inf
+        ):
             raise ValueError(f"feature_scale must be a finite number > 0, got {feature_scale!r}")
         self.feature_layer, self.feature_scale = feature_layer, float(feature_scale)
         self.discriminator = mlp_discriminator(math.prod(self.data_shape), self.disc_hidden)
