@@ -143,6 +143,10 @@ SLOW_TESTS_MEASURED = {
         "test_the_gradient_penalty_is_unbiased_for_the_jacobian_frobenius_norm",
     },
     "test_zoo_tighter.py": {"test_it_trains_from_the_cli"},
+    "test_zoo_vaegan.py": {
+        "test_gamma_weighs_the_feature_likelihood_for_the_decoder_only",
+        "test_it_trains_from_the_cli_and_samples",
+    },
     "test_zoo_vqvae.py": {"test_it_trains_from_the_cli_and_samples_codebook_points"},
     "test_zoo_wae.py": {
         "test_sliced_wasserstein_matches_the_gaussian_closed_form",

@@ -208,6 +208,20 @@ def test_rerunning_one_model_keeps_the_others_committed_rows(tmp_path):
     assert kept_rows(tmp_path / "missing.json", sweep, {}) == {}
 
 
+def test_rows_from_before_the_later_settings_are_kept_and_trained_with_their_adam_step(tmp_path):
+    """An earlier results.json without ``options`` / ``fused_optimizer`` (the committed 2026-12-02 rows)
+    means no options and the foreach Adam step, which the benchmark still trains with."""
+    from vaekit.benchmarks.disentanglement import LATER_SETTINGS, benchmark_configs, kept_rows
+
+    sweep = spec()
+    assert sweep.base["fused_optimizer"] is False and benchmark_configs()["factor-vae"].train.fused_optimizer is False
+    row = {"changes": sweep.arms["vae"], "seeds": list(sweep.seeds), "aggregate": {}}
+    old = {k: v for k, v in sweep.base.items() if k not in LATER_SETTINGS}
+    for config, kept in ((old, ["vae"]), ({**old, "fused_optimizer": True}, [])):
+        (tmp_path / "results.json").write_text(json.dumps({"config": config, "models": {"vae": row}}))
+        assert list(kept_rows(tmp_path / "results.json", sweep, {})) == kept
+
+
 def test_model_effect_is_the_between_model_share_of_the_spread():
     from vaekit.benchmarks.disentanglement import model_effect
 

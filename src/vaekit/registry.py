@@ -192,6 +192,12 @@ for _name, _entry in {
         "elbo",
         "P-VAE, wrapped normals on the Poincare ball, gyroplane decoder (Mathieu et al. 2019)",
     ),
+    "vaegan": ModelEntry(
+        _M + "vaegan:VAEGAN",
+        "vaegan",
+        "VAE-GAN, discriminator-feature likelihood (Larsen et al. 2016)",
+        tractable_likelihood=False,
+    ),
 }.items():
     register_model(_name, _entry)
 

@@ -144,7 +144,7 @@ COMMANDS: dict[str, Command] = {
         "cli.benchmark",
         "BenchmarkDisentanglementArgs",
         "benchmark_disentanglement",
-        "Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE on dSprites and report every disentanglement metric.",
+        "Train VAE, beta-VAE, beta-TCVAE, capacity-annealed beta-VAE, FactorVAE and DIP-VAE on dSprites and report every disentanglement metric.",
     ),
     "benchmark robustness": Command(
         "cli.robustness",

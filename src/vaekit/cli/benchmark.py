@@ -12,7 +12,7 @@ from .common import COUNT, SEED, Checked, benchmark_command, say
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkDisentanglementArgs(Checked):
-    """Train VAE, beta-VAE, beta-TCVAE and capacity-annealed beta-VAE (conv net) on dSprites over 5 seeds, beside raw-pixel, PCA, ICA and untrained-encoder baselines; every disentanglement metric as mean, 95 % t interval and per-seed values."""
+    """Train VAE, beta-VAE, beta-TCVAE, capacity-annealed beta-VAE, FactorVAE and DIP-VAE-I/II (conv net) on dSprites over 5 seeds, beside raw-pixel, PCA, ICA and untrained-encoder baselines; every disentanglement metric as mean, 95 % t interval and per-seed values."""
 
     data: Literal["dsprites-synthetic", "dsprites"] = "dsprites-synthetic"
     """Dataset with ground-truth factors."""
@@ -22,7 +22,7 @@ class BenchmarkDisentanglementArgs(Checked):
     """Paper scale (64x64, the full 737,280-image grid, reference metric sizes): for a GPU."""
     epochs: Annotated[int | None, COUNT] = None
     """Epochs per model (default 24 on CPU, 36 with --full)."""
-    models: tuple[str, ...] = ("vae", "beta-vae", "beta-tcvae", "capacity-vae")
+    models: tuple[str, ...] = ("vae", "beta-vae", "beta-tcvae", "capacity-vae", "factor-vae", "dip-vae-i", "dip-vae-ii")
     """Models to train."""
     baselines: tuple[str, ...] = ("raw-pixels", "pca", "ica", "untrained-vae")
     """Baseline rows scored on the same grid and metrics (random ones over --seeds; none: --baselines with no name)."""

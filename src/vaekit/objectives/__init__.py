@@ -151,6 +151,16 @@ OBJECTIVES["gumbel-softmax"] = _gumbel
 OBJECTIVES["jointvae"] = _jointvae
 
 
+def _vaegan(config, dataset_size: int):
+    from .settings import model_options
+    from .vaegan import VAEGANLoss
+
+    return VAEGANLoss(model_options(config)["gamma"], config.train.beta)
+
+
+OBJECTIVES["vaegan"] = _vaegan
+
+
 def build_objective(config, dataset_size: int = 0):
     """The training objective of a :class:`~vaekit.config.Config` (model name + train settings): the
     builder its registry entry names (:data:`OBJECTIVES`) or brings (a callable).
