@@ -12,7 +12,8 @@ picks for it, and the vaekit model that holds the trained networks for measuring
   ``log_concentration = softplus⁻¹(Σ scale)``, so that pythae's κ = softplus(·) + 1 equals
   vaekit's κ = 1 + Σ scale);
 * the decoder body returns Bernoulli logits; pythae gets ``reconstruction = sigmoid(logits)`` and
-  its "bce" reconstruction loss (the same log p(x|z)).
+  its "bce" reconstruction loss (the same log p(x|z)); pythae's HVAE reads its "bce" input as logits
+  and gets the logits.
 
 Back in vaekit (:func:`from_pythae`) the networks are loaded into a copy of the vaekit model; the
 VampPrior also takes pythae's pseudo-inputs. pythae's flows (IAF, planar) and leapfrog steps (HVAE)
@@ -41,8 +42,8 @@ PYTHAE: dict[str, tuple[str, str, dict, str, str]] = {
     "beta-vae": ("BetaVAE", "BetaVAEConfig", {"beta": 4.0}, "base", "vae"),
     "betatc": ("BetaTCVAE", "BetaTCVAEConfig", {"alpha": 1.0, "beta": 6.0, "gamma": 1.0}, "base", "vae"),
     "iwae": ("IWAE", "IWAEConfig", {"number_samples": 5}, "base", "vae"),
-    "miwae": ("MIWAE", "MIWAEConfig", {"number_gradient_estimates": 8, "number_samples": 8}, "base", "vae"),
-    "piwae": ("PIWAE", "PIWAEConfig", {"number_gradient_estimates": 8, "number_samples": 8}, "coupled", "vae"),
+    "miwae": ("MIWAE", "MIWAEConfig", {"number_gradient_estimates": 2, "number_samples": 4}, "base", "vae"),
+    "piwae": ("PIWAE", "PIWAEConfig", {"number_gradient_estimates": 2, "number_samples": 4}, "coupled", "vae"),
     "ciwae": ("CIWAE", "CIWAEConfig", {"beta": 0.5, "number_samples": 8}, "base", "vae"),
     "vampprior": ("VAMP", "VAMPConfig", {"number_components": 50}, "base", "vampprior"),
     "hvae": ("HVAE", "HVAEConfig", {}, "base", "vae"),
@@ -50,13 +51,21 @@ PYTHAE: dict[str, tuple[str, str, dict, str, str]] = {
     "planar-flow": ("VAE_LinNF", "VAE_LinNF_Config", {"flows": ["Planar", "Planar"]}, "base", "vae"),
     "hyperspherical": ("SVAE", "SVAEConfig", {}, "base", "hyperspherical"),
     "wae": ("WAE_MMD", "WAE_MMD_Config", {"kernel_choice": "imq", "reg_weight": 10.0}, "base", "wae"),
-    "infovae": ("InfoVAE_MMD", "InfoVAE_MMD_Config", {"kernel_choice": "imq", "alpha": 0.0, "lbd": 1000.0}, "base", "infovae"),
+    "infovae": (
+        "INFOVAE_MMD",
+        "INFOVAE_MMD_Config",
+        {"kernel_choice": "imq", "alpha": 0.0, "lbd": 1000.0},
+        "base",
+        "infovae",
+    ),
     "rae-l2": ("RAE_L2", "RAE_L2_Config", {"embedding_weight": 1.0, "reg_weight": 1e-3}, "coupled", "rae-l2"),
     "rae-gp": ("RAE_GP", "RAE_GP_Config", {"embedding_weight": 1.0, "reg_weight": 1e-3}, "base", "rae-gp"),
     "factorvae": ("FactorVAE", "FactorVAEConfig", {"gamma": 10.0}, "adversarial", "vae"),
     "msssim-vae": ("MSSSIM_VAE", "MSSSIM_VAEConfig", {}, "base", "msssim-vae"),
 }
 
+#: pythae models whose "bce" reads the decoder output as Bernoulli logits (the others: probabilities).
+_LOGITS = {"HVAE"}
 #: pythae models whose config has no ``reconstruction_loss`` (their own fixed one).
 _NO_RECONSTRUCTION_LOSS = {"MSSSIM_VAE", "RAE_L2", "RAE_GP"}
 
@@ -94,12 +103,13 @@ def _classes():
     class Decoder(BaseDecoder):
         """A vaekit decoder body (Bernoulli logits) in pythae's interface (probabilities)."""
 
-        def __init__(self, net):
+        def __init__(self, net, logits: bool = False):
             super().__init__()
-            self.net = net
+            self.net, self.logits = net, logits
 
         def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+            out = self.net(z)
+            return ModelOutput(reconstruction=out if self.logits else torch.sigmoid(out))
 
     return Encoder, Decoder
 
@@ -121,7 +131,9 @@ def to_pythae(arm: str, model):
         input_dim=tuple(model.data_shape), latent_dim=model.latent_dim, **extra, **settings
     )
     return getattr(pm, name)(
-        config, encoder=encoder_cls(copy.deepcopy(model.encoder), kind), decoder=decoder_cls(copy.deepcopy(model.decoder))
+        config,
+        encoder=encoder_cls(copy.deepcopy(model.encoder), kind),
+        decoder=decoder_cls(copy.deepcopy(model.decoder), logits=name in _LOGITS),
     )
 
 
@@ -177,7 +189,10 @@ def train_pythae(arm: str, pmodel, train_x, val_x, epochs: int, batch_size: int,
         quiet = _io.StringIO()
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             trainer = trainer_cls(
-                pmodel, BaseDataset(train_x, torch.zeros(len(train_x))), BaseDataset(val_x, torch.zeros(len(val_x))), cfg
+                pmodel,
+                BaseDataset(train_x, torch.zeros(len(train_x))),
+                BaseDataset(val_x, torch.zeros(len(val_x))),
+                cfg,
             )
             start = time.perf_counter()
             trainer.train()
