@@ -146,6 +146,12 @@ COMMANDS: dict[str, Command] = {
         "benchmark_disentanglement",
         "Train VAE, beta-VAE, beta-TCVAE, capacity-annealed beta-VAE, FactorVAE and DIP-VAE on dSprites and report every disentanglement metric.",
     ),
+    "benchmark zoo": Command(
+        "cli.benchmark",
+        "BenchmarkZooArgs",
+        "benchmark_zoo",
+        "Train every registered model on Fashion-MNIST (one MLP, equal epochs, 3 seeds) and pythae's implementation of each shared model on the same nets and data; IS log-likelihood, MSE, FID* per sampler, active units, time per epoch, with 95 % t intervals.",
+    ),
     "benchmark robustness": Command(
         "cli.robustness",
         "BenchmarkRobustnessArgs",

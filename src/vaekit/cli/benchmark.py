@@ -1,4 +1,4 @@
-"""``vaekit benchmark disentanglement`` (``benchmark anomaly`` and ``benchmark robustness`` have
+"""``vaekit benchmark disentanglement`` and ``vaekit benchmark zoo`` (``benchmark anomaly`` and ``benchmark robustness`` have
 their arguments beside their protocols and in :mod:`vaekit.cli.robustness`)."""
 
 from __future__ import annotations
@@ -57,3 +57,52 @@ def benchmark_disentanglement(args: BenchmarkDisentanglementArgs) -> None:
     )
     say(markdown(results))
     say(f"written: {Path(args.output) / 'results.md'}, results.json and per_seed.png")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkZooArgs(Checked):
+    """Train every registered model on Fashion-MNIST (one MLP, equal epochs, 3 seeds) and pythae's implementation of each shared model on the same nets and data; IS log-likelihood, MSE, FID* per sampler, active units, time per epoch, with 95 % t intervals."""
+
+    data_dir: str = "/usr/share/datasets"
+    """Folder holding fashion-mnist/ (the IDX files)."""
+    epochs: Annotated[int, COUNT] = 5
+    """Epochs per model (both libraries)."""
+    models: tuple[str, ...] = ()
+    """Zoo arms to run (default: every registered model that trains without labels, plus beta-vae and iwae)."""
+    seeds: Annotated[tuple[int, ...], SEED] = (0, 1, 2)
+    """Training seeds, run seed-first (seed 0 of every model, then seed 1, ...)."""
+    num_test: Annotated[int, COUNT] = 1000
+    """Metrics on the first this many official test images."""
+    num_samples: Annotated[int, COUNT] = 100
+    """K of the importance-sampled log-likelihood."""
+    train_size: Annotated[int, COUNT] = 10_000
+    """Fixed training subset (the same for every seed)."""
+    pythae: bool = True
+    """Train pythae's implementation beside each shared model (needs pip install ".[bench]")."""
+    output: str = "benchmarks/results/zoo"
+    """Folder of results.md / results.json / samples.png; the run folders go to OUTPUT/runs."""
+    collect_only: bool = False
+    """Write results from the points finished so far, without training."""
+
+
+def benchmark_zoo(args: BenchmarkZooArgs) -> None:
+    """``vaekit benchmark zoo``."""
+    from ..benchmarks.zoo import run_benchmark
+    from ..benchmarks.zoo_report import markdown
+
+    results = run_benchmark(
+        args.output,
+        models=args.models or None,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        num_test=args.num_test,
+        num_samples=args.num_samples,
+        pythae=args.pythae,
+        collect_only=args.collect_only,
+        command=benchmark_command("vaekit benchmark zoo"),
+        log=say,
+        data_dir=args.data_dir,
+        train_size=args.train_size,
+    )
+    say(markdown(results))
+    say(f"written: {Path(args.output) / 'results.md'}, results.json and samples.png")

@@ -110,8 +110,16 @@ def disentanglement(
     )
 
 
+def zoo(run_dir, **settings) -> dict:
+    """The model-zoo measures of a run, and pythae's implementation beside it:
+    :func:`vaekit.benchmarks.zoo.evaluate_run`."""
+    from ..zoo import evaluate_run
+
+    return evaluate_run(run_dir, **settings)
+
+
 #: Evaluations a sweep can run on every point: name -> function(run_dir, **settings) -> JSON dict.
-EVALUATIONS = {"robustness": probe_robustness, "disentanglement": disentanglement}
+EVALUATIONS = {"robustness": probe_robustness, "disentanglement": disentanglement, "zoo": zoo}
 
 
 def finished_points(out_dir, sweep, evaluation: str) -> list[tuple]:
@@ -160,8 +168,9 @@ def flatten(obj, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def train_point(point: Point, run_dir: Path) -> dict:
+def train_point(point: Point, run_dir: Path, outputs=(write_outputs,)) -> dict:
     """Train the point's run folder, resume it, or reuse it when finished; returns its summary.
+    ``outputs``: the output hooks of :func:`vaekit.run.train` (figures and report by default).
 
     Raises:
         ValueError: the folder holds a run of another config (not overwritten).
@@ -179,8 +188,8 @@ def train_point(point: Point, run_dir: Path) -> dict:
         if (run_dir / "summary.json").is_file():
             return io.read_json(run_dir / "summary.json")
         if (run_dir / CHECKPOINT).is_file():
-            return train(None, RunFolder(run_dir, resume=True), progress=False, outputs=[write_outputs])
-    return train(config, RunFolder(run_dir, overwrite=True), progress=False, outputs=[write_outputs])
+            return train(None, RunFolder(run_dir, resume=True), progress=False, outputs=list(outputs))
+    return train(config, RunFolder(run_dir, overwrite=True), progress=False, outputs=list(outputs))
 
 
 def evaluate_point(run_dir: Path, name: str, settings: dict) -> dict:
@@ -230,8 +239,9 @@ def check_metric(metric: str | None, spec: SweepSpec) -> None:
     )
 
 
-def run_point(point: Point, out_dir, evaluate: dict | None = None) -> dict:
-    """Train (or resume / reuse) and evaluate one point in ``out_dir/runs/<key>``.
+def run_point(point: Point, out_dir, evaluate: dict | None = None, outputs=(write_outputs,)) -> dict:
+    """Train (or resume / reuse) and evaluate one point in ``out_dir/runs/<key>`` (``outputs``: see
+    :func:`train_point`).
 
     Returns:
         Flat metrics: ``test.<metric>`` of the run summary (nats per example etc., see
@@ -239,7 +249,7 @@ def run_point(point: Point, out_dir, evaluate: dict | None = None) -> dict:
         ``<evaluation>.<...>`` of each evaluation. Also written to ``RUN/sweep-point.json``.
     """
     run_dir = Path(out_dir) / "runs" / point.key
-    summary = train_point(point, run_dir)
+    summary = train_point(point, run_dir, outputs)
     metrics = flatten({"test": summary["test"]})
     metrics.update(training_time_s=float(summary["training_time_s"]), epochs_trained=float(summary["epochs_trained"]))
     for name, settings in (evaluate or {}).items():

@@ -1,0 +1,51 @@
+"""``vaekit benchmark zoo``: two models, one epoch, on the digits (pythae's arm only where it imports)."""
+
+import math
+
+import pytest
+
+from vaekit import Config
+from vaekit.benchmarks import pythae_adapter, zoo
+
+pytestmark = pytest.mark.slow  # trains 2 models (and pythae's two) and an FID feature net
+
+TINY = dict(data="digits", train_size=None, hidden=[32], latent_dim=4, batch_size=64)
+
+
+def test_zoo_runs_resumes_and_reports(tmp_path):
+    out = tmp_path / "zoo"
+    results = zoo.run_benchmark(out, models=["vae", "wae"], seeds=(0,), epochs=1, num_test=100, num_samples=5, **TINY)
+    vae, wae = results["models"]["vae"], results["models"]["wae"]
+    ours = vae["per_seed"]["0"]["vaekit"]
+    assert ours["log_likelihood"] < 0 and math.isfinite(ours["log_likelihood"])  # Bernoulli: log p(x) < 0
+    assert "log_likelihood" not in wae["per_seed"]["0"]["vaekit"]  # a WAE has no likelihood
+    for row in (vae, wae):
+        metrics = row["per_seed"]["0"]["vaekit"]
+        assert metrics["fid.prior"] > 0 and metrics["fid.gmm"] > 0 and metrics["epoch_time_s"] > 0
+        assert 0 <= metrics["active_units"] <= 4 and 0 < metrics["mse_per_pixel"] < 1
+    theirs = vae["per_seed"]["0"]["pythae"]
+    if pythae_adapter.available() is None:
+        assert math.isfinite(theirs["log_likelihood"]) and theirs["epoch_time_s"] > 0
+        assert "throughput_ratio" in vae["aggregate"]
+        assert "| vae | pythae | 1 |" in (out / "results.md").read_text()
+    else:
+        assert "skipped" in theirs
+    assert (out / "samples.png").stat().st_size > 0
+    # resumable: a second call reuses the trained runs and the cached evaluations
+    weights = out / "runs" / "vae-seed0" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    again = zoo.run_benchmark(out, models=["vae", "wae"], seeds=(0,), epochs=1, num_test=100, num_samples=5, **TINY)
+    assert weights.stat().st_mtime_ns == stamp
+    assert again["models"]["vae"]["per_seed"] == results["models"]["vae"]["per_seed"]
+
+
+def test_zoo_arms_and_their_configs():
+    arms = zoo.arms()
+    assert {"vae", "beta-vae", "iwae", "vampprior", "wae"} <= set(arms)
+    assert "cvae" not in arms and "cvae" in zoo.skipped()  # needs labels
+    for name in ("vae", "beta-vae", "iwae", "betatc", "vampprior"):
+        config = Config.from_flat(**{**zoo.BASE, **arms[name]})
+        assert zoo.arm_of(config) == name
+    with pytest.raises(ValueError, match="unknown zoo model"):
+        zoo.arms(["no-such-model"])
+    assert set(pythae_adapter.PYTHAE) <= set(arms)  # every pythae mapping names a zoo arm
