@@ -27,6 +27,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -53,12 +54,12 @@ BASE = {
 }
 
 #: Arms beside one per registered model: variants that are settings of a registered model.
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "beta-vae": {"model": "vae", "beta": 4.0},
     "iwae": {"model": "vae", "objective": "iwae", "num_samples": 5},
 }
 #: Settings of registered models that differ from their defaults (matched in pythae's config).
-SETTINGS = {
+SETTINGS: dict[str, dict[str, Any]] = {
     "betatc": {"beta": 6.0},
     "vampprior": {"options": {"num_components": 50}},
     # M = 2 bounds of K = 4 particles (the registry's default M = K = 8 costs 64 decoder passes per
@@ -223,7 +224,10 @@ def evaluate_run(
             initial
             if holder_name == config.model.name
             else build_model(
-                config.replace(model=holder_name, options=None).model, train_set.data_shape, train_set.unit_interval, seed=0
+                config.replace(model=holder_name, options=None).model,
+                train_set.data_shape,
+                train_set.unit_interval,
+                seed=0,
             )
         )
         train_x, val_x = split_validation(data["train"], config)

@@ -9,6 +9,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -146,7 +147,7 @@ def write_results(out_dir, sweep: SweepSpec, command: str, wall: float | None) -
 
         version = f"pythae {_version('pythae')}"
     evaluation = sweep.evaluate["zoo"]
-    results = {
+    results: dict[str, Any] = {
         "command": command,
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread".replace(
             "  ", " "

@@ -26,7 +26,8 @@ class FeatureLikelihood(Distribution):
 
     def __init__(self, mean: torch.Tensor, model: VAEGAN):
         self._mean, self._model = mean, model
-        lead = mean.shape[: mean.dim() - len(model.data_shape)]
+        event = tuple(model.data_shape or ())  # set: VAEGAN refuses to build without data_shape
+        lead = mean.shape[: mean.dim() - len(event)]
         super().__init__(batch_shape=lead, event_shape=mean.shape[len(lead) :], validate_args=False)
 
     @property
