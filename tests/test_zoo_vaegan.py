@@ -11,7 +11,7 @@ import contract
 from vaekit.config import Config
 from vaekit.models import MODELS, build_model
 from vaekit.objectives import build_objective
-from vaekit.objectives.vaegan import VAEGANLoss, scale_gradient
+from vaekit.objectives.vaegan_terms import VAEGANLoss, scale_gradient
 
 GROUPS = ("encoder.", "decoder.", "discriminator.")
 

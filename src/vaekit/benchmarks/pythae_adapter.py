@@ -38,6 +38,7 @@ import torch
 #: trainer: "base", "coupled" (RAE-L2: weight decay on the decoder only; PIWAE: two optimizers) or
 #: "adversarial" (FactorVAE), as pythae's TrainingPipeline chooses.
 PYTHAE: dict[str, tuple[str, str, dict, str, str]] = {
+    "ae": ("AE", "AEConfig", {}, "base", "ae"),
     "vae": ("VAE", "VAEConfig", {}, "base", "vae"),
     "beta-vae": ("BetaVAE", "BetaVAEConfig", {"beta": 4.0}, "base", "vae"),
     "betatc": ("BetaTCVAE", "BetaTCVAEConfig", {"alpha": 1.0, "beta": 6.0, "gamma": 1.0}, "base", "vae"),
@@ -46,11 +47,20 @@ PYTHAE: dict[str, tuple[str, str, dict, str, str]] = {
     "piwae": ("PIWAE", "PIWAEConfig", {"number_gradient_estimates": 2, "number_samples": 4}, "coupled", "vae"),
     "ciwae": ("CIWAE", "CIWAEConfig", {"beta": 0.5, "number_samples": 8}, "base", "vae"),
     "vampprior": ("VAMP", "VAMPConfig", {"number_components": 50}, "base", "vampprior"),
-    "hvae": ("HVAE", "HVAEConfig", {}, "base", "vae"),
+    # vaekit's HVAE defaults (5 leapfrog steps of 0.05, β_0 = 0.5, both learned); pythae's are 3, 0.001, 0.3, fixed
+    "hvae": (
+        "HVAE",
+        "HVAEConfig",
+        {"n_lf": 5, "eps_lf": 0.05, "beta_zero": 0.5, "learn_eps_lf": True, "learn_beta_zero": True},
+        "base",
+        "vae",
+    ),
     "iaf": ("VAE_IAF", "VAE_IAF_Config", {}, "base", "vae"),
     "planar-flow": ("VAE_LinNF", "VAE_LinNF_Config", {"flows": ["Planar", "Planar"]}, "base", "vae"),
+    "radial-flow": ("VAE_LinNF", "VAE_LinNF_Config", {"flows": ["Radial", "Radial"]}, "base", "vae"),
     "hyperspherical": ("SVAE", "SVAEConfig", {}, "base", "hyperspherical"),
     "wae": ("WAE_MMD", "WAE_MMD_Config", {"kernel_choice": "imq", "reg_weight": 10.0}, "base", "wae"),
+    "wae-rbf": ("WAE_MMD", "WAE_MMD_Config", {"kernel_choice": "rbf", "reg_weight": 10.0}, "base", "wae-rbf"),
     "infovae": (
         "INFOVAE_MMD",
         "INFOVAE_MMD_Config",
@@ -64,10 +74,18 @@ PYTHAE: dict[str, tuple[str, str, dict, str, str]] = {
     "msssim-vae": ("MSSSIM_VAE", "MSSSIM_VAEConfig", {}, "base", "msssim-vae"),
 }
 
+#: zoo arms pythae implements but this adapter does not train, and why (the zoo table says so).
+NOT_WIRED: dict[str, str] = {
+    "aae": "pythae's Adversarial_AE trains with its own discriminator and adversarial trainer: not wired into this adapter",
+    "vaegan": "pythae's VAEGAN trains with its own discriminator and coupled adversarial trainer: not wired into this adapter",
+    "vqvae": "pythae's VQVAE quantizes with its own codebook inside the model: not wired into this adapter",
+    "poincare": "pythae's PoincareVAE has its own ball geometry and prior classes: not wired into this adapter",
+}
+
 #: pythae models whose "bce" reads the decoder output as Bernoulli logits (the others: probabilities).
 _LOGITS = {"HVAE"}
 #: pythae models whose config has no ``reconstruction_loss`` (their own fixed one).
-_NO_RECONSTRUCTION_LOSS = {"MSSSIM_VAE", "RAE_L2", "RAE_GP"}
+_NO_RECONSTRUCTION_LOSS = {"AE", "MSSSIM_VAE", "RAE_L2", "RAE_GP"}
 
 
 def available() -> str | None:

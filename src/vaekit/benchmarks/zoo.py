@@ -34,7 +34,7 @@ import torch
 from .. import io
 from ..config import Config
 from ..registry import MODELS
-from .sweeps.points import run_point
+from .sweeps.points import EVALUATIONS, run_point
 from .sweeps.spec import SweepSpec
 
 HIDDEN = (256, 256)
@@ -216,7 +216,7 @@ def evaluate_run(
     tensors = {f"vaekit.{k}": v for k, v in samples.items()}
     why = adapter.available() if pythae else "not requested (--no-pythae)"
     if why is None and arm not in adapter.PYTHAE:
-        why = "pythae has no implementation of this model"
+        why = adapter.NOT_WIRED.get(arm, "pythae has no implementation of this model")
     if why is None:
         initial = build_model(config.model, train_set.data_shape, train_set.unit_interval, seed=config.train.seed)
         holder_name = adapter.PYTHAE[arm][4]
@@ -284,6 +284,7 @@ def run_benchmark(
         "pythae": pythae,
     }
     sweep = spec(models, seeds, settings, epochs=epochs, **base)
+    protocol = {"skipped": skipped(), "pythae_published_nats_binary_mnist": PYTHAE_PUBLISHED}
     started = time.perf_counter()
     if not collect_only:
         for point in sweep.points():
@@ -297,5 +298,8 @@ def run_benchmark(
                 log(f"zoo: {point.key} failed: {type(error).__name__}: {error}")
                 continue
             log(f"zoo: {point.key} done in {time.perf_counter() - t0:.0f} s")
-            write_results(out, sweep, command, time.perf_counter() - started)
-    return write_results(out, sweep, command, None if collect_only else time.perf_counter() - started)
+            write_results(out, sweep, command, time.perf_counter() - started, protocol)
+    return write_results(out, sweep, command, None if collect_only else time.perf_counter() - started, protocol)
+
+
+EVALUATIONS["zoo"] = evaluate_run  # a sweep point's "zoo" evaluation (the sweep engine sits below this module)

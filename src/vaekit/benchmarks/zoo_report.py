@@ -16,7 +16,6 @@ import torch
 from .. import io
 from .sweeps.results import summarize
 from .sweeps.spec import SweepSpec, slug
-from .zoo import PYTHAE_PUBLISHED, skipped
 
 
 def collect(out_dir, sweep: SweepSpec) -> dict:
@@ -136,8 +135,9 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(out_dir, sweep: SweepSpec, command: str, wall: float | None) -> dict:
-    """``results.json``, ``results.md`` and ``samples.png`` of the points finished so far."""
+def write_results(out_dir, sweep: SweepSpec, command: str, wall: float | None, protocol: dict) -> dict:
+    """``results.json``, ``results.md`` and ``samples.png`` of the points finished so far; ``protocol``
+    (the zoo's skipped models and pythae's published figures) is written into ``results.json`` as is."""
     from . import pythae_adapter as adapter
 
     out = Path(out_dir)
@@ -156,8 +156,7 @@ def write_results(out_dir, sweep: SweepSpec, command: str, wall: float | None) -
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "settings": {**sweep.base, **{k: v for k, v in evaluation.items() if k != "fid_net"}},
         "seeds": list(sweep.seeds),
-        "skipped": skipped(),
-        "pythae_published_nats_binary_mnist": PYTHAE_PUBLISHED,
+        **protocol,
         "models": collect(out, sweep),
     }
     if wall is not None:

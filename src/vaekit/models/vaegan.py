@@ -61,7 +61,7 @@ class VAEGAN(VAE):
       log(1 − Dis(·))); γ weighs reconstruction against fooling Dis;
     - discriminator: the cross-entropy of L_GAN, x against g(z) and g(z_p) (no L_llike, no prior gradient).
 
-    One training loop, one optimizer (:class:`vaekit.objectives.vaegan.VAEGANLoss`): the encoder's and
+    One training loop, one optimizer (:class:`vaekit.objectives.vaegan_terms.VAEGANLoss`): the encoder's and
     decoder's terms call Dis with *detached* parameters (``torch.func.functional_call``,
     :func:`~vaekit.models.discriminator.call_detached`), Dis's cross-entropy sees *detached* images, the
     GAN images are decoded from *detached* codes, and the code entering L_llike's decoder carries its

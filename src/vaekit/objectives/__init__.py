@@ -153,7 +153,7 @@ OBJECTIVES["jointvae"] = _jointvae
 
 def _vaegan(config, dataset_size: int):
     from .settings import model_options
-    from .vaegan import VAEGANLoss
+    from .vaegan_terms import VAEGANLoss
 
     return VAEGANLoss(model_options(config)["gamma"], config.train.beta)
 

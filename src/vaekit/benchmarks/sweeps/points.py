@@ -110,16 +110,9 @@ def disentanglement(
     )
 
 
-def zoo(run_dir, **settings) -> dict:
-    """The model-zoo measures of a run, and pythae's implementation beside it:
-    :func:`vaekit.benchmarks.zoo.evaluate_run`."""
-    from ..zoo import evaluate_run
-
-    return evaluate_run(run_dir, **settings)
-
-
-#: Evaluations a sweep can run on every point: name -> function(run_dir, **settings) -> JSON dict.
-EVALUATIONS = {"robustness": probe_robustness, "disentanglement": disentanglement, "zoo": zoo}
+#: Evaluations a sweep can run on every point: name -> function(run_dir, **settings) -> JSON dict. A
+#: benchmark module above this one adds its own (:mod:`vaekit.benchmarks.zoo` adds ``"zoo"`` on import).
+EVALUATIONS = {"robustness": probe_robustness, "disentanglement": disentanglement}
 
 
 def finished_points(out_dir, sweep, evaluation: str) -> list[tuple]:
