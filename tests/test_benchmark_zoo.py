@@ -27,7 +27,13 @@ def test_zoo_runs_resumes_and_reports(tmp_path):
     if pythae_adapter.available() is None:
         assert math.isfinite(theirs["log_likelihood"]) and theirs["epoch_time_s"] > 0
         assert "throughput_ratio" in vae["aggregate"]
-        assert "| vae | pythae | 1 |" in (out / "results.md").read_text()
+        text = (out / "results.md").read_text()
+        assert "| vae | pythae | 1 |" in text
+        # the goal's metric paired by seed (same initial networks): vaekit − pythae, > 0 is vaekit better
+        paired = vae["aggregate"]["paired_difference"]
+        assert paired["metric"] == "log_likelihood" and paired["n"] == 1
+        assert paired["mean"] == pytest.approx(ours["log_likelihood"] - theirs["log_likelihood"])
+        assert "paired by seed" in text and "| vae | IS log-lik. |" in text
     else:
         assert "skipped" in theirs
     assert (out / "samples.png").stat().st_size > 0
@@ -49,3 +55,11 @@ def test_zoo_arms_and_their_configs():
     with pytest.raises(ValueError, match="unknown zoo model"):
         zoo.arms(["no-such-model"])
     assert set(pythae_adapter.PYTHAE) <= set(arms)  # every pythae mapping names a zoo arm
+    # pythae models this adapter does not train are named as such, not as missing from pythae
+    assert set(pythae_adapter.NOT_WIRED) <= set(arms) and not set(pythae_adapter.NOT_WIRED) & set(pythae_adapter.PYTHAE)
+
+
+def test_the_zoo_adds_its_evaluation_to_the_sweep_engine():
+    from vaekit.benchmarks.sweeps.points import EVALUATIONS
+
+    assert EVALUATIONS["zoo"] is zoo.evaluate_run

@@ -48,6 +48,13 @@ def collect(out_dir, sweep: SweepSpec) -> dict:
             row["aggregate"]["throughput_ratio"] = summarize(
                 [r["pythae"]["epoch_time_s"] / r["vaekit"]["epoch_time_s"] for r in both]
             )
+            metric = "log_likelihood" if all("log_likelihood" in r["pythae"] for r in both) else "mse_per_pixel"
+            if all(metric in r["vaekit"] for r in both):
+                sign = 1.0 if metric == "log_likelihood" else -1.0
+                row["aggregate"]["paired_difference"] = {
+                    "metric": metric,
+                    **summarize([sign * (r["vaekit"][metric] - r["pythae"][metric]) for r in both]),
+                }
     return rows
 
 
@@ -119,6 +126,41 @@ def markdown(results: dict) -> str:
                 f"| {arm} | {lib} | {n} | {_cell(a.get('log_likelihood'))} | {_cell(a.get('mse_per_pixel'), 1000, 2)} "
                 f"| {_cell(a.get('fid.prior'), digits=2)} | {_cell(a.get('fid.gmm'), digits=2)} "
                 f"| {_cell(a.get('active_units'))} | {_cell(a.get('epoch_time_s'), digits=2)} | {ratio} | {g} |"
+            )
+    paired = {
+        a: r["aggregate"]["paired_difference"]
+        for a, r in results["models"].items()
+        if "paired_difference" in r.get("aggregate", {})
+    }
+    if paired:
+        lines += [
+            "",
+            "The goals per shared model, paired by seed (both libraries start from the same initial networks of each "
+            "seed): vaekit − pythae in the goal's metric, signed so that > 0 is vaekit better (IS log-likelihood in "
+            "nats, else MSE per pixel ×1000 with the sign flipped), mean [95 % t interval]; an interval that holds 0 is "
+            "no difference these seeds can show.",
+            "",
+            "| model | metric | vaekit − pythae | throughput ratio | goal Q / T |",
+            "|---|---|---|---|---|",
+        ]
+        for arm, d in paired.items():
+            scale = 1.0 if d["metric"] == "log_likelihood" else 1000.0
+            interval = (
+                f"{d['mean'] * scale:+.2f} [{d['ci95_low'] * scale:+.2f}, {d['ci95_high'] * scale:+.2f}]"
+                if d["n"] > 1
+                else f"{d['mean'] * scale:+.2f} (n=1)"
+            )
+            ratio = results["models"][arm]["aggregate"].get("throughput_ratio")
+            r = (
+                f"{ratio['mean']:.2f} [{ratio['ci95_low']:.2f}, {ratio['ci95_high']:.2f}]"
+                if ratio and ratio["n"] > 1
+                else "–"
+            )
+            goal = goals(results["models"][arm])
+            flag = {True: "yes", False: "no", None: "–"}
+            metric = "IS log-lik." if d["metric"] == "log_likelihood" else "MSE ×1000"
+            lines.append(
+                f"| {arm} | {metric} | {interval} | {r} | {flag[goal.get('quality')]} / {flag[goal.get('throughput')]} |"
             )
     skipped_rows = {a: r["pythae_skipped"] for a, r in results["models"].items() if r.get("pythae_skipped")}
     lines += (
