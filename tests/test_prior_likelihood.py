@@ -179,3 +179,21 @@ def test_sampling_uses_the_prior():
         )
         < 0.1
     )
+
+
+def test_vampprior_pseudo_inputs_start_at_init_mean_and_reload_from_their_saved_settings(tmp_path):
+    """``init_mean`` sets where the pseudo-inputs start (the paper's 0.05, Tomczak & Welling 2018 sec. 5;
+    default 0.5 on [0, 1] data); it is saved with the weights, and a bad value is refused."""
+    from vaekit import io
+
+    config = Config.from_flat(
+        model="vampprior", latent_dim=2, hidden=(8,), options={"num_components": 40, "init_mean": 0.05}
+    )
+    model = build_model(config.model, (1, 8, 8), seed=0)
+    assert abs(model.pseudo_inputs.mean().item() - 0.05) < 0.005 and model.extra_config()["init_mean"] == 0.05
+    default = build_model(Config.from_flat(model="vampprior", latent_dim=2, hidden=(8,)).model, (1, 8, 8), seed=0)
+    assert abs(default.pseudo_inputs.mean().item() - 0.5) < 0.005
+    io.save(model, tmp_path / "m")
+    torch.testing.assert_close(io.load(tmp_path / "m").pseudo_inputs, model.pseudo_inputs)
+    with pytest.raises(ValueError, match="init_mean"):
+        build_model(Config.from_flat(model="vampprior", options={"init_mean": True}).model, (1, 8, 8), seed=0)

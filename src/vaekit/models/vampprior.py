@@ -4,6 +4,8 @@ eq. 9)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,11 +28,12 @@ class VampPrior(VAE):
 
     Args: as :class:`~vaekit.models.VAE`, plus
         num_components: K, the number of pseudo-inputs (the paper uses K = 500 on MNIST).
-        init_scale: standard deviation of the pseudo-inputs' initial values around 0.5 (data in
-            [0, 1]) or 0 (other data); the paper draws them from N(0.05, 0.01) on binary MNIST.
+        init_scale: standard deviation of the pseudo-inputs' initial values around ``init_mean``;
+            the paper draws them from N(0.05, 0.01) on binary MNIST (sec. 5).
+        init_mean: mean of the pseudo-inputs' initial values (None: 0.5 for data in [0, 1], else 0).
 
     Raises:
-        ValueError: num_components < 1 or init_scale < 0, or no ``data_shape``.
+        ValueError: num_components < 1, init_scale < 0, a non-finite init_mean, or no ``data_shape``.
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class VampPrior(VAE):
         config=None,
         num_components: int = 500,
         init_scale: float = 0.01,
+        init_mean: float | None = None,
     ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(num_components, bool) or not isinstance(num_components, int) or num_components < 1:
@@ -52,17 +56,20 @@ class VampPrior(VAE):
             raise ValueError(f"init_scale must be >= 0, got {init_scale!r}")
         if data_shape is None:
             raise ValueError("a VampPrior needs data_shape (the shape of its pseudo-inputs)")
+        if init_mean is not None and (isinstance(init_mean, bool) or not math.isfinite(float(init_mean))):
+            raise ValueError(f"init_mean must be a finite number or null, got {init_mean!r}")
         self.num_components, self.init_scale = num_components, float(init_scale)
+        self.init_mean = None if init_mean is None else float(init_mean)
         self.unit_interval = likelihood.unit_interval or (
             isinstance(likelihood, Gaussian) and likelihood.mean_activation == "sigmoid"
         )
-        centre = 0.5 if self.unit_interval else 0.0
+        centre = self.init_mean if self.init_mean is not None else (0.5 if self.unit_interval else 0.0)
         self.pseudo_inputs = nn.Parameter(centre + self.init_scale * torch.randn(num_components, *self.data_shape))
         self.register_buffer("mixture_logits", torch.zeros(num_components), persistent=False)
 
     def extra_config(self) -> dict:
-        """``num_components`` and ``init_scale``: rebuild the pseudo-inputs on load."""
-        return {"num_components": self.num_components, "init_scale": self.init_scale}
+        """``num_components``, ``init_scale`` and ``init_mean``: rebuild the pseudo-inputs on load."""
+        return {"num_components": self.num_components, "init_scale": self.init_scale, "init_mean": self.init_mean}
 
     def components(self) -> torch.Tensor:
         """The pseudo-inputs u_k as the encoder sees them, ``(K, *data_shape)`` (in [0, 1] for [0, 1] data)."""
