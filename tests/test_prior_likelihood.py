@@ -197,3 +197,28 @@ def test_vampprior_pseudo_inputs_start_at_init_mean_and_reload_from_their_saved_
     torch.testing.assert_close(io.load(tmp_path / "m").pseudo_inputs, model.pseudo_inputs)
     with pytest.raises(ValueError, match="init_mean"):
         build_model(Config.from_flat(model="vampprior", options={"init_mean": True}).model, (1, 8, 8), seed=0)
+
+
+def test_vampprior_linear_parameterization_is_a_shared_bias_layer_on_the_identity(tmp_path):
+    """``parameterization="linear"`` (pythae's VAMP): u_k = hardtanh(W e_k + b) with one bias b for
+    all K components; the prior reads these pseudo-inputs, they train, and reload bit-identically."""
+    from vaekit import io
+
+    config = Config.from_flat(
+        model="vampprior", latent_dim=2, hidden=(8,), options={"num_components": 5, "parameterization": "linear"}
+    )
+    model = build_model(config.model, (1, 8, 8), seed=0)
+    layer = model.pseudo_input_layer
+    assert not hasattr(model, "pseudo_inputs") and layer.weight.shape == (64, 5) and layer.bias.shape == (64,)
+    expected = torch.clamp(layer(torch.eye(5)), 0.0, 1.0).reshape(5, 1, 8, 8)
+    torch.testing.assert_close(model.components(), expected)
+    bound = 1 / 5**0.5  # torch's default nn.Linear init, as pythae leaves it
+    assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
+    model.prior().log_prob(torch.randn(3, 2)).sum().backward()
+    assert layer.bias.grad is not None and layer.bias.grad.abs().sum() > 0
+    io.save(model, tmp_path / "m")
+    loaded = io.load(tmp_path / "m")
+    assert loaded.extra_config()["parameterization"] == "linear"
+    torch.testing.assert_close(loaded.components(), model.components(), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="parameterization"):
+        build_model(Config.from_flat(model="vampprior", options={"parameterization": "mlp"}).model, (1, 8, 8), seed=0)

@@ -31,9 +31,16 @@ class VampPrior(VAE):
         init_scale: standard deviation of the pseudo-inputs' initial values around ``init_mean``;
             the paper draws them from N(0.05, 0.01) on binary MNIST (sec. 5).
         init_mean: mean of the pseudo-inputs' initial values (None: 0.5 for data in [0, 1], else 0).
+        parameterization: ``"free"`` (default): the u_k are parameters themselves (the paper's and
+            its official code's ``means`` layer, a bias-free linear map of the identity, is the same
+            thing). ``"linear"``: u_k = W e_k + b, a linear layer with a bias ``b`` shared by all K
+            components, on the identity input, at torch's default ``nn.Linear`` initialisation
+            (uniform in ±1/√K for W and b), as pythae's ``VAMP`` parameterises them;
+            ``init_mean`` and ``init_scale`` are then unused.
 
     Raises:
-        ValueError: num_components < 1, init_scale < 0, a non-finite init_mean, or no ``data_shape``.
+        ValueError: num_components < 1, init_scale < 0, a non-finite init_mean, no ``data_shape``,
+            or an unknown parameterization.
     """
 
     def __init__(
@@ -48,6 +55,7 @@ class VampPrior(VAE):
         num_components: int = 500,
         init_scale: float = 0.01,
         init_mean: float | None = None,
+        parameterization: str = "free",
     ):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, noise_std, config)
         if isinstance(num_components, bool) or not isinstance(num_components, int) or num_components < 1:
@@ -58,22 +66,39 @@ class VampPrior(VAE):
             raise ValueError("a VampPrior needs data_shape (the shape of its pseudo-inputs)")
         if init_mean is not None and (isinstance(init_mean, bool) or not math.isfinite(float(init_mean))):
             raise ValueError(f"init_mean must be a finite number or null, got {init_mean!r}")
+        if parameterization not in ("free", "linear"):
+            raise ValueError(f'parameterization must be "free" or "linear", got {parameterization!r}')
         self.num_components, self.init_scale = num_components, float(init_scale)
+        self.parameterization = parameterization
         self.init_mean = None if init_mean is None else float(init_mean)
         self.unit_interval = likelihood.unit_interval or (
             isinstance(likelihood, Gaussian) and likelihood.mean_activation == "sigmoid"
         )
         centre = self.init_mean if self.init_mean is not None else (0.5 if self.unit_interval else 0.0)
-        self.pseudo_inputs = nn.Parameter(centre + self.init_scale * torch.randn(num_components, *self.data_shape))
+        if parameterization == "linear":
+            self.pseudo_input_layer = nn.Linear(num_components, math.prod(self.data_shape))
+        else:
+            self.pseudo_inputs = nn.Parameter(centre + self.init_scale * torch.randn(num_components, *self.data_shape))
         self.register_buffer("mixture_logits", torch.zeros(num_components), persistent=False)
 
     def extra_config(self) -> dict:
-        """``num_components``, ``init_scale`` and ``init_mean``: rebuild the pseudo-inputs on load."""
-        return {"num_components": self.num_components, "init_scale": self.init_scale, "init_mean": self.init_mean}
+        """``num_components``, ``init_scale``, ``init_mean`` and ``parameterization``: rebuild the
+        pseudo-inputs on load."""
+        return {
+            "num_components": self.num_components,
+            "init_scale": self.init_scale,
+            "init_mean": self.init_mean,
+            "parameterization": self.parameterization,
+        }
 
     def components(self) -> torch.Tensor:
         """The pseudo-inputs u_k as the encoder sees them, ``(K, *data_shape)`` (in [0, 1] for [0, 1] data)."""
-        return F.hardtanh(self.pseudo_inputs, 0.0, 1.0) if self.unit_interval else self.pseudo_inputs
+        if self.parameterization == "linear":
+            layer = self.pseudo_input_layer  # W e_k + b for every k at once: W^T + b
+            raw = (layer.weight.t() + layer.bias).reshape(self.num_components, *self.data_shape)
+        else:
+            raw = self.pseudo_inputs
+        return F.hardtanh(raw, 0.0, 1.0) if self.unit_interval else raw
 
     def prior(self) -> Distribution:
         """p(z) = (1/K) Σ_k N(z; μ(u_k), diag σ(u_k)²): a ``MixtureSameFamily`` with event ``(latent_dim,)``.
