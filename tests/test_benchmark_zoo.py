@@ -63,3 +63,25 @@ def test_the_zoo_adds_its_evaluation_to_the_sweep_engine():
     from vaekit.benchmarks.sweeps.points import EVALUATIONS
 
     assert EVALUATIONS["zoo"] is zoo.evaluate_run
+
+
+@pytest.mark.parametrize("parameterization", ["free", "linear"])
+def test_pythaes_vamp_pseudo_inputs_reach_the_vaekit_holder(parameterization):
+    """The zoo measures pythae's VAMP with vaekit's estimators: the holder sees pythae's pseudo-inputs
+    hardtanh(W e_k + b) exactly, whether it keeps them free or as the same linear layer (issue 27)."""
+    import torch
+
+    from vaekit.models import build_model
+
+    if pythae_adapter.available() is not None:
+        pytest.skip(pythae_adapter.available())
+    options = {"num_components": 6, "parameterization": parameterization}
+    config = Config.from_flat(model="vampprior", net="mlp", hidden=(8,), latent_dim=2, options=options)
+    model = build_model(config.model, (1, 8, 8), seed=0)
+    pmodel = pythae_adapter.to_pythae("vampprior", model)
+    with torch.no_grad():
+        for p in pmodel.pseudo_inputs.parameters():
+            p.add_(0.3 * torch.randn_like(p))  # trained pseudo-inputs differ from any init
+        theirs = pmodel.pseudo_inputs(pmodel.idle_input).reshape(-1, 1, 8, 8)
+    holder = pythae_adapter.from_pythae("vampprior", pmodel, model)
+    torch.testing.assert_close(holder.components(), theirs[: holder.num_components])

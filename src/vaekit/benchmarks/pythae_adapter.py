@@ -142,6 +142,8 @@ def to_pythae(arm: str, model):
     import pythae.models as pm
 
     name, config_name, settings, _, _ = PYTHAE[arm]
+    if arm == "vampprior":  # as many pseudo-inputs as the vaekit model
+        settings = {**settings, "number_components": model.num_components}
     encoder_cls, decoder_cls = _classes()
     kind = "hyperspherical" if arm == "hyperspherical" else ("stochastic" if model.stochastic else "deterministic")
     extra = {} if name in _NO_RECONSTRUCTION_LOSS else {"reconstruction_loss": "bce"}
@@ -225,7 +227,11 @@ def from_pythae(arm: str, pmodel, holder):
     model = copy.deepcopy(holder).cpu()
     model.encoder.load_state_dict(pmodel.encoder.net.state_dict())
     model.decoder.load_state_dict(pmodel.decoder.net.state_dict())
-    if arm == "vampprior":
+    if arm == "vampprior" and getattr(model, "parameterization", "free") == "linear":
+        # the same parameterisation as pythae's (a linear layer on the identity): copy W and b
+        (layer,) = [m for m in pmodel.pseudo_inputs.modules() if isinstance(m, torch.nn.Linear)]
+        model.pseudo_input_layer.load_state_dict(layer.state_dict())
+    elif arm == "vampprior":
         with torch.no_grad():
             u = pmodel.pseudo_inputs(pmodel.idle_input).reshape(model.pseudo_inputs.shape)
             model.pseudo_inputs.copy_(u)
