@@ -1,4 +1,4 @@
-"""The Hypothesis profiles of the suite, and the fast tier's list of slow tests.
+"""The suite's torch thread count, its Hypothesis profiles, and the fast tier's list of slow tests.
 
 Profiles (``pytest --hypothesis-profile NAME``): ``ci`` (the default: a small example budget, so
 tests/test_fuzz_cli.py runs in well under a minute on 2 cores) and ``thorough`` (a long local run:
@@ -6,7 +6,14 @@ tests/test_fuzz_cli.py runs in well under a minute on 2 cores) and ``thorough`` 
 """
 
 import pytest
+import torch
 from hypothesis import HealthCheck, settings
+
+# One torch thread in the test process: the suite's models are small, and on the 2-core CI machine
+# one thread runs them about 2x faster than torch's default of one thread per core (and far faster
+# when another process competes for the cores). vaekit's own runs (fit, the CLI) still choose their
+# thread count themselves; tests of that choice set it explicitly.
+torch.set_num_threads(1)
 
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # ci: the same examples on every run (derandomized), so CI is deterministic; thorough: a random search.

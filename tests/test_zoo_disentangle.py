@@ -10,6 +10,7 @@ import torch
 
 import contract
 from vaekit.config import Config
+from vaekit.models import build_model
 from vaekit.objectives import build_objective
 from vaekit.objectives.dip import DIP, aggregate_covariance, moment_penalty
 from vaekit.objectives.factor import FactorLoss
@@ -50,10 +51,12 @@ def test_dip_options_and_loss():
 def test_the_discriminator_estimates_the_total_correlation_of_a_correlated_gaussian():
     """Trained on draws of a bivariate Gaussian with correlation ρ and their dimension-wise permutation,
     D's mean logit on the draws is TC = −½ log(1 − ρ²) (Kim & Mnih 2018, eq. 3) to within 0.1 nats
-    (a finitely trained discriminator underestimates the log density ratio: 0.44 for 0.51 nats here)."""
+    (a finitely trained discriminator underestimates the log density ratio: 0.46 for 0.51 nats here
+    with a 64-64 discriminator; the default 256-256-256 one gives 0.44 at 5× the cost)."""
     from vaekit.objectives.factor import permute_dims
 
-    model, _, _ = contract.make("factorvae", ("bernoulli", 1.0), "tabular")
+    config = Config.from_flat(model="factorvae", latent_dim=3, hidden=(16,), options={"disc_hidden": [64, 64]})
+    model = build_model(config.model, (4,), seed=0)
     torch.manual_seed(0)
     rho = 0.8
     chol = torch.linalg.cholesky(torch.tensor([[1.0, rho, 0.0], [rho, 1.0, 0.0], [0.0, 0.0, 1.0]]))
@@ -67,7 +70,7 @@ def test_the_discriminator_estimates_the_total_correlation_of_a_correlated_gauss
         optimizer.step()
     with torch.no_grad():
         estimate = model.tc_logits(torch.randn(20000, 3) @ chol.T).mean().item()
-    assert estimate == pytest.approx(-0.5 * math.log(1 - rho**2), abs=0.1)  # 0.44 against 0.51: the known underestimate
+    assert estimate == pytest.approx(-0.5 * math.log(1 - rho**2), abs=0.1)  # 0.46 against 0.51: the known underestimate
 
 
 def grads(model, loss):
