@@ -11,14 +11,21 @@ import torch
 from vaekit import io
 from vaekit.config import Config
 from vaekit.distributions import LIKELIHOODS as LIKELIHOOD_NAMES
-from vaekit.distributions import StandardNormal
+from vaekit.distributions import StandardNormal, build_likelihood
 from vaekit.models import MODELS, build_model
 from vaekit.objectives import build_objective, elbo, iwae_bound
 
-#: every registered likelihood; the Gaussian with a fixed and with a learned scale
-LIKELIHOODS = [
-    (name, scale) for name in LIKELIHOOD_NAMES for scale in ((0.3, "learned") if name == "gaussian" else (1.0,))
-]
+
+def _scales(name):
+    """The Gaussian with a fixed and a learned scale; a head with parameters of its own (the discretized
+    logistic's scales) as "learned", so models that refuse learned heads (MS-SSIM) skip it; else 1.0."""
+    if name == "gaussian":
+        return (0.3, "learned")
+    return ("learned",) if any(True for _ in build_likelihood(name, (1,)).parameters()) else (1.0,)
+
+
+#: every registered likelihood with the scales above
+LIKELIHOODS = [(name, scale) for name in LIKELIHOOD_NAMES for scale in _scales(name)]
 SHAPES = {"mlp": (1, 8, 8), "conv": (3, 28, 28), "tabular": (5,)}
 
 
@@ -67,7 +74,8 @@ def make(model, likelihood, shape_key, seed=0):
 
 
 def batch(shape, n=4, seed=0):
-    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed))
+    """``n`` examples in [0, 1] on the 8-bit grid (every likelihood's support, the discretized logistic's too)."""
+    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed)).mul(255).round().div(255)
 
 
 def check_shapes_and_gradients(model_name, likelihood, shape_key, tmp_path=None):

@@ -22,7 +22,7 @@ LAYERS = [
     ["_version", "runtime", "registry"],
     ["config", "options"],
     ["data"],
-    ["distributions", "custom_nets", "nets", "attacks", "models", "objectives"],
+    ["discretized", "distributions", "custom_nets", "nets", "attacks", "models", "objectives"],
     ["training"],
     ["io"],
     ["evaluation", "detectors", "run"],

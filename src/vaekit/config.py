@@ -130,8 +130,8 @@ class ModelConfig:
     """Conv channels per stride-2 layer (as many as the image needs are used)."""
     activation: Activation = "relu"
     """Hidden activation."""
-    likelihood: Literal["bernoulli", "continuous-bernoulli", "gaussian"] = "bernoulli"
-    """Decoder likelihood p(x|z)."""
+    likelihood: Literal["bernoulli", "continuous-bernoulli", "gaussian", "discretized-logistic"] = "bernoulli"
+    """Decoder likelihood p(x|z); discretized-logistic models 8-bit pixels (multiples of 1/255) without binarizing them."""
     likelihood_scale: float | Literal["learned"] = 1.0
     """Gaussian likelihood standard deviation, or 'learned' (one per data dimension)."""
     decoder_activation: Literal["auto", "identity", "sigmoid"] = "auto"

@@ -23,6 +23,8 @@ from torch.distributions import (
 )
 from torch.distributions.kl import _kl_independent_independent
 
+from .discretized import DiscretizedLogisticDistribution, on_grid
+
 #: Smallest learned Gaussian scale, so a learned-variance likelihood cannot collapse onto a pixel.
 MIN_SCALE = 1e-3
 
@@ -227,6 +229,50 @@ class Gaussian(Likelihood):
         return _lean_independent(_lean(Normal, loc.shape, loc=loc, scale=scale), self.event_ndim)
 
 
+class DiscretizedLogistic(Likelihood):
+    """8-bit pixels with a discretized logistic each (Salimans et al. 2017, eq. 2, one component; see
+    :mod:`vaekit.discretized`): location sigmoid(decoder output) in [0, 1], one learned scale per data
+    dimension (started at 1/16 of the pixel range, floored at :data:`MIN_SCALE`). log_prob is the
+    log-probability of the 8-bit image, a proper discrete likelihood (≤ 0), so likelihoods of grey-level
+    images compare across models without binarizing them.
+
+    Args:
+        data_shape: shape of one example (the learned scales' shape).
+        event_ndim: number of data dimensions.
+    """
+
+    unit_interval = True
+
+    def __init__(self, data_shape, event_ndim: int = 1):
+        super().__init__()
+        self.event_ndim = event_ndim
+        # softplus(-2.7405) = 0.0625: a sixteenth of the pixel range
+        self.raw_scale = nn.Parameter(torch.full(tuple(data_shape), -2.7405))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """The logistic scales, ``data_shape``, in [0, 1] pixel units."""
+        return F.softplus(self.raw_scale) + MIN_SCALE
+
+    def forward(self, params: torch.Tensor) -> Distribution:
+        """params: location before the sigmoid ``(*batch, *data_shape)`` -> Distribution over data dims."""
+        return _lean_independent(DiscretizedLogisticDistribution(torch.sigmoid(params), self.scale), self.event_ndim)
+
+    def check_support(self, x: torch.Tensor) -> None:
+        """Raise ValueError unless ``x`` is finite and on the 8-bit grid {0, 1/255, ..., 1}."""
+        super().check_support(x)
+        if not on_grid(x):
+            raise ValueError(
+                "the discretized-logistic likelihood models 8-bit pixels (multiples of 1/255 in [0, 1]); "
+                "this data holds other values: quantize it (round(x * 255) / 255) or use --likelihood gaussian"
+            )
+
+    @property
+    def name(self) -> str:
+        """Registry name of the head."""
+        return "discretized-logistic"
+
+
 class Deterministic(Distribution):
     """A point mass at ``loc``: the 'posterior' of a deterministic autoencoder.
 
@@ -421,6 +467,9 @@ LIKELIHOODS = {
     "continuous-bernoulli": lambda data_shape, scale, mean_activation, event_ndim: ContinuousBernoulli(event_ndim),
     "gaussian": lambda data_shape, scale, mean_activation, event_ndim: Gaussian(
         scale, data_shape, mean_activation, event_ndim
+    ),
+    "discretized-logistic": lambda data_shape, scale, mean_activation, event_ndim: DiscretizedLogistic(
+        data_shape, event_ndim
     ),
 }
 

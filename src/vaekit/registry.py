@@ -202,7 +202,7 @@ for _name, _entry in {
     register_model(_name, _entry)
 
 #: likelihood heads of :data:`vaekit.distributions.LIKELIHOODS`, by name.
-LIKELIHOOD_NAMES: tuple[str, ...] = ("bernoulli", "continuous-bernoulli", "gaussian")
+LIKELIHOOD_NAMES: tuple[str, ...] = ("bernoulli", "continuous-bernoulli", "gaussian", "discretized-logistic")
 
 #: numerical precisions of a run (:data:`vaekit.runtime.device.PRECISIONS` maps each to its dtype).
 PRECISION_NAMES: tuple[str, ...] = ("32", "bf16", "16-mixed")
