@@ -71,7 +71,11 @@ SLOW_TESTS = {
         "test_default_settings_same_draws_as_the_reference",
         "test_same_estimate_as_the_reference",
     },
-    "test_ood.py": {"test_benchmark_ood_tiny_and_resumable", "test_cli_ood_end_to_end"},
+    "test_ood.py": {
+        "test_benchmark_ood_tiny_and_resumable",
+        "test_cli_ood_end_to_end",
+        "test_benchmark_ood_with_8_bit_pixels",
+    },
     "test_ood_scores.py": {"test_cli_new_score_options"},
     "test_posterior.py": {
         "test_sghmc_matches_closed_form_posterior",

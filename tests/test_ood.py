@@ -220,17 +220,51 @@ def test_cli_ood_end_to_end(tmp_path, capsys):
 # ---------------------------------------------------------------- benchmark
 
 
-def test_benchmark_ood_tiny_and_resumable(tmp_path, capsys):
-    """A fake fashion-mnist folder (IDX files of random images) stands in for the real one."""
+def _fake_fashion_mnist(folder):
+    """A fake fashion-mnist folder (IDX files of random 8-bit images) that stands in for the real one."""
     from vaekit.data.mnist import write_idx
 
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 200), ("t10k", 60)):
         write_idx(
-            tmp_path / "fashion-mnist" / f"{prefix}-images-idx3-ubyte.gz",
+            folder / "fashion-mnist" / f"{prefix}-images-idx3-ubyte.gz",
             rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
         )
-        write_idx(tmp_path / "fashion-mnist" / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
+        write_idx(folder / "fashion-mnist" / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
+
+
+def test_benchmark_ood_with_8_bit_pixels(tmp_path):
+    """``--likelihood discretized-logistic``: nothing binarized, every set on the 8-bit grid (digits-28
+    rounded to it), log-likelihoods of 8-bit images; the per-pixel background is the 256-way categorical."""
+    _fake_fashion_mnist(tmp_path)
+    out = tmp_path / "bench8"
+    args = ["benchmark", "ood", "--data-dir", str(tmp_path), "--output-dir", str(out), "--in-distributions"]
+    args += ["digits-28", "--epochs", "1", "--seeds", "0", "1", "--train-size", "100", "--test-size", "20"]
+    args += ["--reference-size", "20", "--posteriors", "--num-samples", "2", "--regret-steps", "1"]
+    args += [
+        "--posterior-regret-steps",
+        "1",
+        "--typicality-batch-sizes",
+        "1",
+        "5",
+        "--likelihood",
+        "discretized-logistic",
+    ]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"]["likelihood"] == "discretized-logistic" and results["model"]["binarize"] == "none"
+    assert results["settings"]["likelihood"] == "discretized-logistic"
+    methods = {r["method"] for r in results["rows"]}
+    assert {"log_likelihood", "likelihood_ratio (pixel background)", "likelihood_regret"} <= methods
+    assert all(0 <= r["auroc"] <= 1 for r in results["rows"])
+    with np.load(out / "scores" / "digits-28-seed0.npz") as f:
+        ll = f["log_likelihood|in"]
+    assert np.isfinite(ll).all() and (ll < 0).all()  # a log-probability of an 8-bit image
+
+
+def test_benchmark_ood_tiny_and_resumable(tmp_path, capsys):
+    """A fake fashion-mnist folder (IDX files of random images) stands in for the real one."""
+    _fake_fashion_mnist(tmp_path)
     out = tmp_path / "bench"
     args = [
         "benchmark",

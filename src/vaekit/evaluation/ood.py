@@ -41,6 +41,7 @@ import dataclasses
 import math
 
 import torch
+import torch.nn.functional as F
 
 from .regret import likelihood_regret  # noqa: F401  (re-exported: one of the scores)
 
@@ -223,15 +224,16 @@ class PixelBackground:
     distribution per pixel, fitted by maximum likelihood on the perturbed training data.
 
     Args:
-        family: "bernoulli" (binary or [0, 1] data: p_d = (Σ_n x_nd + 1) / (N + 2), Laplace-smoothed) or
-            "normal" (loc_d = mean, scale_d = max(std, ``min_scale``)).
+        family: "bernoulli" (binary or [0, 1] data: p_d = (Σ_n x_nd + 1) / (N + 2), Laplace-smoothed),
+            "normal" (loc_d = mean, scale_d = max(std, ``min_scale``)) or "categorical" (8-bit pixels
+            k/255: p_d(k) = (count of level k at pixel d + 1) / (N + 256), Laplace-smoothed).
         min_scale: the smallest std of the "normal" family.
 
     Raises:
         ValueError: an unknown family.
     """
 
-    FAMILIES = ("bernoulli", "normal")
+    FAMILIES = ("bernoulli", "normal", "categorical")
 
     def __init__(self, family: str = "bernoulli", min_scale: float = 1e-2):
         if family not in self.FAMILIES:
@@ -246,6 +248,12 @@ class PixelBackground:
             if x.min() < 0 or x.max() > 1:
                 raise ValueError("a Bernoulli background needs data in [0, 1]")
             self.params = {"probs": ((x.sum(0) + 1) / (len(x) + 2)).float()}
+        elif self.family == "categorical":
+            level = (x * 255).round().long()
+            if level.min() < 0 or level.max() > 255 or not torch.allclose(level.double(), x * 255, atol=1e-3):
+                raise ValueError("a categorical background needs 8-bit pixels (multiples of 1/255 in [0, 1])")
+            counts = F.one_hot(level, 256).sum(0).double()  # (*data_shape, 256)
+            self.params = {"log_probs": ((counts + 1) / (len(x) + 256)).log().float()}
         else:
             self.params = {"loc": x.mean(0).float(), "scale": x.std(0).clamp_min(self.min_scale).float()}
         return self
@@ -259,11 +267,17 @@ class PixelBackground:
         if not self.params:
             raise RuntimeError("fit the PixelBackground before scoring")
         shape = next(iter(self.params.values())).shape
+        if self.family == "categorical":
+            shape = shape[:-1]
         if tuple(x.shape[1:]) != tuple(shape):
             raise ValueError(f"the background was fitted on examples of shape {tuple(shape)}, got {tuple(x.shape[1:])}")
         if self.family == "bernoulli":
             p = self.params["probs"].to(x)
             per_pixel = x * p.log() + (1 - x) * torch.log1p(-p)
+        elif self.family == "categorical":
+            table = self.params["log_probs"].to(x)  # (*data_shape, 256)
+            level = (x * 255).round().long().clamp(0, 255)
+            per_pixel = table.expand(len(x), *table.shape).gather(-1, level.unsqueeze(-1)).squeeze(-1)
         else:
             per_pixel = torch.distributions.Normal(self.params["loc"].to(x), self.params["scale"].to(x)).log_prob(x)
         return per_pixel.flatten(1).sum(1)
@@ -281,21 +295,34 @@ class PixelBackground:
 
 
 def perturb(
-    x: torch.Tensor, mutation_rate: float = DEFAULT_MUTATION_RATE, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    mutation_rate: float = DEFAULT_MUTATION_RATE,
+    generator: torch.Generator | None = None,
+    levels: int | None = None,
 ) -> torch.Tensor:
     """Ren et al. (2019, sec. 3) input perturbation: each value, with probability ``mutation_rate``,
-    is replaced by a draw from U[0, 1] (the value range of [0, 1] data).
+    is replaced by a draw from U[0, 1] (the value range of [0, 1] data), or, with ``levels``, by one
+    of the ``levels`` grey levels k/(levels − 1) drawn uniformly (Ren et al.'s replacement of an
+    8-bit pixel by a uniform random value in {0, ..., 255}: ``levels=256``).
 
     Args:
         x: ``(N, *data_shape)`` in [0, 1].
 
     Returns:
-        ``(N, *data_shape)`` in [0, 1].
+        ``(N, *data_shape)`` in [0, 1] (on the grid of ``levels`` where ``x`` is).
+
+    Raises:
+        ValueError: a mutation rate outside [0, 1] or fewer than 2 levels.
     """
     if not 0 <= mutation_rate <= 1:
         raise ValueError(f"mutation_rate must be in [0, 1], got {mutation_rate!r}")
+    if levels is not None and not levels >= 2:
+        raise ValueError(f"levels must be >= 2, got {levels!r}")
     mask = torch.rand(x.shape, generator=generator) < mutation_rate
-    return torch.where(mask, torch.rand(x.shape, generator=generator), x)
+    replacement = torch.rand(x.shape, generator=generator)
+    if levels is not None:
+        replacement = (replacement * levels).floor().clamp_max(levels - 1) / (levels - 1)
+    return torch.where(mask, replacement, x)
 
 
 @dataclasses.dataclass(frozen=True)
