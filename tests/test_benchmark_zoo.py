@@ -85,3 +85,63 @@ def test_pythaes_vamp_pseudo_inputs_reach_the_vaekit_holder(parameterization):
         theirs = pmodel.pseudo_inputs(pmodel.idle_input).reshape(-1, 1, 8, 8)
     holder = pythae_adapter.from_pythae("vampprior", pmodel, model)
     torch.testing.assert_close(holder.components(), theirs[: holder.num_components])
+
+
+def _flat(embedding):
+    """pythae's embedding as a (batch, d) code; a VQ-VAE's (batch, D_e, 1, G) map in vaekit's group order."""
+    return embedding.permute(0, 2, 3, 1).reshape(len(embedding), -1) if embedding.dim() == 4 else embedding
+
+
+def _code(model, arm, x):
+    """What pythae's encoder returns as its embedding, computed by the vaekit model: the code before
+    quantization (VQ-VAE), μ on the ball (Poincaré), the posterior mean (else)."""
+    if arm == "vqvae":
+        return model._encoder_output(x)
+    q = model.encode(x)
+    return q.loc if arm == "poincare" else q.mean
+
+
+@pytest.mark.parametrize("arm", ["aae", "vaegan", "vqvae", "poincare"])
+def test_pythaes_adversarial_quantized_and_hyperbolic_models_train_on_vaekits_nets(arm):
+    """The four models the adapter once left out (issue 27): pythae's model runs around vaekit's own
+    encoder, decoder and discriminator (same initial weights), trains with pythae's trainer, and comes
+    back into a vaekit holder that computes what pythae's trained networks compute."""
+    import torch
+
+    from vaekit.models import build_model
+
+    if pythae_adapter.available() is not None:
+        pytest.skip(pythae_adapter.available())
+    options = {"embedding_dim": 2} if arm == "vqvae" else None  # two groups of two
+    config = Config.from_flat(model=arm, net="mlp", hidden=(16,), latent_dim=4, options=options)
+    model = build_model(config.model, (1, 8, 8), seed=0).eval()
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0)).bernoulli()
+    pmodel = pythae_adapter.to_pythae(arm, model).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(_flat(pmodel.encoder(x).embedding), _code(model, arm, x))
+        if arm in ("aae", "vaegan"):  # vaekit's discriminator on codes / images, pythae's probability
+            inputs = (model.encode(x).mean if arm == "aae" else x).flatten(1)
+            torch.testing.assert_close(
+                pmodel.discriminator(inputs).embedding.squeeze(-1),
+                torch.sigmoid(model.discriminator(inputs)).squeeze(-1),
+            )
+    assert pythae_adapter.train_pythae(arm, pmodel, x[:48], x[48:], epochs=1, batch_size=16, lr=1e-2, seed=0) > 0
+    pmodel.eval()
+    holder = pythae_adapter.from_pythae(arm, pmodel, model, train_x=x, epochs=2, batch_size=16)
+    with torch.no_grad():
+        z = _flat(pmodel.encoder(x).embedding)
+        assert not torch.allclose(z, _code(model, arm, x))  # trained: not the initial networks
+        torch.testing.assert_close(_code(holder, arm, x), z)
+        if arm == "vqvae":
+            codebook = pmodel.quantizer.embeddings
+            torch.testing.assert_close(holder.codebook, getattr(codebook, "weight", codebook))
+            draws = holder.prior().sample((5,))  # the fitted code prior draws codebook vectors
+            assert (torch.cdist(draws.reshape(-1, 2), holder.codebook).min(-1).values < 1e-5).all()
+        else:
+            torch.testing.assert_close(torch.sigmoid(holder.decoder(z)), pmodel.decoder(z).reconstruction)
+        if arm in ("aae", "vaegan"):
+            inputs = (z if arm == "aae" else x).flatten(1)
+            torch.testing.assert_close(
+                pmodel.discriminator(inputs).embedding.squeeze(-1),
+                torch.sigmoid(holder.discriminator(inputs)).squeeze(-1),
+            )

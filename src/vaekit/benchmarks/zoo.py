@@ -243,7 +243,16 @@ def evaluate_run(
                 config.train.lr,
                 config.train.seed,
             )
-        trained = adapter.from_pythae(arm, pmodel.cpu(), holder)
+        trained = adapter.from_pythae(
+            arm,
+            pmodel.cpu(),
+            holder,
+            train_x=train_x,
+            epochs=config.train.epochs,
+            batch_size=config.train.batch_size,
+            lr=config.train.lr,
+            seed=config.train.seed,
+        )
         theirs, samples = measure(
             trained, tractable and holder_name != "msssim-vae", data, net, num_samples, config.train.seed
         )
