@@ -45,6 +45,17 @@ def checkpoint_bytes(model, optimizer, state: dict, extra: dict[str, torch.Tenso
     return save_bytes(tensors, metadata=metadata)
 
 
+def _match_layouts(optimizer) -> None:
+    """Give every loaded state tensor of a parameter's shape that parameter's memory layout (the
+    file holds contiguous tensors; a channels-last conv weight's moments were channels-last when
+    saved, and torch's fused Adam rounds differently when the layouts differ: resume would not be
+    bit-identical)."""
+    for param, entries in optimizer.state.items():
+        for key, value in entries.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                entries[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def load_checkpoint(path, model, optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
     """Restore model and optimizer from :func:`save_checkpoint`; returns ``(state, extra)``."""
     tensors, metadata = read_safetensors(path)
@@ -59,5 +70,6 @@ def load_checkpoint(path, model, optimizer) -> tuple[dict, dict[str, torch.Tenso
     for index, entries in json.loads(metadata.get("optim_scalars", "{}")).items():
         opt_state.setdefault(int(index), {}).update(entries)
     optimizer.load_state_dict({"state": opt_state, "param_groups": json.loads(metadata["param_groups"])})
+    _match_layouts(optimizer)
     extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return json.loads(metadata["state"]), extra

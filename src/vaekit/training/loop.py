@@ -26,6 +26,7 @@ from ..objectives.elbo import linear_capacity
 from ..options import RunOptions
 from ..runtime import distributed
 from .checkpoint import load_checkpoint
+from .lean_adam import LeanAdam
 
 LOGGED = ("loss", "elbo", "reconstruction", "kl")
 
@@ -150,16 +151,17 @@ def build_optimizer(model: nn.Module, train) -> torch.optim.Adam:
     (:class:`~vaekit.config.TrainConfig`).
 
     ``train.fused_optimizer``: torch's fused step (``fused=True``: one kernel updates every
-    parameter, on CPU and CUDA since torch 2.4), where torch has it for the parameters' device;
-    elsewhere, and with ``fused_optimizer=False``, the foreach step (one kernel per state tensor
-    kind). Both compute Adam (Kingma & Ba 2015, algorithm 1) and differ in rounding only.
-    :func:`optimizer_kind` tells which one an optimizer uses.
+    parameter, on CPU and CUDA since torch 2.4) without torch.optim's per-step Python
+    (:class:`~vaekit.training.lean_adam.LeanAdam`: the same kernel and numbers), where torch has
+    it for the parameters' device; elsewhere, and with ``fused_optimizer=False``, the foreach step
+    (one kernel per state tensor kind). Both compute Adam (Kingma & Ba 2015, algorithm 1) and
+    differ in rounding only. :func:`optimizer_kind` tells which one an optimizer uses.
     """
     params = list(model.parameters())
     settings = {"lr": train.lr, "weight_decay": train.weight_decay}
     if train.fused_optimizer:
         try:
-            return torch.optim.Adam(params, fused=True, **settings)
+            return LeanAdam(params, **settings)
         except RuntimeError:  # no fused kernel for this device or dtype (e.g. MPS on older torch)
             pass
     return torch.optim.Adam(params, foreach=True, **settings)

@@ -1,0 +1,108 @@
+"""Adam whose fused step skips torch.optim's per-step Python (issue 32): the same kernel, the same
+state, the same numbers as ``torch.optim.Adam(..., fused=True)``."""
+
+from __future__ import annotations
+
+import torch
+
+#: torch's fused kernel (a private name: without it, torch's step runs)
+_FUSED_ADAM = getattr(torch, "_fused_adam_", None)
+#: torch's Adam step without the hook wrapper torch puts around every optimizer class's step
+#: (LeanAdam's own step gets that wrapper: hooks and the profiler's name run once, as for torch's Adam)
+_ADAM_STEP = torch.optim.Adam.step
+if getattr(_ADAM_STEP, "hooked", False):  # an Adam was built before this import: torch wrapped its step
+    _ADAM_STEP = _ADAM_STEP.__wrapped__  # type: ignore[attr-defined]
+
+
+class LeanAdam(torch.optim.Adam):
+    """``torch.optim.Adam(params, fused=True, ...)`` (Kingma & Ba 2015, algorithm 1; torch's fused
+    kernel ``torch._fused_adam_``) with a lean :meth:`step` and :meth:`zero_grad`.
+
+    torch's step spends most of a small model's optimizer time in Python around the kernel (the
+    grad-mode switch, the fallback checks, rebuilding and regrouping the state lists by device and
+    dtype, and a zero_grad behind a compiler guard). In the plain case (one parameter group, float
+    learning rate, no AMSGrad / maximize / capturable / differentiable / decoupled weight decay, no
+    grad scaler, every parameter with a gradient already has its state, one device and dtype, dense
+    real gradients) :meth:`step` makes the same two calls torch makes (``torch._foreach_add_`` on
+    the step counts, then ``torch._fused_adam_`` with the same arguments) and nothing else; in any
+    other case it is torch's step. Step hooks and the profiler's record-function run around either,
+    once, as torch runs them around every optimizer's step. Parameters, state and ``state_dict`` are therefore bit-identical to
+    torch's fused Adam's (``tests/test_training.py``), and a checkpoint of either loads into the other.
+
+    Args: as :class:`torch.optim.Adam` (``fused`` is always True).
+
+    Raises:
+        RuntimeError: (torch's) no fused kernel for the parameters' device or dtype.
+    """
+
+    def __init__(self, params, **settings):
+        super().__init__(params, fused=True, **settings)
+
+    def _plain_group(self) -> dict | None:
+        """The one parameter group if the lean step applies to it, else None."""
+        if (
+            len(self.param_groups) != 1
+            or getattr(self, "grad_scale", None) is not None
+            or getattr(self, "found_inf", None) is not None
+        ):
+            return None
+        group = self.param_groups[0]
+        if (
+            group["amsgrad"]
+            or group["maximize"]
+            or group["capturable"]
+            or group["differentiable"]
+            or group.get("decoupled_weight_decay", False)
+            or not isinstance(group["lr"], float)
+            or not isinstance(group["betas"][0], float)
+            or not isinstance(group["betas"][1], float)
+        ):
+            return None
+        return group
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One Adam step (see the class docstring); ``closure``: as torch's (then torch's step runs)."""
+        group = None if closure is not None or _FUSED_ADAM is None else self._plain_group()
+        if group is None:
+            return _ADAM_STEP(self, closure)
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return None
+        first = params[0]
+        states = [self.state.get(p) for p in params]
+        if any(
+            not s or p.grad.is_sparse or p.is_complex() or p.device != first.device or p.dtype != first.dtype
+            for p, s in zip(params, states)
+        ):
+            return _ADAM_STEP(self)  # a first step initialises the state torch's way; mixed cases are torch's
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1)
+        beta1, beta2 = group["betas"]
+        _FUSED_ADAM(
+            params,
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
+        return None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every gradient (``set_to_none``, torch's default), else torch's zeroing."""
+        if not set_to_none:
+            return super().zero_grad(set_to_none)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+        return None
