@@ -21,10 +21,10 @@ def grid():
     return data.load("dsprites-synthetic", "test", image_size=16, grid_step=8)
 
 
-def _config(latent_dim=3):
+def _config(latent_dim=3, image_size=16):
     return Config.from_flat(
         data="dsprites-synthetic",
-        image_size=16,
+        image_size=image_size,
         grid_step=8,
         net="mlp",
         hidden=(16,),
@@ -99,9 +99,15 @@ def test_chunked_batch_metrics_match_the_whole_batch(grid, monkeypatch):
 def test_baseline_rows_seeds_cache_and_tables(grid, tmp_path, monkeypatch):
     """Random baselines get every seed, deterministic ones one; results are cached with their settings;
     the benchmark's table shows them beside the published numbers and in the ANOVA."""
-    from vaekit.evaluation.disentanglement import METRICS
+    import functools
 
-    # the metrics at toy sizes (the benchmark uses the reference sizes)
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from vaekit.evaluation.disentanglement import METRICS
+    from vaekit.evaluation.disentanglement import dci as dci_module
+
+    # the metrics at toy sizes (the benchmark uses the reference sizes): few points, DCI's boosted
+    # classifiers with 5 trees instead of 100, and 8x8 images (64 raw-pixel codes instead of 256)
     small = {
         "beta_vae": {"num_train": 40, "num_eval": 20, "batch_size": 4},
         "factor_vae": {"num_train": 40, "num_eval": 20, "num_variance_estimate": 100},
@@ -114,10 +120,13 @@ def test_baseline_rows_seeds_cache_and_tables(grid, tmp_path, monkeypatch):
         return real(model, dataset, metrics, seed, overrides={**small, **overrides}, codes=codes)
 
     monkeypatch.setattr(rows_of, "evaluate_disentanglement", evaluate)
+    monkeypatch.setattr(
+        dci_module, "GradientBoostingClassifier", functools.partial(GradientBoostingClassifier, n_estimators=5)
+    )
     calls = []
     real_codes = rows_of.baseline_codes
     monkeypatch.setattr(rows_of, "baseline_codes", lambda *a, **k: calls.append(a[0]) or real_codes(*a, **k))
-    config = _config()
+    config = _config(image_size=8)
     dci = {"num_train": 40, "num_test": 20}
     lines = []
     rows = rows_of.baseline_rows(
