@@ -122,7 +122,17 @@ def test_benchmark_configs_share_everything_but_the_objective():
 @pytest.mark.slow
 def test_benchmark_over_seeds_resumes_and_reports_distributions(tmp_path, monkeypatch, capsys):
     """The benchmark end to end at a toy scale: 2 models x 2 seeds, then a rerun that trains nothing."""
+    import functools
+
+    from sklearn.ensemble import GradientBoostingClassifier
+
     from vaekit.benchmarks import disentanglement as bench
+    from vaekit.evaluation.disentanglement import dci
+
+    # toy DCI: boosted classifiers of 5 trees instead of 100 (most of this test's time otherwise)
+    monkeypatch.setattr(
+        dci, "GradientBoostingClassifier", functools.partial(GradientBoostingClassifier, n_estimators=5)
+    )
 
     monkeypatch.setitem(
         bench.SCALES,
