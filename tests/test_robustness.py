@@ -375,6 +375,7 @@ def test_benchmark_writes_table_and_figures(tmp_path):
         num_steps=2,
         max_test=40,
         epochs=1,
+        train_size=1000,  # of 10,059 training images: the rows, probes and FID feature net on a tenth
         hidden=(16,),
         latent_dim=4,
         log=lambda _: None,
