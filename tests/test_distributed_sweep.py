@@ -92,6 +92,9 @@ def test_two_workers_on_postgresql_survive_a_killed_worker(server, tmp_path):
         a.wait(30)
         assert a.returncode == -signal.SIGKILL
         print(f"A killed at {TIMEOUT - (deadline - time.monotonic()):.1f} s", flush=True)
+        # the reference: one worker, its own SQLite study, on the core A no longer uses (checked after B)
+        one = _sweep(tmp_path / "one", tmp_path / "one.log")
+        procs.append(one)
         b.wait(max(1, deadline - time.monotonic()))
         assert b.returncode == 0, (tmp_path / "b.log").read_text()[-3000:]
         print(f"B done at {TIMEOUT - (deadline - time.monotonic()):.1f} s", flush=True)
@@ -111,8 +114,6 @@ def test_two_workers_on_postgresql_survive_a_killed_worker(server, tmp_path):
         assert [t.state.name for t in retried] == ["COMPLETE"]  # ... enqueued again and finished by B
         assert killed[0].user_attrs["point"] == first.replace(" seed ", "-seed").replace("=", "-")  # A's point
 
-        one = _sweep(tmp_path / "one", tmp_path / "one.log")  # one worker, its own SQLite study
-        procs.append(one)
         one.wait(max(1, deadline - time.monotonic()))
         assert one.returncode == 0
         shared_report = json.loads((out / "sweep-report.json").read_text())
