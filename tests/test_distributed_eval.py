@@ -158,6 +158,8 @@ def test_score_and_ood_under_torchrun_equal_one_process(tmp_path):
 
     import numpy as np
 
+    from vaekit.cli import main
+
     src = str(Path(__file__).parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     vaekit = [sys.executable, "-m", "vaekit"]
@@ -178,31 +180,35 @@ def test_score_and_ood_under_torchrun_equal_one_process(tmp_path):
         "--name",
         "r",
     ]
-    assert subprocess.run(vaekit + train, env=env, capture_output=True, timeout=300).returncode == 0
+    assert main(train) == 0  # in this process: the runs under test are the scoring ones
     rows = tmp_path / "rows.csv"
     np.savetxt(rows, (np.random.default_rng(1).random((150, 64)) > 0.5).astype(float), delimiter=",", fmt="%g")
-    for command in (["score"], ["ood", "--score", "likelihood_ratio", "--background", "pixel", "--num-samples", "20"]):
-        outputs = []
-        for launcher, tag in ((vaekit, "one"), (torchrun, "two")):
-            out = tmp_path / f"{command[0]}-{tag}.csv"
-            done = subprocess.run(
-                launcher
-                + [
-                    command[0],
-                    str(tmp_path / "r"),
-                    "--input",
-                    str(rows),
-                    "--output",
-                    str(out),
-                    "--no-progress",
-                    *command[1:],
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            assert done.returncode == 0, done.stderr[-2000:]
-            assert done.stdout.count("written:") == 1  # rank 0 alone writes and prints
-            outputs.append(out.read_bytes())
-        assert outputs[0] == outputs[1], command[0]
+    commands = (["score"], ["ood", "--score", "likelihood_ratio", "--background", "pixel", "--num-samples", "20"])
+
+    processes = []
+
+    def launch(launcher, tag, command):
+        out = tmp_path / f"{command[0]}-{tag}.csv"
+        argv = launcher + [command[0], str(tmp_path / "r"), "--input", str(rows), "--output", str(out)]
+        argv += ["--no-progress", *command[1:]]
+        processes.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        return out, processes[-1]
+
+    def finish(started):
+        out, process = started
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-2000:]
+        assert stdout.count("written:") == 1  # rank 0 alone writes and prints
+        return out.read_bytes()
+
+    # the one-process runs side by side (a core each), then each torchrun run on both cores
+    try:
+        single = [launch(vaekit, "one", command) for command in commands]
+        single = [finish(started) for started in single]
+        for command, expected in zip(commands, single):
+            assert finish(launch(torchrun, "two", command)) == expected, command[0]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
