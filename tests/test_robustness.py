@@ -397,6 +397,7 @@ def test_study_trains_pairs_and_reuses_runs(tmp_path):
         num_steps=2,
         max_test=40,
         epochs=1,
+        train_size=1000,  # of 10,059 training images
         hidden=(16,),
         latent_dim=4,
     )
