@@ -8,8 +8,24 @@ from vaekit.benchmarks.disentanglement import benchmark_configs, spec
 from vaekit.cli import COMMANDS, main
 
 
+@pytest.fixture
+def toy_dci(monkeypatch):
+    """DCI's gradient-boosted classifiers with 5 trees instead of 100 (most of the time of a toy run): the
+    end-to-end tests here check what the CLI and the benchmark do with the scores, not their values
+    (tests/test_disentanglement_metrics.py checks those)."""
+    import functools
+
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from vaekit.evaluation.disentanglement import dci
+
+    monkeypatch.setattr(
+        dci, "GradientBoostingClassifier", functools.partial(GradientBoostingClassifier, n_estimators=5)
+    )
+
+
 @pytest.mark.slow
-def test_train_then_evaluate_disentanglement(tmp_path, capsys):
+def test_train_then_evaluate_disentanglement(tmp_path, capsys, toy_dci):
     runs = str(tmp_path)
     assert (
         main(
@@ -120,19 +136,9 @@ def test_benchmark_configs_share_everything_but_the_objective():
 
 
 @pytest.mark.slow
-def test_benchmark_over_seeds_resumes_and_reports_distributions(tmp_path, monkeypatch, capsys):
+def test_benchmark_over_seeds_resumes_and_reports_distributions(tmp_path, monkeypatch, capsys, toy_dci):
     """The benchmark end to end at a toy scale: 2 models x 2 seeds, then a rerun that trains nothing."""
-    import functools
-
-    from sklearn.ensemble import GradientBoostingClassifier
-
     from vaekit.benchmarks import disentanglement as bench
-    from vaekit.evaluation.disentanglement import dci
-
-    # toy DCI: boosted classifiers of 5 trees instead of 100 (most of this test's time otherwise)
-    monkeypatch.setattr(
-        dci, "GradientBoostingClassifier", functools.partial(GradientBoostingClassifier, n_estimators=5)
-    )
 
     monkeypatch.setitem(
         bench.SCALES,
