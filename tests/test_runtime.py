@@ -95,6 +95,26 @@ def test_channels_last_conv_net_trains_like_the_default_layout(digits):
     assert history[-1]["train_loss"] == pytest.approx(reference[-1]["train_loss"], rel=1e-4)
 
 
+def test_channels_last_is_the_default_for_a_conv_net_on_the_cpu_and_can_be_turned_off():
+    config = TINY.replace(net="conv", channels=(8, 16))
+    x = torch.rand(128, 1, 16, 16, generator=torch.Generator().manual_seed(0))  # two conv layers
+
+    def train(**options):
+        model = build_model(config.model, x.shape[1:], seed=0)
+        return model, fit(model, x, config, options=RunOptions(device="cpu", **options))
+
+    def layout(model):  # a conv weight with several input channels (with one, both layouts agree)
+        conv = next(c for c in model.modules() if isinstance(c, torch.nn.Conv2d) and c.in_channels > 1)
+        return conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+    assert layout(train()[0])  # unset: on for a conv net on the CPU
+    off, history = train(channels_last=False)
+    assert not layout(off)
+    assert history[-1]["train_loss"] == pytest.approx(train(channels_last=True)[1][-1]["train_loss"], rel=1e-4)
+    with pytest.raises(ValueError, match="channels_last"):
+        RunOptions(channels_last="yes")
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_a_channels_last_run_resumes_bit_identically(tmp_path, fused):
     """The checkpoint holds contiguous tensors; on resume Adam's moments get their weight's

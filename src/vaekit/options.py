@@ -26,8 +26,8 @@ class RunOptions:
     """32 = float32; bf16 = bfloat16 autocast; 16-mixed = float16 autocast with a gradient scaler. Losses and log-densities stay float32."""
     compile: bool = False
     """Compile the training step with torch.compile."""
-    channels_last: bool = False
-    """Store conv nets' weights and image batches channels-last (faster convolutions on recent GPUs)."""
+    channels_last: bool | None = None
+    """Store conv nets' weights and image batches channels-last; default (None): on for a conv net trained on the CPU (its convolutions ran 1.03-1.17x faster so: benchmarks/channels_last.py), off elsewhere."""
     num_workers: int = 0
     """DataLoader worker processes for data read from disk (0 = load in the main process)."""
     threads: int | None = None
@@ -43,6 +43,8 @@ class RunOptions:
             raise ValueError(f"precision must be one of {', '.join(PRECISION_NAMES)}, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise ValueError(f"channels_last must be true, false or unset, got {self.channels_last!r}")
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"num_workers must be an integer >= 0, got {self.num_workers!r}")
         if self.threads is not None and (

@@ -275,6 +275,7 @@ def _run(
                     "device": str(device),
                     "world_size": distributed.world_size(),
                     "threads": finished.state.threads.to_dict(),
+                    "channels_last": finished.state.channels_last,
                 }
             )
             if tracker.describe():

@@ -235,6 +235,7 @@ class TrainState:
     stopped_early: bool = False
     best: dict | None = None
     threads: object = None
+    channels_last: bool = False  # conv weights and batches in the channels-last layout (RunOptions.channels_last)
 
     #: the loop fields a checkpoint stores as JSON
     SAVED = ("epoch", "step", "history", "best_loss", "bad_epochs", "elapsed", "stopped_early")
@@ -433,7 +434,9 @@ def fit(
     rank = distributed.rank()
     model.to(device)
     threads = runtime.apply_threads(model, t.batch_size, options.threads, device)
-    channels_last = options.channels_last and runtime.uses_conv(model)
+    channels_last = runtime.uses_conv(model) and (
+        options.channels_last if options.channels_last is not None else device.type == "cpu"
+    )
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, t)
@@ -444,6 +447,7 @@ def fit(
         torch.Generator().manual_seed(t.seed),
         config,
         threads=threads,
+        channels_last=channels_last,
     )
     torch.manual_seed(t.seed + rank)  # ranks draw independent noise; rank 0 = one process
     dynamic = config.binarize == "dynamic"
