@@ -10,6 +10,7 @@ import torch
 
 from vaekit import io
 from vaekit.config import Config
+from vaekit.discretized import quantize
 from vaekit.distributions import LIKELIHOODS as LIKELIHOOD_NAMES
 from vaekit.distributions import StandardNormal, build_likelihood
 from vaekit.models import MODELS, build_model
@@ -75,7 +76,7 @@ def make(model, likelihood, shape_key, seed=0):
 
 def batch(shape, n=4, seed=0):
     """``n`` examples in [0, 1] on the 8-bit grid (every likelihood's support, the discretized logistic's too)."""
-    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed)).mul(255).round().div(255)
+    return quantize(torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed)))
 
 
 def check_shapes_and_gradients(model_name, likelihood, shape_key, tmp_path=None):

@@ -21,6 +21,16 @@ LEVELS = 256
 HALF_BIN = 0.5 / (LEVELS - 1)
 
 
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (any shape, [0, 1] pixels) rounded to the nearest of the 256 levels k/255 (not clipped)."""
+    return (x * (LEVELS - 1)).round() / (LEVELS - 1)
+
+
+def level_index(x: torch.Tensor) -> torch.Tensor:
+    """The level k in 0..255 of each value of ``x`` (nearest, clipped to the range): a long tensor of x's shape."""
+    return (x * (LEVELS - 1)).round().long().clamp(0, LEVELS - 1)
+
+
 def on_grid(x: torch.Tensor, atol: float = 1e-4) -> bool:
     """Whether every value of ``x`` is one of the 256 levels k/255 of [0, 1]."""
     scaled = x * (LEVELS - 1)

@@ -66,6 +66,7 @@ from ..data import load as load_data
 from ..data.splits import prepare
 from ..detectors.bayesian_vae import PosteriorSettings, fit_posterior
 from ..detectors.ood import compute_scores, fit_background, fit_pixel_background
+from ..discretized import quantize
 from ..evaluation import ood
 from ..evaluation.ood import OOD_SCORES
 from ..models import build_model
@@ -210,7 +211,7 @@ def unit_scores(name: str, seed: int, data: dict, args: Args) -> dict[str, dict[
     config = Config.from_flat(**MODEL, **LIKELIHOOD[args.likelihood], data="array", epochs=epochs, seed=seed)
 
     def levels(x):  # 8-bit models see 8-bit images: digits-28, noise and constant sets rounded to k/255
-        return (x * 255).round() / 255 if args.likelihood == "discretized-logistic" else x
+        return quantize(x) if args.likelihood == "discretized-logistic" else x
 
     train = levels(data[name]["train"])
     model = build_model(config.model, train.shape[1:], seed=config.train.seed)

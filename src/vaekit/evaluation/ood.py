@@ -43,6 +43,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..discretized import LEVELS, level_index, on_grid
 from .regret import likelihood_regret  # noqa: F401  (re-exported: one of the scores)
 
 #: μ of the background data; Ren et al. (2019) tune it on validation data, here it is fixed (not tuned).
@@ -249,11 +250,10 @@ class PixelBackground:
                 raise ValueError("a Bernoulli background needs data in [0, 1]")
             self.params = {"probs": ((x.sum(0) + 1) / (len(x) + 2)).float()}
         elif self.family == "categorical":
-            level = (x * 255).round().long()
-            if level.min() < 0 or level.max() > 255 or not torch.allclose(level.double(), x * 255, atol=1e-3):
+            if not on_grid(x):
                 raise ValueError("a categorical background needs 8-bit pixels (multiples of 1/255 in [0, 1])")
-            counts = F.one_hot(level, 256).sum(0).double()  # (*data_shape, 256)
-            self.params = {"log_probs": ((counts + 1) / (len(x) + 256)).log().float()}
+            counts = F.one_hot(level_index(x), LEVELS).sum(0).double()  # (*data_shape, 256)
+            self.params = {"log_probs": ((counts + 1) / (len(x) + LEVELS)).log().float()}
         else:
             self.params = {"loc": x.mean(0).float(), "scale": x.std(0).clamp_min(self.min_scale).float()}
         return self
@@ -276,8 +276,7 @@ class PixelBackground:
             per_pixel = x * p.log() + (1 - x) * torch.log1p(-p)
         elif self.family == "categorical":
             table = self.params["log_probs"].to(x)  # (*data_shape, 256)
-            level = (x * 255).round().long().clamp(0, 255)
-            per_pixel = table.expand(len(x), *table.shape).gather(-1, level.unsqueeze(-1)).squeeze(-1)
+            per_pixel = table.expand(len(x), *table.shape).gather(-1, level_index(x).unsqueeze(-1)).squeeze(-1)
         else:
             per_pixel = torch.distributions.Normal(self.params["loc"].to(x), self.params["scale"].to(x)).log_prob(x)
         return per_pixel.flatten(1).sum(1)
