@@ -23,7 +23,7 @@ from torch.distributions import (
 )
 from torch.distributions.kl import _kl_independent_independent
 
-from .discretized import DiscretizedLogisticDistribution, on_grid
+from .discretized import LEVELS, DiscretizedLogisticDistribution, on_grid
 
 #: Smallest learned Gaussian scale, so a learned-variance likelihood cannot collapse onto a pixel.
 MIN_SCALE = 1e-3
@@ -98,10 +98,12 @@ class Likelihood(nn.Module):
     """Base class of the likelihood heads.
 
     Subclasses implement :meth:`forward` (decoder output -> Distribution) and say whether they
-    need data in [0, 1] (``unit_interval``).
+    need data in [0, 1] (``unit_interval``) and whether they model pixels on a grid of ``levels``
+    values in [0, 1] (None: continuous or binary pixels).
     """
 
     unit_interval: bool = False
+    levels: int | None = None
 
     def __call__(self, params: torch.Tensor) -> Distribution:
         """:meth:`forward`, without nn.Module's hook dispatch: a head runs once per batch and owns at
@@ -242,6 +244,7 @@ class DiscretizedLogistic(Likelihood):
     """
 
     unit_interval = True
+    levels = LEVELS
 
     def __init__(self, data_shape, event_ndim: int = 1):
         super().__init__()

@@ -147,9 +147,9 @@ def fit_background(config: Config, train_x: torch.Tensor, mutation_rate: float, 
     ``train_x`` ``(N, *data_shape)`` perturbed at ``mutation_rate`` (seeded by the config's seed + 1),
     with L2 weight decay ``weight_decay``."""
     config = config.replace(weight_decay=weight_decay, seed=(config.train.seed + 1) % (MAX_SEED + 1))
-    levels = 256 if config.model.likelihood == "discretized-logistic" else None  # 8-bit pixels stay 8-bit
-    noisy = ood.perturb(train_x, mutation_rate, torch.Generator().manual_seed(config.train.seed), levels)
     background = build_model(config.model, tuple(train_x.shape[1:]), seed=config.train.seed)
+    levels = background.likelihood.levels  # 8-bit pixels (a discretized likelihood) stay 8-bit
+    noisy = ood.perturb(train_x, mutation_rate, torch.Generator().manual_seed(config.train.seed), levels)
     fit_model(background, prepare(noisy, config, training=True), config)
     return background.eval()
 
@@ -159,9 +159,8 @@ def fit_pixel_background(model, train_x: torch.Tensor, mutation_rate: float, see
     ``train_x`` ``(N, *data_shape)`` perturbed at ``mutation_rate`` (Ren et al. 2019, sec. 3), in the
     family of the model's likelihood: Bernoulli for a Bernoulli / continuous-Bernoulli model, a 256-way
     categorical for a discretized-logistic one (8-bit pixels, perturbed to random levels), else normal."""
-    name = model.likelihood.name
-    family = "bernoulli" if "bernoulli" in name else "categorical" if name == "discretized-logistic" else "normal"
-    levels = 256 if family == "categorical" else None
+    levels = model.likelihood.levels
+    family = "categorical" if levels else "bernoulli" if "bernoulli" in model.likelihood.name else "normal"
     noisy = ood.perturb(train_x, mutation_rate, torch.Generator().manual_seed(seed), levels)
     return ood.PixelBackground(family).fit(noisy)
 
