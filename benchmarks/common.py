@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import shlex
+import statistics
 import sys
 import time
 
@@ -13,6 +14,16 @@ import torch
 import torch.nn.functional as F
 
 from vaekit.data.splits import load_dataset, prepare
+
+
+def t_interval(values) -> tuple[float, list[float]]:
+    """Mean of ``values`` and its 95 % t interval (the mean twice for one value)."""
+    import scipy.stats
+
+    values = list(values)
+    mean = statistics.fmean(values)
+    half = float(scipy.stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5) if len(values) > 1 else 0.0
+    return mean, [mean - half, mean + half]
 
 
 def machine() -> dict:

@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-import scipy.stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import machine, t_interval  # noqa: E402
 
 METRICS = ("elbo", "log_likelihood")
 #: setting -> (its two arms and their flags, the data and evaluation flags, the default epochs)
@@ -45,9 +43,8 @@ SETTINGS = {
 
 def interval(values: list[float]) -> dict:
     """Mean and 95 % t interval."""
-    mean = statistics.fmean(values)
-    half = scipy.stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
-    return {"mean": mean, "ci95": [mean - half, mean + half], "values": values}
+    mean, ci95 = t_interval(values)
+    return {"mean": mean, "ci95": ci95, "values": values}
 
 
 def main() -> None:

@@ -19,16 +19,14 @@ process for the whole training (robust to other load on the shared machine) (pyt
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
-import scipy.stats
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import machine, t_interval  # noqa: E402
 
 import vaekit  # noqa: E402
 from vaekit.benchmarks import pythae_adapter as adapter  # noqa: E402
@@ -42,9 +40,8 @@ OUT = Path("benchmarks/results/zoo-vqvae-time.json")
 
 
 def interval(values: list[float]) -> dict:
-    mean = statistics.fmean(values)
-    half = scipy.stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
-    return {"mean": mean, "ci95": [mean - half, mean + half], "per_seed": values}
+    mean, ci95 = t_interval(values)
+    return {"mean": mean, "ci95": ci95, "per_seed": values}
 
 
 def main() -> None:
