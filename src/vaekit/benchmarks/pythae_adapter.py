@@ -384,8 +384,6 @@ def from_pythae(
 def _fit_code_prior(model, train_x, epochs: int, batch_size: int, lr: float, seed: int) -> None:
     """Train ``model.code_prior`` alone by the cross-entropy of the codes of ``train_x`` (the term
     vaekit's VQ loss trains it with), minibatches of ``batch_size`` in a seeded order."""
-    import torch.nn.functional as F
-
     model.eval()
     with torch.no_grad():
         codes = torch.cat([model.quantize(model._encoder_output(b))[0] for b in train_x.split(1000)])
@@ -393,7 +391,7 @@ def _fit_code_prior(model, train_x, epochs: int, batch_size: int, lr: float, see
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         for idx in torch.randperm(len(codes), generator=generator).split(batch_size):
-            loss = F.cross_entropy(model.code_prior(codes[idx]), codes[idx], reduction="none").sum(-1).mean()
+            loss = model.code_nll(codes[idx]).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -167,6 +167,11 @@ class VQVAE(AE):
         smoothed = (self.cluster_size + 1e-5) / (n + self.num_codes * 1e-5) * n
         self.codebook.copy_(self.embed_sum / smoothed[:, None])
 
+    def code_nll(self, codes: torch.Tensor) -> torch.Tensor:
+        """−log p(k_1..k_G) under the code prior, ``(batch,)`` nats per example for codes ``(batch, G)``
+        (the cross-entropy its gradient trains it with; pass detached codes)."""
+        return F.cross_entropy(self.code_prior(codes), codes, reduction="none").sum(-1)
+
     def prior(self) -> Distribution:
         """The autoregressive code prior mapped to codebook vectors (:class:`CodeSequence`)."""
         return CodeSequence(self)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 
 from .elbo import _terms
 from .terms import LossTerms
@@ -29,6 +28,6 @@ class VQLoss:
         z = z_e + (z_q - z_e).detach()
         log_px = model.decode(z).log_prob(x)
         commit = (z_e - z_q.detach()).square().sum(-1)
-        prior_nll = F.cross_entropy(model.code_prior(codes), codes, reduction="none").sum(-1)
+        prior_nll = model.code_nll(codes)
         loss = (self.commitment * commit - log_px + prior_nll).mean()
         return _terms(loss, log_px, torch.zeros_like(log_px))
