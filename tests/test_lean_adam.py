@@ -94,3 +94,49 @@ def test_zero_grad_drops_or_zeroes_the_gradients():
     assert all(p.grad is not None and not p.grad.any() for p in net.parameters())
     lean.zero_grad()
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_a_parameter_whose_first_gradient_comes_late_gets_torchs_state_and_numbers():
+    """The lean step initialises a new parameter's state itself (torch's ``_init_group``): a parameter
+    without a gradient for its first steps starts its Adam state when its gradient comes, as in torch."""
+    net_a, net_b = _net(), _net()
+    reference = torch.optim.Adam(net_a.parameters(), lr=1e-2, fused=True)
+    lean = LeanAdam(net_b.parameters(), lr=1e-2)
+    late = (0, 1, 2)
+    for a, b in zip(
+        _train(net_a, reference, steps=6, skip_first_layer_at=late),
+        _train(net_b, lean, steps=6, skip_first_layer_at=late),
+    ):
+        assert torch.equal(a, b)
+    _same_state(_state(reference), _state(lean))
+    assert lean.state[net_b[0].weight]["step"].item() == 3
+
+
+LEAN_WITHOUT_DYNAMO = """
+import sys, torch
+from vaekit.training.lean_adam import LeanAdam
+net = torch.nn.Linear(3, 2)
+optimizer = LeanAdam(net.parameters(), lr=1e-2)
+for _ in range(2):
+    optimizer.zero_grad()
+    net(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+optimizer.load_state_dict(optimizer.state_dict())
+assert "torch._dynamo" not in sys.modules, "LeanAdam imported torch._dynamo"
+import torch._dynamo  # with the compiler imported, torch's guarded methods run: the same state
+saved = optimizer.state_dict()
+optimizer.load_state_dict(saved)
+assert optimizer.state_dict()["state"][0]["step"].item() == 2
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_the_lean_optimizer_does_not_import_torchs_compiler():
+    """Building, stepping, saving and loading LeanAdam leaves torch._dynamo unimported (torch's own
+    optimizers import it, about 2 s, in their constructor): a fresh process shows it."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", LEAN_WITHOUT_DYNAMO], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

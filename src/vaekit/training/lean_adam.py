@@ -3,6 +3,8 @@ state, the same numbers as ``torch.optim.Adam(..., fused=True)``."""
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 #: torch's fused kernel (a private name: without it, torch's step runs)
@@ -14,6 +16,23 @@ if getattr(_ADAM_STEP, "hooked", False):  # an Adam was built before this import
     _ADAM_STEP = _ADAM_STEP.__wrapped__  # type: ignore[attr-defined]
 
 
+def _unguarded(method):
+    """torch's ``method`` without the compiler guard torch puts on it (``torch._disable_dynamo``),
+    while torch._dynamo is not imported; with it imported, torch's guarded method.
+
+    The guard's first call imports torch._dynamo (about 2 s and 800 modules on a 2-core CPU, issue
+    32): every ``torch.optim`` constructor pays it through ``add_param_group``. Without torch._dynamo
+    in the process nothing can be compiling, so the guard has nothing to guard.
+    """
+    plain = getattr(method, "__wrapped__", method)
+
+    def call(self, *args, **kwargs):
+        return (method if "torch._dynamo" in sys.modules else plain)(self, *args, **kwargs)
+
+    call.__name__, call.__qualname__, call.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    return call
+
+
 class LeanAdam(torch.optim.Adam):
     """``torch.optim.Adam(params, fused=True, ...)`` (Kingma & Ba 2015, algorithm 1; torch's fused
     kernel ``torch._fused_adam_``) with a lean :meth:`step` and :meth:`zero_grad`.
@@ -22,10 +41,12 @@ class LeanAdam(torch.optim.Adam):
     grad-mode switch, the fallback checks, rebuilding and regrouping the state lists by device and
     dtype, and a zero_grad behind a compiler guard). In the plain case (one parameter group, float
     learning rate, no AMSGrad / maximize / capturable / differentiable / decoupled weight decay, no
-    grad scaler, every parameter with a gradient already has its state, one device and dtype, dense
-    real gradients) :meth:`step` makes the same two calls torch makes (``torch._foreach_add_`` on
-    the step counts, then ``torch._fused_adam_`` with the same arguments) and nothing else; in any
-    other case it is torch's step. Step hooks and the profiler's record-function run around either,
+    grad scaler, one device and dtype, dense real gradients) :meth:`step` initialises a new
+    parameter's state with torch's own ``Adam._init_group`` and makes the same two calls torch makes
+    (``torch._foreach_add_`` on the step counts, then ``torch._fused_adam_`` with the same arguments)
+    and nothing else; in any other case it is torch's step. ``add_param_group`` (hence the
+    constructor), ``state_dict`` and ``load_state_dict`` are torch's without their compiler guard
+    while torch._dynamo is not imported (:func:`_unguarded`): the lean path never imports it. Step hooks and the profiler's record-function run around either,
     once, as torch runs them around every optimizer's step. Parameters, state and ``state_dict`` are therefore bit-identical to
     torch's fused Adam's (``tests/test_training.py``), and a checkpoint of either loads into the other.
 
@@ -70,12 +91,13 @@ class LeanAdam(torch.optim.Adam):
         if not params:
             return None
         first = params[0]
-        states = [self.state.get(p) for p in params]
         if any(
-            not s or p.grad.is_sparse or p.is_complex() or p.device != first.device or p.dtype != first.dtype
-            for p, s in zip(params, states)
+            p.grad.is_sparse or p.is_complex() or p.device != first.device or p.dtype != first.dtype for p in params
         ):
-            return _ADAM_STEP(self)  # a first step initialises the state torch's way; mixed cases are torch's
+            return _ADAM_STEP(self)  # sparse, complex and mixed cases are torch's
+        if any(not self.state.get(p) for p in params):  # a first step: the state torch's way
+            self._init_group(group, [], [], [], [], [], [])
+        states = [self.state[p] for p in params]
         steps = [s["step"] for s in states]
         torch._foreach_add_(steps, 1)
         beta1, beta2 = group["betas"]
@@ -97,6 +119,10 @@ class LeanAdam(torch.optim.Adam):
             found_inf=None,
         )
         return None
+
+    add_param_group = _unguarded(torch.optim.Optimizer.add_param_group)
+    state_dict = _unguarded(torch.optim.Optimizer.state_dict)
+    load_state_dict = _unguarded(torch.optim.Optimizer.load_state_dict)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop every gradient (``set_to_none``, torch's default), else torch's zeroing."""
