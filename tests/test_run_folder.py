@@ -129,3 +129,59 @@ def test_the_collapse_note_gives_advice_for_the_run_s_own_likelihood(likelihood,
     summary = summarize(model, config, x, [{"time": 0.0}])
     assert summary["test"]["active_units"] == 0
     assert "posterior collapse" in summary["note_collapse"] and advice in summary["note_collapse"]
+
+
+def test_the_background_writer_writes_in_order_and_raises_a_failed_write(tmp_path):
+    """files.BackgroundWriter: queued writes land in order (a callable's bytes made in the thread),
+    flush waits for them, and the error of a failed write comes back from the next write or flush."""
+    writer = files.BackgroundWriter()
+    target = tmp_path / "m.jsonl"
+    for i in range(20):
+        writer.write(target, f"{i}\n")
+    writer.write(tmp_path / "b.bin", lambda: b"made in the thread")
+    writer.flush()
+    assert target.read_text() == "19\n" and (tmp_path / "b.bin").read_bytes() == b"made in the thread"
+    (tmp_path / "a_file").write_text("x")
+    writer.write(tmp_path / "a_file" / "under_a_file.json", "{}")  # its folder is a file: the write fails
+    with pytest.raises(OSError):
+        writer.flush()
+    writer.write(tmp_path / "a_file" / "again.json", "{}")
+    threading.Event().wait(0.5)  # the failed write has finished: the next write raises its error
+    with pytest.raises(OSError):
+        writer.write(target, "late\n")
+    writer.close()
+    assert target.read_text() in ("19\n", "late\n")
+
+
+def test_a_checkpoint_snapshot_is_not_changed_by_later_training(tmp_path):
+    """The checkpoint is serialised in the background: its snapshot copies every tensor, so steps
+    taken after the epoch's end do not reach the file."""
+    from vaekit.training.checkpoint import checkpoint_bytes, checkpoint_snapshot
+    from vaekit.training.lean_adam import LeanAdam
+
+    net = torch.nn.Linear(3, 2)
+    optimizer = LeanAdam(net.parameters(), lr=0.1)
+    net(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    before = checkpoint_bytes(net, optimizer, {"epoch": 1}, {"rng": torch.zeros(4, dtype=torch.uint8)})
+    snapshot = checkpoint_snapshot(net, optimizer, {"epoch": 1}, {"rng": torch.zeros(4, dtype=torch.uint8)})
+    optimizer.step()  # the weights and Adam's moments change in place
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    (tmp_path / "before.safetensors").write_bytes(before)
+    (tmp_path / "snapshot.safetensors").write_bytes(snapshot())
+    tensors, metadata = files.read_safetensors(tmp_path / "before.safetensors")
+    later, later_metadata = files.read_safetensors(tmp_path / "snapshot.safetensors")
+    assert metadata == later_metadata and tensors.keys() == later.keys()
+    assert all(torch.equal(tensors[k], later[k]) for k in tensors)  # (safetensors orders the metadata freely)
+
+
+def test_metrics_are_on_disk_when_fit_returns_and_when_the_folder_is_left(tmp_path):
+    """metrics.jsonl is written in the background: on disk, every epoch, once training returns."""
+    run.train(CONFIG, tmp_path / "a", progress=False)
+    rows = files.read_json_lines(tmp_path / "a" / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    with RunFolder(tmp_path / "b", config=CONFIG) as folder:
+        folder.write_metrics([{"epoch": 1}])
+        folder.write_metrics([{"epoch": 1}, {"epoch": 2}])
+    assert files.read_json_lines(tmp_path / "b" / "metrics.jsonl") == [{"epoch": 1}, {"epoch": 2}]

@@ -245,7 +245,7 @@ def _run(
             model, config.train.kl_diagnostic_points, config.train.seed, train_x, val_x, train_c, val_c
         ),
         Checkpoint(folder.checkpoint),
-        EpochLog(log),
+        EpochLog(log, flush=folder.flush),
         *([Progress(config.train.epochs)] if progress else []),
         finished,
     ]

@@ -292,6 +292,7 @@ class RunFolder:
         self.created = False
         self._held: contextlib.ExitStack | None = None
         self._open = False
+        self._writer = files.BackgroundWriter("vaekit-metrics")
 
     @classmethod
     def in_runs_dir(cls, runs_dir, name: str | None, config: Config, overwrite: bool = False) -> RunFolder:
@@ -369,6 +370,11 @@ class RunFolder:
     def __exit__(self, kind, error, traceback) -> None:
         self._open = False
         try:
+            if kind is None:
+                self._writer.close()  # metrics.jsonl on disk (a write error is raised here)
+            else:
+                with contextlib.suppress(OSError):  # the error in flight is the one to report
+                    self._writer.close()
             if kind is not None and self.created:
                 discard_unstarted(self.path)
         finally:
@@ -386,10 +392,16 @@ class RunFolder:
         runcheck.record_data(self.path, config, scaler is not None)
 
     def write_metrics(self, history: list[dict]) -> None:
-        """``metrics.jsonl``: one JSON line per epoch, the whole history replaced atomically."""
+        """``metrics.jsonl``: one JSON line per epoch, the whole history replaced atomically; the
+        write (and its fsync) runs in the background (:class:`~vaekit.runtime.files.BackgroundWriter`):
+        :meth:`flush` waits for it, and leaving the folder does."""
         import json
 
-        files.atomic_write(self.path / METRICS, "".join(json.dumps(h) + "\n" for h in history))
+        self._writer.write(self.path / METRICS, "".join(json.dumps(h) + "\n" for h in history))
+
+    def flush(self) -> None:
+        """Wait until the metrics written so far are on disk; raise the error of a write, if any."""
+        self._writer.flush()
 
     def write_summary(self, model, summary: dict) -> None:
         """The trained weights (``model.safetensors``) and ``summary.json`` that describes them."""

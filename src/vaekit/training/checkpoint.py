@@ -3,7 +3,9 @@ loop's JSON state in the file's metadata, so it is replaced in one atomic rename
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 
 import torch
 from safetensors.torch import save as save_bytes
@@ -26,23 +28,35 @@ def save_checkpoint(path, model, optimizer, state: dict, extra: dict[str, torch.
 
 def checkpoint_bytes(model, optimizer, state: dict, extra: dict[str, torch.Tensor]) -> bytes:
     """The bytes :func:`save_checkpoint` writes (a snapshot: later steps do not change them)."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return checkpoint_snapshot(model, optimizer, state, extra)()
+
+
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous CPU copy that later in-place updates of ``tensor`` do not reach."""
+    return tensor.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
+
+
+def checkpoint_snapshot(model, optimizer, state: dict, extra: dict[str, torch.Tensor]) -> Callable[[], bytes]:
+    """A snapshot of the checkpoint now (copies of the tensors, the JSON metadata) and the function
+    that serialises it to the bytes :func:`save_checkpoint` writes: the training loop takes the
+    snapshot at an epoch's end and the serialisation runs in the background while training goes on."""
+    tensors = {f"model.{k}": _copy(v) for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     scalars: dict[str, dict] = {}
     for index, entries in opt["state"].items():
         for key, value in entries.items():
             if torch.is_tensor(value):
-                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+                tensors[f"optim.{index}.{key}"] = _copy(value)
             else:
                 scalars.setdefault(str(index), {})[key] = value
-    tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in extra.items()})
+    tensors.update({f"extra.{k}": _copy(v) for k, v in extra.items()})
     metadata = {
         "state": json.dumps(state),
         "param_groups": json.dumps(opt["param_groups"]),
         "optim_scalars": json.dumps(scalars),
         "format_version": str(FORMAT_VERSION),
     }
-    return save_bytes(tensors, metadata=metadata)
+    return functools.partial(save_bytes, tensors, metadata=metadata)
 
 
 def _match_layouts(optimizer) -> None:

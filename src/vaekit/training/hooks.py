@@ -12,66 +12,65 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..runtime import distributed, files
 from ..runtime.progress import Reporter
-from .checkpoint import checkpoint_bytes
+from .checkpoint import checkpoint_snapshot
 
 
 class Checkpoint:
     """Write model, optimizer, loop state and RNG states to ``path`` after every epoch,
     atomically (rank 0 writes; every rank takes part in gathering the RNG states).
 
-    The state is snapshotted into bytes at the end of the epoch; writing them (and the fsync
-    that makes them durable) runs in a background thread while the next epoch trains, and is
-    waited for before the next checkpoint, at the end of training and when training raises
-    (``flush``), so the file on disk is always a whole checkpoint of a finished epoch. An error
-    of the write (e.g. a full disk) is raised at the next epoch's end or by ``flush``.
+    The state is snapshotted at the end of the epoch (copies of the tensors,
+    :func:`~vaekit.training.checkpoint.checkpoint_snapshot`); serialising and writing it (and the
+    fsync that makes it durable) run in a background thread while the next epoch trains
+    (:class:`~vaekit.runtime.files.BackgroundWriter`), and are waited for before the next
+    checkpoint, at the end of training and when training raises (``flush``), so the file on disk
+    is always a whole checkpoint of a finished epoch. An error of the write (e.g. a full disk) is
+    raised at the next epoch's end or by ``flush``.
     """
 
     def __init__(self, path):
         self.path = Path(path)
-        self._writer: ThreadPoolExecutor | None = None
-        self._pending: Future | None = None
+        self._writer = files.BackgroundWriter("vaekit-checkpoint")
 
     def epoch_end(self, loop) -> None:
         """Replace the checkpoint with this epoch's state (written in the background)."""
         rng = loop.rng_state()  # a collective under DDP: every rank calls it
         if distributed.is_main():
-            payload = checkpoint_bytes(loop.model, loop.optimizer, loop.state(), rng)
-            self.flush(loop)
-            self._writer = self._writer or ThreadPoolExecutor(1, thread_name_prefix="vaekit-checkpoint")
-            self._pending = self._writer.submit(files.atomic_write, self.path, payload)
+            snapshot = checkpoint_snapshot(loop.model, loop.optimizer, loop.state(), rng)
+            self._writer.flush()  # one checkpoint in flight at most
+            self._writer.write(self.path, snapshot)
 
     def flush(self, loop=None) -> None:
         """Wait until the last checkpoint is on disk; raise the error of its write, if any."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+        self._writer.flush()
 
     def close(self, loop) -> None:
         """The checkpoint rank 0 wrote exists for every rank from here on."""
-        try:
-            self.flush(loop)
-        finally:
-            if self._writer is not None:
-                self._writer.shutdown()
-                self._writer = None
+        self._writer.close()
         distributed.barrier()
 
 
 class EpochLog:
-    """Call ``callback(history)`` after every epoch on rank 0 (e.g. write metrics.jsonl, a tracker)."""
+    """Call ``callback(history)`` after every epoch on rank 0 (e.g. write metrics.jsonl, a tracker);
+    ``flush()``, when given, at the end and when training raises (e.g. wait for writes the callback
+    left running in the background)."""
 
-    def __init__(self, callback: Callable[[list], None]):
-        self.callback = callback
+    def __init__(self, callback: Callable[[list], None], flush: Callable[[], None] | None = None):
+        self.callback, self._flush = callback, flush
 
     def epoch_end(self, loop) -> None:
         """Pass the whole history (this epoch last)."""
         if distributed.is_main():
             self.callback(loop.history)
+
+    def flush(self, loop=None) -> None:
+        """Finish what the callback left running (the ``flush`` given)."""
+        if self._flush is not None and distributed.is_main():
+            self._flush()
 
 
 class Progress:
