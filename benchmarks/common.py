@@ -26,6 +26,15 @@ def t_interval(values) -> tuple[float, list[float]]:
     return mean, [mean - half, mean + half]
 
 
+def mean_interval(values) -> dict:
+    """``{"mean", "sd", "ci95", "n", "values"}``: the mean of ``values`` with its 95 % t interval
+    (:func:`t_interval`) and standard deviation (NaN for one value)."""
+    values = list(values)
+    mean, ci = t_interval(values)
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return {"mean": mean, "sd": sd, "ci95": ci, "n": len(values), "values": values}
+
+
 def machine() -> dict:
     """CPU/GPU model, core count, torch version, threads, the command and the UTC date of this run."""
     cpu = platform.processor() or platform.machine()

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Clock, digits, machine  # noqa: E402
+from common import Clock, digits, machine, t_interval  # noqa: E402
 
 import vaekit  # noqa: E402
 from vaekit.config import Config  # noqa: E402
@@ -139,12 +139,6 @@ def measure(case: str, rounds: int, threads: str) -> dict:
     return out
 
 
-def t_interval(values: list[float]) -> list[float]:
-    """95 % t interval of the mean of ``values``."""
-    mean, half = statistics.fmean(values), 0.0
-    if len(values) > 1:
-        half = scipy.stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
-    return [mean - half, mean + half]
 
 
 def main() -> None:
@@ -187,7 +181,7 @@ def main() -> None:
 
     def across(runs: list[dict], key: str, kind: str = "cpu") -> dict:
         values = [p[key][kind] for p in runs]
-        return {"mean": statistics.fmean(values), "ci95": t_interval(values), "per_process": values}
+        return {"mean": statistics.fmean(values), "ci95": t_interval(values)[1], "per_process": values}
 
     results = {}
     for key, runs in done.items():

@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import mean_interval  # noqa: E402
 
 ROLES, BN = ("encoder", "decoder"), {"hidden": [256, 256], "batch_norm": True}
 LADDER = ["--model", "ladder", "--latent-dim", "24", "--options"]
@@ -58,13 +59,6 @@ ARMS = {
 }
 
 
-def interval(values: list[float]) -> dict:
-    from scipy import stats
-
-    mean = statistics.mean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=sd / math.sqrt(len(values)))
-    return {"mean": mean, "sd": sd, "ci95": [low, high], "n": len(values), "values": values}
 
 
 def latent_use(model, x: torch.Tensor, draws: int = 64) -> dict:
@@ -218,7 +212,7 @@ def main() -> None:
             path.with_suffix(".tmp").replace(path)
     points = [json.loads(p.read_text()) for p in sorted((out / "points").glob("*.json"))]
     table = {
-        arm: interval([p["log_likelihood"] for p in points if p["arm"] == arm])
+        arm: mean_interval([p["log_likelihood"] for p in points if p["arm"] == arm])
         for arm in ARMS
         if any(p["arm"] == arm for p in points)
     }
@@ -228,7 +222,7 @@ def main() -> None:
         for base in dict.fromkeys(("vae", "vae-bn", arm.replace("-bn", ""))) if "-bn" in arm else ("vae",):
             diffs = [by[arm, s] - by[base, s] for s in args.seeds if (arm, s) in by and (base, s) in by]
             if arm != base and diffs:
-                paired[f"{arm}_minus_{base}"] = interval(diffs) if len(diffs) > 1 else diffs
+                paired[f"{arm}_minus_{base}"] = mean_interval(diffs) if len(diffs) > 1 else diffs
     result = {
         "settings": vars(args),
         "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python " + " ".join(sys.argv),

@@ -81,7 +81,7 @@ def median_interval(values: list[float]) -> dict:
     """Median and its bootstrap 95 % interval."""
     ci = scipy.stats.bootstrap((values,), statistics.median, confidence_level=0.95, method="percentile",
                                vectorized=False, random_state=0).confidence_interval if len(values) > 1 else None
-    return {"median": statistics.median(values), "ci95": [ci.low, ci.high] if ci else None, "values": values}
+    return {"median": statistics.median(values), "ci95": [float(ci.low), float(ci.high)] if ci else None, "values": values}
 
 
 def main() -> None:
@@ -130,7 +130,8 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     for kind in ("wall", "cpu"):
         r = result["ratio_vaekit_over_minimal"][kind]
-        print(f"vaekit train / minimal loop ({kind} time): {r['median']:.3f} (95 % interval {r['ci95']}); target <= 1.3")
+        low, high = r["ci95"] or (r["median"], r["median"])
+        print(f"vaekit train / minimal loop ({kind} time): {r['median']:.3f} (95 % interval [{low:.3f}, {high:.3f}]); target <= 1.3")
 
 
 if __name__ == "__main__":

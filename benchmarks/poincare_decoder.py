@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import mean_interval  # noqa: E402
 
 ARMS = {
     "gyroplane (offsets 0)": ("poincare", {"decoder_input": "gyroplane"}, False),
@@ -31,13 +33,6 @@ ARMS = {
 }
 
 
-def interval(values: list[float]) -> dict:
-    from scipy import stats
-
-    mean = statistics.mean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=sd / math.sqrt(len(values)))
-    return {"mean": mean, "sd": sd, "ci95": [low, high], "n": len(values), "values": values}
 
 
 def run_point(arm: str, seed: int, epochs: int, num_samples: int) -> dict:
@@ -90,7 +85,7 @@ def main() -> None:
         "settings": f"latent 8, MLP 256-256, Bernoulli, batch 128, {args.epochs} epochs, curvature 1, "
         f"K = {args.num_samples}, test images binarised at 0.5",
         "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/poincare_decoder.py --out " + args.out,
-        "arms": {arm: interval(values) for arm, values in results.items()},
+        "arms": {arm: mean_interval(values) for arm, values in results.items()},
     }
     (Path(args.out) / "decoder.json").write_text(json.dumps(table, indent=1))
     for arm, row in table["arms"].items():
