@@ -28,7 +28,6 @@ from sklearn.linear_model import LogisticRegression
 
 from vaekit import data, io
 from vaekit.reporting.outputs import write_outputs
-from vaekit.run import train
 from vaekit.reporting import report
 from vaekit.config import Config
 
