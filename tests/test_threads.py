@@ -92,12 +92,18 @@ def test_train_records_threads_and_logs_progress_lines(tmp_path, capsys, monkeyp
     err = capsys.readouterr().err
     assert "train: epoch 1/2 loss" in err and "train: epoch 2/2" in err and " elbo " in err
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    # the test evaluation shows its progress too, in decoded samples: K = 10 per test example
+    evaluation = [line for line in err.splitlines() if line.startswith("test log-likelihood: decoded sample ")]
+    assert (
+        evaluation
+        and evaluation[-1].split()[4] == f"{10 * summary['num_test_examples']}/{10 * summary['num_test_examples']}"
+    )
     env = json.loads((tmp_path / "a" / "environment.json").read_text())
     assert summary["threads"]["source"] == "threads" and env["torch_threads"] == 1
     assert env["threads_source"] == "threads"
     assert main(common + ["--name", "b", "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert "train: epoch" not in captured.err and "run folder" in captured.out
+    assert "train: epoch" not in captured.err and "decoded sample" not in captured.err and "run folder" in captured.out
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["threads"]["source"] == "OMP_NUM_THREADS"
     torch.set_num_threads(2)
     assert main(["evaluate", str(tmp_path / "a"), "--num-samples", "5", "--threads", "1"]) == 0

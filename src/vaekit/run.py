@@ -264,7 +264,8 @@ def _run(
         device = next(model.parameters()).device
         # every rank evaluates: the importance-sampled log-likelihood is sharded over the ranks;
         # the MSE is measured on the test data before binarization
-        summary = summarize(model, config, test_x.to(device), history, test_c, prepared.test_images.to(device))
+        with _evaluation_progress(model, len(test_x), config.train.eval_num_samples, progress):
+            summary = summarize(model, config, test_x.to(device), history, test_c, prepared.test_images.to(device))
         if main:
             tracker.log_history(history)  # any epoch the tracker has not received (a resumed finished run)
             summary.update(
@@ -291,6 +292,20 @@ def _run(
         raise
     tracker.close()
     return summary if main else {}
+
+
+def _evaluation_progress(model, num_test: int, num_samples: int, progress: bool):
+    """Progress of the test evaluation, counted in decoded samples (as ``vaekit evaluate`` shows it):
+    K importance samples per test example make it the longest part of a run on a large test set
+    (10,000 Fashion-MNIST images at K = 1000 decode 10 million codes)."""
+    decoder = getattr(model, "decoder", None)
+    if not progress or not isinstance(decoder, torch.nn.Module):
+        return contextlib.nullcontext()
+    from .runtime.progress import module_progress
+
+    per_example = num_samples if model.stochastic else 1
+    total = num_test * per_example // distributed.world_size()
+    return module_progress(decoder, total, "test log-likelihood", "decoded sample")
 
 
 def summarize(
