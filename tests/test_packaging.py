@@ -62,7 +62,9 @@ def test_ci_runs_the_readme_test_command_verbatim_then_lint_and_docs():
     proves), then the lint and type checks and the strict docs build."""
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(
-        r"^pip install torch==\S+ && pip install -e \"\.\[test\]\" && python3 -m pytest -q$", readme, re.M
+        r"^pip install torch==\S+ && pip install -e \"\.\[test\]\" && python3 -m pytest -q -n 2 --dist worksteal$",
+        readme,
+        re.M,
     )
     assert len(commands) == 1, "README has exactly one test command line"
     ci = (ROOT / ".ci/run").read_text().splitlines()
