@@ -187,26 +187,3 @@ def test_metrics_are_on_disk_when_fit_returns_and_when_the_folder_is_left(tmp_pa
         folder.write_metrics([{"epoch": 1}])
         folder.write_metrics([{"epoch": 1}, {"epoch": 2}])
     assert files.read_json_lines(tmp_path / "b" / "metrics.jsonl") == [{"epoch": 1}, {"epoch": 2}]
-
-
-FIGURES_WHILE_IMPORTING = """
-import sys
-from vaekit.reporting.outputs import FIGURE_MODULES, import_figure_modules
-thread = import_figure_modules()
-from vaekit.reporting import gallery, plots  # the main thread imports the same modules meanwhile
-thread.join(60)
-assert not thread.is_alive() and all(name in sys.modules for name in FIGURE_MODULES)
-assert plots.Figure.__module__ == "matplotlib.figure"
-print("ok")
-"""
-
-
-@pytest.mark.slow
-def test_the_figure_modules_load_in_the_background_beside_the_main_threads_imports():
-    """vaekit train imports matplotlib in a thread while the model trains: a fresh process that
-    imports the figure modules from both threads at once gets them whole."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", FIGURES_WHILE_IMPORTING], capture_output=True, text=True, check=False)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

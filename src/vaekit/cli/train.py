@@ -55,7 +55,7 @@ def _train(args: TrainArgs) -> None:
     :func:`vaekit.run.train` with the figures and report as its output."""
     from .. import run
     from ..reporting import tracking
-    from ..reporting.outputs import import_figure_modules, write_outputs
+    from ..reporting.outputs import write_outputs
 
     epochs = None
     if args.resume:
@@ -74,8 +74,6 @@ def _train(args: TrainArgs) -> None:
     logger = args.logger or (tracking.stored_logger(args.resume) if args.resume else "jsonl")
     tracker = tracking.build_logger(logger)
     progress = args.progress and not args.quiet
-    if distributed.is_main():
-        import_figure_modules()  # matplotlib loads while the model trains
     try:
         with folder:
             summary = run.train(

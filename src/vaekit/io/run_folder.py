@@ -8,7 +8,6 @@ finished an epoch.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -395,9 +394,10 @@ class RunFolder:
 
     def write_metrics(self, history: list[dict]) -> None:
         """``metrics.jsonl``: one JSON line per epoch, the whole history replaced atomically; the
-        lines are rendered and written (with the fsync) in the background (:class:`~vaekit.runtime.files.BackgroundWriter`):
+        write (with its fsync) runs in the background (:class:`~vaekit.runtime.files.BackgroundWriter`):
         :meth:`flush` waits for it, and leaving the folder does."""
-        self._writer.write(self.path / METRICS, functools.partial(_json_lines, list(history)))
+        # rendered here: JSON encoding holds the GIL, which a background thread would take from training
+        self._writer.write(self.path / METRICS, "".join(json.dumps(row) + "\n" for row in history))
 
     def flush(self) -> None:
         """Wait until the metrics written so far are on disk; raise the error of a write, if any."""
@@ -407,8 +407,3 @@ class RunFolder:
         """The trained weights (``model.safetensors``) and ``summary.json`` that describes them."""
         save_weights(model, self.path / WEIGHTS)
         files.write_json(self.path / SUMMARY, summary)
-
-
-def _json_lines(rows: list[dict]) -> str:
-    """One JSON object per line (metrics.jsonl)."""
-    return "".join(json.dumps(row) + "\n" for row in rows)

@@ -4,8 +4,6 @@ as an output hook of :func:`vaekit.run.train`."""
 
 from __future__ import annotations
 
-import importlib
-import threading
 from pathlib import Path
 
 import torch
@@ -13,24 +11,6 @@ import torch
 from .. import io
 from ..models import condition
 from ..run import FinishedRun
-
-#: The third-party modules the figures are drawn with (matplotlib: about 0.6 s to import on a 2-core CPU).
-FIGURE_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
-
-
-def import_figure_modules() -> threading.Thread:
-    """Import :data:`FIGURE_MODULES` in a daemon thread, started before training, so that they are
-    loaded, on an otherwise idle core, by the time :func:`write_outputs` draws (issue 32: the main
-    job's fixed costs). A later ``import`` of them waits for this one (Python's module locks), so
-    nothing is imported twice or used half-loaded. Returns the started thread."""
-
-    def load() -> None:
-        for name in FIGURE_MODULES:
-            importlib.import_module(name)
-
-    thread = threading.Thread(target=load, name="vaekit-import-figures", daemon=True)
-    thread.start()
-    return thread
 
 
 def write_outputs(run: FinishedRun) -> None:
