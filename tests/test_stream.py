@@ -18,6 +18,8 @@ def images(tmp_path):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+# on a machine (or CPU affinity) with one core torch warns that 2 workers exceed its suggestion: not this test's subject
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 def test_a_streamed_npy_trains_as_the_same_data_in_memory(images, workers):
     path, x = images
     config = Config.from_flat(
