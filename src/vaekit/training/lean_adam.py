@@ -46,9 +46,10 @@ class LeanAdam(torch.optim.Adam):
     (``torch._foreach_add_`` on the step counts, then ``torch._fused_adam_`` with the same arguments)
     and nothing else; in any other case it is torch's step. ``add_param_group`` (hence the
     constructor), ``state_dict`` and ``load_state_dict`` are torch's without their compiler guard
-    while torch._dynamo is not imported (:func:`_unguarded`): the lean path never imports it. Step hooks and the profiler's record-function run around either,
-    once, as torch runs them around every optimizer's step. Parameters, state and ``state_dict`` are therefore bit-identical to
-    torch's fused Adam's (``tests/test_training.py``), and a checkpoint of either loads into the other.
+    while torch._dynamo is not imported (:func:`_unguarded`): the lean path never imports it. Step
+    hooks and the profiler's record-function run around either, once, as torch runs them around
+    every optimizer's step. Parameters, state and ``state_dict`` are therefore bit-identical to
+    torch's fused Adam's (``tests/test_lean_adam.py``), and a checkpoint of either loads into the other.
 
     Args: as :class:`torch.optim.Adam` (``fused`` is always True).
 
