@@ -140,3 +140,28 @@ def test_the_lean_optimizer_does_not_import_torchs_compiler():
 
     out = subprocess.run([sys.executable, "-c", LEAN_WITHOUT_DYNAMO], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_hooks_and_the_profiler_see_the_step_as_torchs_adam_lets_them():
+    """The lean step skips torch's hook wrapper only while nothing watches: a global step hook, this
+    optimizer's pre-hook and torch's profiler (which names the step) all see every step."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    net = _net()
+    lean = LeanAdam(net.parameters(), lr=1e-2)
+    _train(net, lean, steps=1)
+    seen = []
+    handle = register_optimizer_step_post_hook(lambda opt, *_: seen.append(("global", type(opt).__name__)))
+    try:
+        _train(net, lean, steps=2)
+    finally:
+        handle.remove()
+    pre = lean.register_step_pre_hook(lambda *_: seen.append(("pre", None)))
+    _train(net, lean, steps=1)
+    pre.remove()
+    _train(net, lean, steps=1)  # unwatched again: nothing recorded
+    assert seen == [("global", "LeanAdam"), ("global", "LeanAdam"), ("pre", None)]
+    with torch.profiler.profile() as prof:
+        _train(net, lean, steps=1)
+    assert "Optimizer.step#LeanAdam.step" in {event.name for event in prof.events()}
+    assert lean.state[net[0].weight]["step"].item() == 6
