@@ -397,9 +397,7 @@ class RunFolder:
         write (with its fsync) runs in the background (:class:`~vaekit.runtime.files.BackgroundWriter`):
         :meth:`flush` waits for it, and leaving the folder does."""
         # rendered here: JSON encoding holds the GIL, which a background thread would take from training
-        text = "".join(json.dumps(row) + "\n" for row in history)
-        self._writer.flush()  # one write in flight at most (the last epoch's, long done on any usual disk)
-        self._writer.write(self.path / METRICS, text)
+        self._writer.write(self.path / METRICS, "".join(json.dumps(row) + "\n" for row in history))
 
     def flush(self) -> None:
         """Wait until the metrics written so far are on disk; raise the error of a write, if any."""

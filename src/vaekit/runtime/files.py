@@ -52,33 +52,33 @@ def atomic_write(path, data: bytes | str) -> None:
 
 
 class BackgroundWriter:
-    """:func:`atomic_write` in one background thread, the writes in the order they were asked for:
-    a training run's per-epoch files (the checkpoint, metrics.jsonl) are written, fsync included,
-    while the next epoch trains (issue 32).
+    """:func:`atomic_write` in a background thread, one write in flight at a time: a training run's
+    per-epoch files (the checkpoint, metrics.jsonl) are written, fsync included, while the next
+    epoch trains (issue 32).
 
     ``data`` may be a function that returns the bytes (or text): it then runs in the background
-    thread too (e.g. serialising a snapshot of tensors). An error of a write (a full disk) is raised
-    by the next :meth:`write` after it happened, or by :meth:`flush`; :meth:`close` flushes and
-    stops the thread.
+    thread too (e.g. serialising a snapshot of tensors). :meth:`write` first waits for the write
+    before it (on any usual disk long done by the next epoch) and raises its error (a full disk);
+    :meth:`flush` waits for the last one; :meth:`close` flushes and stops the thread.
     """
 
     def __init__(self, name: str = "vaekit-writer"):
         self.name = name
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[Future] = []
+        self._pending: Future | None = None
 
     def write(self, path, data: bytes | str | Callable[[], bytes | str]) -> None:
-        """Queue an atomic write of ``data`` (or of what ``data()`` returns) to ``path``."""
-        self._raise_finished()
+        """Start an atomic write of ``data`` (or of what ``data()`` returns) to ``path``, after the
+        previous write has finished (its error, if any, is raised here and nothing is started)."""
+        self.flush()
         self._pool = self._pool or ThreadPoolExecutor(1, thread_name_prefix=self.name)
-        self._pending.append(self._pool.submit(_write_now, path, data))
+        self._pending = self._pool.submit(_write_now, path, data)
 
     def flush(self) -> None:
-        """Wait until every queued write is on disk; raise the first error among them."""
-        pending, self._pending = self._pending, []
-        errors = [e for e in (f.exception() for f in pending) if e is not None]
-        if errors:
-            raise errors[0]
+        """Wait until the last write is on disk; raise its error, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def close(self) -> None:
         """:meth:`flush`, then stop the thread (a later :meth:`write` starts a new one)."""
@@ -88,14 +88,6 @@ class BackgroundWriter:
             if self._pool is not None:
                 self._pool.shutdown()
                 self._pool = None
-
-    def _raise_finished(self) -> None:
-        """Forget the finished writes; raise the first error among them."""
-        done = [f for f in self._pending if f.done()]
-        self._pending = [f for f in self._pending if not f.done()]
-        errors = [e for e in (f.exception() for f in done) if e is not None]
-        if errors:
-            raise errors[0]
 
 
 def _write_now(path, data) -> None:

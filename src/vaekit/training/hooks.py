@@ -41,8 +41,7 @@ class Checkpoint:
         rng = loop.rng_state()  # a collective under DDP: every rank calls it
         if distributed.is_main():
             snapshot = checkpoint_snapshot(loop.model, loop.optimizer, loop.state(), rng)
-            self._writer.flush()  # one checkpoint in flight at most
-            self._writer.write(self.path, snapshot)
+            self._writer.write(self.path, snapshot)  # after the previous one is on disk
 
     def flush(self, loop=None) -> None:
         """Wait until the last checkpoint is on disk; raise the error of its write, if any."""
