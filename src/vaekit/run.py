@@ -29,6 +29,7 @@ from .data.splits import run_data
 from .distributions import build_likelihood
 from .evaluation import UNITS, evaluate_conditional
 from .evaluation.kl import KLDiagnostics
+from .evaluation.likelihood import likelihood_progress
 from .io import RunFolder, initialise
 from .models import build_model
 from .options import RunOptions
@@ -264,7 +265,7 @@ def _run(
         device = next(model.parameters()).device
         # every rank evaluates: the importance-sampled log-likelihood is sharded over the ranks;
         # the MSE is measured on the test data before binarization
-        with _evaluation_progress(model, len(test_x), config.train.eval_num_samples, progress):
+        with likelihood_progress(model, len(test_x), config.train.eval_num_samples, "test log-likelihood", progress):
             summary = summarize(model, config, test_x.to(device), history, test_c, prepared.test_images.to(device))
         if main:
             tracker.log_history(history)  # any epoch the tracker has not received (a resumed finished run)
@@ -292,20 +293,6 @@ def _run(
         raise
     tracker.close()
     return summary if main else {}
-
-
-def _evaluation_progress(model, num_test: int, num_samples: int, progress: bool):
-    """Progress of the test evaluation, counted in decoded samples (as ``vaekit evaluate`` shows it):
-    K importance samples per test example make it the longest part of a run on a large test set
-    (10,000 Fashion-MNIST images at K = 1000 decode 10 million codes)."""
-    decoder = getattr(model, "decoder", None)
-    if not progress or not isinstance(decoder, torch.nn.Module):
-        return contextlib.nullcontext()
-    from .runtime.progress import module_progress
-
-    per_example = num_samples if model.stochastic else 1
-    total = num_test * per_example // distributed.world_size()
-    return module_progress(decoder, total, "test log-likelihood", "decoded sample")
 
 
 def summarize(

@@ -102,8 +102,8 @@ class EvaluateRobustnessArgs(Checked):
 def evaluate_run(args: EvaluateArgs) -> None:
     """``vaekit evaluate RUN``; under ``torchrun`` the log-likelihood is sharded over the processes."""
     from .. import runtime
+    from ..evaluation.likelihood import likelihood_progress
     from ..runtime import distributed
-    from ..runtime.progress import module_progress
 
     runcheck.check_not_training(args.run, io.lock_path(args.run))
     model, config = io.load(args.run), io.load_config(args.run)
@@ -113,10 +113,9 @@ def evaluate_run(args: EvaluateArgs) -> None:
         test_set = io.load_run_split(args.run, config, "test")
     test_images = splits.examples(test_set)
     test_x = splits.prepare(test_images, config)
-    total = len(test_x) * args.num_samples // distributed.world_size()  # decoded samples of the log-likelihood
     with (
         distributed.process_group(),
-        module_progress(model.decoder, total, "evaluate", "decoded sample", enabled=args.progress),
+        likelihood_progress(model, len(test_x), args.num_samples, "evaluate", enabled=args.progress),
     ):
         result = evaluate_conditional(
             model,
