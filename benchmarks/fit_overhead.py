@@ -92,6 +92,16 @@ def case_data(case: str, config: Config, limit: int | None) -> torch.Tensor:
     return x[:limit] if limit else x
 
 
+class ThreadRecord:
+    """A hook that keeps the thread choice of each ``vaekit.fit`` run (its ``close`` only: no per-epoch work)."""
+
+    def __init__(self):
+        self.choices: list[dict] = []
+
+    def close(self, loop) -> None:
+        self.choices.append(loop.threads.to_dict())
+
+
 def measure(case: str, rounds: int, threads: str) -> dict:
     """One process: the loops in ``rounds`` interleaved rounds; per-round time ratios."""
     if threads == "1":
@@ -104,10 +114,11 @@ def measure(case: str, rounds: int, threads: str) -> dict:
     base = build_model(config.model, x.shape[1:], seed=t.seed)
     options = vaekit.RunOptions(threads=1 if threads == "1" else None)
     unfused = config.replace(fused_optimizer=False)
+    record = ThreadRecord()
     runners = {
         "minimal": lambda m: (torch.set_num_threads(default_threads),
                               minimal_loop(m, x, t.epochs, t.batch_size, t.lr, t.seed)),
-        "vaekit": lambda m: vaekit.fit(m, x, config, options=options),
+        "vaekit": lambda m: vaekit.fit(m, x, config, options=options, hooks=[record]),
         "vaekit_foreach": lambda m: vaekit.fit(m, x, unfused, options=options),
     }
     clocks: dict[str, list[Clock]] = {name: [] for name in runners}
@@ -123,9 +134,9 @@ def measure(case: str, rounds: int, threads: str) -> dict:
     def ratios(a: str, b: str) -> dict[str, list[float]]:  # time of a over time of b = throughput of b over a
         return {kind: [getattr(p, kind) / getattr(q, kind) for p, q in zip(clocks[a], clocks[b])] for kind in ("cpu", "wall")}
 
-    vaekit_threads = torch.get_num_threads()
     out = {"num_train": len(x), "batch_size": t.batch_size, "epochs": t.epochs,
-           "torch_threads": {"minimal": default_threads, "vaekit": vaekit_threads},
+           "torch_threads": {"minimal": default_threads, "vaekit": sorted({c["threads"] for c in record.choices})},
+           "vaekit_thread_choices": record.choices,
            "load_average": os.getloadavg(),
            "samples_per_s": {name: {kind: samples / statistics.median(getattr(c, kind) for c in cs)
                                     for kind in ("cpu", "wall")} for name, cs in clocks.items()}}

@@ -20,7 +20,7 @@ def keep_threads():
 
 
 def small():
-    return build_model(Config().model, (1, 8, 8), True, seed=0)
+    return build_model(Config.from_flat(hidden=(32,)).model, (1, 8, 8), True, seed=0)
 
 
 def large():
@@ -39,11 +39,135 @@ def test_override_order():
 def test_policy_one_thread_small_idle_cores_large(monkeypatch):
     monkeypatch.setattr(runtime.threads, "available_cores", lambda: 4)
     assert small_flops() < runtime.THREAD_FLOPS_THRESHOLD < large_flops()
-    assert choose_threads(small(), 64, environ={}, load=0.0).threads == 1
-    assert choose_threads(large(), 64, environ={}, load=0.0).threads == 4  # idle machine: every core
-    assert choose_threads(large(), 64, environ={}, load=2.0).threads == 3  # one core busy elsewhere
-    assert choose_threads(large(), 64, environ={}, load=12.0).threads == 1  # a loaded machine: one
-    assert idle_cores(2, 0.5) == 2 and idle_cores(2, 1.6) == 1
+    assert choose_threads(small(), 64, environ={}, running=0).threads == 1
+    assert choose_threads(large(), 64, environ={}, running=0).threads == 4  # idle machine: every core
+    assert choose_threads(large(), 64, environ={}, running=1).threads == 3  # one thread runs elsewhere
+    assert choose_threads(large(), 64, environ={}, running=12).threads == 1  # a loaded machine: one
+    assert idle_cores(2, 0) == 2 and idle_cores(2, 1) == 1 and idle_cores(2, 5) == 1  # at least one
+
+
+def test_the_threshold_sits_between_the_digits_mlps_batch_64_and_128():
+    """Where a second idle core began to pay (benchmarks/results/threads-sizes.json): the main job's
+    batch of 64 stays on one thread, batch 128 gets the idle cores."""
+    mlp = build_model(Config().model, (1, 8, 8), True, seed=0)
+    assert runtime.flops_per_step(mlp, 64) < runtime.THREAD_FLOPS_THRESHOLD < runtime.flops_per_step(mlp, 128)
+
+
+def test_running_elsewhere_reads_the_runnable_threads_less_this_processes(tmp_path):
+    (tmp_path / "loadavg").write_text("0.52 1.69 1.89 5/456 12345\n")
+    tasks = tmp_path / "task"
+    for tid, state in ((1, "R"), (2, "S"), (3, "R")):
+        (tasks / str(tid)).mkdir(parents=True)
+        (tasks / str(tid) / "stat").write_text(f"{tid} (python (x) y) {state} 1 2 3\n")  # a name with ")" in it
+    assert runtime.running_elsewhere(str(tmp_path / "loadavg"), str(tasks)) == 3  # 5 runnable, 2 of them ours
+    assert runtime.running_elsewhere(str(tmp_path / "missing"), str(tasks)) == 0
+    (tmp_path / "loadavg").write_text("garbage\n")
+    assert runtime.running_elsewhere(str(tmp_path / "loadavg"), str(tasks)) == 0
+    assert runtime.running_elsewhere() >= 0  # this machine's
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def run_steps(guard, clock, seconds_per_step, steps):
+    """``steps`` steps of ``seconds_per_step``; the thread counts the guard set."""
+    lowered = []
+    for _ in range(steps):
+        clock.now += seconds_per_step
+        if (n := guard.step()) is not None:
+            lowered.append(n)
+    return lowered
+
+
+def test_thread_guard_lowers_the_count_when_steps_slow_down(monkeypatch):
+    monkeypatch.setattr(runtime.threads, "available_cores", lambda: 4)
+    monkeypatch.setattr(runtime.threads, "running_elsewhere", lambda: 2)
+    torch.set_num_threads(4)
+    clock = FakeClock()
+    guard = runtime.ThreadGuard(block_s=1 / 8, slowdown=2.0, patience=3, clock=clock)
+    fast, slow = 1 / 64, 1 / 16  # seconds per step (binary fractions: exact block ends)
+    assert run_steps(guard, clock, fast, 80) == []  # steady: 10 blocks of 8 steps
+    assert run_steps(guard, clock, slow, 4) == []  # 2 blocks 4x slower: fewer than 3 in a row
+    assert run_steps(guard, clock, fast, 16) == []  # back to normal: the count of slow blocks restarts
+    assert run_steps(guard, clock, slow, 4) == []  # 2 slow blocks (2 steps each)
+    assert run_steps(guard, clock, slow, 2) == [2]  # the third: to the 2 cores the others leave free
+    assert torch.get_num_threads() == 2
+    # the guard starts over at the new count: its first blocks set the new pace
+    assert run_steps(guard, clock, slow, 40) == []
+    monkeypatch.setattr(runtime.threads, "running_elsewhere", lambda: 0)
+    assert run_steps(guard, clock, 1 / 4, 3) == [1]  # slower again: at most one fewer than now
+    assert torch.get_num_threads() == 1
+    assert run_steps(guard, clock, 1.0, 10) == []  # at 1 thread nothing more to lower
+
+
+def test_thread_guard_does_not_count_the_time_between_epochs():
+    torch.set_num_threads(2)
+    clock = FakeClock()
+    guard = runtime.ThreadGuard(block_s=1 / 8, slowdown=2.0, patience=1, clock=clock)
+    for _ in range(5):
+        assert run_steps(guard, clock, 1 / 64, 20) == []  # 2.5 blocks: the half block is cut short
+        clock.now += 5.0  # validation, hooks, a checkpoint
+        guard.restart()
+    assert torch.get_num_threads() == 2
+
+
+def test_fit_records_a_reduction_and_keeps_training(monkeypatch, tmp_path):
+    """A run started on 2 threads by the policy whose steps slow down (another job): the guard in
+    fit's loop lowers the count, the run finishes and summary.json/environment.json record it."""
+    clock = FakeClock()
+
+    class SlowingGuard(runtime.ThreadGuard):  # steps take 8 ms, from step 40 on 62 ms
+        def __init__(self):
+            super().__init__(block_s=1 / 16, clock=clock)
+            self.steps = 0
+
+        def step(self):
+            self.steps += 1
+            clock.now += 1 / 128 if self.steps < 40 else 1 / 16
+            return super().step()
+
+    monkeypatch.setattr(runtime, "ThreadGuard", SlowingGuard)
+    monkeypatch.setattr(runtime.threads, "running_elsewhere", lambda: 1)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime.threads, "idle_cores", lambda **_: 2)
+    monkeypatch.setattr(runtime.threads, "THREAD_FLOPS_THRESHOLD", 0)  # the policy's threads for any size
+    config = Config.from_flat(epochs=4, batch_size=16, kl_diagnostic_points=0, hidden=(256, 256))
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "4",
+                "--batch-size",
+                "16",
+                "--kl-diagnostic-points",
+                "0",
+                "--eval-num-samples",
+                "2",
+                "--runs-dir",
+                str(tmp_path),
+                "--name",
+                "run",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((run / "summary.json").read_text())
+    at = summary["threads"]["reductions"][0][0]  # the third slow block of one step ends at step 42
+    assert summary["threads"]["threads"] == 2 and summary["threads"]["source"] == "policy"
+    assert summary["threads"]["reductions"] == [[at, 1]] and 40 <= at <= 45
+    assert json.loads((run / "environment.json").read_text())["thread_reductions"] == [[at, 1]]
+    assert torch.get_num_threads() == 1
+    x = torch.rand(2000, 1, 8, 8)
+    fit(build_model(config.model, (1, 8, 8), True, seed=0), x, config, options=RunOptions(threads=2))
+    assert torch.get_num_threads() == 2  # a count the user set is kept, however slow the steps
 
 
 def small_flops():
@@ -120,3 +244,14 @@ def test_flop_count_is_not_seen_by_the_callers_hooks():
     model.decoder.register_forward_hook(lambda *_: calls.append(1))
     assert flops_per_step(model, 64) == 3 * 64 * 2 * (64 * 16 + 16 * 4 + 2 * 16 + 16 * 64)
     assert calls == [] and model.decoder._forward_hooks
+
+
+def test_one_thread_holds_for_the_runs_a_worker_starts(monkeypatch):
+    """Sweep and benchmark workers share the cores: one thread there, whatever a model's size."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime.threads, "idle_cores", lambda **_: 2)
+    assert choose_threads(large(), 64).threads == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # restored after the test; one_thread overwrites it
+    runtime.one_thread()
+    assert torch.get_num_threads() == 1
+    assert choose_threads(large(), 64) == runtime.ThreadChoice(1, "OMP_NUM_THREADS")

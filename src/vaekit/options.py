@@ -31,7 +31,7 @@ class RunOptions:
     num_workers: int = 0
     """DataLoader worker processes for data read from disk (0 = load in the main process)."""
     threads: int | None = None
-    """Torch intra-op CPU threads; default: OMP_NUM_THREADS when set, else chosen from the model's FLOPs per step (1 below 0.5 GFLOP, else one per idle core)."""
+    """Torch intra-op CPU threads; default: OMP_NUM_THREADS when set, else chosen from the model's FLOPs per step (1 below 0.1 GFLOP, else one per idle core, fewer if the steps slow down later)."""
 
     def __post_init__(self):
         if not config._DEFERRED:

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import data
+from .. import data, runtime
 from ..detectors.anomaly import AnomalyDetector
 from ..detectors.flows import FlowDetector
 from ..runtime.progress import Reporter
@@ -417,7 +417,7 @@ def flags(args: Args) -> str:
 
 def run_cli(args: Args) -> None:
     """``vaekit benchmark anomaly``: run this shard's units, then write the report from all finished units."""
-    torch.set_num_threads(1)
+    runtime.one_thread()  # and the policy of each fit
     check_args(args)
     if not args.report_only:
         run_units(args)

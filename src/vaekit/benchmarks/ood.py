@@ -61,6 +61,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from .. import runtime
 from ..config import Config
 from ..data import load as load_data
 from ..data.splits import prepare
@@ -310,7 +311,7 @@ def run(args: Args, command: str = "vaekit benchmark ood") -> dict:
             f"unknown in-distribution data set(s) or posterior(s) {unknown} (choose from "
             f"{', '.join(IN_DISTRIBUTIONS)}; {', '.join(POSTERIORS)}) or no seed given"
         )
-    torch.set_num_threads(1)
+    runtime.one_thread()  # and the policy of each fit
     data = datasets(args)
     start = time.perf_counter()
     rows, tests, unit_seconds = [], [], 0.0

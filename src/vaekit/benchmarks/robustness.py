@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .. import io
+from .. import io, runtime
 from ..config import Config
 from ..data import splits
 from ..evaluation.consistency import iterate
@@ -130,7 +130,7 @@ def run_name(row: str) -> str:
 
 def _run_row(config_values: dict, run_dir: str, eval_kwargs: dict, feature_net_path: str, progress: bool) -> dict:
     """Train one row and evaluate it (a top-level function, so worker processes can run it)."""
-    torch.set_num_threads(1)
+    runtime.one_thread()  # and the policy of each fit
     config = Config.from_dict(config_values)
     train_set = splits.load_dataset(config, "train")
     net = FeatureNet(train_set.data_shape, {k: int(v.max()) + 1 for k, v in train_set.labels.items()})

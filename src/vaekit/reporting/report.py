@@ -49,7 +49,8 @@ def environment(model=None, training_time_s: float | None = None, threads: dict 
     """Versions and machine of a run: vaekit, torch, numpy, Python, platform, device, threads,
     training time (seconds) and the date (UTC). ``threads``: the run's thread choice
     (:meth:`vaekit.runtime.threads.ThreadChoice.to_dict`), recorded as ``threads_source`` and
-    ``flops_per_step`` beside ``torch_threads``."""
+    ``flops_per_step`` beside ``torch_threads`` (the count the run started with; ``thread_reductions``
+    when it ran on fewer later)."""
     from .._version import __version__
 
     device = str(next(model.parameters()).device) if model is not None else "cpu"
@@ -71,6 +72,8 @@ def environment(model=None, training_time_s: float | None = None, threads: dict 
     if threads is not None:
         env["torch_threads"] = threads["threads"]
         env["threads_source"], env["flops_per_step"] = threads["source"], threads.get("flops_per_step")
+        if threads.get("reductions"):  # [step, threads] where the run's steps slowed down
+            env["thread_reductions"] = threads["reductions"]
     if training_time_s is not None:
         env["training_time_s"] = round(float(training_time_s), 3)
     return env

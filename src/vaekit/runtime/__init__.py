@@ -14,17 +14,21 @@ from .device import PRECISIONS, autocast, float32_outputs, grad_scaler, resolve_
 from .threads import (
     THREAD_FLOPS_THRESHOLD,
     ThreadChoice,
+    ThreadGuard,
     apply_threads,
     available_cores,
     choose_threads,
     flops_per_step,
     idle_cores,
+    one_thread,
+    running_elsewhere,
 )
 
 __all__ = [
     "PRECISIONS",
     "THREAD_FLOPS_THRESHOLD",
     "ThreadChoice",
+    "ThreadGuard",
     "apply_threads",
     "autocast",
     "available_cores",
@@ -33,7 +37,9 @@ __all__ = [
     "float32_outputs",
     "grad_scaler",
     "idle_cores",
+    "one_thread",
     "resolve_device",
+    "running_elsewhere",
     "to_device",
     "uses_conv",
 ]

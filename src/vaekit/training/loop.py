@@ -403,7 +403,8 @@ def fit(
             (:class:`~vaekit.options.RunOptions`); None keeps the model where it is, in
             float32. The thread count is set with ``torch.set_num_threads`` for this process
             (:func:`~vaekit.runtime.threads.choose_threads`: the option, else OMP_NUM_THREADS,
-            else 1 thread for a small model and all cores for a large one) and stays set after ``fit``.
+            else 1 thread for a small model and the idle cores for a larger one, fewer when the
+            steps slow down later, :class:`~vaekit.runtime.threads.ThreadGuard`) and stays set after ``fit``.
         objective: the loss object to minimise; default ``build_objective(config, N)``.
 
     Under torchrun (an initialised process group), the model is wrapped in
@@ -526,8 +527,12 @@ def _epochs(
     model, optimizer, t, t_objective = loop.model, loop.optimizer, loop.config.train, loop.config.objective
     rank, world = distributed.rank(), distributed.world_size()
     logged_terms = operator.attrgetter(*LOGGED[1:])  # the per-example terms of a step, in LOGGED order
+    chosen = loop.threads
+    guard = runtime.ThreadGuard() if getattr(chosen, "source", None) == "policy" and chosen.threads > 1 else None
     for epoch in epochs:
         start, cpu_start = time.perf_counter(), time.process_time()
+        if guard is not None:
+            guard.restart()
         losses, terms = [], []
         seen = 0  # examples of the global batches so far (all ranks together)
         for xb, cb, global_size in _batches(train, t.batch_size, loop.shuffle, labels, model.conditional, rank, world):
@@ -562,6 +567,10 @@ def _epochs(
             losses.append(out.loss.detach())
             terms.append(logged_terms(out))
             seen += global_size
+            if guard is not None and (lowered := guard.step()) is not None:  # another job took cores
+                reductions = (*loop.threads.reductions, (loop.step + len(losses), lowered))
+                loop.threads = dataclasses.replace(loop.threads, reductions=reductions)
+                guard = guard if lowered > 1 else None
         losses = torch.stack(losses).float()
         _check_finite(loop, losses, epoch)
         loop.step += len(losses)

@@ -336,11 +336,10 @@ def _worker_main(kwargs: dict, spawned: bool = False) -> None:
     and exits 1; Ctrl-C ends it quietly (exit 130)."""
     import sys
 
-    import torch
-
+    from ... import runtime
     from ...custom_nets import trusting
 
-    torch.set_num_threads(1)
+    runtime.one_thread()  # and the policy of each fit
     spec = SweepSpec(**kwargs.pop("spec"))
     url, worker = kwargs["storage_url"], kwargs["worker"]
     try:
