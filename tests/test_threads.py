@@ -232,6 +232,8 @@ def test_train_records_threads_and_logs_progress_lines(tmp_path, capsys, monkeyp
     torch.set_num_threads(2)
     assert main(["evaluate", str(tmp_path / "a"), "--num-samples", "5", "--threads", "1"]) == 0
     assert torch.get_num_threads() == 1  # vaekit evaluate applies the option too
+    evaluation = json.loads((tmp_path / "a" / "evaluation.json").read_text())
+    assert evaluation["threads"] == {"threads": 1, "source": "threads", "flops_per_step": None}
 
 
 def test_flop_count_is_not_seen_by_the_callers_hooks():
@@ -255,3 +257,25 @@ def test_one_thread_holds_for_the_runs_a_worker_starts(monkeypatch):
     runtime.one_thread()
     assert torch.get_num_threads() == 1
     assert choose_threads(large(), 64) == runtime.ThreadChoice(1, "OMP_NUM_THREADS")
+
+
+def test_guarded_lowers_the_threads_over_a_modules_calls(monkeypatch):
+    """vaekit evaluate's guard: one decoder call = one step; hook removed on leaving; a count the
+    user set is not guarded."""
+    clock = FakeClock()
+    real = runtime.ThreadGuard
+    monkeypatch.setattr(runtime.threads, "ThreadGuard", lambda: real(block_s=1 / 8, clock=clock))
+    monkeypatch.setattr(runtime.threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(runtime.threads, "running_elsewhere", lambda: 1)
+    torch.set_num_threads(2)
+    module, x = torch.nn.Identity(), torch.zeros(1)
+    with runtime.guarded(module, runtime.ThreadChoice(2, "policy")) as reductions:
+        for seconds in [1 / 64] * 32 + [1 / 8] * 3:  # 4 blocks of 8 calls, then 3 blocks 8x slower
+            clock.now += seconds
+            module(x)
+    assert reductions == [(35, 1)] and torch.get_num_threads() == 1
+    assert not module._forward_hooks
+    torch.set_num_threads(2)
+    with runtime.guarded(module, runtime.ThreadChoice(2, "threads")) as reductions:
+        assert not module._forward_hooks
+    assert reductions == [] and torch.get_num_threads() == 2

@@ -108,7 +108,7 @@ def evaluate_run(args: EvaluateArgs) -> None:
     runcheck.check_not_training(args.run, io.lock_path(args.run))
     model, config = io.load(args.run), io.load_config(args.run)
     # a forward pass costs about a third of a training step: the policy's FLOPs of one block
-    runtime.apply_threads(model, max(1, args.batch_size // 3), args.threads)
+    threads = runtime.apply_threads(model, max(1, args.batch_size // 3), args.threads)
     with runcheck.allowing_changed_data(args.allow_changed_data):
         test_set = io.load_run_split(args.run, config, "test")
     test_images = splits.examples(test_set)
@@ -116,6 +116,7 @@ def evaluate_run(args: EvaluateArgs) -> None:
     with (
         distributed.process_group(),
         likelihood_progress(model, len(test_x), args.num_samples, "evaluate", enabled=args.progress),
+        runtime.guarded(model.decoder, threads) as reductions,  # fewer threads if a later job slows it
     ):
         result = evaluate_conditional(
             model,
@@ -136,6 +137,7 @@ def evaluate_run(args: EvaluateArgs) -> None:
             "units": {k: UNITS[k] for k in result},
             "num_samples": args.num_samples,
             "num_test_examples": len(test_x),
+            "threads": dataclasses.replace(threads, reductions=tuple(reductions)).to_dict(),
         },
     )
     for key, value in result.items():

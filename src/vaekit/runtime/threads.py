@@ -3,6 +3,7 @@ core for larger ones, back to one when the steps slow down), measured in ``bench
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -171,6 +172,30 @@ class ThreadGuard:
         torch.set_num_threads(threads)
         self.best, self._slow = math.inf, 0
         return threads
+
+
+@contextlib.contextmanager
+def guarded(module: torch.nn.Module, choice: ThreadChoice):
+    """A :class:`ThreadGuard` over the forward calls of ``module`` (one call = one step) inside the
+    ``with`` block, for work that is not :func:`vaekit.fit`'s loop (``vaekit evaluate``'s decoder
+    calls). Only for a count the policy chose above 1 (an explicit one is kept). Yields the list of
+    ``(call, threads)`` reductions, filled as they happen."""
+    reductions: list[tuple[int, int]] = []
+    if choice.source != "policy" or choice.threads <= 1:
+        yield reductions
+        return
+    guard, calls = ThreadGuard(), [0]
+
+    def hook(*_):
+        calls[0] += 1
+        if (lowered := guard.step()) is not None:
+            reductions.append((calls[0], lowered))
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield reductions
+    finally:
+        handle.remove()
 
 
 def choose_threads(
