@@ -279,3 +279,49 @@ def test_guarded_lowers_the_threads_over_a_modules_calls(monkeypatch):
     with runtime.guarded(module, runtime.ThreadChoice(2, "threads")) as reductions:
         assert not module._forward_hooks
     assert reductions == [] and torch.get_num_threads() == 2
+
+
+@pytest.mark.skipif(runtime.available_cores() < 2, reason="needs 2 cores to run on 2 threads")
+def test_the_thread_count_changes_no_number():
+    """The policy and its guard change the thread count of a run, even mid-run: on this machine's
+    BLAS changes no weight of the MLP, bit for bit, but it does change the last bits of a small
+    channels-last conv net's (the weight gradients' reductions are split by thread): so a run's
+    numbers can depend on the load its policy saw (pass --threads for runs that must be
+    reproducible on any load), and a resume keeps the interrupted run's count (the next test)."""
+    changed = []
+    for flat, shape in ((dict(hidden=(256, 256)), (1, 8, 8)), (dict(net="conv", channels=(8, 16)), (1, 28, 28))):
+        config = Config.from_flat(**flat, epochs=1, batch_size=64, kl_diagnostic_points=0)
+        x = torch.rand(256, *shape, generator=torch.Generator().manual_seed(0))
+        weights = []
+        for threads in (1, 2, 1):
+            model = build_model(config.model, shape, True, seed=0)
+            fit(model, x, config, options=RunOptions(threads=threads))
+            weights.append(model.state_dict())
+        assert all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])  # the same count: the same bits
+        changed.append(not all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]))
+    assert changed == [False, True]
+
+
+@pytest.mark.skipif(runtime.available_cores() < 2, reason="needs 2 cores to run on 2 threads")
+def test_a_resume_goes_on_with_the_interrupted_runs_thread_count(monkeypatch, tmp_path):
+    """The policy chose 2 threads at the start; the resume starts on a busy machine (the policy
+    would say 1): it goes on with the checkpoint's 2, and ends bit-identical to the run that was
+    not interrupted (a conv net, whose bits depend on the count: the test above)."""
+    from vaekit.training.hooks import Checkpoint
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime.threads, "THREAD_FLOPS_THRESHOLD", 0)
+    config = Config.from_flat(net="conv", channels=(8, 16), epochs=2, batch_size=64, kl_diagnostic_points=0)
+    x = torch.rand(256, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(runtime.threads, "idle_cores", lambda **_: 2)
+    whole = build_model(config.model, (1, 28, 28), True, seed=0)
+    fit(whole, x, config)
+    first = build_model(config.model, (1, 28, 28), True, seed=0)
+    path = tmp_path / "checkpoint.safetensors"
+    fit(first, x, config.replace(epochs=1), hooks=[Checkpoint(path)])
+    monkeypatch.setattr(runtime.threads, "idle_cores", lambda **_: 1)  # busy now
+    resumed = build_model(config.model, (1, 28, 28), True, seed=0)
+    torch.set_num_threads(1)
+    fit(resumed, x, config, resume_from=path)
+    assert torch.get_num_threads() == 2
+    assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in whole.state_dict().items())

@@ -218,7 +218,8 @@ class TrainState:
 
     ``epoch`` and ``step`` count completed epochs and optimisation steps; ``history`` holds one
     metrics dict per epoch; ``best`` the weights of the best validation loss (early stopping);
-    ``threads`` the intra-op thread choice the run applied (:class:`vaekit.runtime.ThreadChoice`).
+    ``threads`` the intra-op thread choice the run applied (:class:`vaekit.runtime.ThreadChoice`);
+    a checkpoint keeps the policy's count in use, and a resume goes on with it.
     """
 
     model: nn.Module
@@ -244,6 +245,8 @@ class TrainState:
         """JSON-ready loop state (and the gradient scaler's, when in use)."""
         state = {k: getattr(self, k) for k in self.SAVED}
         state["optimizer"] = optimizer_kind(self.optimizer)
+        if getattr(self.threads, "source", None) == "policy":  # the count in use now, for a resume
+            state["threads"] = {**self.threads.to_dict(), "now": torch.get_num_threads()}
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
         return state
@@ -262,6 +265,14 @@ class TrainState:
         self.best = {k[5:]: v for k, v in rng.items() if k.startswith("best.")} or None
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
+        saved = state.get("threads") if isinstance(state.get("threads"), dict) else {}
+        n = saved.get("now")
+        if isinstance(n, int) and n >= 1 and getattr(self.threads, "source", None) == "policy":
+            # the policy's count of the interrupted run, not this moment's: the thread count can
+            # change a conv net's last bits (tests/test_threads.py), and a resume must not
+            torch.set_num_threads(n)
+            reductions = tuple((int(a), int(b)) for a, b in saved.get("reductions", ()))
+            self.threads = dataclasses.replace(self.threads, threads=n, reductions=reductions)
 
     def rng_state(self) -> dict[str, torch.Tensor]:
         """RNG states (and the best weights under early stopping) to checkpoint; a collective under DDP."""
