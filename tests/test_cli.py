@@ -367,3 +367,37 @@ def test_train_on_the_real_mnist_subset(tmp_path, capsys):
     assert code == 0, err
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["num_test_examples"] == 1000 and io.load_config(tmp_path / "m").data.name == "mnist-5k"
+
+
+def test_channels_last_reads_auto_true_false(tmp_path, capsys):
+    """``--channels-last`` (RunOptions' ``bool | None``) shows and reads auto/true/false, any case;
+    a wrong word is one line naming the choices."""
+    assert main(["train", "--help"]) == 0
+    assert "--channels-last {auto,true,false}" in capsys.readouterr().out
+    common = [
+        "train",
+        "--net",
+        "conv",
+        "--channels",
+        "4",
+        "8",
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--eval-num-samples",
+        "2",
+        "--kl-diagnostic-points",
+        "0",
+        "--runs-dir",
+        str(tmp_path),
+    ]
+    for word, expected in (("FALSE", False), ("auto", True)):  # auto: on for a conv net on the CPU
+        assert main(common + ["--name", word, "--channels-last", word]) == 0
+        summary = json.loads((tmp_path / word / "summary.json").read_text())
+        assert summary["channels_last"] is expected
+    capsys.readouterr()
+    assert main(common + ["--name", "bad", "--channels-last", "maybe"]) == 2
+    err = capsys.readouterr().err
+    assert "'maybe'" in err and "auto" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

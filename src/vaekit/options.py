@@ -27,7 +27,7 @@ class RunOptions:
     compile: bool = False
     """Compile the training step with torch.compile."""
     channels_last: bool | None = None
-    """Store conv nets' weights and image batches channels-last; default (None): on for a conv net trained on the CPU (its convolutions ran 1.03-1.17x faster so: benchmarks/channels_last.py), off elsewhere."""
+    """Store conv nets' weights and image batches channels-last; default (auto; None in the API): on for a conv net trained on the CPU (its convolutions ran 1.03-1.17x faster so: benchmarks/channels_last.py), off elsewhere."""
     num_workers: int = 0
     """DataLoader worker processes for data read from disk (0 = load in the main process)."""
     threads: int | None = None

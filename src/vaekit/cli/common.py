@@ -87,14 +87,37 @@ def trust_code(enabled: bool):
     return trusting()
 
 
+def auto_bool(tyro):
+    """How a flag typed ``bool | None`` reads: ``auto`` (None: vaekit decides), ``true`` or ``false``
+    (any case), shown as ``{auto,true,false}`` instead of tyro's ``{None,True,False}``."""
+    words = {"auto": None, "none": None, "true": True, "false": False}
+
+    def parse(args: list[str]) -> bool | None:
+        word = args[0].lower()
+        if word not in words:
+            raise ValueError(f"expected auto, true or false, got {args[0]!r}")
+        return words[word]
+
+    return tyro.constructors.PrimitiveConstructorSpec(
+        nargs=1,
+        metavar="{auto,true,false}",
+        instance_from_str=parse,
+        is_instance=lambda value: value is None or isinstance(value, bool),
+        str_from_instance=lambda value: ["auto" if value is None else str(value).lower()],
+    )
+
+
 def json_registry():
     """A tyro constructor registry under which flags typed ``dict`` (``--encoder``, ``--decoder``)
-    take one JSON object, e.g. ``'{"target": "mypkg.nets:Encoder", "kwargs": {"width": 64}}'``."""
+    take one JSON object, e.g. ``'{"target": "mypkg.nets:Encoder", "kwargs": {"width": 64}}'``, and
+    flags typed ``bool | None`` read ``auto``, ``true`` or ``false`` (:func:`auto_bool`)."""
     import json
 
     import tyro
 
     def rule(type_info):
+        if type_info.type == (bool | None):
+            return auto_bool(tyro)
         if type_info.type is not dict:
             return None
 
