@@ -40,3 +40,15 @@ def test_cached_split_loads_without_scikit_learn(tmp_path):
     subprocess.run([sys.executable, "-c", code], env=env, check=False)  # the first run fills the cache
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-500:]
+
+
+def test_the_commands_modules_import_no_matplotlib():
+    """matplotlib (0.5 s) is imported at a command's first figure, not with its module: ``vaekit
+    evaluate`` and the other commands that draw nothing do not pay it."""
+    code = (
+        "import sys; import vaekit.cli.use, vaekit.cli.explore, vaekit.cli.train, vaekit.cli.evaluate, "
+        "vaekit.reporting.plots; assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]

@@ -3,7 +3,8 @@ scatter plots. Each writes one PNG.
 
 Figures are :class:`matplotlib.figure.Figure` objects drawn by the Agg canvas, without pyplot:
 no global figure registry, no backend choice, so several figures can be drawn at once from
-threads (:func:`write_parallel`) and nothing has to be closed."""
+threads (:func:`write_parallel`) and nothing has to be closed. Importing this module imports no
+matplotlib; the first figure does."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from ..evaluation import explore
 
@@ -121,7 +121,10 @@ def _save(fig, path) -> Path:
 
 
 def _subplots(*grid, **settings):
-    """``(figure, axes)`` as ``pyplot.subplots`` gives them, for a figure outside pyplot."""
+    """``(figure, axes)`` as ``pyplot.subplots`` gives them, for a figure outside pyplot (matplotlib
+    is imported here, at the first figure: 0.5 s that a command writing none does not pay)."""
+    from matplotlib.figure import Figure
+
     figure_keys = {k: settings.pop(k) for k in ("figsize", "layout") if k in settings}
     fig = Figure(**figure_keys)
     return fig, fig.subplots(*grid, **settings)
