@@ -182,6 +182,19 @@ def _worker(rank: int, port: int, out: str):
         fit(model, x, cvae, val=val, labels=y_train, val_labels=y_val, options=cpu)
         _save(model, out / f"cvae{rank}.safetensors")
 
+        # 5. a conv net, channels-last by default on the CPU: DDP == one process with the global batch
+        conv = Config.from_flat(
+            model="ae", net="conv", channels=(4, 8), binarize="none", epochs=2, batch_size=32, **TINY
+        )
+        ds, x, val = _digits(conv)
+        model = build_model(conv.model, ds.data_shape, seed=conv.train.seed)
+        fit(model, x, conv, val=val, options=cpu)
+        weight = next(p for p in model.parameters() if p.dim() == 4)
+        (out / f"conv_layout{rank}.json").write_text(
+            json.dumps(weight.is_contiguous(memory_format=torch.channels_last))
+        )
+        _save(model, out / f"conv{rank}.safetensors")
+
 
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory):
@@ -234,6 +247,23 @@ def test_two_processes_equal_one_process_with_the_global_batch(two_process_run):
         assert a["step"] == b["step"]
         for key in ("train_loss", "val_loss", "val_reconstruction"):
             assert a[key] == pytest.approx(b[key], rel=1e-4)
+
+
+def test_a_channels_last_conv_net_under_ddp_equals_one_process(two_process_run):
+    """DDP with the CPU's channels-last default for conv nets: the replicas stay identical, the
+    weights are channels-last, and two processes of batch B equal one of 2B."""
+    ranks = [load_file(str(two_process_run / f"conv{r}.safetensors")) for r in range(WORLD)]
+    for key in ranks[0]:
+        torch.testing.assert_close(ranks[0][key], ranks[1][key], rtol=0, atol=0)
+    assert all(json.loads((two_process_run / f"conv_layout{r}.json").read_text()) for r in range(WORLD))
+    conv = Config.from_flat(
+        model="ae", net="conv", channels=(4, 8), binarize="none", epochs=2, batch_size=32 * WORLD, **TINY
+    )
+    ds, x, val = _digits(conv)
+    model = build_model(conv.model, ds.data_shape, seed=conv.train.seed)
+    fit(model, x, conv, val=val, options=RunOptions(device="cpu"))
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(ranks[0][key], value, rtol=1e-4, atol=1e-5)
 
 
 def test_resume_under_ddp_equals_an_uninterrupted_run(two_process_run):
