@@ -1,5 +1,5 @@
 """How many intra-op CPU threads a run uses: the policy (one thread for small models, one per idle
-core for larger ones, back to one when the steps slow down), measured in ``benchmarks/threads.py``."""
+core for larger ones, fewer when the steps slow down later), measured in ``benchmarks/threads.py``."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ class ThreadChoice:
 class ThreadGuard:
     """Fewer intra-op threads when a run's training steps slow down because another job started
     using the cores (with more threads than free cores, every parallel region waits for a thread
-    that is not running: two runs side by side on 2 threads each ran 3x slower than on 1 each,
+    that is not running: two runs side by side on 2 threads each ran 3-5x slower than on 1 each,
     ``benchmarks/threads.py``). :func:`choose_threads` sees the jobs already running at the start;
     this guard sees the ones that start later.
 
