@@ -21,6 +21,7 @@ from ..nets import build_nets
 
 
 def check_input(x: torch.Tensor, data_shape) -> None:
+    """Raise TypeError unless ``x`` is a tensor, ValueError unless its examples have ``data_shape`` (x: ``(batch, *data_shape)``; None skips the shape check)."""
     if not torch.is_tensor(x):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if data_shape is not None and x.shape[1:] != data_shape:

@@ -131,10 +131,12 @@ class GumbelSoftmaxCategorical(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """E[c]: the class probabilities, ``(*batch, N·K)`` (of the categorical the relaxed draws approach)."""
         return self.probs.flatten(-2)
 
     @property
     def variance(self) -> torch.Tensor:
+        """Var[c] of the one-hot codes: p(1 − p), ``(*batch, N·K)``."""
         p = self.probs
         return (p * (1 - p)).flatten(-2)
 
@@ -157,6 +159,7 @@ class UniformCategorical(Distribution):
         super().__init__(torch.Size(), torch.Size([self.num_variables * self.num_categories]), validate_args=False)
 
     def categorical(self) -> OneHotCategorical:
+        """The N uniform one-hot categoricals, batch ``(N,)``, event ``(K,)``."""
         return OneHotCategorical(logits=self.logits, validate_args=False)
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
@@ -169,6 +172,7 @@ class UniformCategorical(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """E[c] = 1/K for every entry, ``(N·K,)``."""
         return self.logits.exp().div(self.num_categories).flatten(-2)
 
 
@@ -202,6 +206,7 @@ class JointLatent(Distribution):
 
     @property
     def has_rsample(self) -> bool:  # type: ignore[override]
+        """True when every part draws reparameterised samples."""
         return all(p.has_rsample for p in self.parts)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
@@ -219,6 +224,7 @@ class JointLatent(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """The parts' means concatenated, ``(*batch, Σ d_i)``."""
         means = [p.mean.expand(*self.batch_shape, size) for p, size in zip(self.parts, self.sizes)]
         return torch.cat(means, -1)
 

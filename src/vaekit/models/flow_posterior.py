@@ -128,6 +128,7 @@ class IAF(nn.Module):
         return self._transform(z, c).call_and_ladj(z)
 
     def inverse(self, y, c):
+        """z with step(z, c) = y, ``(*, d)`` (the step's inverse under context c)."""
         return self._transform(y, c).inv(y)
 
 
@@ -177,6 +178,7 @@ class FlowPosterior(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """The base mean pushed through the flow, ``(batch, d)``: a point code, not E[z] (no closed form)."""
         return self._push(self.loc)[0]
 
 

@@ -87,6 +87,7 @@ class HypersphericalUniform(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """E[z] = 0 for the uniform distribution on the sphere S^{d−1}, ``(d,)``."""
         return self._like.new_zeros(self.dim)
 
 
@@ -115,6 +116,7 @@ class VonMisesFisher(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """E[z] = A_d(κ) μ, A_d(κ) = I_{d/2}(κ) / I_{d/2−1}(κ), ``(*batch, d)``: inside the ball, shorter than μ."""
         return bessel_ratio(self.concentration, self.dim / 2 - 1).unsqueeze(-1) * self.loc
 
     def _sample_w(self, shape: torch.Size) -> torch.Tensor:

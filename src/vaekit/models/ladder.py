@@ -205,6 +205,8 @@ class LadderPosterior(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """A point code ``(batch, d1 + d2)``: (z1, z2) = (the bottom layer's mean given z2 = loc2, loc2);
+        not E[z1], which integrates over z2."""
         return torch.cat([self._bottom(self.loc2)[0], self.loc2], -1)
 
     def kl_estimate(self, prior: Distribution, z: torch.Tensor) -> torch.Tensor:

@@ -50,6 +50,7 @@ class LogCosh(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """E[x] = loc (the density is symmetric about it), ``(*batch)``."""
         return self.loc
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:

@@ -50,6 +50,7 @@ class MSSSIMScore(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """The decoded image the score compares with, ``(*batch, C, H, W)`` in [0, 1] (the score is not a normalised density: its centre, not an expectation)."""
         return self._mean
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:

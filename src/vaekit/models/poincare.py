@@ -140,6 +140,7 @@ class WrappedNormal(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """The centre μ in the ball, ``(*batch, d)``: the mode, used as the point code (not the Fréchet mean)."""
         return self.loc
 
     def rsample(self, sample_shape=()) -> torch.Tensor:

@@ -32,6 +32,7 @@ class FeatureLikelihood(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """The decoded image whose discriminator features the likelihood compares with, ``(*batch, *data_shape)``."""
         return self._mean
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
