@@ -77,7 +77,7 @@ def test_batch_sampler_matches_the_tensor_path():
     """A Dataset goes through a DataLoader with ShardBatchSampler: same batches as a tensor."""
     x = torch.rand(23, 3)
     tensor_gen, loader_gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    from vaekit.training.loop import _batches, data_loader
+    from vaekit.training.batches import _batches, data_loader
 
     loader = data_loader(torch.utils.data.TensorDataset(x), 5, loader_gen, RunOptions(), torch.device("cpu"))
     for _ in range(2):  # two epochs: the generator advances identically

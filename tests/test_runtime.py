@@ -14,7 +14,7 @@ from vaekit.data.folder import ImageFolder
 from vaekit.data.splits import load_dataset
 from vaekit.options import RunOptions
 from vaekit.training import Checkpoint
-from vaekit.training.loop import data_loader
+from vaekit.training.batches import data_loader
 
 TINY = Config.from_flat(epochs=1, batch_size=64, hidden=(16,), latent_dim=2)
 

@@ -15,7 +15,8 @@ from vaekit.models import build_model
 from vaekit.objectives import ELBO, BetaTC, build_objective, elbo_terms
 from vaekit.training import Checkpoint
 from vaekit.training.checkpoint import load_checkpoint
-from vaekit.training.loop import TrainingDiverged, build_optimizer, fit, optimizer_kind, validate, warmup_at
+from vaekit.training.loop import TrainingDiverged, fit, validate, warmup_at
+from vaekit.training.optimizer import build_optimizer, optimizer_kind
 
 CONFIG = Config.from_flat(latent_dim=2, hidden=(16,), epochs=4, batch_size=128, seed=1)
 

@@ -9,7 +9,6 @@ hooks (:mod:`vaekit.training.hooks`) that the caller passes in.
 from __future__ import annotations
 
 import dataclasses
-import math
 import operator
 import time
 from collections.abc import Sequence
@@ -25,8 +24,10 @@ from ..objectives import ELBO, LossTerms, build_objective
 from ..objectives.elbo import linear_capacity
 from ..options import RunOptions
 from ..runtime import distributed
-from .checkpoint import load_checkpoint
-from .lean_adam import LeanAdam
+from .batches import _batches, data_loader
+from .inputs import as_examples, as_labels
+from .optimizer import build_optimizer
+from .state import TrainState
 
 LOGGED = ("loss", "elbo", "reconstruction", "kl")
 
@@ -50,79 +51,6 @@ def capacity_at(objective, step: int) -> float:
     return linear_capacity(objective.capacity_max, objective.capacity_steps, step)
 
 
-def _batches(
-    train,
-    batch_size: int,
-    generator: torch.Generator,
-    labels: torch.Tensor | None = None,
-    conditional: bool = False,
-    rank: int = 0,
-    world_size: int = 1,
-):
-    """``(x, c, global batch size)`` triples. A tensor (and its labels) is batched by slicing a
-    shuffled index (this rank's shard of it, :func:`vaekit.distributed.shard`); a DataLoader's
-    batches come as they are (c = the batch's second entry for a conditional model, else None)."""
-    if torch.is_tensor(train):
-        # the permutation goes to the data's device once per epoch, not once per batch
-        order = torch.randperm(len(train), generator=generator).to(train.device)
-        for index, global_size in distributed.shard(order, batch_size, rank, world_size):
-            c = None if labels is None else labels[index.to(labels.device)]
-            yield train[index], c, global_size
-    else:
-        sizes = None
-        for i, batch in enumerate(train):
-            sizes = getattr(train.batch_sampler, "global_sizes", None) if i == 0 else sizes
-            pair = isinstance(batch, (tuple, list))
-            xb = batch[0] if pair else batch
-            yield xb, (batch[1] if pair and conditional else None), sizes[i] if sizes else len(xb) * world_size
-
-
-def data_loader(
-    dataset, batch_size: int, generator: torch.Generator, options: RunOptions, device: torch.device
-) -> torch.utils.data.DataLoader:
-    """A DataLoader of a map-style ``dataset`` (e.g. images read from disk) that batches exactly as
-    :func:`fit` batches a tensor: a permutation per epoch from ``generator``, this rank's shard of
-    every global batch, ``options.num_workers`` worker processes, pinned memory on CUDA."""
-    sampler = distributed.ShardBatchSampler(
-        len(dataset), batch_size, generator, distributed.rank(), distributed.world_size()
-    )
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=options.num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=options.num_workers > 0,
-        # worker seeds from their own generator: the global RNG (the
-        # noise of the objective) advances as with a tensor
-        generator=torch.Generator().manual_seed(distributed.rank()),
-    )
-
-
-def _rng_state(shuffle: torch.Generator) -> dict[str, torch.Tensor]:
-    """RNG states to checkpoint; under DDP every rank's (a collective: all ranks must call it)."""
-    state = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    if distributed.world_size() > 1:
-        for key in [k for k in ("torch", "cuda") if k in state]:
-            for r, value in enumerate(distributed.all_gather(state[key])[1:], start=1):
-                state[f"{key}.rank{r}"] = value
-    return state
-
-
-def _set_rng_state(shuffle: torch.Generator, rng: dict[str, torch.Tensor], fallback_seed: int) -> None:
-    """Restore this rank's RNG states; a rank the checkpoint has no state for (the world size
-    changed) is reseeded with ``fallback_seed`` instead."""
-    suffix = f".rank{distributed.rank()}" if distributed.rank() else ""
-    if "torch" + suffix in rng:
-        torch.set_rng_state(rng["torch" + suffix])
-    else:
-        torch.manual_seed(fallback_seed)
-    shuffle.set_state(rng["shuffle"])
-    if "cuda" + suffix in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state(rng["cuda" + suffix])
-
-
 class TrainingStep(nn.Module):
     """The training loss of ``model`` as a module, so that DistributedDataParallel and
     torch.compile wrap one forward: ``forward(x, c, **schedule)`` returns
@@ -144,32 +72,6 @@ def _wrap(model: nn.Module, objective, options: RunOptions, device: torch.device
     if distributed.world_size() > 1:
         step = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
     return torch.compile(step) if options.compile else step
-
-
-def build_optimizer(model: nn.Module, train) -> torch.optim.Adam:
-    """Adam over ``model``'s parameters with ``train``'s lr and weight decay
-    (:class:`~vaekit.config.TrainConfig`).
-
-    ``train.fused_optimizer``: torch's fused step (``fused=True``: one kernel updates every
-    parameter, on CPU and CUDA since torch 2.4) without torch.optim's per-step Python
-    (:class:`~vaekit.training.lean_adam.LeanAdam`: the same kernel and numbers), where torch has
-    it for the parameters' device; elsewhere, and with ``fused_optimizer=False``, the foreach step
-    (one kernel per state tensor kind). Both compute Adam (Kingma & Ba 2015, algorithm 1) and
-    differ in rounding only. :func:`optimizer_kind` tells which one an optimizer uses.
-    """
-    params = list(model.parameters())
-    settings = {"lr": train.lr, "weight_decay": train.weight_decay}
-    if train.fused_optimizer:
-        try:
-            return LeanAdam(params, **settings)
-        except RuntimeError:  # no fused kernel for this device or dtype (e.g. MPS on older torch)
-            pass
-    return torch.optim.Adam(params, foreach=True, **settings)
-
-
-def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
-    """``"fused"`` or ``"foreach"``: the step ``optimizer`` takes (from its parameter groups)."""
-    return "fused" if optimizer.param_groups[0].get("fused") else "foreach"
 
 
 @torch.no_grad()
@@ -212,76 +114,6 @@ def validate(
     return {key: value / len(x) for key, value in zip(LOGGED, sums.tolist())}
 
 
-@dataclasses.dataclass
-class TrainState:
-    """The state of a training run, as hooks see it and checkpoints keep it.
-
-    ``epoch`` and ``step`` count completed epochs and optimisation steps; ``history`` holds one
-    metrics dict per epoch; ``best`` the weights of the best validation loss (early stopping);
-    ``threads`` the intra-op thread choice the run applied (:class:`vaekit.runtime.ThreadChoice`);
-    a checkpoint keeps the policy's count in use, and a resume goes on with it.
-    """
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    shuffle: torch.Generator
-    config: object
-    epoch: int = 0
-    step: int = 0
-    history: list = dataclasses.field(default_factory=list)
-    best_loss: float = math.inf
-    bad_epochs: int = 0
-    elapsed: float = 0.0
-    stopped_early: bool = False
-    best: dict | None = None
-    threads: object = None
-    channels_last: bool = False  # conv weights and batches in the channels-last layout (RunOptions.channels_last)
-
-    #: the loop fields a checkpoint stores as JSON
-    SAVED = ("epoch", "step", "history", "best_loss", "bad_epochs", "elapsed", "stopped_early")
-
-    def state(self) -> dict:
-        """JSON-ready loop state (and the gradient scaler's, when in use)."""
-        state = {k: getattr(self, k) for k in self.SAVED}
-        state["optimizer"] = optimizer_kind(self.optimizer)
-        if getattr(self.threads, "source", None) == "policy":  # the count in use now, for a resume
-            state["threads"] = {**self.threads.to_dict(), "now": torch.get_num_threads()}
-        if self.scaler.is_enabled():
-            state["scaler"] = self.scaler.state_dict()
-        return state
-
-    def resume(self, path) -> None:
-        """Restore weights, optimizer, loop state and RNG states from the checkpoint ``path``."""
-        kind = {k: self.optimizer.param_groups[0].get(k) for k in ("fused", "foreach")}
-        state, rng = load_checkpoint(path, self.model, self.optimizer)
-        for group in self.optimizer.param_groups:  # the step the config asks for, not the checkpoint's
-            group.update(kind)
-        for key in self.SAVED:
-            if key in state:
-                setattr(self, key, state[key])
-        seed = self.config.train.seed
-        _set_rng_state(self.shuffle, rng, fallback_seed=seed + distributed.rank() + 1000 * self.epoch)
-        self.best = {k[5:]: v for k, v in rng.items() if k.startswith("best.")} or None
-        if "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
-        saved = state.get("threads") if isinstance(state.get("threads"), dict) else {}
-        n = saved.get("now")
-        if isinstance(n, int) and n >= 1 and getattr(self.threads, "source", None) == "policy":
-            # the policy's count of the interrupted run, not this moment's: the thread count can
-            # change a conv net's last bits (tests/test_threads.py), and a resume must not
-            torch.set_num_threads(n)
-            reductions = tuple((int(a), int(b)) for a, b in saved.get("reductions", ()))
-            self.threads = dataclasses.replace(self.threads, threads=n, reductions=reductions)
-
-    def rng_state(self) -> dict[str, torch.Tensor]:
-        """RNG states (and the best weights under early stopping) to checkpoint; a collective under DDP."""
-        rng = _rng_state(self.shuffle)
-        if self.best is not None and self.config.train.patience > 0:
-            rng.update({f"best.{k}": v for k, v in self.best.items()})
-        return rng
-
-
 @torch.no_grad()
 def _weights_finite(model: nn.Module) -> bool:
     """True when every weight is finite, told from one norm over all of them (a foreach kernel,
@@ -304,79 +136,6 @@ def _check_finite(loop: TrainState, losses: torch.Tensor, epoch: int) -> None:
         raise TrainingDiverged(
             f"the weights {', '.join(broken[:3])} became NaN/Inf in epoch {epoch + 1} (step {loop.step})"
         )
-
-
-def as_examples(name: str, x, model):
-    """The examples ``x`` given to :func:`fit` as ``name``, checked and converted at the entry,
-    before anything trains: a NumPy array becomes a tensor; integer, boolean and float64 values
-    become float32 (the model's dtype); a Dataset or DataLoader passes unchanged.
-
-    Raises:
-        TypeError: ``x`` is not an array, a tensor, a Dataset or a DataLoader, or holds no numbers.
-        ValueError: an axis of size 0, examples of another shape than ``model.data_shape``, or
-            values beyond float32's range; each message names ``name``.
-    """
-    import numpy as np
-
-    if x is None or isinstance(x, (torch.utils.data.Dataset, torch.utils.data.DataLoader)):
-        return x
-    if isinstance(x, np.ndarray):
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise TypeError(
-                f"{name} must hold numbers, got a NumPy array of dtype {x.dtype}; convert it, e.g. "
-                f"{name}.astype(np.float32)"
-            )
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if not torch.is_tensor(x):
-        raise TypeError(
-            f"{name} must be a tensor or NumPy array of shape (N, *data_shape), a Dataset or a "
-            f"DataLoader, got {type(x).__name__}"
-        )
-    if x.is_complex():
-        raise TypeError(f"{name} holds complex numbers ({x.dtype}); pass real values")
-    if 0 in x.shape or x.dim() < 2:
-        raise ValueError(
-            f"{name} has shape {tuple(x.shape)}; expected (N, *data_shape) with N >= 1 examples and "
-            f"no axis of size 0" + (f", here (N, {', '.join(map(str, model.data_shape))})" if model.data_shape else "")
-        )
-    if model.data_shape is not None and tuple(x.shape[1:]) != tuple(model.data_shape):
-        raise ValueError(
-            f"{name} has examples of shape {tuple(x.shape[1:])} but the model was built for "
-            f"{tuple(model.data_shape)}; pass {name} of shape (N, {', '.join(map(str, model.data_shape))})"
-        )
-    dtype = next(model.parameters()).dtype
-    if x.dtype != dtype:
-        converted = x.to(dtype)
-        if x.is_floating_point() and not torch.isfinite(converted).all() and torch.isfinite(x).all():
-            raise ValueError(
-                f"{name} holds values beyond {dtype}'s range (|x| > {torch.finfo(dtype).max:.3g}); rescale them first"
-            )
-        x = converted
-    return x
-
-
-def as_labels(name: str, labels, x):
-    """Class indices ``labels`` given to :func:`fit` as ``name``: a NumPy array or tensor of
-    integers, one per example of ``x``, as an int64 tensor (None stays None).
-
-    Raises:
-        TypeError: labels that are not integers.
-        ValueError: not one label per example.
-    """
-    import numpy as np
-
-    if labels is None:
-        return None
-    if isinstance(labels, np.ndarray):
-        labels = torch.from_numpy(np.ascontiguousarray(labels))
-    if not torch.is_tensor(labels) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(
-            f"{name} must be integer class indices 0..K-1 (a tensor or array of ints), got "
-            f"{getattr(labels, 'dtype', type(labels).__name__)}"
-        )
-    if torch.is_tensor(x) and labels.shape != (len(x),):
-        raise ValueError(f"{name} has shape {tuple(labels.shape)}; expected one class index per example, ({len(x)},)")
-    return labels.long()
 
 
 def fit(
