@@ -131,7 +131,7 @@ def test_fit_records_a_reduction_and_keeps_training(monkeypatch, tmp_path):
             clock.now += 1 / 128 if self.steps < 40 else 1 / 16
             return super().step()
 
-    monkeypatch.setattr(runtime, "ThreadGuard", SlowingGuard)
+    monkeypatch.setattr(runtime.threads, "ThreadGuard", SlowingGuard)
     monkeypatch.setattr(runtime.threads, "running_elsewhere", lambda: 1)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(runtime.threads, "idle_cores", lambda **_: 2)

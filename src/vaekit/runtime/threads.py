@@ -130,6 +130,16 @@ class ThreadChoice:
             out["reductions"] = [list(r) for r in self.reductions]
         return out
 
+    def lowered(self, step: int, threads: int) -> ThreadChoice:
+        """This choice with one more reduction: ``threads`` from ``step`` on."""
+        return dataclasses.replace(self, reductions=(*self.reductions, (step, threads)))
+
+
+def guard_for(choice: ThreadChoice | None) -> ThreadGuard | None:
+    """A :class:`ThreadGuard` for a count the policy chose above 1; None for any other (an explicit
+    count is the user's, one thread has nothing to lower)."""
+    return ThreadGuard() if choice is not None and choice.source == "policy" and choice.threads > 1 else None
+
 
 class ThreadGuard:
     """Fewer intra-op threads when a run's training steps slow down because another job started
@@ -181,10 +191,10 @@ def guarded(module: torch.nn.Module, choice: ThreadChoice):
     calls). Only for a count the policy chose above 1 (an explicit one is kept). Yields the list of
     ``(call, threads)`` reductions, filled as they happen."""
     reductions: list[tuple[int, int]] = []
-    if choice.source != "policy" or choice.threads <= 1:
+    guard, calls = guard_for(choice), [0]
+    if guard is None:
         yield reductions
         return
-    guard, calls = ThreadGuard(), [0]
 
     def hook(*_):
         calls[0] += 1

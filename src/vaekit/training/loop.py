@@ -8,7 +8,6 @@ hooks (:mod:`vaekit.training.hooks`) that the caller passes in.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 import time
 from collections.abc import Sequence
@@ -297,8 +296,7 @@ def _epochs(
     model, optimizer, t, t_objective = loop.model, loop.optimizer, loop.config.train, loop.config.objective
     rank, world = distributed.rank(), distributed.world_size()
     logged_terms = operator.attrgetter(*LOGGED[1:])  # the per-example terms of a step, in LOGGED order
-    chosen = loop.threads
-    guard = runtime.ThreadGuard() if getattr(chosen, "source", None) == "policy" and chosen.threads > 1 else None
+    guard = runtime.guard_for(loop.threads)
     for epoch in epochs:
         start, cpu_start = time.perf_counter(), time.process_time()
         if guard is not None:
@@ -338,8 +336,7 @@ def _epochs(
             terms.append(logged_terms(out))
             seen += global_size
             if guard is not None and (lowered := guard.step()) is not None:  # another job took cores
-                reductions = (*loop.threads.reductions, (loop.step + len(losses), lowered))
-                loop.threads = dataclasses.replace(loop.threads, reductions=reductions)
+                loop.threads = loop.threads.lowered(loop.step + len(losses), lowered)
                 guard = guard if lowered > 1 else None
         losses = torch.stack(losses).float()
         _check_finite(loop, losses, epoch)
