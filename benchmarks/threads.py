@@ -114,34 +114,35 @@ def train_command(runs_dir: str, name: str, epochs: int, threads: int | None, ba
     return cmd + (["--threads", str(threads)] if threads else []) + (["--batch-size", str(batch_size)] if batch_size else [])
 
 
-def concurrent(n: int, epochs: int, threads: int | None, tmp: str, tag: str, batch_size: int | None = None) -> float:
+def start_train(tmp: str, name: str, epochs: int, threads: int | None, batch_size: int | None) -> subprocess.Popen:
+    """A ``vaekit train`` process, OMP_NUM_THREADS removed so that the policy (or ``threads``) decides."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    return subprocess.Popen(train_command(tmp, name, epochs, threads, batch_size), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish(process: subprocess.Popen) -> float:
+    """Wait for ``process``; the time it ended (``time.perf_counter``). Its error is raised."""
+    _, err = process.communicate()
+    if process.returncode:
+        raise RuntimeError(err.decode()[-2000:])
+    return time.perf_counter()
+
+
+def concurrent(n: int, epochs: int, threads: int | None, tmp: str, tag: str, batch_size: int | None = None) -> float:
     start = time.perf_counter()
-    procs = [subprocess.Popen(train_command(tmp, f"{tag}-{i}", epochs, threads, batch_size), env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(n)]
-    for p in procs:
-        _, err = p.communicate()
-        if p.returncode:
-            raise RuntimeError(err.decode()[-2000:])
-    return time.perf_counter() - start
+    procs = [start_train(tmp, f"{tag}-{i}", epochs, threads, batch_size) for i in range(n)]
+    return max(finish(p) for p in procs) - start
 
 
 def staggered(epochs: int, threads: int | None, tmp: str, tag: str, delay: float, batch_size: int | None) -> dict:
     """Run A alone for ``delay`` seconds, then B beside it: both wall times and A's thread record."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     start = time.perf_counter()
-    a = subprocess.Popen(train_command(tmp, f"{tag}-a", epochs, threads, batch_size), env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    a = start_train(tmp, f"{tag}-a", epochs, threads, batch_size)
     time.sleep(delay)
     b_start = time.perf_counter()
-    b = subprocess.Popen(train_command(tmp, f"{tag}-b", epochs, threads, batch_size), env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ends = {}
-    for name, p in (("a", a), ("b", b)):
-        _, err = p.communicate()
-        if p.returncode:
-            raise RuntimeError(err.decode()[-2000:])
-        ends[name] = time.perf_counter()
+    b = start_train(tmp, f"{tag}-b", epochs, threads, batch_size)
+    ends = {"a": finish(a), "b": finish(b)}
     threads_a = json.loads((Path(tmp) / f"{tag}-a" / "summary.json").read_text())["threads"]
     threads_b = json.loads((Path(tmp) / f"{tag}-b" / "summary.json").read_text())["threads"]
     return {"a_s": round(ends["a"] - start, 2), "b_s": round(ends["b"] - b_start, 2),
