@@ -17,7 +17,7 @@ import sys
 
 from .common import (
     TRUST_CODE_HELP,
-    json_registry,
+    flag_registry,
     one_line_warnings,
     split_trust_code,
     terminate_as_interrupt,
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                     args=rest,
                     prog=f"vaekit {key}",
                     default=default,
-                    registry=json_registry(),
+                    registry=flag_registry(),
                     description=f"{args_type.__doc__}\n\n{TRUST_CODE_HELP}",
                 )
         except SystemExit as e:  # tyro's usage errors (exit 2): its box becomes one line; --help (exit 0)

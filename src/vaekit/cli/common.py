@@ -107,8 +107,8 @@ def auto_bool(tyro):
     )
 
 
-def json_registry():
-    """A tyro constructor registry under which flags typed ``dict`` (``--encoder``, ``--decoder``)
+def flag_registry():
+    """The tyro constructor registry of vaekit's commands: flags typed ``dict`` (``--encoder``, ``--decoder``)
     take one JSON object, e.g. ``'{"target": "mypkg.nets:Encoder", "kwargs": {"width": 64}}'``, and
     flags typed ``bool | None`` read ``auto``, ``true`` or ``false`` (:func:`auto_bool`)."""
     import json
