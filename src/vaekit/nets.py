@@ -33,6 +33,7 @@ class FeatureBatchNorm(nn.BatchNorm1d):
     (``eval()``) uses the running statistics, so a trained model is a fixed function of each input."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(*, features)`` normalised over all leading dimensions: the same shape."""
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
 

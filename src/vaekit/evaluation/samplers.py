@@ -99,6 +99,7 @@ class PriorSampler(LatentSampler):
 
     @torch.no_grad()
     def sample(self, n, generator=None):
+        """``n`` codes ``(n, latent_dim)`` from the model's prior, its scale × ``temperature``."""
         return sample_prior(self.model.prior(), n, self.temperature, generator)
 
 
@@ -111,6 +112,7 @@ class NormalSampler(LatentSampler):
         self.temperature = float(temperature)
 
     def sample(self, n, generator=None):
+        """``n`` codes ``(n, latent_dim)`` from N(0, temperature² I), on the model's device."""
         device = next(self.model.parameters()).device
         return self.temperature * torch.randn(n, self.latent_dim, generator=generator).to(device)
 
@@ -140,6 +142,7 @@ class GaussianMixtureSampler(LatentSampler):
         self.scale_tril = torch.linalg.cholesky(torch.as_tensor(gmm.covariances_))
 
     def sample(self, n, generator=None):
+        """``n`` codes ``(n, latent_dim)`` float32: a component k by weight, then μ_k + L_k ε (float64 inside)."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.latent_dim, 1, generator=generator, dtype=torch.float64)
         return (self.means[k] + (self.scale_tril[k] @ eps).squeeze(-1)).float()
@@ -192,6 +195,7 @@ class TwoStageSampler(LatentSampler):
 
     @torch.no_grad()
     def sample(self, n, generator=None):
+        """``n`` codes ``(n, latent_dim)``: u ~ N(0, I) decoded by the second VAE (its decoder mean), unstandardised."""
         u = torch.randn(n, self.latent_dim, generator=generator)
         return self.second.decode(u).mean * self.scale + self.loc
 
@@ -227,6 +231,8 @@ class MAFSampler(LatentSampler):
 
     @torch.no_grad()
     def sample(self, n, generator=None):
+        """``n`` codes ``(n, latent_dim)`` from the flow, unstandardised; zuko draws from the global RNG,
+        seeded from ``generator`` when one is given (the global RNG's state is kept)."""
         if generator is None:
             return self.flow().sample((n,)) * self.scale + self.loc
         with torch.random.fork_rng(devices=[]):  # zuko draws from the global RNG: seed it from generator
